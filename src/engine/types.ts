@@ -1,0 +1,58 @@
+/**
+ * The engine's public streaming types, shared by `generate`, the CLI, the server and the agent.
+ * Kept free of GPU imports so the agent and server can be type-checked and tested on their own.
+ */
+
+export interface SamplingOptions {
+  /** 0 = greedy (argmax). Default 1. */
+  temperature?: number;
+  /** Keep the k most likely tokens; 0 or undefined = off. */
+  topK?: number;
+  /** Nucleus sampling; 1 or undefined = off. */
+  topP?: number;
+  /** Makes sampling reproducible. */
+  seed?: number;
+}
+
+export interface GenerateOptions extends SamplingOptions {
+  maxTokens?: number;
+  /** Token ids that end generation (default: the checkpoint's eos ids). */
+  stopTokens?: number[];
+  /** Strings that end generation; the stop string itself is not emitted. */
+  stopStrings?: string[];
+  ignoreEos?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface TokenEvent {
+  type: 'token';
+  /** The sampled token id. */
+  token: number;
+  /** The text this token adds (complete UTF-8 characters only; may be ''). */
+  text: string;
+  /** Index of the token among generated tokens, from 0. */
+  index: number;
+  /** Milliseconds since generation started. */
+  elapsedMs: number;
+}
+
+export interface GenerationStats {
+  promptTokens: number;
+  generatedTokens: number;
+  /** Time to first token, ms (prefill + first sample). */
+  ttftMs: number;
+  prefillTokensPerSecond: number;
+  decodeTokensPerSecond: number;
+  totalMs: number;
+  gpuBytes: number;
+  finishReason: 'stop' | 'length' | 'abort';
+}
+
+export interface DoneEvent {
+  type: 'done';
+  tokens: number[];
+  text: string;
+  stats: GenerationStats;
+}
+
+export type GenerationEvent = TokenEvent | DoneEvent;

@@ -1,0 +1,320 @@
+/**
+ * config.json of an HF `DeepseekV3ForCausalLM` checkpoint (DeepSeek-V3, Kimi K2) as a typed, validated object.
+ * Field names are the HF keys (model-spec §1.1); values the forward pass needs are derived once in `derived`.
+ * Every unsupported or inconsistent value fails here, naming the field, so nothing downstream has to guess.
+ *
+ * Legend: D hidden, H heads, Dn/Dr/Dv nope/rope/v head dims, Rq q_lora_rank, Rkv kv_lora_rank,
+ * E routed experts, K experts per token, G groups, TG groups kept.
+ */
+import { ConfigError } from '../errors.js';
+
+export interface RopeScaling {
+  type: 'yarn';
+  factor: number;
+  original_max_position_embeddings: number;
+  beta_fast: number;
+  beta_slow: number;
+  mscale: number;
+  mscale_all_dim: number;
+}
+
+export interface QuantizationConfig {
+  quant_method: 'fp8';
+  fmt: 'e4m3';
+  activation_scheme: string;
+  weight_block_size: [number, number];
+}
+
+export interface ModelConfig {
+  model_type: 'deepseek_v3' | 'kimi_k2';
+  vocab_size: number;
+  hidden_size: number;
+  num_hidden_layers: number;
+  num_attention_heads: number;
+  num_key_value_heads: number;
+  q_lora_rank: number | null;
+  kv_lora_rank: number;
+  qk_nope_head_dim: number;
+  qk_rope_head_dim: number;
+  v_head_dim: number;
+  intermediate_size: number;
+  moe_intermediate_size: number;
+  n_routed_experts: number;
+  num_experts_per_tok: number;
+  n_shared_experts: number;
+  n_group: number;
+  topk_group: number;
+  topk_method: 'noaux_tc';
+  scoring_func: 'sigmoid';
+  norm_topk_prob: boolean;
+  routed_scaling_factor: number;
+  first_k_dense_replace: number;
+  moe_layer_freq: number;
+  hidden_act: 'silu';
+  rms_norm_eps: number;
+  rope_theta: number;
+  rope_scaling: RopeScaling | null;
+  max_position_embeddings: number;
+  tie_word_embeddings: false;
+  bos_token_id: number | null;
+  eos_token_id: number[];
+  /** null: linear weights are BF16 (no quantization_config in the file). */
+  quantization_config: QuantizationConfig | null;
+  derived: DerivedConfig;
+}
+
+export interface DerivedConfig {
+  /** Dq = Dn + Dr: per-head query/key width. */
+  qkHeadDim: number;
+  /** Rkv + Dr: rows of kv_a_proj_with_mqa, and the latent-cache width per token per layer. */
+  kvAWidth: number;
+  /** H * Dq: rows of q_b_proj / q_proj. */
+  qWidth: number;
+  /** H * (Dn + Dv): rows of kv_b_proj. */
+  kvBWidth: number;
+  /** H * Dv: columns of o_proj. */
+  oWidth: number;
+  /** Fm * S: width of the fused shared expert. */
+  sharedIntermediate: number;
+  /** E / G. */
+  expertsPerGroup: number;
+  /** Dq^-0.5 * m^2, with the YaRN mscale correction m (spec §4.4). */
+  softmaxScale: number;
+  /** [128, 128] for FP8 checkpoints. */
+  blockSize: [number, number];
+  /** true for layer i when it is a MoE layer (spec §6.5, moe_layer_freq as in vLLM). */
+  moeLayers: boolean[];
+}
+
+type Json = Record<string, unknown>;
+
+/** Parses and validates a config.json object. `file` names the source in error messages. */
+export function parseConfig(json: unknown, file?: string): ModelConfig {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new ConfigError('config.json must be a JSON object', undefined, json, file);
+  }
+  // HF v5 nests text models under text_config (Kimi K2.5); read that when present.
+  let obj = json as Json;
+  if (typeof obj.text_config === 'object' && obj.text_config !== null && obj.hidden_size === undefined) {
+    obj = obj.text_config as Json;
+  }
+  const r = new FieldReader(obj, file);
+
+  const model_type = r.oneOf('model_type', ['deepseek_v3', 'kimi_k2'] as const);
+  const archs = obj.architectures;
+  if (archs !== undefined && !(Array.isArray(archs) && archs.includes('DeepseekV3ForCausalLM'))) {
+    throw new ConfigError(`unsupported architectures ${JSON.stringify(archs)} (need "DeepseekV3ForCausalLM")`, 'architectures', archs, file);
+  }
+
+  const hidden_size = r.int('hidden_size', 1);
+  const num_attention_heads = r.int('num_attention_heads', 1);
+  const cfg: Omit<ModelConfig, 'derived'> = {
+    model_type,
+    vocab_size: r.int('vocab_size', 1),
+    hidden_size,
+    num_hidden_layers: r.int('num_hidden_layers', 1),
+    num_attention_heads,
+    num_key_value_heads: r.int('num_key_value_heads', 1, num_attention_heads),
+    q_lora_rank: r.nullableInt('q_lora_rank', 1),
+    kv_lora_rank: r.int('kv_lora_rank', 1),
+    qk_nope_head_dim: r.int('qk_nope_head_dim', 1),
+    qk_rope_head_dim: r.int('qk_rope_head_dim', 2),
+    v_head_dim: r.int('v_head_dim', 1),
+    intermediate_size: r.int('intermediate_size', 1),
+    moe_intermediate_size: r.int('moe_intermediate_size', 1),
+    n_routed_experts: r.int('n_routed_experts', 1),
+    num_experts_per_tok: r.int('num_experts_per_tok', 1),
+    n_shared_experts: r.int('n_shared_experts', 0, 0),
+    n_group: r.int('n_group', 1, 1),
+    topk_group: r.int('topk_group', 1, 1),
+    topk_method: r.oneOf('topk_method', ['noaux_tc'] as const, 'noaux_tc'),
+    scoring_func: r.oneOf('scoring_func', ['sigmoid'] as const, 'sigmoid'),
+    norm_topk_prob: r.bool('norm_topk_prob', true),
+    routed_scaling_factor: r.num('routed_scaling_factor', 1.0),
+    first_k_dense_replace: r.int('first_k_dense_replace', 0, 0),
+    moe_layer_freq: r.int('moe_layer_freq', 1, 1),
+    hidden_act: r.oneOf('hidden_act', ['silu'] as const, 'silu'),
+    rms_norm_eps: r.num('rms_norm_eps', 1e-6),
+    rope_theta: r.num('rope_theta', 10000),
+    rope_scaling: parseRopeScaling(obj, file),
+    max_position_embeddings: r.int('max_position_embeddings', 1),
+    tie_word_embeddings: r.falseOnly('tie_word_embeddings'),
+    bos_token_id: r.nullableInt('bos_token_id', 0),
+    eos_token_id: r.intList('eos_token_id'),
+    quantization_config: parseQuantization(obj, file),
+  };
+  validateShapeRules(cfg, file);
+  return { ...cfg, derived: deriveConfig(cfg) };
+}
+
+/** Derived values, computed once (spec §4.4, §6). */
+export function deriveConfig(c: Omit<ModelConfig, 'derived'>): DerivedConfig {
+  const qkHeadDim = c.qk_nope_head_dim + c.qk_rope_head_dim;
+  let m = 1;
+  const rs = c.rope_scaling;
+  if (rs && rs.factor > 1 && rs.mscale_all_dim) m = 0.1 * rs.mscale_all_dim * Math.log(rs.factor) + 1;
+  const moeLayers: boolean[] = [];
+  for (let i = 0; i < c.num_hidden_layers; i++) {
+    moeLayers.push(i >= c.first_k_dense_replace && i % c.moe_layer_freq === 0);
+  }
+  return {
+    qkHeadDim,
+    kvAWidth: c.kv_lora_rank + c.qk_rope_head_dim,
+    qWidth: c.num_attention_heads * qkHeadDim,
+    kvBWidth: c.num_attention_heads * (c.qk_nope_head_dim + c.v_head_dim),
+    oWidth: c.num_attention_heads * c.v_head_dim,
+    sharedIntermediate: c.moe_intermediate_size * c.n_shared_experts,
+    expertsPerGroup: c.n_routed_experts / c.n_group,
+    softmaxScale: Math.pow(qkHeadDim, -0.5) * m * m,
+    blockSize: c.quantization_config ? c.quantization_config.weight_block_size : [128, 128],
+    moeLayers,
+  };
+}
+
+/** The shape rules of spec §9.3 that the forward pass relies on. */
+function validateShapeRules(c: Omit<ModelConfig, 'derived'>, file?: string): void {
+  const fail = (field: string, value: unknown, why: string): never => {
+    throw new ConfigError(`${field} = ${JSON.stringify(value)}: ${why}`, field, value, file);
+  };
+  if (c.num_key_value_heads !== c.num_attention_heads) {
+    fail('num_key_value_heads', c.num_key_value_heads, `must equal num_attention_heads (${c.num_attention_heads}) for MLA`);
+  }
+  if (c.qk_rope_head_dim % 2 !== 0) fail('qk_rope_head_dim', c.qk_rope_head_dim, 'must be even (RoPE rotates pairs)');
+  if (c.n_routed_experts % c.n_group !== 0) fail('n_group', c.n_group, `must divide n_routed_experts (${c.n_routed_experts})`);
+  const perGroup = c.n_routed_experts / c.n_group;
+  if (c.n_group > 1 && perGroup < 2) fail('n_group', c.n_group, 'each group needs at least 2 experts (group score = top-2 sum)');
+  if (c.topk_group > c.n_group) fail('topk_group', c.topk_group, `must be <= n_group (${c.n_group})`);
+  if (c.num_experts_per_tok > c.topk_group * perGroup) {
+    fail('num_experts_per_tok', c.num_experts_per_tok, `must be <= topk_group * n_routed_experts / n_group (${c.topk_group * perGroup})`);
+  }
+  if (c.first_k_dense_replace > c.num_hidden_layers) {
+    fail('first_k_dense_replace', c.first_k_dense_replace, `must be <= num_hidden_layers (${c.num_hidden_layers})`);
+  }
+  if (!(c.rms_norm_eps > 0)) fail('rms_norm_eps', c.rms_norm_eps, 'must be > 0');
+  if (!(c.rope_theta > 1)) fail('rope_theta', c.rope_theta, 'must be > 1');
+  if (!(c.routed_scaling_factor > 0)) fail('routed_scaling_factor', c.routed_scaling_factor, 'must be > 0');
+  for (const id of c.eos_token_id) if (id >= c.vocab_size) fail('eos_token_id', id, `must be < vocab_size (${c.vocab_size})`);
+  const rs = c.rope_scaling;
+  if (rs && rs.factor > 1 && Math.abs(c.max_position_embeddings - rs.factor * rs.original_max_position_embeddings) > 0.5) {
+    fail(
+      'max_position_embeddings',
+      c.max_position_embeddings,
+      `must equal rope_scaling.factor * original_max_position_embeddings (${rs.factor * rs.original_max_position_embeddings}); some HF versions recompute factor from this ratio (spec §5.4)`,
+    );
+  }
+  if (rs && rs.mscale !== rs.mscale_all_dim) {
+    fail('rope_scaling.mscale', rs.mscale, `must equal mscale_all_dim (${rs.mscale_all_dim}); HF and the official code disagree otherwise (spec §5.2)`);
+  }
+}
+
+function parseRopeScaling(obj: Json, file?: string): RopeScaling | null {
+  // HF v5 renames rope_scaling to rope_parameters (and may put rope_theta inside it).
+  const raw = obj.rope_scaling ?? obj.rope_parameters ?? null;
+  if (raw === null) return null;
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError('rope_scaling must be an object or null', 'rope_scaling', raw, file);
+  const o = raw as Json;
+  const type = o.type ?? o.rope_type;
+  if (type === 'default' || type === undefined) return null;
+  if (type !== 'yarn') throw new ConfigError(`rope_scaling.type = ${JSON.stringify(type)} is not supported (only "yarn")`, 'rope_scaling.type', type, file);
+  if (typeof o.rope_theta === 'number' && obj.rope_theta === undefined) obj.rope_theta = o.rope_theta;
+  const r = new FieldReader(o, file, 'rope_scaling.');
+  return {
+    type: 'yarn',
+    factor: r.num('factor'),
+    original_max_position_embeddings: r.int('original_max_position_embeddings', 1),
+    beta_fast: r.num('beta_fast', 32),
+    beta_slow: r.num('beta_slow', 1),
+    mscale: r.num('mscale', 1),
+    mscale_all_dim: r.num('mscale_all_dim', 0),
+  };
+}
+
+function parseQuantization(obj: Json, file?: string): QuantizationConfig | null {
+  const raw = obj.quantization_config;
+  if (raw === undefined || raw === null) return null;
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError('quantization_config must be an object', 'quantization_config', raw, file);
+  const o = raw as Json;
+  const r = new FieldReader(o, file, 'quantization_config.');
+  const quant_method = r.oneOf('quant_method', ['fp8'] as const);
+  const fmt = r.oneOf('fmt', ['e4m3'] as const, 'e4m3');
+  const bs = o.weight_block_size;
+  if (!Array.isArray(bs) || bs.length !== 2 || bs[0] !== 128 || bs[1] !== 128) {
+    throw new ConfigError(
+      `quantization_config.weight_block_size = ${JSON.stringify(bs)}: only [128, 128] is supported`,
+      'quantization_config.weight_block_size',
+      bs,
+      file,
+    );
+  }
+  if (o.scale_fmt !== undefined && o.scale_fmt !== null) {
+    throw new ConfigError(`quantization_config.scale_fmt = ${JSON.stringify(o.scale_fmt)} is not supported`, 'quantization_config.scale_fmt', o.scale_fmt, file);
+  }
+  return { quant_method, fmt, activation_scheme: typeof o.activation_scheme === 'string' ? o.activation_scheme : 'dynamic', weight_block_size: [128, 128] };
+}
+
+/** Reads typed fields, failing with the field name and the value found. */
+class FieldReader {
+  constructor(
+    private readonly obj: Json,
+    private readonly file: string | undefined,
+    private readonly prefix = '',
+  ) {}
+
+  private fail(key: string, why: string): never {
+    const v = this.obj[key];
+    throw new ConfigError(`${this.prefix}${key} = ${JSON.stringify(v)}: ${why}`, this.prefix + key, v, this.file);
+  }
+
+  num(key: string, fallback?: number): number {
+    const v = this.obj[key];
+    if (v === undefined || v === null) {
+      if (fallback !== undefined) return fallback;
+      this.fail(key, 'required number is missing');
+    }
+    if (typeof v !== 'number' || !Number.isFinite(v)) this.fail(key, 'must be a finite number');
+    return v;
+  }
+
+  int(key: string, min: number, fallback?: number): number {
+    const v = this.num(key, fallback);
+    if (!Number.isInteger(v)) this.fail(key, 'must be an integer');
+    if (v < min) this.fail(key, `must be >= ${min}`);
+    return v;
+  }
+
+  nullableInt(key: string, min: number): number | null {
+    const v = this.obj[key];
+    if (v === null || v === undefined) return null;
+    return this.int(key, min);
+  }
+
+  intList(key: string): number[] {
+    const v = this.obj[key];
+    if (v === undefined || v === null) return [];
+    const list = Array.isArray(v) ? v : [v];
+    for (const x of list) if (typeof x !== 'number' || !Number.isInteger(x) || x < 0) this.fail(key, 'must be a non-negative integer or a list of them');
+    return list as number[];
+  }
+
+  bool(key: string, fallback: boolean): boolean {
+    const v = this.obj[key];
+    if (v === undefined || v === null) return fallback;
+    if (typeof v !== 'boolean') this.fail(key, 'must be true or false');
+    return v;
+  }
+
+  falseOnly(key: string): false {
+    const v = this.obj[key];
+    if (v === undefined || v === null || v === false) return false;
+    return this.fail(key, 'tied embeddings are not supported by this architecture (lm_head is separate)');
+  }
+
+  oneOf<T extends string>(key: string, allowed: readonly T[], fallback?: T): T {
+    const v = this.obj[key];
+    if ((v === undefined || v === null) && fallback !== undefined) return fallback;
+    if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
+      this.fail(key, `unsupported; expected ${allowed.map((a) => JSON.stringify(a)).join(' or ')}`);
+    }
+    return v as T;
+  }
+}
