@@ -56,3 +56,36 @@ export interface DoneEvent {
 }
 
 export type GenerationEvent = TokenEvent | DoneEvent;
+
+/**
+ * Per-step sampling parameters, consumed by the GPU sampling kernel. `uniform` is the random number in [0, 1)
+ * for this step, drawn on the CPU from the seeded generator so runs are reproducible (generate.ts owns it).
+ */
+export interface StepSampling {
+  temperature: number; // 0 = greedy
+  topK: number; // 0 = off
+  topP: number; // 1 = off
+  uniform: number;
+}
+
+/**
+ * A model loaded on a device with its latent KV cache: what `generate` drives. The GPU engine (src/engine/)
+ * implements it; each call is one queue submission with one readback (the sampled token, or logits when asked).
+ */
+export interface InferenceSession {
+  readonly contextSize: number;
+  /** Tokens currently in the KV cache. */
+  readonly position: number;
+  readonly vocabSize: number;
+  /** Empties the KV cache. */
+  reset(): void;
+  /** Appends `tokens` to the cache (prefill, chunked internally) and samples the token that follows them. */
+  prefill(tokens: number[], sampling: StepSampling): Promise<number>;
+  /** Appends one token and samples the next. */
+  decode(token: number, sampling: StepSampling): Promise<number>;
+  /** Appends tokens and returns their logits [tokens.length, vocab] (for `webmoe logits` and tests). */
+  forwardLogits(tokens: number[]): Promise<Float32Array>;
+  /** Bytes of GPU memory this session holds (weights + cache + scratch). */
+  gpuBytes(): number;
+  dispose(): void;
+}

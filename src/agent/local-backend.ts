@@ -1,0 +1,86 @@
+/**
+ * ChatBackend over webmoe's own engine: render with the Kimi K2 template, generate, and parse tool calls
+ * from the output by token id (model-spec.md §10).
+ */
+import type { ChatTokenizer } from '../engine/chat-template.js';
+import { KimiOutputParser, chatStopTokenIds, renderChat } from '../engine/chat-template.js';
+import type { GenerateOptions, GenerationEvent } from '../engine/types.js';
+import { AbortError, ContextOverflowError } from '../errors.js';
+import type { ChatBackend, ChatChunk, ChatRequest, FinishReason } from './backend.js';
+
+/**
+ * What the agent and server need from a loaded model. The GPU engine implements it; tests use a CPU toy.
+ * `generate` streams token events and ends with one `done` event; it honours `opts.signal` (throwing
+ * AbortError or finishing with finishReason 'abort'), `stopTokens`, `stopStrings` and `maxTokens`.
+ */
+export interface LocalTextModel {
+  tokenizer: ChatTokenizer;
+  contextSize: number;
+  eosTokenIds: number[];
+  generate(promptTokens: number[], opts: GenerateOptions): AsyncGenerator<GenerationEvent>;
+}
+
+export interface LocalBackendOptions {
+  /** Used when a request gives no maxTokens (default: whatever fits the context). */
+  defaultMaxTokens?: number;
+  /** Sampling defaults for fields a request leaves out. */
+  topK?: number;
+  topP?: number;
+  seed?: number;
+}
+
+export class LocalBackend implements ChatBackend {
+  constructor(
+    readonly model: LocalTextModel,
+    private readonly opts: LocalBackendOptions = {},
+  ) {}
+
+  get contextSize(): number {
+    return this.model.contextSize;
+  }
+
+  async *chat(req: ChatRequest): AsyncGenerator<ChatChunk> {
+    const { model } = this;
+    const prompt = renderChat(model.tokenizer, req.messages, { tools: req.tools });
+    const room = model.contextSize - prompt.tokens.length;
+    if (room <= 0) throw new ContextOverflowError(prompt.tokens.length, model.contextSize);
+    const maxTokens = Math.min(room, req.maxTokens ?? this.opts.defaultMaxTokens ?? room);
+    const parser = new KimiOutputParser(model.tokenizer, { endTokenIds: model.eosTokenIds });
+    const genOpts: GenerateOptions = {
+      maxTokens,
+      temperature: req.temperature,
+      topK: this.opts.topK,
+      topP: req.topP ?? this.opts.topP,
+      seed: req.seed ?? this.opts.seed,
+      stopTokens: [...chatStopTokenIds(model.tokenizer), ...model.eosTokenIds],
+      stopStrings: req.stop,
+      signal: req.signal,
+    };
+    let completionTokens = 0;
+    let engineFinish: 'stop' | 'length' | 'abort' | undefined;
+    // Leaving this loop early (parser saw the end marker) calls the engine generator's return(), which is
+    // how a generator is cancelled; the engine's own `finally` releases what it holds.
+    for await (const ev of model.generate(prompt.tokens, genOpts)) {
+      if (ev.type === 'done') {
+        completionTokens = ev.stats.generatedTokens;
+        engineFinish = ev.stats.finishReason;
+        break;
+      }
+      completionTokens++;
+      yield* parsedChunks(parser.push(ev.token, ev.text));
+      if (parser.ended) break;
+    }
+    if (engineFinish === 'abort' || req.signal?.aborted) throw new AbortError();
+    yield* parsedChunks(parser.finish());
+    yield { type: 'usage', promptTokens: prompt.tokens.length, completionTokens };
+    const reason: FinishReason = parser.callCount > 0 ? 'tool_calls' : engineFinish === 'length' ? 'length' : 'stop';
+    yield { type: 'finish', reason };
+  }
+}
+
+function* parsedChunks(parsed: ReturnType<KimiOutputParser['push']>): Generator<ChatChunk> {
+  for (const p of parsed) {
+    if (p.type === 'text') yield { type: 'text', text: p.text };
+    else if (p.type === 'tool_call') yield { type: 'tool_call', call: p.call };
+  }
+}

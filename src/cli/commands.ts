@@ -1,0 +1,7 @@
+/** The list of CLI commands: each module registers one command (with its --help) on the program. */
+import type { Command } from 'commander';
+import { registerDoctor } from './doctor.js';
+
+export function registerCommands(program: Command): void {
+  registerDoctor(program);
+}

@@ -1,0 +1,100 @@
+/**
+ * The kernel registry: the single door to the GPU for compute work. Kernel name = WGSL file stem in shaders/.
+ * Pipelines are created once per (name, override constants) and cached; every pipeline, bind group and shader
+ * module carries the kernel's name as its label, so validation errors and profiles name the kernel.
+ * Variants that need `shader-f16` or `subgroups` (declared by `enable` directives in the file) are only
+ * available when the device has the feature.
+ */
+import { DeviceError, WebmoeError } from '../errors.js';
+import type { GpuContext, OptionalFeature } from './device.js';
+import { SHADERS } from './shaders.gen.js';
+
+export type OverrideConstants = Record<string, number>;
+
+/** Features a WGSL source needs, from its `enable` directives. */
+export function requiredFeatures(source: string): OptionalFeature[] {
+  const out: OptionalFeature[] = [];
+  if (/^\s*enable\s+[^;]*\bf16\b/m.test(source)) out.push('shader-f16');
+  if (/^\s*enable\s+[^;]*\bsubgroups\b/m.test(source)) out.push('subgroups');
+  return out;
+}
+
+export function kernelNames(): string[] {
+  return Object.keys(SHADERS).sort();
+}
+
+export class Kernels {
+  private readonly modules = new Map<string, GPUShaderModule>();
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+
+  constructor(readonly gpu: GpuContext) {}
+
+  /** True when the kernel exists and the device has every feature it enables. */
+  available(name: string): boolean {
+    const src = SHADERS[name];
+    return src !== undefined && requiredFeatures(src).every((f) => this.gpu.features.has(f));
+  }
+
+  source(name: string): string {
+    const src = SHADERS[name];
+    if (src === undefined) throw new WebmoeError('KERNEL', `unknown kernel '${name}' (no shaders/${name}.wgsl)`);
+    return src;
+  }
+
+  module(name: string): GPUShaderModule {
+    let m = this.modules.get(name);
+    if (!m) {
+      const missing = requiredFeatures(this.source(name)).filter((f) => !this.gpu.features.has(f));
+      if (missing.length) throw new DeviceError(`kernel '${name}' needs ${missing.join(', ')}, which this device lacks`, { reason: 'feature' });
+      m = this.gpu.device.createShaderModule({ code: this.source(name), label: name });
+      this.modules.set(name, m);
+    }
+    return m;
+  }
+
+  /** The cached compute pipeline for a kernel and its override constants (workgroup sizes, tiles). */
+  pipeline(name: string, constants: OverrideConstants = {}, entryPoint = 'main'): GPUComputePipeline {
+    const key = `${name}|${entryPoint}|${Object.entries(constants).sort().map(([k, v]) => `${k}=${v}`).join(',')}`;
+    let p = this.pipelines.get(key);
+    if (!p) {
+      p = this.gpu.device.createComputePipeline({
+        label: name,
+        layout: 'auto',
+        compute: { module: this.module(name), entryPoint, constants },
+      });
+      this.pipelines.set(key, p);
+    }
+    return p;
+  }
+
+  /** A bind group for group 0 with `resources[i]` at binding i. */
+  bindGroup(pipeline: GPUComputePipeline, resources: Array<GPUBuffer | GPUBufferBinding>, group = 0): GPUBindGroup {
+    return this.gpu.device.createBindGroup({
+      label: pipeline.label,
+      layout: pipeline.getBindGroupLayout(group),
+      entries: resources.map((r, i) => ({ binding: i, resource: 'buffer' in r ? r : { buffer: r } })),
+    });
+  }
+
+  /** Records one dispatch in an open compute pass. */
+  dispatch(pass: GPUComputePassEncoder, pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, x: number, y = 1, z = 1): void {
+    const max = this.gpu.limits.maxComputeWorkgroupsPerDimension;
+    if (x > max || y > max || z > max) {
+      throw new DeviceError(`kernel '${pipeline.label}': dispatch ${x}x${y}x${z} exceeds maxComputeWorkgroupsPerDimension ${max}`, {
+        limit: 'maxComputeWorkgroupsPerDimension',
+        value: max,
+        required: Math.max(x, y, z),
+      });
+    }
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(x, y, z);
+  }
+
+  /** Compiles a kernel and returns every compilation message (errors and warnings). */
+  async compileMessages(name: string): Promise<GPUCompilationMessage[]> {
+    const m = this.gpu.device.createShaderModule({ code: this.source(name), label: name });
+    const info = await m.getCompilationInfo();
+    return [...info.messages];
+  }
+}
