@@ -1,0 +1,169 @@
+/**
+ * What `webmoe serve` and `webmoe agent` do once src/cli.ts has parsed arguments and built the model or
+ * backend. Nothing here reads argv or exits; output goes to the given stream.
+ */
+import path from 'node:path';
+import { InputError } from '../errors.js';
+import type { AgentEvent, AgentOptions } from './agent.js';
+import { runAgent } from './agent.js';
+import type { ChatBackend } from './backend.js';
+import type { LocalTextModel } from './local-backend.js';
+import { OpenAIBackend } from './openai-backend.js';
+import type { RunningServer } from './server.js';
+import { startServer } from './server.js';
+
+/** Something to print to: process.stdout, or a test's collector. */
+export interface Out {
+  write(s: string): unknown;
+  isTTY?: boolean;
+}
+
+export interface ServeCommandOptions {
+  model: LocalTextModel;
+  /** `--name`, else use modelIdFromDir(--model). */
+  modelId: string;
+  host?: string;
+  port?: number;
+  out?: Out;
+  /** Closes the server when fired (the CLI wires SIGINT/SIGTERM to it). */
+  signal?: AbortSignal;
+  /** Log one line per request (default true). */
+  logRequests?: boolean;
+}
+
+/** Starts the server and prints where it listens; resolves once listening. */
+export async function serveCommand(opts: ServeCommandOptions): Promise<RunningServer> {
+  const out = opts.out ?? process.stdout;
+  const server = await startServer({
+    model: opts.model,
+    modelId: opts.modelId,
+    host: opts.host,
+    port: opts.port,
+    log: opts.logRequests === false ? undefined : (line) => out.write(`${new Date().toISOString()} ${line}\n`),
+  });
+  out.write(`webmoe serving '${opts.modelId}' at ${server.url}/v1 (OpenAI-compatible; Ctrl-C to stop)\n`);
+  opts.signal?.addEventListener('abort', () => void server.close(), { once: true });
+  return server;
+}
+
+/** The model id for a checkpoint folder: its name (`/models/Kimi-K2-toy/` → `Kimi-K2-toy`). */
+export function modelIdFromDir(dir: string): string {
+  return path.basename(path.resolve(dir));
+}
+
+export interface RemoteBackendOptions {
+  /** `--endpoint`, e.g. http://host:8000/v1 */
+  endpoint: string;
+  /** `--remote-model` */
+  remoteModel: string;
+  /** `--api-key-env`: the name of the environment variable holding the key. */
+  apiKeyEnv?: string;
+  env?: Record<string, string | undefined>;
+}
+
+/** Builds the HTTP backend for `webmoe agent --endpoint URL --remote-model NAME [--api-key-env NAME]`. */
+export function remoteBackend(opts: RemoteBackendOptions): OpenAIBackend {
+  const env = opts.env ?? process.env;
+  let apiKey: string | undefined;
+  if (opts.apiKeyEnv) {
+    apiKey = env[opts.apiKeyEnv];
+    if (!apiKey) throw new InputError(`--api-key-env ${opts.apiKeyEnv}: that environment variable is not set`, 'api-key-env');
+  }
+  try {
+    new URL(opts.endpoint);
+  } catch {
+    throw new InputError(`--endpoint '${opts.endpoint}' is not a URL (expected e.g. http://127.0.0.1:8000/v1)`, 'endpoint');
+  }
+  return new OpenAIBackend({ baseURL: opts.endpoint, model: opts.remoteModel, apiKey });
+}
+
+export interface AgentCommandOptions extends Omit<AgentOptions, 'backend'> {
+  /** `new LocalBackend(model)` for --model, `remoteBackend(...)` for --endpoint. */
+  backend: ChatBackend;
+  out?: Out;
+  /** ANSI dim for tool traffic; default: out.isTTY. */
+  color?: boolean;
+}
+
+export interface AgentCommandResult {
+  reason: 'answered' | 'max_turns';
+  turns: number;
+  summaries: number;
+  promptTokens: number;
+  completionTokens: number;
+}
+
+/** Runs the agent and prints its event stream readably. */
+export async function agentCommand(opts: AgentCommandOptions): Promise<AgentCommandResult> {
+  const { backend, out = process.stdout, color, ...agentOpts } = opts;
+  const printer = new EventPrinter(out, color ?? out.isTTY === true);
+  const result: AgentCommandResult = { reason: 'answered', turns: 0, summaries: 0, promptTokens: 0, completionTokens: 0 };
+  for await (const ev of runAgent({ ...agentOpts, backend })) {
+    printer.print(ev);
+    if (ev.type === 'summary') result.summaries++;
+    if (ev.type === 'usage') {
+      result.promptTokens += ev.promptTokens;
+      result.completionTokens += ev.completionTokens;
+    }
+    if (ev.type === 'done') [result.reason, result.turns] = [ev.reason, ev.turns];
+  }
+  return result;
+}
+
+const MAX_RESULT_LINES = 12;
+
+/** Text as it streams; tool calls and results dim and indented; summaries and the end noted. */
+export class EventPrinter {
+  private atLineStart = true;
+  constructor(
+    private readonly out: Out,
+    private readonly color: boolean,
+  ) {}
+
+  print(ev: AgentEvent): void {
+    switch (ev.type) {
+      case 'text':
+        this.write(ev.text);
+        break;
+      case 'tool_call':
+        this.block(`→ ${ev.call.name} ${oneLine(ev.call.arguments, 200)}`);
+        break;
+      case 'tool_result': {
+        const lines = ev.content.split('\n');
+        const shown = lines.slice(0, MAX_RESULT_LINES);
+        if (lines.length > MAX_RESULT_LINES) shown.push(`… ${lines.length - MAX_RESULT_LINES} more lines`);
+        this.block(shown.map((l, i) => `${i === 0 ? (ev.ok ? '← ' : '✗ ') : '  '}${l}`).join('\n'));
+        break;
+      }
+      case 'summary':
+        this.block(`[context compacted: ~${ev.tokensBefore} → ~${ev.tokensAfter} tokens]`);
+        break;
+      case 'usage':
+        break;
+      case 'done':
+        this.block(ev.reason === 'answered' ? `[done after ${ev.turns} turns]` : `[stopped: reached the limit of ${ev.turns} turns]`);
+        break;
+    }
+  }
+
+  private write(s: string): void {
+    if (!s) return;
+    this.out.write(s);
+    this.atLineStart = s.endsWith('\n');
+  }
+
+  /** A block on its own lines, indented, dim when coloured. */
+  private block(text: string): void {
+    if (!this.atLineStart) this.write('\n');
+    const indented = text
+      .split('\n')
+      .map((l) => `    ${l}`)
+      .join('\n');
+    this.write(this.color ? `\x1b[2m${indented}\x1b[22m\n` : `${indented}\n`);
+  }
+}
+
+function oneLine(s: string, max: number): string {
+  const flat = s.replace(/\s*\n\s*/g, ' ');
+  return flat.length > max ? `${flat.slice(0, max)}…` : flat;
+}

@@ -1,0 +1,350 @@
+/**
+ * An OpenAI-compatible HTTP server over one LocalTextModel (node:http, no framework):
+ *   POST /v1/chat/completions  Kimi template + tools; tool calls come back as OpenAI `tool_calls`
+ *   POST /v1/completions       raw prompt (string or token ids)
+ *   GET  /v1/models, /v1/models/{id}
+ * Streaming responses are SSE `data: {...}` chunks ending with `data: [DONE]`. Generations run one at a time
+ * in arrival order; a client that disconnects (while queued or generating) aborts its generation.
+ */
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { AbortError, ContextOverflowError, InputError, TokenizerError, WebmoeError } from '../errors.js';
+import type { ChatChunk } from './backend.js';
+import { LocalBackend } from './local-backend.js';
+import type { LocalTextModel } from './local-backend.js';
+import type { ParsedChatRequest, ParsedCompletionRequest } from './server-requests.js';
+import { HttpError, badRequest, parseChatRequest, parseCompletionRequest } from './server-requests.js';
+
+export { HttpError } from './server-requests.js';
+
+export interface ServerOptions {
+  model: LocalTextModel;
+  /** The name clients pass as `model` and `GET /v1/models` lists (the CLI uses the checkpoint folder's name). */
+  modelId: string;
+  host?: string;
+  /** 0 = an ephemeral port (see the returned url). */
+  port?: number;
+  /** Default 1 MiB; larger bodies get 413. */
+  maxBodyBytes?: number;
+  /** One line per request and per notable event (disconnects, errors). */
+  log?: (line: string) => void;
+}
+
+export interface RunningServer {
+  /** e.g. `http://127.0.0.1:41234` (clients use `${url}/v1` as their base URL). */
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+/** Runs tasks one at a time in arrival order. A task whose signal fired while it waited is skipped. */
+export class SerialQueue {
+  private tail: Promise<void> = Promise.resolve();
+  run<T>(task: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    const prev = this.tail;
+    const result = prev.then(() => {
+      if (signal?.aborted) throw new AbortError('client disconnected while queued');
+      return task();
+    });
+    this.tail = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    return result;
+  }
+}
+
+const DEFAULT_MAX_BODY = 1 << 20;
+
+export async function startServer(opts: ServerOptions): Promise<RunningServer> {
+  const { model, modelId } = opts;
+  const host = opts.host ?? '127.0.0.1';
+  const log = opts.log ?? ((): void => {});
+  const queue = new SerialQueue();
+  const backend = new LocalBackend(model);
+  const created = Math.floor(Date.now() / 1000);
+  const ctx: HandlerContext = { model, modelId, backend, queue, created, log, maxBody: opts.maxBodyBytes ?? DEFAULT_MAX_BODY };
+
+  const server = http.createServer((req, res) => {
+    handle(ctx, req, res).catch((err: unknown) => {
+      if (!(err instanceof HttpError)) log(`error: ${req.method} ${req.url}: ${err instanceof Error ? err.message : String(err)}`);
+      if (!res.headersSent) sendError(res, toHttpError(err));
+      else if (res.getHeader('Content-Type') === 'text/event-stream' && !res.writableEnded) {
+        // Mid-stream failure: an error event (the openai client throws it as an APIError), then the end.
+        const e = toHttpError(err);
+        res.end(`data: ${JSON.stringify({ error: { message: e.message, type: e.errorType, param: e.param, code: e.errorCode } })}\n\n`);
+      } else res.destroy();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  return {
+    url,
+    port,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((err) => (err ? reject(err) : resolve()));
+        server.closeAllConnections(); // keep-alive sockets would otherwise hold close() open
+      }),
+  };
+}
+
+interface HandlerContext {
+  model: LocalTextModel;
+  modelId: string;
+  backend: LocalBackend;
+  queue: SerialQueue;
+  created: number;
+  log: (line: string) => void;
+  maxBody: number;
+}
+
+async function handle(ctx: HandlerContext, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  const path = (req.url ?? '/').split('?')[0] ?? '/';
+  const method = req.method ?? 'GET';
+  const route = (want: string, handler: () => Promise<void>): Promise<void> => {
+    if (method !== want) throw new HttpError(405, `Method ${method} not allowed for ${path}; use ${want}`, null, 'method_not_allowed');
+    return handler();
+  };
+  if (path === '/v1/models') return route('GET', async () => sendJson(res, 200, { object: 'list', data: [modelCard(ctx)] }));
+  if (path.startsWith('/v1/models/')) {
+    return route('GET', async () => {
+      const id = decodeURIComponent(path.slice('/v1/models/'.length));
+      if (id !== ctx.modelId) throw new HttpError(404, `The model '${id}' does not exist`, 'model', 'model_not_found');
+      sendJson(res, 200, modelCard(ctx));
+    });
+  }
+  if (path === '/v1/chat/completions') {
+    return route('POST', async () => chatCompletions(ctx, parseChatRequest(await readJson(req, ctx.maxBody), ctx.modelId), res));
+  }
+  if (path === '/v1/completions') {
+    return route('POST', async () => completions(ctx, parseCompletionRequest(await readJson(req, ctx.maxBody), ctx.modelId), res));
+  }
+  throw new HttpError(404, `Unknown request URL: ${method} ${path}`, null, 'unknown_url');
+}
+
+const modelCard = (ctx: HandlerContext): Record<string, unknown> => ({
+  id: ctx.modelId,
+  object: 'model',
+  created: ctx.created,
+  owned_by: 'webmoe',
+  max_model_len: ctx.model.contextSize,
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// /v1/chat/completions
+
+async function chatCompletions(ctx: HandlerContext, r: ParsedChatRequest, res: http.ServerResponse): Promise<void> {
+  const id = `chatcmpl-${randomUUID().replaceAll('-', '')}`;
+  const base = { id, object: 'chat.completion.chunk', created: Math.floor(Date.now() / 1000), model: ctx.modelId };
+  const signal = abortOnDisconnect(res);
+  ctx.log(`POST /v1/chat/completions ${r.stream ? 'stream' : 'json'} messages=${r.messages.length} tools=${r.tools?.length ?? 0}`);
+  await runQueued(ctx, signal, async () => {
+    const chunks = ctx.backend.chat({
+      messages: r.messages,
+      tools: r.tools,
+      maxTokens: r.maxTokens,
+      temperature: r.temperature,
+      topP: r.topP,
+      seed: r.seed,
+      stop: r.stop,
+      signal,
+    });
+    // Pull the first chunk before answering, so a request that fails up front (context overflow) gets a
+    // plain JSON error instead of a half-open event stream.
+    const first = await chunks.next();
+    const all = prepend(first, chunks);
+    if (!r.stream) return sendJson(res, 200, await chatJson(all, base));
+    startSse(res);
+    let toolIndex = 0;
+    let usage: Usage | undefined;
+    await sendSse(res, { ...base, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] });
+    for await (const c of all) {
+      if (c.type === 'usage') usage = usageJson(c);
+      else if (c.type === 'finish') await sendSse(res, { ...base, choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: c.reason }] });
+      else {
+        const delta =
+          c.type === 'text'
+            ? { content: c.text }
+            : { tool_calls: [{ index: toolIndex++, id: c.call.id, type: 'function', function: { name: c.call.name, arguments: c.call.arguments } }] };
+        await sendSse(res, { ...base, choices: [{ index: 0, delta, logprobs: null, finish_reason: null }] });
+      }
+    }
+    if (r.includeUsage && usage) await sendSse(res, { ...base, choices: [], usage });
+    endSse(res);
+  });
+}
+
+async function* prepend<T>(first: IteratorResult<T>, rest: AsyncGenerator<T>): AsyncGenerator<T> {
+  if (first.done) return;
+  yield first.value;
+  yield* rest;
+}
+
+interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+}
+
+const usageJson = (u: { promptTokens: number; completionTokens: number }): Usage => ({
+  prompt_tokens: u.promptTokens,
+  completion_tokens: u.completionTokens,
+  total_tokens: u.promptTokens + u.completionTokens,
+});
+
+async function chatJson(chunks: AsyncIterable<ChatChunk>, base: { id: string; created: number; model: string }): Promise<unknown> {
+  let text = '';
+  const toolCalls: unknown[] = [];
+  let finish = 'stop';
+  let usage: Usage = usageJson({ promptTokens: 0, completionTokens: 0 });
+  for await (const c of chunks) {
+    if (c.type === 'text') text += c.text;
+    else if (c.type === 'tool_call') toolCalls.push({ id: c.call.id, type: 'function', function: { name: c.call.name, arguments: c.call.arguments } });
+    else if (c.type === 'usage') usage = usageJson(c);
+    else finish = c.reason;
+  }
+  const message = { role: 'assistant', content: text || (toolCalls.length > 0 ? null : ''), refusal: null, ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {}) };
+  return { ...base, object: 'chat.completion', choices: [{ index: 0, message, logprobs: null, finish_reason: finish }], usage };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// /v1/completions
+
+async function completions(ctx: HandlerContext, r: ParsedCompletionRequest, res: http.ServerResponse): Promise<void> {
+  const id = `cmpl-${randomUUID().replaceAll('-', '')}`;
+  const base = { id, object: 'text_completion', created: Math.floor(Date.now() / 1000), model: ctx.modelId };
+  const signal = abortOnDisconnect(res);
+  ctx.log(`POST /v1/completions ${r.stream ? 'stream' : 'json'}`);
+  const prompt = typeof r.prompt === 'string' ? ctx.model.tokenizer.encode(r.prompt) : r.prompt;
+  const room = ctx.model.contextSize - prompt.length;
+  if (room <= 0) throw new ContextOverflowError(prompt.length, ctx.model.contextSize);
+  // OpenAI's default for /v1/completions is 16 tokens.
+  const maxTokens = Math.min(room, r.maxTokens ?? 16);
+  await runQueued(ctx, signal, async () => {
+    const events = ctx.model.generate(prompt, { maxTokens, temperature: r.temperature, topP: r.topP, seed: r.seed, stopStrings: r.stop, signal });
+    const first = await events.next();
+    const all = prepend(first, events);
+    const choice = (text: string, finish: string | null): unknown => ({ ...base, choices: [{ index: 0, text, logprobs: null, finish_reason: finish }] });
+    if (r.stream) startSse(res);
+    let text = '';
+    for await (const ev of all) {
+      if (ev.type === 'token') {
+        if (r.stream && ev.text) await sendSse(res, choice(ev.text, null));
+        else text += ev.text;
+        continue;
+      }
+      if (ev.stats.finishReason === 'abort' || signal.aborted) throw new AbortError();
+      const finish = ev.stats.finishReason === 'length' ? 'length' : 'stop';
+      const usage = usageJson({ promptTokens: prompt.length, completionTokens: ev.stats.generatedTokens });
+      if (!r.stream) return sendJson(res, 200, { ...(choice(text, finish) as object), usage });
+      await sendSse(res, choice('', finish));
+      if (r.includeUsage) await sendSse(res, { ...base, choices: [], usage });
+      return endSse(res);
+    }
+    throw new WebmoeError('ENGINE', 'generate() ended without a done event');
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Plumbing
+
+/** An AbortSignal that fires when the client goes away before the response is complete. */
+function abortOnDisconnect(res: http.ServerResponse): AbortSignal {
+  const controller = new AbortController();
+  res.on('close', () => {
+    if (!res.writableFinished) controller.abort(new AbortError('client disconnected'));
+  });
+  return controller.signal;
+}
+
+/** Queues a generation; a disconnect (before or during it) ends quietly, the socket being gone already. */
+async function runQueued(ctx: HandlerContext, signal: AbortSignal, task: () => Promise<void>): Promise<void> {
+  try {
+    await ctx.queue.run(task, signal);
+  } catch (err) {
+    if (signal.aborted) {
+      ctx.log('client disconnected; generation aborted');
+      return;
+    }
+    throw err;
+  }
+}
+
+/**
+ * Reads the body. Past `limit` the rest is drained and discarded (up to a hard cap) before the 413 is sent:
+ * answering while the client is still uploading makes many clients see a reset instead of the response.
+ */
+function readJson(req: http.IncomingMessage, limit: number): Promise<unknown> {
+  const drainCap = Math.max(limit * 16, 16 << 20);
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= limit) parts.push(chunk);
+      else if (size > drainCap) req.destroy();
+    });
+    req.on('error', reject);
+    req.on('end', () => {
+      if (size > limit) return reject(new HttpError(413, `request body exceeds ${limit} bytes`, null, 'request_too_large'));
+      try {
+        resolve(JSON.parse(Buffer.concat(parts).toString('utf8')));
+      } catch {
+        reject(badRequest('We could not parse the JSON body of your request: it is not valid JSON.', null, 'invalid_json'));
+      }
+    });
+  });
+}
+
+function toHttpError(err: unknown): HttpError {
+  if (err instanceof HttpError) return err;
+  if (err instanceof ContextOverflowError) return new HttpError(400, err.message, 'messages', 'context_length_exceeded');
+  if (err instanceof InputError) return new HttpError(400, err.message, err.field ?? null, 'invalid_value');
+  if (err instanceof TokenizerError) return new HttpError(400, err.message, null, 'tokenizer_error');
+  if (err instanceof WebmoeError) return new HttpError(500, err.message, null, err.code.toLowerCase());
+  return new HttpError(500, `internal error: ${err instanceof Error ? err.message : String(err)}`);
+}
+
+function sendError(res: http.ServerResponse, e: HttpError): void {
+  sendJson(res, e.status, { error: { message: e.message, type: e.errorType, param: e.param, code: e.errorCode } });
+}
+
+function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
+  const data = JSON.stringify(body);
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) });
+  res.end(data);
+}
+
+function startSse(res: http.ServerResponse): void {
+  res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive' });
+  res.socket?.setNoDelay(true);
+  res.flushHeaders();
+}
+
+/** Writes one event, waiting out back-pressure (or the client leaving). */
+async function sendSse(res: http.ServerResponse, data: unknown): Promise<void> {
+  if (res.destroyed) return;
+  if (res.write(`data: ${JSON.stringify(data)}\n\n`)) return;
+  await new Promise<void>((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
+
+function endSse(res: http.ServerResponse): void {
+  res.end('data: [DONE]\n\n');
+}
