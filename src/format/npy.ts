@@ -39,8 +39,11 @@ export function readNpy(bytes: Uint8Array, file = 'npy'): NpyArray {
   if (bytes.length - dataStart !== need) {
     throw new FormatError(`shape (${header.shape.join(', ')}) of ${header.dtype} needs ${need} data bytes, file has ${bytes.length - dataStart}`, file);
   }
-  // copy into a fresh, aligned buffer: the data offset need not be a multiple of 8 in a foreign file
-  const data = bytes.slice(dataStart, dataStart + need).buffer;
+  // copy into a fresh, aligned buffer: the data offset need not be a multiple of 8 in a foreign file (and a
+  // Node Buffer's slice() would share memory, so copy explicitly)
+  const copy = new Uint8Array(need);
+  copy.set(bytes.subarray(dataStart, dataStart + need));
+  const data = copy.buffer;
   switch (header.dtype) {
     case 'f4':
       return { dtype: 'f4', shape: header.shape, data: new Float32Array(data) };
