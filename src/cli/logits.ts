@@ -1,0 +1,116 @@
+/**
+ * `webmoe logits --model DIR --tokens 1,2,3 --backend cpu --out FILE.npy [--json] [--taps FILE.safetensors]`:
+ * the logits of the full causal forward over the given token ids, float32 [T, V], as a NumPy file and/or JSON
+ * on stdout; `--taps` also writes the named intermediates (taps.ts) as F64 / I64 safetensors, the layout of the
+ * golden fixtures, so two backends (or a backend and a golden dump) can be diffed tap by tap.
+ *
+ * Backends are a small switch (`openLogitsBackend`): the CPU reference today, `webgpu` when the engine lands.
+ */
+import { writeFile } from 'node:fs/promises';
+import { Option, type Command } from 'commander';
+import { InputError } from '../errors.js';
+import { writeNpy } from '../format/npy.js';
+import { writeSafetensors, type TensorToWrite } from '../format/safetensors-writer.js';
+import type { Checkpoint } from '../model/checkpoint.js';
+import type { ModelConfig } from '../model/config.js';
+import { loadCpuWeights } from '../model/cpu-weights.js';
+import { openCheckpointDir } from '../model/node-checkpoint.js';
+import { checkTokens, referenceForward } from '../model/reference.js';
+import type { TapMap } from '../model/taps.js';
+
+/** What `webmoe logits` needs from a backend. */
+export interface LogitsBackend {
+  readonly name: string;
+  readonly config: ModelConfig;
+  /** Full causal forward from position 0; float32 logits [T, V]. Fills `taps` (shapes [T, ...]) when given. */
+  logits(tokens: number[], opts?: { taps?: TapMap }): Promise<Float32Array>;
+  close(): Promise<void>;
+}
+
+export const LOGITS_BACKENDS = ['cpu'] as const;
+export type LogitsBackendName = (typeof LOGITS_BACKENDS)[number];
+
+/** Opens a backend over an already validated checkpoint. Add a case (and a LOGITS_BACKENDS entry) per backend. */
+export async function openLogitsBackend(name: LogitsBackendName, ckpt: Checkpoint): Promise<LogitsBackend> {
+  switch (name) {
+    case 'cpu': {
+      const weights = await loadCpuWeights(ckpt);
+      return {
+        name,
+        config: ckpt.config,
+        logits: async (tokens, opts) => Float32Array.from(referenceForward(weights, tokens, { taps: opts?.taps })),
+        close: async () => {},
+      };
+    }
+  }
+}
+
+/** "1,2,3" → [1, 2, 3]; anything that is not a comma-separated list of non-negative integers is an InputError. */
+export function parseTokenList(text: string): number[] {
+  const parts = text.split(',').map((s) => s.trim());
+  if (parts.length === 1 && parts[0] === '') throw new InputError('--tokens is empty: give comma-separated token ids, e.g. --tokens 1,2,3', 'tokens');
+  return parts.map((p) => {
+    if (!/^\d+$/.test(p)) throw new InputError(`--tokens: '${p}' is not a token id (need non-negative integers separated by commas)`, 'tokens');
+    return Number(p);
+  });
+}
+
+/** The taps as safetensors tensors: activations F64, expert ids I64 (the golden fixtures' dtypes). */
+export function tapsToTensors(taps: TapMap): TensorToWrite[] {
+  return [...taps].map(([name, tap]) => ({
+    name,
+    shape: tap.shape,
+    data: tap.data instanceof Int32Array ? BigInt64Array.from(tap.data, (v) => BigInt(v)) : tap.data,
+  }));
+}
+
+interface LogitsOptions {
+  model: string;
+  tokens: string;
+  backend: LogitsBackendName;
+  out?: string;
+  json?: boolean;
+  taps?: string;
+}
+
+export async function logitsCommand(opts: LogitsOptions): Promise<void> {
+  if (!opts.out && !opts.json) throw new InputError('nothing to write: give --out FILE.npy and/or --json', 'out');
+  const tokens = parseTokenList(opts.tokens);
+  const ckpt = await openCheckpointDir(opts.model);
+  try {
+    checkTokens(tokens, ckpt.config.vocab_size);
+    const backend = await openLogitsBackend(opts.backend, ckpt);
+    const taps: TapMap | undefined = opts.taps ? new Map() : undefined;
+    let logits: Float32Array;
+    try {
+      logits = await backend.logits(tokens, { taps });
+    } finally {
+      await backend.close();
+    }
+    const V = ckpt.config.vocab_size;
+    const shape = [tokens.length, V];
+    if (opts.out) await writeFile(opts.out, writeNpy(logits, shape));
+    if (opts.taps && taps) await writeFile(opts.taps, writeSafetensors(tapsToTensors(taps), { backend: backend.name }));
+    if (opts.json) {
+      const rows = Array.from({ length: tokens.length }, (_, t) => Array.from(logits.subarray(t * V, (t + 1) * V)));
+      process.stdout.write(JSON.stringify({ shape, logits: rows }) + '\n');
+    } else {
+      process.stdout.write(`wrote logits [${shape.join(', ')}] (${backend.name}) to ${opts.out}\n`);
+    }
+  } finally {
+    await ckpt.close();
+  }
+}
+
+export function registerLogits(program: Command): void {
+  program
+    .command('logits')
+    .description('compute float32 logits [T, V] of a token sequence (full causal forward) and write them as .npy or JSON')
+    .requiredOption('--model <dir>', 'checkpoint folder (config.json + model.safetensors)')
+    .requiredOption('--tokens <ids>', 'comma-separated token ids, e.g. 1,2,3')
+    .addOption(new Option('--backend <name>', 'which implementation computes them').choices([...LOGITS_BACKENDS]).default('cpu'))
+    .option('--out <file>', 'write the logits as a NumPy .npy file (float32, [T, V])')
+    .option('--json', 'print {"shape": [T, V], "logits": [[...], ...]} on stdout')
+    .option('--taps <file>', 'also write the named intermediates (embed, layers.{i}.*, final_norm) as safetensors')
+    .action((opts: LogitsOptions) => logitsCommand(opts));
+}
