@@ -100,8 +100,8 @@ export class ToyModel implements LocalTextModel {
   aborted = 0;
   active = 0;
   maxActive = 0;
-  /** Resolves each time a hanging generation reaches its hang point. */
   private hangWaiters: (() => void)[] = [];
+  private abortWaiters: (() => void)[] = [];
 
   constructor(
     readonly tokenizer: ByteTokenizer,
@@ -115,6 +115,11 @@ export class ToyModel implements LocalTextModel {
   /** A promise that resolves when the next generation blocks at its `hangAfter` point. */
   nextHang(): Promise<void> {
     return new Promise((resolve) => this.hangWaiters.push(resolve));
+  }
+
+  /** A promise that resolves when the next generation observes its AbortSignal. */
+  nextAbort(): Promise<void> {
+    return new Promise((resolve) => this.abortWaiters.push(resolve));
   }
 
   async *generate(promptTokens: number[], opts: GenerateOptions): AsyncGenerator<GenerationEvent> {
@@ -191,6 +196,7 @@ export class ToyModel implements LocalTextModel {
 
   private abort(): AbortError {
     this.aborted++;
+    for (const w of this.abortWaiters.splice(0)) w();
     return new AbortError();
   }
 }
