@@ -10,7 +10,7 @@ import { writeFile } from 'node:fs/promises';
 import { Option, type Command } from 'commander';
 import { InputError } from '../errors.js';
 import { writeNpy } from '../format/npy.js';
-import { writeSafetensors, type TensorToWrite } from '../format/safetensors-writer.js';
+import { encodeSafetensors, type TensorEntry } from '../format/writer.js';
 import type { Checkpoint } from '../model/checkpoint.js';
 import type { ModelConfig } from '../model/config.js';
 import { loadCpuWeights } from '../model/cpu-weights.js';
@@ -56,12 +56,12 @@ export function parseTokenList(text: string): number[] {
 }
 
 /** The taps as safetensors tensors: activations F64, expert ids I64 (the golden fixtures' dtypes). */
-export function tapsToTensors(taps: TapMap): TensorToWrite[] {
-  return [...taps].map(([name, tap]) => ({
-    name,
-    shape: tap.shape,
-    data: tap.data instanceof Int32Array ? BigInt64Array.from(tap.data, (v) => BigInt(v)) : tap.data,
-  }));
+export function tapsToTensors(taps: TapMap): (TensorEntry & { data: Uint8Array })[] {
+  return [...taps].map(([name, tap]) => {
+    const wide = tap.data instanceof Int32Array ? BigInt64Array.from(tap.data, (v) => BigInt(v)) : tap.data;
+    const data = new Uint8Array(wide.buffer, wide.byteOffset, wide.byteLength);
+    return { name, dtype: tap.data instanceof Int32Array ? 'I64' : 'F64', shape: tap.shape, data };
+  });
 }
 
 interface LogitsOptions {
@@ -90,7 +90,7 @@ export async function logitsCommand(opts: LogitsOptions): Promise<void> {
     const V = ckpt.config.vocab_size;
     const shape = [tokens.length, V];
     if (opts.out) await writeFile(opts.out, writeNpy(logits, shape));
-    if (opts.taps && taps) await writeFile(opts.taps, writeSafetensors(tapsToTensors(taps), { backend: backend.name }));
+    if (opts.taps && taps) await writeFile(opts.taps, encodeSafetensors(tapsToTensors(taps), { format: 'pt', backend: backend.name }));
     if (opts.json) {
       const rows = Array.from({ length: tokens.length }, (_, t) => Array.from(logits.subarray(t * V, (t + 1) * V)));
       process.stdout.write(JSON.stringify({ shape, logits: rows }) + '\n');
