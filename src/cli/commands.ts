@@ -1,9 +1,13 @@
 /** The list of CLI commands: each module registers one command (with its --help) on the program. */
 import type { Command } from 'commander';
 import { registerDoctor } from './doctor.js';
+import { registerMakeToy } from './make-toy.js';
+import { registerInspect } from './inspect.js';
 import { registerLogits } from './logits.js';
 
 export function registerCommands(program: Command): void {
   registerDoctor(program);
+  registerMakeToy(program);
+  registerInspect(program);
   registerLogits(program);
 }

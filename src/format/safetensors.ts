@@ -55,6 +55,9 @@ export async function openSafetensors(source: ByteSource): Promise<SafetensorsFi
     throw new FormatError(`header is not valid UTF-8 JSON (${(err as Error).message})`, name);
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header)) throw new FormatError('header must be a JSON object', name);
+  // JSON.parse keeps the last of duplicate keys silently; the reference reader refuses them (spec §2.1).
+  const dup = findDuplicateKey(new TextDecoder().decode(headerBytes));
+  if (dup !== undefined) throw new FormatError(`duplicate key ${JSON.stringify(dup)} in the header`, name);
   const dataStart = 8 + headerLen;
   const dataLen = fileSize - dataStart;
   const metadata = parseMetadata((header as Record<string, unknown>).__metadata__, name);
@@ -69,7 +72,7 @@ export async function openSafetensors(source: ByteSource): Promise<SafetensorsFi
 }
 
 function parseMetadata(raw: unknown, file: string): Record<string, string> {
-  if (raw === undefined) return {};
+  if (raw === undefined || raw === null) return {};
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new FormatError('__metadata__ must be an object of strings', file);
   for (const [k, v] of Object.entries(raw)) {
     if (typeof v !== 'string') throw new FormatError(`__metadata__.${k} must be a string, found ${typeof v}`, file);
@@ -80,7 +83,7 @@ function parseMetadata(raw: unknown, file: string): Record<string, string> {
 function parseTensorEntry(key: string, raw: unknown, file: string): { dtype: Dtype; shape: number[]; begin: number; end: number } {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new FormatError('entry must be an object', file, key);
   const { dtype, shape, data_offsets } = raw as Record<string, unknown>;
-  if (typeof dtype !== 'string' || !(dtype in DTYPE_BITS)) throw new FormatError(`unknown dtype ${JSON.stringify(dtype)}`, file, key);
+  if (typeof dtype !== 'string' || !Object.hasOwn(DTYPE_BITS, dtype)) throw new FormatError(`unknown dtype ${JSON.stringify(dtype)}`, file, key);
   if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
     throw new FormatError(`shape ${JSON.stringify(shape)} must be a list of non-negative integers`, file, key);
   }
@@ -89,11 +92,49 @@ function parseTensorEntry(key: string, raw: unknown, file: string): { dtype: Dty
   }
   const [begin, end] = data_offsets as [number, number];
   if (end < begin) throw new FormatError(`data_offsets [${begin}, ${end}] end before they begin`, file, key);
-  const bits = numel(shape as number[]) * DTYPE_BITS[dtype as Dtype];
-  if (!Number.isSafeInteger(bits) || bits % 8 !== 0 || bits / 8 !== end - begin) {
-    throw new FormatError(`shape ${JSON.stringify(shape)} x ${dtype} needs ${bits / 8} bytes but data_offsets span ${end - begin}`, file, key);
+  const bytes = tensorByteLength(dtype as Dtype, shape as number[]);
+  if (bytes === undefined) throw new FormatError(`shape ${JSON.stringify(shape)} x ${dtype} is not a whole number of bytes (or is impossibly large)`, file, key);
+  if (bytes !== end - begin) {
+    throw new FormatError(`shape ${JSON.stringify(shape)} x ${dtype} needs ${bytes} bytes but data_offsets [${begin}, ${end}] span ${end - begin}`, file, key);
   }
   return { dtype: dtype as Dtype, shape: shape as number[], begin, end };
+}
+
+/**
+ * The first key that appears twice in one JSON object of `text` (already known to be valid JSON), at any depth.
+ * A linear scan with a stack of key sets; strings are skipped with their escapes.
+ */
+export function findDuplicateKey(text: string): string | undefined {
+  const stack: { keys: Set<string> | null; expectKey: boolean }[] = [];
+  for (let i = 0; i < text.length; i++) {
+    const ch = text.charCodeAt(i);
+    if (ch === 0x22 /* " */) {
+      let j = i + 1;
+      while (j < text.length && text.charCodeAt(j) !== 0x22) j += text.charCodeAt(j) === 0x5c /* \ */ ? 2 : 1;
+      const top = stack[stack.length - 1];
+      if (top?.keys && top.expectKey) {
+        const key = JSON.parse(text.slice(i, j + 1)) as string;
+        if (top.keys.has(key)) return key;
+        top.keys.add(key);
+        top.expectKey = false;
+      }
+      i = j;
+    } else if (ch === 0x7b /* { */) stack.push({ keys: new Set(), expectKey: true });
+    else if (ch === 0x5b /* [ */) stack.push({ keys: null, expectKey: false });
+    else if (ch === 0x7d /* } */ || ch === 0x5d /* ] */) stack.pop();
+    else if (ch === 0x2c /* , */) {
+      const top = stack[stack.length - 1];
+      if (top?.keys) top.expectKey = true;
+    }
+  }
+  return undefined;
+}
+
+/** Bytes of a tensor of this dtype and shape, or undefined when not a whole, safe number of bytes. */
+export function tensorByteLength(dtype: Dtype, shape: readonly number[]): number | undefined {
+  const bits = numel(shape) * DTYPE_BITS[dtype];
+  if (!Number.isSafeInteger(bits) || bits % 8 !== 0) return undefined;
+  return bits / 8;
 }
 
 /** Tensors sorted by offset must tile [0, dataLen) exactly: no gaps, no overlaps, nothing past the end. */

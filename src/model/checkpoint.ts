@@ -6,7 +6,7 @@
  */
 import { ConfigError, FormatError } from '../errors.js';
 import { asFloat32, asUint16, openSafetensors, readTensorBytes, type TensorInfo } from '../format/safetensors.js';
-import type { ByteSource } from '../format/source.js';
+import { blobSource, fetchWithRetry, httpSource, memorySource, readBody, type ByteSource, type FetchFn, type HttpSourceOptions } from '../format/source.js';
 import { bf16ArrayToF32 } from '../format/fp8.js';
 import { parseConfig, type ModelConfig } from './config.js';
 import { checkWeights, type CheckedTensor } from './weights.js';
@@ -19,6 +19,93 @@ export interface CheckpointFiles {
   readText(file: string): Promise<string | undefined>;
   /** A byte source over a (large) file. */
   open(file: string): Promise<ByteSource>;
+}
+
+/** Files held in memory (tests, generated checkpoints, the browser). */
+export function memoryFiles(name: string, files: Map<string, Uint8Array> | Record<string, Uint8Array>): CheckpointFiles {
+  const map = files instanceof Map ? files : new Map(Object.entries(files));
+  return {
+    name,
+    async readText(file) {
+      const bytes = map.get(file);
+      return bytes === undefined ? undefined : decodeUtf8(bytes, `${name}/${file}`);
+    },
+    async open(file) {
+      const bytes = map.get(file);
+      if (bytes === undefined) throw new FormatError('file not found in the checkpoint', `${name}/${file}`);
+      return memorySource(bytes, `${name}/${file}`);
+    },
+  };
+}
+
+/**
+ * A checkpoint folder behind a URL (browser or Node fetch): small files with plain GETs (404 = absent), the
+ * safetensors files through HTTP Range requests. Opening it tries model.safetensors.index.json, then
+ * model.safetensors (openCheckpoint).
+ */
+export function urlFiles(baseUrl: string, fetchFn: FetchFn = (u, init) => fetch(u, init), opts: HttpSourceOptions = {}): CheckpointFiles {
+  const base = baseUrl.endsWith('/') ? baseUrl : baseUrl + '/';
+  const urlOf = (file: string): string => base + file.split('/').map(encodeURIComponent).join('/');
+  const name = decodeURIComponent(base.replace(/[?#].*$/, '').replace(/\/+$/, '').split('/').pop() || 'model');
+  return {
+    name,
+    async readText(file) {
+      const url = urlOf(file);
+      const res = await fetchWithRetry(url, fetchFn, opts.headers, opts.retries);
+      if (res.status === 404 || res.status === 410) {
+        await res.body?.cancel().catch(() => {});
+        return undefined;
+      }
+      if (!res.ok) {
+        await res.body?.cancel().catch(() => {});
+        throw new FormatError(`HTTP ${res.status}${res.statusText ? ' ' + res.statusText : ''}`, url);
+      }
+      return decodeUtf8(await readBody(res, 0, MAX_TEXT_FILE_BYTES, url, true), url);
+    },
+    open: async (file) => httpSource(urlOf(file), fetchFn, opts),
+  };
+}
+
+/**
+ * A folder picked in the browser (`<input type=file webkitdirectory>` or drag and drop): files are matched by
+ * name; when names repeat in subfolders, the one nearest the top wins.
+ */
+export function fileListFiles(files: readonly File[]): CheckpointFiles {
+  const byName = new Map<string, { file: File; depth: number }>();
+  let folder: string | undefined;
+  for (const f of files) {
+    const rel = (f as File & { webkitRelativePath?: string }).webkitRelativePath || f.name;
+    const parts = rel.split('/').filter(Boolean);
+    folder ??= parts.length > 1 ? parts[0] : undefined;
+    const prev = byName.get(f.name);
+    if (!prev || parts.length < prev.depth) byName.set(f.name, { file: f, depth: parts.length });
+  }
+  const name = folder ?? 'model';
+  return {
+    name,
+    async readText(file) {
+      const f = byName.get(file)?.file;
+      if (!f) return undefined;
+      if (f.size > MAX_TEXT_FILE_BYTES) throw new FormatError(`${f.size} bytes is too large for a text file`, `${name}/${file}`);
+      return decodeUtf8(new Uint8Array(await f.arrayBuffer()), `${name}/${file}`);
+    },
+    async open(file) {
+      const f = byName.get(file)?.file;
+      if (!f) throw new FormatError('file not found in the picked folder', `${name}/${file}`);
+      return blobSource(f, `${name}/${file}`);
+    },
+  };
+}
+
+/** config.json, tokenizer.json, the index: none is anywhere near this in real checkpoints. */
+const MAX_TEXT_FILE_BYTES = 256 * 2 ** 20;
+
+function decodeUtf8(bytes: Uint8Array, file: string): string {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new FormatError('not valid UTF-8 text', file);
+  }
 }
 
 export interface Checkpoint {

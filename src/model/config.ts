@@ -106,6 +106,8 @@ export function parseConfig(json: unknown, file?: string): ModelConfig {
     throw new ConfigError(`unsupported architectures ${JSON.stringify(archs)} (need "DeepseekV3ForCausalLM")`, 'architectures', archs, file);
   }
 
+  // before rope_theta is read: HF v5 may keep rope_theta inside rope_parameters
+  const rope_scaling = parseRopeScaling(obj, file);
   const hidden_size = r.int('hidden_size', 1);
   const num_attention_heads = r.int('num_attention_heads', 1);
   const cfg: Omit<ModelConfig, 'derived'> = {
@@ -136,7 +138,7 @@ export function parseConfig(json: unknown, file?: string): ModelConfig {
     hidden_act: r.oneOf('hidden_act', ['silu'] as const, 'silu'),
     rms_norm_eps: r.num('rms_norm_eps', 1e-6),
     rope_theta: r.num('rope_theta', 10000),
-    rope_scaling: parseRopeScaling(obj, file),
+    rope_scaling,
     max_position_embeddings: r.int('max_position_embeddings', 1),
     tie_word_embeddings: r.falseOnly('tie_word_embeddings'),
     bos_token_id: r.nullableInt('bos_token_id', 0),
@@ -213,14 +215,16 @@ function parseRopeScaling(obj: Json, file?: string): RopeScaling | null {
   if (raw === null) return null;
   if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError('rope_scaling must be an object or null', 'rope_scaling', raw, file);
   const o = raw as Json;
+  if (typeof o.rope_theta === 'number' && obj.rope_theta === undefined) obj.rope_theta = o.rope_theta;
   const type = o.type ?? o.rope_type;
   if (type === 'default' || type === undefined) return null;
   if (type !== 'yarn') throw new ConfigError(`rope_scaling.type = ${JSON.stringify(type)} is not supported (only "yarn")`, 'rope_scaling.type', type, file);
-  if (typeof o.rope_theta === 'number' && obj.rope_theta === undefined) obj.rope_theta = o.rope_theta;
   const r = new FieldReader(o, file, 'rope_scaling.');
+  const factor = r.num('factor');
+  if (!(factor >= 1)) throw new ConfigError(`rope_scaling.factor = ${factor}: must be >= 1`, 'rope_scaling.factor', factor, file);
   return {
     type: 'yarn',
-    factor: r.num('factor'),
+    factor,
     original_max_position_embeddings: r.int('original_max_position_embeddings', 1),
     beta_fast: r.num('beta_fast', 32),
     beta_slow: r.num('beta_slow', 1),
@@ -249,7 +253,9 @@ function parseQuantization(obj: Json, file?: string): QuantizationConfig | null 
   if (o.scale_fmt !== undefined && o.scale_fmt !== null) {
     throw new ConfigError(`quantization_config.scale_fmt = ${JSON.stringify(o.scale_fmt)} is not supported`, 'quantization_config.scale_fmt', o.scale_fmt, file);
   }
-  return { quant_method, fmt, activation_scheme: typeof o.activation_scheme === 'string' ? o.activation_scheme : 'dynamic', weight_block_size: [128, 128] };
+  // "static" activation scales would come as extra input_scale tensors that the spec does not define
+  const activation_scheme = r.oneOf('activation_scheme', ['dynamic'] as const, 'dynamic');
+  return { quant_method, fmt, activation_scheme, weight_block_size: [128, 128] };
 }
 
 /** Reads typed fields, failing with the field name and the value found. */

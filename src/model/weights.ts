@@ -62,6 +62,33 @@ function addFfn(add: (name: string, kind: WeightKind, shape: number[]) => void, 
   add(prefix + 'down_proj.weight', 'linear', [D, inter]);
 }
 
+/** A tensor as it is stored: the table's entries with their dtype, plus the scale of each FP8 linear weight. */
+export interface StoredTensorSpec {
+  name: string;
+  dtype: Dtype;
+  shape: number[];
+  layer: number;
+  /** 'scale' for `*.weight_scale_inv`, else the kind of the table entry. */
+  role: WeightKind | 'scale';
+}
+
+/** The dtype a table entry is stored in. */
+export function storedDtype(c: ModelConfig, kind: WeightKind): Dtype {
+  return kind === 'f32' ? 'F32' : kind === 'bf16' ? 'BF16' : c.quantization_config ? 'F8_E4M3' : 'BF16';
+}
+
+/** Every tensor a checkpoint of this config holds, in load order, each FP8 weight followed by its scale. */
+export function storedTensors(c: ModelConfig): StoredTensorSpec[] {
+  const out: StoredTensorSpec[] = [];
+  for (const w of weightTable(c)) {
+    out.push({ name: w.name, dtype: storedDtype(c, w.kind), shape: w.shape, layer: w.layer, role: w.kind });
+    if (w.kind === 'linear' && c.quantization_config) {
+      out.push({ name: w.name + '_scale_inv', dtype: 'F32', shape: scaleShape(w.shape[0]!, w.shape[1]!, c.derived.blockSize), layer: w.layer, role: 'scale' });
+    }
+  }
+  return out;
+}
+
 /** Shape of the `weight_scale_inv` of a [rows, cols] FP8 weight. */
 export function scaleShape(rows: number, cols: number, block: [number, number] = [128, 128]): [number, number] {
   return [Math.ceil(rows / block[0]), Math.ceil(cols / block[1])];
@@ -94,8 +121,7 @@ export function checkWeights(c: ModelConfig, tensors: Map<string, TensorInfo>, f
     const weight = tensors.get(spec.name);
     if (!weight) throw new MissingTensorError(spec.name, file);
     used.add(spec.name);
-    const wantDtype: Dtype[] = spec.kind === 'f32' ? ['F32'] : spec.kind === 'bf16' ? ['BF16'] : fp8 ? ['F8_E4M3'] : ['BF16'];
-    expectTensor(weight, wantDtype, spec.shape);
+    expectTensor(weight, [storedDtype(c, spec.kind)], spec.shape);
     let scale: TensorInfo | undefined;
     if (spec.kind === 'linear' && fp8) {
       const sname = spec.name + '_scale_inv';

@@ -1,0 +1,99 @@
+/** `webmoe make-toy`: writes a random toy checkpoint (HF layout, FP8 block-quantised) for tests and benchmarks. */
+import { readFile, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { SingleBar } from 'cli-progress';
+import type { Command } from 'commander';
+import { ConfigError, InputError } from '../errors.js';
+import { humanBytes } from '../model/inspect.js';
+import { isToyName, TOY_CONFIG_NAMES, writeToyCheckpoint, type ToyName } from '../model/toy.js';
+
+/** Above this many bytes of tensor data make-toy shows a progress bar on stderr. */
+const PROGRESS_MIN_BYTES = 64 * 2 ** 20;
+
+export function parseIntOption(value: string, name: string, min: number): number {
+  const n = Number(value);
+  if (!/^-?\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min) throw new InputError(`--${name} must be an integer >= ${min}, got '${value}'`, name);
+  return n;
+}
+
+/** A toy name, or the JSON object of a config.json file. */
+export async function loadConfigArg(arg: string): Promise<ToyName | Record<string, unknown>> {
+  if (isToyName(arg)) return arg;
+  let text: string;
+  try {
+    text = await readFile(arg, 'utf8');
+  } catch (err) {
+    throw new InputError(
+      `--config '${arg}' is neither a named toy config (${TOY_CONFIG_NAMES.join(', ')}) nor a readable config.json (${(err as NodeJS.ErrnoException).code ?? String(err)})`,
+      'config',
+    );
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`not valid JSON (${(err as Error).message})`, undefined, undefined, arg);
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new ConfigError('config.json must be a JSON object', undefined, json, arg);
+  return json as Record<string, unknown>;
+}
+
+/** Files a checkpoint folder may hold from an earlier make-toy run (a stale index would shadow a new single file). */
+const CHECKPOINT_FILE = /^(config\.json|model.*\.safetensors|model\.safetensors\.index\.json|tokenizer\.json|tokenizer_config\.json|generation_config\.json)$/;
+
+async function clearOldCheckpoint(dir: string, force: boolean): Promise<void> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return; // does not exist yet
+  }
+  const old = names.filter((n) => CHECKPOINT_FILE.test(n));
+  if (old.length === 0) return;
+  if (!force) throw new InputError(`${dir} already holds a checkpoint (${old.slice(0, 3).join(', ')}${old.length > 3 ? ', ...' : ''}); pass --force to replace it`, 'out');
+  await Promise.all(old.map((n) => rm(join(dir, n))));
+}
+
+export function registerMakeToy(program: Command): void {
+  program
+    .command('make-toy')
+    .description('write a random toy checkpoint in the HF DeepSeek-V3 / Kimi-K2 layout (FP8 block-quantised weights, byte-level tokenizer when vocab >= 259)')
+    .requiredOption('--config <name|file>', `a named toy config (${TOY_CONFIG_NAMES.join(', ')}) or a config.json file`)
+    .requiredOption('--out <dir>', 'output folder')
+    .option('--seed <n>', 'PRNG seed', '0')
+    .option('--shards <k>', 'number of safetensors shards (k > 1 also writes model.safetensors.index.json)', '1')
+    .option('--force', 'replace the checkpoint files already in --out')
+    .action(async (opts: { config: string; out: string; seed: string; shards: string; force?: boolean }) => {
+      const seed = parseIntOption(opts.seed, 'seed', Number.MIN_SAFE_INTEGER);
+      const shards = parseIntOption(opts.shards, 'shards', 1);
+      const source = await loadConfigArg(opts.config);
+      await clearOldCheckpoint(opts.out, opts.force === true);
+      let bar: SingleBar | undefined;
+      const started = Date.now();
+      try {
+        const info = await writeToyCheckpoint(source, opts.out, {
+          seed,
+          shards,
+          onProgress(done, total) {
+            if (!bar && total >= PROGRESS_MIN_BYTES) {
+              bar = new SingleBar({
+                stream: process.stderr,
+                format: 'make-toy [{bar}] {percentage}% | {doneH} / {totalH} | eta {eta}s',
+                hideCursor: true,
+              });
+              bar.start(total, 0, { doneH: humanBytes(0), totalH: humanBytes(total) });
+            }
+            bar?.update(done, { doneH: humanBytes(done), totalH: humanBytes(total) });
+          },
+        });
+        bar?.stop();
+        const secs = ((Date.now() - started) / 1000).toFixed(1);
+        process.stdout.write(
+          `wrote ${typeof source === 'string' ? source : 'config'} (seed ${seed}) to ${opts.out}: ${humanBytes(info.tensorBytes)} of tensors in ${secs} s; files: ${info.files.join(', ')}\n`,
+        );
+      } catch (err) {
+        bar?.stop();
+        throw err;
+      }
+    });
+}
