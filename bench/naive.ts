@@ -1,0 +1,223 @@
+/**
+ * Launchers for the naive twins (shaders/*_naive.wgsl): the simplest correct WGSL for each
+ * performance-critical kernel, kept so that `webmoe bench` measures the optimised kernels' speedup.
+ * Each launcher checks its shapes, builds its pipelines and bind groups once, and returns an op whose
+ * `encode(pass)` records its dispatches into an open compute pass (so the harness can repeat it many times
+ * in one timed pass). Browser-safe: no Node imports.
+ *
+ * Legend: D hidden, F expert width, E experts, K experts per token, T tokens, H heads, S cached tokens,
+ * Rkv kv_lora_rank, W = Rkv + Dr latent-cache width.
+ */
+import { ShapeError } from '../src/errors.js';
+import type { GpuContext } from '../src/gpu/device.js';
+import type { Kernels } from '../src/gpu/kernels.js';
+import { createBuffer } from '../src/gpu/buffers.js';
+import { fp8RowStrideWords, fp8StackLayout } from '../src/gpu/ops/fp8-layout.js';
+
+/** Something the harness can record into a compute pass, any number of times. */
+export interface EncodedOp {
+  /** Records the op's dispatches (in order) into an open compute pass. */
+  encode(pass: GPUComputePassEncoder): void;
+  /** Dispatches per `encode` call. */
+  readonly dispatches: number;
+}
+
+const WG = 64;
+const UNIFORM = 0x0040 | 0x0008; // UNIFORM | COPY_DST
+
+/** A uniform buffer filled from 32-bit fields (`f` marks the f32 ones). */
+export function uniformBuffer(gpu: GpuContext, label: string, fields: Array<number | { f: number }>): GPUBuffer {
+  const bytes = Math.max(16, Math.ceil((fields.length * 4) / 16) * 16);
+  const view = new DataView(new ArrayBuffer(bytes));
+  fields.forEach((v, i) => (typeof v === 'number' ? view.setUint32(i * 4, v, true) : view.setFloat32(i * 4, v.f, true)));
+  const buf = createBuffer(gpu, bytes, label, UNIFORM);
+  gpu.device.queue.writeBuffer(buf, 0, view.buffer);
+  return buf;
+}
+
+/** A bind group with explicit binding numbers (entry points of one file bind different subsets). */
+export function bindAt(gpu: GpuContext, pipeline: GPUComputePipeline, entries: Record<number, GPUBuffer>): GPUBindGroup {
+  return gpu.device.createBindGroup({
+    label: pipeline.label,
+    layout: pipeline.getBindGroupLayout(0),
+    entries: Object.entries(entries).map(([b, buffer]) => ({ binding: Number(b), resource: { buffer } })),
+  });
+}
+
+function checkBinding(gpu: GpuContext, what: string, bytes: number): void {
+  if (bytes > gpu.limits.maxStorageBufferBindingSize) {
+    throw new ShapeError(`${what}: ${bytes} bytes exceed maxStorageBufferBindingSize ${gpu.limits.maxStorageBufferBindingSize} (the naive twin does not split tensors)`);
+  }
+}
+
+function steps(gpu: GpuContext, kernels: Kernels, list: Array<{ name: string; entry: string; bind: Record<number, GPUBuffer>; grid: [number, number?] }>): EncodedOp {
+  const prepared = list.map((s) => {
+    const pipeline = kernels.pipeline(s.name, { WG }, s.entry);
+    return { pipeline, group: bindAt(gpu, pipeline, s.bind), grid: s.grid };
+  });
+  return {
+    dispatches: prepared.length,
+    encode(pass) {
+      for (const p of prepared) kernels.dispatch(pass, p.pipeline, p.group, p.grid[0], p.grid[1] ?? 1);
+    },
+  };
+}
+
+// ------------------------------------------------------------------------------------------------------------
+
+export interface Fp8GemvBuffers {
+  /** [rows, stride] codes in the padded-row layout (fp8-layout.ts) */
+  w: GPUBuffer;
+  /** [ceil(rows/128), ceil(cols/128)] f32 */
+  scale: GPUBuffer;
+  /** [cols] f32 ([T, cols] for the GEMM) */
+  x: GPUBuffer;
+  /** [rows] f32 ([T, rows] for the GEMM) */
+  y: GPUBuffer;
+}
+
+/** y = W·x (fp8_gemv_naive.wgsl). */
+export function naiveFp8Gemv(gpu: GpuContext, kernels: Kernels, b: Fp8GemvBuffers, rows: number, cols: number): EncodedOp {
+  const stride = fp8RowStrideWords(cols);
+  checkBinding(gpu, 'fp8_gemv_naive weight', rows * stride * 4);
+  const params = uniformBuffer(gpu, 'fp8_gemv_naive params', [rows, cols, Math.ceil(cols / 128), stride]);
+  return steps(gpu, kernels, [
+    { name: 'fp8_gemv_naive', entry: 'main', bind: { 0: b.w, 1: b.scale, 2: b.x, 3: b.y, 4: params }, grid: [Math.ceil(rows / WG)] },
+  ]);
+}
+
+/** Y = X·Wᵀ for T tokens (fp8_gemm_naive.wgsl). */
+export function naiveFp8Gemm(gpu: GpuContext, kernels: Kernels, b: Fp8GemvBuffers, rows: number, cols: number, tokens: number): EncodedOp {
+  const stride = fp8RowStrideWords(cols);
+  checkBinding(gpu, 'fp8_gemm_naive weight', rows * stride * 4);
+  const params = uniformBuffer(gpu, 'fp8_gemm_naive params', [rows, cols, Math.ceil(cols / 128), tokens, stride]);
+  return steps(gpu, kernels, [
+    { name: 'fp8_gemm_naive', entry: 'main', bind: { 0: b.w, 1: b.scale, 2: b.x, 3: b.y, 4: params }, grid: [Math.ceil(rows / WG), tokens] },
+  ]);
+}
+
+// ------------------------------------------------------------------------------------------------------------
+
+export interface MlaDecodeShape {
+  heads: number; // H
+  tokens: number; // S
+  rank: number; // Rkv
+  rope: number; // Dr
+  scale: number;
+}
+
+export interface MlaDecodeBuffers {
+  /** [H, W] f32: [q_nope·W_UK | q_pe] per head */
+  q: GPUBuffer;
+  /** [S, W] f32: [c_kv | k_pe] per token */
+  cache: GPUBuffer;
+  /** [H, S] f32 scratch */
+  p: GPUBuffer;
+  /** [H, Rkv] f32 */
+  out: GPUBuffer;
+}
+
+/** Absorbed MLA decode over the latent cache (mla_decode_naive.wgsl): scores, softmax, combine. */
+export function naiveMlaDecode(gpu: GpuContext, kernels: Kernels, b: MlaDecodeBuffers, s: MlaDecodeShape): EncodedOp {
+  const width = s.rank + s.rope;
+  checkBinding(gpu, 'mla_decode_naive cache', s.tokens * width * 4);
+  const params = uniformBuffer(gpu, 'mla_decode_naive params', [s.heads, s.tokens, width, s.rank, { f: s.scale }]);
+  const name = 'mla_decode_naive';
+  return steps(gpu, kernels, [
+    { name, entry: 'scores', bind: { 0: b.q, 1: b.cache, 2: b.p, 4: params }, grid: [Math.ceil(s.tokens / WG), s.heads] },
+    { name, entry: 'softmax', bind: { 2: b.p, 4: params }, grid: [Math.ceil(s.heads / WG)] },
+    { name, entry: 'combine', bind: { 1: b.cache, 2: b.p, 3: b.out, 4: params }, grid: [Math.ceil(s.rank / WG), s.heads] },
+  ]);
+}
+
+// ------------------------------------------------------------------------------------------------------------
+
+export interface RouterShape {
+  tokens: number; // T
+  hidden: number; // D
+  experts: number; // E
+  topk: number; // K
+  groups: number; // G
+  topkGroup: number; // TG
+  norm: boolean;
+  scaling: number;
+}
+
+export interface RouterBuffers {
+  /** [T, D] f32 */
+  x: GPUBuffer;
+  /** [E, D] bf16, 2 per u32 */
+  gate: GPUBuffer;
+  /** [E] f32 */
+  bias: GPUBuffer;
+  /** [T, E] f32 */
+  logits: GPUBuffer;
+  /** [T, K] u32 */
+  ids: GPUBuffer;
+  /** [T, K] f32 */
+  weights: GPUBuffer;
+}
+
+/** Router logits + noaux_tc selection (moe_router_naive.wgsl). */
+export function naiveRouter(gpu: GpuContext, kernels: Kernels, b: RouterBuffers, s: RouterShape): EncodedOp {
+  if (s.experts % s.groups !== 0 || s.groups > 64 || s.topk > 32 || s.topkGroup > s.groups) {
+    throw new ShapeError(`moe_router_naive: E ${s.experts} must divide into G ${s.groups} <= 64 groups, K ${s.topk} <= 32, TG ${s.topkGroup} <= G`);
+  }
+  const params = uniformBuffer(gpu, 'moe_router_naive params', [s.tokens, s.hidden, s.experts, s.topk, s.groups, s.topkGroup, s.norm ? 1 : 0, { f: s.scaling }]);
+  const name = 'moe_router_naive';
+  return steps(gpu, kernels, [
+    { name, entry: 'logits_main', bind: { 0: b.x, 1: b.gate, 3: b.logits, 6: params }, grid: [Math.ceil(s.experts / WG), s.tokens] },
+    { name, entry: 'select_main', bind: { 2: b.bias, 3: b.logits, 4: b.ids, 5: b.weights, 6: params }, grid: [Math.ceil(s.tokens / WG)] },
+  ]);
+}
+
+// ------------------------------------------------------------------------------------------------------------
+
+export interface ExpertShape {
+  hidden: number; // D
+  inter: number; // F
+  topk: number; // K
+}
+
+/** One shard of the expert stacks (fp8-layout.ts): experts first .. first + count - 1. */
+export interface ExpertShard {
+  first: number;
+  count: number;
+  /** gate_up codes [2 count, F, strideD] and scales */
+  gu: GPUBuffer;
+  guScale: GPUBuffer;
+  /** down codes [count, D, strideF] and scales */
+  dn: GPUBuffer;
+  dnScale: GPUBuffer;
+}
+
+export interface ExpertBuffers {
+  /** [D] f32 */
+  x: GPUBuffer;
+  /** [K] u32 */
+  ids: GPUBuffer;
+  /** [K] f32 */
+  weights: GPUBuffer;
+  /** [K, F] f32 scratch */
+  h: GPUBuffer;
+  /** [D] f32 */
+  out: GPUBuffer;
+  shards: ExpertShard[];
+}
+
+/** Routed experts for one token, ids read on the GPU (moe_gemv_id_naive.wgsl), one gate_up + down per shard. */
+export function naiveExperts(gpu: GpuContext, kernels: Kernels, b: ExpertBuffers, s: ExpertShape): EncodedOp {
+  const strideD = fp8RowStrideWords(s.hidden);
+  const strideF = fp8RowStrideWords(s.inter);
+  const name = 'moe_gemv_id_naive';
+  const list = b.shards.flatMap((sh, i) => {
+    checkBinding(gpu, `moe_gemv_id_naive gate_up shard ${i}`, fp8StackLayout(2 * sh.count, s.inter, s.hidden).codeBytes);
+    checkBinding(gpu, `moe_gemv_id_naive down shard ${i}`, fp8StackLayout(sh.count, s.hidden, s.inter).codeBytes);
+    const params = uniformBuffer(gpu, `moe_gemv_id_naive params ${i}`, [s.hidden, s.inter, s.topk, sh.first, sh.count, strideD, strideF, i === 0 ? 0 : 1]);
+    return [
+      { name, entry: 'gate_up', bind: { 0: b.x, 1: b.ids, 3: sh.gu, 4: sh.guScale, 7: b.h, 9: params }, grid: [Math.ceil(s.inter / WG), s.topk] as [number, number] },
+      { name, entry: 'down', bind: { 1: b.ids, 2: b.weights, 5: sh.dn, 6: sh.dnScale, 7: b.h, 8: b.out, 9: params }, grid: [Math.ceil(s.hidden / WG)] as [number] },
+    ];
+  });
+  return steps(gpu, kernels, list);
+}
