@@ -1,0 +1,64 @@
+/**
+ * Small helpers shared by the attention and MoE launchers: buffer-or-binding arguments with size checks, the
+ * GPU-side FP8 weight handle, and packing a Params uniform into the arena.
+ */
+import { DeviceError, ShapeError } from '../../errors.js';
+import type { UniformArena } from '../buffers.js';
+import type { GpuContext } from '../device.js';
+
+/** A whole buffer or a (buffer, offset, size) range of one. */
+export type Buf = GPUBuffer | GPUBufferBinding;
+
+/** Bytes visible through a binding. */
+export function bindingBytes(b: Buf): number {
+  if ('buffer' in b) return b.size ?? b.buffer.size - (b.offset ?? 0);
+  return b.size;
+}
+
+/**
+ * Checks that `b` holds at least `bytes` bytes and fits one storage binding; ShapeError / DeviceError name
+ * the kernel and the argument.
+ */
+export function requireBytes(gpu: GpuContext, b: Buf, bytes: number, kernel: string, arg: string): void {
+  const have = bindingBytes(b);
+  if (have < bytes) {
+    throw new ShapeError(`${kernel}: '${arg}' has ${have} bytes, the shapes need ${bytes}`, arg, bytes, have);
+  }
+  const max = gpu.limits.maxStorageBufferBindingSize;
+  if (have > max) {
+    throw new DeviceError(`${kernel}: '${arg}' binds ${have} bytes, more than maxStorageBufferBindingSize ${max} (bind a range or split the tensor)`, {
+      limit: 'maxStorageBufferBindingSize',
+      value: max,
+      required: have,
+    });
+  }
+}
+
+export function requireInt(value: number, min: number, kernel: string, arg: string, max = Number.MAX_SAFE_INTEGER): void {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ShapeError(`${kernel}: ${arg} = ${value} must be an integer in [${min}, ${max}]`, arg, `[${min}, ${max}]`, value);
+  }
+}
+
+/** An FP8 matrix (or stack of matrices) on the GPU in the layout of fp8-layout.ts. */
+export interface Fp8Buffers {
+  /** u32 words, padded rows (fp8RowStrideWords) */
+  codes: Buf;
+  /** f32 weight_scale_inv, [ceil(rows/128), ceil(cols/128)] per matrix */
+  scales: Buf;
+}
+
+/** A Params field: a plain number is written as u32; `{ f32: x }` as f32; `{ i32: x }` as i32. */
+export type Field = number | { f32: number } | { i32: number };
+
+/** Writes the fields (4 bytes each, padded to 16 bytes) into an arena slot. */
+export function params(arena: UniformArena, fields: Field[]): GPUBufferBinding {
+  const n = Math.ceil(fields.length / 4) * 4;
+  return arena.alloc(n * 4, (v) => {
+    fields.forEach((f, i) => {
+      if (typeof f === 'number') v.setUint32(i * 4, f >>> 0, true);
+      else if ('f32' in f) v.setFloat32(i * 4, f.f32, true);
+      else v.setInt32(i * 4, f.i32, true);
+    });
+  });
+}

@@ -1,0 +1,148 @@
+/**
+ * The GPU upload layout of block-FP8 weights, shared by every FP8 kernel (attention absorb, experts; part A's
+ * GEMV/GEMM may use it too). PART A (uploader): produce exactly this layout.
+ *
+ *   codes:  each row of a [rows, cols] FP8 matrix starts on a 16-byte boundary: row r occupies u32 words
+ *           [r * rowStrideWords, r * rowStrideWords + ceil(cols / 4)), little-endian, code j of the row in
+ *           byte (j % 4) of word (j / 4); the padding bytes up to rowStrideWords are 0 (= +0.0, never read
+ *           as data: kernels mask the ragged tail word).
+ *           rowStrideWords = roundUp(ceil(cols / 4), 4)   (fp8RowStrideWords). When cols % 16 == 0 (every
+ *           production shape) this is exactly the safetensors bytes, no copy needed.
+ *   scales: the checkpoint's `weight_scale_inv` unchanged: f32 [ceil(rows/128), ceil(cols/128)], row-major.
+ *
+ * Why padded rows: toy and production shapes have rows whose byte length is not a multiple of 4 (golden
+ * `ragged`: D = 200, Fm = 72 are, but e.g. cols = 150 would not be), and WGSL can only read u32 words; with
+ * every row starting on a word the kernels never straddle two rows in one word.
+ *
+ * Stacks: several same-shape matrices packed back to back in ONE buffer (all experts of a layer), matrix m at
+ * word m * matrixWords, its scales at float m * matrixScales (fp8StackLayout). The experts' gate_up stack
+ * interleaves per expert [gate_e, up_e] (matrix 2e = gate, 2e + 1 = up); down is one matrix per expert.
+ * An upload without a second full copy: create the buffer with size count * matrixWords * 4 and write each
+ * matrix's packFp8Rows(...).bytes at byte offset m * matrixWords * 4 (queue.writeBuffer per matrix).
+ *
+ * Stacks larger than maxStorageBufferBindingSize are split into shards of whole experts (expertShards): one
+ * buffer pair (codes, scales) per shard; the MoE launchers take the shard list and record one dispatch per
+ * shard, each handling only the experts it holds (moe.ts).
+ */
+import { DeviceError, ShapeError } from '../../errors.js';
+
+/** An FP8 weight as stored (compatible with model/checkpoint LinearWeight 'fp8' and format/fp8 Fp8Block). */
+export interface Fp8Matrix {
+  rows: number; // out
+  cols: number; // in
+  data: Uint8Array; // [rows, cols] E4M3FN codes
+  scale: Float32Array; // [ceil(rows/128), ceil(cols/128)]
+}
+
+export const FP8_BLOCK = 128;
+/** Rows start on 16-byte boundaries (vec4<u32> loads are possible). */
+export const FP8_ROW_ALIGN_WORDS = 4;
+
+export function fp8RowStrideWords(cols: number): number {
+  return Math.ceil(Math.ceil(cols / 4) / FP8_ROW_ALIGN_WORDS) * FP8_ROW_ALIGN_WORDS;
+}
+
+/** [ceil(rows/128), ceil(cols/128)] */
+export function scaleGrid(rows: number, cols: number): [number, number] {
+  return [Math.ceil(rows / FP8_BLOCK), Math.ceil(cols / FP8_BLOCK)];
+}
+
+function checkMatrix(m: Fp8Matrix, what: string): void {
+  const [sr, sc] = scaleGrid(m.rows, m.cols);
+  if (m.data.length !== m.rows * m.cols) {
+    throw new ShapeError(`${what}: ${m.data.length} FP8 codes do not make a [${m.rows}, ${m.cols}] matrix`, what, m.rows * m.cols, m.data.length);
+  }
+  if (m.scale.length !== sr * sc) {
+    throw new ShapeError(`${what}: scale has ${m.scale.length} values, a [${m.rows}, ${m.cols}] weight needs [${sr}, ${sc}]`, what, [sr, sc], m.scale.length);
+  }
+}
+
+/**
+ * The codes of one matrix in the padded-row layout. Returns the input bytes themselves (no copy) when the
+ * rows are already aligned (cols % 16 == 0).
+ */
+export function packFp8Rows(m: Fp8Matrix, what = 'fp8 weight'): { bytes: Uint8Array; rowStrideWords: number } {
+  checkMatrix(m, what);
+  const rowStrideWords = fp8RowStrideWords(m.cols);
+  const strideBytes = rowStrideWords * 4;
+  if (strideBytes === m.cols) return { bytes: m.data, rowStrideWords };
+  const bytes = new Uint8Array(m.rows * strideBytes);
+  for (let r = 0; r < m.rows; r++) bytes.set(m.data.subarray(r * m.cols, (r + 1) * m.cols), r * strideBytes);
+  return { bytes, rowStrideWords };
+}
+
+/** Geometry of `count` same-shape FP8 matrices packed in one buffer. */
+export interface Fp8StackLayout {
+  count: number;
+  rows: number;
+  cols: number;
+  rowStrideWords: number;
+  /** u32 words per matrix = rows * rowStrideWords */
+  matrixWords: number;
+  /** f32 scales per matrix = ceil(rows/128) * ceil(cols/128) */
+  matrixScales: number;
+  /** total bytes of the codes buffer / scales buffer */
+  codeBytes: number;
+  scaleBytes: number;
+}
+
+export function fp8StackLayout(count: number, rows: number, cols: number): Fp8StackLayout {
+  const rowStrideWords = fp8RowStrideWords(cols);
+  const [sr, sc] = scaleGrid(rows, cols);
+  const matrixWords = rows * rowStrideWords;
+  return {
+    count,
+    rows,
+    cols,
+    rowStrideWords,
+    matrixWords,
+    matrixScales: sr * sc,
+    codeBytes: count * matrixWords * 4,
+    scaleBytes: count * sr * sc * 4,
+  };
+}
+
+/**
+ * Packs matrices into one stack in memory (tests and small models; the engine should write per matrix at
+ * offsets instead, see the file header).
+ */
+export function packFp8Stack(mats: readonly Fp8Matrix[], what = 'fp8 stack'): { codes: Uint8Array; scales: Float32Array; layout: Fp8StackLayout } {
+  if (mats.length === 0) throw new ShapeError(`${what}: no matrices`);
+  const { rows, cols } = mats[0]!;
+  const layout = fp8StackLayout(mats.length, rows, cols);
+  const codes = new Uint8Array(layout.codeBytes);
+  const scales = new Float32Array(layout.count * layout.matrixScales);
+  mats.forEach((m, i) => {
+    if (m.rows !== rows || m.cols !== cols) {
+      throw new ShapeError(`${what}: matrix ${i} is [${m.rows}, ${m.cols}], the stack is [${rows}, ${cols}]`, what, [rows, cols], [m.rows, m.cols]);
+    }
+    codes.set(packFp8Rows(m, `${what}[${i}]`).bytes, i * layout.matrixWords * 4);
+    scales.set(m.scale, i * layout.matrixScales);
+  });
+  return { codes, scales, layout };
+}
+
+/** A contiguous range of experts held by one buffer pair. */
+export interface ExpertRange {
+  first: number;
+  count: number;
+}
+
+/**
+ * Splits `experts` experts into shards whose codes fit `maxBindingBytes` (maxStorageBufferBindingSize);
+ * `bytesPerExpert` = matricesPerExpert * matrixWords * 4. Throws a DeviceError naming `tensor` when a single
+ * expert does not fit.
+ */
+export function expertShards(experts: number, bytesPerExpert: number, maxBindingBytes: number, tensor = 'experts'): ExpertRange[] {
+  const per = Math.floor(maxBindingBytes / bytesPerExpert);
+  if (per < 1) {
+    throw new DeviceError(`${tensor}: one expert needs ${bytesPerExpert} bytes, more than maxStorageBufferBindingSize ${maxBindingBytes}`, {
+      limit: 'maxStorageBufferBindingSize',
+      value: maxBindingBytes,
+      required: bytesPerExpert,
+    });
+  }
+  const out: ExpertRange[] = [];
+  for (let first = 0; first < experts; first += per) out.push({ first, count: Math.min(per, experts - first) });
+  return out;
+}

@@ -1,0 +1,323 @@
+/**
+ * MoE on the GPU (model-spec §6): the router and the experts, driven by GPU-resident expert ids (no readback).
+ *
+ * Legend: T tokens, D hidden, E routed experts, K experts per token, G groups, TG groups kept,
+ * F = moe_intermediate_size (routed expert width), Fs = S·F shared-expert width (0 = no shared expert),
+ * Ks = K + (Fs > 0 ? 1 : 0) slots per token (slot K = the shared expert, weight 1), Fmax = max(F, Fs).
+ *
+ * Layouts (f32 unless said):
+ *   logits   [T, E]        router logits x · gate.weight[e] (part A's BF16 GEMV writes them)
+ *   bias     [E]           e_score_correction_bias
+ *   ids      [T, K] u32    selected experts, by descending biased score (ties: lower index first)
+ *   weights  [T, K]        combine weights (normalised iff norm_topk_prob, × routed_scaling_factor)
+ *   x        [T, D]        post_attention_layernorm output
+ *   out      [T, D]        out[t] = (accumulate ? out[t] : 0) + Σ_k w_k FFN_{e_k}(x_t) + FFN_shared(x_t)
+ *                          (pass the residual stream with accumulate = true to fuse the residual add)
+ *   expert weights (FP8, padded-row layout of fp8-layout.ts), per shard of experts [first, first + count):
+ *     gateUp  stack of 2·count matrices [F, D]: matrix 2i = gate_proj of expert first+i, 2i+1 = its up_proj
+ *             (fp8StackLayout(2·count, F, D)); scales likewise stacked
+ *     down    stack of count matrices [D, F]   (fp8StackLayout(count, D, F))
+ *     One shard holds all E experts unless the stack exceeds maxStorageBufferBindingSize (expertShards()).
+ *   shared expert: gateUp stack of 2 matrices [Fs, D] (gate, up), down stack of 1 matrix [D, Fs].
+ *   hidden   [T, Ks, Fmax]  scratch: w_k · silu(gate·x) ⊙ (up·x) per (token, slot)
+ *   grouped path scratch (MoeScratch): y [T, Ks, D] per-slot down outputs, plan (block → expert, sorted
+ *            (token, slot) pairs), indirect dispatch arguments.
+ *
+ * Dispatches:
+ *   moeRouter           1 dispatch (moe_router): sigmoid, +bias, group-limited top-K, weights.
+ *   moeExpertsDecode    small T (decode): moe_gateup_id (grid F-tiles × Ks × T; each workgroup reads its
+ *                       slot's expert id from `ids` and runs SwiGLU on that expert's rows; the shared expert is
+ *                       slot K in the same dispatch) then moe_down_id (each output row sums all slots, adds the
+ *                       residual). 2 dispatches per shard (1 shard: 2 in all).
+ *   moeExpertsPrefill   large T: moe_align (count per expert, prefix sum padded to BM-row blocks, scatter
+ *                       (token, slot) pairs, write the indirect grid: vLLM's moe_align_block_size) →
+ *                       moe_gateup_grouped (dispatchWorkgroupsIndirect; each BM-row tile looks up its expert,
+ *                       so every expert's weights are read once per step) → moe_down_grouped → moe_combine.
+ *   moeExperts          picks one of the two by T.
+ * No launcher submits or reads back; all of them record into the caller's compute pass.
+ *
+ * CPU counterparts: model/router.ts moeRoute, model/reference.ts moe / ffn.
+ */
+import { ShapeError } from '../../errors.js';
+import { createBuffer, STORAGE, type UniformArena } from '../buffers.js';
+import type { GpuContext } from '../device.js';
+import type { Kernels } from '../kernels.js';
+import { fp8RowStrideWords, fp8StackLayout, scaleGrid } from './fp8-layout.js';
+import { params, requireBytes, requireInt, type Buf, type Fp8Buffers } from './binding.js';
+
+export interface MoeGeometry {
+  hidden: number; // D
+  experts: number; // E
+  topK: number; // K
+  inter: number; // F
+  /** Fs = n_shared_experts · F; 0 when there is no shared expert */
+  sharedInter: number;
+}
+
+export interface ExpertShardBuffers {
+  first: number;
+  count: number;
+  gateUp: Fp8Buffers; // stack of 2·count [F, D]
+  down: Fp8Buffers; // stack of count [D, F]
+}
+
+export interface MoeWeightBuffers {
+  shards: ExpertShardBuffers[];
+  shared: { gateUp: Fp8Buffers; down: Fp8Buffers } | null;
+}
+
+/** Largest E the router and the align kernel handle (workgroup arrays). */
+export const MOE_MAX_EXPERTS = 512;
+export const MOE_MAX_TOPK = 32;
+export const MOE_MAX_GROUPS = 64;
+/** Rows (token, slot pairs) per tile of the grouped GEMMs; expert segments are padded to it. */
+export const MOE_BLOCK_M = 16;
+const BN = 16; // columns per tile of the grouped GEMMs (moe_*_grouped.wgsl)
+const SENTINEL = 0xffffffff;
+
+export function slotsPerToken(g: MoeGeometry): number {
+  return g.topK + (g.sharedInter > 0 ? 1 : 0);
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Router
+
+export interface MoeRouterArgs {
+  logits: Buf; // [T, E] f32
+  bias: Buf; // [E] f32
+  ids: Buf; // [T, K] u32 (written)
+  weights: Buf; // [T, K] f32 (written)
+  tokens: number;
+  experts: number; // E
+  topK: number; // K
+  groups: number; // G (n_group)
+  topkGroups: number; // TG (topk_group)
+  normTopkProb: boolean;
+  scaling: number; // routed_scaling_factor
+}
+
+export function moeRouter(k: Kernels, pass: GPUComputePassEncoder, arena: UniformArena, a: MoeRouterArgs): void {
+  const name = 'moe_router';
+  const { tokens: T, experts: E, topK: K, groups: G, topkGroups: TG } = a;
+  requireInt(T, 1, name, 'tokens', k.gpu.limits.maxComputeWorkgroupsPerDimension);
+  requireInt(E, 1, name, 'experts', MOE_MAX_EXPERTS);
+  requireInt(G, 1, name, 'groups', MOE_MAX_GROUPS);
+  requireInt(TG, 1, name, 'topkGroups', G);
+  if (E % G !== 0 || (G > 1 && E / G < 2)) throw new ShapeError(`${name}: ${E} experts do not split into ${G} groups of ≥ 2`, 'groups', G, E);
+  requireInt(K, 1, name, 'topK', Math.min(MOE_MAX_TOPK, (TG * E) / G));
+  requireBytes(k.gpu, a.logits, T * E * 4, name, 'logits');
+  requireBytes(k.gpu, a.bias, E * 4, name, 'bias');
+  requireBytes(k.gpu, a.ids, T * K * 4, name, 'ids');
+  requireBytes(k.gpu, a.weights, T * K * 4, name, 'weights');
+  const WG = 64;
+  const pipe = k.pipeline(name, { WG });
+  const p = params(arena, [T, E, K, G, TG, a.normTopkProb ? 1 : 0, { f32: a.scaling }, 0]);
+  k.dispatch(pass, pipe, k.bindGroup(pipe, [a.logits, a.bias, a.ids, a.weights, p]), T);
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Experts
+
+export interface MoeScratch {
+  maxTokens: number;
+  /** [maxTokens, Ks, Fmax] */
+  hidden: GPUBuffer;
+  /** grouped path only: [maxTokens, Ks, D] */
+  y: GPUBuffer | null;
+  /** grouped path only: [maxBlocks] block → expert (E = shared), then [maxBlocks · BM] sorted pairs t·Ks + k */
+  plan: GPUBuffer | null;
+  /** grouped path only: two indirect grids (gate_up at byte 0, down at byte 16) */
+  indirect: GPUBuffer | null;
+  maxBlocks: number;
+}
+
+/** Upper bound of BM-row blocks for T tokens: Σ_e ⌈c_e / BM⌉ ≤ ⌊T·K / BM⌋ + min(E, T·K) (+ shared blocks). */
+export function maxExpertBlocks(g: MoeGeometry, T: number): number {
+  const pairs = T * g.topK;
+  return Math.floor(pairs / MOE_BLOCK_M) + Math.min(g.experts, pairs) + (g.sharedInter > 0 ? Math.ceil(T / MOE_BLOCK_M) : 0);
+}
+
+/** Scratch for up to maxTokens tokens; `grouped` allocates the prefill path's buffers too. */
+export function createMoeScratch(gpu: GpuContext, g: MoeGeometry, maxTokens: number, grouped = true): MoeScratch {
+  const Ks = slotsPerToken(g);
+  const Fmax = Math.max(g.inter, g.sharedInter);
+  const maxBlocks = maxExpertBlocks(g, maxTokens);
+  const INDIRECT = 0x0100;
+  return {
+    maxTokens,
+    maxBlocks,
+    hidden: createBuffer(gpu, maxTokens * Ks * Fmax * 4, 'moe.hidden'),
+    y: grouped ? createBuffer(gpu, maxTokens * Ks * g.hidden * 4, 'moe.y') : null,
+    plan: grouped ? createBuffer(gpu, maxBlocks * (1 + MOE_BLOCK_M) * 4, 'moe.plan') : null,
+    indirect: grouped ? createBuffer(gpu, 32, 'moe.indirect', STORAGE | INDIRECT) : null,
+  };
+}
+
+export interface MoeExpertsArgs {
+  x: Buf; // [T, D]
+  ids: Buf; // [T, K] u32
+  weights: Buf; // [T, K] f32
+  out: Buf; // [T, D]
+  /** out += instead of out = (fuses the residual add) */
+  accumulate: boolean;
+  tokens: number;
+  geometry: MoeGeometry;
+  w: MoeWeightBuffers;
+  scratch: MoeScratch;
+}
+
+interface Checked {
+  T: number;
+  Ks: number;
+  Fmax: number;
+  rsD: number; // row stride (words) of gate/up rows (cols = D)
+  scD: number; // scale columns of gate/up (⌈D/128⌉)
+  rsF: number; // row stride of routed down rows (cols = F)
+  rsFs: number; // row stride of shared down rows (cols = Fs)
+}
+
+function checkExperts(k: Kernels, a: MoeExpertsArgs, kernel: string): Checked {
+  const g = a.geometry;
+  requireInt(g.hidden, 1, kernel, 'hidden');
+  requireInt(g.experts, 1, kernel, 'experts', MOE_MAX_EXPERTS);
+  requireInt(g.topK, 1, kernel, 'topK', Math.min(MOE_MAX_TOPK, g.experts));
+  requireInt(g.inter, 1, kernel, 'inter');
+  requireInt(g.sharedInter, 0, kernel, 'sharedInter');
+  requireInt(a.tokens, 1, kernel, 'tokens', a.scratch.maxTokens);
+  const T = a.tokens;
+  const D = g.hidden;
+  const Ks = slotsPerToken(g);
+  const Fmax = Math.max(g.inter, g.sharedInter);
+  requireBytes(k.gpu, a.x, T * D * 4, kernel, 'x');
+  requireBytes(k.gpu, a.ids, T * g.topK * 4, kernel, 'ids');
+  requireBytes(k.gpu, a.weights, T * g.topK * 4, kernel, 'weights');
+  requireBytes(k.gpu, a.out, T * D * 4, kernel, 'out');
+  requireBytes(k.gpu, a.scratch.hidden, T * Ks * Fmax * 4, kernel, 'scratch.hidden');
+  let next = 0;
+  for (const s of a.w.shards) {
+    if (s.first !== next || s.count < 1) throw new ShapeError(`${kernel}: expert shards must cover 0..E-1 in order (shard at ${s.first}, expected ${next})`, 'shards');
+    next += s.count;
+    const gu = fp8StackLayout(2 * s.count, g.inter, D);
+    const dn = fp8StackLayout(s.count, D, g.inter);
+    requireBytes(k.gpu, s.gateUp.codes, gu.codeBytes, kernel, `shard ${s.first}.gateUp.codes`);
+    requireBytes(k.gpu, s.gateUp.scales, gu.scaleBytes, kernel, `shard ${s.first}.gateUp.scales`);
+    requireBytes(k.gpu, s.down.codes, dn.codeBytes, kernel, `shard ${s.first}.down.codes`);
+    requireBytes(k.gpu, s.down.scales, dn.scaleBytes, kernel, `shard ${s.first}.down.scales`);
+  }
+  if (next !== g.experts) throw new ShapeError(`${kernel}: expert shards cover ${next} experts, the layer has ${g.experts}`, 'shards', g.experts, next);
+  if ((g.sharedInter > 0) !== (a.w.shared !== null)) {
+    throw new ShapeError(`${kernel}: sharedInter = ${g.sharedInter} but shared weights are ${a.w.shared ? 'given' : 'missing'}`, 'shared');
+  }
+  if (a.w.shared) {
+    const gu = fp8StackLayout(2, g.sharedInter, D);
+    const dn = fp8StackLayout(1, D, g.sharedInter);
+    requireBytes(k.gpu, a.w.shared.gateUp.codes, gu.codeBytes, kernel, 'shared.gateUp.codes');
+    requireBytes(k.gpu, a.w.shared.gateUp.scales, gu.scaleBytes, kernel, 'shared.gateUp.scales');
+    requireBytes(k.gpu, a.w.shared.down.codes, dn.codeBytes, kernel, 'shared.down.codes');
+    requireBytes(k.gpu, a.w.shared.down.scales, dn.scaleBytes, kernel, 'shared.down.scales');
+  }
+  return {
+    T, Ks, Fmax,
+    rsD: fp8RowStrideWords(D),
+    scD: scaleGrid(1, D)[1],
+    rsF: fp8RowStrideWords(g.inter),
+    rsFs: g.sharedInter > 0 ? fp8RowStrideWords(g.sharedInter) : 0,
+  };
+}
+
+const dummies = new WeakMap<Kernels, GPUBuffer>();
+function dummy(k: Kernels): GPUBuffer {
+  let b = dummies.get(k);
+  if (!b) {
+    b = createBuffer(k.gpu, 16, 'moe.unused');
+    dummies.set(k, b);
+  }
+  return b;
+}
+
+/** Decode / small-T experts: one SwiGLU dispatch and one down dispatch per shard, expert ids read on the GPU. */
+export function moeExpertsDecode(k: Kernels, pass: GPUComputePassEncoder, arena: UniformArena, a: MoeExpertsArgs): void {
+  const c = checkExperts(k, a, 'moe_experts_decode');
+  const g = a.geometry;
+  const sh = a.w.shared;
+  const WG = 64;
+  const gu = k.pipeline('moe_gateup_id', { WG });
+  a.w.shards.forEach((s, i) => {
+    const doShared = i === 0 && sh ? 1 : 0;
+    const p = params(arena, [c.T, g.hidden, g.topK, g.inter, g.sharedInter, c.Fmax, s.first, s.first + s.count, doShared, c.rsD, c.scD, c.Ks]);
+    const bg = k.bindGroup(gu, [
+      a.x, a.ids, a.weights, s.gateUp.codes, s.gateUp.scales,
+      sh ? sh.gateUp.codes : dummy(k), sh ? sh.gateUp.scales : dummy(k), a.scratch.hidden, p,
+    ]);
+    k.dispatch(pass, gu, bg, Math.ceil(c.Fmax / WG), doShared ? c.Ks : g.topK, c.T);
+  });
+  const dn = k.pipeline('moe_down_id', { WG });
+  a.w.shards.forEach((s, i) => {
+    const doShared = i === 0 && sh ? 1 : 0;
+    const accumulate = i > 0 || a.accumulate ? 1 : 0;
+    const p = params(arena, [
+      c.T, g.hidden, g.topK, g.inter, g.sharedInter, c.Fmax, s.first, s.first + s.count,
+      doShared, accumulate, c.rsF, c.rsFs, c.Ks, scaleGrid(1, g.inter)[1], g.sharedInter > 0 ? scaleGrid(1, g.sharedInter)[1] : 0, 0,
+    ]);
+    const bg = k.bindGroup(dn, [
+      a.scratch.hidden, a.ids, s.down.codes, s.down.scales,
+      sh ? sh.down.codes : dummy(k), sh ? sh.down.scales : dummy(k), a.out, p,
+    ]);
+    k.dispatch(pass, dn, bg, Math.ceil(g.hidden / WG), c.T);
+  });
+}
+
+/** Prefill experts: tokens grouped by expert on the GPU, grouped GEMMs over indirect grids, then the combine. */
+export function moeExpertsPrefill(k: Kernels, pass: GPUComputePassEncoder, arena: UniformArena, a: MoeExpertsArgs): void {
+  const c = checkExperts(k, a, 'moe_experts_prefill');
+  const g = a.geometry;
+  const s0 = a.scratch;
+  if (!s0.y || !s0.plan || !s0.indirect) throw new ShapeError('moe_experts_prefill: the scratch was created without the grouped buffers', 'scratch');
+  const maxBlocks = maxExpertBlocks(g, c.T);
+  if (maxBlocks > s0.maxBlocks) throw new ShapeError(`moe_experts_prefill: ${c.T} tokens need ${maxBlocks} blocks, scratch has ${s0.maxBlocks}`, 'scratch');
+  requireInt(maxBlocks, 1, 'moe_experts_prefill', 'blocks', k.gpu.limits.maxComputeWorkgroupsPerDimension);
+  requireBytes(k.gpu, s0.y, c.T * c.Ks * g.hidden * 4, 'moe_experts_prefill', 'scratch.y');
+  const sh = a.w.shared;
+  const pb = s0.maxBlocks; // offset of the sorted pairs in `plan`
+
+  const al = k.pipeline('moe_align', { WG: 256 });
+  const pa = params(arena, [c.T, g.topK, g.experts, sh ? 1 : 0, MOE_BLOCK_M, Math.ceil(c.Fmax / BN), Math.ceil(g.hidden / BN), pb]);
+  k.dispatch(pass, al, k.bindGroup(al, [a.ids, s0.plan, s0.indirect, pa]), 1);
+
+  const gu = k.pipeline('moe_gateup_grouped');
+  a.w.shards.forEach((s, i) => {
+    const doShared = i === 0 && sh ? 1 : 0;
+    const p = params(arena, [c.T, g.hidden, g.topK, g.inter, g.sharedInter, c.Fmax, s.first, s.first + s.count, doShared, c.rsD, c.scD, c.Ks, g.experts, pb, 0, 0]);
+    const bg = k.bindGroup(gu, [
+      a.x, s0.plan!, a.weights, s.gateUp.codes, s.gateUp.scales,
+      sh ? sh.gateUp.codes : dummy(k), sh ? sh.gateUp.scales : dummy(k), s0.hidden, p,
+    ]);
+    pass.setPipeline(gu);
+    pass.setBindGroup(0, bg);
+    pass.dispatchWorkgroupsIndirect(s0.indirect!, 0);
+  });
+  const dn = k.pipeline('moe_down_grouped');
+  a.w.shards.forEach((s, i) => {
+    const doShared = i === 0 && sh ? 1 : 0;
+    const p = params(arena, [
+      c.T, g.hidden, g.topK, g.inter, g.sharedInter, c.Fmax, s.first, s.first + s.count,
+      doShared, c.rsF, c.rsFs, c.Ks, g.experts, pb, scaleGrid(1, g.inter)[1], g.sharedInter > 0 ? scaleGrid(1, g.sharedInter)[1] : 0,
+    ]);
+    const bg = k.bindGroup(dn, [s0.hidden, s0.plan!, s.down.codes, s.down.scales, sh ? sh.down.codes : dummy(k), sh ? sh.down.scales : dummy(k), s0.y!, p]);
+    pass.setPipeline(dn);
+    pass.setBindGroup(0, bg);
+    pass.dispatchWorkgroupsIndirect(s0.indirect!, 16);
+  });
+  const WG = 64;
+  const cb = k.pipeline('moe_combine', { WG });
+  const pc = params(arena, [c.T, g.hidden, c.Ks, a.accumulate ? 1 : 0]);
+  k.dispatch(pass, cb, k.bindGroup(cb, [s0.y, a.out, pc]), Math.ceil(g.hidden / WG), c.T);
+}
+
+/** Decode path up to `decodeMaxTokens` tokens (default 4: each expert row is then read ≤ 4 times), else grouped. */
+export function moeExperts(k: Kernels, pass: GPUComputePassEncoder, arena: UniformArena, a: MoeExpertsArgs, decodeMaxTokens = 4): void {
+  if (a.tokens <= decodeMaxTokens || !a.scratch.plan) moeExpertsDecode(k, pass, arena, a);
+  else moeExpertsPrefill(k, pass, arena, a);
+}
+
+export { SENTINEL as MOE_PAIR_SENTINEL };
