@@ -1,0 +1,115 @@
+// moe_router.wgsl — the noaux_tc MoE router of one token per workgroup (model-spec §6.1-6.3, decisions §12):
+//   s_e = sigmoid(logit_e);  b_e = s_e + bias_e (selection only)
+//   G > 1: group score = sum of the 2 largest b_e of each group of E/G experts; keep the TG best groups,
+//          b_e = -inf outside them
+//   Sel = the K largest b_e, written in descending order; ties anywhere: the lower index wins
+//   w_e = s_e / (norm ? Σ_Sel s : 1) · routed_scaling_factor
+// Selection is by rank (rank(e) = #{e' : b_e' > b_e or (b_e' == b_e and e' < e)}; e is selected iff
+// rank < K, written at ids[rank]): barrier-free, deterministic, O(E²/WG) comparisons per thread.
+//
+// Bindings (group 0):
+//   0  logits   array<f32>  [T, E]   router logits x · gate.weight[e]
+//   1  bias     array<f32>  [E]      e_score_correction_bias
+//   2  ids      array<u32>  [T, K]   written: selected experts by descending biased score
+//   3  weights  array<f32>  [T, K]   written: combine weights
+//   4  params   uniform     Params
+// Workgroup: WG (override, default 64) threads, one token; dispatch T workgroups. E ≤ 512, G ≤ 64, K ≤ 32.
+// CPU counterpart: model/router.ts moeRoute.
+
+override WG: u32 = 64u;
+
+const MAX_E: u32 = 512u;
+const MAX_G: u32 = 64u;
+const MAX_K: u32 = 32u;
+const NEG: f32 = -3.0e38; // "-inf": below every b_e = s_e + bias (s_e in [0, 1], |bias| small)
+
+struct Params {
+  T: u32,        // tokens
+  E: u32,        // routed experts
+  K: u32,        // experts per token
+  G: u32,        // groups (n_group)
+  TG: u32,       // groups kept (topk_group)
+  norm: u32,     // norm_topk_prob (0 / 1)
+  scaling: f32,  // routed_scaling_factor
+  _pad: u32,
+}
+
+@group(0) @binding(0) var<storage, read> logits: array<f32>;
+@group(0) @binding(1) var<storage, read> bias: array<f32>;
+@group(0) @binding(2) var<storage, read_write> ids: array<u32>;
+@group(0) @binding(3) var<storage, read_write> weights: array<f32>;
+@group(0) @binding(4) var<uniform> p: Params;
+
+var<workgroup> score: array<f32, MAX_E>;  // s_e (unbiased)
+var<workgroup> biased: array<f32, MAX_E>; // b_e, then masked
+var<workgroup> gscore: array<f32, MAX_G>;
+var<workgroup> gkeep: array<u32, MAX_G>;
+var<workgroup> sel: array<u32, MAX_K>;
+
+// a ranks before b: larger value, or equal value and lower index
+fn before(va: f32, ia: u32, vb: f32, ib: u32) -> bool {
+  return va > vb || (va == vb && ia < ib);
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let t = wid.x;
+  let E = p.E;
+  for (var e = lid; e < E; e += WG) {
+    let s = 1.0 / (1.0 + exp(-logits[t * E + e]));
+    score[e] = s;
+    biased[e] = s + bias[e];
+  }
+  workgroupBarrier();
+
+  if (p.G > 1u) {
+    let per = E / p.G;
+    for (var g = lid; g < p.G; g += WG) {
+      var m1 = NEG;
+      var m2 = NEG;
+      for (var e = g * per; e < (g + 1u) * per; e++) {
+        let v = biased[e];
+        if (v > m1) {
+          m2 = m1;
+          m1 = v;
+        } else if (v > m2) {
+          m2 = v;
+        }
+      }
+      gscore[g] = m1 + m2;
+    }
+    workgroupBarrier();
+    for (var g = lid; g < p.G; g += WG) {
+      var rank = 0u;
+      for (var o = 0u; o < p.G; o++) {
+        if (before(gscore[o], o, gscore[g], g)) { rank++; }
+      }
+      gkeep[g] = select(0u, 1u, rank < p.TG);
+    }
+    workgroupBarrier();
+    for (var e = lid; e < E; e += WG) {
+      if (gkeep[e / per] == 0u) { biased[e] = NEG; }
+    }
+    workgroupBarrier();
+  }
+
+  for (var e = lid; e < E; e += WG) {
+    let v = biased[e];
+    var rank = 0u;
+    for (var o = 0u; o < E; o++) {
+      if (before(biased[o], o, v, e)) { rank++; }
+    }
+    if (rank < p.K) { sel[rank] = e; }
+  }
+  workgroupBarrier();
+
+  if (lid == 0u) {
+    var sum = 0.0;
+    for (var k = 0u; k < p.K; k++) { sum += score[sel[k]]; }
+    let denom = select(1.0, sum, p.norm != 0u);
+    for (var k = 0u; k < p.K; k++) {
+      ids[t * p.K + k] = sel[k];
+      weights[t * p.K + k] = score[sel[k]] / denom * p.scaling;
+    }
+  }
+}

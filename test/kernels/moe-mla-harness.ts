@@ -1,0 +1,69 @@
+/**
+ * Test plumbing for the MLA and MoE kernel tests: upload, record one pass through a launcher, submit, read back.
+ * One submission per `runPass`, as the engine does per step.
+ */
+import { quantizeFp8Block, dequantizeFp8Block } from '../../src/format/fp8.js';
+import { readBuffer, uploadBuffer, UniformArena, createBuffer } from '../../src/gpu/buffers.js';
+import type { GpuContext } from '../../src/gpu/device.js';
+import { Kernels } from '../../src/gpu/kernels.js';
+import type { Fp8Matrix } from '../../src/gpu/ops/fp8-layout.js';
+import { randn } from '../helpers/gpu.js';
+
+export interface Harness {
+  gpu: GpuContext;
+  k: Kernels;
+  arena: UniformArena;
+}
+
+const harnesses = new WeakMap<GpuContext, Harness>();
+export function harness(gpu: GpuContext): Harness {
+  let h = harnesses.get(gpu);
+  if (!h) {
+    h = { gpu, k: new Kernels(gpu), arena: new UniformArena(gpu, 1 << 16) };
+    harnesses.set(gpu, h);
+  }
+  return h;
+}
+
+/** Records `record` into one compute pass, submits it, waits; fails on any validation error. */
+export async function runPass(h: Harness, record: (pass: GPUComputePassEncoder) => void): Promise<void> {
+  const { gpu, arena } = h;
+  arena.reset();
+  gpu.device.pushErrorScope('validation');
+  const enc = gpu.device.createCommandEncoder({ label: 'test' });
+  const pass = enc.beginComputePass({ label: 'test' });
+  record(pass);
+  pass.end();
+  arena.flush();
+  gpu.device.queue.submit([enc.finish()]);
+  await gpu.device.queue.onSubmittedWorkDone();
+  const err = await gpu.device.popErrorScope();
+  if (err) throw new Error(`validation: ${err.message}`);
+  gpu.check();
+}
+
+export function upload(gpu: GpuContext, data: ArrayBufferView, label = 'test'): GPUBuffer {
+  return uploadBuffer(gpu, data, label);
+}
+
+export function zeros(gpu: GpuContext, bytes: number, label = 'test'): GPUBuffer {
+  return createBuffer(gpu, bytes, label);
+}
+
+export async function readF32(gpu: GpuContext, buf: GPUBuffer, n: number): Promise<Float32Array> {
+  return new Float32Array(await readBuffer(gpu, buf, 0, n * 4));
+}
+
+export async function readU32(gpu: GpuContext, buf: GPUBuffer, n: number): Promise<Uint32Array> {
+  return new Uint32Array(await readBuffer(gpu, buf, 0, n * 4));
+}
+
+/** A random FP8 weight: N(0, std) quantised per 128x128 block (spec §3.4), and its exact dequantisation. */
+export function randomFp8(rand: () => number, rows: number, cols: number, std = 0.05): { m: Fp8Matrix; w: Float32Array } {
+  const q = quantizeFp8Block(randn(rand, rows * cols, std), rows, cols);
+  return { m: q, w: dequantizeFp8Block(q.data, q.scale, rows, cols) };
+}
+
+export function toF64(a: ArrayLike<number>): Float64Array {
+  return Float64Array.from(a as ArrayLike<number>);
+}
