@@ -5,7 +5,7 @@
  */
 import OpenAI from 'openai';
 import type { ChatCompletionChunk, ChatCompletionMessageParam, ChatCompletionTool } from 'openai/resources/chat/completions';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { RunningServer } from '../../src/agent/server.js';
 import { SerialQueue, startServer } from '../../src/agent/server.js';
 import { KIMI_SPECIALS, renderChat } from '../../src/engine/chat-template.js';
@@ -13,6 +13,9 @@ import { AbortError } from '../../src/errors.js';
 import { clientFor, describeServerContract } from './helpers/server-contract.js';
 import type { ToyScriptStep } from './helpers/toy-model.js';
 import { ByteTokenizer, ToyModel, kimiByteTokenizer, toolCallReply } from './helpers/toy-model.js';
+
+// A broken cancellation path would leave the toy model blocked forever: fail fast instead.
+vi.setConfig({ testTimeout: 10_000, hookTimeout: 10_000 });
 
 const MODEL = 'toy-kimi';
 const HELLO = 'Hello there! How can I help?';
@@ -27,7 +30,7 @@ export function weatherScript(prompt: string): ToyScriptStep | string {
     const body = prompt.slice(prompt.indexOf('\n', ret) + 1, prompt.indexOf(KIMI_SPECIALS.imEnd, ret));
     return `The weather in Paris is ${(JSON.parse(body) as { temp: string }).temp}.${KIMI_SPECIALS.imEnd}`;
   }
-  if (lastUser.includes('hang')) return { reply: `Thinking very hard${KIMI_SPECIALS.imEnd}`, hangAfter: 3 };
+  if (lastUser.includes('HANG-NOW')) return { reply: `Thinking very hard${KIMI_SPECIALS.imEnd}`, hangAfter: 3 };
   if (lastUser.includes('weather') && prompt.includes('tool_declare')) return toolCallReply('get_weather', { city: 'Paris' });
   return `${HELLO}${KIMI_SPECIALS.imEnd}`;
 }
@@ -250,7 +253,7 @@ describe('server: errors, queueing, cancellation', () => {
     const aborted = model.nextAbort();
     const controller = new AbortController();
     const stream = await client.chat.completions.create(
-      { model: MODEL, messages: [{ role: 'user', content: 'please hang' }], stream: true },
+      { model: MODEL, messages: [{ role: 'user', content: 'please HANG-NOW' }], stream: true },
       { signal: controller.signal },
     );
     const it = stream[Symbol.asyncIterator]();
@@ -268,7 +271,7 @@ describe('server: errors, queueing, cancellation', () => {
     const hung = model.nextHang();
     const aborted = model.nextAbort();
     const controller = new AbortController();
-    const req = client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hang on' }] }, { signal: controller.signal });
+    const req = client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'HANG-NOW, then' }] }, { signal: controller.signal });
     await hung;
     controller.abort();
     await expect(req).rejects.toBeInstanceOf(OpenAI.APIUserAbortError);
