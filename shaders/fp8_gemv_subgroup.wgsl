@@ -1,0 +1,104 @@
+// fp8_gemv_subgroup.wgsl — block-FP8 matrix-vector product (decode), `subgroups` variant for GPUs:
+//   y[yOffset + rowStart + r] (+)= Σ_c e4m3(W[r, c]) · scale[(rowStart + r) / 128, c / 128] · x[xOffset + c]
+// A workgroup owns ROWS rows; its threads stride along the row in words (coalesced loads, each x chunk reused
+// for the ROWS rows from registers), reduce with subgroupAdd, then combine one value per subgroup through
+// workgroup memory (one barrier) — the llama.cpp mul_mat_vec pattern (kernels.md §3.3). Never hard-codes the
+// subgroup size. Same result as fp8_gemv.wgsl up to summation order; selected only where `subgroups` exists
+// and the adapter is not a CPU one (there the barrier-free fp8_gemv is faster, see docs/architecture.md).
+//
+// Bindings (group 0): as fp8_gemv.wgsl
+//   0  w array<u32> [rows, stride]   1  scale array<f32> [⌈R/128⌉, scaleCols]   2  x array<f32>
+//   3  y array<f32>                  4  params uniform Params
+// Workgroup: WG threads (override, default 64; a multiple of the subgroup size), ROWS = 4 rows.
+// Dispatch: ⌈rows / ROWS⌉ workgroups.
+// CPU counterpart: src/model/reference.ts matVec on dequantizeFp8Block(W).
+enable subgroups;
+
+override WG: u32 = 64u;
+const ROWS: u32 = 4u;
+
+struct Params {
+  rows: u32,
+  cols: u32,
+  stride: u32,
+  rowStart: u32,
+  xOffset: u32,
+  yOffset: u32,
+  scaleCols: u32,
+  accumulate: u32,
+}
+
+@group(0) @binding(0) var<storage, read> w: array<u32>;
+@group(0) @binding(1) var<storage, read> scale: array<f32>;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(4) var<uniform> params: Params;
+
+var<workgroup> red: array<f32, ROWS * WG>; // [ROWS, subgroups] (at most WG subgroups)
+
+fn e4m3(b: u32) -> f32 {
+  let s = (b & 0x80u) << 24u;
+  let e = (b >> 3u) & 0xFu;
+  let m = b & 7u;
+  let normal = bitcast<f32>(s | ((e + 120u) << 23u) | (m << 20u));
+  let sub = bitcast<f32>(s | bitcast<u32>(f32(m) * 0.001953125));
+  return select(normal, sub, e == 0u);
+}
+
+fn decode4(q: u32) -> vec4<f32> {
+  return vec4<f32>(e4m3(q), e4m3(q >> 8u), e4m3(q >> 16u), e4m3(q >> 24u));
+}
+
+fn xmasked(c: u32) -> f32 {
+  return select(0.0, x[params.xOffset + c], c < params.cols);
+}
+
+@compute @workgroup_size(WG)
+fn main(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+  @builtin(subgroup_invocation_id) sgLane: u32,
+  @builtin(subgroup_size) sgSize: u32,
+) {
+  let r0 = wid.x * ROWS;
+  let words = (params.cols + 3u) / 4u;
+  var acc = array<f32, ROWS>();
+  for (var k = lid; k < words; k += WG) {
+    let c = 4u * k;
+    var xv: vec4<f32>;
+    if (c + 3u < params.cols) {
+      let at = params.xOffset + c;
+      xv = vec4<f32>(x[at], x[at + 1u], x[at + 2u], x[at + 3u]);
+    } else {
+      xv = vec4<f32>(xmasked(c), xmasked(c + 1u), xmasked(c + 2u), 0.0);
+    }
+    let kb = k / 32u;
+    for (var i = 0u; i < ROWS; i++) {
+      let r = min(r0 + i, params.rows - 1u); // rows past the end recompute the last row; not written
+      let s = scale[((params.rowStart + r) / 128u) * params.scaleCols + kb];
+      acc[i] += dot(decode4(w[r * params.stride + k]), xv) * s;
+    }
+  }
+  // subgroups are assumed to be contiguous runs of local_invocation_index (true for 1-D workgroups on
+  // every implementation we know); the combine below is correct for any subgroup size dividing WG
+  let sg = lid / sgSize;
+  for (var i = 0u; i < ROWS; i++) {
+    let total = subgroupAdd(acc[i]);
+    if (sgLane == 0u) {
+      red[i * WG + sg] = total;
+    }
+  }
+  workgroupBarrier();
+  if (lid < ROWS && r0 + lid < params.rows) {
+    var sum = 0.0;
+    for (var s = 0u; s < WG / sgSize; s++) {
+      sum += red[lid * WG + s];
+    }
+    let o = params.yOffset + params.rowStart + r0 + lid;
+    if (params.accumulate != 0u) {
+      y[o] += sum;
+    } else {
+      y[o] = sum;
+    }
+  }
+}

@@ -1,0 +1,214 @@
+/**
+ * Linear layers on the GPU: y = x @ W^T with W stored as block-FP8 (E4M3 codes + F32 128x128 block scales) or
+ * BF16, never dequantised to memory. One launcher, `linear`, picks the kernel:
+ *   T = 1  → a GEMV: fp8_gemv (f32, barrier-free), fp8_gemv_subgroup (hardware adapters with `subgroups`),
+ *            fp8_gemv_f16 (opt-in f16 precision, `shader-f16`); bf16_gemv
+ *   T > 1  → a GEMM: fp8_gemm / bf16_gemm (one row x 8 tokens per thread)
+ * and records one dispatch per row chunk of the weight (a weight larger than maxStorageBufferBindingSize is
+ * uploaded as several buffers of whole rows, each bound on its own).
+ *
+ * Upload layout (shared with the attention/MoE kernels, fp8-layout.ts): row r of the codes starts at word
+ * r·strideWords, strideWords = roundUp(⌈cols / 4⌉, 4) for FP8 and roundUp(⌈cols / 2⌉, 4) for BF16, padding
+ * bytes 0; scales are the checkpoint's weight_scale_inv unchanged [⌈rows/128⌉, ⌈cols/128⌉]. When the stored row
+ * is already 16-byte aligned (every production shape) the tensor bytes are written as they are; otherwise rows
+ * are re-laid through a bounded staging block (≤ 4 MiB), never a second full copy.
+ *
+ * Legend: T tokens, R rows (out features), C cols (in features).
+ */
+import { DeviceError, ShapeError } from '../../errors.js';
+import type { LinearWeight } from '../../model/checkpoint.js';
+import { createBuffer, writeBuffer, type UniformArena } from '../buffers.js';
+import type { GpuContext } from '../device.js';
+import type { Kernels } from '../kernels.js';
+import { params, requireBytes, requireInt, type Buf } from './binding.js';
+import { fp8RowStrideWords } from './fp8-layout.js';
+
+export type WeightFormat = 'fp8' | 'bf16';
+
+/** A contiguous range of rows held by one buffer. */
+export interface RowChunk {
+  rowStart: number;
+  rows: number;
+  codes: GPUBuffer;
+}
+
+/** A linear weight on the GPU, [rows, cols] = [out, in]. */
+export interface GpuLinear {
+  name: string;
+  format: WeightFormat;
+  rows: number;
+  cols: number;
+  /** u32 words per row in `codes`. */
+  strideWords: number;
+  /** Row chunks, in order, covering all rows (one chunk unless the tensor exceeds the binding limit). */
+  chunks: RowChunk[];
+  /** FP8: the block scales [⌈rows/128⌉, ⌈cols/128⌉] f32; null for BF16. */
+  scales: GPUBuffer | null;
+  /** GPU bytes held. */
+  bytes: number;
+}
+
+/** u32 words per row in the upload layout. */
+export function rowStrideWords(format: WeightFormat, cols: number): number {
+  return format === 'fp8' ? fp8RowStrideWords(cols) : Math.ceil(Math.ceil(cols / 2) / 4) * 4;
+}
+
+/** Rows per buffer so that each fits maxStorageBufferBindingSize (and maxBufferSize); DeviceError when one row cannot. */
+export function rowsPerChunk(gpu: GpuContext, strideBytes: number, rows: number, name: string): number {
+  const limit = Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
+  const per = Math.floor(limit / strideBytes);
+  if (per < 1) {
+    throw new DeviceError(`tensor '${name}': one row needs ${strideBytes} bytes, more than maxStorageBufferBindingSize ${limit}`, {
+      limit: 'maxStorageBufferBindingSize',
+      value: limit,
+      required: strideBytes,
+    });
+  }
+  if (per >= rows) return rows;
+  // whole 128-row blocks per chunk where possible (keeps a chunk's rows inside whole scale blocks)
+  return per >= 128 ? Math.floor(per / 128) * 128 : per;
+}
+
+const STAGING_BYTES = 4 << 20;
+
+/**
+ * Writes rows [r0, r0 + n) of a row-major tensor (`rowBytes` bytes per stored row) into `buf` at byte 0 with a
+ * padded stride, through staging blocks of at most 4 MiB (or directly when no padding is needed).
+ */
+export function writeRows(gpu: GpuContext, buf: GPUBuffer, data: Uint8Array, r0: number, n: number, rowBytes: number, strideBytes: number): void {
+  if (rowBytes === strideBytes) {
+    writeBuffer(gpu, buf, 0, data.subarray(r0 * rowBytes, (r0 + n) * rowBytes));
+    return;
+  }
+  const perBlock = Math.max(1, Math.floor(STAGING_BYTES / strideBytes));
+  const staging = new Uint8Array(Math.min(n, perBlock) * strideBytes);
+  for (let b = 0; b < n; b += perBlock) {
+    const m = Math.min(perBlock, n - b);
+    staging.fill(0);
+    for (let r = 0; r < m; r++) {
+      const src = (r0 + b + r) * rowBytes;
+      staging.set(data.subarray(src, src + rowBytes), r * strideBytes);
+    }
+    writeBuffer(gpu, buf, b * strideBytes, staging.subarray(0, m * strideBytes));
+  }
+}
+
+/**
+ * Uploads one linear weight as stored (FP8 stays FP8, BF16 stays BF16), split into row chunks that each fit a
+ * storage binding. `name` labels the buffers and errors.
+ */
+export function uploadLinear(gpu: GpuContext, name: string, w: LinearWeight): GpuLinear {
+  const { rows, cols, format } = w;
+  const strideWords = rowStrideWords(format, cols);
+  const strideBytes = strideWords * 4;
+  const rowBytes = format === 'fp8' ? cols : cols * 2;
+  const bytes = format === 'fp8' ? w.data : new Uint8Array(w.data.buffer, w.data.byteOffset, w.data.byteLength);
+  if (bytes.byteLength !== rows * rowBytes) {
+    throw new ShapeError(`tensor '${name}': ${bytes.byteLength} bytes do not make a [${rows}, ${cols}] ${format} matrix`, name, rows * rowBytes, bytes.byteLength);
+  }
+  const per = rowsPerChunk(gpu, strideBytes, rows, name);
+  const chunks: RowChunk[] = [];
+  let total = 0;
+  for (let r0 = 0; r0 < rows; r0 += per) {
+    const n = Math.min(per, rows - r0);
+    const codes = createBuffer(gpu, n * strideBytes, chunks.length === 0 && n === rows ? name : `${name}[${r0}:${r0 + n}]`);
+    writeRows(gpu, codes, bytes, r0, n, rowBytes, strideBytes);
+    chunks.push({ rowStart: r0, rows: n, codes });
+    total += codes.size;
+  }
+  let scales: GPUBuffer | null = null;
+  if (w.format === 'fp8') {
+    const want = Math.ceil(rows / 128) * Math.ceil(cols / 128);
+    if (w.scale.length !== want) throw new ShapeError(`tensor '${name}_scale_inv': ${w.scale.length} scales, need ${want}`, name, want, w.scale.length);
+    scales = createBuffer(gpu, w.scale.byteLength, `${name}_scale_inv`);
+    writeBuffer(gpu, scales, 0, w.scale);
+    total += scales.size;
+  }
+  return { name, format, rows, cols, strideWords, chunks, scales, bytes: total };
+}
+
+export function destroyLinear(w: GpuLinear): void {
+  for (const c of w.chunks) c.codes.destroy();
+  w.scales?.destroy();
+}
+
+/** Which GEMV kernel serves FP8 decode. */
+export type GemvVariant = 'f32' | 'subgroup' | 'f16';
+
+/**
+ * The FP8 GEMV for this device: 'f16' only when asked and `shader-f16` exists; 'subgroup' on hardware adapters
+ * with `subgroups`; otherwise the barrier-free 'f32' (fastest on CPU adapters, docs/architecture.md).
+ */
+export function chooseGemv(k: Kernels, precision: 'f32' | 'f16' = 'f32'): GemvVariant {
+  if (precision === 'f16' && k.available('fp8_gemv_f16')) return 'f16';
+  if (!k.gpu.info.software && k.available('fp8_gemv_subgroup')) return 'subgroup';
+  return 'f32';
+}
+
+const GEMV_KERNEL: Record<GemvVariant, string> = { f32: 'fp8_gemv', subgroup: 'fp8_gemv_subgroup', f16: 'fp8_gemv_f16' };
+/** Which GEMM kernel serves FP8 prefill. */
+export type GemmVariant = 'f32' | 'f16';
+const GEMM_KERNEL: Record<GemmVariant, string> = { f32: 'fp8_gemm', f16: 'fp8_gemm_f16' };
+
+export interface LinearArgs {
+  w: GpuLinear;
+  /** [T, xStride] f32 at xOffset (elements); the first `cols` of each token row are read. */
+  x: Buf;
+  xOffset?: number;
+  xStride?: number;
+  /** [T, yStride] f32 at yOffset; columns 0 .. rows-1 of each token row are written. */
+  y: Buf;
+  yOffset?: number;
+  yStride?: number;
+  tokens: number;
+  /** y += x @ W^T instead of y = (default false). */
+  accumulate?: boolean;
+  /** FP8 GEMV kernel for T = 1 (default 'f32'). */
+  gemv?: GemvVariant;
+  /** FP8 GEMM kernel for T > 1 (default 'f32'). */
+  gemm?: GemmVariant;
+  /** Force the GEMM kernel even for T = 1 (tests). */
+  forceGemm?: boolean;
+}
+
+/** Records y (+)= x @ W^T: one dispatch per row chunk of W. Shapes are checked first (ShapeError). */
+export function linear(k: Kernels, pass: GPUComputePassEncoder, arena: UniformArena, a: LinearArgs): void {
+  const w = a.w;
+  const name = `linear(${w.name})`;
+  requireInt(a.tokens, 1, name, 'tokens');
+  const T = a.tokens;
+  const xOffset = a.xOffset ?? 0;
+  const yOffset = a.yOffset ?? 0;
+  const xStride = a.xStride ?? w.cols;
+  const yStride = a.yStride ?? w.rows;
+  if (xStride < w.cols) throw new ShapeError(`${name}: xStride ${xStride} < cols ${w.cols}`, 'xStride', w.cols, xStride);
+  if (yStride < w.rows) throw new ShapeError(`${name}: yStride ${yStride} < rows ${w.rows}`, 'yStride', w.rows, yStride);
+  requireBytes(k.gpu, a.x, (xOffset + (T - 1) * xStride + w.cols) * 4, name, 'x');
+  requireBytes(k.gpu, a.y, (yOffset + (T - 1) * yStride + w.rows) * 4, name, 'y');
+  const acc = a.accumulate ? 1 : 0;
+  const gemm = T > 1 || a.forceGemm === true;
+  const WG = 64;
+  if (w.format === 'fp8') {
+    const scaleCols = Math.ceil(w.cols / 128);
+    const variant = a.gemv ?? 'f32';
+    const kernel = gemm ? GEMM_KERNEL[a.gemm ?? 'f32'] : GEMV_KERNEL[variant];
+    const pipe = k.pipeline(kernel, { WG });
+    for (const c of w.chunks) {
+      const fields = [c.rows, w.cols, w.strideWords, c.rowStart, xOffset, yOffset, scaleCols, acc];
+      const p = params(arena, gemm ? [...fields, T, xStride, yStride, 0] : fields);
+      const bg = k.bindGroup(pipe, [c.codes, w.scales!, a.x, a.y, p]);
+      if (gemm) k.dispatch(pass, pipe, bg, Math.ceil(c.rows / WG), Math.ceil(T / 8));
+      else if (variant === 'subgroup') k.dispatch(pass, pipe, bg, Math.ceil(c.rows / 4));
+      else k.dispatch(pass, pipe, bg, Math.ceil(c.rows / WG));
+    }
+  } else {
+    const kernel = gemm ? 'bf16_gemm' : 'bf16_gemv';
+    const pipe = k.pipeline(kernel, { WG });
+    for (const c of w.chunks) {
+      const fields = [c.rows, w.cols, w.strideWords, c.rowStart, xOffset, yOffset, acc];
+      const p = params(arena, gemm ? [...fields, T, xStride, yStride, 0, 0] : [...fields, 0]);
+      const bg = k.bindGroup(pipe, [c.codes, a.x, a.y, p]);
+      k.dispatch(pass, pipe, bg, Math.ceil(c.rows / WG), gemm ? Math.ceil(T / 8) : 1);
+    }
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * RoPE launchers (shaders/rope.wgsl, model-spec §5): the cos/sin tables are computed on the CPU once per
+ * session (src/model/rope.ts ropeTables, spec §5.6: WGSL sin/cos are too coarse) and uploaded as one buffer
+ * [ctx, P, 2] of (cos, sin); the kernel only multiplies.
+ *   ropeInPlace  rotates `heads` segments of Dr values per token inside one buffer (q_pe inside q)
+ *   ropeCopy     reads segments from `src` and writes the rotated values to `dst` (k_pe into the latent cache)
+ */
+import { ShapeError } from '../../errors.js';
+import type { RopeConfig } from '../../model/rope.js';
+import { ropeTables } from '../../model/rope.js';
+import { createBuffer, writeBuffer, type UniformArena } from '../buffers.js';
+import type { GpuContext } from '../device.js';
+import type { Kernels } from '../kernels.js';
+import { params, requireBytes, requireInt, type Buf } from './binding.js';
+
+/** The interleaved (cos, sin) table [positions, P, 2] of positions 0 .. positions-1 on the GPU. */
+export interface GpuRopeTable {
+  buffer: GPUBuffer;
+  positions: number;
+  pairs: number;
+}
+
+export function uploadRopeTable(gpu: GpuContext, c: RopeConfig, positions: number): GpuRopeTable {
+  const pos = Array.from({ length: positions }, (_, i) => i);
+  const t = ropeTables(c, pos);
+  const cs = new Float32Array(positions * t.pairs * 2);
+  for (let i = 0; i < positions * t.pairs; i++) {
+    cs[2 * i] = t.cos[i]!;
+    cs[2 * i + 1] = t.sin[i]!;
+  }
+  const buffer = createBuffer(gpu, cs.byteLength, 'rope.cos_sin');
+  writeBuffer(gpu, buffer, 0, cs);
+  return { buffer, positions, pairs: t.pairs };
+}
+
+export interface RopeSegments {
+  buf: Buf;
+  /** element offset of token 0, segment 0 */
+  offset: number;
+  tokenStride: number;
+  headStride: number;
+}
+
+export interface RopeArgs {
+  table: GpuRopeTable;
+  tokens: number;
+  /** position of token 0 */
+  pos0: number;
+  heads: number;
+}
+
+function check(k: Kernels, a: RopeArgs, seg: RopeSegments, arg: string, name: string): void {
+  requireInt(a.tokens, 1, name, 'tokens');
+  requireInt(a.heads, 1, name, 'heads');
+  requireInt(a.pos0, 0, name, 'pos0');
+  if (a.pos0 + a.tokens > a.table.positions) {
+    throw new ShapeError(`${name}: positions ${a.pos0}..${a.pos0 + a.tokens - 1} exceed the table's ${a.table.positions}`, 'pos0', a.table.positions, a.pos0 + a.tokens);
+  }
+  const dr = 2 * a.table.pairs;
+  requireBytes(k.gpu, seg.buf, (seg.offset + (a.tokens - 1) * seg.tokenStride + (a.heads - 1) * seg.headStride + dr) * 4, name, arg);
+}
+
+export function ropeInPlace(k: Kernels, pass: GPUComputePassEncoder, arena: UniformArena, a: RopeArgs & { x: RopeSegments }): void {
+  const name = 'rope';
+  check(k, a, a.x, 'x', name);
+  const WG = 64;
+  const pipe = k.pipeline(name, { WG }, 'main');
+  const p = params(arena, [a.table.pairs, a.heads, a.pos0, a.x.offset, a.x.tokenStride, a.x.headStride, 0, 0, 0, 0, 0, 0]);
+  k.dispatch(pass, pipe, k.bindGroup(pipe, [a.x.buf, a.table.buffer, p]), Math.ceil((a.heads * a.table.pairs) / WG), a.tokens);
+}
+
+export function ropeCopy(k: Kernels, pass: GPUComputePassEncoder, arena: UniformArena, a: RopeArgs & { src: RopeSegments; dst: RopeSegments }): void {
+  const name = 'rope';
+  check(k, a, a.src, 'src', name);
+  check(k, a, a.dst, 'dst', name);
+  const sb = 'buffer' in a.src.buf ? a.src.buf.buffer : a.src.buf;
+  const db = 'buffer' in a.dst.buf ? a.dst.buf.buffer : a.dst.buf;
+  if (sb === db) throw new ShapeError(`${name}: src and dst must be different buffers (use ropeInPlace)`, 'dst');
+  const WG = 64;
+  const pipe = k.pipeline(name, { WG }, 'copy');
+  const p = params(arena, [
+    a.table.pairs, a.heads, a.pos0, a.dst.offset, a.dst.tokenStride, a.dst.headStride,
+    a.src.offset, a.src.tokenStride, a.src.headStride, 0, 0, 0,
+  ]);
+  k.dispatch(pass, pipe, k.bindGroup(pipe, [a.dst.buf, a.table.buffer, p, a.src.buf]), Math.ceil((a.heads * a.table.pairs) / WG), a.tokens);
+}
