@@ -35,6 +35,7 @@ export interface RunningServer {
   /** e.g. `http://127.0.0.1:41234` (clients use `${url}/v1` as their base URL). */
   url: string;
   port: number;
+  /** Stops listening and drops open connections (aborting their generations). Safe to call twice. */
   close(): Promise<void>;
 }
 
@@ -68,6 +69,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
 
   const server = http.createServer((req, res) => {
     handle(ctx, req, res).catch((err: unknown) => {
+      if (err instanceof AbortError) return void res.destroy(); // the client is gone; nobody to answer
       if (!(err instanceof HttpError)) log(`error: ${req.method} ${req.url}: ${err instanceof Error ? err.message : String(err)}`);
       if (!res.headersSent) sendError(res, toHttpError(err));
       else if (res.getHeader('Content-Type') === 'text/event-stream' && !res.writableEnded) {
@@ -86,14 +88,16 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   });
   const port = (server.address() as AddressInfo).port;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  let closing: Promise<void> | undefined;
   return {
     url,
     port,
+    // Idempotent: a signal handler and a finally block may both close.
     close: () =>
-      new Promise<void>((resolve, reject) => {
+      (closing ??= new Promise<void>((resolve, reject) => {
         server.close((err) => (err ? reject(err) : resolve()));
         server.closeAllConnections(); // keep-alive sockets would otherwise hold close() open
-      }),
+      })),
   };
 }
 
@@ -294,6 +298,9 @@ function readJson(req: http.IncomingMessage, limit: number): Promise<unknown> {
       else if (size > drainCap) req.destroy();
     });
     req.on('error', reject);
+    req.on('close', () => {
+      if (!req.complete) reject(new AbortError('client disconnected while sending the request'));
+    });
     req.on('end', () => {
       if (size > limit) return reject(new HttpError(413, `request body exceeds ${limit} bytes`, null, 'request_too_large'));
       try {
