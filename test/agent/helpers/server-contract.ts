@@ -7,10 +7,16 @@
  */
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AgentEvent } from '../../../src/agent/agent.js';
+import { runAgent } from '../../../src/agent/agent.js';
+import type { ChatBackend } from '../../../src/agent/backend.js';
 import type { LocalTextModel } from '../../../src/agent/local-backend.js';
+import { LocalBackend } from '../../../src/agent/local-backend.js';
+import { OpenAIBackend } from '../../../src/agent/openai-backend.js';
 import type { RunningServer } from '../../../src/agent/server.js';
 import { startServer } from '../../../src/agent/server.js';
 import { renderChat } from '../../../src/engine/chat-template.js';
+import { tempWorkspace } from './workspace.js';
 
 export interface ContractSetup {
   model: LocalTextModel;
@@ -103,6 +109,25 @@ export function describeServerContract(label: string, setup: () => Promise<Contr
       await expect(big).rejects.toMatchObject({ status: 413 });
       // and the server is still fine afterwards
       expect((await client.models.list()).data).toHaveLength(1);
+    });
+
+    it('runs the agent to a done event, on the local backend and through HTTP', async () => {
+      const backends: ChatBackend[] = [
+        new LocalBackend(ctx.model),
+        new OpenAIBackend({ baseURL: `${server.url}/v1`, model: ctx.modelId, maxRetries: 0 }),
+      ];
+      for (const backend of backends) {
+        const t = await tempWorkspace();
+        try {
+          let last: AgentEvent | undefined;
+          for await (const e of runAgent({ backend, task: 'List the files.', workspace: t.ws, maxTurns: 2, maxTokensPerTurn: 16, temperature: 0 })) {
+            last = e;
+          }
+          expect(last?.type).toBe('done');
+        } finally {
+          await t.cleanup();
+        }
+      }
     });
 
     it('survives a client that disconnects mid-stream, and serves the next request', async () => {
