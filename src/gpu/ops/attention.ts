@@ -88,13 +88,21 @@ export function createMlaScratch(gpu: GpuContext, g: MlaGeometry, maxTokens: num
   };
 }
 
+/**
+ * Floats of mla_attention's cache tile: what the device's workgroup memory allows beside the kernel's other
+ * 1.5 KiB, at most 4096 (16 KiB). One value per device, so one pipeline serves every geometry.
+ */
+export function attentionTileFloats(gpu: GpuContext): number {
+  return Math.min(4096, Math.floor((gpu.limits.maxComputeWorkgroupStorageSize - 1536) / 4));
+}
+
 /** Tunables of mla_attention (override constants). */
 export interface MlaAttentionTuning {
   /** threads per workgroup (default 64) */
   wg?: number;
   /** (t, h) rows per workgroup (default min(8, T·H)); BM · ⌈R / wg⌉ ≤ 64 */
   bm?: number;
-  /** cache rows per tile (default: fits 8 KiB of workgroup memory, 1..16) */
+  /** cache rows per tile (default: as many as attentionTileFloats allows, 1..16) */
   bn?: number;
 }
 
@@ -149,8 +157,8 @@ export function mlaAbsorbQ(
   const { rowStride, scaleCols } = checkKvB(k.gpu, a.kvB, g, name);
   const WG = 64;
   const TT = tokensPerThread(T);
-  const pipe = k.pipeline(name, { WG, TT });
-  const p = params(arena, [T, g.heads, g.nope, g.rope, g.v, g.rank, rowStride, scaleCols]);
+  const pipe = k.pipeline(name, { WG });
+  const p = params(arena, [T, g.heads, g.nope, g.rope, g.v, g.rank, rowStride, scaleCols, TT]);
   const bg = k.bindGroup(pipe, [a.q, a.kvB.codes, a.kvB.scales, a.qLat, p]);
   k.dispatch(pass, pipe, bg, Math.max(1, Math.ceil(Math.ceil(g.rank / 4) / WG)), g.heads, Math.ceil(T / TT));
 }
@@ -170,8 +178,8 @@ export function mlaAbsorbV(
   const { rowStride, scaleCols } = checkKvB(k.gpu, a.kvB, g, name);
   const WG = 64;
   const TT = tokensPerThread(T);
-  const pipe = k.pipeline(name, { WG, TT });
-  const p = params(arena, [T, g.heads, g.nope, g.rope, g.v, g.rank, rowStride, scaleCols]);
+  const pipe = k.pipeline(name, { WG });
+  const p = params(arena, [T, g.heads, g.nope, g.rope, g.v, g.rank, rowStride, scaleCols, TT]);
   const bg = k.bindGroup(pipe, [a.oLat, a.kvB.codes, a.kvB.scales, a.out, p]);
   k.dispatch(pass, pipe, bg, Math.ceil(g.v / WG), g.heads, Math.ceil(T / TT));
 }
@@ -220,14 +228,14 @@ export function mlaAttention(k: Kernels, pass: GPUComputePassEncoder, arena: Uni
 
   const WG = a.tuning?.wg ?? 64;
   const rpt = Math.ceil(R / WG);
-  const bm = a.tuning?.bm ?? Math.max(1, Math.min(8, rows, Math.floor(MAX_ACC / rpt)));
-  if (bm * rpt > MAX_ACC) {
-    throw new ShapeError(`${name}: BM ${bm} × ⌈R/WG⌉ ${rpt} exceeds ${MAX_ACC} accumulators per thread; raise wg`, 'tuning');
-  }
-  const bn = a.tuning?.bn ?? Math.max(1, Math.min(16, Math.floor(2048 / L)));
-  const tile = bn * L;
-  if (tile * 4 + bm * bn * 4 + bm * 8 > k.gpu.limits.maxComputeWorkgroupStorageSize) {
-    throw new ShapeError(`${name}: a tile of ${bn} cache rows of ${L} floats exceeds workgroup memory`, 'tuning');
+  const tileFloats = attentionTileFloats(k.gpu);
+  const bn = a.tuning?.bn ?? Math.max(1, Math.min(16, Math.floor(tileFloats / L)));
+  const bm = a.tuning?.bm ?? Math.max(1, Math.min(8, rows, Math.floor(MAX_ACC / rpt), Math.floor(256 / bn)));
+  if (bm * rpt > MAX_ACC || bm * bn > 256 || bm > 64 || bn * L > tileFloats) {
+    throw new ShapeError(
+      `${name}: BM ${bm}, BN ${bn} do not fit (BM·⌈R/WG⌉ = ${bm * rpt} ≤ ${MAX_ACC}, BM·BN ≤ 256, BN·L = ${bn * L} ≤ ${tileFloats} floats); raise wg or lower bm/bn`,
+      'tuning',
+    );
   }
   const chunk = Math.ceil(S / splits);
   const rowBlocks = Math.ceil(rows / bm);
@@ -237,10 +245,10 @@ export function mlaAttention(k: Kernels, pass: GPUComputePassEncoder, arena: Uni
     requireBytes(k.gpu, a.partO, splits * rows * R * 4, name, 'partO');
     requireBytes(k.gpu, a.partML, splits * rows * 2 * 4, name, 'partML');
   }
-  const pipe = k.pipeline(name, { WG, BM: bm, BN: bn, TILE: tile });
+  const pipe = k.pipeline(name, { WG, TILE: tileFloats });
   const p = params(arena, [
     T, H, R, g.rope, a.startPos, c.cStride, c.peStride, c.peOffset,
-    { f32: a.scale }, chunk, split ? 1 : 0, rpt,
+    { f32: a.scale }, chunk, split ? 1 : 0, rpt, bm, bn, 0, 0,
   ]);
   // outputs: split → (partO, partML); no split → (oLat, an unused 16-byte buffer)
   const bg = k.bindGroup(pipe, [a.qLat, c.c, c.pe, split ? a.partO! : a.oLat, split ? a.partML! : dummy(k), p]);
