@@ -51,7 +51,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
   let base = r * params.stride;
   let full = params.cols / 2u;
-  var acc: array<f32, TT>;
+  var acc = array<f32, TT>();
   for (var k = 0u; k < full; k++) {
     let wv = decode2(w[base + k]);
     for (var j = 0u; j < TT; j++) {

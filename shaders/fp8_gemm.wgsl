@@ -71,11 +71,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let base = r * params.stride;
   let full = params.cols / 4u;
   let srow = ((params.rowStart + r) / 128u) * params.scaleCols;
-  var acc: array<f32, TT>;
+  var acc = array<f32, TT>();
   var k = 0u;
   for (var kb = 0u; kb < params.scaleCols; kb++) {
     let kend = min(kb * 32u + 32u, full);
-    var part: array<f32, TT>;
+    var part = array<f32, TT>(); // explicit: re-zeroed every block
     for (; k < kend; k++) {
       let wv = decode4(w[base + k]);
       for (var j = 0u; j < TT; j++) {

@@ -1,0 +1,236 @@
+/**
+ * FP8 / BF16 linear kernels (fp8_gemv, fp8_gemv_subgroup, fp8_gemv_f16, fp8_gemm, fp8_gemm_f16, bf16_gemv,
+ * bf16_gemm) against an f64 CPU product on the same decoded weights (format/fp8.ts dequantizeFp8Block,
+ * bf16ArrayToF32), on seeded random shapes with ragged 128-blocks, cols not a multiple of 4, rows not a
+ * multiple of the workgroup, and one fixed debug case.
+ *
+ * Tolerances, per output y_r, relative to m_r = Σ_c |W[r,c]·x_c| (the size of the terms being summed):
+ *   f32 kernels: the weights decode exactly and every product is exact-ish in f32; only the f32 summation order
+ *     differs from the f64 reference: |err| <= 1e-5·m_r + 1e-6 (≈ 100 ulp of the sum; K <= 1000 here).
+ *   f16 kernels: x is rounded to f16 (2^-11 relative) and each 4-term dot is formed in f16:
+ *     |err| <= 4e-3·m_r + 1e-4.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { DeviceError, ShapeError } from '../../src/errors.js';
+import { bf16ArrayToF32, dequantizeFp8Block, f32ArrayToBf16, quantizeFp8Block } from '../../src/format/fp8.js';
+import type { GpuContext } from '../../src/gpu/device.js';
+import { destroyLinear, linear, uploadLinear, type GemmVariant, type GemvVariant, type GpuLinear } from '../../src/gpu/ops/linear.js';
+import type { LinearWeight } from '../../src/model/checkpoint.js';
+import { compareClose, randInt, randn, rng, testAdapter, testGpu } from '../helpers/gpu.js';
+import { f32Buffer, kernels, readF32, record } from './ops-harness.js';
+
+interface Case {
+  w: LinearWeight;
+  dense: Float32Array; // dequantised [rows, cols]
+}
+
+function fp8Case(rand: () => number, rows: number, cols: number): Case {
+  const q = quantizeFp8Block(randn(rand, rows * cols, 0.5), rows, cols);
+  // vary the block scales so a wrong block index shows
+  for (let i = 0; i < q.scale.length; i++) q.scale[i] = q.scale[i]! * (0.5 + rand());
+  return { w: { format: 'fp8', rows, cols, data: q.data, scale: q.scale }, dense: dequantizeFp8Block(q.data, q.scale, rows, cols) };
+}
+
+function bf16Case(rand: () => number, rows: number, cols: number): Case {
+  const data = f32ArrayToBf16(randn(rand, rows * cols, 0.5));
+  return { w: { format: 'bf16', rows, cols, data }, dense: bf16ArrayToF32(data) };
+}
+
+/** y[t, r] = Σ_c W[r, c] x[t, c] in f64, and m[t, r] = Σ_c |W[r, c] x[t, c]|. */
+function reference(dense: Float32Array, rows: number, cols: number, x: Float32Array, T: number): { y: Float64Array; m: Float64Array } {
+  const y = new Float64Array(T * rows);
+  const m = new Float64Array(T * rows);
+  for (let t = 0; t < T; t++) {
+    for (let r = 0; r < rows; r++) {
+      let s = 0;
+      let a = 0;
+      for (let c = 0; c < cols; c++) {
+        const p = dense[r * cols + c]! * x[t * cols + c]!;
+        s += p;
+        a += Math.abs(p);
+      }
+      y[t * rows + r] = s;
+      m[t * rows + r] = a;
+    }
+  }
+  return { y, m };
+}
+
+/** Per-element check |got - want| <= rtol·m + atol, with an llm.c-style report. */
+function expectWithin(got: Float32Array, want: Float64Array, m: Float64Array, rtol: number, atol: number, label: string): number {
+  const bound = Float64Array.from(m, (v) => rtol * v + atol);
+  const diff = Float64Array.from(got, (g, i) => (Math.abs(g - want[i]!) <= bound[i]! ? want[i]! : g));
+  const r = compareClose(diff, want, { atol: 0, rtol: 0, label });
+  if (!r.ok) throw new Error(r.message + `\n  (bound rtol ${rtol}·Σ|w·x| + ${atol})`);
+  return compareClose(got, want).maxAbs;
+}
+
+async function runLinear(gpu: GpuContext, gw: GpuLinear, x: Float32Array, T: number, opts: { gemv?: GemvVariant; gemm?: GemmVariant; forceGemm?: boolean } = {}): Promise<Float32Array> {
+  const xb = f32Buffer(gpu, x, 'x');
+  const yb = f32Buffer(gpu, T * gw.rows, 'y');
+  await record(gpu, (r) => linear(r.k, r.pass, r.arena, { w: gw, x: xb, y: yb, tokens: T, ...opts }));
+  const out = await readF32(gpu, yb, T * gw.rows);
+  xb.destroy();
+  yb.destroy();
+  return out;
+}
+
+const F32 = { rtol: 1e-5, atol: 1e-6 };
+const F16 = { rtol: 4e-3, atol: 1e-4 };
+
+describe(`linear kernels (${testAdapter()})`, () => {
+  afterAll(async () => (await testGpu()).destroy());
+
+  it('decodes every finite E4M3 code exactly (all 254 codes, per adapter)', async () => {
+    const gpu = await testGpu();
+    // row r = code r (NaN codes 0x7F / 0xFF replaced by 0), x = e_c picks column c: y = e4m3(code) * scale
+    const codes = Array.from({ length: 256 }, (_, i) => (i === 0x7f || i === 0xff ? 0 : i));
+    const rows = 256;
+    const cols = 3; // also a ragged last word
+    const data = new Uint8Array(rows * cols);
+    codes.forEach((c, r) => data.fill(c, r * cols, (r + 1) * cols));
+    const scale = new Float32Array([1, 1]);
+    const gw = uploadLinear(gpu, 'codes', { format: 'fp8', rows, cols, data, scale });
+    const want = dequantizeFp8Block(data, scale, rows, cols);
+    for (const variant of ['f32', 'subgroup', 'f16'] as const) {
+      if (variant !== 'f32' && !kernels(gpu).available(variant === 'f16' ? 'fp8_gemv_f16' : 'fp8_gemv_subgroup')) continue;
+      const y = await runLinear(gpu, gw, new Float32Array([1, 0, 0]), 1, { gemv: variant });
+      const exp = Float32Array.from({ length: rows }, (_, r) => want[r * cols]!);
+      // == rather than toEqual: -0 (code 0x80) sums to +0
+      expect(y.every((v, r) => v === exp[r]), `gemv ${variant}`).toBe(true);
+    }
+    const y = await runLinear(gpu, gw, new Float32Array([0, 0, 1]), 1, { forceGemm: true });
+    expect(y.every((v, r) => v === want[r * cols + 2]), 'gemm').toBe(true);
+    destroyLinear(gw);
+  });
+
+  it('debug case: fp8 [3, 5], x = 1..5, GEMV == GEMM == hand-computed', async () => {
+    const gpu = await testGpu();
+    // codes 0x38 = 1.0, 0x40 = 2.0, 0xB8 = -1.0, 0x30 = 0.5; scale 2
+    const data = new Uint8Array([0x38, 0x38, 0x38, 0x38, 0x38, 0x40, 0x00, 0xb8, 0x00, 0x30, 0x00, 0x00, 0x00, 0x00, 0x38]);
+    const gw = uploadLinear(gpu, 'debug', { format: 'fp8', rows: 3, cols: 5, data, scale: new Float32Array([2]) });
+    const x = new Float32Array([1, 2, 3, 4, 5]);
+    const want = [2 * 15, 2 * (2 - 3 + 2.5), 2 * 5];
+    expect(Array.from(await runLinear(gpu, gw, x, 1))).toEqual(want);
+    expect(Array.from(await runLinear(gpu, gw, x, 1, { forceGemm: true }))).toEqual(want);
+    destroyLinear(gw);
+  });
+
+  const shapes: Array<[string, number, number, number]> = [
+    // [label, rows, cols, T]
+    ['1x1', 1, 1, 1],
+    ['ragged blocks 200x72 (ragged fixture)', 200, 72, 1],
+    ['130x257 ragged both ways', 130, 257, 1],
+    ['65x300 T=3', 65, 300, 3],
+    ['300x150 T=9', 300, 150, 9],
+    ['128x128 T=16', 128, 128, 16],
+  ];
+  for (const [i, [label, rows, cols, T]] of shapes.entries()) {
+    it(`fp8 ${label}: every GEMV variant and the GEMM (seed ${i})`, async () => {
+      const gpu = await testGpu();
+      const rand = rng(100 + i);
+      const c = fp8Case(rand, rows, cols);
+      const x = randn(rand, T * cols);
+      const gw = uploadLinear(gpu, `w${i}`, c.w);
+      const ref = reference(c.dense, rows, cols, x, T);
+      expectWithin(await runLinear(gpu, gw, x, T, { forceGemm: true }), ref.y, ref.m, F32.rtol, F32.atol, 'fp8_gemm');
+      if (kernels(gpu).available('fp8_gemm_f16')) {
+        expectWithin(await runLinear(gpu, gw, x, T, { forceGemm: true, gemm: 'f16' }), ref.y, ref.m, F16.rtol, F16.atol, 'fp8_gemm_f16');
+      }
+      if (T === 1) {
+        expectWithin(await runLinear(gpu, gw, x, 1), ref.y, ref.m, F32.rtol, F32.atol, 'fp8_gemv');
+        if (kernels(gpu).available('fp8_gemv_subgroup')) {
+          expectWithin(await runLinear(gpu, gw, x, 1, { gemv: 'subgroup' }), ref.y, ref.m, F32.rtol, F32.atol, 'fp8_gemv_subgroup');
+        }
+        if (kernels(gpu).available('fp8_gemv_f16')) {
+          expectWithin(await runLinear(gpu, gw, x, 1, { gemv: 'f16' }), ref.y, ref.m, F16.rtol, F16.atol, 'fp8_gemv_f16');
+        }
+      }
+      destroyLinear(gw);
+    });
+  }
+
+  for (let seed = 0; seed < 4; seed++) {
+    it(`fp8 and bf16 random shape, offsets, strides, accumulate (seed ${seed})`, async () => {
+      const gpu = await testGpu();
+      const rand = rng(1000 + seed);
+      const rows = randInt(rand, 1, 290);
+      const cols = randInt(rand, 1, 400);
+      const T = randInt(rand, 1, 11);
+      for (const fmt of ['fp8', 'bf16'] as const) {
+        const c = fmt === 'fp8' ? fp8Case(rand, rows, cols) : bf16Case(rand, rows, cols);
+        const gw = uploadLinear(gpu, fmt, c.w);
+        const x = randn(rand, T * cols);
+        const ref = reference(c.dense, rows, cols, x, T);
+        // x with a 3-element offset and stride cols + 5; y with offset 7, stride rows + 2, accumulating on 1.0
+        const xOffset = 3;
+        const xStride = cols + 5;
+        const xp = new Float32Array(xOffset + T * xStride).fill(NaN);
+        for (let t = 0; t < T; t++) xp.set(x.subarray(t * cols, (t + 1) * cols), xOffset + t * xStride);
+        const yOffset = 7;
+        const yStride = rows + 2;
+        const ylen = yOffset + T * yStride;
+        const xb = f32Buffer(gpu, xp, 'x');
+        const yb = f32Buffer(gpu, new Float32Array(ylen).fill(1), 'y');
+        await record(gpu, (r) => linear(r.k, r.pass, r.arena, { w: gw, x: xb, xOffset, xStride, y: yb, yOffset, yStride, tokens: T, accumulate: true }));
+        const yp = await readF32(gpu, yb, ylen);
+        const got = new Float32Array(T * rows);
+        for (let t = 0; t < T; t++) got.set(yp.subarray(yOffset + t * yStride, yOffset + t * yStride + rows), t * rows);
+        const want = ref.y.map((v) => v + 1);
+        expectWithin(got, want, ref.m.map((v) => v + 1), F32.rtol, F32.atol, `${fmt} T=${T} [${rows}, ${cols}]`);
+        // untouched padding between token rows stays 1
+        for (let t = 0; t < T; t++) expect(yp[yOffset + t * yStride + rows]).toBe(1);
+        xb.destroy();
+        yb.destroy();
+        destroyLinear(gw);
+      }
+    });
+  }
+
+  it('rejects wrong shapes with ShapeError before encoding', async () => {
+    const gpu = await testGpu();
+    const gw = uploadLinear(gpu, 'small', fp8Case(rng(5), 8, 16).w);
+    const x = f32Buffer(gpu, 12, 'x'); // 48 bytes (padded to 64): fewer than 16 cols
+    const y = f32Buffer(gpu, 8, 'y');
+    await expect(record(gpu, (r) => linear(r.k, r.pass, r.arena, { w: gw, x, y, tokens: 1 }))).rejects.toBeInstanceOf(ShapeError);
+    destroyLinear(gw);
+  });
+});
+
+describe(`linear kernels under a 1 MiB binding cap (${testAdapter()})`, () => {
+  afterAll(async () => (await testGpu({ maxBindingSizeCap: 1 << 20 })).destroy());
+
+  it('splits a weight larger than the cap into row chunks and matches the unsplit result', async () => {
+    const gpu = await testGpu({ maxBindingSizeCap: 1 << 20 });
+    const rand = rng(77);
+    const rows = 700; // 700 rows x 1600 B (fp8, 1600 cols) = 1.12 MB > 1 MiB; bf16 rows: 3200 B -> 3 chunks
+    const cols = 1600;
+    for (const fmt of ['fp8', 'bf16'] as const) {
+      const c = fmt === 'fp8' ? fp8Case(rand, rows, cols) : bf16Case(rand, rows, cols);
+      const gw = uploadLinear(gpu, fmt, c.w);
+      expect(gw.chunks.length).toBeGreaterThan(1);
+      for (const ch of gw.chunks) expect(ch.codes.size).toBeLessThanOrEqual(1 << 20);
+      for (const T of [1, 3]) {
+        const x = randn(rand, T * cols);
+        const ref = reference(c.dense, rows, cols, x, T);
+        expectWithin(await runLinear(gpu, gw, x, T), ref.y, ref.m, F32.rtol, F32.atol, `${fmt} split T=${T}`);
+      }
+      destroyLinear(gw);
+    }
+  });
+
+  it('rejects a tensor whose single row exceeds the cap with a DeviceError naming it and the limit', async () => {
+    const gpu = await testGpu({ maxBindingSizeCap: 1 << 20 });
+    const cols = (1 << 20) + 64;
+    const w: LinearWeight = { format: 'fp8', rows: 1, cols, data: new Uint8Array(cols), scale: new Float32Array(Math.ceil(cols / 128)) };
+    let err: unknown;
+    try {
+      uploadLinear(gpu, 'model.layers.0.mlp.down_proj.weight', w);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(DeviceError);
+    expect((err as Error).message).toMatch(/model\.layers\.0\.mlp\.down_proj\.weight/);
+    expect((err as Error).message).toMatch(/maxStorageBufferBindingSize 1048576/);
+  });
+});
