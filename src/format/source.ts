@@ -139,6 +139,7 @@ export function httpSource(url: string, fetchFn: FetchFn = (u, init) => fetch(u,
     async read(offset, length) {
       const p = await getProbe();
       checkRange(url, offset, length, p.size);
+      if (length === 0) return new Uint8Array(0);
       if (offset + length <= p.head.length) return p.head.slice(offset, offset + length);
       if (p.whole) throw new FormatError(`internal: read past the cached file`, url);
       const end = offset + length - 1;

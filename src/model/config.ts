@@ -88,6 +88,15 @@ export interface DerivedConfig {
 
 type Json = Record<string, unknown>;
 
+/**
+ * Sanity bounds, far above any real model (Kimi K2: 61 layers, 384 experts, widths <= 163840), so that a corrupt
+ * config cannot make the weight table (L x E entries) or a tensor size explode.
+ */
+const MAX_DIM = 2 ** 24;
+const MAX_LAYERS = 4096;
+const MAX_EXPERTS = 65536;
+const MAX_LAYER_EXPERTS = 2 ** 20;
+
 /** Parses and validates a config.json object. `file` names the source in error messages. */
 export function parseConfig(json: unknown, file?: string): ModelConfig {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
@@ -114,7 +123,7 @@ export function parseConfig(json: unknown, file?: string): ModelConfig {
     model_type,
     vocab_size: r.int('vocab_size', 1),
     hidden_size,
-    num_hidden_layers: r.int('num_hidden_layers', 1),
+    num_hidden_layers: r.int('num_hidden_layers', 1, undefined, MAX_LAYERS),
     num_attention_heads,
     num_key_value_heads: r.int('num_key_value_heads', 1, num_attention_heads),
     q_lora_rank: r.nullableInt('q_lora_rank', 1),
@@ -124,7 +133,7 @@ export function parseConfig(json: unknown, file?: string): ModelConfig {
     v_head_dim: r.int('v_head_dim', 1),
     intermediate_size: r.int('intermediate_size', 1),
     moe_intermediate_size: r.int('moe_intermediate_size', 1),
-    n_routed_experts: r.int('n_routed_experts', 1),
+    n_routed_experts: r.int('n_routed_experts', 1, undefined, MAX_EXPERTS),
     num_experts_per_tok: r.int('num_experts_per_tok', 1),
     n_shared_experts: r.int('n_shared_experts', 0, 0),
     n_group: r.int('n_group', 1, 1),
@@ -139,7 +148,7 @@ export function parseConfig(json: unknown, file?: string): ModelConfig {
     rms_norm_eps: r.num('rms_norm_eps', 1e-6),
     rope_theta: r.num('rope_theta', 10000),
     rope_scaling,
-    max_position_embeddings: r.int('max_position_embeddings', 1),
+    max_position_embeddings: r.int('max_position_embeddings', 1, undefined, 2 ** 31 - 1),
     tie_word_embeddings: r.falseOnly('tie_word_embeddings'),
     bos_token_id: r.nullableInt('bos_token_id', 0),
     eos_token_id: r.intList('eos_token_id'),
@@ -178,6 +187,9 @@ function validateShapeRules(c: Omit<ModelConfig, 'derived'>, file?: string): voi
   const fail = (field: string, value: unknown, why: string): never => {
     throw new ConfigError(`${field} = ${JSON.stringify(value)}: ${why}`, field, value, file);
   };
+  if (c.num_hidden_layers * c.n_routed_experts > MAX_LAYER_EXPERTS) {
+    fail('n_routed_experts', c.n_routed_experts, `num_hidden_layers x n_routed_experts must be <= ${MAX_LAYER_EXPERTS}`);
+  }
   if (c.num_key_value_heads !== c.num_attention_heads) {
     fail('num_key_value_heads', c.num_key_value_heads, `must equal num_attention_heads (${c.num_attention_heads}) for MLA`);
   }
@@ -281,10 +293,11 @@ class FieldReader {
     return v;
   }
 
-  int(key: string, min: number, fallback?: number): number {
+  int(key: string, min: number, fallback?: number, max = MAX_DIM): number {
     const v = this.num(key, fallback);
     if (!Number.isInteger(v)) this.fail(key, 'must be an integer');
     if (v < min) this.fail(key, `must be >= ${min}`);
+    if (v > max) this.fail(key, `must be <= ${max}`);
     return v;
   }
 
