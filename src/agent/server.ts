@@ -80,9 +80,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     });
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(new InputError(`cannot listen on ${host}:${opts.port ?? 0}: ${err.code ?? err.message} (pick another --port or --host)`, 'port')),
+    );
     server.listen(opts.port ?? 0, host, () => {
-      server.off('error', reject);
+      server.removeAllListeners('error');
       resolve();
     });
   });
@@ -332,7 +334,11 @@ function sendJson(res: http.ServerResponse, status: number, body: unknown): void
 }
 
 function startSse(res: http.ServerResponse): void {
-  res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive' });
+  // setHeader, not writeHead's object: the error path reads Content-Type back to know it is mid-stream.
+  res.setHeader('Content-Type', 'text/event-stream');
+  res.setHeader('Cache-Control', 'no-cache');
+  res.setHeader('Connection', 'keep-alive');
+  res.writeHead(200);
   res.socket?.setNoDelay(true);
   res.flushHeaders();
 }

@@ -30,6 +30,7 @@ export function weatherScript(prompt: string): ToyScriptStep | string {
     const body = prompt.slice(prompt.indexOf('\n', ret) + 1, prompt.indexOf(KIMI_SPECIALS.imEnd, ret));
     return `The weather in Paris is ${(JSON.parse(body) as { temp: string }).temp}.${KIMI_SPECIALS.imEnd}`;
   }
+  if (lastUser.includes('FAIL-NOW')) return { reply: `Oh no${KIMI_SPECIALS.imEnd}`, failAfter: 3 };
   if (lastUser.includes('HANG-NOW')) return { reply: `Thinking very hard${KIMI_SPECIALS.imEnd}`, hangAfter: 3 };
   if (lastUser.includes('weather') && prompt.includes('tool_declare')) return toolCallReply('get_weather', { city: 'Paris' });
   return `${HELLO}${KIMI_SPECIALS.imEnd}`;
@@ -278,6 +279,41 @@ describe('server: errors, queueing, cancellation', () => {
     await aborted;
     const next = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'Hi' }] });
     expect(next.choices[0]?.message.content).toBe(HELLO);
+  });
+});
+
+describe('server: failures', () => {
+  it('sends an engine failure mid-stream as an SSE error event, a failure before streaming as a 500', async () => {
+    const model = new ToyModel(kimiByteTokenizer(), weatherScript);
+    const server = await startServer({ model, modelId: MODEL });
+    try {
+      const client = clientFor(server);
+      const stream = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'FAIL-NOW' }], stream: true });
+      let text = '';
+      const err = await (async () => {
+        for await (const c of stream) text += c.choices[0]?.delta.content ?? '';
+      })().catch((e: unknown) => e);
+      expect(text).toBe('Oh ');
+      expect(err).toBeInstanceOf(OpenAI.APIError);
+      expect((err as Error).message).toMatch(/toy engine failure/);
+      await expect(
+        client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'FAIL-NOW' }] }),
+      ).rejects.toMatchObject({ status: 500, type: 'server_error' });
+      const ok = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'Hi' }] });
+      expect(ok.choices[0]?.message.content).toBe(HELLO);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('refuses a port that is taken with a readable error', async () => {
+    const model = new ToyModel(kimiByteTokenizer(), weatherScript);
+    const a = await startServer({ model, modelId: MODEL });
+    try {
+      await expect(startServer({ model, modelId: MODEL, port: a.port })).rejects.toThrow(/cannot listen on 127\.0\.0\.1:\d+: EADDRINUSE/);
+    } finally {
+      await a.close();
+    }
   });
 });
 

@@ -9,7 +9,7 @@ import type { ChatTokenizer } from '../../../src/engine/chat-template.js';
 import { KIMI_SPECIALS } from '../../../src/engine/chat-template.js';
 import type { GenerateOptions, GenerationEvent } from '../../../src/engine/types.js';
 import type { LocalTextModel } from '../../../src/agent/local-backend.js';
-import { AbortError } from '../../../src/errors.js';
+import { AbortError, WebmoeError } from '../../../src/errors.js';
 
 /** Kimi special ids from model-spec.md §10. */
 export const KIMI_IDS: Record<string, number> = {
@@ -86,6 +86,8 @@ export interface ToyScriptStep {
   reply: string;
   /** After this many tokens, block until the request's AbortSignal fires (cancellation tests). */
   hangAfter?: number;
+  /** After this many tokens, throw (an engine failure mid-generation). */
+  failAfter?: number;
 }
 
 /**
@@ -138,7 +140,7 @@ export class ToyModel implements LocalTextModel {
     this.promptTokens.push(promptTokens);
     this.options.push(opts);
     const step = this.script(prompt);
-    const { reply, hangAfter } = typeof step === 'string' ? { reply: step, hangAfter: undefined } : step;
+    const { reply, hangAfter, failAfter } = typeof step === 'string' ? { reply: step, hangAfter: undefined, failAfter: undefined } : step;
     const replyTokens = this.tokenizer.encodeWithMarkers(reply);
     const stop = new Set([...(opts.stopTokens ?? []), ...(opts.ignoreEos ? [] : this.eosTokenIds)]);
     const maxTokens = opts.maxTokens ?? Infinity;
@@ -158,6 +160,7 @@ export class ToyModel implements LocalTextModel {
         await fired;
         throw this.abort();
       }
+      if (index === failAfter) throw new WebmoeError('ENGINE', 'toy engine failure');
       if (tokens.length >= maxTokens) {
         finishReason = 'length';
         break;
