@@ -4,10 +4,12 @@ import { registerDoctor } from './doctor.js';
 import { registerMakeToy } from './make-toy.js';
 import { registerInspect } from './inspect.js';
 import { registerLogits } from './logits.js';
+import { registerGenerate } from './generate.js';
 
 export function registerCommands(program: Command): void {
   registerDoctor(program);
   registerMakeToy(program);
   registerInspect(program);
   registerLogits(program);
+  registerGenerate(program);
 }

@@ -1,0 +1,202 @@
+/**
+ * `webmoe generate --model DIR (--prompt TEXT | --prompt-tokens 1,2,3) [--max-tokens N] [--temperature T]
+ *   [--top-k K] [--top-p P] [--seed S] [--chat] [--json] [--ignore-eos] [--ctx-size N] [--adapter A] [--backend B]`
+ *
+ * Streams the text to stdout as it is produced (token ids, space-separated, for a checkpoint with no tokenizer),
+ * a progress bar on stderr while the weights load, and one stats line on stderr at the end. `--json` prints
+ * nothing but one JSON object on one line on stdout at the end: {"tokens": [generated ids], "text", "stats"}.
+ * Sampling defaults: the flags, else generation_config.json, else temperature 1 (`--temperature 0`: greedy).
+ * Ctrl-C stops generation after the current step and still prints what was generated and the stats.
+ */
+import { Option, type Command } from 'commander';
+import cliProgress from 'cli-progress';
+import { chatStopTokenIds, kimiSpecialIds, KIMI_SPECIALS, renderChat } from '../engine/chat-template.js';
+import { formatStats, type GenerateRunOptions } from '../engine/generate.js';
+import { BACKENDS, loadTextModel, type Backend, type LoadProgress, type TextModel } from '../engine/text-model.js';
+import type { DoneEvent } from '../engine/types.js';
+import { InputError, TokenizerError } from '../errors.js';
+import { createGpu, type AdapterChoice, type GpuContext } from '../gpu/device.js';
+import type { Checkpoint } from '../model/checkpoint.js';
+import { folderFiles } from '../model/node-checkpoint.js';
+import type { Tokenizer } from '../engine/tokenizer.js';
+import { adapterOption } from './doctor.js';
+
+export interface GenerateCliOptions {
+  model: string;
+  prompt?: string;
+  promptTokens?: string;
+  maxTokens?: number;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  seed?: number;
+  chat?: boolean;
+  json?: boolean;
+  ignoreEos?: boolean;
+  ctxSize?: number;
+  adapter?: AdapterChoice;
+  backend?: Backend;
+}
+
+/** Default token limit when neither --max-tokens nor generation_config.json's max_new_tokens says one. */
+export const DEFAULT_MAX_TOKENS = 128;
+
+/** Something to print to (process.stdout / stderr, or a test's collector). */
+export interface Out {
+  write(s: string): unknown;
+  isTTY?: boolean;
+}
+
+function int(name: string, min: number): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    if (!/^-?\d+$/.test(v.trim()) || n < min || !Number.isSafeInteger(n)) throw new InputError(`--${name} must be an integer >= ${min}, got '${v}'`, name);
+    return n;
+  };
+}
+
+function num(name: string): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n)) throw new InputError(`--${name} must be a number, got '${v}'`, name);
+    return n;
+  };
+}
+
+/** "1,2,3" → [1, 2, 3]. */
+export function parsePromptTokens(text: string): number[] {
+  const parts = text.split(',').map((s) => s.trim());
+  if (parts.some((p) => !/^\d+$/.test(p))) throw new InputError(`--prompt-tokens must be comma-separated token ids (e.g. 1,2,3), got '${text}'`, 'prompt-tokens');
+  return parts.map(Number);
+}
+
+export function registerGenerate(program: Command): void {
+  program
+    .command('generate')
+    .description('generate text from a checkpoint, streaming it to stdout')
+    .requiredOption('--model <dir>', 'checkpoint folder (config.json + *.safetensors)')
+    .option('--prompt <text>', 'the prompt as text (needs a tokenizer in the checkpoint)')
+    .option('--prompt-tokens <ids>', 'the prompt as comma-separated token ids')
+    .option('--max-tokens <n>', `tokens to generate (default: generation_config.json, else ${DEFAULT_MAX_TOKENS})`, int('max-tokens', 0))
+    .option('--temperature <t>', '0 = greedy (default: generation_config.json, else 1)', num('temperature'))
+    .option('--top-k <k>', 'sample among the k most likely tokens (0 = off)', int('top-k', 0))
+    .option('--top-p <p>', 'nucleus sampling (1 = off)', num('top-p'))
+    .option('--seed <s>', 'random seed: the same seed gives the same output (default: random, printed)', int('seed', 0))
+    .option('--chat', 'wrap the prompt in the Kimi K2 chat template as one user turn')
+    .option('--json', 'print only one JSON object on stdout at the end')
+    .option('--ignore-eos', 'do not stop at the end-of-sequence token')
+    .option('--ctx-size <n>', 'context size in tokens (default: min(max_position_embeddings, 4096))', int('ctx-size', 1))
+    .addOption(adapterOption())
+    .addOption(new Option('--backend <name>', 'webgpu, or cpu (the f64 CPU reference; slow, needs no adapter)').choices(BACKENDS as string[]).default('webgpu'))
+    .action(async (opts: GenerateCliOptions) => {
+      await generateCommand(opts);
+    });
+}
+
+/** What `webmoe generate` does once arguments are parsed. */
+export async function generateCommand(opts: GenerateCliOptions, out: Out = process.stdout, err: Out = process.stderr): Promise<DoneEvent> {
+  if ((opts.prompt === undefined) === (opts.promptTokens === undefined)) throw new InputError('give exactly one of --prompt TEXT or --prompt-tokens 1,2,3', 'prompt');
+  const promptIds = opts.promptTokens === undefined ? undefined : parsePromptTokens(opts.promptTokens);
+  const backend = opts.backend ?? 'webgpu';
+  let gpu: GpuContext | undefined;
+  let model: TextModel | undefined;
+  const bar = progressBar(err);
+  try {
+    if (backend === 'webgpu') gpu = await createGpu({ adapter: opts.adapter });
+    const beforeWeights = (ckpt: Checkpoint, tok: Tokenizer | undefined): void => {
+      if (tok) return;
+      if (opts.chat) throw new TokenizerError(`${ckpt.name} has no tokenizer (tokenizer.json or tiktoken.model): --chat needs one`);
+      if (promptIds === undefined) throw new TokenizerError(`${ckpt.name} has no tokenizer (tokenizer.json or tiktoken.model): give the prompt as token ids (--prompt-tokens 1,2,3)`);
+    };
+    model = await loadTextModel(folderFiles(opts.model), { backend, gpu, ctxSize: opts.ctxSize, onProgress: bar.update, beforeWeights });
+    bar.stop();
+    if (!opts.json) {
+      const where = gpu ? `${gpu.info.description || gpu.info.device || gpu.info.vendor} (${gpu.info.driver})` : 'CPU reference';
+      err.write(`webmoe: ${model.name} on ${where}; ${(model.session.gpuBytes() / 2 ** 20).toFixed(1)} MiB on the GPU; context ${model.contextSize}\n`);
+    }
+    return await run(model, opts, promptIds, out, err);
+  } finally {
+    bar.stop();
+    await model?.close();
+    gpu?.destroy();
+  }
+}
+
+async function run(model: TextModel, opts: GenerateCliOptions, promptIds: number[] | undefined, out: Out, err: Out): Promise<DoneEvent> {
+  const tok = model.tokenizer;
+  let prompt: string | number[] = promptIds ?? opts.prompt!;
+  const genOpts: GenerateRunOptions = {
+    maxTokens: opts.maxTokens ?? model.defaults.maxTokens ?? DEFAULT_MAX_TOKENS,
+    temperature: opts.temperature,
+    topK: opts.topK,
+    topP: opts.topP,
+    seed: opts.seed,
+    ignoreEos: opts.ignoreEos,
+    // a raw text prompt is encoded as HF / kimi-tok do by default: special-token text allowed, BOS if configured
+    encode: { allowSpecial: true, addSpecialTokens: true },
+  };
+  if (opts.chat) {
+    if (!tok) throw new TokenizerError(`${model.name} has no tokenizer: --chat needs one`);
+    const text = typeof prompt === 'string' ? prompt : tok.decode(prompt);
+    prompt = renderChat(tok, [{ role: 'user', content: text }]).tokens;
+    genOpts.stopTokens = chatStopTokenIds(tok);
+    // text fallback mode (no Kimi specials in the vocabulary): the end marker is text
+    if (!kimiSpecialIds(tok)) genOpts.stopStrings = [KIMI_SPECIALS.imEnd];
+  }
+  let seed = 0;
+  genOpts.onSeed = (s) => (seed = s);
+  const ac = new AbortController();
+  genOpts.signal = ac.signal;
+  const onSigint = (): void => ac.abort();
+  process.once('SIGINT', onSigint);
+  let done: DoneEvent | undefined;
+  let printed = '';
+  try {
+    for await (const ev of model.generate(prompt, genOpts)) {
+      if (ev.type === 'done') {
+        done = ev;
+        break;
+      }
+      if (opts.json) continue;
+      const piece = tok ? ev.text : `${ev.index > 0 ? ' ' : ''}${ev.token}`;
+      printed += piece;
+      if (piece) out.write(piece);
+    }
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+  if (!done) throw new Error('generate() ended without a done event');
+  if (opts.json) {
+    out.write(JSON.stringify({ tokens: done.tokens, text: done.text, stats: done.stats }) + '\n');
+  } else {
+    // text held back for a stop string or an unfinished character that never completed
+    if (tok && done.text.startsWith(printed)) out.write(done.text.slice(printed.length));
+    out.write('\n');
+    err.write(`webmoe: ${formatStats(done.stats)}; seed ${seed}\n`);
+  }
+  return done;
+}
+
+/** A cli-progress bar on stderr while weights load (drawn only on a terminal). */
+function progressBar(err: Out): { update: (p: LoadProgress) => void; stop: () => void } {
+  if (!err.isTTY) return { update: () => {}, stop: () => {} };
+  const bar = new cliProgress.SingleBar(
+    { stream: err as NodeJS.WritableStream, format: 'loading weights [{bar}] {percentage}% | {value}/{total} MiB', hideCursor: true, clearOnComplete: true },
+    cliProgress.Presets.shades_classic,
+  );
+  let started = false;
+  return {
+    update(p) {
+      const mib = (b: number): number => Math.round((b / 2 ** 20) * 10) / 10;
+      if (!started && p.phase !== 'open') {
+        bar.start(mib(p.totalBytes), 0);
+        started = true;
+      }
+      if (started) bar.update(mib(p.loadedBytes));
+    },
+    stop() {
+      if (started) bar.stop();
+      started = false;
+    },
+  };
+}

@@ -1,0 +1,67 @@
+/**
+ * An InferenceSession on the CPU reference (src/model/reference.ts, f64) with the CPU sampling rule
+ * (sampler.ts): `webmoe generate --backend cpu`. It needs no adapter, so the CLI, the generate loop and the
+ * tokenizers can be run and tested anywhere; the WebGPU engine (session.ts) is the fast path.
+ *
+ * V vocab, C context size.
+ */
+import { ContextOverflowError } from '../errors.js';
+import type { Checkpoint } from '../model/checkpoint.js';
+import { loadCpuWeights, type CpuWeights } from '../model/cpu-weights.js';
+import { ReferenceSession } from '../model/reference.js';
+import { sampleToken } from './sampler.js';
+import type { InferenceSession, StepSampling } from './types.js';
+
+export async function createCpuSession(ckpt: Checkpoint, opts: { ctxSize?: number } = {}): Promise<InferenceSession> {
+  const weights = await loadCpuWeights(ckpt);
+  return new CpuReferenceSession(weights, opts.ctxSize ?? Math.min(ckpt.config.max_position_embeddings, 4096));
+}
+
+class CpuReferenceSession implements InferenceSession {
+  readonly vocabSize: number;
+  private ref: ReferenceSession;
+  private disposed = false;
+
+  constructor(
+    private readonly weights: CpuWeights,
+    readonly contextSize: number,
+  ) {
+    this.vocabSize = weights.config.vocab_size;
+    this.ref = new ReferenceSession(weights);
+  }
+
+  get position(): number {
+    return this.ref.position;
+  }
+
+  reset(): void {
+    this.ref = new ReferenceSession(this.weights);
+  }
+
+  private run(tokens: number[]): Float64Array {
+    if (this.disposed) throw new Error('session used after dispose()');
+    if (this.position + tokens.length > this.contextSize) throw new ContextOverflowError(this.position + tokens.length, this.contextSize);
+    return this.ref.prefill(tokens); // [T, V]
+  }
+
+  async prefill(tokens: number[], sampling: StepSampling): Promise<number> {
+    const logits = this.run(tokens);
+    return sampleToken(logits.subarray((tokens.length - 1) * this.vocabSize), sampling);
+  }
+
+  async decode(token: number, sampling: StepSampling): Promise<number> {
+    return sampleToken(this.run([token]), sampling);
+  }
+
+  async forwardLogits(tokens: number[]): Promise<Float32Array> {
+    return Float32Array.from(this.run(tokens));
+  }
+
+  gpuBytes(): number {
+    return 0;
+  }
+
+  dispose(): void {
+    this.disposed = true;
+  }
+}

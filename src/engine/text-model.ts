@@ -1,0 +1,185 @@
+/**
+ * A checkpoint made ready to generate: opened and validated, tokenizer loaded, weights on the device (or the
+ * CPU reference), eos ids and sampling defaults gathered. What the CLI, the browser worker, the demo and the
+ * server load; platform-neutral (the caller brings the CheckpointFiles and the GpuContext).
+ *
+ * Load progress is measured on the byte sources: bytes read so far over the bytes of all weight tensors, so it
+ * needs nothing from the engine and shows the same bar for a disk, a picked folder or a URL.
+ */
+import { InputError, TokenizerError } from '../errors.js';
+import type { ByteSource } from '../format/source.js';
+import type { GpuContext } from '../gpu/device.js';
+import { openCheckpoint, type Checkpoint, type CheckpointFiles } from '../model/checkpoint.js';
+import { generate, type GenerateRunOptions } from './generate.js';
+import { loadTokenizer, type Tokenizer } from './tokenizer.js';
+import type { GenerationEvent, InferenceSession, SamplingOptions } from './types.js';
+
+export type Backend = 'webgpu' | 'cpu';
+export const BACKENDS: readonly Backend[] = ['webgpu', 'cpu'];
+
+export interface LoadProgress {
+  /** 'open': reading config and headers; 'weights': reading tensors to the device; 'ready': done. */
+  phase: 'open' | 'weights' | 'ready';
+  loadedBytes: number;
+  totalBytes: number;
+}
+
+export interface LoadTextModelOptions {
+  backend?: Backend;
+  /** Required for the webgpu backend. */
+  gpu?: GpuContext;
+  /** KV cache size in tokens (default min(max_position_embeddings, 4096)). */
+  ctxSize?: number;
+  onProgress?: (p: LoadProgress) => void;
+  /** Called after the checkpoint and tokenizer are open, before the weights load: throw here to fail fast. */
+  beforeWeights?: (ckpt: Checkpoint, tokenizer: Tokenizer | undefined) => void;
+}
+
+/** Sampling defaults of a checkpoint (generation_config.json), in webmoe's option names. */
+export interface GenerationDefaults extends SamplingOptions {
+  maxTokens?: number;
+}
+
+export interface TextModel {
+  readonly name: string;
+  readonly checkpoint: Checkpoint;
+  readonly session: InferenceSession;
+  readonly tokenizer: Tokenizer | undefined;
+  /** config.json's and generation_config.json's eos_token_id, and the tokenizer's eos token. */
+  readonly eosTokenIds: number[];
+  readonly defaults: GenerationDefaults;
+  readonly contextSize: number;
+  readonly backend: Backend;
+  /** generate() on this model's session with its tokenizer and eos ids; `opts` override the defaults. */
+  generate(prompt: string | readonly number[], opts?: GenerateRunOptions): AsyncGenerator<GenerationEvent, void, undefined>;
+  /** Frees the session and closes the files (once; later calls do nothing). */
+  close(): Promise<void>;
+}
+
+/** Reads generation_config.json: HF's `do_sample: false` means greedy; temperature / top_k / top_p as given. */
+export function generationDefaults(gen: Record<string, unknown> | undefined): GenerationDefaults {
+  const out: GenerationDefaults = {};
+  if (!gen) return out;
+  const num = (k: string): number | undefined => (typeof gen[k] === 'number' && Number.isFinite(gen[k]) ? (gen[k] as number) : undefined);
+  if (num('temperature') !== undefined) out.temperature = num('temperature');
+  if (num('top_k') !== undefined && Number.isInteger(num('top_k')) && num('top_k')! >= 0) out.topK = num('top_k');
+  if (num('top_p') !== undefined && num('top_p')! > 0 && num('top_p')! <= 1) out.topP = num('top_p');
+  if (num('max_new_tokens') !== undefined && Number.isInteger(num('max_new_tokens'))) out.maxTokens = num('max_new_tokens');
+  if (gen.do_sample === false) out.temperature = 0;
+  return out;
+}
+
+/** Every eos id the checkpoint declares, in order, without repeats. */
+export function collectEosIds(ckpt: Checkpoint, tokenizer: Tokenizer | undefined): number[] {
+  const ids = [...ckpt.config.eos_token_id];
+  const gen = ckpt.generationConfig?.eos_token_id;
+  for (const v of Array.isArray(gen) ? gen : [gen]) if (Number.isInteger(v)) ids.push(v as number);
+  ids.push(...(tokenizer?.eosTokenIds ?? []));
+  return [...new Set(ids)];
+}
+
+/** Wraps every byte source of `files` to count the bytes read through it. */
+export function countingFiles(files: CheckpointFiles, onRead: (bytes: number) => void): CheckpointFiles {
+  return {
+    name: files.name,
+    readText: (f) => files.readText(f),
+    async open(file) {
+      const src = await files.open(file);
+      const counted: ByteSource = {
+        name: src.name,
+        size: () => src.size(),
+        async read(offset, length) {
+          const b = await src.read(offset, length);
+          onRead(b.length);
+          return b;
+        },
+        close: () => src.close(),
+      };
+      return counted;
+    },
+  };
+}
+
+/** Opens, validates and loads a checkpoint for generation. */
+export async function loadTextModel(files: CheckpointFiles, opts: LoadTextModelOptions = {}): Promise<TextModel> {
+  const backend = opts.backend ?? 'webgpu';
+  if (!BACKENDS.includes(backend)) throw new InputError(`unknown backend '${backend}' (use ${BACKENDS.join(' or ')})`, 'backend');
+  if (backend === 'webgpu' && !opts.gpu) throw new InputError('the webgpu backend needs a GPU context (createGpu())', 'gpu');
+  let loaded = 0;
+  let total = 0;
+  let phase: LoadProgress['phase'] = 'open';
+  const report = (): void => opts.onProgress?.({ phase, loadedBytes: Math.min(loaded, total), totalBytes: total });
+  const ckpt = await openCheckpoint(
+    countingFiles(files, (n) => {
+      if (phase !== 'weights') return;
+      loaded += n;
+      report();
+    }),
+  );
+  try {
+    if (opts.ctxSize !== undefined && (!Number.isInteger(opts.ctxSize) || opts.ctxSize < 1)) {
+      throw new InputError(`--ctx-size must be a positive integer, got ${opts.ctxSize}`, 'ctxSize');
+    }
+    const tokenizer = await loadTokenizer(files, { tokenizerJson: ckpt.tokenizerJson });
+    opts.beforeWeights?.(ckpt, tokenizer);
+    for (const w of ckpt.weights) total += w.weight.byteLength + (w.scale?.byteLength ?? 0);
+    phase = 'weights';
+    report();
+    const session = await createBackendSession(backend, ckpt, opts);
+    phase = 'ready';
+    loaded = total;
+    report();
+    return textModel(ckpt, session, tokenizer, backend);
+  } catch (err) {
+    await ckpt.close().catch(() => {});
+    throw err;
+  }
+}
+
+async function createBackendSession(backend: Backend, ckpt: Checkpoint, opts: LoadTextModelOptions): Promise<InferenceSession> {
+  if (backend === 'cpu') {
+    const { createCpuSession } = await import('./cpu-session.js');
+    return createCpuSession(ckpt, { ctxSize: opts.ctxSize });
+  }
+  // TEMPORARY: a computed specifier until src/engine/session.ts lands; then a plain import('./session.js')
+  const specifier = './session.js';
+  const { createSession } = (await import(/* @vite-ignore */ specifier)) as {
+    createSession(gpu: GpuContext, ckpt: Checkpoint, o: { ctxSize?: number }): InferenceSession | Promise<InferenceSession>;
+  };
+  return createSession(opts.gpu!, ckpt, { ctxSize: opts.ctxSize });
+}
+
+/** A TextModel over an already created session (tests, or a caller that builds its own session). */
+export function textModel(ckpt: Checkpoint, session: InferenceSession, tokenizer: Tokenizer | undefined, backend: Backend): TextModel {
+  const eosTokenIds = collectEosIds(ckpt, tokenizer);
+  const defaults = generationDefaults(ckpt.generationConfig);
+  let closed = false;
+  return {
+    name: ckpt.name,
+    checkpoint: ckpt,
+    session,
+    tokenizer,
+    eosTokenIds,
+    defaults,
+    contextSize: session.contextSize,
+    backend,
+    generate: (prompt, o = {}) => generate(session, tokenizer, prompt, { eosTokenIds, ...defaults, ...definedOnly(o) }),
+    async close() {
+      if (closed) return;
+      closed = true;
+      session.dispose();
+      await ckpt.close();
+    },
+  };
+}
+
+/** The model as the agent's LocalTextModel (which needs a tokenizer for the chat template). */
+export function requireTokenizer(model: TextModel): TextModel & { tokenizer: Tokenizer } {
+  if (!model.tokenizer) throw new TokenizerError(`${model.name} has no tokenizer (tokenizer.json or tiktoken.model): chat needs one`);
+  return model as TextModel & { tokenizer: Tokenizer };
+}
+
+/** Drops keys whose value is undefined, so `{temperature: undefined}` does not hide a default. */
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
