@@ -72,12 +72,12 @@ export function rowsPerChunk(gpu: GpuContext, strideBytes: number, rows: number,
 const STAGING_BYTES = 4 << 20;
 
 /**
- * Writes rows [r0, r0 + n) of a row-major tensor (`rowBytes` bytes per stored row) into `buf` at byte 0 with a
- * padded stride, through staging blocks of at most 4 MiB (or directly when no padding is needed).
+ * Writes rows [r0, r0 + n) of a row-major tensor (`rowBytes` bytes per stored row) into `buf` at byte
+ * `dstOffset` with a padded stride, through staging blocks of at most 4 MiB (directly when no padding is needed).
  */
-export function writeRows(gpu: GpuContext, buf: GPUBuffer, data: Uint8Array, r0: number, n: number, rowBytes: number, strideBytes: number): void {
+export function writeRows(gpu: GpuContext, buf: GPUBuffer, data: Uint8Array, r0: number, n: number, rowBytes: number, strideBytes: number, dstOffset = 0): void {
   if (rowBytes === strideBytes) {
-    writeBuffer(gpu, buf, 0, data.subarray(r0 * rowBytes, (r0 + n) * rowBytes));
+    writeBuffer(gpu, buf, dstOffset, data.subarray(r0 * rowBytes, (r0 + n) * rowBytes));
     return;
   }
   const perBlock = Math.max(1, Math.floor(STAGING_BYTES / strideBytes));
@@ -89,7 +89,7 @@ export function writeRows(gpu: GpuContext, buf: GPUBuffer, data: Uint8Array, r0:
       const src = (r0 + b + r) * rowBytes;
       staging.set(data.subarray(src, src + rowBytes), r * strideBytes);
     }
-    writeBuffer(gpu, buf, b * strideBytes, staging.subarray(0, m * strideBytes));
+    writeBuffer(gpu, buf, dstOffset + b * strideBytes, staging.subarray(0, m * strideBytes));
   }
 }
 

@@ -1,0 +1,217 @@
+/**
+ * The GPU forward pass of one chunk of T tokens at positions p0 .. p0+T-1: the per-layer dispatch sequence,
+ * recorded into the caller's command encoder (nothing here submits or reads back). It mirrors
+ * src/model/reference.ts ReferenceSession.prefill step by step and records the same named taps (taps.ts).
+ *
+ *   embed(tokens) → h                                                      [T, D]
+ *   per layer i:
+ *     xn = RMSNorm(h, input_layernorm)
+ *     q  = q_b(RMSNorm(q_a(xn), q_a_layernorm))  | q_proj(xn)               [T, H·Dq]
+ *     kv = kv_a(xn)                                                        [T, R + Dr]
+ *     cache[p0+t, :R] = RMSNorm(kv[t, :R], kv_a_layernorm);  cache[p0+t, R:] = RoPE(kv[t, R:])
+ *     RoPE(q[t, h, Dn:]) in place
+ *     o  = MLA(q, cache rows 0 .. p0+T-1, kv_b)  (part B: ops/attention.ts mlaAttend, absorbed form)
+ *     h += o_proj(o)                          (tap attn_out)
+ *     xn = RMSNorm(h, post_attention_layernorm)   (tap moe.input)
+ *     dense: f = down(silu(gate(xn)) ⊙ up(xn))
+ *     MoE:   logits = router(xn) (BF16 GEMV/GEMM); ids, w = moeRouter; f = moeExperts(xn, ids, w) + shared
+ *     h += f                                   (taps ffn_out, hidden, moe.topk_idx, moe.topk_weight)
+ *   z = RMSNorm(h, norm) (all rows, or the last row only) → logits = lm_head(z)
+ * Without taps the residual adds are fused into o_proj / down / the MoE combine (accumulate into h).
+ *
+ * Legend: T tokens in the chunk, D hidden, H heads, Dn/Dr/Dv head dims, Dq = Dn + Dr, R kv_lora_rank,
+ * Rq q_lora_rank, I intermediate, E experts, K experts per token, V vocab.
+ */
+import type { UniformArena } from '../gpu/buffers.js';
+import type { Kernels } from '../gpu/kernels.js';
+import { mlaAttend, type MlaGeometry, type MlaScratch } from '../gpu/ops/attention.js';
+import { addInPlace, swiglu } from '../gpu/ops/elementwise.js';
+import { embedTokens } from '../gpu/ops/embed.js';
+import { linear, type GemmVariant, type GemvVariant, type GpuLinear } from '../gpu/ops/linear.js';
+import { moeExperts, moeRouter, type MoeGeometry, type MoeScratch } from '../gpu/ops/moe.js';
+import { rmsNorm } from '../gpu/ops/norm.js';
+import { ropeCopy, ropeInPlace, type GpuRopeTable } from '../gpu/ops/rope.js';
+import type { ModelConfig } from '../model/config.js';
+import { tapNames } from '../model/taps.js';
+import type { LatentKvCache } from './kv-cache.js';
+import { kvBBuffers, type GpuWeights } from './weights-gpu.js';
+
+/** Per-chunk activation buffers, sized for `maxTokens` tokens (f32 unless said). */
+export interface Activations {
+  maxTokens: number;
+  tokens: GPUBuffer; // u32 [ctx]: token id at each position
+  h: GPUBuffer; // [T, D] residual stream
+  xn: GPUBuffer; // [T, D] normalised input of a block
+  qa: GPUBuffer | null; // [T, Rq]
+  qan: GPUBuffer | null; // [T, Rq]
+  q: GPUBuffer; // [T, H·Dq]
+  kv: GPUBuffer; // [T, R + Dr]
+  attn: GPUBuffer; // [T, H·Dv] attention output (o_proj input)
+  a: GPUBuffer; // [T, D] o_proj output (tap attn_out)
+  f: GPUBuffer; // [T, D] FFN output (tap ffn_out)
+  gate: GPUBuffer; // [T, I]
+  up: GPUBuffer; // [T, I]
+  act: GPUBuffer; // [T, I]
+  routerLogits: GPUBuffer | null; // [T, E]
+  ids: GPUBuffer | null; // u32 [T, K]
+  weights: GPUBuffer | null; // [T, K]
+  z: GPUBuffer; // [T, D] final norm
+  logits: GPUBuffer; // [T, V]
+  mla: MlaScratch; // prefill (splits 1)
+  mlaDecode: MlaScratch; // T = 1, split over the cache
+  moe: MoeScratch | null;
+}
+
+/** Everything a chunk needs: the model on the GPU and the kernels to use. */
+export interface GpuModel {
+  config: ModelConfig;
+  kernels: Kernels;
+  weights: GpuWeights;
+  cache: LatentKvCache;
+  rope: GpuRopeTable;
+  act: Activations;
+  mla: MlaGeometry;
+  moe: MoeGeometry | null;
+  gemv: GemvVariant;
+  gemm: GemmVariant;
+}
+
+/** Where tapped tensors go: copies into a readback buffer, one region [rows, width] per tap name. */
+export interface TapSink {
+  /** Records a copy of `rows` rows of `width` 32-bit values from `src` (contiguous at element 0) for `name`. */
+  tap(name: string, src: GPUBuffer, rows: number, width: number, dtype: 'f32' | 'u32'): void;
+}
+
+/**
+ * A command encoder with one open compute pass; `copy` closes the pass around a buffer copy (taps and the
+ * readback copies), so a whole step stays in one command buffer and one submission.
+ */
+export class Recorder {
+  readonly encoder: GPUCommandEncoder;
+  private current: GPUComputePassEncoder;
+
+  constructor(readonly kernels: Kernels, readonly arena: UniformArena, label: string) {
+    this.encoder = kernels.gpu.device.createCommandEncoder({ label });
+    this.current = this.encoder.beginComputePass({ label });
+  }
+
+  get pass(): GPUComputePassEncoder {
+    return this.current;
+  }
+
+  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, size: number): void {
+    this.current.end();
+    this.encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, size);
+    this.current = this.encoder.beginComputePass();
+  }
+
+  finish(): GPUCommandBuffer {
+    this.current.end();
+    return this.encoder.finish();
+  }
+}
+
+export interface ChunkArgs {
+  T: number;
+  /** position of the first token (its id is at tokens[p0]) */
+  p0: number;
+  /** 'none': no logits (an inner prefill chunk); 'last': row T-1 only into logits[0, :]; 'all': [T, V] */
+  logits: 'none' | 'last' | 'all';
+  taps?: TapSink;
+}
+
+/** Records the forward pass of one chunk (see the file header). */
+export function encodeChunk(m: GpuModel, rec: Recorder, a: ChunkArgs): void {
+  const c = m.config;
+  const k = m.kernels;
+  const arena = rec.arena;
+  const w = m.weights;
+  const s = m.act;
+  const { T, p0, taps } = a;
+  const D = c.hidden_size;
+  const eps = c.rms_norm_eps;
+  const g = m.mla;
+  const Dq = g.nope + g.rope;
+  const L = g.rank + g.rope;
+  const fuse = taps === undefined; // residual adds fused into o_proj / down / MoE combine
+  const lin = (wt: GpuLinear, x: GPUBuffer, y: GPUBuffer, accumulate = false) =>
+    linear(k, rec.pass, arena, { w: wt, x, y, tokens: T, accumulate, gemv: m.gemv, gemm: m.gemm });
+
+  embedTokens(k, rec.pass, arena, { table: w.embed, tokens: s.tokens, tokOffset: p0, count: T, out: s.h });
+  taps?.tap(tapNames.embed, s.h, T, D, 'f32');
+
+  w.layers.forEach((lw, i) => {
+    // --- attention block
+    rmsNorm(k, rec.pass, arena, { x: s.h, weight: lw.inputNorm, y: s.xn, n: D, tokens: T, eps });
+    if (lw.qA) {
+      const Rq = lw.qA.rows;
+      lin(lw.qA, s.xn, s.qa!);
+      rmsNorm(k, rec.pass, arena, { x: s.qa!, weight: lw.qANorm!, y: s.qan!, n: Rq, tokens: T, eps });
+      lin(lw.qB!, s.qan!, s.q);
+    } else {
+      lin(lw.q!, s.xn, s.q);
+    }
+    lin(lw.kvA, s.xn, s.kv);
+    const cache = m.cache.layers[i]!;
+    rmsNorm(k, rec.pass, arena, { x: s.kv, xStride: L, weight: lw.kvANorm, y: cache, yOffset: p0 * L, yStride: L, n: g.rank, tokens: T, eps });
+    ropeCopy(k, rec.pass, arena, {
+      table: m.rope, tokens: T, pos0: p0, heads: 1,
+      src: { buf: s.kv, offset: g.rank, tokenStride: L, headStride: 0 },
+      dst: { buf: cache, offset: p0 * L + g.rank, tokenStride: L, headStride: 0 },
+    });
+    ropeInPlace(k, rec.pass, arena, { table: m.rope, tokens: T, pos0: p0, heads: g.heads, x: { buf: s.q, offset: g.nope, tokenStride: g.heads * Dq, headStride: Dq } });
+    mlaAttend(k, rec.pass, arena, {
+      q: s.q, kvB: kvBBuffers(lw.kvB), cache: m.cache.view(i), out: s.attn, tokens: T, startPos: p0,
+      geometry: g, scale: c.derived.softmaxScale, scratch: T === 1 ? s.mlaDecode : s.mla,
+    });
+    if (fuse) {
+      lin(lw.o, s.attn, s.h, true);
+    } else {
+      lin(lw.o, s.attn, s.a);
+      taps!.tap(tapNames.attnOut(i), s.a, T, D, 'f32');
+      addInPlace(k, rec.pass, arena, { y: s.h, x: s.a, n: T * D });
+    }
+
+    // --- FFN block
+    rmsNorm(k, rec.pass, arena, { x: s.h, weight: lw.postNorm, y: s.xn, n: D, tokens: T, eps });
+    const out = fuse ? s.h : s.f;
+    if (lw.mlp) {
+      lin(lw.mlp.gate, s.xn, s.gate);
+      lin(lw.mlp.up, s.xn, s.up);
+      swiglu(k, rec.pass, arena, { gate: s.gate, up: s.up, out: s.act, n: T * lw.mlp.gate.rows });
+      lin(lw.mlp.down, s.act, out, fuse);
+    } else {
+      const moe = lw.moe!;
+      const mg = m.moe!;
+      taps?.tap(tapNames.moeInput(i), s.xn, T, D, 'f32');
+      lin(moe.router, s.xn, s.routerLogits!);
+      moeRouter(k, rec.pass, arena, {
+        logits: s.routerLogits!, bias: moe.bias, ids: s.ids!, weights: s.weights!, tokens: T,
+        experts: mg.experts, topK: mg.topK, groups: c.n_group, topkGroups: c.topk_group,
+        normTopkProb: c.norm_topk_prob, scaling: c.routed_scaling_factor,
+      });
+      taps?.tap(tapNames.moeTopkIdx(i), s.ids!, T, mg.topK, 'u32');
+      taps?.tap(tapNames.moeTopkWeight(i), s.weights!, T, mg.topK, 'f32');
+      moeExperts(k, rec.pass, arena, {
+        x: s.xn, ids: s.ids!, weights: s.weights!, out, accumulate: fuse, tokens: T, geometry: mg, w: moe.experts, scratch: s.moe!,
+      });
+    }
+    if (!fuse) {
+      taps!.tap(tapNames.ffnOut(i), s.f, T, D, 'f32');
+      addInPlace(k, rec.pass, arena, { y: s.h, x: s.f, n: T * D });
+      taps!.tap(tapNames.hidden(i), s.h, T, D, 'f32');
+    }
+  });
+
+  // --- head
+  if (a.logits === 'none' && !taps) return;
+  const rows = a.logits === 'last' && !taps ? 1 : T;
+  rmsNorm(k, rec.pass, arena, { x: s.h, xOffset: (T - rows) * D, weight: w.norm, y: s.z, n: D, tokens: rows, eps });
+  taps?.tap(tapNames.finalNorm, s.z, T, D, 'f32');
+  if (a.logits === 'none') return;
+  if (a.logits === 'last') {
+    linear(k, rec.pass, arena, { w: w.lmHead, x: s.z, xOffset: (rows - 1) * D, y: s.logits, tokens: 1 });
+  } else {
+    linear(k, rec.pass, arena, { w: w.lmHead, x: s.z, y: s.logits, tokens: T });
+  }
+}

@@ -1,0 +1,330 @@
+/**
+ * The WebGPU inference session: a checkpoint uploaded to a device (weights-gpu.ts), its latent KV cache
+ * (kv-cache.ts), the activation buffers, and prefill / decode steps recorded by forward.ts.
+ *
+ * Each call is ONE queue submission with at most one readback: `decode` and `prefill` read back the 4-byte
+ * token id sampled on the GPU (ops/sample.ts), `forwardLogits` the logits [T, V]. A long prompt is prefilled
+ * in chunks of at most `chunk` tokens, all recorded into the same command buffer (only a prompt whose chunks
+ * outgrow the uniform arena is split over several submissions, still with one readback). Taps (debugging)
+ * add one more readback of the tapped tensors.
+ *
+ * Legend: T tokens, D hidden, V vocab, ctx context size.
+ */
+import { ContextOverflowError, DeviceError, InputError } from '../errors.js';
+import { createBuffer, UniformArena } from '../gpu/buffers.js';
+import type { GpuContext } from '../gpu/device.js';
+import { Kernels } from '../gpu/kernels.js';
+import { createMlaScratch, type MlaGeometry } from '../gpu/ops/attention.js';
+import { chooseGemv, type GemmVariant } from '../gpu/ops/linear.js';
+import { createMoeScratch, slotsPerToken, type MoeGeometry } from '../gpu/ops/moe.js';
+import { argmaxToken, sampleToken } from '../gpu/ops/sample.js';
+import { uploadRopeTable } from '../gpu/ops/rope.js';
+import type { Checkpoint } from '../model/checkpoint.js';
+import type { ModelConfig } from '../model/config.js';
+import type { TapMap } from '../model/taps.js';
+import { encodeChunk, Recorder, type Activations, type GpuModel, type TapSink } from './forward.js';
+import { LatentKvCache } from './kv-cache.js';
+import type { InferenceSession, StepSampling } from './types.js';
+import { uploadWeights, type GpuWeights, type UploadProgress } from './weights-gpu.js';
+
+export type Precision = 'f32' | 'f16';
+
+export interface SessionOptions {
+  /** Tokens the latent KV cache holds; default min(max_position_embeddings, 4096). */
+  ctxSize?: number;
+  /** 'f16' (opt-in) forms the FP8 GEMV/GEMM products in f16 (needs `shader-f16`); default 'f32'. */
+  precision?: Precision;
+  /** Most tokens per prefill chunk (default 128; lowered to fit the binding limit). */
+  chunkSize?: number;
+  /** Called after each uploaded tensor. */
+  onProgress?: UploadProgress;
+}
+
+const MAP_READ = 0x0001;
+const COPY_DST = 0x0008;
+const STORAGE_RW = 0x0080 | 0x0008 | 0x0004;
+const DECODE_SPLITS = 16;
+const ARENA_BYTES = 4 << 20;
+
+/** Uploads `ckpt` to `gpu` and returns a session ready to prefill. */
+export async function createSession(gpu: GpuContext, ckpt: Checkpoint, opts: SessionOptions = {}): Promise<GpuSession> {
+  const c = ckpt.config;
+  const ctx = opts.ctxSize ?? Math.min(c.max_position_embeddings, 4096);
+  if (!Number.isInteger(ctx) || ctx < 1) throw new InputError(`--ctx-size must be a positive integer, got ${ctx}`, 'ctxSize');
+  if (ctx > c.max_position_embeddings) {
+    throw new InputError(`--ctx-size ${ctx} exceeds the model's max_position_embeddings ${c.max_position_embeddings}`, 'ctxSize');
+  }
+  const precision = opts.precision ?? 'f32';
+  const kernels = new Kernels(gpu);
+  if (precision === 'f16' && !(kernels.available('fp8_gemv_f16') && kernels.available('fp8_gemm_f16'))) {
+    throw new DeviceError(`--precision f16 needs the 'shader-f16' feature, which this adapter (${gpu.info.description || gpu.info.device}) lacks; use --precision f32`, { reason: 'feature' });
+  }
+  const weights = await uploadWeights(gpu, ckpt, opts.onProgress);
+  try {
+    return new GpuSession(gpu, kernels, c, weights, ctx, precision, opts.chunkSize ?? 128);
+  } catch (err) {
+    weights.destroy();
+    throw err;
+  }
+}
+
+/** Widest per-token row of any activation buffer, in floats (sizes the prefill chunk). */
+function widestRow(c: ModelConfig, g: MlaGeometry, mg: MoeGeometry | null): number {
+  const d = c.derived;
+  const widths = [c.hidden_size, c.q_lora_rank ?? 0, d.qWidth, d.kvAWidth, d.oWidth, c.intermediate_size, c.vocab_size, g.heads * (g.rank + g.rope)];
+  if (mg) widths.push(mg.experts, slotsPerToken(mg) * Math.max(mg.inter, mg.sharedInter), slotsPerToken(mg) * mg.hidden);
+  return Math.max(...widths);
+}
+
+export class GpuSession implements InferenceSession {
+  readonly contextSize: number;
+  readonly vocabSize: number;
+  /** Most tokens recorded per chunk. */
+  readonly chunk: number;
+  readonly model: GpuModel;
+  private pos = 0;
+  private disposed = false;
+  private readonly arena: UniformArena;
+  private readonly scratch: GPUBuffer[] = [];
+  private readonly probs: GPUBuffer;
+  private readonly picked: GPUBuffer;
+  private readonly tokenReadback: GPUBuffer;
+  private busy = false;
+
+  constructor(readonly gpu: GpuContext, kernels: Kernels, readonly config: ModelConfig, weights: GpuWeights, ctx: number, readonly precision: Precision, chunkSize: number) {
+    const c = config;
+    this.contextSize = ctx;
+    this.vocabSize = c.vocab_size;
+    const mla: MlaGeometry = { heads: c.num_attention_heads, nope: c.qk_nope_head_dim, rope: c.qk_rope_head_dim, v: c.v_head_dim, rank: c.kv_lora_rank };
+    const moe: MoeGeometry | null = c.derived.moeLayers.some(Boolean)
+      ? { hidden: c.hidden_size, experts: c.n_routed_experts, topK: c.num_experts_per_tok, inter: c.moe_intermediate_size, sharedInter: c.derived.sharedIntermediate }
+      : null;
+    const limit = gpu.limits.maxStorageBufferBindingSize;
+    const fit = Math.floor(limit / (4 * widestRow(c, mla, moe)));
+    if (fit < 1) throw new DeviceError(`one token's activations exceed maxStorageBufferBindingSize ${limit}`, { limit: 'maxStorageBufferBindingSize', value: limit });
+    this.chunk = Math.max(1, Math.min(chunkSize, ctx, fit));
+    const Tc = this.chunk;
+    const buf = (floats: number, label: string, usage = STORAGE_RW): GPUBuffer => {
+      const b = createBuffer(gpu, Math.max(16, floats * 4), label, usage);
+      this.scratch.push(b);
+      return b;
+    };
+    let cache: LatentKvCache | null = null;
+    try {
+      cache = new LatentKvCache(gpu, c.num_hidden_layers, ctx, mla);
+      const d = c.derived;
+      const I = Math.max(c.intermediate_size, 1);
+      const mlaScratch = createMlaScratch(gpu, mla, Tc, 1);
+      const mlaDecode = createMlaScratch(gpu, mla, 1, DECODE_SPLITS);
+      const moeScratch = moe ? createMoeScratch(gpu, moe, Tc, Tc > 4) : null;
+      for (const b of [mlaScratch.qLat, mlaScratch.oLat, mlaDecode.qLat, mlaDecode.oLat, mlaDecode.partO, mlaDecode.partML]) if (b) this.scratch.push(b);
+      if (moeScratch) for (const b of [moeScratch.hidden, moeScratch.y, moeScratch.plan, moeScratch.indirect]) if (b) this.scratch.push(b);
+      const act: Activations = {
+        maxTokens: Tc,
+        tokens: buf(ctx, 'act.tokens'),
+        h: buf(Tc * c.hidden_size, 'act.h'),
+        xn: buf(Tc * c.hidden_size, 'act.xn'),
+        qa: c.q_lora_rank ? buf(Tc * c.q_lora_rank, 'act.qa') : null,
+        qan: c.q_lora_rank ? buf(Tc * c.q_lora_rank, 'act.qan') : null,
+        q: buf(Tc * d.qWidth, 'act.q'),
+        kv: buf(Tc * d.kvAWidth, 'act.kv'),
+        attn: buf(Tc * d.oWidth, 'act.attn'),
+        a: buf(Tc * c.hidden_size, 'act.attn_out'),
+        f: buf(Tc * c.hidden_size, 'act.ffn_out'),
+        gate: buf(Tc * I, 'act.gate'),
+        up: buf(Tc * I, 'act.up'),
+        act: buf(Tc * I, 'act.swiglu'),
+        routerLogits: moe ? buf(Tc * moe.experts, 'act.router_logits') : null,
+        ids: moe ? buf(Tc * moe.topK, 'act.topk_idx') : null,
+        weights: moe ? buf(Tc * moe.topK, 'act.topk_weight') : null,
+        z: buf(Tc * c.hidden_size, 'act.final_norm'),
+        logits: buf(Tc * c.vocab_size, 'act.logits'),
+        mla: mlaScratch,
+        mlaDecode,
+        moe: moeScratch,
+      };
+      const rope = uploadRopeTable(gpu, c, ctx);
+      this.scratch.push(rope.buffer);
+      const gemm: GemmVariant = precision === 'f16' ? 'f16' : 'f32';
+      this.model = { config: c, kernels, weights, cache, rope, act, mla, moe, gemv: chooseGemv(kernels, precision), gemm };
+      this.probs = buf(c.vocab_size, 'sample.probs');
+      this.picked = buf(4, 'sample.token');
+      this.tokenReadback = buf(4, 'sample.readback', MAP_READ | COPY_DST);
+      this.arena = new UniformArena(gpu, ARENA_BYTES, 'session.uniforms');
+      this.scratch.push(this.arena.buffer);
+    } catch (err) {
+      cache?.destroy();
+      for (const b of this.scratch) b.destroy();
+      throw err;
+    }
+  }
+
+  get position(): number {
+    return this.pos;
+  }
+
+  reset(): void {
+    this.pos = 0;
+  }
+
+  gpuBytes(): number {
+    return this.model.weights.bytes + this.model.cache.bytes + this.scratch.reduce((a, b) => a + b.size, 0);
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.model.weights.destroy();
+    this.model.cache.destroy();
+    for (const b of this.scratch) b.destroy();
+  }
+
+  async prefill(tokens: number[], sampling: StepSampling): Promise<number> {
+    return (await this.step(tokens, { sampling })) as number;
+  }
+
+  async decode(token: number, sampling: StepSampling): Promise<number> {
+    return (await this.step([token], { sampling })) as number;
+  }
+
+  async forwardLogits(tokens: number[], opts: { taps?: TapMap } = {}): Promise<Float32Array> {
+    return (await this.step(tokens, { taps: opts.taps })) as Float32Array;
+  }
+
+  /**
+   * Appends `tokens` to the cache: one submission (see the header), then one readback of the sampled token
+   * (`sampling` given) or of the logits [T, V]. Taps, when asked for, are read back after it.
+   */
+  private async step(tokens: number[], a: { sampling?: StepSampling; taps?: TapMap }): Promise<number | Float32Array> {
+    if (this.disposed) throw new DeviceError('the session was disposed', { reason: 'disposed' });
+    if (this.busy) throw new InputError('a step is already running on this session (await it first)', 'session');
+    const n = tokens.length;
+    const V = this.vocabSize;
+    if (n === 0) throw new InputError('no tokens given: need at least one token id', 'tokens');
+    for (const id of tokens) {
+      if (!Number.isInteger(id) || id < 0 || id >= V) throw new InputError(`token id ${id} is outside the vocabulary (vocab_size ${V}: ids 0..${V - 1})`, 'tokens');
+    }
+    if (this.pos + n > this.contextSize) throw new ContextOverflowError(this.pos + n, this.contextSize, this.pos > 0 ? 'context' : 'prompt');
+    if (a.sampling) checkSampling(a.sampling);
+    this.gpu.check();
+    this.busy = true;
+    const dev = this.gpu.device;
+    const m = this.model;
+    let logitsOut: GPUBuffer | null = null;
+    const taps = a.taps ? new TapCollector(this.gpu, n) : null;
+    try {
+      dev.queue.writeBuffer(m.act.tokens, this.pos * 4, Uint32Array.from(tokens));
+      if (!a.sampling) logitsOut = createBuffer(this.gpu, n * V * 4, 'logits.readback', MAP_READ | COPY_DST);
+      this.arena.reset();
+      let rec = new Recorder(m.kernels, this.arena, 'step');
+      let lastUse = 0;
+      for (let s = 0; s < n; s += this.chunk) {
+        const T = Math.min(this.chunk, n - s);
+        const last = s + T === n;
+        if (lastUse > 0 && this.arena.capacity - used(this.arena) < 2 * lastUse) {
+          // the arena cannot hold another chunk: submit what is recorded (no readback) and go on
+          this.arena.flush();
+          dev.queue.submit([rec.finish()]);
+          this.arena.reset();
+          rec = new Recorder(m.kernels, this.arena, 'step');
+        }
+        const before = used(this.arena);
+        taps?.begin(s);
+        encodeChunk(m, rec, { T, p0: this.pos + s, logits: a.sampling ? (last ? 'last' : 'none') : 'all', taps: taps?.sink(rec) });
+        if (logitsOut) rec.copy(m.act.logits, 0, logitsOut, s * V * 4, T * V * 4);
+        lastUse = used(this.arena) - before;
+      }
+      if (a.sampling) {
+        const smp = a.sampling;
+        if (!(smp.temperature > 0) || smp.topK === 1) {
+          argmaxToken(m.kernels, rec.pass, this.arena, { logits: m.act.logits, vocab: V, out: this.picked });
+        } else {
+          sampleToken(m.kernels, rec.pass, this.arena, { logits: m.act.logits, vocab: V, out: this.picked, probs: this.probs, ...smp });
+        }
+        rec.copy(this.picked, 0, this.tokenReadback, 0, 4);
+      }
+      this.arena.flush();
+      dev.queue.submit([rec.finish()]);
+      const target = logitsOut ?? this.tokenReadback;
+      await mapRead(this.gpu, target);
+      let result: number | Float32Array;
+      if (logitsOut) {
+        result = new Float32Array(logitsOut.getMappedRange().slice(0));
+      } else {
+        result = new Uint32Array(this.tokenReadback.getMappedRange(0, 4))[0]!;
+      }
+      target.unmap();
+      if (taps && a.taps) await taps.read(a.taps);
+      this.pos += n;
+      return result;
+    } finally {
+      logitsOut?.destroy();
+      taps?.destroy();
+      this.busy = false;
+    }
+  }
+}
+
+function used(arena: UniformArena): number {
+  // UniformArena keeps its fill level private; read it through a narrow cast (no API change to buffers.ts)
+  return (arena as unknown as { used: number }).used;
+}
+
+async function mapRead(gpu: GpuContext, b: GPUBuffer): Promise<void> {
+  try {
+    await b.mapAsync(MAP_READ);
+  } catch (err) {
+    gpu.check();
+    throw new DeviceError(`readback failed: ${(err as Error).message}`, { reason: 'map' });
+  }
+  gpu.check();
+}
+
+function checkSampling(s: StepSampling): void {
+  if (!Number.isFinite(s.temperature) || s.temperature < 0) throw new InputError(`temperature must be >= 0, got ${s.temperature}`, 'temperature');
+  if (!Number.isInteger(s.topK) || s.topK < 0) throw new InputError(`top-k must be an integer >= 0, got ${s.topK}`, 'topK');
+  if (!Number.isFinite(s.topP) || s.topP <= 0 || s.topP > 1) throw new InputError(`top-p must be in (0, 1], got ${s.topP}`, 'topP');
+  if (!(s.uniform >= 0 && s.uniform < 1)) throw new InputError(`uniform must be in [0, 1), got ${s.uniform}`, 'uniform');
+}
+
+/**
+ * Collects taps of a whole step: every tap name gets a region [n, width] of one MAP_READ buffer per name;
+ * chunk c's rows land at row offset s (its first token).
+ */
+class TapCollector {
+  private readonly regions = new Map<string, { buf: GPUBuffer; width: number; dtype: 'f32' | 'u32' }>();
+  private start = 0;
+
+  constructor(private readonly gpu: GpuContext, private readonly rows: number) {}
+
+  begin(start: number): void {
+    this.start = start;
+  }
+
+  sink(rec: Recorder): TapSink {
+    return {
+      tap: (name, src, rows, width, dtype) => {
+        let r = this.regions.get(name);
+        if (!r) {
+          r = { buf: createBuffer(this.gpu, this.rows * width * 4, `tap.${name}`, MAP_READ | COPY_DST), width, dtype };
+          this.regions.set(name, r);
+        }
+        rec.copy(src, 0, r.buf, this.start * width * 4, rows * width * 4);
+      },
+    };
+  }
+
+  async read(into: TapMap): Promise<void> {
+    for (const [name, r] of this.regions) {
+      await mapRead(this.gpu, r.buf);
+      const bytes = r.buf.getMappedRange(0, this.rows * r.width * 4);
+      const data = r.dtype === 'u32' ? Int32Array.from(new Uint32Array(bytes)) : Float64Array.from(new Float32Array(bytes));
+      r.buf.unmap();
+      into.set(name, { shape: [this.rows, r.width], data });
+    }
+  }
+
+  destroy(): void {
+    for (const r of this.regions.values()) r.buf.destroy();
+  }
+}

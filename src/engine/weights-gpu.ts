@@ -1,0 +1,241 @@
+/**
+ * Uploads a checkpoint's weights to the GPU, once, as stored: FP8 codes stay FP8 (with their F32 block scales),
+ * BF16 stays BF16, norms and the router bias become f32 (tiny). Each tensor is read into JS memory once and
+ * written to its GPU buffer(s) straight away (row re-layout for unaligned rows goes through a bounded staging
+ * block), so the peak JS memory is one tensor, never a second full copy.
+ *
+ * Layouts (see docs/architecture.md):
+ *   linear weights   GpuLinear (ops/linear.ts): padded rows, row chunks that each fit one storage binding
+ *   kv_b_proj        one GpuLinear chunk, bound by the attention kernels as Fp8Buffers (ops/attention.ts)
+ *   experts          per layer, shards of whole experts (ops/moe.ts): gateUp stack [2·count, F, D] (gate_e,
+ *                    up_e interleaved), down stack [count, D, F]; the shared expert as a 1-expert stack
+ *   embed / lm_head  BF16 GpuLinear [V, D] (row chunks when V·D·2 exceeds the binding limit)
+ *
+ * Legend: D hidden, V vocab, E routed experts, F moe_intermediate_size, Fs shared width, R kv_lora_rank.
+ */
+import { ConfigError, DeviceError } from '../errors.js';
+import { asUint16, readTensorBytes } from '../format/safetensors.js';
+import { createBuffer, writeBuffer } from '../gpu/buffers.js';
+import type { GpuContext } from '../gpu/device.js';
+import type { Fp8Buffers } from '../gpu/ops/binding.js';
+import { expertShards, fp8StackLayout } from '../gpu/ops/fp8-layout.js';
+import { destroyLinear, uploadLinear, writeRows, type GpuLinear } from '../gpu/ops/linear.js';
+import type { ExpertShardBuffers, MoeWeightBuffers } from '../gpu/ops/moe.js';
+import { readF32, readLinear, type Checkpoint } from '../model/checkpoint.js';
+import type { ModelConfig } from '../model/config.js';
+
+export interface GpuFfn {
+  gate: GpuLinear; // [I, D]
+  up: GpuLinear; // [I, D]
+  down: GpuLinear; // [D, I]
+}
+
+export interface GpuMoe {
+  /** BF16 [E, D] */
+  router: GpuLinear;
+  /** f32 [E] e_score_correction_bias */
+  bias: GPUBuffer;
+  experts: MoeWeightBuffers;
+}
+
+export interface GpuLayer {
+  inputNorm: GPUBuffer; // f32 [D]
+  qA: GpuLinear | null; // [Rq, D]
+  qANorm: GPUBuffer | null; // f32 [Rq]
+  qB: GpuLinear | null; // [H·Dq, Rq]
+  q: GpuLinear | null; // [H·Dq, D] when q_lora_rank is null
+  kvA: GpuLinear; // [R + Dr, D]
+  kvANorm: GPUBuffer; // f32 [R]
+  kvB: GpuLinear; // [H·(Dn+Dv), R], one chunk
+  o: GpuLinear; // [D, H·Dv]
+  postNorm: GPUBuffer; // f32 [D]
+  mlp: GpuFfn | null;
+  moe: GpuMoe | null;
+}
+
+export interface GpuWeights {
+  embed: GpuLinear; // BF16 [V, D]
+  layers: GpuLayer[];
+  norm: GPUBuffer; // f32 [D]
+  lmHead: GpuLinear; // BF16 [V, D]
+  /** GPU bytes held by all weights. */
+  bytes: number;
+  destroy(): void;
+}
+
+/** The attention kernels' view of kv_b_proj. */
+export function kvBBuffers(w: GpuLinear): Fp8Buffers {
+  return { codes: w.chunks[0]!.codes, scales: w.scales! };
+}
+
+export type UploadProgress = (done: number, total: number, tensor: string) => void;
+
+/** Reads and uploads every weight the forward pass uses. */
+export async function uploadWeights(gpu: GpuContext, ckpt: Checkpoint, onProgress?: UploadProgress): Promise<GpuWeights> {
+  const c = ckpt.config;
+  if (c.quantization_config === null) {
+    throw new ConfigError('the WebGPU engine needs a block-FP8 checkpoint (quantization_config fp8): BF16 linear weights are not supported by the attention and MoE kernels yet', 'quantization_config', null, ckpt.name);
+  }
+  const buffers: GPUBuffer[] = [];
+  const linears: GpuLinear[] = [];
+  let bytes = 0;
+  const total = ckpt.weights.length;
+  let done = 0;
+  const tick = (name: string) => onProgress?.(++done, total, name);
+
+  const lin = async (name: string): Promise<GpuLinear> => {
+    const w = uploadLinear(gpu, name, await readLinear(ckpt, name));
+    linears.push(w);
+    bytes += w.bytes;
+    tick(name);
+    return w;
+  };
+  const bf16 = async (name: string, rows: number, cols: number): Promise<GpuLinear> => {
+    const t = ckpt.tensors.get(name)!;
+    const w = uploadLinear(gpu, name, { format: 'bf16', rows, cols, data: asUint16(await readTensorBytes(t)) });
+    linears.push(w);
+    bytes += w.bytes;
+    tick(name);
+    return w;
+  };
+  const vec = async (name: string): Promise<GPUBuffer> => {
+    const data = await readF32(ckpt, name);
+    const b = createBuffer(gpu, data.byteLength, name);
+    writeBuffer(gpu, b, 0, data);
+    buffers.push(b);
+    bytes += b.size;
+    tick(name);
+    return b;
+  };
+
+  try {
+    const embed = await bf16('model.embed_tokens.weight', c.vocab_size, c.hidden_size);
+    const layers: GpuLayer[] = [];
+    for (let i = 0; i < c.num_hidden_layers; i++) {
+      const p = `model.layers.${i}.`;
+      const a = p + 'self_attn.';
+      const lowRank = c.q_lora_rank !== null;
+      const layer: GpuLayer = {
+        inputNorm: await vec(p + 'input_layernorm.weight'),
+        qA: lowRank ? await lin(a + 'q_a_proj.weight') : null,
+        qANorm: lowRank ? await vec(a + 'q_a_layernorm.weight') : null,
+        qB: lowRank ? await lin(a + 'q_b_proj.weight') : null,
+        q: lowRank ? null : await lin(a + 'q_proj.weight'),
+        kvA: await lin(a + 'kv_a_proj_with_mqa.weight'),
+        kvANorm: await vec(a + 'kv_a_layernorm.weight'),
+        kvB: await lin(a + 'kv_b_proj.weight'),
+        o: await lin(a + 'o_proj.weight'),
+        postNorm: await vec(p + 'post_attention_layernorm.weight'),
+        mlp: null,
+        moe: null,
+      };
+      if (layer.kvB.chunks.length !== 1) {
+        const limit = gpu.limits.maxStorageBufferBindingSize;
+        throw new DeviceError(`tensor '${layer.kvB.name}' (${layer.kvB.rows}x${layer.kvB.cols}) exceeds maxStorageBufferBindingSize ${limit}: the attention kernels bind it whole`, {
+          limit: 'maxStorageBufferBindingSize',
+          value: limit,
+          required: layer.kvB.rows * layer.kvB.strideWords * 4,
+        });
+      }
+      if (c.derived.moeLayers[i]) {
+        const router = await bf16(p + 'mlp.gate.weight', c.n_routed_experts, c.hidden_size);
+        const bias = await vec(p + 'mlp.gate.e_score_correction_bias');
+        const experts = await uploadExperts(gpu, ckpt, i, buffers, (n, name) => {
+          bytes += n;
+          if (name) tick(name);
+        });
+        layer.moe = { router, bias, experts };
+      } else {
+        layer.mlp = { gate: await lin(p + 'mlp.gate_proj.weight'), up: await lin(p + 'mlp.up_proj.weight'), down: await lin(p + 'mlp.down_proj.weight') };
+      }
+      layers.push(layer);
+    }
+    const norm = await vec('model.norm.weight');
+    const lmHead = await bf16('lm_head.weight', c.vocab_size, c.hidden_size);
+    return {
+      embed,
+      layers,
+      norm,
+      lmHead,
+      bytes,
+      destroy() {
+        for (const w of linears) destroyLinear(w);
+        for (const b of buffers) b.destroy();
+      },
+    };
+  } catch (err) {
+    for (const w of linears) destroyLinear(w);
+    for (const b of buffers) b.destroy();
+    throw err;
+  }
+}
+
+/**
+ * One layer's routed experts in shards of whole experts (each stack fits a storage binding), and the shared
+ * expert. `account(bytes, tensor?)` reports GPU bytes and finished tensors.
+ */
+async function uploadExperts(
+  gpu: GpuContext, ckpt: Checkpoint, layer: number, buffers: GPUBuffer[], account: (bytes: number, tensor?: string) => void,
+): Promise<MoeWeightBuffers> {
+  const c = ckpt.config;
+  const D = c.hidden_size;
+  const F = c.moe_intermediate_size;
+  const p = `model.layers.${layer}.mlp.`;
+  const gu1 = fp8StackLayout(2, F, D);
+  const dn1 = fp8StackLayout(1, D, F);
+  const limit = Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
+  const ranges = expertShards(c.n_routed_experts, Math.max(gu1.codeBytes, dn1.codeBytes), limit, `${p}experts`);
+  const shards: ExpertShardBuffers[] = [];
+  for (const r of ranges) {
+    const gateUp = await uploadStack(gpu, ckpt, `${p}experts[${r.first}:${r.first + r.count}].gate_up`, buffers, account,
+      Array.from({ length: 2 * r.count }, (_, m) => `${p}experts.${r.first + (m >> 1)}.${m & 1 ? 'up' : 'gate'}_proj.weight`), F, D);
+    const down = await uploadStack(gpu, ckpt, `${p}experts[${r.first}:${r.first + r.count}].down`, buffers, account,
+      Array.from({ length: r.count }, (_, m) => `${p}experts.${r.first + m}.down_proj.weight`), D, F);
+    shards.push({ first: r.first, count: r.count, gateUp, down });
+  }
+  let shared: MoeWeightBuffers['shared'] = null;
+  if (c.n_shared_experts > 0) {
+    const Fs = c.derived.sharedIntermediate;
+    shared = {
+      gateUp: await uploadStack(gpu, ckpt, `${p}shared_experts.gate_up`, buffers, account, [`${p}shared_experts.gate_proj.weight`, `${p}shared_experts.up_proj.weight`], Fs, D),
+      down: await uploadStack(gpu, ckpt, `${p}shared_experts.down`, buffers, account, [`${p}shared_experts.down_proj.weight`], D, Fs),
+    };
+  }
+  return { shards, shared };
+}
+
+/** Same-shape FP8 matrices back to back in one codes buffer and one scales buffer (fp8-layout.ts stacks). */
+async function uploadStack(
+  gpu: GpuContext, ckpt: Checkpoint, label: string, buffers: GPUBuffer[], account: (bytes: number, tensor?: string) => void,
+  names: string[], rows: number, cols: number,
+): Promise<Fp8Buffers> {
+  const L = fp8StackLayout(names.length, rows, cols);
+  const limit = gpu.limits.maxStorageBufferBindingSize;
+  if (L.codeBytes > limit) {
+    throw new DeviceError(`tensor '${label}' needs ${L.codeBytes} bytes in one binding, more than maxStorageBufferBindingSize ${limit}`, {
+      limit: 'maxStorageBufferBindingSize',
+      value: limit,
+      required: L.codeBytes,
+    });
+  }
+  const codes = createBuffer(gpu, L.codeBytes, label);
+  buffers.push(codes);
+  const scales = createBuffer(gpu, L.scaleBytes, `${label}_scale_inv`);
+  buffers.push(scales);
+  account(codes.size + scales.size);
+  for (const [m, name] of names.entries()) {
+    const w = await readLinear(ckpt, name);
+    if (w.format !== 'fp8' || w.rows !== rows || w.cols !== cols) {
+      throw new ConfigError(`tensor '${name}': expected FP8 [${rows}, ${cols}] for the expert stack '${label}'`, name);
+    }
+    writeRows(gpu, codes, w.data, 0, rows, cols, L.rowStrideWords * 4, m * L.matrixWords * 4);
+    writeBuffer(gpu, scales, m * L.matrixScales * 4, w.scale);
+    account(0, name);
+  }
+  return { codes, scales };
+}
+
+/** Human-readable summary of what the upload will need (for errors and `inspect`). */
+export function describeModel(c: ModelConfig): string {
+  return `${c.model_type} D=${c.hidden_size} L=${c.num_hidden_layers} H=${c.num_attention_heads} E=${c.n_routed_experts} V=${c.vocab_size}`;
+}
