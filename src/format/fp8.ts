@@ -63,28 +63,39 @@ export function encodeE4M3(x: number): number {
 const f32Scratch = new Float32Array(1);
 const u32Scratch = new Uint32Array(f32Scratch.buffer);
 
-/** E4M3FN code of an f32 given by its bit pattern: integer RNE on the mantissa (the fast path of the quantiser). */
+/** |x| >= 2^-6 (smallest normal E4M3) as f32 bits, and |x| >= 448. */
+const E4M3_NORMAL_BITS = 0x3c800000;
+const E4M3_SAT_BITS = 0x43e00000;
+
+/**
+ * Normal-range codes by the top 12 bits of |x| (8 exponent + 4 mantissa bits, the 4th being the rounding bit),
+ * rounding half up; `encodeE4M3Bits` turns exact ties back to even. Built from the exact scalar encoder.
+ */
+const NORMAL_CODES: Uint8Array = (() => {
+  const t = new Uint8Array((E4M3_SAT_BITS >>> 19) + 1);
+  const f = new Float32Array(1);
+  const u = new Uint32Array(f.buffer);
+  for (let i = E4M3_NORMAL_BITS >>> 19; i < t.length; i++) {
+    u[0] = (i << 19) | 1; // sticky bit set: never a tie, so RNE rounds up exactly when the rounding bit is set
+    t[i] = encodeE4M3(f[0]!);
+  }
+  return t;
+})();
+
+/** E4M3FN code of an f32 given by its bit pattern (the fast path of the quantiser). */
 function encodeE4M3Bits(bits: number): number {
   const sign = (bits >>> 24) & 0x80;
   const abs = bits & 0x7fffffff;
+  if (abs >= E4M3_NORMAL_BITS && abs < E4M3_SAT_BITS) {
+    const code = NORMAL_CODES[abs >>> 19]!;
+    // an exact tie (the 20 dropped mantissa bits are 1000...0) rounded up to an odd code goes back down to even
+    return sign | ((abs & 0xfffff) === 0x80000 && code & 1 ? code - 1 : code);
+  }
   if (abs > 0x7f800000) return 0x7f | sign; // NaN
-  if (abs >= 0x43e00000) return 0x7e | sign; // >= 448 (and inf): saturate
-  const exp = abs >>> 23;
-  if (exp < 121) {
-    // below 2^-6: subnormal E4M3 (or zero). |x| * 512 is exact in f64.
-    u32Scratch[0] = abs;
-    return sign | rne(f32Scratch[0]! * 512);
-  }
-  let e = exp - 120; // 1..15
-  const mant = abs & 0x7fffff;
-  let m = mant >>> 20;
-  const rest = mant & 0xfffff;
-  if (rest > 0x80000 || (rest === 0x80000 && m & 1)) m++;
-  if (m === 8) {
-    m = 0;
-    e++;
-  }
-  return sign | Math.min((e << 3) | m, 0x7e);
+  if (abs >= E4M3_SAT_BITS) return 0x7e | sign; // >= 448 (and inf): saturate
+  // below 2^-6: subnormal E4M3 (or zero); |x| * 512 is exact in f64
+  u32Scratch[0] = abs;
+  return sign | rne(f32Scratch[0]! * 512);
 }
 
 /** Encodes an f32 array as E4M3FN codes (RNE, saturating). `out` may be given to avoid an allocation. */
@@ -165,13 +176,18 @@ export function quantizeFp8Block(w: Float32Array, rows: number, cols: number, bl
       const c0 = bj * block;
       const c1 = Math.min(c0 + block, cols);
       let amax = 0;
+      let poison = 0; // stays 0 unless some value is NaN or ±inf (x * 0 is NaN for those)
       for (let i = r0; i < r1; i++) {
+        const row = i * cols;
         for (let j = c0; j < c1; j++) {
-          const v = w[i * cols + j]!;
-          if (!Number.isFinite(v)) throw new InputError(`quantizeFp8Block: non-finite value ${v} at [${i}, ${j}]`);
-          const a = Math.abs(v);
+          const v = w[row + j]!;
+          poison += v * 0;
+          const a = Math.abs(v); // not a ternary: a sign branch mispredicts on random data
           if (a > amax) amax = a;
         }
+      }
+      if (poison !== 0) {
+        throw new InputError(`quantizeFp8Block: non-finite value in the block at rows ${r0}..${r1 - 1}, cols ${c0}..${c1 - 1}`);
       }
       let s = Math.fround(amax / E4M3_MAX);
       if (amax === 0) s = 1;
@@ -181,7 +197,9 @@ export function quantizeFp8Block(w: Float32Array, rows: number, cols: number, bl
       for (let i = r0; i < r1; i++) {
         const row = i * cols;
         for (let j = 0; j < n; j++) {
-          const q = Math.fround(w[row + c0 + j]! / s);
+          // W / s in f64 rounded once to f32 by the store (= f32 division); clamping before or after that
+          // rounding is the same since ±448 are f32 values
+          const q = w[row + c0 + j]! / s;
           tmp[j] = q > E4M3_MAX ? E4M3_MAX : q < -E4M3_MAX ? -E4M3_MAX : q;
         }
         for (let j = 0; j < n; j++) data[row + c0 + j] = encodeE4M3Bits(tmpBits[j]!);

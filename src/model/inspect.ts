@@ -246,7 +246,8 @@ export async function inspectCheckpoint(ckpt: Checkpoint, source = ckpt.name): P
   const sources = new Set([...ckpt.tensors.values()].map((t) => t.source));
   let files = 0;
   for (const s of sources) files += await s.size();
-  const used = rows.filter((r) => r.status === 'used');
+  const order = new Map(storedTensors(ckpt.config).map((t, i) => [t.name, i]));
+  const used = rows.filter((r) => r.status === 'used').sort((a, b) => order.get(a.name)! - order.get(b.name)!);
   return {
     ...base,
     kind: 'checkpoint',
@@ -338,7 +339,7 @@ export function formatInspect(r: InspectReport, opts: { allTensors?: boolean } =
   out.push(table(['', 'bytes', ''], brows, [false, true, true]), '');
 
   const kv = r.kvCache;
-  out.push(`## KV cache (f32, ${kv.layers} layers)`, '');
+  out.push(`## KV cache (f32, ${kv.layers} layer${kv.layers === 1 ? '' : 's'})`, '');
   const ctxs = [4096, c.max_position_embeddings].filter((v, i, a) => a.indexOf(v) === i);
   out.push(
     table(

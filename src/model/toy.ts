@@ -243,8 +243,9 @@ async function writeToyTensor(config: ModelConfig, spec: WeightSpec, seed: numbe
 }
 
 /**
- * xoshiro128** seeded by splitmix32 from (seed, FNV-1a of the tensor name); normals by Box-Muller (the spare of
- * each pair is kept, so the stream does not depend on how the tensor is cut into stripes).
+ * xoshiro128** seeded by splitmix32 from (seed, FNV-1a of the tensor name); normals by Marsaglia's polar method
+ * (the spare of each pair is kept, so the stream does not depend on how a tensor is cut into stripes). The fill
+ * loops keep the state in locals: generating ~10^9 weights (k2-layer) is the hot path of make-toy.
  */
 export class Rng {
   private s0: number;
@@ -289,19 +290,40 @@ export class Rng {
   }
 
   normal(): number {
-    if (this.spare !== undefined) {
-      const v = this.spare;
-      this.spare = undefined;
-      return v;
-    }
-    const r = Math.sqrt(-2 * Math.log(this.uniform()));
-    const t = 2 * Math.PI * this.uniform();
-    this.spare = r * Math.sin(t);
-    return r * Math.cos(t);
+    const out = new Float32Array(1);
+    this.fillNormal(out);
+    return out[0]!;
   }
 
   fillNormal(out: Float32Array, mean = 0, std = 1): Float32Array {
-    for (let i = 0; i < out.length; i++) out[i] = mean + std * this.normal();
+    let [s0, s1, s2, s3] = [this.s0, this.s1, this.s2, this.s3];
+    let i = 0;
+    if (this.spare !== undefined && out.length > 0) {
+      out[i++] = mean + std * this.spare;
+      this.spare = undefined;
+    }
+    while (i < out.length) {
+      let u: number;
+      let v: number;
+      let r2: number;
+      do {
+        // two xoshiro128** steps, mapped to (-1, 1)
+        let w = Math.imul(rotl(Math.imul(s1, 5), 7), 9) >>> 0;
+        let t = s1 << 9;
+        s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3; s2 ^= t; s3 = (s3 << 11) | (s3 >>> 21);
+        u = (w + 0.5) / 2147483648 - 1;
+        w = Math.imul(rotl(Math.imul(s1, 5), 7), 9) >>> 0;
+        t = s1 << 9;
+        s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3; s2 ^= t; s3 = (s3 << 11) | (s3 >>> 21);
+        v = (w + 0.5) / 2147483648 - 1;
+        r2 = u * u + v * v;
+      } while (r2 >= 1 || r2 === 0);
+      const m = Math.sqrt((-2 * Math.log(r2)) / r2);
+      out[i++] = mean + std * u * m;
+      if (i < out.length) out[i++] = mean + std * v * m;
+      else this.spare = v * m;
+    }
+    [this.s0, this.s1, this.s2, this.s3] = [s0, s1, s2, s3];
     return out;
   }
 
