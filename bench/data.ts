@@ -75,7 +75,7 @@ export function randomFp8Stack(gpu: GpuContext, label: string, count: number, ro
 export function randomF32Buffer(gpu: GpuContext, label: string, n: number, seed: number, amp = 1): GPUBuffer {
   const data = uniformF32(rng(seed), n, amp);
   const buf = createBuffer(gpu, data.byteLength, label);
-  gpu.device.queue.writeBuffer(buf, 0, data);
+  gpu.device.queue.writeBuffer(buf, 0, data.buffer, data.byteOffset, data.byteLength);
   return buf;
 }
 

@@ -20,6 +20,10 @@ export interface EncodedOp {
   encode(pass: GPUComputePassEncoder): void;
   /** Dispatches per `encode` call. */
   readonly dispatches: number;
+  /** Called before a submission is encoded (e.g. to reset a uniform arena). */
+  prepare?(): void;
+  /** Called after it is encoded, before submit (e.g. to flush the arena). */
+  finish?(): void;
 }
 
 const WG = 64;
@@ -50,7 +54,14 @@ function checkBinding(gpu: GpuContext, what: string, bytes: number): void {
   }
 }
 
-function steps(gpu: GpuContext, kernels: Kernels, list: Array<{ name: string; entry: string; bind: Record<number, GPUBuffer>; grid: [number, number?] }>): EncodedOp {
+interface Step {
+  name: string;
+  entry: string;
+  bind: Record<number, GPUBuffer>;
+  grid: [number, number?];
+}
+
+function steps(gpu: GpuContext, kernels: Kernels, list: Step[]): EncodedOp {
   const prepared = list.map((s) => {
     const pipeline = kernels.pipeline(s.name, { WG }, s.entry);
     return { pipeline, group: bindAt(gpu, pipeline, s.bind), grid: s.grid };
@@ -210,13 +221,13 @@ export function naiveExperts(gpu: GpuContext, kernels: Kernels, b: ExpertBuffers
   const strideD = fp8RowStrideWords(s.hidden);
   const strideF = fp8RowStrideWords(s.inter);
   const name = 'moe_gemv_id_naive';
-  const list = b.shards.flatMap((sh, i) => {
+  const list = b.shards.flatMap((sh, i): Step[] => {
     checkBinding(gpu, `moe_gemv_id_naive gate_up shard ${i}`, fp8StackLayout(2 * sh.count, s.inter, s.hidden).codeBytes);
     checkBinding(gpu, `moe_gemv_id_naive down shard ${i}`, fp8StackLayout(sh.count, s.hidden, s.inter).codeBytes);
     const params = uniformBuffer(gpu, `moe_gemv_id_naive params ${i}`, [s.hidden, s.inter, s.topk, sh.first, sh.count, strideD, strideF, i === 0 ? 0 : 1]);
     return [
-      { name, entry: 'gate_up', bind: { 0: b.x, 1: b.ids, 3: sh.gu, 4: sh.guScale, 7: b.h, 9: params }, grid: [Math.ceil(s.inter / WG), s.topk] as [number, number] },
-      { name, entry: 'down', bind: { 1: b.ids, 2: b.weights, 5: sh.dn, 6: sh.dnScale, 7: b.h, 8: b.out, 9: params }, grid: [Math.ceil(s.hidden / WG)] as [number] },
+      { name, entry: 'gate_up', bind: { 0: b.x, 1: b.ids, 3: sh.gu, 4: sh.guScale, 7: b.h, 9: params }, grid: [Math.ceil(s.inter / WG), s.topk] },
+      { name, entry: 'down', bind: { 1: b.ids, 2: b.weights, 5: sh.dn, 6: sh.dnScale, 7: b.h, 8: b.out, 9: params }, grid: [Math.ceil(s.hidden / WG)] },
     ];
   });
   return steps(gpu, kernels, list);

@@ -5,6 +5,7 @@ import { registerMakeToy } from './make-toy.js';
 import { registerInspect } from './inspect.js';
 import { registerLogits } from './logits.js';
 import { registerGenerate } from './generate.js';
+import { registerBench } from './bench.js';
 
 export function registerCommands(program: Command): void {
   registerDoctor(program);
@@ -12,4 +13,5 @@ export function registerCommands(program: Command): void {
   registerInspect(program);
   registerLogits(program);
   registerGenerate(program);
+  registerBench(program);
 }

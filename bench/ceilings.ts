@@ -1,0 +1,132 @@
+/**
+ * The two ceilings every kernel is compared with, measured in the same run on the same device:
+ *   bandwidth_gbps  streaming read of one large buffer (shaders/bench_stream_read.wgsl), best of a few
+ *                   access patterns and grid sizes; the kernel's sum is checked once, so no variant can cheat
+ *                   by skipping loads. copyBufferToBuffer is NOT used: on CPU adapters it is a memcpy ~10x
+ *                   faster than any shader can read (../shared/docs/webgpu-on-linux.md).
+ *   fma_gflops      f32 FMA throughput (shaders/bench_fma.wgsl), best of a few grid shapes.
+ * Browser-safe.
+ */
+import { createBuffer, readBuffer } from '../src/gpu/buffers.js';
+import type { GpuContext } from '../src/gpu/device.js';
+import type { Kernels } from '../src/gpu/kernels.js';
+import { timeOp, type Timing, type TimingOptions } from './harness.js';
+import { bindAt, uniformBuffer, type EncodedOp } from './naive.js';
+
+export interface CeilingVariant {
+  variant: string;
+  gbps?: number;
+  gflops?: number;
+  ms: number;
+  method: string;
+}
+
+export interface Ceilings {
+  bandwidth_gbps: number;
+  fma_gflops: number;
+  bandwidth: { bytes: number; best: string; verified: boolean; method: string; variants: CeilingVariant[] };
+  fma: { flop: number; best: string; method: string; variants: CeilingVariant[] };
+}
+
+export interface CeilingOptions {
+  /** Bytes streamed (capped by the device's binding and buffer limits). Default 128 MiB. */
+  streamBytes?: number;
+  /** Try every variant (else a short list). */
+  full?: boolean;
+  timing?: Partial<TimingOptions>;
+  onProgress?: (what: string) => void;
+}
+
+const MiB = 1 << 20;
+
+export async function measureCeilings(gpu: GpuContext, kernels: Kernels, opts: CeilingOptions = {}): Promise<Ceilings> {
+  const bandwidth = await measureBandwidth(gpu, kernels, opts);
+  const fma = await measureFma(gpu, kernels, opts);
+  return { bandwidth_gbps: bandwidth.best.gbps!, fma_gflops: fma.best.gflops!, bandwidth: bandwidth.report, fma: fma.report };
+}
+
+async function measureBandwidth(gpu: GpuContext, kernels: Kernels, opts: CeilingOptions) {
+  const limit = Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
+  const bytes = Math.floor(Math.min(opts.streamBytes ?? 128 * MiB, limit) / 16) * 16;
+  const nVec4 = bytes / 16;
+  const src = createBuffer(gpu, bytes, 'bench_stream_read src');
+  // all ones: the sum of everything is known exactly (each invocation's partial sum stays below 2^24)
+  const ones = new Float32Array(Math.min(nVec4 * 4, 4 * MiB)).fill(1);
+  for (let at = 0; at < bytes; at += ones.byteLength) gpu.device.queue.writeBuffer(src, at, ones, 0, Math.min(ones.length, (bytes - at) / 4));
+  const grids = opts.full ? [32, 128, 512, 2048, 8192] : [64, 512, 4096];
+  const shapes: Array<{ mode: number; wg: number; groups: number }> = [];
+  for (const mode of [0, 1]) for (const wg of [64, 256]) for (const groups of grids) shapes.push({ mode, wg, groups });
+  const variants: Array<CeilingVariant & { shape: (typeof shapes)[number] }> = [];
+  const sinks: GPUBuffer[] = [];
+  try {
+    for (const shape of shapes) {
+      const threads = shape.wg * shape.groups;
+      if (nVec4 / threads > 1 << 20) continue; // keeps each invocation's f32 sum exact
+      opts.onProgress?.(`ceiling: streaming read ${shape.mode ? 'contiguous' : 'grid-stride'} WG ${shape.wg} x ${shape.groups}`);
+      const op = streamOp(gpu, kernels, src, nVec4, shape, sinks);
+      const t = await timeOp(gpu, op, { ...opts.timing, targetPassMs: 0, repeats: 3, warmup: 1 });
+      variants.push({ variant: describe(shape), gbps: bytes / (t.ms * 1e6), ms: t.ms, method: t.method, shape });
+    }
+    const best = variants.reduce((a, b) => (b.gbps! > a.gbps! ? b : a));
+    // confirm the winner really read every byte
+    const sink = sinks[variants.indexOf(best)]!;
+    const threads = best.shape.wg * best.shape.groups;
+    const sums = new Float32Array(await readBuffer(gpu, sink, 0, threads * 4));
+    let total = 0;
+    for (const s of sums) total += s;
+    const verified = total === nVec4 * 4;
+    return {
+      best,
+      report: { bytes, best: best.variant, verified, method: best.method, variants: variants.map(({ shape: _s, ...v }) => v) },
+    };
+  } finally {
+    src.destroy();
+    for (const s of sinks) s.destroy();
+  }
+}
+
+function describe(s: { mode: number; wg: number; groups: number }): string {
+  return `${s.mode ? 'contiguous' : 'grid-stride'}, WG ${s.wg} x ${s.groups} workgroups`;
+}
+
+function streamOp(gpu: GpuContext, kernels: Kernels, src: GPUBuffer, nVec4: number, s: { mode: number; wg: number; groups: number }, sinks: GPUBuffer[]): EncodedOp {
+  const threads = s.wg * s.groups;
+  const sink = createBuffer(gpu, threads * 4, 'bench_stream_read sink');
+  sinks.push(sink);
+  const params = uniformBuffer(gpu, 'bench_stream_read params', [nVec4, Math.ceil(nVec4 / threads), 0, 0]);
+  const pipeline = kernels.pipeline('bench_stream_read', { WG: s.wg, MODE: s.mode });
+  const group = bindAt(gpu, pipeline, { 0: src, 1: sink, 2: params });
+  return { dispatches: 1, encode: (pass) => kernels.dispatch(pass, pipeline, group, s.groups) };
+}
+
+async function measureFma(gpu: GpuContext, kernels: Kernels, opts: CeilingOptions) {
+  const shapes = (opts.full ? [64, 256] : [64]).flatMap((wg) => (opts.full ? [32, 256, 2048] : [64, 1024]).map((groups) => ({ wg, groups })));
+  const variants: CeilingVariant[] = [];
+  let flopOfBest = 0;
+  for (const s of shapes) {
+    opts.onProgress?.(`ceiling: FMA WG ${s.wg} x ${s.groups}`);
+    const threads = s.wg * s.groups;
+    const sink = createBuffer(gpu, threads * 4, 'bench_fma sink');
+    const pipeline = kernels.pipeline('bench_fma', { WG: s.wg });
+    const run = async (iters: number): Promise<Timing> => {
+      const params = uniformBuffer(gpu, 'bench_fma params', [iters, { f: 0.5 }, 0, 0]);
+      const group = bindAt(gpu, pipeline, { 0: sink, 1: params });
+      const op: EncodedOp = { dispatches: 1, encode: (pass) => kernels.dispatch(pass, pipeline, group, s.groups) };
+      const t = await timeOp(gpu, op, { ...opts.timing, targetPassMs: 0, repeats: 3, warmup: 1 });
+      params.destroy();
+      return t;
+    };
+    // size the loop so one dispatch takes ~40 ms: long enough to hide dispatch overhead
+    const probeIters = 64;
+    const probe = await run(probeIters);
+    const iters = Math.max(probeIters, Math.min(1 << 20, Math.round((probeIters * 40) / Math.max(probe.ms, 1e-3))));
+    const t = await run(iters);
+    const flop = 64 * iters * threads;
+    const gflops = flop / (t.ms * 1e6);
+    if (!variants.length || gflops > Math.max(...variants.map((v) => v.gflops!))) flopOfBest = flop;
+    variants.push({ variant: `WG ${s.wg} x ${s.groups} workgroups, ${iters} iterations`, gflops, ms: t.ms, method: t.method });
+    sink.destroy();
+  }
+  const best = variants.reduce((a, b) => (b.gflops! > a.gflops! ? b : a));
+  return { best, report: { flop: flopOfBest, best: best.variant, method: best.method, variants } };
+}

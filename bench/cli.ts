@@ -1,0 +1,186 @@
+/**
+ * The action of `webmoe bench` (registered by src/cli/bench.ts, which loads this file lazily so the library
+ * build under src/ does not include bench/). Node only: opens checkpoints, draws the progress bar on stderr,
+ * prints the summary with the targets on stdout, validates the JSON against the schema and writes the JSON and
+ * the self-contained HTML report where asked.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import cliProgress from 'cli-progress';
+import { createGpu, type GpuContext } from '../src/gpu/device.js';
+import { InputError, WebmoeError } from '../src/errors.js';
+import { memoryFiles, openCheckpoint, type Checkpoint } from '../src/model/checkpoint.js';
+import { openCheckpointDir } from '../src/model/node-checkpoint.js';
+import { isToyName, makeToyCheckpointInMemory, TOY_CONFIG_NAMES } from '../src/model/toy.js';
+import { loadCpuWeights } from '../src/model/cpu-weights.js';
+import { ReferenceSession } from '../src/model/reference.js';
+import { createCpuSession } from '../src/engine/cpu-session.js';
+import type { InferenceSession } from '../src/engine/types.js';
+import type { BenchCliOptions } from '../src/cli/bench.js';
+import { runBench, type E2eModel, type SessionFactory, type Suite } from './run.js';
+import { renderHtml } from './report-html.js';
+import { validateReport, type BenchReport } from './schema.js';
+import { formatSummary } from './summary.js';
+
+type BenchOpts = BenchCliOptions;
+
+/** CPU reference runs are skipped for checkpoints above this size (f32 weights in JS memory, f64 loops). */
+const CPU_MAX_PARAMS = 50e6;
+
+/** Runs `webmoe bench <suite>` with the parsed options. */
+export async function benchAction(suiteArg: string, opts: BenchOpts): Promise<void> {
+  const suite = parseSuite(suiteArg);
+  const gpu = await createGpu({ adapter: opts.adapter });
+  try {
+    const report = await run(gpu, suite, opts);
+    const problems = validateReport(report);
+    if (problems.length) throw new WebmoeError('BENCH', `the report does not match its schema: ${problems.slice(0, 5).join('; ')}`);
+    process.stdout.write(formatSummary(report) + '\n');
+    if (opts.json) await writeOut(opts.json, JSON.stringify(report, null, 1) + '\n');
+    if (opts.html) await writeOut(opts.html, renderHtml(report));
+  } finally {
+    gpu.destroy();
+  }
+}
+
+function parseSuite(s: string): Suite {
+  if (s === 'kernels' || s === 'e2e' || s === 'all') return s;
+  throw new InputError(`unknown bench suite '${s}': use kernels, e2e or all`, 'suite');
+}
+
+function positiveInt(v: string | undefined, what: string, fallback: number): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InputError(`${what} must be a positive integer, got '${v}'`, what);
+  return n;
+}
+
+async function writeOut(file: string, text: string): Promise<void> {
+  const path = resolve(file);
+  await mkdir(dirname(path), { recursive: true });
+  await writeFile(path, text);
+  process.stderr.write(`wrote ${path}\n`);
+}
+
+/** A progress bar on a terminal, plain lines otherwise. */
+function progress(): { update(done: number, total: number, label: string): void; stop(): void } {
+  if (!process.stderr.isTTY) {
+    return { update: (d, t, l) => process.stderr.write(`[${d}/${t}] ${l}\n`), stop: () => {} };
+  }
+  const bar = new cliProgress.SingleBar(
+    { stream: process.stderr, format: 'bench {bar} {value}/{total} | {eta_formatted} left | {label}', hideCursor: true, clearOnComplete: true, etaBuffer: 4 },
+    cliProgress.Presets.shades_classic,
+  );
+  let started = false;
+  return {
+    update(done, total, label) {
+      if (!started) {
+        bar.start(total, done, { label });
+        started = true;
+      } else {
+        bar.setTotal(total);
+        bar.update(done, { label });
+      }
+    },
+    stop: () => started && bar.stop(),
+  };
+}
+
+async function run(gpu: GpuContext, suite: Suite, opts: BenchOpts): Promise<BenchReport> {
+  const bar = progress();
+  try {
+    const models = suite === 'kernels' ? [] : await openModels(opts, (d, t, l) => bar.update(d, t, l));
+    const backends = suite === 'kernels' ? [] : sessionFactories(gpu, opts.backends ?? 'webgpu,cpu');
+    return await runBench(gpu, {
+      suite,
+      runtime: 'node',
+      full: opts.full,
+      only: opts.only?.split(','),
+      skipNaive: opts.naive === false,
+      timing: { repeats: positiveInt(opts.repeats, 'repeats', 7), method: opts.wall ? 'wall' : 'auto' },
+      models,
+      backends,
+      e2e: { promptTokens: positiveInt(opts.promptTokens, 'prompt-tokens', 64), decodeTokens: positiveInt(opts.decodeTokens, 'decode-tokens', 32) },
+      onProgress: (d, t, l) => bar.update(d, t, `kernels: ${l}`),
+      onE2eProgress: (d, t, l) => bar.update(d, t, `e2e: ${l}`),
+    });
+  } finally {
+    bar.stop();
+  }
+}
+
+async function openModels(opts: BenchOpts, onProgress: (d: number, t: number, l: string) => void): Promise<E2eModel[]> {
+  const names = (opts.models ?? 'tiny,small,ragged,yarn').split(',').map((s) => s.trim()).filter(Boolean);
+  if (opts.full && !names.includes('k2-layer')) names.push('k2-layer');
+  const out: E2eModel[] = [];
+  for (const [i, name] of names.entries()) {
+    onProgress(i, names.length, `e2e: preparing ${name}`);
+    let ckpt: Checkpoint;
+    if (isToyName(name)) {
+      const toy = await makeToyCheckpointInMemory(name, { seed: 0 });
+      ckpt = await openCheckpoint(memoryFiles(name, toy.data));
+    } else {
+      ckpt = await openCheckpointDir(name);
+    }
+    out.push({ name: isToyName(name) ? name : ckpt.name, ckpt });
+  }
+  return out;
+}
+
+function paramCount(ckpt: Checkpoint): number {
+  let n = 0;
+  for (const t of ckpt.tensors.values()) n += t.shape.reduce((a, b) => a * b, 1);
+  return n;
+}
+
+function sessionFactories(gpu: GpuContext, list: string): SessionFactory[] {
+  const out: SessionFactory[] = [];
+  for (const b of list.split(',').map((s) => s.trim())) {
+    if (b === 'webgpu') out.push(webgpuFactory(gpu));
+    else if (b === 'cpu' || b === 'cpu-reference') out.push(cpuFactory());
+    else throw new InputError(`unknown backend '${b}': use webgpu, cpu`, 'backends');
+  }
+  return out;
+}
+
+function cpuFactory(): SessionFactory {
+  return {
+    backend: 'cpu-reference',
+    async create(ckpt) {
+      const n = paramCount(ckpt);
+      if (n > CPU_MAX_PARAMS) throw new InputError(`the CPU reference is not run on ${(n / 1e6).toFixed(0)}M parameters (f32 copies and f64 loops; limit ${CPU_MAX_PARAMS / 1e6}M)`);
+      return createCpuSession(ckpt);
+    },
+    // the reference's own routing decisions: one causal forward over the same tokens, read from its taps
+    async telemetry(ckpt, _session, tokens, recorder) {
+      const taps = new Map();
+      new ReferenceSession(await loadCpuWeights(ckpt)).prefill(tokens, { taps });
+      recorder.addTaps(taps);
+    },
+  };
+}
+
+/** The WebGPU engine (src/engine/session.ts), loaded lazily so `bench kernels` works without it. */
+function webgpuFactory(gpu: GpuContext): SessionFactory {
+  return {
+    backend: 'webgpu',
+    gpu,
+    async create(ckpt) {
+      const { createSession } = await loadEngine();
+      return createSession(gpu, ckpt);
+    },
+  };
+}
+
+interface EngineModule {
+  createSession(gpu: GpuContext, ckpt: Checkpoint, opts?: Record<string, unknown>): Promise<InferenceSession>;
+}
+
+async function loadEngine(): Promise<EngineModule> {
+  const path = '../src/engine/session.js'; // a variable: the engine may not be built into every checkout yet
+  try {
+    return (await import(/* @vite-ignore */ path)) as EngineModule;
+  } catch (err) {
+    throw new WebmoeError('BENCH', `the WebGPU engine (src/engine/session.ts) could not be loaded: ${(err as Error).message}`);
+  }
+}

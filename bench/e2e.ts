@@ -1,0 +1,125 @@
+/**
+ * `webmoe bench e2e`: end-to-end numbers of toy checkpoints through any InferenceSession (the WebGPU engine
+ * and the CPU reference as the baseline), measured the way a user experiences them:
+ *   TTFT        prefill(prompt) until the first sampled token is back on the CPU (median of `repeats`, each on
+ *               a reset cache); prefill tokens/s = prompt tokens / TTFT
+ *   decode      `decodeTokens` single-token steps after the prompt, each timed to its sampled token; the step
+ *               time is the median, decode tokens/s = steps / their total time
+ *   roofline    the bytes one decode step must read (roofline.ts) / the measured streaming-read bandwidth;
+ *               fraction = roofline time / median step time
+ *   submissions queue.submit calls during one decode step (WebGPU; target 1), counted by wrapping the queue
+ * A warm-up generation (pipelines, first-use clears, first mapAsync) runs before anything is timed. Greedy
+ * sampling. Browser-safe (the caller opens the checkpoints).
+ */
+import type { GpuContext } from '../src/gpu/device.js';
+import type { Checkpoint } from '../src/model/checkpoint.js';
+import type { InferenceSession, StepSampling } from '../src/engine/types.js';
+import { median } from './harness.js';
+import { decodeStepBytes } from './roofline.js';
+import { clamp01, type E2eRow } from './schema.js';
+import { rng } from './data.js';
+
+export const GREEDY: StepSampling = { temperature: 0, topK: 0, topP: 1, uniform: 0 };
+
+export interface E2eOptions {
+  /** Prompt length (tokens); the prompt is seeded random ids (timing does not depend on them). */
+  promptTokens: number;
+  decodeTokens: number;
+  /** Prefill measurements (each on a reset cache). */
+  repeats: number;
+}
+
+export const DEFAULT_E2E: E2eOptions = { promptTokens: 64, decodeTokens: 32, repeats: 3 };
+
+/** A deterministic prompt of `n` ids in [2, vocab) (0 and 1 are often bos / eos). */
+export function benchPrompt(vocab: number, n: number, seed = 1234): number[] {
+  const r = rng(seed);
+  return Array.from({ length: n }, () => 2 + Math.floor(r() * Math.max(1, vocab - 2)));
+}
+
+/** Counts queue.submit calls on `gpu` while `fn` runs. */
+export async function countSubmissions<T>(gpu: GpuContext, fn: () => Promise<T>): Promise<{ result: T; submissions: number }> {
+  const queue = gpu.device.queue;
+  const original = queue.submit;
+  let submissions = 0;
+  queue.submit = function (this: GPUQueue, buffers: Iterable<GPUCommandBuffer>) {
+    submissions++;
+    return original.call(this, buffers);
+  };
+  try {
+    const result = await fn();
+    return { result, submissions };
+  } finally {
+    queue.submit = original;
+  }
+}
+
+export interface SessionTimings {
+  ttftMs: number;
+  stepMs: number[];
+  tokens: number[];
+  submissionsPerStep?: number;
+}
+
+/** Times one session (see the file header); leaves it reset. */
+export async function timeSession(session: InferenceSession, prompt: number[], opts: E2eOptions, gpu?: GpuContext): Promise<SessionTimings> {
+  // warm-up: a short prefill and two steps
+  session.reset();
+  let t = await session.prefill(prompt.slice(0, Math.min(4, prompt.length)), GREEDY);
+  for (let i = 0; i < 2; i++) t = await session.decode(t, GREEDY);
+  const ttfts: number[] = [];
+  let first = 0;
+  for (let r = 0; r < Math.max(1, opts.repeats); r++) {
+    session.reset();
+    const t0 = performance.now();
+    first = await session.prefill(prompt, GREEDY);
+    ttfts.push(performance.now() - t0);
+  }
+  const stepMs: number[] = [];
+  const tokens = [first];
+  let submissionsPerStep: number | undefined;
+  let tok = first;
+  for (let i = 0; i < opts.decodeTokens && session.position < session.contextSize; i++) {
+    if (gpu && i === 0) {
+      const t0 = performance.now();
+      const c = await countSubmissions(gpu, () => session.decode(tok, GREEDY));
+      stepMs.push(performance.now() - t0);
+      submissionsPerStep = c.submissions;
+      tok = c.result;
+    } else {
+      const t0 = performance.now();
+      tok = await session.decode(tok, GREEDY);
+      stepMs.push(performance.now() - t0);
+    }
+    tokens.push(tok);
+  }
+  session.reset();
+  return { ttftMs: median(ttfts), stepMs, tokens, submissionsPerStep };
+}
+
+/** The report row of one (model, backend) timing. */
+export function e2eRow(model: string, backend: string, ckpt: Pick<Checkpoint, 'config'>, promptLen: number, t: SessionTimings, bandwidthGbps: number, method: string): E2eRow {
+  const steps = t.stepMs.length;
+  const stepMs = median(t.stepMs);
+  // the average step attends over prompt + 1 .. prompt + steps cached tokens: use the middle one
+  const bytes = decodeStepBytes(ckpt.config, promptLen + Math.ceil(steps / 2));
+  const rooflineMs = bytes.total / (bandwidthGbps * 1e6);
+  const raw = stepMs > 0 ? rooflineMs / stepMs : 0;
+  const row: E2eRow = {
+    model,
+    backend,
+    prompt_tokens: promptLen,
+    decode_tokens: steps,
+    ttft_ms: t.ttftMs,
+    prefill_tokens_per_s: (promptLen / t.ttftMs) * 1000,
+    decode_tokens_per_s: steps > 0 ? (steps / t.stepMs.reduce((a, b) => a + b, 0)) * 1000 : 0,
+    decode_step_ms: stepMs,
+    step_bytes: bytes,
+    roofline_ms: rooflineMs,
+    fraction_of_roofline: clamp01(raw),
+    raw_fraction_of_roofline: raw,
+    method,
+  };
+  if (t.submissionsPerStep !== undefined) row.submissions_per_decode_step = t.submissionsPerStep;
+  return row;
+}

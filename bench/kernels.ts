@@ -1,0 +1,138 @@
+/**
+ * `webmoe bench kernels`: the ceilings, then every selected shape with its naive and optimised variants, as
+ * report rows (bench/schema.ts). Runs the same in Node and in the browser Bench page (web/bench.ts).
+ */
+import type { GpuContext } from '../src/gpu/device.js';
+import { Kernels } from '../src/gpu/kernels.js';
+import { measureCeilings, type Ceilings } from './ceilings.js';
+import { benchShapes, BufferPool, type BenchShape } from './cases.js';
+import { DEFAULT_TIMING, timeOp, type Timing, type TimingOptions } from './harness.js';
+import { clamp01, type AdapterRecord, type KernelRow, type TargetCheck } from './schema.js';
+import { kernelTargets } from './targets.js';
+
+export interface KernelBenchOptions {
+  /** Every shape (else the default tier). */
+  full?: boolean;
+  /** Only shapes whose "kernel shape" text contains one of these (case-insensitive). */
+  only?: string[];
+  /** Skip the naive twins (faster, but no speedups). */
+  skipNaive?: boolean;
+  timing?: Partial<TimingOptions>;
+  /** Called before each step: done of total, and what runs next. */
+  onProgress?: (done: number, total: number, label: string) => void;
+  /** Bytes streamed by the bandwidth ceiling (default 128 MiB, capped by the device). */
+  streamBytes?: number;
+}
+
+export interface KernelBenchResult {
+  ceilings: Ceilings;
+  kernels: KernelRow[];
+  skipped: Array<{ kernel: string; shape: string; variant?: string; reason: string }>;
+  targets: TargetCheck[];
+}
+
+export function selectShapes(opts: Pick<KernelBenchOptions, 'full' | 'only'>): BenchShape[] {
+  const only = opts.only?.map((s) => s.toLowerCase()).filter(Boolean);
+  return benchShapes().filter((s) => (opts.full || s.tier === 'default') && (!only?.length || only.some((o) => `${s.kernel} ${s.shape}`.toLowerCase().includes(o))));
+}
+
+export function adapterRecord(gpu: GpuContext, runtime: 'node' | 'browser'): AdapterRecord {
+  const i = gpu.info;
+  const rec: AdapterRecord = {
+    vendor: i.vendor,
+    architecture: i.architecture,
+    device: i.device,
+    description: i.description,
+    software: i.software,
+    driver: i.driver,
+    features: [...gpu.features].sort(),
+    limits: { ...gpu.limits },
+    runtime,
+  };
+  if (i.subgroupMinSize !== undefined) rec.subgroupMinSize = i.subgroupMinSize;
+  if (i.subgroupMaxSize !== undefined) rec.subgroupMaxSize = i.subgroupMaxSize;
+  if (runtime === 'browser' && typeof navigator !== 'undefined') rec.userAgent = navigator.userAgent;
+  return rec;
+}
+
+/** A report row from a timing (fractions clamped to [0, 1], raw ratios kept). */
+export function kernelRow(
+  base: { kernel: string; variant: 'naive' | 'optimised'; impl: string; shape: string; dims: Record<string, number>; bytes: number; flops: number },
+  t: Timing,
+  ceilings: Pick<Ceilings, 'bandwidth_gbps' | 'fma_gflops'>,
+): KernelRow {
+  const gbps = base.bytes / (t.ms * 1e6);
+  const gflops = base.flops / (t.ms * 1e6);
+  const rawB = gbps / ceilings.bandwidth_gbps;
+  const rawF = gflops / ceilings.fma_gflops;
+  const row: KernelRow = {
+    ...base,
+    time_ms: t.ms,
+    min_ms: t.minMs,
+    max_ms: t.maxMs,
+    wall_ms: t.wallMs,
+    gbps,
+    gflops,
+    fraction_of_bandwidth: clamp01(rawB),
+    fraction_of_fma: clamp01(rawF),
+    raw_fraction_of_bandwidth: rawB,
+    raw_fraction_of_fma: rawF,
+    method: t.method,
+    timer: t.timer,
+    inner: t.inner,
+    samples: t.samples,
+  };
+  if (t.resolutionNs !== undefined) row.resolution_ns = t.resolutionNs;
+  return row;
+}
+
+export async function runKernelBench(gpu: GpuContext, opts: KernelBenchOptions = {}): Promise<KernelBenchResult> {
+  const kernels = new Kernels(gpu);
+  const timing = { ...DEFAULT_TIMING, ...opts.timing };
+  const shapes = selectShapes(opts);
+  const total = shapes.length + 1;
+  opts.onProgress?.(0, total, 'ceilings: streaming read and FMA');
+  const ceilings = await measureCeilings(gpu, kernels, { full: opts.full, timing: { method: timing.method }, streamBytes: opts.streamBytes });
+  const rows: KernelRow[] = [];
+  const skipped: KernelBenchResult['skipped'] = [];
+  for (const [i, shape] of shapes.entries()) {
+    opts.onProgress?.(i + 1, total, `${shape.kernel} ${shape.shape}`);
+    const pool = new BufferPool(gpu);
+    try {
+      let variants;
+      try {
+        variants = shape.prepare({ gpu, kernels }, pool);
+      } catch (err) {
+        skipped.push({ kernel: shape.kernel, shape: shape.shape, reason: (err as Error).message });
+        continue;
+      }
+      let naiveMs: number | undefined;
+      for (const v of variants) {
+        if (opts.skipNaive && v.variant === 'naive') continue;
+        let timed: Timing;
+        try {
+          gpu.device.pushErrorScope('validation');
+          const op = v.build();
+          const err = await gpu.device.popErrorScope();
+          if (err) throw new Error(`validation: ${err.message}`);
+          timed = await timeOp(gpu, op, timing);
+        } catch (err) {
+          skipped.push({ kernel: shape.kernel, shape: shape.shape, variant: `${v.variant} ${v.impl}`, reason: (err as Error).message });
+          gpu.check();
+          continue;
+        }
+        const row = kernelRow({ kernel: shape.kernel, variant: v.variant, impl: v.impl, shape: shape.shape, dims: shape.dims, bytes: shape.bytes, flops: shape.flops }, timed, ceilings);
+        if (v.engineDefault) row.engine_default = true;
+        if (v.variant === 'naive') naiveMs = timed.ms;
+        else if (naiveMs !== undefined) row.speedup_vs_naive = naiveMs / timed.ms;
+        rows.push(row);
+      }
+    } finally {
+      await gpu.device.queue.onSubmittedWorkDone();
+      pool.destroy();
+    }
+  }
+  opts.onProgress?.(total, total, 'done');
+  const targets = kernelTargets(rows, ceilings);
+  return { ceilings, kernels: rows, skipped, targets };
+}

@@ -1,0 +1,54 @@
+/**
+ * Small pieces shared by the benchmark cases: wrapping the engine's launchers (which record into a pass with a
+ * uniform arena) as repeatable ops, chaining ops, and checking that a kernel exists on this device.
+ * Browser-safe.
+ */
+import { UniformArena } from '../src/gpu/buffers.js';
+import type { GpuContext } from '../src/gpu/device.js';
+import type { Kernels } from '../src/gpu/kernels.js';
+import type { EncodedOp } from './naive.js';
+
+export interface CaseContext {
+  gpu: GpuContext;
+  kernels: Kernels;
+}
+
+export interface BenchVariant {
+  variant: 'naive' | 'optimised';
+  impl: string;
+  /** Builds the op (may throw: the variant is then listed as skipped with the message). */
+  build(): EncodedOp;
+  /** The variant the engine uses on this device by default. */
+  engineDefault?: boolean;
+}
+
+/**
+ * Wraps a launcher that records into a pass with a uniform arena (src/gpu/ops/*). The arena is reset before
+ * each submission is encoded and flushed before it is submitted, so `inner` repeated calls fit one arena.
+ */
+export function arenaOp(gpu: GpuContext, dispatches: number, record: (pass: GPUComputePassEncoder, arena: UniformArena) => void): EncodedOp {
+  const arena = new UniformArena(gpu, 1 << 20, 'bench arena');
+  return {
+    dispatches,
+    prepare: () => arena.reset(),
+    encode: (pass) => record(pass, arena),
+    finish: () => arena.flush(),
+  };
+}
+
+/** Ops recorded one after the other as one call. */
+export function chain(...ops: EncodedOp[]): EncodedOp {
+  return {
+    dispatches: ops.reduce((n, o) => n + o.dispatches, 0),
+    prepare: () => ops.forEach((o) => o.prepare?.()),
+    encode: (pass) => ops.forEach((o) => o.encode(pass)),
+    finish: () => ops.forEach((o) => o.finish?.()),
+  };
+}
+
+/** Throws unless each kernel's WGSL exists and runs on this device (the engineers land kernels over time). */
+export function requireKernels(ctx: CaseContext, ...names: string[]): void {
+  for (const n of names) {
+    if (!ctx.kernels.available(n)) throw new Error(`kernel '${n}' is not available here (no shaders/${n}.wgsl yet, or it needs a feature this device lacks)`);
+  }
+}

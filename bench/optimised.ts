@@ -1,0 +1,76 @@
+/**
+ * The optimised kernels as `webmoe bench` times them: thin adapters from the bench's buffers to the engine's
+ * launchers in src/gpu/ops/ (the same code the engine runs, not copies). Every GEMV/GEMM variant that exists
+ * on this device is measured; the one the engine picks (linear.ts chooseGemv) is marked `engine_default`.
+ * Browser-safe.
+ */
+import type { GpuContext } from '../src/gpu/device.js';
+import type { Kernels } from '../src/gpu/kernels.js';
+import { chooseGemv, linear, rowStrideWords, type GemmVariant, type GemvVariant, type GpuLinear } from '../src/gpu/ops/linear.js';
+import { arenaOp, requireKernels, type BenchVariant } from './op.js';
+import type { Fp8GemvBuffers } from './naive.js';
+
+interface Ctx {
+  gpu: GpuContext;
+  kernels: Kernels;
+}
+
+/** A GpuLinear over buffers the bench created (one chunk: the bench shapes fit one binding). */
+function asLinear(name: string, format: 'fp8' | 'bf16', rows: number, cols: number, codes: GPUBuffer, scales: GPUBuffer | null): GpuLinear {
+  return { name, format, rows, cols, strideWords: rowStrideWords(format, cols), chunks: [{ rowStart: 0, rows, codes }], scales, bytes: codes.size + (scales?.size ?? 0) };
+}
+
+const GEMV_KERNELS: Record<GemvVariant, string> = { f32: 'fp8_gemv', subgroup: 'fp8_gemv_subgroup', f16: 'fp8_gemv_f16' };
+const GEMM_KERNELS: Record<GemmVariant, string> = { f32: 'fp8_gemm', f16: 'fp8_gemm_f16' };
+
+type OptimisedVariant = BenchVariant;
+
+export function optimisedFp8Gemv(ctx: Ctx, b: Fp8GemvBuffers, rows: number, cols: number): OptimisedVariant[] {
+  const chosen = chooseGemv(ctx.kernels);
+  const variants: GemvVariant[] = ['f32', 'subgroup', 'f16'];
+  return variants
+    .filter((v) => v === 'f32' || ctx.kernels.available(GEMV_KERNELS[v]))
+    .map((v) => ({
+      variant: 'optimised' as const,
+      impl: GEMV_KERNELS[v],
+      engineDefault: v === chosen,
+      build: () => {
+        requireKernels(ctx, GEMV_KERNELS[v]);
+        const w = asLinear('bench gemv', 'fp8', rows, cols, b.w, b.scale);
+        return arenaOp(ctx.gpu, 1, (pass, arena) => linear(ctx.kernels, pass, arena, { w, x: b.x, y: b.y, tokens: 1, gemv: v }));
+      },
+    }));
+}
+
+export function optimisedFp8Gemm(ctx: Ctx, b: Fp8GemvBuffers, rows: number, cols: number, tokens: number): OptimisedVariant[] {
+  const variants: GemmVariant[] = ['f32', 'f16'];
+  return variants
+    .filter((v) => v === 'f32' || ctx.kernels.available(GEMM_KERNELS[v]))
+    .map((v) => ({
+      variant: 'optimised' as const,
+      impl: GEMM_KERNELS[v],
+      engineDefault: v === 'f32',
+      build: () => {
+        requireKernels(ctx, GEMM_KERNELS[v]);
+        const w = asLinear('bench gemm', 'fp8', rows, cols, b.w, b.scale);
+        return arenaOp(ctx.gpu, 1, (pass, arena) => linear(ctx.kernels, pass, arena, { w, x: b.x, y: b.y, tokens, gemm: v, forceGemm: true }));
+      },
+    }));
+}
+
+/** Router logits with the engine's BF16 linear (bf16_gemv for one token, bf16_gemm for more). */
+export function optimisedRouterLogits(ctx: Ctx, b: { x: GPUBuffer; gate: GPUBuffer; logits: GPUBuffer }, hidden: number, experts: number, tokens: number): OptimisedVariant[] {
+  const kernel = tokens > 1 ? 'bf16_gemm' : 'bf16_gemv';
+  return [
+    {
+      variant: 'optimised',
+      impl: kernel,
+      engineDefault: true,
+      build: () => {
+        requireKernels(ctx, kernel);
+        const w = asLinear('bench router gate', 'bf16', experts, hidden, b.gate, null);
+        return arenaOp(ctx.gpu, 1, (pass, arena) => linear(ctx.kernels, pass, arena, { w, x: b.x, y: b.logits, tokens }));
+      },
+    },
+  ];
+}

@@ -1,0 +1,57 @@
+/**
+ * The plain-text summary `webmoe bench` prints: ceilings, one line per kernel row with its fractions and
+ * speedup, the end-to-end rows, and every target (met or not, with what limits it) next to its figure.
+ * Browser-safe.
+ */
+import type { BenchReport } from './schema.js';
+
+const f = (x: number | undefined, d = 2) => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(d));
+const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+
+function pad(cells: string[][]): string[] {
+  const widths = cells[0]!.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  return cells.map((r) => r.map((c, i) => (i < 4 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd());
+}
+
+export function formatSummary(r: BenchReport): string {
+  const a = r.adapter;
+  const lines: string[] = [
+    `adapter   ${a.description || a.device || a.vendor} (${a.vendor}, driver ${a.driver}${a.software ? ', software' : ''})`,
+    `ceilings  ${f(r.ceilings.bandwidth_gbps)} GB/s streaming read (${r.ceilings.bandwidth.best}), ${f(r.ceilings.fma_gflops)} GFLOP/s FMA`,
+  ];
+  if (r.kernels.length) {
+    lines.push('', 'kernels (median per call; % of the ceilings above)');
+    const rows = [['kernel', 'variant', 'impl', 'shape', 'ms', 'GB/s', 'GFLOP/s', '%BW', '%FMA', 'vs naive', 'targets']];
+    for (const k of r.kernels) {
+      rows.push([
+        k.kernel, k.variant + (k.engine_default ? '*' : ''), k.impl.split(' ')[0]!, k.shape, f(k.time_ms, 3), f(k.gbps), f(k.gflops), pct(k.fraction_of_bandwidth), pct(k.fraction_of_fma),
+        k.speedup_vs_naive !== undefined ? `${f(k.speedup_vs_naive)}x` : '',
+        (k.targets ?? []).map((t) => `${t.met ? 'ok' : 'MISS'}:${t.id}`).join(' '),
+      ]);
+    }
+    lines.push(...pad(rows), '* = the variant the engine runs here');
+  }
+  if (r.e2e.length) {
+    lines.push('', 'end to end');
+    const rows = [['model', 'backend', 'prompt', 'decoded', 'TTFT ms', 'prefill tok/s', 'decode tok/s', 'step ms', 'roofline ms', '%roofline', 'submits/step']];
+    for (const e of r.e2e) {
+      rows.push([e.model, e.backend, String(e.prompt_tokens), String(e.decode_tokens), f(e.ttft_ms, 1), f(e.prefill_tokens_per_s, 1), f(e.decode_tokens_per_s, 1), f(e.decode_step_ms, 3), f(e.roofline_ms, 4), pct(e.fraction_of_roofline), e.submissions_per_decode_step !== undefined ? String(e.submissions_per_decode_step) : '-']);
+    }
+    lines.push(...pad(rows).map((l) => l));
+  }
+  for (const t of r.telemetry) {
+    lines.push('', `expert load: ${t.model} (${t.source}), ${t.tokens} tokens, ${t.experts} experts top-${t.topk}`);
+    for (const l of t.layers) lines.push(`  layer ${l.layer}: max/mean ${f(l.max_over_mean)}, CV ${f(l.cv)}, normalised entropy ${f(l.normalized_entropy, 3)}, unused ${l.unused}`);
+  }
+  if (r.targets.length) {
+    const missed = r.targets.filter((t) => !t.met);
+    lines.push('', `targets: ${r.targets.length - missed.length} of ${r.targets.length} met (printed, never asserted)`);
+    for (const t of r.targets) lines.push(`  ${t.met ? 'met    ' : 'NOT MET'} ${t.description}: ${f(t.value, 3)} (threshold ${f(t.threshold, 2)})${t.limited_by ? `\n          limited by: ${t.limited_by}` : ''}`);
+  }
+  if (r.skipped.length) {
+    lines.push('', `skipped (${r.skipped.length}):`);
+    for (const s of r.skipped) lines.push(`  ${s.kernel} ${s.shape}${s.variant ? ` [${s.variant}]` : ''}: ${s.reason}`);
+  }
+  lines.push('', `took ${f(r.duration_s, 1)} s`);
+  return lines.join('\n');
+}

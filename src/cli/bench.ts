@@ -1,0 +1,55 @@
+/**
+ * `webmoe bench [kernels|e2e|all] [--json FILE] [--html FILE] [--full] [--adapter ...]`: kernel micro-benchmarks
+ * and end-to-end toy-model benchmarks against this device's own measured ceilings (docs/benchmarks.md).
+ * The options are declared here; the work lives in bench/ (bench/cli.ts), loaded when the command runs, so the
+ * library build (src/ only) does not pull the benchmark suite in.
+ */
+import type { Command } from 'commander';
+import { WebmoeError } from '../errors.js';
+import type { AdapterChoice } from '../gpu/device.js';
+import { TOY_CONFIG_NAMES } from '../model/toy.js';
+import { adapterOption } from './doctor.js';
+
+export interface BenchCliOptions {
+  adapter?: AdapterChoice;
+  json?: string;
+  html?: string;
+  full?: boolean;
+  only?: string;
+  models?: string;
+  backends?: string;
+  repeats?: string;
+  naive?: boolean;
+  wall?: boolean;
+  promptTokens?: string;
+  decodeTokens?: string;
+}
+
+export function registerBench(program: Command): void {
+  program
+    .command('bench')
+    .description('benchmark kernels (against the measured streaming-read and FMA ceilings) and toy models end to end')
+    .argument('[suite]', 'kernels | e2e | all', 'all')
+    .addOption(adapterOption())
+    .option('--json <file>', 'write the JSON report (schema: docs/benchmarks.md)')
+    .option('--html <file>', 'write the self-contained HTML report (roofline, bar charts, expert-load histograms)')
+    .option('--full', 'every shape (Kimi-K2 widths up to 32k cached tokens, prefill up to 512 tokens) and the k2-layer toy')
+    .option('--only <text,...>', 'only kernel shapes whose "kernel shape" contains one of these')
+    .option('--models <name|dir,...>', `e2e checkpoints: toy names (${TOY_CONFIG_NAMES.join(', ')}) or checkpoint folders`, 'tiny,small,ragged,yarn')
+    .option('--backends <list>', 'e2e backends: webgpu, cpu (the CPU reference)', 'webgpu,cpu')
+    .option('--repeats <n>', 'timed samples per kernel (median reported)', '7')
+    .option('--no-naive', 'skip the naive twins (no speedups)')
+    .option('--wall', 'time with wall-clock even when the adapter has timestamp-query')
+    .option('--prompt-tokens <n>', 'e2e prompt length', '64')
+    .option('--decode-tokens <n>', 'e2e decode steps', '32')
+    .action(async (suite: string, opts: BenchCliOptions) => {
+      const path = '../../bench/cli.js'; // a variable: keeps bench/ out of the src/ build
+      let mod: { benchAction(suite: string, opts: BenchCliOptions): Promise<void> };
+      try {
+        mod = (await import(/* @vite-ignore */ path)) as typeof mod;
+      } catch (err) {
+        throw new WebmoeError('BENCH', `the benchmark suite (bench/) could not be loaded: run webmoe from a source checkout (${(err as Error).message})`);
+      }
+      await mod.benchAction(suite, opts);
+    });
+}
