@@ -141,11 +141,7 @@ async function createBackendSession(backend: Backend, ckpt: Checkpoint, opts: Lo
     const { createCpuSession } = await import('./cpu-session.js');
     return createCpuSession(ckpt, { ctxSize: opts.ctxSize });
   }
-  // TEMPORARY: a computed specifier until src/engine/session.ts lands; then a plain import('./session.js')
-  const specifier = './session.js';
-  const { createSession } = (await import(/* @vite-ignore */ specifier)) as {
-    createSession(gpu: GpuContext, ckpt: Checkpoint, o: { ctxSize?: number }): InferenceSession | Promise<InferenceSession>;
-  };
+  const { createSession } = await import('./session.js');
   return createSession(opts.gpu!, ckpt, { ctxSize: opts.ctxSize });
 }
 
