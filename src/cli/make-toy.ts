@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import { ConfigError, InputError } from '../errors.js';
-import { humanBytes } from '../model/inspect.js';
-import { isToyName, TOY_CONFIG_NAMES, writeToyCheckpoint, type ToyName } from '../model/toy.js';
+import { humanBytes, inspectConfig } from '../model/inspect.js';
+import { isToyName, TOY_CONFIG_NAMES, toyConfig, writeToyCheckpoint, type ToyName } from '../model/toy.js';
 
 /** Above this many bytes of tensor data make-toy shows a progress bar on stderr. */
 const PROGRESS_MIN_BYTES = 64 * 2 ** 20;
@@ -63,10 +63,16 @@ export function registerMakeToy(program: Command): void {
     .option('--seed <n>', 'PRNG seed', '0')
     .option('--shards <k>', 'number of safetensors shards (k > 1 also writes model.safetensors.index.json)', '1')
     .option('--force', 'replace the checkpoint files already in --out')
-    .action(async (opts: { config: string; out: string; seed: string; shards: string; force?: boolean }) => {
+    .option('--max-gib <n>', 'refuse to write more than this many GiB of tensors (a production config would be ~1 TB)', '32')
+    .action(async (opts: { config: string; out: string; seed: string; shards: string; force?: boolean; maxGib: string }) => {
       const seed = parseIntOption(opts.seed, 'seed', Number.MIN_SAFE_INTEGER);
       const shards = parseIntOption(opts.shards, 'shards', 1);
+      const maxGib = parseIntOption(opts.maxGib, 'max-gib', 1);
       const source = await loadConfigArg(opts.config);
+      const bytes = inspectConfig(toyConfig(source), 'config').bytes.tensorData;
+      if (bytes > maxGib * 2 ** 30) {
+        throw new InputError(`this config would write ${humanBytes(bytes)} of tensors, more than --max-gib ${maxGib}; use a smaller config or raise --max-gib`, 'max-gib');
+      }
       await clearOldCheckpoint(opts.out, opts.force === true);
       let bar: SingleBar | undefined;
       const started = Date.now();

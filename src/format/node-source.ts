@@ -10,7 +10,15 @@ export async function fileSource(path: string): Promise<ByteSource> {
   } catch (err) {
     throw new FormatError(`cannot open: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, path);
   }
-  const { size } = await handle.stat();
+  let size: number;
+  try {
+    const st = await handle.stat();
+    if (!st.isFile()) throw Object.assign(new Error('not a file'), { code: 'EISDIR' });
+    size = st.size;
+  } catch (err) {
+    await handle.close().catch(() => {});
+    throw new FormatError(`cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, path);
+  }
   return {
     name: path,
     size: async () => size,

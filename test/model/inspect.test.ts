@@ -186,11 +186,16 @@ describe.skipIf(!SHARED_DIR)('CLI (a real process)', () => {
   }
 
   it('make-toy with an unknown config or a bad option: one line, non-zero exit', async () => {
-    for (const args of [['--config', 'huge', '--out', join(tmp, 'x')], ['--config', 'tiny', '--out', join(tmp, 'y'), '--shards', '0']]) {
+    const cases: [string[], RegExp][] = [
+      [['--config', 'huge', '--out', join(tmp, 'x')], /'huge' is neither a named toy config/],
+      [['--config', 'tiny', '--out', join(tmp, 'y'), '--shards', '0'], /--shards must be an integer >= 1/],
+      [['--config', sharedConfig('kimi-k2.json'), '--out', join(tmp, 'z')], /would write 958 GiB of tensors, more than --max-gib 32/],
+    ];
+    for (const [args, msg] of cases) {
       const r = await webmoe(['make-toy', ...args]);
       expect(r.code).not.toBe(0);
       expect(r.stderr.trim().split('\n'), r.stderr).toHaveLength(1);
-      expect(r.stderr).toMatch(/neither a named toy config|--shards must be an integer >= 1/);
+      expect(r.stderr).toMatch(msg);
     }
   });
 });

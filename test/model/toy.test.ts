@@ -93,6 +93,18 @@ describe('toy checkpoints', () => {
     await sharded.close();
   });
 
+  it('writes BF16 linear weights (no scales) for a config without quantization_config', async () => {
+    const { quantization_config, ...raw } = toyConfigJson('yarn');
+    void quantization_config;
+    const t = await makeToyCheckpointInMemory(raw, { seed: 2 });
+    const ckpt = await openCheckpoint(memoryFiles('bf16', t.data));
+    expect(ckpt.config.quantization_config).toBeNull();
+    expect([...ckpt.tensors.keys()].some((n) => n.endsWith('_scale_inv'))).toBe(false);
+    const w = await readLinear(ckpt, 'model.layers.1.mlp.experts.2.up_proj.weight');
+    expect(w.format).toBe('bf16');
+    expect(w.data.length).toBe(64 * 128);
+  });
+
   it('quantises FP8 blocks per spec §3.4: no NaN codes, and each block reaches ±448', async () => {
     const { ckpt } = await toy('ragged');
     for (const w of ckpt.weights.filter((x) => x.spec.kind === 'linear').slice(0, 40)) {
