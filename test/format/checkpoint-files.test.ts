@@ -16,7 +16,7 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** A File as a folder picker gives it (webkitRelativePath is read-only in browsers and absent in Node). */
 function pickedFile(path: string, bytes: Uint8Array): File {
-  const f = new File([bytes], path.split('/').pop()!);
+  const f = new File([bytes as Uint8Array<ArrayBuffer>], path.split('/').pop()!);
   Object.defineProperty(f, 'webkitRelativePath', { value: path });
   return f;
 }
