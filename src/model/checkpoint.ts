@@ -133,18 +133,27 @@ export async function openCheckpoint(files: CheckpointFiles): Promise<Checkpoint
   if (configText === undefined) throw new ConfigError(`${files.name}: no config.json in the checkpoint folder`);
   const config = parseConfig(parseJson(configText, `${files.name}/config.json`), `${files.name}/config.json`);
 
-  const shardNames = await listShards(files);
+  const { shards: shardNames, weightMap } = await listShards(files);
   const sources: ByteSource[] = [];
   const tensors = new Map<string, TensorInfo>();
+  const shardOf = new Map<string, string>();
   try {
     for (const shard of shardNames) {
       const src = await files.open(shard);
       sources.push(src);
       const st = await openSafetensors(src);
       for (const [name, info] of st.tensors) {
-        if (tensors.has(name)) throw new FormatError(`tensor appears in two shards (${tensors.get(name)!.source.name} and ${shard})`, shard, name);
+        if (tensors.has(name)) throw new FormatError(`tensor appears in two shards (${shardOf.get(name)} and ${shard})`, `${files.name}/${shard}`, name);
+        const listed = weightMap?.get(name);
+        if (listed !== undefined && listed !== shard) {
+          throw new FormatError(`model.safetensors.index.json puts this tensor in ${listed}, but it is in ${shard}`, `${files.name}/${shard}`, name);
+        }
         tensors.set(name, info);
+        shardOf.set(name, shard);
       }
+    }
+    for (const [name, shard] of weightMap ?? []) {
+      if (!tensors.has(name)) throw new FormatError(`model.safetensors.index.json lists this tensor in ${shard}, which does not hold it`, `${files.name}/${shard}`, name);
     }
     const { checked, ignored, unexpected } = checkWeights(config, tensors, files.name);
     const tokText = await files.readText('tokenizer.json');
@@ -170,22 +179,22 @@ export async function openCheckpoint(files: CheckpointFiles): Promise<Checkpoint
 }
 
 /** model.safetensors.index.json's weight_map names the shards; otherwise the single model.safetensors. */
-async function listShards(files: CheckpointFiles): Promise<string[]> {
+async function listShards(files: CheckpointFiles): Promise<{ shards: string[]; weightMap?: Map<string, string> }> {
   const indexText = await files.readText('model.safetensors.index.json');
-  if (indexText === undefined) return ['model.safetensors'];
+  if (indexText === undefined) return { shards: ['model.safetensors'] };
   const file = `${files.name}/model.safetensors.index.json`;
   const index = parseJson(indexText, file) as { weight_map?: unknown };
   const map = index?.weight_map;
   if (typeof map !== 'object' || map === null || Array.isArray(map)) throw new FormatError('weight_map must be an object of tensor name -> shard file', file);
-  const shards = new Set<string>();
+  const weightMap = new Map<string, string>();
   for (const [tensor, shard] of Object.entries(map)) {
-    if (typeof shard !== 'string' || shard.includes('/') || shard.includes('\\') || shard === '..') {
+    if (typeof shard !== 'string' || shard === '' || shard.includes('/') || shard.includes('\\') || shard === '.' || shard === '..') {
       throw new FormatError(`weight_map entry for '${tensor}' must be a file name in the folder, found ${JSON.stringify(shard)}`, file);
     }
-    shards.add(shard);
+    weightMap.set(tensor, shard);
   }
-  if (shards.size === 0) throw new FormatError('weight_map is empty', file);
-  return [...shards].sort();
+  if (weightMap.size === 0) throw new FormatError('weight_map is empty', file);
+  return { shards: [...new Set(weightMap.values())].sort(), weightMap };
 }
 
 function parseJson(text: string, file: string): unknown {
@@ -196,6 +205,9 @@ function parseJson(text: string, file: string): unknown {
   }
 }
 
+/** Table entries by name, per checkpoint (Kimi K2 has ~70k linear weights: no linear search per read). */
+const weightIndex = new WeakMap<Checkpoint, Map<string, CheckedTensor>>();
+
 /** A linear weight as stored: FP8 codes with block scales, or BF16. [rows, cols] = [out, in]. */
 export type LinearWeight =
   | { format: 'fp8'; rows: number; cols: number; data: Uint8Array; scale: Float32Array }
@@ -203,7 +215,9 @@ export type LinearWeight =
 
 /** Reads one linear weight (and its scales) by HF name, e.g. `model.layers.0.self_attn.q_a_proj.weight`. */
 export async function readLinear(ckpt: Checkpoint, name: string): Promise<LinearWeight> {
-  const entry = ckpt.weights.find((w) => w.spec.name === name);
+  let byName = weightIndex.get(ckpt);
+  if (!byName) weightIndex.set(ckpt, (byName = new Map(ckpt.weights.map((w) => [w.spec.name, w]))));
+  const entry = byName.get(name);
   if (!entry || entry.spec.kind !== 'linear') throw new FormatError('not a linear weight of this checkpoint', ckpt.name, name);
   const [rows, cols] = entry.spec.shape as [number, number];
   const bytes = await readTensorBytes(entry.weight);

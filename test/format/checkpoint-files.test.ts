@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FormatError } from '../../src/errors.js';
-import { fileListFiles, openCheckpoint, readLinear } from '../../src/model/checkpoint.js';
+import { fileListFiles, memoryFiles, openCheckpoint, readLinear } from '../../src/model/checkpoint.js';
 import { openCheckpointDir } from '../../src/model/node-checkpoint.js';
 import { makeToyCheckpointInMemory } from '../../src/model/toy.js';
 
@@ -53,5 +53,22 @@ describe('folderFiles (Node)', () => {
     const err = await openCheckpointDir(d).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(FormatError);
     expect((err as Error).message).toMatch(/model-00002-of-00002\.safetensors: cannot open: ENOENT/);
+  });
+});
+
+describe('the shard index', () => {
+  it('must agree with the shards: a tensor listed in the wrong shard, or listed but absent, is named', async () => {
+    const toy = await makeToyCheckpointInMemory('tiny', { shards: 2 });
+    const index = JSON.parse(new TextDecoder().decode(toy.data.get('model.safetensors.index.json'))) as { weight_map: Record<string, string> };
+    const edit = (f: (m: Record<string, string>) => void): Map<string, Uint8Array> => {
+      const idx = structuredClone(index);
+      f(idx.weight_map);
+      return new Map([...toy.data, ['model.safetensors.index.json', new TextEncoder().encode(JSON.stringify(idx))]]);
+    };
+    const moved = 'model.norm.weight';
+    const other = index.weight_map[moved] === 'model-00001-of-00002.safetensors' ? 'model-00002-of-00002.safetensors' : 'model-00001-of-00002.safetensors';
+    await expect(openCheckpoint(memoryFiles('t', edit((m) => (m[moved] = other))))).rejects.toThrow(/tensor 'model\.norm\.weight': model\.safetensors\.index\.json puts this tensor in/);
+    await expect(openCheckpoint(memoryFiles('t', edit((m) => (m['model.ghost.weight'] = other))))).rejects.toThrow(/tensor 'model\.ghost\.weight'.*does not hold it/);
+    await expect(openCheckpoint(memoryFiles('t', edit((m) => (m[moved] = '../x.safetensors'))))).rejects.toThrow(/must be a file name in the folder/);
   });
 });
