@@ -74,6 +74,8 @@ export interface GpuModel {
   moe: MoeGeometry | null;
   gemv: GemvVariant;
   gemm: GemmVariant;
+  /** Chunks of up to this many tokens use the by-id expert kernels instead of the grouped GEMMs. */
+  moeDecodeMaxTokens: number;
 }
 
 /** Where tapped tensors go: copies into a readback buffer, one region [rows, width] per tap name. */
@@ -194,7 +196,7 @@ export function encodeChunk(m: GpuModel, rec: Recorder, a: ChunkArgs): void {
       taps?.tap(tapNames.moeTopkWeight(i), s.weights!, T, mg.topK, 'f32');
       moeExperts(k, rec.pass, arena, {
         x: s.xn, ids: s.ids!, weights: s.weights!, out, accumulate: fuse, tokens: T, geometry: mg, w: moe.experts, scratch: s.moe!,
-      });
+      }, m.moeDecodeMaxTokens);
     }
     if (!fuse) {
       taps!.tap(tapNames.ffnOut(i), s.f, T, D, 'f32');

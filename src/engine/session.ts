@@ -38,6 +38,8 @@ export interface SessionOptions {
   chunkSize?: number;
   /** Called after each uploaded tensor. */
   onProgress?: UploadProgress;
+  /** Chunks of up to this many tokens run the MoE experts by id (decode kernels) instead of grouped (default 4). */
+  moeDecodeMaxTokens?: number;
 }
 
 const MAP_READ = 0x0001;
@@ -55,17 +57,28 @@ export async function createSession(gpu: GpuContext, ckpt: Checkpoint, opts: Ses
     throw new InputError(`--ctx-size ${ctx} exceeds the model's max_position_embeddings ${c.max_position_embeddings}`, 'ctxSize');
   }
   const precision = opts.precision ?? 'f32';
-  const kernels = new Kernels(gpu);
+  const kernels = kernelsFor(gpu);
   if (precision === 'f16' && !(kernels.available('fp8_gemv_f16') && kernels.available('fp8_gemm_f16'))) {
     throw new DeviceError(`--precision f16 needs the 'shader-f16' feature, which this adapter (${gpu.info.description || gpu.info.device}) lacks; use --precision f32`, { reason: 'feature' });
   }
   const weights = await uploadWeights(gpu, ckpt, opts.onProgress);
   try {
-    return new GpuSession(gpu, kernels, c, weights, ctx, precision, opts.chunkSize ?? 128);
+    return new GpuSession(gpu, kernels, c, weights, ctx, precision, opts.chunkSize ?? 128, opts.moeDecodeMaxTokens ?? 4);
   } catch (err) {
     weights.destroy();
     throw err;
   }
+}
+
+const registries = new WeakMap<GpuContext, Kernels>();
+/** One kernel registry (pipeline cache) per device, shared by its sessions: pipelines compile once. */
+export function kernelsFor(gpu: GpuContext): Kernels {
+  let k = registries.get(gpu);
+  if (!k) {
+    k = new Kernels(gpu);
+    registries.set(gpu, k);
+  }
+  return k;
 }
 
 /** Widest per-token row of any activation buffer, in floats (sizes the prefill chunk). */
@@ -91,7 +104,7 @@ export class GpuSession implements InferenceSession {
   private readonly tokenReadback: GPUBuffer;
   private busy = false;
 
-  constructor(readonly gpu: GpuContext, kernels: Kernels, readonly config: ModelConfig, weights: GpuWeights, ctx: number, readonly precision: Precision, chunkSize: number) {
+  constructor(readonly gpu: GpuContext, kernels: Kernels, readonly config: ModelConfig, weights: GpuWeights, ctx: number, readonly precision: Precision, chunkSize: number, moeDecodeMaxTokens: number) {
     const c = config;
     this.contextSize = ctx;
     this.vocabSize = c.vocab_size;
@@ -146,7 +159,7 @@ export class GpuSession implements InferenceSession {
       const rope = uploadRopeTable(gpu, c, ctx);
       this.scratch.push(rope.buffer);
       const gemm: GemmVariant = precision === 'f16' ? 'f16' : 'f32';
-      this.model = { config: c, kernels, weights, cache, rope, act, mla, moe, gemv: chooseGemv(kernels, precision), gemm };
+      this.model = { config: c, kernels, weights, cache, rope, act, mla, moe, gemv: chooseGemv(kernels, precision), gemm, moeDecodeMaxTokens };
       this.probs = buf(c.vocab_size, 'sample.probs');
       this.picked = buf(4, 'sample.token');
       this.tokenReadback = buf(4, 'sample.readback', MAP_READ | COPY_DST);

@@ -1,0 +1,267 @@
+/**
+ * The whole model on the GPU (engine/session.ts) against the golden fixtures and the CPU reference.
+ *
+ * Tolerances:
+ *   golden logits: issue 5 asks |gpu − ref| <= 2e-3 · max(1, max |ref|); checked per position (stricter than
+ *     over the whole array), and the argmax must agree at every position. The f32 path differs from the
+ *     float64 fixtures only by f32 rounding and summation order; measured ~1e-6 relative, printed per fixture.
+ *   greedy continuation: identical tokens (the fixtures' greedy margins are >= 0.02).
+ *   prefill vs token-by-token decode: the same f32 math through other kernels (GEMV vs GEMM, split-KV decode
+ *     attention vs prefill attention, experts by id vs grouped): only summation order differs, <= 1e-4 relative.
+ *   taps vs the CPU reference (f64): 1e-4 · max(1, max |ref|) per row; expert ids identical.
+ *   f16 path vs f32 path: products formed in f16 (~1e-3 of Σ|w·x| per linear, compounding over layers):
+ *     <= 1e-2 · max(1, max |f32|) per position (measured 1.7e-3 on lavapipe), compared at the positions
+ *     before the first expert-selection flip (top-k is discontinuous; flips must stay under 5%).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ContextOverflowError, DeviceError, InputError } from '../../src/errors.js';
+import { readNpy } from '../../src/format/npy.js';
+import { createSession, type GpuSession, type SessionOptions } from '../../src/engine/session.js';
+import type { GpuContext } from '../../src/gpu/device.js';
+import { openCheckpointDir } from '../../src/model/node-checkpoint.js';
+import { loadCpuWeights } from '../../src/model/cpu-weights.js';
+import { referenceForward } from '../../src/model/reference.js';
+import type { TapMap } from '../../src/model/taps.js';
+import { compareRows, goldenCases, GOLDEN_DIR } from '../model/reference-fixtures.js';
+import { testAdapter, testGpu } from '../helpers/gpu.js';
+
+const GREEDY = { temperature: 0, topK: 0, topP: 1, uniform: 0 };
+
+interface Fixture {
+  dir: string;
+  prompt: number[];
+  greedy: number[];
+  logits: Float32Array;
+  V: number;
+}
+
+function loadFixture(name: string): Fixture {
+  const dir = join(GOLDEN_DIR!, name);
+  const tokens = JSON.parse(readFileSync(join(dir, 'tokens.json'), 'utf8')) as { prompt: number[]; greedy: number[] };
+  const npy = readNpy(readFileSync(join(dir, 'logits.npy')), `${name}/logits.npy`);
+  return { dir, prompt: tokens.prompt, greedy: tokens.greedy, logits: npy.data as Float32Array, V: npy.shape[1]! };
+}
+
+async function session(gpu: GpuContext, name: string, opts: SessionOptions = {}): Promise<GpuSession> {
+  const ckpt = await openCheckpointDir(join(GOLDEN_DIR!, name));
+  try {
+    return await createSession(gpu, ckpt, { ctxSize: 256, ...opts });
+  } finally {
+    await ckpt.close();
+  }
+}
+
+function argmaxRows(x: ArrayLike<number>, V: number): number[] {
+  const out: number[] = [];
+  for (let t = 0; t * V < x.length; t++) {
+    let best = 0;
+    for (let i = 1; i < V; i++) if (x[t * V + i]! > x[t * V + best]!) best = i;
+    out.push(best);
+  }
+  return out;
+}
+
+afterAll(async () => (await testGpu()).destroy());
+
+describe.skipIf(!GOLDEN_DIR)(`GPU engine vs golden fixtures (${testAdapter()})`, () => {
+  describe.each(goldenCases())('%s', (name) => {
+    let fx: Fixture;
+    let s: GpuSession;
+    beforeAll(async () => {
+      fx = loadFixture(name);
+      s = await session(await testGpu(), name);
+    });
+    afterAll(() => s?.dispose());
+
+    it('logits within 2e-3 · max(1, max|ref|) at every position, same argmax', async () => {
+      s.reset();
+      const got = await s.forwardLogits(fx.prompt);
+      const r = compareRows(got, fx.logits, fx.V, 2e-3);
+      console.log(`[${testAdapter()}] ${name}: GPU logits max |Δ| ${r.maxAbs.toExponential(2)} (relative ${r.maxRel.toExponential(2)})`);
+      expect(r.failures).toEqual([]);
+      expect(argmaxRows(got, fx.V)).toEqual(argmaxRows(fx.logits, fx.V));
+      expect(s.position).toBe(fx.prompt.length);
+    });
+
+    it('greedy continuation equals the fixture (prefill, then one decode step per token)', async () => {
+      s.reset();
+      const out = [await s.prefill(fx.prompt, GREEDY)];
+      while (out.length < fx.greedy.length) out.push(await s.decode(out[out.length - 1]!, GREEDY));
+      expect(out).toEqual(fx.greedy);
+      expect(s.position).toBe(fx.prompt.length + fx.greedy.length - 1);
+    });
+  });
+});
+
+describe.skipIf(!GOLDEN_DIR)(`GPU engine: steps, submissions, taps (${testAdapter()})`, () => {
+  let s: GpuSession;
+  let fx: Fixture;
+  beforeAll(async () => {
+    fx = loadFixture('small');
+    s = await session(await testGpu(), 'small', { chunkSize: 5 });
+  });
+  afterAll(() => s?.dispose());
+
+  it('prefill of N tokens equals N single-token decode steps through the latent cache', async () => {
+    const N = 12;
+    const tokens = fx.prompt.slice(0, N);
+    s.reset();
+    const full = await s.forwardLogits(tokens); // 3 chunks of <= 5 tokens (GEMM, grouped experts, prefill attention)
+    s.reset();
+    const steps = new Float32Array(N * fx.V);
+    // first 2 tokens as a 2-token prefill, then one token at a time (GEMV, experts by id, split-KV attention)
+    steps.set(await s.forwardLogits(tokens.slice(0, 2)), 0);
+    for (let t = 2; t < N; t++) steps.set(await s.forwardLogits([tokens[t]!]), t * fx.V);
+    const r = compareRows(steps, full, fx.V, 1e-4);
+    console.log(`[${testAdapter()}] prefill vs decode: max |Δ| ${r.maxAbs.toExponential(2)}`);
+    expect(r.failures).toEqual([]);
+    expect(compareRows(full, fx.logits.subarray(0, N * fx.V), fx.V, 2e-3).failures).toEqual([]);
+  });
+
+  it('a decode step is one submission and one readback; a chunked prefill is one submission', async () => {
+    const gpu = await testGpu();
+    const queue = gpu.device.queue;
+    const submit = queue.submit.bind(queue);
+    let submits = 0;
+    let maps = 0;
+    (queue as { submit: GPUQueue['submit'] }).submit = (cbs) => {
+      submits++;
+      submit(cbs);
+    };
+    const probe = gpu.device.createBuffer({ size: 16, usage: 0x0001 | 0x0008 });
+    const proto = Object.getPrototypeOf(probe) as { mapAsync: GPUBuffer['mapAsync'] };
+    probe.destroy();
+    const mapAsync = proto.mapAsync;
+    proto.mapAsync = function (this: GPUBuffer, ...args: Parameters<GPUBuffer['mapAsync']>) {
+      maps++;
+      return mapAsync.apply(this, args);
+    };
+    try {
+      s.reset();
+      const first = await s.prefill(fx.prompt, GREEDY); // 16 tokens = 4 chunks of <= 5
+      expect([submits, maps]).toEqual([1, 1]);
+      submits = maps = 0;
+      const next = await s.decode(first, GREEDY);
+      expect([submits, maps]).toEqual([1, 1]);
+      submits = maps = 0;
+      await s.decode(next, { temperature: 0.8, topK: 20, topP: 0.9, uniform: 0.5 });
+      expect([submits, maps]).toEqual([1, 1]);
+      expect([first, next]).toEqual(fx.greedy.slice(0, 2));
+    } finally {
+      (queue as { submit: GPUQueue['submit'] }).submit = submit;
+      proto.mapAsync = mapAsync;
+    }
+  });
+
+  it('taps match the CPU reference layer by layer (small: dense + 2 MoE layers with groups)', async () => {
+    const ckpt = await openCheckpointDir(join(GOLDEN_DIR!, 'small'));
+    const cpu = await loadCpuWeights(ckpt);
+    await ckpt.close();
+    const prompt = fx.prompt.slice(0, 7);
+    const want: TapMap = new Map();
+    referenceForward(cpu, prompt, { taps: want });
+    const got: TapMap = new Map();
+    s.reset();
+    await s.forwardLogits(prompt, { taps: got });
+    expect([...got.keys()].sort()).toEqual([...want.keys()].sort());
+    const report: string[] = [];
+    for (const [name, ref] of want) {
+      const ours = got.get(name)!;
+      expect(ours.shape, name).toEqual(ref.shape);
+      if (ref.data instanceof Int32Array) {
+        expect(Array.from(ours.data), name).toEqual(Array.from(ref.data));
+        continue;
+      }
+      const r = compareRows(ours.data, ref.data, ref.shape[1]!, 1e-4);
+      report.push(`${name} ${r.maxRel.toExponential(1)}`);
+      expect(r.failures, name).toEqual([]);
+    }
+    console.log(`[${testAdapter()}] taps (max relative error): ${report.join(', ')}`);
+  });
+
+  it('refuses a context overflow and out-of-range tokens with typed errors', async () => {
+    s.reset();
+    await expect(s.forwardLogits(new Array(257).fill(1))).rejects.toBeInstanceOf(ContextOverflowError);
+    await expect(s.decode(fx.V, GREEDY)).rejects.toBeInstanceOf(InputError);
+    expect(s.position).toBe(0);
+  });
+});
+
+describe.skipIf(!GOLDEN_DIR)(`GPU engine under a 64 KiB binding cap (${testAdapter()})`, () => {
+  const cap = 64 << 10;
+  afterAll(async () => (await testGpu({ maxBindingSizeCap: cap })).destroy());
+
+  it('splits embed, lm_head, dense weights and expert stacks across bindings and still matches the fixture', async () => {
+    const gpu = await testGpu({ maxBindingSizeCap: cap });
+    const fx = loadFixture('small');
+    const s = await session(gpu, 'small', { ctxSize: 128 });
+    try {
+      const w = s.model.weights;
+      expect(w.embed.chunks.length).toBeGreaterThan(1); // 512 x 256 BF16 = 256 KiB
+      expect(w.lmHead.chunks.length).toBeGreaterThan(1);
+      expect(w.layers[0]!.mlp!.gate.chunks.length).toBeGreaterThan(1); // 512 x 256 FP8 = 128 KiB
+      expect(w.layers[1]!.moe!.experts.shards.length).toBeGreaterThan(1); // 32 experts x 64 KiB gate_up
+      const T = 9; // 2 chunks: the 64 KiB cap limits a chunk to 7 tokens (MoE scratch [T, K+1, D])
+      expect(s.chunk).toBeLessThan(T);
+      const got = await s.forwardLogits(fx.prompt.slice(0, T));
+      expect(compareRows(got, fx.logits.subarray(0, T * fx.V), fx.V, 2e-3).failures).toEqual([]);
+    } finally {
+      s.dispose();
+    }
+  });
+});
+
+describe.skipIf(!GOLDEN_DIR)(`GPU engine --precision f16 (${testAdapter()})`, () => {
+  it('f16 path vs f32 path on every fixture (where shader-f16 exists), else a DeviceError', async () => {
+    const gpu = await testGpu();
+    if (!gpu.features.has('shader-f16')) {
+      await expect(session(gpu, 'tiny', { precision: 'f16' })).rejects.toBeInstanceOf(DeviceError);
+      return;
+    }
+    for (const name of goldenCases()) {
+      const fx = loadFixture(name);
+      const runs: Array<{ logits: Float32Array; taps: TapMap }> = [];
+      for (const precision of ['f32', 'f16'] as const) {
+        const s = await session(gpu, name, { precision });
+        const taps: TapMap = new Map();
+        try {
+          runs.push({ logits: await s.forwardLogits(fx.prompt, { taps }), taps });
+        } finally {
+          s.dispose();
+        }
+      }
+      const [f32, f16] = runs as [(typeof runs)[0], (typeof runs)[0]];
+      // Expert selection is discontinuous (top-k): f16 rounding may flip a near-tie (the fixtures only keep
+      // margins >= 1e-3), which changes that token and, through later layers' attention, the tokens after it.
+      // Compare the positions before the first flip; flips must stay rare.
+      const T = fx.prompt.length;
+      let firstFlip = T;
+      let flips = 0;
+      let selections = 0;
+      for (const [tap, ref] of f32.taps) {
+        if (!tap.endsWith('moe.topk_idx')) continue;
+        const K = ref.shape[1]!;
+        const ours = f16.taps.get(tap)!;
+        for (let t = 0; t < T; t++) {
+          const a = Array.from(ref.data.subarray(t * K, (t + 1) * K)).sort();
+          const b = Array.from(ours.data.subarray(t * K, (t + 1) * K)).sort();
+          selections++;
+          if (a.join() !== b.join()) {
+            flips++;
+            firstFlip = Math.min(firstFlip, t);
+          }
+        }
+      }
+      const V = fx.V;
+      const r = compareRows(f16.logits.subarray(0, firstFlip * V), f32.logits.subarray(0, firstFlip * V), V, 1e-2);
+      console.log(
+        `[${testAdapter()}] ${name}: f16 vs f32 max |Δ| ${r.maxAbs.toExponential(2)} (relative ${r.maxRel.toExponential(2)}) over ${firstFlip}/${T} positions; ${flips}/${selections} expert selections differ`,
+      );
+      expect(r.failures).toEqual([]);
+      expect(flips).toBeLessThanOrEqual(Math.max(1, 0.05 * selections));
+      expect(firstFlip).toBeGreaterThan(0);
+    }
+  });
+});
