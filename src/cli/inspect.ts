@@ -42,8 +42,7 @@ export function registerInspect(program: Command): void {
     .action(async (path: string, opts: { json?: boolean; tensors?: boolean }) => {
       const report = await inspectPath(path);
       if (opts.json) {
-        const { config, ...rest } = report;
-        process.stdout.write(JSON.stringify({ ...rest, config: { ...config, derived: config.derived } }) + '\n');
+        process.stdout.write(JSON.stringify(report) + '\n');
       } else {
         process.stdout.write(formatInspect(report, { allTensors: opts.tensors }) + '\n');
       }

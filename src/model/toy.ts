@@ -9,7 +9,7 @@
  *
  * Weights (legend: D hidden, V vocab, E experts): linear W[out, in] ~ N(0, 1/in) so every projection keeps O(1)
  * activations; embed_tokens ~ N(0, 1); lm_head and router ~ N(0, 4/D) (logits and router scores of O(1), so the
- * sigmoid scores and hence the routing vary from token to token); norm weights ~ 1 + N(0, 0.01);
+ * sigmoid scores and hence the routing vary from token to token); norm weights ~ N(1, 0.1^2);
  * e_score_correction_bias ~ U[0, 0.1) (non-negative, spec §6.2). Each tensor has its own PRNG stream seeded from
  * (seed, tensor name), so the weights do not depend on the shard count or the write order.
  * Platform-neutral; `writeToyCheckpoint` (a folder on disk) loads the Node writer lazily.

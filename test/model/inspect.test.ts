@@ -11,7 +11,11 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parseConfig, type ModelConfig } from '../../src/model/config.js';
 import { formatInspect, inspectCheckpoint, inspectConfig } from '../../src/model/inspect.js';
 import { openCheckpointDir } from '../../src/model/node-checkpoint.js';
-import { toyConfig } from '../../src/model/toy.js';
+import { makeToyCheckpointInMemory, toyConfig } from '../../src/model/toy.js';
+import { openSafetensors, readTensorBytes } from '../../src/format/safetensors.js';
+import { memorySource } from '../../src/format/source.js';
+import { encodeSafetensors } from '../../src/format/writer.js';
+import { memoryFiles, openCheckpoint } from '../../src/model/checkpoint.js';
 import { golden, GOLDEN_NAMES, REPO, SHARED_DIR, sharedConfig } from '../format/shared-paths.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'webmoe-inspect-'));
@@ -102,6 +106,21 @@ describe.skipIf(!SHARED_DIR)('inspect (needs the shared fixtures)', () => {
     const doc = readFileSync(join(REPO, 'docs/inspect-kimi-k2.md'), 'utf8');
     const table = formatInspect(inspectConfig(parseConfig(readJson(sharedConfig('kimi-k2.json'))), 'kimi-k2.json'));
     expect(doc).toContain(table);
+  });
+
+  it('lists MTP tensors (layers >= num_hidden_layers) as ignored and leaves them out of the GPU bytes', async () => {
+    const toy = await makeToyCheckpointInMemory('tiny');
+    const st = await openSafetensors(memorySource(toy.data.get('model.safetensors')!));
+    const tensors = await Promise.all([...st.tensors.values()].map(async (t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, data: await readTensorBytes(t) })));
+    tensors.push({ name: 'model.layers.2.eh_proj.weight', dtype: 'BF16', shape: [64, 128], data: new Uint8Array(64 * 128 * 2) });
+    tensors.push({ name: 'model.layers.2.mlp.experts.0.up_proj.weight', dtype: 'F8_E4M3', shape: [32, 64], data: new Uint8Array(32 * 64) });
+    const files = new Map(toy.data).set('model.safetensors', encodeSafetensors(tensors));
+    const r = await inspectCheckpoint(await openCheckpoint(memoryFiles('mtp', files)));
+    expect(r.ignored.sort()).toEqual(['model.layers.2.eh_proj.weight', 'model.layers.2.mlp.experts.0.up_proj.weight']);
+    expect(r.bytes.tensorData - r.bytes.gpu.total).toBe(64 * 128 * 2 + 32 * 64);
+    const text = formatInspect(r);
+    expect(text).toContain('### Ignored: 2 tensors of MTP layers (>= num_hidden_layers = 2)');
+    expect(text).toMatch(/\| `model\.layers\.2\.eh_proj\.weight` \| BF16 \| \[64, 128\] \| .* \| ignored \|/);
   });
 
   it('packs bf16 and fp8 tensors into whole u32 words on the GPU', () => {
