@@ -4,11 +4,14 @@
  * on stdout; `--taps` also writes the named intermediates (taps.ts) as F64 / I64 safetensors, the layout of the
  * golden fixtures, so two backends (or a backend and a golden dump) can be diffed tap by tap.
  *
- * Backends are a small switch (`openLogitsBackend`): the CPU reference today, `webgpu` when the engine lands.
+ * Backends are a small switch (`openLogitsBackend`): the CPU reference (`cpu`) and the WebGPU engine (`webgpu`,
+ * with `--adapter` and the opt-in `--precision f16`).
  */
 import { writeFile } from 'node:fs/promises';
 import { Option, type Command } from 'commander';
 import { InputError } from '../errors.js';
+import { createGpu, type AdapterChoice } from '../gpu/device.js';
+import { adapterOption } from './doctor.js';
 import { writeNpy } from '../format/npy.js';
 import { encodeSafetensors, type TensorEntry } from '../format/writer.js';
 import type { Checkpoint } from '../model/checkpoint.js';
@@ -27,12 +30,39 @@ export interface LogitsBackend {
   close(): Promise<void>;
 }
 
-export const LOGITS_BACKENDS = ['cpu'] as const;
+export const LOGITS_BACKENDS = ['cpu', 'webgpu'] as const;
 export type LogitsBackendName = (typeof LOGITS_BACKENDS)[number];
+export const PRECISIONS = ['f32', 'f16'] as const;
+
+/** Options of the webgpu backend. */
+export interface GpuBackendOptions {
+  adapter?: AdapterChoice;
+  /** 'f16' (opt-in) forms the FP8 products in f16; needs `shader-f16`. */
+  precision?: (typeof PRECISIONS)[number];
+}
 
 /** Opens a backend over an already validated checkpoint. Add a case (and a LOGITS_BACKENDS entry) per backend. */
-export async function openLogitsBackend(name: LogitsBackendName, ckpt: Checkpoint): Promise<LogitsBackend> {
+export async function openLogitsBackend(name: LogitsBackendName, ckpt: Checkpoint, gpuOpts: GpuBackendOptions = {}): Promise<LogitsBackend> {
   switch (name) {
+    case 'webgpu': {
+      const { createSession } = await import('../engine/session.js');
+      const gpu = await createGpu({ adapter: gpuOpts.adapter });
+      return {
+        name,
+        config: ckpt.config,
+        // one forward from position 0: the latent cache is sized for exactly these tokens (more than
+        // max_position_embeddings is an InputError from createSession)
+        logits: async (tokens, opts) => {
+          const session = await createSession(gpu, ckpt, { ctxSize: tokens.length, precision: gpuOpts.precision });
+          try {
+            return await session.forwardLogits(tokens, { taps: opts?.taps });
+          } finally {
+            session.dispose();
+          }
+        },
+        close: async () => gpu.destroy(),
+      };
+    }
     case 'cpu': {
       const weights = await loadCpuWeights(ckpt);
       return {
@@ -71,6 +101,8 @@ interface LogitsOptions {
   out?: string;
   json?: boolean;
   taps?: string;
+  adapter?: AdapterChoice;
+  precision?: (typeof PRECISIONS)[number];
 }
 
 export async function logitsCommand(opts: LogitsOptions): Promise<void> {
@@ -79,7 +111,8 @@ export async function logitsCommand(opts: LogitsOptions): Promise<void> {
   const ckpt = await openCheckpointDir(opts.model);
   try {
     checkTokens(tokens, ckpt.config.vocab_size);
-    const backend = await openLogitsBackend(opts.backend, ckpt);
+    if (opts.precision === 'f16' && opts.backend !== 'webgpu') throw new InputError('--precision f16 needs --backend webgpu', 'precision');
+    const backend = await openLogitsBackend(opts.backend, ckpt, { adapter: opts.adapter, precision: opts.precision });
     const taps: TapMap | undefined = opts.taps ? new Map() : undefined;
     let logits: Float32Array;
     try {
@@ -112,5 +145,7 @@ export function registerLogits(program: Command): void {
     .option('--out <file>', 'write the logits as a NumPy .npy file (float32, [T, V])')
     .option('--json', 'print {"shape": [T, V], "logits": [[...], ...]} on stdout')
     .option('--taps <file>', 'also write the named intermediates (embed, layers.{i}.*, final_norm) as safetensors')
+    .addOption(new Option('--precision <p>', 'webgpu: f32, or f16 (opt-in: FP8 products formed in f16; needs shader-f16)').choices([...PRECISIONS]).default('f32'))
+    .addOption(adapterOption())
     .action((opts: LogitsOptions) => logitsCommand(opts));
 }
