@@ -1,9 +1,9 @@
 /** `webmoe make-toy`: writes a random toy checkpoint (HF layout, FP8 block-quantised) for tests and benchmarks. */
-import { readFile, readdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import { ConfigError, InputError } from '../errors.js';
+import { checkpointFilesIn } from '../format/node-writer.js';
 import { humanBytes, inspectConfig } from '../model/inspect.js';
 import { isToyName, TOY_CONFIG_NAMES, toyConfig, writeToyCheckpoint, type ToyName } from '../model/toy.js';
 
@@ -38,20 +38,9 @@ export async function loadConfigArg(arg: string): Promise<ToyName | Record<strin
   return json as Record<string, unknown>;
 }
 
-/** Files a checkpoint folder may hold from an earlier make-toy run (a stale index would shadow a new single file). */
-const CHECKPOINT_FILE = /^(config\.json|model.*\.safetensors|model\.safetensors\.index\.json|tokenizer\.json|tokenizer_config\.json|generation_config\.json)$/;
-
-async function clearOldCheckpoint(dir: string, force: boolean): Promise<void> {
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch {
-    return; // does not exist yet
-  }
-  const old = names.filter((n) => CHECKPOINT_FILE.test(n));
-  if (old.length === 0) return;
-  if (!force) throw new InputError(`${dir} already holds a checkpoint (${old.slice(0, 3).join(', ')}${old.length > 3 ? ', ...' : ''}); pass --force to replace it`, 'out');
-  await Promise.all(old.map((n) => rm(join(dir, n))));
+async function refuseOldCheckpoint(dir: string, force: boolean): Promise<void> {
+  const old = await checkpointFilesIn(dir);
+  if (old.length && !force) throw new InputError(`${dir} already holds a checkpoint (${old.slice(0, 3).join(', ')}${old.length > 3 ? ', ...' : ''}); pass --force to replace it`, 'out');
 }
 
 export function registerMakeToy(program: Command): void {
@@ -73,7 +62,7 @@ export function registerMakeToy(program: Command): void {
       if (bytes > maxGib * 2 ** 30) {
         throw new InputError(`this config would write ${humanBytes(bytes)} of tensors, more than --max-gib ${maxGib}; use a smaller config or raise --max-gib`, 'max-gib');
       }
-      await clearOldCheckpoint(opts.out, opts.force === true);
+      await refuseOldCheckpoint(opts.out, opts.force === true);
       let bar: SingleBar | undefined;
       const started = Date.now();
       try {

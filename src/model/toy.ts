@@ -186,10 +186,15 @@ export async function makeToyCheckpointInMemory(source: ToyName | Json, opts: To
   return { ...info, data: folder.files };
 }
 
-/** Writes a toy checkpoint folder to disk (Node). `source`: a toy name or a config.json object. */
+/**
+ * Writes a toy checkpoint folder to disk (Node), replacing the checkpoint files already there (config, shards,
+ * index, tokenizer; nothing else). `source`: a toy name or a config.json object.
+ */
 export async function writeToyCheckpoint(source: ToyName | Json, dir: string, opts: ToyOptions = {}): Promise<ToyCheckpointInfo> {
   // lazy: keeps this module free of Node imports for the browser build
-  const { nodeFolder } = (await import(/* @vite-ignore */ '../format/node-writer.js')) as typeof import('../format/node-writer.js');
+  const { nodeFolder, removeCheckpointFiles } = (await import(/* @vite-ignore */ '../format/node-writer.js')) as typeof import('../format/node-writer.js');
+  toyConfig(source); // a bad config fails before anything is removed
+  await removeCheckpointFiles(dir);
   return generateToyCheckpoint(source, await nodeFolder(dir), opts);
 }
 

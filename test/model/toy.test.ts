@@ -91,6 +91,11 @@ describe('toy checkpoints', () => {
     const split = [...sharded.tensors.values()].filter((t) => t.name.endsWith('_scale_inv') && t.source !== sharded.tensors.get(t.name.replace(/_scale_inv$/, ''))!.source);
     expect(split.length).toBeGreaterThan(0);
     await sharded.close();
+    // rewriting the folder as a single file removes the old shards and index
+    await writeToyCheckpoint('tiny', dir, { seed: 9 });
+    const again = await openCheckpointDir(dir);
+    expect(again.files).toEqual(['model.safetensors']);
+    await again.close();
   });
 
   it('writes BF16 linear weights (no scales) for a config without quantization_config', async () => {
