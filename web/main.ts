@@ -55,6 +55,8 @@ let loaded: LoadedInfo | undefined;
 let busy = false;
 let firstTokenAt = 0;
 let tokenCount = 0;
+/** Text streamed into #output so far (done.text may add what was held back at the end). */
+let streamed = '';
 /** Pending URL-mode run: resolved by 'done', rejected by 'error'. */
 let pending: { resolve: (m: FromWorker) => void; reject: (e: Error) => void } | undefined;
 
@@ -94,13 +96,14 @@ worker.onmessage = (ev: MessageEvent<FromWorker>) => {
     case 'token': {
       if (tokenCount === 0) firstTokenAt = performance.now();
       tokenCount++;
-      ui.output.textContent += loaded?.hasTokenizer ? m.text : `${m.index > 0 ? ' ' : ''}${m.token}`;
+      appendOutput(loaded?.hasTokenizer ? m.text : `${m.index > 0 ? ' ' : ''}${m.token}`, m.special);
       const secs = (performance.now() - firstTokenAt) / 1000;
       ui.liveStats.textContent = `${tokenCount} tokens${secs > 0 && tokenCount > 1 ? `, ${((tokenCount - 1) / secs).toFixed(1)} tok/s` : ''}`;
       break;
     }
     case 'done': {
-      if (loaded?.hasTokenizer) ui.output.textContent = m.text; // includes text held back for stop strings
+      // text held back for a stop string or an unfinished character comes only with done
+      if (loaded?.hasTokenizer && m.text.startsWith(streamed)) appendOutput(m.text.slice(streamed.length), false);
       const s = m.stats;
       ui.finalStats.textContent =
         `${s.promptTokens} prompt + ${s.generatedTokens} generated (${s.finishReason}) · TTFT ${s.ttftMs.toFixed(0)} ms · ` +
@@ -125,6 +128,20 @@ worker.onerror = (ev) => {
   setBusy(false);
   pending?.reject(new Error(`worker failed: ${ev.message || 'could not start'}`));
 };
+
+/** Appends text to #output; special tokens (<|im_end|>, reserved ids...) are shown dimmed. */
+function appendOutput(text: string, special: boolean): void {
+  if (!text) return;
+  streamed += text;
+  if (special) {
+    const span = document.createElement('span');
+    span.className = 'special';
+    span.textContent = text;
+    ui.output.append(span);
+  } else {
+    ui.output.append(text);
+  }
+}
 
 function load(source: { url: string } | { files: File[] }): void {
   loaded = undefined;
@@ -155,6 +172,7 @@ function request(): GenerateRequest {
 function generate(): void {
   if (!loaded || busy) return;
   ui.output.textContent = '';
+  streamed = '';
   ui.finalStats.textContent = '';
   ui.status.textContent = '';
   tokenCount = 0;

@@ -37,7 +37,7 @@ export interface LoadedInfo {
 export type FromWorker =
   | { type: 'progress'; phase: 'open' | 'weights' | 'ready'; loadedBytes: number; totalBytes: number; networkBytes: number }
   | { type: 'loaded'; info: LoadedInfo }
-  | { type: 'token'; token: number; text: string; index: number; elapsedMs: number }
+  | { type: 'token'; token: number; text: string; index: number; elapsedMs: number; special: boolean }
   | { type: 'done'; tokens: number[]; text: string; stats: GenerationStats; seed: number }
   | { type: 'cleared' }
   | { type: 'error'; name: string; message: string };

@@ -12,13 +12,13 @@ import type { FromWorker, GenerateRequest, LoadedInfo, ToWorker } from './protoc
 const post = (m: FromWorker): void => postMessage(m);
 
 let gpu: GpuContext | undefined;
-let model: TextModel | undefined;
+let current: TextModel | undefined;
 let running: AbortController | undefined;
 
 async function load(msg: Extract<ToWorker, { type: 'load' }>): Promise<void> {
   const t0 = performance.now();
-  await model?.close();
-  model = undefined;
+  await current?.close();
+  current = undefined;
   let files: CheckpointFiles;
   let stats: CacheStats = { networkBytes: 0, cachedBytes: 0, requests: 0 };
   if ('url' in msg.source) {
@@ -29,7 +29,7 @@ async function load(msg: Extract<ToWorker, { type: 'load' }>): Promise<void> {
     files = fileListFiles(msg.source.files);
   }
   if (msg.backend === 'webgpu' && !gpu) gpu = await createGpu();
-  model = await loadTextModel(files, {
+  const model = await loadTextModel(files, {
     backend: msg.backend,
     gpu,
     ctxSize: msg.ctxSize,
@@ -47,6 +47,7 @@ async function load(msg: Extract<ToWorker, { type: 'load' }>): Promise<void> {
     cachedBytes: stats.cachedBytes,
     loadMs: performance.now() - t0,
   };
+  current = model;
   post({ type: 'loaded', info });
 }
 
@@ -57,6 +58,7 @@ function describe(g: GpuContext): string {
 }
 
 async function run(req: GenerateRequest): Promise<void> {
+  const model = current;
   if (!model) throw new Error('no model loaded');
   running?.abort();
   const ac = new AbortController();
@@ -74,7 +76,7 @@ async function run(req: GenerateRequest): Promise<void> {
       encode: { allowSpecial: true, addSpecialTokens: true },
       onSeed: (s) => (seed = s),
     })) {
-      if (ev.type === 'token') post(ev);
+      if (ev.type === 'token') post({ ...ev, special: model.tokenizer?.isSpecial(ev.token) ?? false });
       else post({ type: 'done', tokens: ev.tokens, text: ev.text, stats: ev.stats, seed });
     }
   } finally {

@@ -4,7 +4,7 @@
  * stream tokens into #output, report {"tokens", "stats"} in #result, produce the tokens the Node engine produces
  * for the same checkpoint, and, after a reload, load the weights from its OPFS cache without downloading them.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,7 +14,6 @@ import { folderFiles } from '../../src/model/node-checkpoint.js';
 import { writeToyCheckpoint } from '../../src/model/toy.js';
 import { buildPage, startRig, waitForResult, watchOutput, type PageRig } from './helpers/page.js';
 
-const HAS_ENGINE = existsSync(join(import.meta.dirname, '..', '..', 'src', 'engine', 'session.ts'));
 const PROMPT = [79, 110, 99, 101, 32, 117, 112, 111, 110]; // "Once upon" as byte tokens
 const MAX_TOKENS = 16;
 
@@ -95,18 +94,36 @@ describe('the web page in headless Chromium', () => {
     await loadStreamReload('cpu');
   });
 
-  it.runIf(HAS_ENGINE)('WebGPU backend: loads a toy checkpoint by URL, streams the Node engine’s greedy tokens, reloads from the OPFS cache', async () => {
+  it('WebGPU backend: loads a toy checkpoint by URL, streams the Node engine’s greedy tokens, reloads from the OPFS cache', async () => {
     await loadStreamReload('webgpu');
   });
 
-  it.skipIf(HAS_ENGINE)('WebGPU backend before the engine exists: the page fails cleanly with data-error', async () => {
+  it('interactive: pick a checkpoint folder, Generate streams text, Stop cancels within a step', async () => {
     const context = await rig.browser.newContext();
     try {
       const page = await context.newPage();
-      await page.goto(pageUrl('webgpu'));
-      const res = await waitForResult(page);
-      expect(res.error).toMatch(/.+/);
-      expect(await page.getAttribute('#result', 'data-done')).toBeNull();
+      await page.goto(`${rig.page.url}/`);
+      await page.selectOption('#backend', 'webgpu');
+      await page.setInputFiles('#model-folder', join(tmp, 'models', 'small'));
+      await page.waitForFunction(() => document.getElementById('info-name')?.textContent === 'small', undefined, { timeout: 240_000 });
+      expect(await page.textContent('#info-tokenizer')).toBe('yes');
+      expect(await page.textContent('#info-adapter')).toMatch(/swiftshader/i);
+      expect(await page.textContent('#load-label')).toMatch(/from disk/);
+      await page.fill('#prompt', 'Once upon a time');
+      await page.fill('#max-tokens', '4000');
+      await page.check('#ignore-eos');
+      await page.click('#generate');
+      // wait for a few streamed tokens, then Stop
+      await page.waitForFunction(() => /^[5-9]\d* tokens|^\d{2,} tokens/.test(document.getElementById('live-stats')?.textContent ?? ''), undefined, { timeout: 240_000 });
+      await page.click('#stop');
+      await page.waitForFunction(() => (document.getElementById('final-stats')?.textContent ?? '').includes('(abort)'), undefined, { timeout: 60_000 });
+      const stats = (await page.textContent('#final-stats')) ?? '';
+      const generated = Number(/\+ (\d+) generated/.exec(stats)?.[1]);
+      expect(generated).toBeGreaterThanOrEqual(5);
+      expect(generated).toBeLessThan(4000);
+      expect(await page.isDisabled('#stop')).toBe(true);
+      expect(await page.isEnabled('#generate')).toBe(true);
+      expect(((await page.textContent('#output')) ?? '').length).toBeGreaterThan(0);
     } finally {
       await context.close();
     }
