@@ -15,7 +15,7 @@ import { isToyName, makeToyCheckpointInMemory, TOY_CONFIG_NAMES } from '../src/m
 import { loadCpuWeights } from '../src/model/cpu-weights.js';
 import { ReferenceSession } from '../src/model/reference.js';
 import { createCpuSession } from '../src/engine/cpu-session.js';
-import type { InferenceSession } from '../src/engine/types.js';
+import { createSession, GpuSession } from '../src/engine/session.js';
 import type { BenchCliOptions } from '../src/cli/bench.js';
 import { runBench, type E2eModel, type SessionFactory, type Suite } from './run.js';
 import { renderHtml } from './report-html.js';
@@ -160,27 +160,21 @@ function cpuFactory(): SessionFactory {
   };
 }
 
-/** The WebGPU engine (src/engine/session.ts), loaded lazily so `bench kernels` works without it. */
+/** The WebGPU engine (src/engine/session.ts). */
 function webgpuFactory(gpu: GpuContext): SessionFactory {
   return {
     backend: 'webgpu',
     gpu,
-    async create(ckpt) {
-      const { createSession } = await loadEngine();
-      return createSession(gpu, ckpt);
+    create: (ckpt) => createSession(gpu, ckpt),
+    // the engine's own routing decisions: one forward over the same tokens with taps, reading the router's
+    // ids buffer (layers.{i}.moe.topk_idx); normal decode steps never read it back
+    async telemetry(_ckpt, session, tokens, recorder) {
+      if (!(session instanceof GpuSession)) return;
+      const taps = new Map();
+      session.reset();
+      await session.forwardLogits(tokens, { taps });
+      session.reset();
+      recorder.addTaps(taps);
     },
   };
-}
-
-interface EngineModule {
-  createSession(gpu: GpuContext, ckpt: Checkpoint, opts?: Record<string, unknown>): Promise<InferenceSession>;
-}
-
-async function loadEngine(): Promise<EngineModule> {
-  const path = '../src/engine/session.js'; // a variable: the engine may not be built into every checkout yet
-  try {
-    return (await import(/* @vite-ignore */ path)) as EngineModule;
-  } catch (err) {
-    throw new WebmoeError('BENCH', `the WebGPU engine (src/engine/session.ts) could not be loaded: ${(err as Error).message}`);
-  }
 }

@@ -7,14 +7,18 @@
  *               time is the median, decode tokens/s = steps / their total time
  *   roofline    the bytes one decode step must read (roofline.ts) / the measured streaming-read bandwidth;
  *               fraction = roofline time / median step time
- *   submissions queue.submit calls during one decode step (WebGPU; target 1), counted by wrapping the queue
+ *   submissions queue.submit calls and compute dispatches of one decode step (WebGPU; target: 1 submission),
+ *               counted on an extra, untimed step; with the measured per-dispatch and submit costs they give
+ *               the step's fixed cost, which is what dominates toy-scale steps on CPU adapters
  * A warm-up generation (pipelines, first-use clears, first mapAsync) runs before anything is timed. Greedy
  * sampling. Browser-safe (the caller opens the checkpoints).
  */
 import type { GpuContext } from '../src/gpu/device.js';
 import type { Checkpoint } from '../src/model/checkpoint.js';
 import type { InferenceSession, StepSampling } from '../src/engine/types.js';
+import type { Ceilings } from './ceilings.js';
 import { median } from './harness.js';
+import { captureWork, profileDispatches, type KernelTime } from './profile.js';
 import { decodeStepBytes } from './roofline.js';
 import { clamp01, type E2eRow } from './schema.js';
 import { rng } from './data.js';
@@ -27,9 +31,11 @@ export interface E2eOptions {
   decodeTokens: number;
   /** Prefill measurements (each on a reset cache). */
   repeats: number;
+  /** Replay one decode step's dispatches one by one for a per-kernel breakdown (WebGPU). */
+  profile: boolean;
 }
 
-export const DEFAULT_E2E: E2eOptions = { promptTokens: 64, decodeTokens: 32, repeats: 3 };
+export const DEFAULT_E2E: E2eOptions = { promptTokens: 64, decodeTokens: 32, repeats: 3, profile: true };
 
 /** A deterministic prompt of `n` ids in [2, vocab) (0 and 1 are often bos / eos). */
 export function benchPrompt(vocab: number, n: number, seed = 1234): number[] {
@@ -37,28 +43,14 @@ export function benchPrompt(vocab: number, n: number, seed = 1234): number[] {
   return Array.from({ length: n }, () => 2 + Math.floor(r() * Math.max(1, vocab - 2)));
 }
 
-/** Counts queue.submit calls on `gpu` while `fn` runs. */
-export async function countSubmissions<T>(gpu: GpuContext, fn: () => Promise<T>): Promise<{ result: T; submissions: number }> {
-  const queue = gpu.device.queue;
-  const original = queue.submit;
-  let submissions = 0;
-  queue.submit = function (this: GPUQueue, buffers: Iterable<GPUCommandBuffer>) {
-    submissions++;
-    return original.call(this, buffers);
-  };
-  try {
-    const result = await fn();
-    return { result, submissions };
-  } finally {
-    queue.submit = original;
-  }
-}
-
 export interface SessionTimings {
   ttftMs: number;
   stepMs: number[];
   tokens: number[];
   submissionsPerStep?: number;
+  dispatchesPerStep?: number;
+  /** Isolated GPU time of the step's dispatches, per kernel (profile.ts). */
+  profile?: KernelTime[];
 }
 
 /** Times one session (see the file header); leaves it reset. */
@@ -77,28 +69,37 @@ export async function timeSession(session: InferenceSession, prompt: number[], o
   }
   const stepMs: number[] = [];
   const tokens = [first];
-  let submissionsPerStep: number | undefined;
   let tok = first;
-  for (let i = 0; i < opts.decodeTokens && session.position < session.contextSize; i++) {
-    if (gpu && i === 0) {
-      const t0 = performance.now();
-      const c = await countSubmissions(gpu, () => session.decode(tok, GREEDY));
-      stepMs.push(performance.now() - t0);
-      submissionsPerStep = c.submissions;
-      tok = c.result;
-    } else {
-      const t0 = performance.now();
-      tok = await session.decode(tok, GREEDY);
-      stepMs.push(performance.now() - t0);
-    }
+  for (let i = 0; i < opts.decodeTokens && session.position + 1 < session.contextSize; i++) {
+    const t0 = performance.now();
+    tok = await session.decode(tok, GREEDY);
+    stepMs.push(performance.now() - t0);
     tokens.push(tok);
   }
+  const out: SessionTimings = { ttftMs: median(ttfts), stepMs, tokens };
+  if (gpu) {
+    // one more, untimed step with its work recorded, then each of its dispatches replayed alone (this garbles
+    // the activations and the cache row of that step, so it comes last and the session is reset after it)
+    const c = await captureWork(gpu, () => session.decode(tok, GREEDY));
+    out.submissionsPerStep = c.submissions;
+    out.dispatchesPerStep = c.dispatches.length;
+    if (opts.profile) out.profile = await profileDispatches(gpu, c.dispatches);
+  }
   session.reset();
-  return { ttftMs: median(ttfts), stepMs, tokens, submissionsPerStep };
+  return out;
 }
 
 /** The report row of one (model, backend) timing. */
-export function e2eRow(model: string, backend: string, ckpt: Pick<Checkpoint, 'config'>, promptLen: number, t: SessionTimings, bandwidthGbps: number, method: string): E2eRow {
+export function e2eRow(
+  model: string,
+  backend: string,
+  ckpt: Pick<Checkpoint, 'config'>,
+  promptLen: number,
+  t: SessionTimings,
+  ceilings: Pick<Ceilings, 'bandwidth_gbps' | 'dispatch_us' | 'submit_ms'>,
+  method: string,
+): E2eRow {
+  const bandwidthGbps = ceilings.bandwidth_gbps;
   const steps = t.stepMs.length;
   const stepMs = median(t.stepMs);
   // the average step attends over prompt + 1 .. prompt + steps cached tokens: use the middle one
@@ -121,5 +122,14 @@ export function e2eRow(model: string, backend: string, ckpt: Pick<Checkpoint, 'c
     method,
   };
   if (t.submissionsPerStep !== undefined) row.submissions_per_decode_step = t.submissionsPerStep;
+  if (t.profile) {
+    row.profile = t.profile;
+    row.kernel_ms = t.profile.reduce((a, k) => a + k.ms, 0);
+  }
+  if (t.dispatchesPerStep !== undefined) {
+    row.dispatches_per_decode_step = t.dispatchesPerStep;
+    // what a step costs before it moves a byte: its dispatches' fixed cost + one submit-and-wait
+    row.fixed_cost_ms = t.dispatchesPerStep * (ceilings.dispatch_us / 1000) + (t.submissionsPerStep ?? 1) * ceilings.submit_ms;
+  }
   return row;
 }

@@ -88,20 +88,38 @@ function e2eSection(rep: BenchReport): string {
   const rows = rep.e2e.map((r) => [
     esc(r.model), esc(r.backend), String(r.prompt_tokens), String(r.decode_tokens), f(r.ttft_ms, 1), f(r.prefill_tokens_per_s, 1), f(r.decode_tokens_per_s, 1),
     f(r.decode_step_ms, 3), f(r.step_bytes.total / 1e6, 3), f(r.roofline_ms, 4), pct(r.fraction_of_roofline),
-    r.submissions_per_decode_step !== undefined ? String(r.submissions_per_decode_step) : '–', (r.targets ?? []).map(targetCell).join(' '),
+    r.submissions_per_decode_step !== undefined ? String(r.submissions_per_decode_step) : '–',
+    r.dispatches_per_decode_step !== undefined ? String(r.dispatches_per_decode_step) : '–', f(r.fixed_cost_ms, 2), (r.targets ?? []).map(targetCell).join(' '),
   ]);
   const models = [...new Set(rep.e2e.map((r) => r.model))];
   const bars = rep.e2e.map((r) => ({ label: `${r.model} (${r.backend})`, value: r.decode_tokens_per_s, text: `${f(r.decode_tokens_per_s, 1)} tok/s`, color: r.backend === 'webgpu' ? colorFor(r.model, models) : '#bbb' }));
   const roof = rep.e2e.map((r) => ({ label: `${r.model} (${r.backend})`, value: r.fraction_of_roofline, text: pct(r.fraction_of_roofline), color: r.backend === 'webgpu' ? colorFor(r.model, models) : '#bbb' }));
   return [
     '<h2>End to end</h2>',
-    table(['model', 'backend', 'prompt', 'decoded', 'TTFT ms', 'prefill tok/s', 'decode tok/s', 'step ms', 'step MB', 'roofline ms', '% roofline', 'submits/step', 'targets'], rows, 2),
+    table(['model', 'backend', 'prompt', 'decoded', 'TTFT ms', 'prefill tok/s', 'decode tok/s', 'step ms', 'step MB', 'roofline ms', '% roofline', 'submits/step', 'dispatches/step', 'fixed ms', 'targets'], rows, 2),
+    '<p class="note">fixed ms = dispatches × the measured per-dispatch cost + submissions × the measured submit-and-wait: what a step costs before it moves a byte.</p>',
     '<h3>Decode tokens/s</h3>',
     barChartSvg(bars),
     '<h3>Decode step: fraction of the roofline (bytes one step must read / streaming-read bandwidth)</h3>',
     barChartSvg(roof, { max: 1, marker: { value: 0.5, label: '50% target (small)' } }),
+    profileSection(rep),
     `<p class="note">${rep.e2e.map((r) => `${esc(r.model)} / ${esc(r.backend)}: ${esc(r.method)}`).join('<br>')}</p>`,
   ].join('\n');
+}
+
+function profileSection(rep: BenchReport): string {
+  const withProfile = rep.e2e.filter((r) => r.profile?.length);
+  if (!withProfile.length) return '';
+  const parts = ['<h3>Where a decode step goes (each dispatch of one step replayed alone)</h3>',
+    '<p class="note">Isolated GPU time per kernel summed over the step; "host side" is the measured step time minus the kernels: encoding, submit, readback, JS.</p>'];
+  for (const r of withProfile) {
+    const kernels = r.profile!.map((k) => k.kernel);
+    const bars = r.profile!.map((k) => ({ label: `${k.kernel} (${k.dispatches}x)`, value: k.ms, text: `${f(k.ms, 3)} ms`, color: colorFor(k.kernel, kernels) }));
+    const host = Math.max(0, r.decode_step_ms - (r.kernel_ms ?? 0));
+    bars.push({ label: 'host side (step - kernels)', value: host, text: `${f(host, 3)} ms`, color: '#bbb' });
+    parts.push(`<h4>${esc(r.model)}: ${f(r.kernel_ms, 3)} ms of kernels in a ${f(r.decode_step_ms, 3)} ms step</h4>`, barChartSvg(bars, { max: r.decode_step_ms }));
+  }
+  return parts.join('\n');
 }
 
 function telemetrySection(list: MoeTelemetry[]): string {
@@ -139,7 +157,10 @@ function ceilingSection(rep: BenchReport): string {
   return [
     '<h2>Ceilings (measured in this run)</h2>',
     `<p><b>${f(c.bandwidth_gbps)} GB/s</b> streaming read of ${fmtNum(c.bandwidth.bytes / 2 ** 20)} MiB (best: ${esc(c.bandwidth.best)}; sum ${c.bandwidth.verified ? 'verified' : '<b>NOT verified</b>'}) · ` +
-      `<b>${f(c.fma_gflops)} GFLOP/s</b> f32 FMA (best: ${esc(c.fma.best)}).</p>`,
+      `<b>${f(c.fma_gflops)} GFLOP/s</b> f32 FMA (best: ${esc(c.fma.best)}). ` +
+      `Fixed costs: <b>${f(c.dispatch_us, 1)} µs</b> per dispatch, <b>${f(c.submit_ms, 3)} ms</b> per submit-and-wait.` +
+      (c.drift ? ` Measured before and after the kernels: ${c.drift.bandwidth_gbps.map((x) => f(x)).join(' / ')} GB/s, ${c.drift.fma_gflops.map((x) => f(x)).join(' / ')} GFLOP/s (the better is used).` : '') +
+      '</p>',
     '<details><summary>all variants</summary>',
     table(['streaming-read variant', 'GB/s', 'ms'], bw),
     table(['FMA variant', 'GFLOP/s', 'ms'], fm),

@@ -77,7 +77,7 @@ export async function runBench(gpu: GpuContext, opts: RunOptions): Promise<Bench
     duration_s: 0,
   };
   if (opts.suite !== 'kernels') {
-    const { rows, telemetry, skipped } = await runE2e(opts.models ?? [], opts.backends ?? [], ceilings.bandwidth_gbps, opts);
+    const { rows, telemetry, skipped } = await runE2e(opts.models ?? [], opts.backends ?? [], ceilings, opts);
     report.e2e = rows;
     report.telemetry = telemetry;
     report.skipped.push(...skipped);
@@ -90,7 +90,7 @@ export async function runBench(gpu: GpuContext, opts: RunOptions): Promise<Bench
 export async function runE2e(
   models: E2eModel[],
   backends: SessionFactory[],
-  bandwidthGbps: number,
+  ceilings: Pick<Ceilings, 'bandwidth_gbps' | 'dispatch_us' | 'submit_ms'>,
   opts: Pick<RunOptions, 'e2e' | 'onE2eProgress'>,
 ): Promise<{ rows: E2eRow[]; telemetry: MoeTelemetry[]; skipped: BenchReport['skipped'] }> {
   const o = { ...DEFAULT_E2E, ...opts.e2e };
@@ -111,7 +111,7 @@ export async function runE2e(
         const method =
           `${b.backend}: TTFT = median of ${Math.max(1, o.repeats)} prefills of ${prompt.length} tokens to the first sampled token on the CPU; ` +
           `decode = median of ${t.stepMs.length} steps, each timed to its sampled token (greedy); wall clock (performance.now)`;
-        rows.push(e2eRow(m.name, b.backend, m.ckpt, prompt.length, t, bandwidthGbps, method));
+        rows.push(e2eRow(m.name, b.backend, m.ckpt, prompt.length, t, ceilings, method));
         if (b.telemetry && c.derived.moeLayers.some(Boolean)) {
           const rec = new ExpertLoadRecorder(c.n_routed_experts, c.num_experts_per_tok);
           await b.telemetry(m.ckpt, session, [...prompt, ...t.tokens.slice(0, -1)], rec);

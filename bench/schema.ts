@@ -5,6 +5,7 @@
  * `raw_*` fields (a small kernel whose data sits in a CPU cache can beat the DRAM streaming ceiling).
  */
 import type { MoeTelemetry } from '../src/engine/telemetry.js';
+import type { KernelTime } from './profile.js';
 import type { Ceilings } from './ceilings.js';
 
 export type { LayerLoad, MoeTelemetry } from '../src/engine/telemetry.js';
@@ -110,6 +111,14 @@ export interface E2eRow {
   raw_fraction_of_roofline: number;
   /** Queue submissions per decode step (webgpu only; the target is 1). */
   submissions_per_decode_step?: number;
+  /** Compute dispatches recorded per decode step (webgpu only). */
+  dispatches_per_decode_step?: number;
+  /** dispatches × ceilings.dispatch_us + submissions × ceilings.submit_ms: the step's cost before any byte moves. */
+  fixed_cost_ms?: number;
+  /** One decode step's dispatches replayed alone: isolated GPU time per kernel, largest first (bench/profile.ts). */
+  profile?: KernelTime[];
+  /** Σ profile ms: the step's kernel time; decode_step_ms - kernel_ms is host side (encode, submit, readback). */
+  kernel_ms?: number;
   method: string;
   targets?: TargetCheck[];
 }
@@ -208,6 +217,18 @@ function validateE2e(errors: string[], r: unknown, where: string): void {
   for (const k of ['ttft_ms', 'prefill_tokens_per_s', 'decode_tokens_per_s', 'decode_step_ms', 'roofline_ms', 'raw_fraction_of_roofline']) num(errors, r, k, where, { min: 0 });
   num(errors, r, 'fraction_of_roofline', where, { min: 0, max: 1 });
   num(errors, r, 'submissions_per_decode_step', where, { min: 0, optional: true });
+  num(errors, r, 'dispatches_per_decode_step', where, { min: 0, optional: true });
+  num(errors, r, 'fixed_cost_ms', where, { min: 0, optional: true });
+  num(errors, r, 'kernel_ms', where, { min: 0, optional: true });
+  if (r.profile !== undefined) {
+    if (!Array.isArray(r.profile)) errors.push(`${where}.profile: expected an array`);
+    else r.profile.forEach((k, i) => {
+      if (!isObj(k)) return void errors.push(`${where}.profile[${i}]: expected an object`);
+      str(errors, k, 'kernel', `${where}.profile[${i}]`);
+      num(errors, k, 'dispatches', `${where}.profile[${i}]`, { min: 1 });
+      num(errors, k, 'ms', `${where}.profile[${i}]`, { min: 0 });
+    });
+  }
   if (!isObj(r.step_bytes)) errors.push(`${where}.step_bytes: expected an object`);
   else for (const k of ['experts', 'attention', 'kv_cache', 'other', 'total']) num(errors, r.step_bytes, k, `${where}.step_bytes`, { min: 0 });
   targets(errors, r.targets, `${where}.targets`);
@@ -256,6 +277,8 @@ export function validateReport(report: unknown): string[] {
   else {
     num(errors, c, 'bandwidth_gbps', 'ceilings', { min: 0 });
     num(errors, c, 'fma_gflops', 'ceilings', { min: 0 });
+    num(errors, c, 'dispatch_us', 'ceilings', { min: 0, optional: true });
+    num(errors, c, 'submit_ms', 'ceilings', { min: 0, optional: true });
     if (!((c.bandwidth_gbps as number) > 0) || !((c.fma_gflops as number) > 0)) errors.push('ceilings: both must be > 0');
   }
   arr(errors, report, 'kernels', 'report').forEach((r, i) => validateKernelRow(errors, r, `kernels[${i}]`));

@@ -10,14 +10,16 @@ const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 
 function pad(cells: string[][]): string[] {
   const widths = cells[0]!.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
-  return cells.map((r) => r.map((c, i) => (i < 4 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd());
+  return cells.map((r) => r.map((c, i) => (i < 2 || (i < 4 && cells[0]![i] !== 'prompt') ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd());
 }
 
 export function formatSummary(r: BenchReport): string {
   const a = r.adapter;
   const lines: string[] = [
     `adapter   ${a.description || a.device || a.vendor} (${a.vendor}, driver ${a.driver}${a.software ? ', software' : ''})`,
-    `ceilings  ${f(r.ceilings.bandwidth_gbps)} GB/s streaming read (${r.ceilings.bandwidth.best}), ${f(r.ceilings.fma_gflops)} GFLOP/s FMA`,
+    `ceilings  ${f(r.ceilings.bandwidth_gbps)} GB/s streaming read (${r.ceilings.bandwidth.best}), ${f(r.ceilings.fma_gflops)} GFLOP/s FMA` +
+      (r.ceilings.drift ? ` (before/after the kernels: ${r.ceilings.drift.bandwidth_gbps.map((x) => f(x)).join('/')} GB/s, ${r.ceilings.drift.fma_gflops.map((x) => f(x)).join('/')} GFLOP/s)` : ''),
+    `fixed     ${f(r.ceilings.dispatch_us, 1)} µs per dispatch, ${f(r.ceilings.submit_ms, 3)} ms per submit-and-wait`,
   ];
   if (r.kernels.length) {
     lines.push('', 'kernels (median per call; % of the ceilings above)');
@@ -33,11 +35,19 @@ export function formatSummary(r: BenchReport): string {
   }
   if (r.e2e.length) {
     lines.push('', 'end to end');
-    const rows = [['model', 'backend', 'prompt', 'decoded', 'TTFT ms', 'prefill tok/s', 'decode tok/s', 'step ms', 'roofline ms', '%roofline', 'submits/step']];
+    const rows = [['model', 'backend', 'prompt', 'decoded', 'TTFT ms', 'prefill tok/s', 'decode tok/s', 'step ms', 'roofline ms', '%roofline', 'submits/step', 'dispatches/step', 'fixed ms']];
     for (const e of r.e2e) {
-      rows.push([e.model, e.backend, String(e.prompt_tokens), String(e.decode_tokens), f(e.ttft_ms, 1), f(e.prefill_tokens_per_s, 1), f(e.decode_tokens_per_s, 1), f(e.decode_step_ms, 3), f(e.roofline_ms, 4), pct(e.fraction_of_roofline), e.submissions_per_decode_step !== undefined ? String(e.submissions_per_decode_step) : '-']);
+      rows.push([
+        e.model, e.backend, String(e.prompt_tokens), String(e.decode_tokens), f(e.ttft_ms, 1), f(e.prefill_tokens_per_s, 1), f(e.decode_tokens_per_s, 1), f(e.decode_step_ms, 3),
+        f(e.roofline_ms, 4), pct(e.fraction_of_roofline), e.submissions_per_decode_step !== undefined ? String(e.submissions_per_decode_step) : '-',
+        e.dispatches_per_decode_step !== undefined ? String(e.dispatches_per_decode_step) : '-', f(e.fixed_cost_ms, 2),
+      ]);
     }
-    lines.push(...pad(rows).map((l) => l));
+    lines.push(...pad(rows));
+    for (const e of r.e2e.filter((x) => x.profile?.length)) {
+      const top = e.profile!.slice(0, 6).map((k) => `${k.kernel} ${f(k.ms, 3)} ms (${k.dispatches}x)`).join(', ');
+      lines.push(`  ${e.model} decode step, kernels replayed alone: ${f(e.kernel_ms, 3)} ms of ${f(e.decode_step_ms, 3)} ms; top: ${top}`);
+    }
   }
   for (const t of r.telemetry) {
     lines.push('', `expert load: ${t.model} (${t.source}), ${t.tokens} tokens, ${t.experts} experts top-${t.topk}`);

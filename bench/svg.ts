@@ -115,8 +115,8 @@ export interface Bar {
 
 /** Horizontal bars; `max` fixes the scale (e.g. 1 for fractions); `marker` draws a vertical reference line. */
 export function barChartSvg(bars: Bar[], opts: { max?: number; marker?: { value: number; label: string }; width?: number; labelWidth?: number } = {}): string {
-  const width = opts.width ?? 760;
-  const lw = opts.labelWidth ?? 330;
+  const width = opts.width ?? 1000;
+  const lw = opts.labelWidth ?? 470;
   const rowH = 18;
   const height = 10 + bars.length * rowH + 24;
   const max = opts.max ?? Math.max(1e-12, ...bars.map((b) => b.value), opts.marker?.value ?? 0);
