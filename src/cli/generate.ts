@@ -160,7 +160,7 @@ async function run(model: TextModel, opts: GenerateCliOptions, promptIds: number
       if (opts.json) continue;
       const piece = tok ? ev.text : `${ev.index > 0 ? ' ' : ''}${ev.token}`;
       printed += piece;
-      if (piece) out.write(piece);
+      if (piece) out.write(out.isTTY ? visibleControls(piece) : piece);
     }
   } finally {
     process.off('SIGINT', onSigint);
@@ -170,11 +170,19 @@ async function run(model: TextModel, opts: GenerateCliOptions, promptIds: number
     out.write(JSON.stringify({ tokens: done.tokens, text: done.text, stats: done.stats }) + '\n');
   } else {
     // text held back for a stop string or an unfinished character that never completed
-    if (tok && done.text.startsWith(printed)) out.write(done.text.slice(printed.length));
+    if (tok && done.text.startsWith(printed)) out.write(out.isTTY ? visibleControls(done.text.slice(printed.length)) : done.text.slice(printed.length));
     out.write('\n');
     err.write(`webmoe: ${formatStats(done.stats)}; seed ${seed}\n`);
   }
   return done;
+}
+
+/**
+ * On a terminal, control characters a model emits (ESC above all) would be interpreted as terminal commands:
+ * show them as Unicode control pictures (␛, ␀...) instead; newlines and tabs pass. Pipes get the text as is.
+ */
+export function visibleControls(s: string): string {
+  return s.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, (c) => String.fromCharCode(c === '\x7f' ? 0x2421 : 0x2400 + c.charCodeAt(0)));
 }
 
 /** A cli-progress bar on stderr while weights load (drawn only on a terminal). */

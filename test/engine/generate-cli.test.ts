@@ -102,3 +102,10 @@ describe('generation_config.json defaults', () => {
     expect(generationDefaults(undefined)).toEqual({});
   });
 });
+
+describe('terminal output', () => {
+  it('control characters become control pictures on a terminal; newlines and tabs pass', async () => {
+    const { visibleControls } = await import('../../src/cli/generate.js');
+    expect(visibleControls('a\x1b[2Jb\x00\tc\nd\x7f\r')).toBe('a\u241b[2Jb\u2400\tc\nd\u2421\u240d');
+  });
+});
