@@ -1,18 +1,18 @@
 // bf16_gemm.wgsl — BF16 matrix-matrix product for prefill (T tokens): lm_head over many positions, and linear
 // weights of BF16 checkpoints:
 //   y[yOffset + t·yStride + rowStart + r] (+)= Σ_c bf16(W[r, c]) · x[xOffset + t·xStride + c]
-// One thread owns one row and a tile of TT tokens (the widened weight pair is reused from registers).
+// One thread owns one row and a tile of 4 tokens (the widened weight pair is reused from registers).
 //
 // Bindings (group 0):
 //   0  w       array<u32>  [rows, stride]            BF16 codes of one row chunk, 2 per word
 //   1  x       array<f32>  [T, xStride] at xOffset
 //   2  y       array<f32>  [T, yStride] at yOffset
 //   3  params  uniform     Params
-// Workgroup: WG threads (override, default 64) along rows, no barriers. Dispatch: (⌈rows / WG⌉, ⌈T / TT⌉).
+// Workgroup: WG threads (override, default 64) along rows, no barriers. Dispatch: (⌈rows / WG⌉, ⌈T / 4⌉).
 // CPU counterpart: src/model/reference.ts linear on bf16ArrayToF32(W).
 
 override WG: u32 = 64u;
-const TT: u32 = 8u;
+const TT: u32 = 4u; // tokens per thread (vec4 accumulators, see fp8_gemm.wgsl)
 
 struct Params {
   rows: u32,
@@ -38,6 +38,19 @@ fn decode2(q: u32) -> vec2<f32> {
   return vec2<f32>(bitcast<f32>(q << 16u), bitcast<f32>(q & 0xFFFF0000u));
 }
 
+fn x2(at: u32) -> vec2<f32> {
+  return vec2<f32>(x[at], x[at + 1u]);
+}
+
+fn store(t: u32, r: u32, v: f32) {
+  let o = params.yOffset + t * params.yStride + params.rowStart + r;
+  if (params.accumulate != 0u) {
+    y[o] += v;
+  } else {
+    y[o] = v;
+  }
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let r = gid.x;
@@ -45,33 +58,27 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (r >= params.rows || t0 >= params.T) {
     return;
   }
-  var xo: array<u32, TT>;
-  for (var j = 0u; j < TT; j++) {
-    xo[j] = params.xOffset + min(t0 + j, params.T - 1u) * params.xStride;
-  }
+  let last = params.T - 1u;
+  let o0 = params.xOffset + t0 * params.xStride;
+  let o1 = params.xOffset + min(t0 + 1u, last) * params.xStride;
+  let o2 = params.xOffset + min(t0 + 2u, last) * params.xStride;
+  let o3 = params.xOffset + min(t0 + 3u, last) * params.xStride;
   let base = r * params.stride;
   let full = params.cols / 2u;
-  var acc = array<f32, TT>();
+  var acc = vec4<f32>(0.0);
   for (var k = 0u; k < full; k++) {
     let wv = decode2(w[base + k]);
-    for (var j = 0u; j < TT; j++) {
-      let c = xo[j] + 2u * k;
-      acc[j] += dot(wv, vec2<f32>(x[c], x[c + 1u]));
-    }
+    let c = 2u * k;
+    acc += vec4<f32>(dot(wv, x2(o0 + c)), dot(wv, x2(o1 + c)), dot(wv, x2(o2 + c)), dot(wv, x2(o3 + c)));
   }
   if ((params.cols & 1u) != 0u) {
     let wl = decode2(w[base + full]).x;
-    for (var j = 0u; j < TT; j++) {
-      acc[j] += wl * x[xo[j] + params.cols - 1u];
-    }
+    let c = params.cols - 1u;
+    acc += wl * vec4<f32>(x[o0 + c], x[o1 + c], x[o2 + c], x[o3 + c]);
   }
   let nt = min(TT, params.T - t0);
-  for (var j = 0u; j < nt; j++) {
-    let o = params.yOffset + (t0 + j) * params.yStride + params.rowStart + r;
-    if (params.accumulate != 0u) {
-      y[o] += acc[j];
-    } else {
-      y[o] = acc[j];
-    }
-  }
+  store(t0, r, acc.x);
+  if (nt > 1u) { store(t0 + 1u, r, acc.y); }
+  if (nt > 2u) { store(t0 + 2u, r, acc.z); }
+  if (nt > 3u) { store(t0 + 3u, r, acc.w); }
 }

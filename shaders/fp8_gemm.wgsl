@@ -1,8 +1,9 @@
 // fp8_gemm.wgsl — block-FP8 matrix-matrix product for prefill (T tokens), the f32 path:
 //   y[yOffset + t·yStride + rowStart + r] (+)= Σ_c e4m3(W[r, c]) · scale[(rowStart + r) / 128, c / 128]
 //                                                 · x[xOffset + t·xStride + c]
-// Each thread owns one weight row and a tile of TT tokens: a decoded word of 4 FP8 codes is reused for all TT
-// tokens from registers, so the weights are read ⌈T / TT⌉ times instead of T times. The block scale is folded
+// Each thread owns one weight row and a tile of TT = 4 tokens: a decoded word of 4 FP8 codes is reused for the 4
+// tokens from registers (vec4 accumulators, no private arrays: lavapipe spills dynamically indexed private
+// arrays to memory, 10x slower), so the weights are read ⌈T / 4⌉ times instead of T times. The block scale is folded
 // once per 128-column block per token. No workgroup memory, no barriers (slow on CPU adapters, kernels.md §3.4).
 //
 // Bindings (group 0):
@@ -11,11 +12,11 @@
 //   2  x       array<f32>  [T, xStride] at xOffset   inputs (cols used per token)
 //   3  y       array<f32>  [T, yStride] at yOffset   outputs; chunk row r is column rowStart + r
 //   4  params  uniform     Params
-// Workgroup: WG threads (override, default 64) along rows. Dispatch: (⌈rows / WG⌉, ⌈T / TT⌉).
+// Workgroup: WG threads (override, default 64) along rows. Dispatch: (⌈rows / WG⌉, ⌈T / 4⌉).
 // CPU counterpart: src/model/reference.ts linear on dequantizeFp8Block(W) (src/format/fp8.ts).
 
 override WG: u32 = 64u;
-const TT: u32 = 8u; // tokens per thread
+const TT: u32 = 4u; // tokens per thread
 
 struct Params {
   rows: u32,       // rows of this chunk
@@ -56,6 +57,23 @@ fn x4(at: u32) -> vec4<f32> {
   return vec4<f32>(x[at], x[at + 1u], x[at + 2u], x[at + 3u]);
 }
 
+// the last, partial word of a row: missing columns read as 0
+fn x4tail(at: u32, rem: u32) -> vec4<f32> {
+  var v = vec4<f32>(x[at], 0.0, 0.0, 0.0);
+  if (rem > 1u) { v.y = x[at + 1u]; }
+  if (rem > 2u) { v.z = x[at + 2u]; }
+  return v;
+}
+
+fn store(t: u32, r: u32, v: f32) {
+  let o = params.yOffset + t * params.yStride + params.rowStart + r;
+  if (params.accumulate != 0u) {
+    y[o] += v;
+  } else {
+    y[o] = v;
+  }
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let r = gid.x;
@@ -63,48 +81,37 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (r >= params.rows || t0 >= params.T) {
     return;
   }
-  // token rows past T read the last token (in bounds) and are not written
-  var xo: array<u32, TT>;
-  for (var j = 0u; j < TT; j++) {
-    xo[j] = params.xOffset + min(t0 + j, params.T - 1u) * params.xStride;
-  }
+  // tokens past T read the last token (in bounds) and are not written
+  let last = params.T - 1u;
+  let o0 = params.xOffset + t0 * params.xStride;
+  let o1 = params.xOffset + min(t0 + 1u, last) * params.xStride;
+  let o2 = params.xOffset + min(t0 + 2u, last) * params.xStride;
+  let o3 = params.xOffset + min(t0 + 3u, last) * params.xStride;
   let base = r * params.stride;
   let full = params.cols / 4u;
   let srow = ((params.rowStart + r) / 128u) * params.scaleCols;
-  var acc = array<f32, TT>();
+  var acc = vec4<f32>(0.0);
   var k = 0u;
   for (var kb = 0u; kb < params.scaleCols; kb++) {
     let kend = min(kb * 32u + 32u, full);
-    var part = array<f32, TT>(); // explicit: re-zeroed every block
+    var part = vec4<f32>(0.0);
     for (; k < kend; k++) {
       let wv = decode4(w[base + k]);
-      for (var j = 0u; j < TT; j++) {
-        part[j] += dot(wv, x4(xo[j] + 4u * k));
-      }
+      let c = 4u * k;
+      part += vec4<f32>(dot(wv, x4(o0 + c)), dot(wv, x4(o1 + c)), dot(wv, x4(o2 + c)), dot(wv, x4(o3 + c)));
     }
-    let s = scale[srow + kb];
-    for (var j = 0u; j < TT; j++) {
-      acc[j] += part[j] * s;
-    }
+    acc += part * scale[srow + kb];
   }
   let rem = params.cols & 3u;
   if (rem != 0u) {
-    let wv = decode4(w[base + full]) * scale[srow + (params.cols - 1u) / 128u];
-    for (var j = 0u; j < TT; j++) {
-      let c0 = xo[j] + 4u * full;
-      var xv = vec4<f32>(x[c0], 0.0, 0.0, 0.0);
-      if (rem > 1u) { xv.y = x[c0 + 1u]; }
-      if (rem > 2u) { xv.z = x[c0 + 2u]; }
-      acc[j] += dot(wv, xv);
-    }
+    let wv = decode4(w[base + full]);
+    let c = 4u * full;
+    let part = vec4<f32>(dot(wv, x4tail(o0 + c, rem)), dot(wv, x4tail(o1 + c, rem)), dot(wv, x4tail(o2 + c, rem)), dot(wv, x4tail(o3 + c, rem)));
+    acc += part * scale[srow + (params.cols - 1u) / 128u];
   }
   let nt = min(TT, params.T - t0);
-  for (var j = 0u; j < nt; j++) {
-    let o = params.yOffset + (t0 + j) * params.yStride + params.rowStart + r;
-    if (params.accumulate != 0u) {
-      y[o] += acc[j];
-    } else {
-      y[o] = acc[j];
-    }
-  }
+  store(t0, r, acc.x);
+  if (nt > 1u) { store(t0 + 1u, r, acc.y); }
+  if (nt > 2u) { store(t0 + 2u, r, acc.z); }
+  if (nt > 3u) { store(t0 + 3u, r, acc.w); }
 }

@@ -197,7 +197,7 @@ export function linear(k: Kernels, pass: GPUComputePassEncoder, arena: UniformAr
       const fields = [c.rows, w.cols, w.strideWords, c.rowStart, xOffset, yOffset, scaleCols, acc];
       const p = params(arena, gemm ? [...fields, T, xStride, yStride, 0] : fields);
       const bg = k.bindGroup(pipe, [c.codes, w.scales!, a.x, a.y, p]);
-      if (gemm) k.dispatch(pass, pipe, bg, Math.ceil(c.rows / WG), Math.ceil(T / 8));
+      if (gemm) k.dispatch(pass, pipe, bg, Math.ceil(c.rows / WG), Math.ceil(T / 4));
       else if (variant === 'subgroup') k.dispatch(pass, pipe, bg, Math.ceil(c.rows / 4));
       else k.dispatch(pass, pipe, bg, Math.ceil(c.rows / WG));
     }
@@ -208,7 +208,7 @@ export function linear(k: Kernels, pass: GPUComputePassEncoder, arena: UniformAr
       const fields = [c.rows, w.cols, w.strideWords, c.rowStart, xOffset, yOffset, acc];
       const p = params(arena, gemm ? [...fields, T, xStride, yStride, 0, 0] : [...fields, 0]);
       const bg = k.bindGroup(pipe, [c.codes, a.x, a.y, p]);
-      k.dispatch(pass, pipe, bg, Math.ceil(c.rows / WG), gemm ? Math.ceil(T / 8) : 1);
+      k.dispatch(pass, pipe, bg, Math.ceil(c.rows / WG), gemm ? Math.ceil(T / 4) : 1);
     }
   }
 }
