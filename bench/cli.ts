@@ -12,10 +12,7 @@ import { InputError, WebmoeError } from '../src/errors.js';
 import { memoryFiles, openCheckpoint, type Checkpoint } from '../src/model/checkpoint.js';
 import { openCheckpointDir } from '../src/model/node-checkpoint.js';
 import { isToyName, makeToyCheckpointInMemory, TOY_CONFIG_NAMES } from '../src/model/toy.js';
-import { loadCpuWeights } from '../src/model/cpu-weights.js';
-import { ReferenceSession } from '../src/model/reference.js';
-import { createCpuSession } from '../src/engine/cpu-session.js';
-import { createSession, GpuSession } from '../src/engine/session.js';
+import { cpuBackend, webgpuBackend } from './backends.js';
 import type { BenchCliOptions } from '../src/cli/bench.js';
 import { runBench, type E2eModel, type SessionFactory, type Suite } from './run.js';
 import { renderHtml } from './report-html.js';
@@ -23,9 +20,6 @@ import { validateReport, type BenchReport } from './schema.js';
 import { formatSummary } from './summary.js';
 
 type BenchOpts = BenchCliOptions;
-
-/** CPU reference runs are skipped for checkpoints above this size (f32 weights in JS memory, f64 loops). */
-const CPU_MAX_PARAMS = 50e6;
 
 /** Runs `webmoe bench <suite>` with the parsed options. */
 export async function benchAction(suiteArg: string, opts: BenchOpts): Promise<void> {
@@ -100,6 +94,7 @@ async function run(gpu: GpuContext, suite: Suite, opts: BenchOpts): Promise<Benc
       timing: { repeats: positiveInt(opts.repeats, 'repeats', 7), method: opts.wall ? 'wall' : 'auto' },
       models,
       backends,
+      streamBytes: opts.streamMib !== undefined ? positiveInt(opts.streamMib, 'stream-mib', 128) * 2 ** 20 : undefined,
       e2e: { promptTokens: positiveInt(opts.promptTokens, 'prompt-tokens', 64), decodeTokens: positiveInt(opts.decodeTokens, 'decode-tokens', 32) },
       onProgress: (d, t, l) => bar.update(d, t, `kernels: ${l}`),
       onE2eProgress: (d, t, l) => bar.update(d, t, `e2e: ${l}`),
@@ -127,54 +122,12 @@ async function openModels(opts: BenchOpts, onProgress: (d: number, t: number, l:
   return out;
 }
 
-function paramCount(ckpt: Checkpoint): number {
-  let n = 0;
-  for (const t of ckpt.tensors.values()) n += t.shape.reduce((a, b) => a * b, 1);
-  return n;
-}
-
 function sessionFactories(gpu: GpuContext, list: string): SessionFactory[] {
   const out: SessionFactory[] = [];
-  for (const b of list.split(',').map((s) => s.trim())) {
-    if (b === 'webgpu') out.push(webgpuFactory(gpu));
-    else if (b === 'cpu' || b === 'cpu-reference') out.push(cpuFactory());
+  for (const b of list.split(',').map((x) => x.trim())) {
+    if (b === 'webgpu') out.push(webgpuBackend(gpu));
+    else if (b === 'cpu' || b === 'cpu-reference') out.push(cpuBackend());
     else throw new InputError(`unknown backend '${b}': use webgpu, cpu`, 'backends');
   }
   return out;
-}
-
-function cpuFactory(): SessionFactory {
-  return {
-    backend: 'cpu-reference',
-    async create(ckpt) {
-      const n = paramCount(ckpt);
-      if (n > CPU_MAX_PARAMS) throw new InputError(`the CPU reference is not run on ${(n / 1e6).toFixed(0)}M parameters (f32 copies and f64 loops; limit ${CPU_MAX_PARAMS / 1e6}M)`);
-      return createCpuSession(ckpt);
-    },
-    // the reference's own routing decisions: one causal forward over the same tokens, read from its taps
-    async telemetry(ckpt, _session, tokens, recorder) {
-      const taps = new Map();
-      new ReferenceSession(await loadCpuWeights(ckpt)).prefill(tokens, { taps });
-      recorder.addTaps(taps);
-    },
-  };
-}
-
-/** The WebGPU engine (src/engine/session.ts). */
-function webgpuFactory(gpu: GpuContext): SessionFactory {
-  return {
-    backend: 'webgpu',
-    gpu,
-    create: (ckpt) => createSession(gpu, ckpt),
-    // the engine's own routing decisions: one forward over the same tokens with taps, reading the router's
-    // ids buffer (layers.{i}.moe.topk_idx); normal decode steps never read it back
-    async telemetry(_ckpt, session, tokens, recorder) {
-      if (!(session instanceof GpuSession)) return;
-      const taps = new Map();
-      session.reset();
-      await session.forwardLogits(tokens, { taps });
-      session.reset();
-      recorder.addTaps(taps);
-    },
-  };
 }

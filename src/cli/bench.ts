@@ -23,6 +23,7 @@ export interface BenchCliOptions {
   wall?: boolean;
   promptTokens?: string;
   decodeTokens?: string;
+  streamMib?: string;
 }
 
 export function registerBench(program: Command): void {
@@ -42,6 +43,7 @@ export function registerBench(program: Command): void {
     .option('--wall', 'time with wall-clock even when the adapter has timestamp-query')
     .option('--prompt-tokens <n>', 'e2e prompt length', '64')
     .option('--decode-tokens <n>', 'e2e decode steps', '32')
+    .option('--stream-mib <n>', 'MiB streamed by the bandwidth ceiling (default 128, capped by the binding limit)')
     .action(async (suite: string, opts: BenchCliOptions) => {
       const path = '../../bench/cli.js'; // a variable: keeps bench/ out of the src/ build
       let mod: { benchAction(suite: string, opts: BenchCliOptions): Promise<void> };
