@@ -1,5 +1,5 @@
 /**
- * `webmoe generate --model DIR (--prompt TEXT | --prompt-tokens 1,2,3) [--max-tokens N] [--temperature T]
+ * `webmoe generate --model DIR|URL (--prompt TEXT | --prompt-tokens 1,2,3) [--max-tokens N] [--temperature T]
  *   [--top-k K] [--top-p P] [--seed S] [--chat] [--json] [--ignore-eos] [--ctx-size N] [--adapter A] [--backend B]`
  *
  * Streams the text to stdout as it is produced (token ids, space-separated, for a checkpoint with no tokenizer),
@@ -16,7 +16,7 @@ import { BACKENDS, loadTextModel, type Backend, type LoadProgress, type TextMode
 import type { DoneEvent } from '../engine/types.js';
 import { InputError, TokenizerError } from '../errors.js';
 import { createGpu, type AdapterChoice, type GpuContext } from '../gpu/device.js';
-import type { Checkpoint } from '../model/checkpoint.js';
+import { urlFiles, type Checkpoint } from '../model/checkpoint.js';
 import { folderFiles } from '../model/node-checkpoint.js';
 import type { Tokenizer } from '../engine/tokenizer.js';
 import { adapterOption } from './doctor.js';
@@ -74,7 +74,7 @@ export function registerGenerate(program: Command): void {
   program
     .command('generate')
     .description('generate text from a checkpoint, streaming it to stdout')
-    .requiredOption('--model <dir>', 'checkpoint folder (config.json + *.safetensors)')
+    .requiredOption('--model <dir|url>', 'checkpoint folder (config.json + *.safetensors), or its URL (read with HTTP Range requests)')
     .option('--prompt <text>', 'the prompt as text (needs a tokenizer in the checkpoint)')
     .option('--prompt-tokens <ids>', 'the prompt as comma-separated token ids')
     .option('--max-tokens <n>', `tokens to generate (default: generation_config.json, else ${DEFAULT_MAX_TOKENS})`, int('max-tokens', 0))
@@ -108,7 +108,8 @@ export async function generateCommand(opts: GenerateCliOptions, out: Out = proce
       if (opts.chat) throw new TokenizerError(`${ckpt.name} has no tokenizer (tokenizer.json or tiktoken.model): --chat needs one`);
       if (promptIds === undefined) throw new TokenizerError(`${ckpt.name} has no tokenizer (tokenizer.json or tiktoken.model): give the prompt as token ids (--prompt-tokens 1,2,3)`);
     };
-    model = await loadTextModel(folderFiles(opts.model), { backend, gpu, ctxSize: opts.ctxSize, onProgress: bar.update, beforeWeights });
+    const files = /^https?:\/\//i.test(opts.model) ? urlFiles(opts.model) : folderFiles(opts.model);
+    model = await loadTextModel(files, { backend, gpu, ctxSize: opts.ctxSize, onProgress: bar.update, beforeWeights });
     bar.stop();
     if (!opts.json) {
       const where = gpu ? `${gpu.info.description || gpu.info.device || gpu.info.vendor} (${gpu.info.driver})` : 'CPU reference';

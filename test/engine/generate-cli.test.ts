@@ -109,3 +109,18 @@ describe('terminal output', () => {
     expect(visibleControls('a\x1b[2Jb\x00\tc\nd\x7f\r')).toBe('a\u241b[2Jb\u2400\tc\nd\u2421\u240d');
   });
 });
+
+describe('--model URL', () => {
+  it('reads the checkpoint over HTTP Range requests and generates the same tokens', async () => {
+    const { startStaticServer } = await import('../web/helpers/static-server.js');
+    const server = await startStaticServer(GOLDEN);
+    try {
+      const g = golden('tiny');
+      const { out } = await cli({ model: `${server.url}/tiny/`, promptTokens: g.prompt.join(','), maxTokens: 8, temperature: 0, ignoreEos: true, json: true });
+      expect((JSON.parse(out) as { tokens: number[] }).tokens).toEqual(g.greedy.slice(0, 8));
+      expect(server.requests.some((r) => r.status === 206)).toBe(true);
+    } finally {
+      await server.close();
+    }
+  });
+});
