@@ -40,6 +40,8 @@ export interface SessionOptions {
   onProgress?: UploadProgress;
   /** Chunks of up to this many tokens run the MoE experts by id (decode kernels) instead of grouped (default 4). */
   moeDecodeMaxTokens?: number;
+  /** Size of the per-step uniform arena (default 4 MiB); a prompt whose chunks outgrow it takes several submissions. */
+  uniformArenaBytes?: number;
 }
 
 const MAP_READ = 0x0001;
@@ -63,7 +65,7 @@ export async function createSession(gpu: GpuContext, ckpt: Checkpoint, opts: Ses
   }
   const weights = await uploadWeights(gpu, ckpt, opts.onProgress);
   try {
-    return new GpuSession(gpu, kernels, c, weights, ctx, precision, opts.chunkSize ?? 128, opts.moeDecodeMaxTokens ?? 4);
+    return new GpuSession(gpu, kernels, c, weights, ctx, precision, opts.chunkSize ?? 128, opts.moeDecodeMaxTokens ?? 4, opts.uniformArenaBytes ?? ARENA_BYTES);
   } catch (err) {
     weights.destroy();
     throw err;
@@ -104,7 +106,7 @@ export class GpuSession implements InferenceSession {
   private readonly tokenReadback: GPUBuffer;
   private busy = false;
 
-  constructor(readonly gpu: GpuContext, kernels: Kernels, readonly config: ModelConfig, weights: GpuWeights, ctx: number, readonly precision: Precision, chunkSize: number, moeDecodeMaxTokens: number) {
+  constructor(readonly gpu: GpuContext, kernels: Kernels, readonly config: ModelConfig, weights: GpuWeights, ctx: number, readonly precision: Precision, chunkSize: number, moeDecodeMaxTokens: number, arenaBytes: number) {
     const c = config;
     this.contextSize = ctx;
     this.vocabSize = c.vocab_size;
@@ -163,7 +165,7 @@ export class GpuSession implements InferenceSession {
       this.probs = buf(c.vocab_size, 'sample.probs');
       this.picked = buf(4, 'sample.token');
       this.tokenReadback = buf(4, 'sample.readback', MAP_READ | COPY_DST);
-      this.arena = new UniformArena(gpu, ARENA_BYTES, 'session.uniforms');
+      this.arena = new UniformArena(gpu, arenaBytes, 'session.uniforms');
       this.scratch.push(this.arena.buffer);
     } catch (err) {
       cache?.destroy();
@@ -279,8 +281,7 @@ export class GpuSession implements InferenceSession {
 }
 
 function used(arena: UniformArena): number {
-  // UniformArena keeps its fill level private; read it through a narrow cast (no API change to buffers.ts)
-  return (arena as unknown as { used: number }).used;
+  return arena.usedBytes;
 }
 
 async function mapRead(gpu: GpuContext, b: GPUBuffer): Promise<void> {

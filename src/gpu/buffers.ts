@@ -98,4 +98,9 @@ export class UniformArena {
   reset(): void {
     this.used = 0;
   }
+
+  /** Bytes of the arena filled since the last reset (the engine checks room before recording another chunk). */
+  get usedBytes(): number {
+    return this.used;
+  }
 }

@@ -155,6 +155,27 @@ describe.skipIf(!GOLDEN_DIR)(`GPU engine: steps, submissions, taps (${testAdapte
     }
   });
 
+  it('a prompt whose chunks outgrow the uniform arena is split over submissions, still one readback, same logits', async () => {
+    const gpu = await testGpu();
+    const yarn = loadFixture('yarn');
+    const small = await session(gpu, 'yarn', { chunkSize: 8, uniformArenaBytes: 32 << 10 }); // ~10 KiB per chunk
+    const queue = gpu.device.queue;
+    const submit = queue.submit.bind(queue);
+    let submits = 0;
+    (queue as { submit: GPUQueue['submit'] }).submit = (cbs) => {
+      submits++;
+      submit(cbs);
+    };
+    try {
+      const got = await small.forwardLogits(yarn.prompt); // 96 tokens = 12 chunks
+      expect(submits).toBeGreaterThan(1);
+      expect(compareRows(got, yarn.logits, yarn.V, 2e-3).failures).toEqual([]);
+    } finally {
+      (queue as { submit: GPUQueue['submit'] }).submit = submit;
+      small.dispose();
+    }
+  });
+
   it('taps match the CPU reference layer by layer (small: dense + 2 MoE layers with groups)', async () => {
     const ckpt = await openCheckpointDir(join(GOLDEN_DIR!, 'small'));
     const cpu = await loadCpuWeights(ckpt);
