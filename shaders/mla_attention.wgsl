@@ -16,14 +16,17 @@
 //   3  outO    array<f32>  no split: ō [T·H, R]; split: partial o [splits, T·H, R]
 //   4  outML   array<f32>  split: [splits, T·H, 2] (m, l); no split: unused (any 16-byte buffer)
 //   5  params  uniform     Params
-// Workgroup: WG threads (override, default 64); TILE (override) floats of workgroup memory for the cache tile.
-// BM rows and BN cache rows per tile are runtime parameters (one pipeline serves every geometry):
-// BN·L ≤ TILE, BM·BN ≤ 256, BM ≤ 64. Thread i accumulates latent dims i, i+WG, ... (rpt = ⌈R/WG⌉) of all
+// Workgroup: WG threads (override, default 64); BM rows and BN cache rows per tile (parameters) within the
+// array capacities TILE ≥ BN·L, SC ≥ BM·BN, ROWS ≥ BM (overrides). Thread i accumulates latent dims i, i+WG, ... (rpt = ⌈R/WG⌉) of all
 // BM rows: BM·rpt ≤ 64 private floats. Dispatch: (⌈T·H / BM⌉, splits).
 // CPU counterpart: model/reference.ts attentionAbsorbed (up to the W_UV product).
 
 override WG: u32 = 64u;
-override TILE: u32 = 2048u; // floats of the cache tile (≥ BN · L)
+// workgroup array capacities, set to the launch's exact needs: SwiftShader's compile time grows by ~2 ms per
+// workgroup array element, so nothing is sized for the worst case
+override TILE: u32 = 256u; // floats of the cache tile (≥ BN · L)
+override SC: u32 = 64u;    // ≥ BM · BN
+override ROWS: u32 = 8u;   // ≥ BM
 
 const MAX_ACC: u32 = 64u;
 const NEG: f32 = -3.0e38; // "-inf" of the running max; exp(NEG - m) == 0 for every finite m
@@ -54,10 +57,10 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> outML: array<f32>;
 @group(0) @binding(5) var<uniform> p: Params;
 
-var<workgroup> kt: array<f32, TILE>; // [BN, L] cache tile
-var<workgroup> sc: array<f32, 256>;  // [BM, BN] scores, then probabilities
-var<workgroup> alpha: array<f32, 64>; // [BM] per-row rescale of this tile
-var<workgroup> lsum: array<f32, 64>;
+var<workgroup> kt: array<f32, TILE>;   // [BN, L] cache tile
+var<workgroup> sc: array<f32, SC>;     // [BM, BN] scores, then probabilities
+var<workgroup> alpha: array<f32, ROWS>; // [BM] per-row rescale of this tile
+var<workgroup> lsum: array<f32, ROWS>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {

@@ -1,14 +1,15 @@
 // moe_gateup_grouped.wgsl — grouped GEMM, first half of the experts for prefill (kernels.md §3.4-3.5):
-// every workgroup owns one BM-row block of pairs that all use the same expert (moe_align.wgsl) and BN output
-// columns, so each expert's gate/up rows are read once per block instead of once per token:
+// every workgroup owns one block of BM (token, slot) pairs that all use the same expert (moe_align.wgsl) and
+// WG of that expert's rows, so the expert's gate/up rows are read once per block instead of once per token:
 //   h[p, f] = w_p · silu(G_e[f] · x_t) · (U_e[f] · x_t),  p = t·Ks + k (w = 1 for the shared slot k = K)
-// K-loop in chunks of KC columns: the x rows of the block and the FP8 weight rows are staged in workgroup
-// memory, the weights dequantised ONCE there (code · block scale, the exact f32 of the reference) and read
-// by all BM rows; each thread accumulates TM rows × 1 column for gate and up.
+// Thread = one row f × all BM pairs of the block: each u32 word of 4 FP8 codes is decoded once (× its block
+// scale: the exact f32 weight of the reference) and used for BM tokens from registers; the x reads are the
+// same address for every thread (broadcast). No workgroup memory and no barriers: the shape that runs well
+// on CPU adapters (kernels.md §3.4, as fp8_gemm.wgsl).
 //
 // Bindings (group 0):
 //   0  xin       array<f32>  [T, D]
-//   1  plan      array<u32>  blockExpert [pb] then pair ids (moe_align.wgsl)
+//   1  plan      array<u32>  blockExpert [pb] then BM pair ids per block (moe_align.wgsl)
 //   2  wts       array<f32>  [T, K] combine weights
 //   3  codes     array<u32>  stack [2·(e1-e0), F, rsD] gate_e, up_e of the shard's experts, padded rows
 //   4  scales    array<f32>  stack [2·(e1-e0), ⌈F/128⌉, scD]
@@ -16,15 +17,13 @@
 //   6  shScales  array<f32>  stack [2, ⌈Fs/128⌉, scD]
 //   7  h         array<f32>  [T, Ks, Fmax] written (rows of this block's pairs)
 //   8  params    uniform     Params
-// Workgroup: 64 threads = (BM/TM = 4) × (BN = 16); BM = 16, BN = 16, KC = 64 (12 KiB workgroup memory).
-// Dispatch: indirect (blocks, ⌈Fmax / BN⌉, 1) written by moe_align.wgsl; blocks of experts outside the shard
-// [e0, e1) (or the shared expert when doShared = 0) and columns past the expert's width exit at once.
+// Workgroup: WG = 64 threads (one row each), BM = 16 pairs. Dispatch: indirect (blocks, ⌈Fmax / 64⌉, 1)
+// written by moe_align.wgsl; blocks of experts outside the shard [e0, e1) (or the shared expert when
+// doShared = 0) and rows past the expert's width exit at once.
 // CPU counterpart: model/reference.ts moe (silu(gate·x) ⊙ up·x, × the combine weight).
 
+const WG: u32 = 64u;
 const BM: u32 = 16u;
-const BN: u32 = 16u;
-const KC: u32 = 64u;
-const TM: u32 = 4u;
 const SENTINEL: u32 = 0xFFFFFFFFu;
 
 struct Params {
@@ -56,12 +55,6 @@ struct Params {
 @group(0) @binding(7) var<storage, read_write> h: array<f32>;
 @group(0) @binding(8) var<uniform> p: Params;
 
-var<workgroup> xs: array<f32, 1024>; // [BM, KC]
-var<workgroup> ws: array<f32, 1024>; // [BN, KC] gate, dequantised
-var<workgroup> us: array<f32, 1024>; // [BN, KC] up, dequantised
-var<workgroup> rowPair: array<u32, 16>;
-var<workgroup> blockExpert: u32;
-
 // four E4M3FN codes of a word -> f32 (kernels.md §3.1 (A), exact incl. subnormals; NaN codes give ±480)
 fn fp8x4(word: u32) -> vec4<f32> {
   let b = vec4<u32>(word & 0xFFu, (word >> 8u) & 0xFFu, (word >> 16u) & 0xFFu, word >> 24u);
@@ -73,11 +66,18 @@ fn fp8x4(word: u32) -> vec4<f32> {
   return select(normal, sub, e == vec4<u32>(0u));
 }
 
-@compute @workgroup_size(64)
+// xin[o + c .. o + c + 3] with lanes at or past D read as 0 (never past the row)
+fn x4(o: u32, c: u32) -> vec4<f32> {
+  if (c + 4u <= p.D) { return vec4<f32>(xin[o + c], xin[o + c + 1u], xin[o + c + 2u], xin[o + c + 3u]); }
+  let last = o + p.D - 1u;
+  return vec4<f32>(xin[o + c], select(0.0, xin[min(o + c + 1u, last)], c + 1u < p.D),
+                   select(0.0, xin[min(o + c + 2u, last)], c + 2u < p.D), 0.0);
+}
+
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let b = wid.x;
-  if (lid == 0u) { blockExpert = plan[b]; }
-  let e = workgroupUniformLoad(&blockExpert);
+  let e = plan[b];
   let isShared = e == p.E;
   if (isShared) {
     if (p.doShared == 0u) { return; }
@@ -85,77 +85,54 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     return;
   }
   let Fe = select(p.F, p.Fs, isShared);
-  let f0 = wid.y * BN;
-  if (f0 >= Fe) { return; }
-  if (lid < BM) { rowPair[lid] = plan[p.pb + b * BM + lid]; }
+  let f = wid.y * WG + lid;
+  if (f >= Fe) { return; }
 
+  // the block's pairs: x row offsets (padding rows reuse token 0 and are never written)
+  var xo: array<u32, BM>;
+  for (var i = 0u; i < BM; i++) {
+    let pr = plan[p.pb + b * BM + i];
+    xo[i] = select((pr / p.Ks) * p.D, 0u, pr == SENTINEL);
+  }
   let mw = Fe * p.rsD;                   // words per matrix
   let ms = ((Fe + 127u) / 128u) * p.scD; // scales per matrix
   var m = 0u;
   if (!isShared) { m = 2u * (e - p.e0); }
-  let wordsPerRow = (p.D + 3u) / 4u;
-  let tn = lid % BN;
-  let tm = lid / BN;
-  var ag: array<f32, 4>;
-  var au: array<f32, 4>;
-  for (var i = 0u; i < TM; i++) { ag[i] = 0.0; au[i] = 0.0; }
-  workgroupBarrier();
+  let gRow = m * mw + f * p.rsD;
+  let uRow = gRow + mw;
+  let gS = m * ms + (f / 128u) * p.scD;
+  let uS = gS + ms;
 
-  for (var k0 = 0u; k0 < p.D; k0 += KC) {
-    for (var i = lid; i < BM * KC; i += 64u) {
-      let pr = rowPair[i / KC];
-      let col = k0 + i % KC;
-      var v = 0.0;
-      if (pr != SENTINEL && col < p.D) { v = xin[(pr / p.Ks) * p.D + col]; }
-      xs[i] = v;
+  var ag: array<f32, BM>;
+  var au: array<f32, BM>;
+  for (var i = 0u; i < BM; i++) { ag[i] = 0.0; au[i] = 0.0; }
+  let words = (p.D + 3u) / 4u;
+  for (var wi = 0u; wi < words; wi++) {
+    var g4: vec4<f32>;
+    var u4: vec4<f32>;
+    if (isShared) {
+      g4 = fp8x4(shCodes[gRow + wi]) * shScales[gS + wi / 32u];
+      u4 = fp8x4(shCodes[uRow + wi]) * shScales[uS + wi / 32u];
+    } else {
+      g4 = fp8x4(codes[gRow + wi]) * scales[gS + wi / 32u];
+      u4 = fp8x4(codes[uRow + wi]) * scales[uS + wi / 32u];
     }
-    for (var i = lid; i < BN * (KC / 4u); i += 64u) {
-      let r = i / (KC / 4u);
-      let wi = i % (KC / 4u);
-      let f = f0 + r;
-      let cw = k0 / 4u + wi;
-      var vg = vec4<f32>(0.0);
-      var vu = vec4<f32>(0.0);
-      if (f < Fe && cw < wordsPerRow) {
-        let sc = (f / 128u) * p.scD + (cw * 4u) / 128u;
-        let o = f * p.rsD + cw;
-        if (isShared) {
-          vg = fp8x4(shCodes[o]) * shScales[sc];
-          vu = fp8x4(shCodes[mw + o]) * shScales[ms + sc];
-        } else {
-          vg = fp8x4(codes[m * mw + o]) * scales[m * ms + sc];
-          vu = fp8x4(codes[(m + 1u) * mw + o]) * scales[(m + 1u) * ms + sc];
-        }
-      }
-      let so = r * KC + wi * 4u;
-      ws[so] = vg.x; ws[so + 1u] = vg.y; ws[so + 2u] = vg.z; ws[so + 3u] = vg.w;
-      us[so] = vu.x; us[so + 1u] = vu.y; us[so + 2u] = vu.z; us[so + 3u] = vu.w;
+    for (var i = 0u; i < BM; i++) {
+      let xv = x4(xo[i], wi * 4u);
+      ag[i] += dot(g4, xv);
+      au[i] += dot(u4, xv);
     }
-    workgroupBarrier();
-    for (var c = 0u; c < KC; c++) {
-      let g = ws[tn * KC + c];
-      let u = us[tn * KC + c];
-      for (var i = 0u; i < TM; i++) {
-        let xv = xs[(tm * TM + i) * KC + c];
-        ag[i] += xv * g;
-        au[i] += xv * u;
-      }
-    }
-    workgroupBarrier();
   }
 
-  let f = f0 + tn;
-  if (f < Fe) {
-    for (var i = 0u; i < TM; i++) {
-      let pr = rowPair[tm * TM + i];
-      if (pr != SENTINEL) {
-        let t = pr / p.Ks;
-        let k = pr % p.Ks;
-        var wt = 1.0;
-        if (k < p.K) { wt = wts[t * p.K + k]; }
-        let g = ag[i];
-        h[pr * p.Fmax + f] = wt * (g / (1.0 + exp(-g))) * au[i];
-      }
+  for (var i = 0u; i < BM; i++) {
+    let pr = plan[p.pb + b * BM + i];
+    if (pr != SENTINEL) {
+      let t = pr / p.Ks;
+      let k = pr % p.Ks;
+      var wt = 1.0;
+      if (k < p.K) { wt = wts[t * p.K + k]; }
+      let g = ag[i];
+      h[pr * p.Fmax + f] = wt * (g / (1.0 + exp(-g))) * au[i];
     }
   }
 }

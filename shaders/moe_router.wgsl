@@ -13,12 +13,14 @@
 //   2  ids      array<u32>  [T, K]   written: selected experts by descending biased score
 //   3  weights  array<f32>  [T, K]   written: combine weights
 //   4  params   uniform     Params
-// Workgroup: WG (override, default 64) threads, one token; dispatch T workgroups. E ≤ 512, G ≤ 64, K ≤ 32.
+// Workgroup: WG (override, default 64) threads, one token; dispatch T workgroups. E ≤ MAX_E (override), G ≤ 64, K ≤ 32.
 // CPU counterpart: model/router.ts moeRoute.
 
 override WG: u32 = 64u;
+// capacity of the per-expert workgroup arrays (≥ E); set to E rounded up by the launcher: SwiftShader's compile
+// time grows with array sizes (~2.5 s for 2×512 floats), so the arrays are never larger than the model needs
+override MAX_E: u32 = 64u;
 
-const MAX_E: u32 = 512u;
 const MAX_G: u32 = 64u;
 const MAX_K: u32 = 32u;
 const NEG: f32 = -3.0e38; // "-inf": below every b_e = s_e + bias (s_e in [0, 1], |bias| small)

@@ -73,7 +73,7 @@ function cpu(pr: Problem, form: 'absorbed' | 'naive'): Float64Array {
 }
 
 /** Runs the whole GPU attention; `fused` stores the cache as one [S, R + Dr] buffer, else two with padding. */
-async function gpuAttend(pr: Problem, splits: number, fused = true): Promise<Float32Array> {
+async function gpuAttend(pr: Problem, splits: number, fused = true, variant?: 'tiled' | 'rows'): Promise<Float32Array> {
   const gpu = await testGpu();
   const h = harness(gpu);
   const { g, T } = pr;
@@ -102,7 +102,9 @@ async function gpuAttend(pr: Problem, splits: number, fused = true): Promise<Flo
   const kvB = { codes: upload(gpu, pr.kvBCodes), scales: upload(gpu, pr.kvBScale) };
   const q = upload(gpu, pr.q);
   await runPass(h, (pass) =>
-    mlaAttend(h.k, pass, h.arena, { q, kvB, cache, out, tokens: T, startPos: pr.p0, geometry: g, scale: pr.scale, scratch, splits }),
+    mlaAttend(h.k, pass, h.arena, {
+      q, kvB, cache, out, tokens: T, startPos: pr.p0, geometry: g, scale: pr.scale, scratch, splits, tuning: variant ? { variant } : undefined,
+    }),
   );
   return readF32(gpu, out, T * g.heads * g.v);
 }
@@ -123,6 +125,9 @@ const ODD: MlaGeometry = { heads: 5, nope: 24, rope: 6, v: 20, rank: 50 }; // R 
 // Tolerance: f32 GPU vs f64 CPU on the same dequantised weights; only summation order and f32 rounding of
 // the L ≤ 576-long dots, exp and the rescaling differ (~1e-6 relative); 2e-5 · max|ref| leaves 10x margin.
 const TOL = 2e-5;
+
+// both attention kernels run on every adapter (the default picks 'rows' on CPU adapters, 'tiled' elsewhere)
+const VARIANTS = ['tiled', 'rows'] as const;
 
 describe(`mla attention (${testAdapter()})`, () => {
   it('debug case: tiny decode at p0 = 3, absorbed and naive CPU forms agree with the GPU', async () => {
@@ -167,13 +172,15 @@ describe(`mla attention (${testAdapter()})`, () => {
       const pr = problem(seed, g, 1, p0);
       const naive = cpu(pr, 'naive');
       const atol = TOL * Math.max(1, maxAbs(naive));
-      const one = await gpuAttend(pr, 1);
-      expectClose(one, naive, { atol, label: `no split ${JSON.stringify(g)} p0=${p0}` });
-      for (const splits of [2, 7]) {
-        const split = await gpuAttend(pr, splits);
-        expectClose(split, naive, { atol, label: `${splits} splits ${JSON.stringify(g)} p0=${p0}` });
-        // splitting only reorders the softmax sums
-        expectClose(split, one, { atol: 1e-5 * Math.max(1, maxAbs(one)), label: 'split vs no split' });
+      for (const variant of VARIANTS) {
+        const one = await gpuAttend(pr, 1, true, variant);
+        expectClose(one, naive, { atol, label: `${variant} no split ${JSON.stringify(g)} p0=${p0}` });
+        for (const splits of [2, 7]) {
+          const split = await gpuAttend(pr, splits, true, variant);
+          expectClose(split, naive, { atol, label: `${variant} ${splits} splits ${JSON.stringify(g)} p0=${p0}` });
+          // splitting only reorders the softmax sums
+          expectClose(split, one, { atol: 1e-5 * Math.max(1, maxAbs(one)), label: `${variant} split vs no split` });
+        }
       }
     }
   });
@@ -187,9 +194,11 @@ describe(`mla attention (${testAdapter()})`, () => {
     ] as const) {
       const pr = problem(31 + T, g, T, p0);
       const abs = cpu(pr, 'absorbed');
-      const got = await gpuAttend(pr, splits, fused);
-      const r = compareClose(got, abs, { atol: TOL * Math.max(1, maxAbs(abs)), label: `prefill ${JSON.stringify(g)} T=${T} p0=${p0} splits=${splits}` });
-      expect(r.ok, r.message).toBe(true);
+      for (const variant of VARIANTS) {
+        const got = await gpuAttend(pr, splits, fused, variant);
+        const r = compareClose(got, abs, { atol: TOL * Math.max(1, maxAbs(abs)), label: `${variant} prefill ${JSON.stringify(g)} T=${T} p0=${p0} splits=${splits}` });
+        expect(r.ok, r.message).toBe(true);
+      }
     }
   });
 });

@@ -22,7 +22,9 @@
  *   2. mla_attention      flash attention over the cache: rows = (t, h) pairs, BM rows per workgroup share
  *                         each cache tile (one pass over the cache for all heads of a token when H ≤ BM),
  *                         online softmax, causal rule key j visible iff j ≤ p0 + t (spec §4.4, any p0);
- *                         optional split of the key range (flash-decoding) → partials
+ *                         optional split of the key range (flash-decoding) → partials.
+ *                         CPU adapters get mla_attention_rows (same contract, one invocation per row, no
+ *                         barriers or workgroup memory), see MlaAttentionTuning.variant
  *   3. mla_decode_reduce  (splits > 1 only) merges the partials: ō = Σ_s e^{m_s−M} o_s / Σ_s e^{m_s−M} l_s
  *   4. mla_absorb_v       out from oLat and kv_b's V half
  * No [T, T] (or [T, S]) score matrix ever exists in memory; the cache tile lives in workgroup memory.
@@ -90,14 +92,27 @@ export function createMlaScratch(gpu: GpuContext, g: MlaGeometry, maxTokens: num
 
 /**
  * Floats of mla_attention's cache tile: what the device's workgroup memory allows beside the kernel's other
- * 1.5 KiB, at most 4096 (16 KiB). One value per device, so one pipeline serves every geometry.
+ * arrays, at most 4096 (16 KiB); 1024 on software adapters, whose shader compilers take ~2 ms per workgroup
+ * array element (SwiftShader: 4.8 s for a 2048-float tile).
  */
 export function attentionTileFloats(gpu: GpuContext): number {
-  return Math.min(4096, Math.floor((gpu.limits.maxComputeWorkgroupStorageSize - 1536) / 4));
+  return Math.min(gpu.info.software ? 1024 : 4096, Math.floor((gpu.limits.maxComputeWorkgroupStorageSize - 1536) / 4));
+}
+
+/** Mesa's llvmpipe (lavapipe in Node): the adapter where mla_attention_rows wins. */
+function isLlvmpipe(gpu: GpuContext): boolean {
+  return gpu.info.software && /llvmpipe|lavapipe/i.test(`${gpu.info.device} ${gpu.info.description}`);
 }
 
 /** Tunables of mla_attention (override constants). */
 export interface MlaAttentionTuning {
+  /**
+   * 'tiled' (mla_attention.wgsl: BM rows share cache tiles in workgroup memory; for GPUs) or 'rows'
+   * (mla_attention_rows.wgsl: one invocation per row, no barriers; ~3.5x faster prefill on lavapipe, equal on
+   * SwiftShader but slow to compile there). Default: 'rows' on lavapipe/llvmpipe when R ≤ 512 and
+   * R + Dr ≤ 640, else 'tiled'.
+   */
+  variant?: 'tiled' | 'rows';
   /** threads per workgroup (default 64) */
   wg?: number;
   /** (t, h) rows per workgroup (default min(8, T·H)); BM · ⌈R / wg⌉ ≤ 64 */
@@ -107,6 +122,8 @@ export interface MlaAttentionTuning {
 }
 
 const MAX_ACC = 64; // private accumulator slots per thread in mla_attention.wgsl
+const ROWS_MAX_R = 512; // private arrays of mla_attention_rows.wgsl
+const ROWS_MAX_L = 640;
 const MAX_TT = 8; // tokens per thread in the absorb kernels
 
 /**
@@ -226,12 +243,16 @@ export function mlaAttention(k: Kernels, pass: GPUComputePassEncoder, arena: Uni
   requireBytes(k.gpu, c.c, ((S - 1) * c.cStride + R) * 4, name, 'cache.c');
   requireBytes(k.gpu, c.pe, ((S - 1) * c.peStride + c.peOffset + g.rope) * 4, name, 'cache.pe');
 
-  const WG = a.tuning?.wg ?? 64;
+  const variant = a.tuning?.variant ?? (isLlvmpipe(k.gpu) && R <= ROWS_MAX_R && L <= ROWS_MAX_L ? 'rows' : 'tiled');
+  if (variant === 'rows' && (R > ROWS_MAX_R || L > ROWS_MAX_L)) {
+    throw new ShapeError(`mla_attention_rows: R = ${R}, R + Dr = ${L} exceed ${ROWS_MAX_R}, ${ROWS_MAX_L}; use the tiled variant`, 'tuning');
+  }
+  const WG = a.tuning?.wg ?? (variant === 'rows' ? 16 : 64);
   const rpt = Math.ceil(R / WG);
   const tileFloats = attentionTileFloats(k.gpu);
   const bn = a.tuning?.bn ?? Math.max(1, Math.min(16, Math.floor(tileFloats / L)));
-  const bm = a.tuning?.bm ?? Math.max(1, Math.min(8, rows, Math.floor(MAX_ACC / rpt), Math.floor(256 / bn)));
-  if (bm * rpt > MAX_ACC || bm * bn > 256 || bm > 64 || bn * L > tileFloats) {
+  const bm = variant === 'rows' ? WG : a.tuning?.bm ?? Math.max(1, Math.min(8, rows, Math.floor(MAX_ACC / rpt), Math.floor(256 / bn)));
+  if (variant === 'tiled' && (bm * rpt > MAX_ACC || bm * bn > 256 || bm > 64 || bn * L > tileFloats)) {
     throw new ShapeError(
       `${name}: BM ${bm}, BN ${bn} do not fit (BM·⌈R/WG⌉ = ${bm * rpt} ≤ ${MAX_ACC}, BM·BN ≤ 256, BN·L = ${bn * L} ≤ ${tileFloats} floats); raise wg or lower bm/bn`,
       'tuning',
@@ -245,7 +266,11 @@ export function mlaAttention(k: Kernels, pass: GPUComputePassEncoder, arena: Uni
     requireBytes(k.gpu, a.partO, splits * rows * R * 4, name, 'partO');
     requireBytes(k.gpu, a.partML, splits * rows * 2 * 4, name, 'partML');
   }
-  const pipe = k.pipeline(name, { WG, TILE: tileFloats });
+  // the tile is sized to the shape (rounded to 64 floats): SwiftShader's compile time grows with array sizes
+  const tile = Math.ceil((bn * L) / 64) * 64;
+  const pipe = variant === 'rows'
+    ? k.pipeline('mla_attention_rows', { WG })
+    : k.pipeline(name, { WG, TILE: tile, SC: Math.ceil((bm * bn) / 16) * 16, ROWS: Math.ceil(bm / 4) * 4 });
   const p = params(arena, [
     T, H, R, g.rope, a.startPos, c.cStride, c.peStride, c.peOffset,
     { f32: a.scale }, chunk, split ? 1 : 0, rpt, bm, bn, 0, 0,

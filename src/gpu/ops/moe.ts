@@ -72,7 +72,7 @@ export const MOE_MAX_TOPK = 32;
 export const MOE_MAX_GROUPS = 64;
 /** Rows (token, slot pairs) per tile of the grouped GEMMs; expert segments are padded to it. */
 export const MOE_BLOCK_M = 16;
-const BN = 16; // columns per tile of the grouped GEMMs (moe_*_grouped.wgsl)
+const GROUPED_ROWS = 64; // weight rows per workgroup of the grouped GEMMs (moe_*_grouped.wgsl WG)
 const SENTINEL = 0xffffffff;
 
 export function slotsPerToken(g: MoeGeometry): number {
@@ -110,7 +110,8 @@ export function moeRouter(k: Kernels, pass: GPUComputePassEncoder, arena: Unifor
   requireBytes(k.gpu, a.ids, T * K * 4, name, 'ids');
   requireBytes(k.gpu, a.weights, T * K * 4, name, 'weights');
   const WG = 64;
-  const pipe = k.pipeline(name, { WG });
+  // workgroup arrays sized to E (SwiftShader's compile time grows with array sizes)
+  const pipe = k.pipeline(name, { WG, MAX_E: Math.ceil(E / 64) * 64 });
   const p = params(arena, [T, E, K, G, TG, a.normTopkProb ? 1 : 0, { f32: a.scaling }, 0]);
   k.dispatch(pass, pipe, k.bindGroup(pipe, [a.logits, a.bias, a.ids, a.weights, p]), T);
 }
@@ -280,8 +281,8 @@ export function moeExpertsPrefill(k: Kernels, pass: GPUComputePassEncoder, arena
   const sh = a.w.shared;
   const pb = s0.maxBlocks; // offset of the sorted pairs in `plan`
 
-  const al = k.pipeline('moe_align', { WG: 256 });
-  const pa = params(arena, [c.T, g.topK, g.experts, sh ? 1 : 0, MOE_BLOCK_M, Math.ceil(c.Fmax / BN), Math.ceil(g.hidden / BN), pb]);
+  const al = k.pipeline('moe_align', { WG: 256, MAX_E1: Math.ceil((g.experts + 1) / 64) * 64 });
+  const pa = params(arena, [c.T, g.topK, g.experts, sh ? 1 : 0, MOE_BLOCK_M, Math.ceil(c.Fmax / GROUPED_ROWS), Math.ceil(g.hidden / GROUPED_ROWS), pb]);
   k.dispatch(pass, al, k.bindGroup(al, [a.ids, s0.plan, s0.indirect, pa]), 1);
 
   const gu = k.pipeline('moe_gateup_grouped');
