@@ -18,6 +18,7 @@ import { runBench, type E2eModel, type SessionFactory, type Suite } from './run.
 import { renderHtml } from './report-html.js';
 import { validateReport, type BenchReport } from './schema.js';
 import { formatSummary } from './summary.js';
+import { formatMarkdown } from './markdown.js';
 
 type BenchOpts = BenchCliOptions;
 
@@ -32,6 +33,7 @@ export async function benchAction(suiteArg: string, opts: BenchOpts): Promise<vo
     process.stdout.write(formatSummary(report) + '\n');
     if (opts.json) await writeOut(opts.json, JSON.stringify(report, null, 1) + '\n');
     if (opts.html) await writeOut(opts.html, renderHtml(report));
+    if (opts.markdown) await writeOut(opts.markdown, formatMarkdown(report));
   } finally {
     gpu.destroy();
   }

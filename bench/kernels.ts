@@ -7,6 +7,7 @@ import { Kernels } from '../src/gpu/kernels.js';
 import { measureCeilings, mergeCeilings, type Ceilings } from './ceilings.js';
 import { benchShapes, BufferPool, type BenchShape } from './cases.js';
 import { DEFAULT_TIMING, timeOp, type Timing, type TimingOptions } from './harness.js';
+import type { EncodedOp } from './naive.js';
 import { clamp01, type AdapterRecord, type KernelRow, type TargetCheck } from './schema.js';
 import { kernelTargets } from './targets.js';
 
@@ -86,6 +87,33 @@ export function kernelRow(
   return row;
 }
 
+/**
+ * Builds an op and encodes it once into a command buffer that is never submitted, inside a validation error
+ * scope: launchers that create pipelines lazily (at encode time) fail here, as this variant's skip reason,
+ * instead of as an uncaptured error that would stop the whole run.
+ */
+async function buildChecked(gpu: GpuContext, build: () => EncodedOp): Promise<EncodedOp> {
+  gpu.device.pushErrorScope('validation');
+  let op: EncodedOp | undefined;
+  let thrown: unknown;
+  try {
+    op = build();
+    const enc = gpu.device.createCommandEncoder({ label: 'bench dry run' });
+    const pass = enc.beginComputePass();
+    op.prepare?.();
+    op.encode(pass);
+    pass.end();
+    op.finish?.();
+    enc.finish();
+  } catch (err) {
+    thrown = err;
+  }
+  const err = await gpu.device.popErrorScope();
+  if (thrown) throw thrown;
+  if (err) throw new Error(`validation: ${err.message.split('\n')[0]}`);
+  return op!;
+}
+
 export async function runKernelBench(gpu: GpuContext, opts: KernelBenchOptions = {}): Promise<KernelBenchResult> {
   const kernels = new Kernels(gpu);
   const timing = { ...DEFAULT_TIMING, ...opts.timing };
@@ -112,10 +140,7 @@ export async function runKernelBench(gpu: GpuContext, opts: KernelBenchOptions =
         if (opts.skipNaive && v.variant === 'naive') continue;
         let t: Timing;
         try {
-          gpu.device.pushErrorScope('validation');
-          const op = v.build();
-          const err = await gpu.device.popErrorScope();
-          if (err) throw new Error(`validation: ${err.message}`);
+          const op = await buildChecked(gpu, v.build);
           t = await timeOp(gpu, op, timing);
         } catch (err) {
           skipped.push({ kernel: shape.kernel, shape: shape.shape, variant: `${v.variant} ${v.impl}`, reason: (err as Error).message });

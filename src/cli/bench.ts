@@ -14,6 +14,7 @@ export interface BenchCliOptions {
   adapter?: AdapterChoice;
   json?: string;
   html?: string;
+  markdown?: string;
   full?: boolean;
   only?: string;
   models?: string;
@@ -34,6 +35,7 @@ export function registerBench(program: Command): void {
     .addOption(adapterOption())
     .option('--json <file>', 'write the JSON report (schema: docs/benchmarks.md)')
     .option('--html <file>', 'write the self-contained HTML report (roofline, bar charts, expert-load histograms)')
+    .option('--markdown <file>', 'write the results as Markdown tables (as in docs/benchmarks.md)')
     .option('--full', 'every shape (Kimi-K2 widths up to 32k cached tokens, prefill up to 512 tokens) and the k2-layer toy')
     .option('--only <text,...>', 'only kernel shapes whose "kernel shape" contains one of these')
     .option('--models <name|dir,...>', `e2e checkpoints: toy names (${TOY_CONFIG_NAMES.join(', ')}) or checkpoint folders`, 'tiny,small,ragged,yarn')

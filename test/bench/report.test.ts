@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { renderHtml } from '../../bench/report-html.js';
 import { formatSummary } from '../../bench/summary.js';
+import { formatMarkdown } from '../../bench/markdown.js';
 import { esc, logTicks, rooflineSvg } from '../../bench/svg.js';
 import { sampleReport } from './fixtures.js';
 
@@ -57,6 +58,15 @@ describe('bench HTML report', () => {
     for (const k of report.kernels) expect(s).toContain(k.shape);
     expect(s).toMatch(/targets: \d+ of \d+ met/);
     for (const t of report.targets.filter((x) => !x.met)) expect(s).toContain(`limited by: ${t.limited_by}`);
+  });
+
+  it('renders Markdown tables with the device, the ceilings, the rows and the unmet targets', () => {
+    const md = formatMarkdown(report);
+    expect(md).toContain('llvmpipe (LLVM 15) (mesa, lavapipe, Dawn in Node)');
+    expect(md).toContain('**10.00 GB/s** streaming read');
+    expect(md).toMatch(/\| fp8_gemv \| kimi expert gate\/up 7168->2048 \| fp8_gemv \| 20.000 \|/);
+    expect(md).toContain('| 3.00x |');
+    for (const t of report.targets.filter((x) => !x.met)) expect(md).toContain(t.limited_by!);
   });
 
   it('log ticks and a roofline with no points stay finite', () => {
