@@ -24,6 +24,8 @@ import { openCheckpointDir } from '../../src/model/node-checkpoint.js';
 import { loadCpuWeights } from '../../src/model/cpu-weights.js';
 import { referenceForward } from '../../src/model/reference.js';
 import type { TapMap } from '../../src/model/taps.js';
+import { sampleToken } from '../../src/engine/sampler.js';
+import type { StepSampling } from '../../src/engine/types.js';
 import { compareRows, goldenCases, GOLDEN_DIR } from '../model/reference-fixtures.js';
 import { testAdapter, testGpu } from '../helpers/gpu.js';
 
@@ -152,6 +154,23 @@ describe.skipIf(!GOLDEN_DIR)(`GPU engine: steps, submissions, taps (${testAdapte
     } finally {
       (queue as { submit: GPUQueue['submit'] }).submit = submit;
       proto.mapAsync = mapAsync;
+    }
+  });
+
+  it('samples on the GPU by the rule of sampler.ts (temperature, top-k, top-p, uniform)', async () => {
+    const prompt = fx.prompt.slice(0, 4); // short: keeps SwiftShader's run brief
+    s.reset();
+    const logits = await s.forwardLogits(prompt);
+    const last = logits.subarray((prompt.length - 1) * fx.V);
+    const settings: StepSampling[] = [
+      { temperature: 1, topK: 0, topP: 1, uniform: 0.3 },
+      { temperature: 0.7, topK: 10, topP: 1, uniform: 0.9 },
+      { temperature: 1.5, topK: 0, topP: 0.8, uniform: 0.5 },
+      { temperature: 1, topK: 50, topP: 0.95, uniform: 0.05 },
+    ];
+    for (const smp of settings) {
+      s.reset();
+      expect(await s.prefill(prompt, smp), JSON.stringify(smp)).toBe(sampleToken(last, smp));
     }
   });
 
