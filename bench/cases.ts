@@ -127,9 +127,9 @@ function mlaShape(shape: string, heads: number, rank: number, rope: number, toke
           impl: 'mla_attention (+ mla_decode_reduce when split)',
           build: () => {
             requireKernels({ gpu, kernels }, 'mla_attention', 'mla_decode_reduce');
-            const s = createMlaScratch(gpu, geometry, 1, 64);
+            const s = createMlaScratch(gpu, geometry, 1, 16); // the engine's decode scratch (session.ts DECODE_SPLITS)
             for (const b of [s.qLat, s.oLat, s.partO, s.partML]) if (b) pool.track(b);
-            const splits = chooseSplits(1, tokens, geometry, 64);
+            const splits = chooseSplits(1, tokens, geometry, 16);
             return arenaOp(gpu, splits > 1 ? 2 : 1, (pass, arena) =>
               mlaAttention(kernels, pass, arena, {
                 qLat: q, cache: fusedCacheView(cache, geometry), oLat: out, tokens: 1, startPos: tokens - 1, geometry, scale,

@@ -96,18 +96,36 @@ const COPY_SRC = 0x0004;
 const COPY_DST = 0x0008;
 const MAP_READ = 0x0001;
 
-/** Times `op` on `gpu` (see the file header). */
-export async function timeOp(gpu: GpuContext, op: EncodedOp, options: Partial<TimingOptions> = {}): Promise<Timing> {
-  const opts = { ...DEFAULT_TIMING, ...options };
-  const device = gpu.device;
-  const useTs = opts.method === 'auto' && gpu.features.has('timestamp-query');
-  const maxSamples = Math.max(opts.repeats, 1) + 1; // + the calibration pass
-  const querySet = useTs ? device.createQuerySet({ type: 'timestamp', count: 2 * maxSamples, label: 'bench timestamps' }) : null;
-  const resolve = useTs ? device.createBuffer({ size: 16 * maxSamples, usage: QUERY_RESOLVE | COPY_SRC, label: 'bench resolve' }) : null;
-  const readback = useTs ? device.createBuffer({ size: 16 * maxSamples, usage: MAP_READ | COPY_DST, label: 'bench readback' }) : null;
+/**
+ * The three stages of timing one op, separately callable so several ops can be sampled round-robin
+ * (`timeInterleaved`): on a machine shared with other work, interleaving makes a naive/optimised pair see the
+ * same load, so their ratio stays meaningful even when the absolute times drift.
+ */
+export class OpTimer {
+  private readonly opts: TimingOptions;
+  private readonly useTs: boolean;
+  private readonly querySet: GPUQuerySet | null;
+  private readonly resolveBuf: GPUBuffer | null;
+  private readonly readback: GPUBuffer | null;
+  private inner = 1;
+  /** Samples this op will take (fewer for long ops, see TimingOptions.longSampleMs). */
+  repeats = 0;
+  private readonly walls: number[] = [];
+
+  constructor(private readonly gpu: GpuContext, private readonly op: EncodedOp, options: Partial<TimingOptions> = {}) {
+    this.opts = { ...DEFAULT_TIMING, ...options };
+    const device = gpu.device;
+    this.useTs = this.opts.method === 'auto' && gpu.features.has('timestamp-query');
+    const slots = Math.max(this.opts.repeats, 1) + 1; // + the calibration pass
+    this.querySet = this.useTs ? device.createQuerySet({ type: 'timestamp', count: 2 * slots, label: 'bench timestamps' }) : null;
+    this.resolveBuf = this.useTs ? device.createBuffer({ size: 16 * slots, usage: QUERY_RESOLVE | COPY_SRC, label: 'bench resolve' }) : null;
+    this.readback = this.useTs ? device.createBuffer({ size: 16 * slots, usage: MAP_READ | COPY_DST, label: 'bench readback' }) : null;
+  }
 
   /** One submission with one pass of `inner` calls; returns its wall time (ms). */
-  const submit = async (inner: number, slot: number | null): Promise<number> => {
+  private async submit(inner: number, slot: number | null): Promise<number> {
+    const { gpu, op, querySet } = this;
+    const device = gpu.device;
     gpu.check();
     op.prepare?.();
     const enc = device.createCommandEncoder({ label: 'bench' });
@@ -124,65 +142,135 @@ export async function timeOp(gpu: GpuContext, op: EncodedOp, options: Partial<Ti
     const dt = performance.now() - t0;
     gpu.check();
     return dt;
-  };
-  const readStamps = async (count: number): Promise<bigint[]> => {
+  }
+
+  private async readStamps(count: number): Promise<bigint[]> {
+    const device = this.gpu.device;
     const enc = device.createCommandEncoder({ label: 'bench resolve' });
-    enc.resolveQuerySet(querySet!, 0, 2 * count, resolve!, 0);
-    enc.copyBufferToBuffer(resolve!, 0, readback!, 0, 16 * count);
+    enc.resolveQuerySet(this.querySet!, 0, 2 * count, this.resolveBuf!, 0);
+    enc.copyBufferToBuffer(this.resolveBuf!, 0, this.readback!, 0, 16 * count);
     device.queue.submit([enc.finish()]);
-    await readback!.mapAsync(MAP_READ);
-    const stamps = Array.from(new BigUint64Array(readback!.getMappedRange(0, 16 * count)));
-    readback!.unmap();
+    await this.readback!.mapAsync(MAP_READ);
+    const stamps = Array.from(new BigUint64Array(this.readback!.getMappedRange(0, 16 * count)));
+    this.readback!.unmap();
     return stamps;
-  };
+  }
 
-  try {
-    // 1. warm-up (the first also warms the timestamp path, mapAsync included)
-    for (let i = 0; i < opts.warmup; i++) await submit(1, useTs ? 0 : null);
-    if (useTs) await readStamps(1);
-
-    // 2. calibration
-    const calWall = await submit(1, useTs ? 0 : null);
-    let one = calWall;
-    if (useTs) {
-      const d = validPairs(await readStamps(1))[0];
+  /** Warm-up (compile, first-use clears, first mapAsync), then one timed call that sets calls per pass. */
+  async calibrate(): Promise<void> {
+    const ts = this.useTs ? 0 : null;
+    for (let i = 0; i < this.opts.warmup; i++) await this.submit(1, ts);
+    if (this.useTs) await this.readStamps(1);
+    let one = await this.submit(1, ts);
+    if (this.useTs) {
+      const d = validPairs(await this.readStamps(1))[0];
       if (d !== null && d !== undefined) one = d / 1e6;
     }
-    const inner = chooseInner(one, opts);
-    const repeats = one * inner > opts.longSampleMs ? Math.min(opts.repeats, opts.minRepeats) : opts.repeats;
-
-    // 3. samples
-    const walls: number[] = [];
-    for (let i = 0; i < repeats; i++) walls.push((await submit(inner, useTs ? i : null)) / inner);
-    const wallMs = median(walls);
-    const dispatches = `${inner} call${inner > 1 ? 's' : ''} (${inner * op.dispatches} dispatches) per pass`;
-    if (useTs) {
-      const pairs = validPairs(await readStamps(repeats));
-      const good = pairs.filter((d): d is number => d !== null);
-      const rejected = pairs.length - good.length;
-      if (good.length * 2 > pairs.length) {
-        const per = good.map((ns) => ns / 1e6 / inner);
-        return {
-          ms: median(per),
-          minMs: Math.min(...per),
-          maxMs: Math.max(...per),
-          wallMs,
-          timer: 'timestamp',
-          inner,
-          samples: good.length,
-          rejected,
-          resolutionNs: good.reduce((g, d) => gcd(g, d), 0),
-          method: `timestamp-query (pass begin/end): median of ${good.length} passes, ${dispatches}${rejected ? `, ${rejected} invalid pairs rejected` : ''}`,
-        };
-      }
-      return wallResult(walls, wallMs, inner, rejected, `wall-clock (timestamps invalid: ${rejected} of ${pairs.length} pairs zero or reversed): median of ${repeats} submissions, ${dispatches}`);
-    }
-    return wallResult(walls, wallMs, inner, 0, `wall-clock (submit to onSubmittedWorkDone): median of ${repeats} submissions, ${dispatches}`);
-  } finally {
-    querySet?.destroy();
-    resolve?.destroy();
-    readback?.destroy();
+    this.inner = chooseInner(one, this.opts);
+    this.repeats = one * this.inner > this.opts.longSampleMs ? Math.min(this.opts.repeats, this.opts.minRepeats) : this.opts.repeats;
   }
+
+  /** Takes the next sample; false once `repeats` were taken. */
+  async sample(): Promise<boolean> {
+    if (this.walls.length >= this.repeats) return false;
+    this.walls.push((await this.submit(this.inner, this.useTs ? this.walls.length : null)) / this.inner);
+    return true;
+  }
+
+  /** The median of the samples (reads the timestamps back), and releases the query resources. */
+  async result(note = ''): Promise<Timing> {
+    const { walls, inner } = this;
+    const repeats = walls.length;
+    try {
+      const wallMs = median(walls);
+      const dispatches = `${inner} call${inner > 1 ? 's' : ''} (${inner * this.op.dispatches} dispatches) per pass${note}`;
+      if (this.useTs) {
+        const pairs = validPairs(await this.readStamps(repeats));
+        const good = pairs.filter((d): d is number => d !== null);
+        const rejected = pairs.length - good.length;
+        if (good.length * 2 > pairs.length) {
+          const per = good.map((ns) => ns / 1e6 / inner);
+          return {
+            ms: median(per),
+            minMs: Math.min(...per),
+            maxMs: Math.max(...per),
+            wallMs,
+            timer: 'timestamp',
+            inner,
+            samples: good.length,
+            rejected,
+            resolutionNs: good.reduce((g, d) => gcd(g, d), 0),
+            method: `timestamp-query (pass begin/end): median of ${good.length} passes, ${dispatches}${rejected ? `, ${rejected} invalid pairs rejected` : ''}`,
+          };
+        }
+        return wallResult(walls, wallMs, inner, rejected, `wall-clock (timestamps invalid: ${rejected} of ${pairs.length} pairs zero or reversed): median of ${repeats} submissions, ${dispatches}`);
+      }
+      return wallResult(walls, wallMs, inner, 0, `wall-clock (submit to onSubmittedWorkDone): median of ${repeats} submissions, ${dispatches}`);
+    } finally {
+      this.destroy();
+    }
+  }
+
+  destroy(): void {
+    this.querySet?.destroy();
+    this.resolveBuf?.destroy();
+    this.readback?.destroy();
+  }
+}
+
+/** Times `op` on `gpu` (see the file header). */
+export async function timeOp(gpu: GpuContext, op: EncodedOp, options: Partial<TimingOptions> = {}): Promise<Timing> {
+  const t = new OpTimer(gpu, op, options);
+  try {
+    await t.calibrate();
+    while (await t.sample());
+    return await t.result();
+  } catch (err) {
+    t.destroy();
+    throw err;
+  }
+}
+
+/**
+ * Times several ops on the same data with their samples interleaved round-robin (A B C A B C ...), each op with
+ * its own calls per pass. A failing op gives its error in place of its timing; the others go on.
+ */
+export async function timeInterleaved(gpu: GpuContext, ops: EncodedOp[], options: Partial<TimingOptions> = {}): Promise<Array<Timing | Error>> {
+  const timers = ops.map((op) => new OpTimer(gpu, op, options));
+  const out: Array<Timing | Error | undefined> = ops.map(() => undefined);
+  const fail = (i: number, err: unknown) => {
+    out[i] = err instanceof Error ? err : new Error(String(err));
+    timers[i]!.destroy();
+    gpu.check(); // a lost device ends the run
+  };
+  for (const [i, t] of timers.entries()) {
+    try {
+      await t.calibrate();
+    } catch (err) {
+      fail(i, err);
+    }
+  }
+  for (let more = true; more; ) {
+    more = false;
+    for (const [i, t] of timers.entries()) {
+      if (out[i]) continue;
+      try {
+        if (await t.sample()) more = true;
+      } catch (err) {
+        fail(i, err);
+      }
+    }
+  }
+  const note = ops.length > 1 ? `, samples interleaved with ${ops.length - 1} other variant${ops.length > 2 ? 's' : ''}` : '';
+  for (const [i, t] of timers.entries()) {
+    if (out[i]) continue;
+    try {
+      out[i] = await t.result(note);
+    } catch (err) {
+      fail(i, err);
+    }
+  }
+  return out as Array<Timing | Error>;
 }
 
 function wallResult(walls: number[], wallMs: number, inner: number, rejected: number, method: string): Timing {

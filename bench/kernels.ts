@@ -6,7 +6,7 @@ import type { GpuContext } from '../src/gpu/device.js';
 import { Kernels } from '../src/gpu/kernels.js';
 import { measureCeilings, mergeCeilings, type Ceilings } from './ceilings.js';
 import { benchShapes, BufferPool, type BenchShape } from './cases.js';
-import { DEFAULT_TIMING, timeOp, type Timing, type TimingOptions } from './harness.js';
+import { DEFAULT_TIMING, timeInterleaved, type Timing, type TimingOptions } from './harness.js';
 import type { EncodedOp } from './naive.js';
 import { clamp01, type AdapterRecord, type KernelRow, type TargetCheck } from './schema.js';
 import { kernelTargets } from './targets.js';
@@ -135,22 +135,28 @@ export async function runKernelBench(gpu: GpuContext, opts: KernelBenchOptions =
         skipped.push({ kernel: shape.kernel, shape: shape.shape, reason: (err as Error).message });
         continue;
       }
-      let naiveMs: number | undefined;
+      // build every variant of the shape, then time them with interleaved samples (same load for each)
+      const built: Array<{ v: (typeof variants)[number]; op: EncodedOp }> = [];
       for (const v of variants) {
         if (opts.skipNaive && v.variant === 'naive') continue;
-        let t: Timing;
         try {
-          const op = await buildChecked(gpu, v.build);
-          t = await timeOp(gpu, op, timing);
+          built.push({ v, op: await buildChecked(gpu, v.build) });
         } catch (err) {
           skipped.push({ kernel: shape.kernel, shape: shape.shape, variant: `${v.variant} ${v.impl}`, reason: (err as Error).message });
           gpu.check();
-          continue;
+        }
+      }
+      const results = await timeInterleaved(gpu, built.map((b) => b.op), timing);
+      const naive = results.find((r, j) => built[j]!.v.variant === 'naive' && !(r instanceof Error)) as Timing | undefined;
+      built.forEach(({ v }, j) => {
+        const t = results[j]!;
+        if (t instanceof Error) {
+          skipped.push({ kernel: shape.kernel, shape: shape.shape, variant: `${v.variant} ${v.impl}`, reason: t.message });
+          return;
         }
         const base = { kernel: shape.kernel, variant: v.variant, impl: v.impl, shape: shape.shape, dims: shape.dims, bytes: shape.bytes, flops: shape.flops };
-        timed.push({ base, t, engineDefault: v.engineDefault, naiveMs: v.variant === 'naive' ? undefined : naiveMs });
-        if (v.variant === 'naive') naiveMs = t.ms;
-      }
+        timed.push({ base, t, engineDefault: v.engineDefault, naiveMs: v.variant === 'naive' ? undefined : naive?.ms });
+      });
     } finally {
       await gpu.device.queue.onSubmittedWorkDone();
       pool.destroy();
