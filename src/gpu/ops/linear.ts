@@ -141,7 +141,9 @@ export type GemvVariant = 'f32' | 'subgroup' | 'f16';
  */
 export function chooseGemv(k: Kernels, precision: 'f32' | 'f16' = 'f32'): GemvVariant {
   if (precision === 'f16' && k.available('fp8_gemv_f16')) return 'f16';
-  if (!k.gpu.info.software && k.available('fp8_gemv_subgroup')) return 'subgroup';
+  // fp8_gemv_subgroup runs 64 threads per workgroup: it needs subgroups of at most 64 lanes
+  const maxLanes = k.gpu.info.subgroupMaxSize ?? 64;
+  if (!k.gpu.info.software && maxLanes <= 64 && k.available('fp8_gemv_subgroup')) return 'subgroup';
   return 'f32';
 }
 
