@@ -125,6 +125,7 @@ function mlaShape(shape: string, heads: number, rank: number, rope: number, toke
         {
           variant: 'optimised',
           impl: 'mla_attention (+ mla_decode_reduce when split)',
+          engineDefault: true,
           build: () => {
             requireKernels({ gpu, kernels }, 'mla_attention', 'mla_decode_reduce');
             const s = createMlaScratch(gpu, geometry, 1, 16); // the engine's decode scratch (session.ts DECODE_SPLITS)
@@ -227,6 +228,7 @@ function expertShape(shape: string, D: number, F: number, E: number, K: number, 
         {
           variant: 'optimised',
           impl: 'moe_gateup_id + moe_down_id',
+          engineDefault: true,
           build: () => {
             requireKernels({ gpu, kernels }, 'moe_gateup_id', 'moe_down_id');
             const geometry = { hidden: D, experts: E, topK: K, inter: F, sharedInter: 0 };

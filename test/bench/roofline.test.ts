@@ -33,11 +33,16 @@ describe('targets', () => {
   it('checks the Kimi GEMV bandwidth target on the engine default and faster-than-naive on every optimised row', () => {
     const r = sampleReport();
     const t = kernelTargets(r.kernels.map((k) => ({ ...k, targets: undefined })), CEILINGS);
-    expect(t.map((x) => [x.id, x.met])).toEqual([
+    const rows = r.kernels.map((k) => ({ ...k, targets: undefined }));
+    rows[2]!.engine_default = true;
+    const t2 = kernelTargets(rows, CEILINGS);
+    expect(t2.map((x) => [x.id, x.met])).toEqual([
       ['fp8_gemv_bandwidth', false], // 0.73 GB/s of 10
       ['faster_than_naive', true], // 3x
       ['faster_than_naive', false], // 0.8x
     ]);
+    // a variant the engine does not run shows its speedup but carries no target
+    expect(t.map((x) => x.id)).toEqual(['fp8_gemv_bandwidth', 'faster_than_naive']);
     expect(t[0]!.limited_by).toMatch(/ALU-bound/); // FMA 40 GFLOP/s / 2 / 8 ops = 2.5 GB/s < 70 % of 10 GB/s
     expect(fp8DecodeCapGbps(CEILINGS)).toBe(2.5);
     for (const x of t) expect(x.met || typeof x.limited_by === 'string').toBe(true);
