@@ -9,17 +9,16 @@
  * Ctrl-C stops generation after the current step and still prints what was generated and the stats.
  */
 import { Option, type Command } from 'commander';
-import cliProgress from 'cli-progress';
 import { chatStopTokenIds, kimiSpecialIds, KIMI_SPECIALS, renderChat } from '../engine/chat-template.js';
 import { formatStats, type GenerateRunOptions } from '../engine/generate.js';
-import { BACKENDS, loadTextModel, type Backend, type LoadProgress, type TextModel } from '../engine/text-model.js';
+import { BACKENDS, type Backend, type TextModel } from '../engine/text-model.js';
 import type { DoneEvent } from '../engine/types.js';
 import { InputError, TokenizerError } from '../errors.js';
-import { createGpu, type AdapterChoice, type GpuContext } from '../gpu/device.js';
-import { urlFiles, type Checkpoint } from '../model/checkpoint.js';
-import { folderFiles } from '../model/node-checkpoint.js';
+import type { AdapterChoice } from '../gpu/device.js';
+import type { Checkpoint } from '../model/checkpoint.js';
 import type { Tokenizer } from '../engine/tokenizer.js';
 import { adapterOption } from './doctor.js';
+import { loadCliModel, type CliModel } from './load-model.js';
 
 export interface GenerateCliOptions {
   model: string;
@@ -98,28 +97,18 @@ export async function generateCommand(opts: GenerateCliOptions, out: Out = proce
   if ((opts.prompt === undefined) === (opts.promptTokens === undefined)) throw new InputError('give exactly one of --prompt TEXT or --prompt-tokens 1,2,3', 'prompt');
   const promptIds = opts.promptTokens === undefined ? undefined : parsePromptTokens(opts.promptTokens);
   const backend = opts.backend ?? 'webgpu';
-  let gpu: GpuContext | undefined;
-  let model: TextModel | undefined;
-  const bar = progressBar(err);
+  let loaded: CliModel | undefined;
   try {
-    if (backend === 'webgpu') gpu = await createGpu({ adapter: opts.adapter });
     const beforeWeights = (ckpt: Checkpoint, tok: Tokenizer | undefined): void => {
       if (tok) return;
       if (opts.chat) throw new TokenizerError(`${ckpt.name} has no tokenizer (tokenizer.json or tiktoken.model): --chat needs one`);
       if (promptIds === undefined) throw new TokenizerError(`${ckpt.name} has no tokenizer (tokenizer.json or tiktoken.model): give the prompt as token ids (--prompt-tokens 1,2,3)`);
     };
-    const files = /^https?:\/\//i.test(opts.model) ? urlFiles(opts.model) : folderFiles(opts.model);
-    model = await loadTextModel(files, { backend, gpu, ctxSize: opts.ctxSize, onProgress: bar.update, beforeWeights });
-    bar.stop();
-    if (!opts.json) {
-      const where = gpu ? `${gpu.info.description || gpu.info.device || gpu.info.vendor} (${gpu.info.driver})` : 'CPU reference';
-      err.write(`webmoe: ${model.name} on ${where}; ${(model.session.gpuBytes() / 2 ** 20).toFixed(1)} MiB on the GPU; context ${model.contextSize}\n`);
-    }
-    return await run(model, opts, promptIds, out, err);
+    loaded = await loadCliModel({ model: opts.model, backend, adapter: opts.adapter, ctxSize: opts.ctxSize, beforeWeights }, err);
+    if (!opts.json) err.write(`webmoe: ${loaded.describe()}\n`);
+    return await run(loaded.model, opts, promptIds, out, err);
   } finally {
-    bar.stop();
-    await model?.close();
-    gpu?.destroy();
+    await loaded?.close();
   }
 }
 
@@ -184,28 +173,4 @@ async function run(model: TextModel, opts: GenerateCliOptions, promptIds: number
  */
 export function visibleControls(s: string): string {
   return s.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, (c) => String.fromCharCode(c === '\x7f' ? 0x2421 : 0x2400 + c.charCodeAt(0)));
-}
-
-/** A cli-progress bar on stderr while weights load (drawn only on a terminal). */
-function progressBar(err: Out): { update: (p: LoadProgress) => void; stop: () => void } {
-  if (!err.isTTY) return { update: () => {}, stop: () => {} };
-  const bar = new cliProgress.SingleBar(
-    { stream: err as NodeJS.WritableStream, format: 'loading weights [{bar}] {percentage}% | {value}/{total} MiB', hideCursor: true, clearOnComplete: true },
-    cliProgress.Presets.shades_classic,
-  );
-  let started = false;
-  return {
-    update(p) {
-      const mib = (b: number): number => Math.round((b / 2 ** 20) * 10) / 10;
-      if (!started && p.phase !== 'open') {
-        bar.start(mib(p.totalBytes), 0);
-        started = true;
-      }
-      if (started) bar.update(mib(p.loadedBytes));
-    },
-    stop() {
-      if (started) bar.stop();
-      started = false;
-    },
-  };
 }
