@@ -24,6 +24,11 @@ export interface CeilingVariant {
 export interface Ceilings {
   bandwidth_gbps: number;
   fma_gflops: number;
+  /**
+   * FP8 weights decoded and multiply-added per second with no memory traffic (bench_fp8_decode.wgsl), in GB/s
+   * at 1 byte per weight: the most an FP8 GEMV could reach on this device if its loads were free.
+   */
+  fp8_decode_gbps: number;
   /** Fixed cost of one (near-empty, dependent) dispatch inside a pass, µs: what a toy-scale step pays per kernel. */
   dispatch_us: number;
   /** One submission of one tiny dispatch, submit to onSubmittedWorkDone, wall ms: the floor of any step. */
@@ -48,8 +53,9 @@ const MiB = 1 << 20;
 export async function measureCeilings(gpu: GpuContext, kernels: Kernels, opts: CeilingOptions = {}): Promise<Ceilings> {
   const bandwidth = await measureBandwidth(gpu, kernels, opts);
   const fma = await measureFma(gpu, kernels, opts);
+  const fp8 = await measureFp8Decode(gpu, kernels, opts);
   const fixed = await measureFixedCosts(gpu, kernels, opts);
-  return { bandwidth_gbps: bandwidth.best.gbps!, fma_gflops: fma.best.gflops!, ...fixed, bandwidth: bandwidth.report, fma: fma.report };
+  return { bandwidth_gbps: bandwidth.best.gbps!, fma_gflops: fma.best.gflops!, fp8_decode_gbps: fp8, ...fixed, bandwidth: bandwidth.report, fma: fma.report };
 }
 
 /**
@@ -61,6 +67,7 @@ export function mergeCeilings(a: Ceilings, b: Ceilings): Ceilings {
   return {
     bandwidth_gbps: Math.max(a.bandwidth_gbps, b.bandwidth_gbps),
     fma_gflops: Math.max(a.fma_gflops, b.fma_gflops),
+    fp8_decode_gbps: Math.max(a.fp8_decode_gbps, b.fp8_decode_gbps),
     dispatch_us: Math.min(a.dispatch_us, b.dispatch_us),
     submit_ms: Math.min(a.submit_ms, b.submit_ms),
     bandwidth: { ...(a.bandwidth_gbps >= b.bandwidth_gbps ? a.bandwidth : b.bandwidth), variants: [...a.bandwidth.variants, ...b.bandwidth.variants] },
@@ -70,6 +77,32 @@ export function mergeCeilings(a: Ceilings, b: Ceilings): Ceilings {
       fma_gflops: [a.fma_gflops, b.fma_gflops],
     },
   };
+}
+
+/** FP8 decode + FMA throughput from registers (bench_fp8_decode.wgsl), as GB/s of FP8 weights. */
+async function measureFp8Decode(gpu: GpuContext, kernels: Kernels, opts: CeilingOptions): Promise<number> {
+  opts.onProgress?.('ceiling: FP8 decode throughput');
+  let best = 0;
+  for (const groups of opts.full ? [64, 1024] : [256]) {
+    const wg = 64;
+    const sink = createBuffer(gpu, wg * groups * 4, 'bench_fp8_decode sink');
+    const pipeline = kernels.pipeline('bench_fp8_decode', { WG: wg });
+    const run = async (iters: number): Promise<number> => {
+      const params = uniformBuffer(gpu, 'bench_fp8_decode params', [iters, 12345, 0, 0]);
+      const group = bindAt(gpu, pipeline, { 0: sink, 1: params });
+      const op: EncodedOp = { dispatches: 1, encode: (pass) => kernels.dispatch(pass, pipeline, group, groups) };
+      const t = await timeOp(gpu, op, { ...opts.timing, targetPassMs: 0, repeats: 5, warmup: 1 });
+      params.destroy();
+      return t.ms;
+    };
+    const probeIters = 16;
+    const probe = await run(probeIters);
+    const iters = Math.max(probeIters, Math.min(1 << 20, Math.round((probeIters * 40) / Math.max(probe, 1e-3))));
+    const ms = await run(iters);
+    best = Math.max(best, (16 * iters * wg * groups) / (ms * 1e6));
+    sink.destroy();
+  }
+  return best;
 }
 
 /** Per-dispatch and per-submission fixed costs, with a near-empty kernel (bench_fma, 0 iterations, 1 workgroup). */

@@ -46,7 +46,7 @@ export function formatMarkdown(r: BenchReport): string {
   const parts = [
     `**${deviceLine(r)}** — ${r.adapter.software ? 'software (CPU) adapter' : 'hardware adapter'}; features: ${r.adapter.features.join(', ') || 'none'}; run ${r.created.slice(0, 16).replace('T', ' ')} UTC, ${f(r.duration_s, 0)} s.`,
     '',
-    `Ceilings measured in the run: **${f(c.bandwidth_gbps)} GB/s** streaming read (${c.bandwidth.best}${c.bandwidth.verified ? ', sum verified' : ''}), **${f(c.fma_gflops)} GFLOP/s** f32 FMA; ` +
+    `Ceilings measured in the run: **${f(c.bandwidth_gbps)} GB/s** streaming read (${c.bandwidth.best}${c.bandwidth.verified ? ', sum verified' : ''}), **${f(c.fma_gflops)} GFLOP/s** f32 FMA, **${f(c.fp8_decode_gbps)} GB/s** FP8 decode from registers; ` +
       `fixed costs ${f(c.dispatch_us, 1)} µs per dispatch, ${f(c.submit_ms, 3)} ms per submit-and-wait.` +
       (c.drift ? ` Before / after the kernels: ${c.drift.bandwidth_gbps.map((x) => f(x)).join(' / ')} GB/s, ${c.drift.fma_gflops.map((x) => f(x)).join(' / ')} GFLOP/s.` : ''),
   ];

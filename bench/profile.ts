@@ -126,7 +126,7 @@ export interface KernelTime {
 export async function profileDispatches(gpu: GpuContext, list: RecordedDispatch[], timing: Partial<TimingOptions> = {}): Promise<KernelTime[]> {
   const byKernel = new Map<string, KernelTime>();
   for (const d of list) {
-    const t = await timeOp(gpu, replayOp(d), { repeats: 3, warmup: 1, targetPassMs: 2, maxInner: 64, ...timing });
+    const t = await timeOp(gpu, replayOp(d), { repeats: 5, warmup: 1, targetPassMs: 5, maxInner: 64, ...timing });
     const name = d.pipeline.label || 'unlabelled';
     const k = byKernel.get(name) ?? { kernel: name, dispatches: 0, ms: 0 };
     k.dispatches++;

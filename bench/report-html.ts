@@ -72,7 +72,7 @@ function kernelSection(rep: BenchReport): string {
     '<h2>Kernels</h2>',
     `<p class="note">Roofline against the ceilings measured in this run: ${f(c.bandwidth_gbps)} GB/s streaming read, ${f(c.fma_gflops)} GFLOP/s FMA. ` +
       'Filled circles: optimised kernels; hollow squares: naive twins. Hover a marker for its numbers.</p>',
-    rooflineSvg(points, c.bandwidth_gbps, c.fma_gflops),
+    rooflineSvg(points, c.bandwidth_gbps, c.fma_gflops, 760, 440, c.fp8_decode_gbps ? { gbps: c.fp8_decode_gbps, label: `FP8 decode ${fmtNum(c.fp8_decode_gbps)} GB/s` } : undefined),
     '<h3>Fraction of the streaming-read ceiling</h3>',
     barChartSvg(bwBars, { max: 1, marker: { value: 0.7, label: '70% target (Kimi GEMV)' } }),
     spBars.length ? '<h3>Speedup over the naive twin (same shape, same run)</h3>' + barChartSvg(spBars, { max: spMax, marker: { value: 1, label: '1x' } }) : '',
@@ -158,6 +158,7 @@ function ceilingSection(rep: BenchReport): string {
     '<h2>Ceilings (measured in this run)</h2>',
     `<p><b>${f(c.bandwidth_gbps)} GB/s</b> streaming read of ${fmtNum(c.bandwidth.bytes / 2 ** 20)} MiB (best: ${esc(c.bandwidth.best)}; sum ${c.bandwidth.verified ? 'verified' : '<b>NOT verified</b>'}) · ` +
       `<b>${f(c.fma_gflops)} GFLOP/s</b> f32 FMA (best: ${esc(c.fma.best)}). ` +
+      (c.fp8_decode_gbps ? `FP8 decode from registers: <b>${f(c.fp8_decode_gbps)} GB/s</b> of weights (the dashed line on the roofline: the most an FP8 GEMV could read if its loads were free). ` : '') +
       `Fixed costs: <b>${f(c.dispatch_us, 1)} µs</b> per dispatch, <b>${f(c.submit_ms, 3)} ms</b> per submit-and-wait.` +
       (c.drift ? ` Measured before and after the kernels: ${c.drift.bandwidth_gbps.map((x) => f(x)).join(' / ')} GB/s, ${c.drift.fma_gflops.map((x) => f(x)).join(' / ')} GFLOP/s (the better is used).` : '') +
       '</p>',

@@ -277,6 +277,7 @@ export function validateReport(report: unknown): string[] {
   else {
     num(errors, c, 'bandwidth_gbps', 'ceilings', { min: 0 });
     num(errors, c, 'fma_gflops', 'ceilings', { min: 0 });
+    num(errors, c, 'fp8_decode_gbps', 'ceilings', { min: 0, optional: true });
     num(errors, c, 'dispatch_us', 'ceilings', { min: 0, optional: true });
     num(errors, c, 'submit_ms', 'ceilings', { min: 0, optional: true });
     if (!((c.bandwidth_gbps as number) > 0) || !((c.fma_gflops as number) > 0)) errors.push('ceilings: both must be > 0');

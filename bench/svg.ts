@@ -52,7 +52,7 @@ export interface RooflinePoint {
 }
 
 /** Log-log roofline: the bandwidth slope and the FMA ceiling, with one marker per kernel row. */
-export function rooflineSvg(points: RooflinePoint[], bandwidthGbps: number, fmaGflops: number, width = 760, height = 440): string {
+export function rooflineSvg(points: RooflinePoint[], bandwidthGbps: number, fmaGflops: number, width = 760, height = 440, extra?: { gbps: number; label: string }): string {
   const m = { l: 64, r: 170, t: 16, b: 48 };
   const ridge = fmaGflops / bandwidthGbps;
   const xs = points.map((p) => p.x).filter((x) => x > 0);
@@ -82,6 +82,17 @@ export function rooflineSvg(points: RooflinePoint[], bandwidthGbps: number, fmaG
     `<text x="${n(px(ridge) + 6)}" y="${n(py(fmaGflops) - 6)}" font-size="11">FMA ${fmtNum(fmaGflops)} GFLOP/s</text>`,
     `<text x="${n(px(x0) + 8)}" y="${n(py(bandwidthGbps * x0) - 8)}" font-size="11" transform="rotate(-${n((Math.atan(H / W) * 180) / Math.PI * 0.9, 0)} ${n(px(x0) + 8)} ${n(py(bandwidthGbps * x0) - 8)})">read ${fmtNum(bandwidthGbps)} GB/s</text>`,
   );
+  if (extra && extra.gbps > 0) {
+    // a second, dashed slope (e.g. the FP8-decode ceiling), clipped at the FMA roof
+    const e0 = Math.max(xLo, yLo / extra.gbps);
+    const e1 = Math.min(xHi, fmaGflops / extra.gbps);
+    if (e1 > e0) {
+      parts.push(
+        `<line class="roof-extra" x1="${n(px(e0))}" y1="${n(py(extra.gbps * e0))}" x2="${n(px(e1))}" y2="${n(py(extra.gbps * e1))}" stroke="#888" stroke-width="1.5" stroke-dasharray="6 4"/>`,
+        `<text x="${n(px(e1) - 4)}" y="${n(py(extra.gbps * e1) + 14)}" font-size="11" fill="#555" text-anchor="end">${esc(extra.label)}</text>`,
+      );
+    }
+  }
   const groups = [...new Set(points.map((p) => p.group))];
   for (const p of points) {
     if (!(p.x > 0 && p.y > 0)) continue;

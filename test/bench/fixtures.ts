@@ -9,6 +9,7 @@ import { e2eTargets, kernelTargets } from '../../bench/targets.js';
 export const CEILINGS: Ceilings = {
   bandwidth_gbps: 10,
   fma_gflops: 40,
+  fp8_decode_gbps: 2.5,
   dispatch_us: 20,
   submit_ms: 0.2,
   bandwidth: { bytes: 128 << 20, best: 'contiguous, WG 64 x 64 workgroups', verified: true, method: 'timestamp-query', variants: [{ variant: 'contiguous', gbps: 10, ms: 13.4, method: 'timestamp-query' }] },

@@ -1,0 +1,63 @@
+// bench_fp8_decode.wgsl — a third ceiling for `webmoe bench`: how fast this device can turn E4M3 codes into
+// multiply-adds when memory is not involved. Each invocation makes 4 words (16 codes) per iteration from 4
+// independent LCG streams in registers, decodes them with the exact f32 bit trick the FP8 kernels use
+// (kernels.md §3.1 A, as in fp8_gemv.wgsl) and accumulates dot(decode4(word), x) into 4 chains.
+// weights/s from this kernel, at 1 byte per weight, is the GB/s an FP8 GEMV could reach if its loads were free:
+// on CPU adapters (no fp8 hardware) it is usually far below the streaming-read bandwidth.
+//
+// Bindings (group 0):
+//   0  sink    array<f32>  [threads]   written: one value per invocation, so no decode is dead code
+//   1  params  uniform     { iters: u32 (loop trips), seed: u32 }
+// Workgroup: WG invocations (override). Dispatch: any grid along x; weights = 16 * iters * WG * num_workgroups.x.
+// CPU counterpart: none (a micro-benchmark; the decode itself is tested with the FP8 kernels).
+
+override WG: u32 = 64u;
+
+struct Params {
+  iters: u32, // loop trips
+  seed: u32,  // keeps the codes unknown to the compiler
+  _pad0: u32,
+  _pad1: u32,
+}
+
+@group(0) @binding(0) var<storage, read_write> sink: array<f32>;
+@group(0) @binding(1) var<uniform> params: Params;
+
+fn e4m3(b: u32) -> f32 {
+  let s = (b & 0x80u) << 24u;
+  let e = (b >> 3u) & 0xFu;
+  let m = b & 7u;
+  let normal = bitcast<f32>(s | ((e + 120u) << 23u) | (m << 20u));
+  let sub = bitcast<f32>(s | bitcast<u32>(f32(m) * 0.001953125));
+  return select(normal, sub, e == 0u);
+}
+
+fn decode4(q: u32) -> vec4<f32> {
+  return vec4<f32>(e4m3(q), e4m3(q >> 8u), e4m3(q >> 16u), e4m3(q >> 24u));
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  var w0 = params.seed ^ (gid.x * 2654435761u);
+  var w1 = w0 ^ 0x9e3779b9u;
+  var w2 = w0 ^ 0x7f4a7c15u;
+  var w3 = w0 ^ 0x94d049bbu;
+  // clear bit 6 of every code (exponent <= 7): values stay small, never NaN codes
+  let mask = 0xbfbfbfbfu;
+  let x = vec4<f32>(0.5, -0.25, 0.125, 1.0) * (1.0 + f32(gid.x & 7u) * 0.01);
+  var a0 = 0.0;
+  var a1 = 0.0;
+  var a2 = 0.0;
+  var a3 = 0.0;
+  for (var i = 0u; i < params.iters; i++) {
+    w0 = w0 * 1664525u + 1013904223u;
+    w1 = w1 * 1664525u + 1013904223u;
+    w2 = w2 * 1664525u + 1013904223u;
+    w3 = w3 * 1664525u + 1013904223u;
+    a0 += dot(decode4(w0 & mask), x);
+    a1 += dot(decode4(w1 & mask), x);
+    a2 += dot(decode4(w2 & mask), x);
+    a3 += dot(decode4(w3 & mask), x);
+  }
+  sink[gid.x] = (a0 + a1) + (a2 + a3);
+}
