@@ -1,8 +1,8 @@
 // moe_down_grouped.wgsl — grouped GEMM, second half of the experts for prefill (kernels.md §3.4-3.5):
 //   y[p, d] = Dn_e[d] · h[p, :Fe]     for the BM pairs p of one block of expert e (moe_align.wgsl)
 // h already carries the combine weight; moe_combine.wgsl sums y over the slots of each token. Thread = one
-// output row d × all BM pairs: each word of 4 FP8 codes is decoded once (× block scale) and used for BM
-// pairs from registers; no workgroup memory, no barriers (as moe_gateup_grouped.wgsl).
+// output row d × the block's pairs, 4 at a time: each word of 4 FP8 codes is decoded (× block scale) and
+// used for 4 pairs from registers; no workgroup memory, no barriers (as moe_gateup_grouped.wgsl).
 //
 // Bindings (group 0):
 //   0  xin       array<f32>  [T, Ks, Fmax]  h
@@ -84,31 +84,35 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let rs = select(p.rsF, p.rsFs, isShared);
   let sc = select(p.scF, p.scFs, isShared);
 
-  var xo: array<u32, BM>;
-  for (var i = 0u; i < BM; i++) {
-    let pr = plan[p.pb + b * BM + i];
-    xo[i] = select(pr * p.Fmax, 0u, pr == SENTINEL);
-  }
+  // valid pairs are a prefix of the block (see moe_gateup_grouped.wgsl); 4 rows at a time
+  let pb = p.pb + b * BM;
+  var n = 0u;
+  for (var i = 0u; i < BM; i++) { if (plan[pb + i] != SENTINEL) { n = i + 1u; } }
   var m = 0u;
   if (!isShared) { m = e - p.e0; }
   let row = m * p.D * rs + d * rs;                        // matrix m, row d
   let srow = m * ((p.D + 127u) / 128u) * sc + (d / 128u) * sc;
-
-  var acc: array<f32, BM>;
-  for (var i = 0u; i < BM; i++) { acc[i] = 0.0; }
   let words = (Fe + 3u) / 4u;
-  for (var wi = 0u; wi < words; wi++) {
-    var w4: vec4<f32>;
-    if (isShared) {
-      w4 = fp8x4(shCodes[row + wi]) * shScales[srow + wi / 32u];
-    } else {
-      w4 = fp8x4(codes[row + wi]) * scales[srow + wi / 32u];
-    }
-    for (var i = 0u; i < BM; i++) { acc[i] += dot(w4, x4(xo[i], wi * 4u, Fe)); }
-  }
 
-  for (var i = 0u; i < BM; i++) {
-    let pr = plan[p.pb + b * BM + i];
-    if (pr != SENTINEL) { y[pr * p.D + d] = acc[i]; }
+  for (var i0 = 0u; i0 < n; i0 += 4u) {
+    let p0 = plan[pb + i0];
+    let p1 = plan[pb + min(i0 + 1u, n - 1u)];
+    let p2 = plan[pb + min(i0 + 2u, n - 1u)];
+    let p3 = plan[pb + min(i0 + 3u, n - 1u)];
+    var acc = vec4<f32>(0.0);
+    for (var wi = 0u; wi < words; wi++) {
+      var w4: vec4<f32>;
+      if (isShared) {
+        w4 = fp8x4(shCodes[row + wi]) * shScales[srow + wi / 32u];
+      } else {
+        w4 = fp8x4(codes[row + wi]) * scales[srow + wi / 32u];
+      }
+      let c = wi * 4u;
+      acc += vec4<f32>(dot(w4, x4(p0 * p.Fmax, c, Fe)), dot(w4, x4(p1 * p.Fmax, c, Fe)),
+                       dot(w4, x4(p2 * p.Fmax, c, Fe)), dot(w4, x4(p3 * p.Fmax, c, Fe)));
+    }
+    for (var j = 0u; j < 4u; j++) {
+      if (i0 + j < n) { y[plan[pb + i0 + j] * p.D + d] = acc[j]; }
+    }
   }
 }

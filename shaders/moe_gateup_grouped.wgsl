@@ -2,8 +2,8 @@
 // every workgroup owns one block of BM (token, slot) pairs that all use the same expert (moe_align.wgsl) and
 // WG of that expert's rows, so the expert's gate/up rows are read once per block instead of once per token:
 //   h[p, f] = w_p · silu(G_e[f] · x_t) · (U_e[f] · x_t),  p = t·Ks + k (w = 1 for the shared slot k = K)
-// Thread = one row f × all BM pairs of the block: each u32 word of 4 FP8 codes is decoded once (× its block
-// scale: the exact f32 weight of the reference) and used for BM tokens from registers; the x reads are the
+// Thread = one row f × the block's pairs, 4 at a time: each u32 word of 4 FP8 codes is decoded (× its block
+// scale: the exact f32 weight of the reference) and used for 4 tokens from registers; the x reads are the
 // same address for every thread (broadcast). No workgroup memory and no barriers: the shape that runs well
 // on CPU adapters (kernels.md §3.4, as fp8_gemm.wgsl).
 //
@@ -88,12 +88,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let f = wid.y * WG + lid;
   if (f >= Fe) { return; }
 
-  // the block's pairs: x row offsets (padding rows reuse token 0 and are never written)
-  var xo: array<u32, BM>;
-  for (var i = 0u; i < BM; i++) {
-    let pr = plan[p.pb + b * BM + i];
-    xo[i] = select((pr / p.Ks) * p.D, 0u, pr == SENTINEL);
-  }
+  // the block's valid pairs are a prefix of its BM rows (moe_align scatters each expert's pairs from the start
+  // of its segment); rows are processed 4 at a time so a sparse block (Kimi K2 prefill: ~5 tokens per expert
+  // per 256-token chunk) does not pay for 16
+  let pb = p.pb + b * BM;
+  var n = 0u;
+  for (var i = 0u; i < BM; i++) { if (plan[pb + i] != SENTINEL) { n = i + 1u; } }
   let mw = Fe * p.rsD;                   // words per matrix
   let ms = ((Fe + 127u) / 128u) * p.scD; // scales per matrix
   var m = 0u;
@@ -102,37 +102,48 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let uRow = gRow + mw;
   let gS = m * ms + (f / 128u) * p.scD;
   let uS = gS + ms;
-
-  var ag: array<f32, BM>;
-  var au: array<f32, BM>;
-  for (var i = 0u; i < BM; i++) { ag[i] = 0.0; au[i] = 0.0; }
   let words = (p.D + 3u) / 4u;
-  for (var wi = 0u; wi < words; wi++) {
-    var g4: vec4<f32>;
-    var u4: vec4<f32>;
-    if (isShared) {
-      g4 = fp8x4(shCodes[gRow + wi]) * shScales[gS + wi / 32u];
-      u4 = fp8x4(shCodes[uRow + wi]) * shScales[uS + wi / 32u];
-    } else {
-      g4 = fp8x4(codes[gRow + wi]) * scales[gS + wi / 32u];
-      u4 = fp8x4(codes[uRow + wi]) * scales[uS + wi / 32u];
-    }
-    for (var i = 0u; i < BM; i++) {
-      let xv = x4(xo[i], wi * 4u);
-      ag[i] += dot(g4, xv);
-      au[i] += dot(u4, xv);
-    }
-  }
 
-  for (var i = 0u; i < BM; i++) {
-    let pr = plan[p.pb + b * BM + i];
-    if (pr != SENTINEL) {
-      let t = pr / p.Ks;
-      let k = pr % p.Ks;
-      var wt = 1.0;
-      if (k < p.K) { wt = wts[t * p.K + k]; }
-      let g = ag[i];
-      h[pr * p.Fmax + f] = wt * (g / (1.0 + exp(-g))) * au[i];
+  for (var i0 = 0u; i0 < n; i0 += 4u) {
+    // x rows of pairs i0 .. i0+3 (past n: a copy of row i0, never written)
+    let p0 = plan[pb + i0];
+    let p1 = plan[pb + min(i0 + 1u, n - 1u)];
+    let p2 = plan[pb + min(i0 + 2u, n - 1u)];
+    let p3 = plan[pb + min(i0 + 3u, n - 1u)];
+    let o0 = (p0 / p.Ks) * p.D;
+    let o1 = (p1 / p.Ks) * p.D;
+    let o2 = (p2 / p.Ks) * p.D;
+    let o3 = (p3 / p.Ks) * p.D;
+    var ag = vec4<f32>(0.0);
+    var au = vec4<f32>(0.0);
+    for (var wi = 0u; wi < words; wi++) {
+      var g4: vec4<f32>;
+      var u4: vec4<f32>;
+      if (isShared) {
+        g4 = fp8x4(shCodes[gRow + wi]) * shScales[gS + wi / 32u];
+        u4 = fp8x4(shCodes[uRow + wi]) * shScales[uS + wi / 32u];
+      } else {
+        g4 = fp8x4(codes[gRow + wi]) * scales[gS + wi / 32u];
+        u4 = fp8x4(codes[uRow + wi]) * scales[uS + wi / 32u];
+      }
+      let c = wi * 4u;
+      let x0 = x4(o0, c);
+      let x1 = x4(o1, c);
+      let x2 = x4(o2, c);
+      let x3 = x4(o3, c);
+      ag += vec4<f32>(dot(g4, x0), dot(g4, x1), dot(g4, x2), dot(g4, x3));
+      au += vec4<f32>(dot(u4, x0), dot(u4, x1), dot(u4, x2), dot(u4, x3));
+    }
+    for (var j = 0u; j < 4u; j++) {
+      if (i0 + j < n) {
+        let pr = plan[pb + i0 + j];
+        let t = pr / p.Ks;
+        let k = pr % p.Ks;
+        var wt = 1.0;
+        if (k < p.K) { wt = wts[t * p.K + k]; }
+        let g = ag[j];
+        h[pr * p.Fmax + f] = wt * (g / (1.0 + exp(-g))) * au[j];
+      }
     }
   }
 }

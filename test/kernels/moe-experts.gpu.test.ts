@@ -109,7 +109,7 @@ function randomRoutes(rand: () => number, T: number, E: number, K: number, hot =
 
 async function gpuExperts(
   l: Layer, x: Float32Array, ids: Uint32Array, wts: Float32Array, residual: Float32Array,
-  path: 'decode' | 'prefill', maxBindingBytes?: number,
+  path: 'decode' | 'prefill', maxBindingBytes?: number, variant?: 'f32' | 'subgroup',
 ): Promise<Float32Array> {
   const gpu = await testGpu();
   const h = harness(gpu);
@@ -119,7 +119,7 @@ async function gpuExperts(
   const out = upload(gpu, residual);
   const args = {
     x: upload(gpu, x), ids: upload(gpu, ids), weights: upload(gpu, wts), out, accumulate: true,
-    tokens: T, geometry: l.g, w, scratch,
+    tokens: T, geometry: l.g, w, scratch, variant,
   };
   await runPass(h, (pass) => (path === 'decode' ? moeExpertsDecode : moeExpertsPrefill)(h.k, pass, h.arena, args));
   return readF32(gpu, out, T * l.g.hidden);
@@ -134,6 +134,12 @@ function maxAbs(a: ArrayLike<number>): number {
 // Tolerance: f32 GPU vs f64 CPU on identical dequantised weights; D, F ≤ 300-long f32 dots, silu via exp:
 // ~1e-6 relative; 2e-5 · max|ref| leaves an order of magnitude.
 const TOL = 2e-5;
+
+/** The decode kernels this adapter runs: f32 always, the subgroup variants where the feature exists. */
+async function decodeVariants(): Promise<Array<'f32' | 'subgroup'>> {
+  const gpu = await testGpu();
+  return gpu.features.has('subgroups') ? ['f32', 'subgroup'] : ['f32'];
+}
 
 const TINY: MoeGeometry = { hidden: 64, experts: 8, topK: 2, inter: 32, sharedInter: 32 };
 const RAGGED: MoeGeometry = { hidden: 200, experts: 16, topK: 4, inter: 72, sharedInter: 144 }; // golden `ragged`
@@ -163,8 +169,10 @@ describe(`moe experts (${testAdapter()})`, () => {
       const want = cpuExperts(l, x, ids, wts, residual);
       // cap > 0: binding cap of `cap` experts' gate_up codes ⇒ ⌈E / cap⌉ shards, one dispatch pair each
       const maxBinding = cap ? cap * 2 * fp8StackLayout(1, g.inter, g.hidden).codeBytes : undefined;
-      const got = await gpuExperts(l, x, ids, wts, residual, 'decode', maxBinding);
-      expectClose(got, want, { atol: TOL * Math.max(1, maxAbs(want)), label: `decode ${JSON.stringify(g)} T=${T} cap=${cap}` });
+      for (const variant of await decodeVariants()) {
+        const got = await gpuExperts(l, x, ids, wts, residual, 'decode', maxBinding, variant);
+        expectClose(got, want, { atol: TOL * Math.max(1, maxAbs(want)), label: `decode ${variant} ${JSON.stringify(g)} T=${T} cap=${cap}` });
+      }
     }
   });
 

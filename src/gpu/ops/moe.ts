@@ -165,6 +165,20 @@ export interface MoeExpertsArgs {
   geometry: MoeGeometry;
   w: MoeWeightBuffers;
   scratch: MoeScratch;
+  /**
+   * Decode-path kernels: 'f32' (a thread per weight row, moe_gateup_id / moe_down_id) or 'subgroup' (a subgroup
+   * per row, contiguous loads + subgroupAdd: *_subgroup.wgsl, needs the `subgroups` feature). Default: see
+   * preferSubgroups.
+   */
+  variant?: 'f32' | 'subgroup';
+}
+
+/**
+ * The decode-path variant used by default: 'subgroup' when the device has the feature and is not a CPU
+ * adapter (on lavapipe / SwiftShader the thread-per-row kernels measured as fast or faster).
+ */
+export function preferSubgroups(k: Kernels): boolean {
+  return !k.gpu.info.software && k.available('moe_gateup_id_subgroup') && k.available('moe_down_id_subgroup');
 }
 
 interface Checked {
@@ -242,7 +256,9 @@ export function moeExpertsDecode(k: Kernels, pass: GPUComputePassEncoder, arena:
   const g = a.geometry;
   const sh = a.w.shared;
   const WG = 64;
-  const gu = k.pipeline('moe_gateup_id', { WG });
+  const sub = (a.variant ?? (preferSubgroups(k) ? 'subgroup' : 'f32')) === 'subgroup';
+  const RPW = 16; // rows per workgroup of the subgroup kernels
+  const gu = sub ? k.pipeline('moe_gateup_id_subgroup', { WG, RPW }) : k.pipeline('moe_gateup_id', { WG });
   a.w.shards.forEach((s, i) => {
     const doShared = i === 0 && sh ? 1 : 0;
     const p = params(arena, [c.T, g.hidden, g.topK, g.inter, g.sharedInter, c.Fmax, s.first, s.first + s.count, doShared, c.rsD, c.scD, c.Ks]);
@@ -250,9 +266,9 @@ export function moeExpertsDecode(k: Kernels, pass: GPUComputePassEncoder, arena:
       a.x, a.ids, a.weights, s.gateUp.codes, s.gateUp.scales,
       sh ? sh.gateUp.codes : dummy(k), sh ? sh.gateUp.scales : dummy(k), a.scratch.hidden, p,
     ]);
-    k.dispatch(pass, gu, bg, Math.ceil(c.Fmax / WG), doShared ? c.Ks : g.topK, c.T);
+    k.dispatch(pass, gu, bg, Math.ceil(c.Fmax / (sub ? RPW : WG)), doShared ? c.Ks : g.topK, c.T);
   });
-  const dn = k.pipeline('moe_down_id', { WG });
+  const dn = sub ? k.pipeline('moe_down_id_subgroup', { WG, RPW }) : k.pipeline('moe_down_id', { WG });
   a.w.shards.forEach((s, i) => {
     const doShared = i === 0 && sh ? 1 : 0;
     const accumulate = i > 0 || a.accumulate ? 1 : 0;
@@ -264,7 +280,7 @@ export function moeExpertsDecode(k: Kernels, pass: GPUComputePassEncoder, arena:
       a.scratch.hidden, a.ids, s.down.codes, s.down.scales,
       sh ? sh.down.codes : dummy(k), sh ? sh.down.scales : dummy(k), a.out, p,
     ]);
-    k.dispatch(pass, dn, bg, Math.ceil(g.hidden / WG), c.T);
+    k.dispatch(pass, dn, bg, Math.ceil(g.hidden / (sub ? RPW : WG)), c.T);
   });
 }
 
