@@ -18,7 +18,7 @@ import type { Checkpoint } from '../src/model/checkpoint.js';
 import type { InferenceSession, StepSampling } from '../src/engine/types.js';
 import type { Ceilings } from './ceilings.js';
 import { median } from './harness.js';
-import { captureWork, profileDispatches, type KernelTime } from './profile.js';
+import { captureWork, profileDispatches, timeSequence, type KernelTime } from './profile.js';
 import { decodeStepBytes } from './roofline.js';
 import { clamp01, type E2eRow } from './schema.js';
 import { rng } from './data.js';
@@ -51,6 +51,8 @@ export interface SessionTimings {
   dispatchesPerStep?: number;
   /** Isolated GPU time of the step's dispatches, per kernel (profile.ts). */
   profile?: KernelTime[];
+  /** GPU time of the recorded step (pass timestamps), or of its dispatches replayed as one sequence (ms). */
+  kernelMs?: number;
 }
 
 /** Times one session (see the file header); leaves it reset. */
@@ -83,7 +85,11 @@ export async function timeSession(session: InferenceSession, prompt: number[], o
     const c = await captureWork(gpu, () => session.decode(tok, GREEDY));
     out.submissionsPerStep = c.submissions;
     out.dispatchesPerStep = c.dispatches.length;
-    if (opts.profile) out.profile = await profileDispatches(gpu, c.dispatches);
+    out.kernelMs = c.gpuMs;
+    if (opts.profile) {
+      out.kernelMs ??= await timeSequence(gpu, c.dispatches);
+      out.profile = await profileDispatches(gpu, c.dispatches);
+    }
   }
   session.reset();
   return out;
@@ -122,10 +128,8 @@ export function e2eRow(
     method,
   };
   if (t.submissionsPerStep !== undefined) row.submissions_per_decode_step = t.submissionsPerStep;
-  if (t.profile) {
-    row.profile = t.profile;
-    row.kernel_ms = t.profile.reduce((a, k) => a + k.ms, 0);
-  }
+  if (t.profile) row.profile = t.profile;
+  if (t.kernelMs !== undefined) row.kernel_ms = t.kernelMs;
   if (t.dispatchesPerStep !== undefined) {
     row.dispatches_per_decode_step = t.dispatchesPerStep;
     // what a step costs before it moves a byte: its dispatches' fixed cost + one submit-and-wait

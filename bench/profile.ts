@@ -2,12 +2,17 @@
  * Where a decode step's time goes, without touching the engine:
  *   captureWork   runs one step with the device's command encoders and compute passes wrapped in proxies that
  *                 count queue submissions and record every dispatch (pipeline, bind groups, grid or indirect
- *                 buffer) in order; the native objects do all the real work, nothing recorded changes.
- *   profileSteps  replays each recorded dispatch alone, many times per timed pass (bench/harness.ts), and sums
- *                 the times per kernel (pipeline label). Replaying right after the step sees the same uniform
- *                 arena contents and buffers, so each dispatch does the work it did in the step.
- * The sum of the isolated dispatch times against the measured step time separates kernel time from the host
- * side (encoding, submit, readback, JS). Browser-safe.
+ *                 buffer) in order, and (with `timestamp-query`) add begin/end timestamps to each of the step's
+ *                 passes: the span is the step's GPU time. The native objects do all the real work; nothing
+ *                 the step records changes.
+ *   timeSequence  replays the whole recorded sequence in one pass, many times (the step's GPU time where
+ *                 timestamps are missing)
+ *   profileDispatches  replays each recorded dispatch alone, many times per timed pass (bench/harness.ts), and
+ *                 sums the times per kernel (pipeline label) into shares of the step's GPU time. Isolated
+ *                 replays of one dependent dispatch can cost more than the same dispatch in the mixed sequence
+ *                 (SwiftShader shows it), so read them as shares, scaled to the sequence time.
+ * Replaying right after the step sees the same uniform arena contents and buffers, so each dispatch does the
+ * work it did in the step. Browser-safe.
  */
 import type { GpuContext } from '../src/gpu/device.js';
 import { timeOp, type TimingOptions } from './harness.js';
@@ -24,7 +29,14 @@ export interface CapturedWork<T> {
   result: T;
   submissions: number;
   dispatches: RecordedDispatch[];
+  /**
+   * GPU time of the work (ms): from timestamps added to each of its compute passes (where the device has
+   * `timestamp-query` and the pass had none), the span from the first pass's begin to the last pass's end.
+   */
+  gpuMs?: number;
 }
+
+const MAX_PASSES = 256;
 
 type AnyFn = (...a: unknown[]) => unknown;
 
@@ -41,6 +53,13 @@ export async function captureWork<T>(gpu: GpuContext, fn: () => Promise<T>): Pro
   const createEncoder = device.createCommandEncoder;
   let submissions = 0;
   const dispatches: RecordedDispatch[] = [];
+  const querySet = gpu.features.has('timestamp-query') ? device.createQuerySet({ type: 'timestamp', count: 2 * MAX_PASSES, label: 'bench step timestamps' }) : null;
+  let passes = 0;
+  const withTimestamps = (d?: GPUComputePassDescriptor): GPUComputePassDescriptor | undefined => {
+    if (!querySet || d?.timestampWrites || passes >= MAX_PASSES) return d;
+    const i = passes++;
+    return { ...d, timestampWrites: { querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } };
+  };
   const wrapPass = (pass: GPUComputePassEncoder): GPUComputePassEncoder => {
     let pipeline: GPUComputePipeline | null = null;
     const groups = new Map<number, { group: GPUBindGroup | null; offsets?: number[] }>();
@@ -84,17 +103,52 @@ export async function captureWork<T>(gpu: GpuContext, fn: () => Promise<T>): Pro
     const enc = createEncoder.call(this, desc);
     return new Proxy(enc, {
       get(target, prop) {
-        if (prop === 'beginComputePass') return (d?: GPUComputePassDescriptor) => wrapPass(target.beginComputePass(d));
+        if (prop === 'beginComputePass') return (d?: GPUComputePassDescriptor) => wrapPass(target.beginComputePass(withTimestamps(d)));
         return forward(target, prop);
       },
     });
   };
   try {
     const result = await fn();
-    return { result, submissions, dispatches };
+    queue.submit = submit;
+    device.createCommandEncoder = createEncoder;
+    const out: CapturedWork<T> = { result, submissions, dispatches };
+    if (querySet && passes > 0) out.gpuMs = await passSpanMs(gpu, querySet, passes);
+    return out;
   } finally {
     queue.submit = submit;
     device.createCommandEncoder = createEncoder;
+    querySet?.destroy();
+  }
+}
+
+/** First valid begin to last valid end over `passes` timestamp pairs (ms); undefined when none is valid. */
+async function passSpanMs(gpu: GpuContext, querySet: GPUQuerySet, passes: number): Promise<number | undefined> {
+  const device = gpu.device;
+  const bytes = 16 * passes;
+  const resolve = device.createBuffer({ size: bytes, usage: 0x0200 | 0x0004, label: 'bench step resolve' }); // QUERY_RESOLVE | COPY_SRC
+  const read = device.createBuffer({ size: bytes, usage: 0x0001 | 0x0008, label: 'bench step readback' }); // MAP_READ | COPY_DST
+  try {
+    const enc = device.createCommandEncoder({ label: 'bench step resolve' });
+    enc.resolveQuerySet(querySet, 0, 2 * passes, resolve, 0);
+    enc.copyBufferToBuffer(resolve, 0, read, 0, bytes);
+    device.queue.submit([enc.finish()]);
+    await read.mapAsync(0x0001);
+    const stamps = new BigUint64Array(read.getMappedRange(0, bytes).slice(0));
+    read.unmap();
+    let first: bigint | null = null;
+    let last: bigint | null = null;
+    for (let i = 0; i < passes; i++) {
+      const b = stamps[2 * i]!;
+      const e = stamps[2 * i + 1]!;
+      if (b === 0n || e === 0n || e < b) continue; // rejected pair (kernels.md §3.7)
+      if (first === null || b < first) first = b;
+      if (last === null || e > last) last = e;
+    }
+    return first !== null && last !== null && last > first ? Number(last - first) / 1e6 : undefined;
+  } finally {
+    resolve.destroy();
+    read.destroy();
   }
 }
 
@@ -120,6 +174,19 @@ export interface KernelTime {
   dispatches: number;
   /** Sum of the isolated times of its dispatches in one step (ms). */
   ms: number;
+  /** ms / Σ ms over all kernels of the step: the kernel's share of the step's GPU time. */
+  share: number;
+}
+
+/** The whole recorded sequence as one op (every dispatch, in order): the step's GPU work without its host side. */
+export function replaySequenceOp(list: RecordedDispatch[]): EncodedOp {
+  const ops = list.map(replayOp);
+  return { dispatches: list.length, encode: (pass) => ops.forEach((o) => o.encode(pass)) };
+}
+
+/** GPU time (ms) of the whole recorded step, replayed as one sequence. */
+export async function timeSequence(gpu: GpuContext, list: RecordedDispatch[], timing: Partial<TimingOptions> = {}): Promise<number> {
+  return (await timeOp(gpu, replaySequenceOp(list), { repeats: 5, warmup: 1, targetPassMs: 20, maxInner: 32, ...timing })).ms;
 }
 
 /** Times every recorded dispatch alone and sums per kernel, largest first. */
@@ -128,10 +195,12 @@ export async function profileDispatches(gpu: GpuContext, list: RecordedDispatch[
   for (const d of list) {
     const t = await timeOp(gpu, replayOp(d), { repeats: 5, warmup: 1, targetPassMs: 5, maxInner: 64, ...timing });
     const name = d.pipeline.label || 'unlabelled';
-    const k = byKernel.get(name) ?? { kernel: name, dispatches: 0, ms: 0 };
+    const k = byKernel.get(name) ?? { kernel: name, dispatches: 0, ms: 0, share: 0 };
     k.dispatches++;
     k.ms += t.ms;
     byKernel.set(name, k);
   }
+  const total = [...byKernel.values()].reduce((a, k) => a + k.ms, 0);
+  for (const k of byKernel.values()) k.share = total > 0 ? k.ms / total : 0;
   return [...byKernel.values()].sort((a, b) => b.ms - a.ms);
 }

@@ -110,14 +110,16 @@ function e2eSection(rep: BenchReport): string {
 function profileSection(rep: BenchReport): string {
   const withProfile = rep.e2e.filter((r) => r.profile?.length);
   if (!withProfile.length) return '';
-  const parts = ['<h3>Where a decode step goes (each dispatch of one step replayed alone)</h3>',
-    '<p class="note">Isolated GPU time per kernel summed over the step; "host side" is the measured step time minus the kernels: encoding, submit, readback, JS.</p>'];
+  const parts = ['<h3>Where a decode step goes</h3>',
+    '<p class="note">One decode step was recorded: its GPU time from timestamps added to its own passes, and each dispatch replayed alone for each ' +
+      'kernel\'s share of it. Bars: the shares scaled to the GPU time; "host side" is the measured step minus the GPU time: encoding, submit, readback, JS.</p>'];
   for (const r of withProfile) {
     const kernels = r.profile!.map((k) => k.kernel);
-    const bars = r.profile!.map((k) => ({ label: `${k.kernel} (${k.dispatches}x)`, value: k.ms, text: `${f(k.ms, 3)} ms`, color: colorFor(k.kernel, kernels) }));
-    const host = Math.max(0, r.decode_step_ms - (r.kernel_ms ?? 0));
-    bars.push({ label: 'host side (step - kernels)', value: host, text: `${f(host, 3)} ms`, color: '#bbb' });
-    parts.push(`<h4>${esc(r.model)}: ${f(r.kernel_ms, 3)} ms of kernels in a ${f(r.decode_step_ms, 3)} ms step</h4>`, barChartSvg(bars, { max: r.decode_step_ms }));
+    const gpuMs = r.kernel_ms ?? r.profile!.reduce((a, k) => a + k.ms, 0);
+    const bars = r.profile!.map((k) => ({ label: `${k.kernel} (${k.dispatches}x)`, value: k.share * gpuMs, text: `${f(k.share * gpuMs, 3)} ms (${pct(k.share)})`, color: colorFor(k.kernel, kernels) }));
+    const host = Math.max(0, r.decode_step_ms - gpuMs);
+    bars.push({ label: 'host side (step - GPU time)', value: host, text: `${f(host, 3)} ms`, color: '#bbb' });
+    parts.push(`<h4>${esc(r.model)}: ${f(gpuMs, 3)} ms of GPU time in a ${f(r.decode_step_ms, 3)} ms step (${r.dispatches_per_decode_step ?? '?'} dispatches)</h4>`, barChartSvg(bars, { max: Math.max(r.decode_step_ms, gpuMs) }));
   }
   return parts.join('\n');
 }

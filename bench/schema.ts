@@ -115,9 +115,12 @@ export interface E2eRow {
   dispatches_per_decode_step?: number;
   /** dispatches × ceilings.dispatch_us + submissions × ceilings.submit_ms: the step's cost before any byte moves. */
   fixed_cost_ms?: number;
-  /** One decode step's dispatches replayed alone: isolated GPU time per kernel, largest first (bench/profile.ts). */
+  /** One decode step's dispatches replayed alone: isolated GPU time and share per kernel, largest first (bench/profile.ts). */
   profile?: KernelTime[];
-  /** Σ profile ms: the step's kernel time; decode_step_ms - kernel_ms is host side (encode, submit, readback). */
+  /**
+   * GPU time of one decode step: the span of timestamps added to the step's own passes (or, without
+   * timestamp-query, its dispatches replayed as one sequence); decode_step_ms - kernel_ms is the host side.
+   */
   kernel_ms?: number;
   method: string;
   targets?: TargetCheck[];
@@ -227,6 +230,7 @@ function validateE2e(errors: string[], r: unknown, where: string): void {
       str(errors, k, 'kernel', `${where}.profile[${i}]`);
       num(errors, k, 'dispatches', `${where}.profile[${i}]`, { min: 1 });
       num(errors, k, 'ms', `${where}.profile[${i}]`, { min: 0 });
+      num(errors, k, 'share', `${where}.profile[${i}]`, { min: 0, max: 1 });
     });
   }
   if (!isObj(r.step_bytes)) errors.push(`${where}.step_bytes: expected an object`);

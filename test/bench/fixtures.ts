@@ -34,7 +34,7 @@ export function sampleReport(): BenchReport {
     {
       model: 'small', backend: 'webgpu', prompt_tokens: 64, decode_tokens: 32, ttft_ms: 300, prefill_tokens_per_s: 213, decode_tokens_per_s: 110, decode_step_ms: 9,
       step_bytes: { experts: 2e6, attention: 0.5e6, kv_cache: 0.1e6, other: 0.3e6, total: 2.9e6 }, roofline_ms: 0.29, fraction_of_roofline: 0.032, raw_fraction_of_roofline: 0.032,
-      submissions_per_decode_step: 1, dispatches_per_decode_step: 55, fixed_cost_ms: 1.3, profile: [{ kernel: 'fp8_gemv', dispatches: 15, ms: 1.2 }], kernel_ms: 1.2, method: 'wall clock',
+      submissions_per_decode_step: 1, dispatches_per_decode_step: 55, fixed_cost_ms: 1.3, profile: [{ kernel: 'fp8_gemv', dispatches: 15, ms: 1.2, share: 1 }], kernel_ms: 1.2, method: 'wall clock',
     },
   ];
   const counts = Array.from({ length: 32 }, (_, e) => (e % 4) + 1);

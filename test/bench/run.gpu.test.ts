@@ -48,6 +48,8 @@ describe(`webmoe bench (${testAdapter()})`, () => {
     expect(gpuRow.submissions_per_decode_step).toBeGreaterThanOrEqual(1);
     expect(gpuRow.dispatches_per_decode_step).toBeGreaterThan(10);
     expect(gpuRow.profile!.reduce((n, k) => n + k.dispatches, 0)).toBe(gpuRow.dispatches_per_decode_step);
+    expect(gpuRow.profile!.reduce((n, k) => n + k.share, 0)).toBeCloseTo(1, 9);
+    expect(gpuRow.kernel_ms).toBeGreaterThan(0);
     expect(cpuRow.step_bytes).toEqual(gpuRow.step_bytes);
     expect(report.targets.some((t) => t.id === 'one_submission')).toBe(true);
     // telemetry from both engines' routers: tiny has one MoE layer (layer 1), 8 experts top-2
