@@ -6,6 +6,8 @@ import { registerInspect } from './inspect.js';
 import { registerLogits } from './logits.js';
 import { registerGenerate } from './generate.js';
 import { registerBench } from './bench.js';
+import { registerServe } from './serve.js';
+import { registerAgent } from './agent.js';
 
 export function registerCommands(program: Command): void {
   registerDoctor(program);
@@ -14,4 +16,6 @@ export function registerCommands(program: Command): void {
   registerLogits(program);
   registerGenerate(program);
   registerBench(program);
+  registerServe(program);
+  registerAgent(program);
 }

@@ -4,11 +4,16 @@
  * frees the model and then the device. A load that fails frees what it had created before rethrowing.
  */
 import cliProgress from 'cli-progress';
+import type { LocalTextModel } from '../agent/local-backend.js';
+import type { GenerationEvent } from '../engine/types.js';
+import { Option } from 'commander';
 import type { Out } from '../agent/cli-commands.js';
-import { loadTextModel, type Backend, type LoadProgress, type LoadTextModelOptions, type TextModel } from '../engine/text-model.js';
+import { BACKENDS, loadTextModel, type Backend, type LoadProgress, type LoadTextModelOptions, type TextModel } from '../engine/text-model.js';
+import { InputError } from '../errors.js';
 import { createGpu, type AdapterChoice, type GpuContext } from '../gpu/device.js';
 import { urlFiles, type CheckpointFiles } from '../model/checkpoint.js';
 import { folderFiles } from '../model/node-checkpoint.js';
+import { adapterOption } from './doctor.js';
 
 export interface CliModelOptions {
   /** The checkpoint folder, or an http(s) URL of one (`--model`). */
@@ -93,5 +98,86 @@ export function progressBar(err: Out): { update: (p: LoadProgress) => void; stop
       if (started) bar.stop();
       started = false;
     },
+  };
+}
+
+/** Parser for an integer option in [min, max]; anything else is an InputError naming the option. */
+export function intArg(name: string, min: number, max = Number.MAX_SAFE_INTEGER): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    if (!/^\s*-?\d+\s*$/.test(v) || !Number.isSafeInteger(n) || n < min || n > max) {
+      const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`;
+      throw new InputError(`--${name} must be an integer ${range}, got '${v}'`, name);
+    }
+    return n;
+  };
+}
+
+/** Parser for a finite number option; anything else is an InputError naming the option. */
+export function numArg(name: string): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n)) throw new InputError(`--${name} must be a number, got '${v}'`, name);
+    return n;
+  };
+}
+
+/**
+ * The model-loading options shared by serve and agent: --backend, --adapter, --ctx-size. `--backend` has no
+ * commander default, so a command can tell whether it was given (the default, webgpu, is applied by loadCliModel).
+ */
+export function modelLoadOptions(): Option[] {
+  return [
+    new Option('--backend <name>', 'webgpu (default), or cpu (the f64 CPU reference; slow, needs no adapter)').choices(BACKENDS as string[]),
+    adapterOption(),
+    new Option('--ctx-size <n>', 'context size in tokens (default: min(max_position_embeddings, 4096))').argParser(intArg('ctx-size', 1)),
+  ];
+}
+
+/**
+ * The model as the server and the agent use it from the CLI: each generation yields to the event loop after
+ * every token, and generations in flight are counted.
+ *
+ * Yielding matters on a compute-bound backend (cpu): its steps resolve without ever reaching the event loop,
+ * and a socket write to a live client usually completes synchronously, so without it a whole generation runs
+ * in one macrotask, and a client's disconnect, a SIGINT or a SIGTERM are only noticed when it has finished.
+ * The count lets shutdown wait for the engine to let go of the session before freeing it.
+ */
+export function interactiveModel(model: LocalTextModel): { model: LocalTextModel; active: () => number; idle: (timeoutMs: number) => Promise<boolean> } {
+  let active = 0;
+  let waiters: (() => void)[] = [];
+  async function* tracked(gen: AsyncGenerator<GenerationEvent>): AsyncGenerator<GenerationEvent> {
+    active++;
+    try {
+      for await (const ev of gen) {
+        yield ev;
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    } finally {
+      active--;
+      if (active === 0) {
+        for (const w of waiters) w();
+        waiters = [];
+      }
+    }
+  }
+  return {
+    model: {
+      tokenizer: model.tokenizer,
+      contextSize: model.contextSize,
+      eosTokenIds: model.eosTokenIds,
+      generate: (prompt, opts) => tracked(model.generate(prompt, opts)),
+    },
+    active: () => active,
+    idle: (timeoutMs) =>
+      active === 0
+        ? Promise.resolve(true)
+        : new Promise<boolean>((resolve) => {
+            const timer = setTimeout(() => resolve(false), timeoutMs);
+            waiters.push(() => {
+              clearTimeout(timer);
+              resolve(true);
+            });
+          }),
   };
 }
