@@ -10,15 +10,15 @@
  * FLOP counts are 2 per multiply-add of the math (dequantisation, softmax and activations not counted).
  * Browser-safe.
  */
-import { createBuffer } from '../src/gpu/buffers.js';
+import { createBuffer, UniformArena } from '../src/gpu/buffers.js';
 import type { GpuContext } from '../src/gpu/device.js';
 import { expertShards, fp8StackLayout } from '../src/gpu/ops/fp8-layout.js';
-import { chooseSplits, createMlaScratch, fusedCacheView, mlaAttention } from '../src/gpu/ops/attention.js';
-import { createMoeScratch, moeExpertsDecode, moeRouter, type ExpertShardBuffers } from '../src/gpu/ops/moe.js';
+import { chooseSplits, createMlaScratch, fusedCacheView, mlaAttention, type MlaAttentionTuning, type MlaScratch } from '../src/gpu/ops/attention.js';
+import { createMoeScratch, moeExpertsDecode, moeRouter, preferSubgroups, type ExpertShardBuffers } from '../src/gpu/ops/moe.js';
 import { randomBf16Buffer, randomF32Buffer, randomFp8Stack, rng, zeroBuffer } from './data.js';
 import { naiveExperts, naiveFp8Gemm, naiveFp8Gemv, naiveMlaDecode, naiveRouter, type EncodedOp, type ExpertShard } from './naive.js';
 import { optimisedFp8Gemm, optimisedFp8Gemv, optimisedRouterLogits } from './optimised.js';
-import { arenaOp, chain, requireKernels, type BenchVariant, type CaseContext } from './op.js';
+import { arenaOp, chain, pipelinesOf, requireKernels, type BenchVariant, type CaseContext } from './op.js';
 
 export type { BenchVariant, CaseContext } from './op.js';
 
@@ -111,6 +111,7 @@ function mlaShape(shape: string, heads: number, rank: number, rope: number, toke
     flops: 2 * heads * tokens * (W + rank),
     tier,
     prepare({ gpu, kernels }, pool) {
+      let mlaScratch: MlaScratch | undefined;
       const scale = 1 / Math.sqrt(192);
       const q = pool.track(randomF32Buffer(gpu, 'q', heads * W, 3, 0.1));
       const cache = pool.track(randomF32Buffer(gpu, 'cache', tokens * W, 4));
@@ -122,23 +123,35 @@ function mlaShape(shape: string, heads: number, rank: number, rope: number, toke
           impl: 'mla_decode_naive (scores, softmax, combine)',
           build: () => naiveMlaDecode(gpu, kernels, { q, cache, out, p: pool.track(zeroBuffer(gpu, 'p', heads * tokens * 4)) }, { heads, tokens, rank, rope, scale }),
         },
-        {
-          variant: 'optimised',
-          impl: 'mla_attention (+ mla_decode_reduce when split)',
-          engineDefault: true,
-          build: () => {
-            requireKernels({ gpu, kernels }, 'mla_attention', 'mla_decode_reduce');
-            const s = createMlaScratch(gpu, geometry, 1, 16); // the engine's decode scratch (session.ts DECODE_SPLITS)
-            for (const b of [s.qLat, s.oLat, s.partO, s.partML]) if (b) pool.track(b);
-            const splits = chooseSplits(1, tokens, geometry, 16);
-            return arenaOp(gpu, splits > 1 ? 2 : 1, (pass, arena) =>
-              mlaAttention(kernels, pass, arena, {
-                qLat: q, cache: fusedCacheView(cache, geometry), oLat: out, tokens: 1, startPos: tokens - 1, geometry, scale,
-                splits, partO: s.partO ?? undefined, partML: s.partML ?? undefined,
-              }),
-            );
-          },
-        },
+        ...(['tiled', 'rows'] as const).map((variant): BenchVariant => {
+          const kernel = variant === 'rows' ? 'mla_attention_rows' : 'mla_attention';
+          const splits = chooseSplits(1, tokens, geometry, 16);
+          const record = (pass: GPUComputePassEncoder, arena: UniformArena, tuning?: MlaAttentionTuning) =>
+            mlaAttention(kernels, pass, arena, {
+              qLat: q, cache: fusedCacheView(cache, geometry), oLat: out, tokens: 1, startPos: tokens - 1, geometry, scale,
+              splits, partO: scratch.partO ?? undefined, partML: scratch.partML ?? undefined, tuning,
+            });
+          // the engine's decode scratch (session.ts DECODE_SPLITS); created once per shape
+          const scratch = mlaScratch ?? (mlaScratch = createMlaScratch(gpu, geometry, 1, 16));
+          for (const b of [scratch.qLat, scratch.oLat, scratch.partO, scratch.partML]) if (b) pool.track(b);
+          const probe = new UniformArena(gpu, 1 << 16, 'bench probe');
+          pool.track(probe.buffer);
+          let engineDefault = false;
+          try {
+            engineDefault = kernels.available(kernel) && pipelinesOf((p) => record(p, probe)).includes(kernel);
+          } catch {
+            // the launcher refused the shape: the build below reports why
+          }
+          return {
+            variant: 'optimised',
+            impl: `${kernel}${splits > 1 ? ` + mla_decode_reduce (${splits} splits)` : ''}`,
+            engineDefault,
+            build: () => {
+              requireKernels({ gpu, kernels }, kernel, 'mla_decode_reduce');
+              return arenaOp(gpu, splits > 1 ? 2 : 1, (pass, arena) => record(pass, arena, { variant }));
+            },
+          };
+        }),
       ];
     },
   };
@@ -225,22 +238,25 @@ function expertShape(shape: string, D: number, F: number, E: number, K: number, 
           impl: 'moe_gemv_id_naive (gate_up, down)',
           build: () => naiveExperts(gpu, kernels, { x, ids: idsBuf, weights, out, h: pool.track(zeroBuffer(gpu, 'h', K * F * 4)), shards: naiveShards }, { hidden: D, inter: F, topk: K }),
         },
-        {
-          variant: 'optimised',
-          impl: 'moe_gateup_id + moe_down_id',
-          engineDefault: true,
-          build: () => {
-            requireKernels({ gpu, kernels }, 'moe_gateup_id', 'moe_down_id');
-            const geometry = { hidden: D, experts: E, topK: K, inter: F, sharedInter: 0 };
-            const scratch = createMoeScratch(gpu, geometry, 1, false);
-            pool.track(scratch.hidden);
-            return arenaOp(gpu, 2 * shards.length, (pass, arena) =>
-              moeExpertsDecode(kernels, pass, arena, {
-                x, ids: idsBuf, weights, out, accumulate: false, tokens: 1, geometry, w: { shards: optShards, shared: null }, scratch,
-              }),
-            );
-          },
-        },
+        ...(['f32', 'subgroup'] as const).map((variant): BenchVariant => {
+          const names = variant === 'subgroup' ? ['moe_gateup_id_subgroup', 'moe_down_id_subgroup'] : ['moe_gateup_id', 'moe_down_id'];
+          return {
+            variant: 'optimised',
+            impl: names.join(' + '),
+            engineDefault: (variant === 'subgroup') === preferSubgroups(kernels),
+            build: () => {
+              requireKernels({ gpu, kernels }, ...names);
+              const geometry = { hidden: D, experts: E, topK: K, inter: F, sharedInter: 0 };
+              const scratch = createMoeScratch(gpu, geometry, 1, false);
+              pool.track(scratch.hidden);
+              return arenaOp(gpu, 2 * shards.length, (pass, arena) =>
+                moeExpertsDecode(kernels, pass, arena, {
+                  x, ids: idsBuf, weights, out, accumulate: false, tokens: 1, geometry, w: { shards: optShards, shared: null }, scratch, variant,
+                }),
+              );
+            },
+          };
+        }),
       ];
     },
   };

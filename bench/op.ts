@@ -52,3 +52,19 @@ export function requireKernels(ctx: CaseContext, ...names: string[]): void {
     if (!ctx.kernels.available(n)) throw new Error(`kernel '${n}' is not available here (no shaders/${n}.wgsl yet, or it needs a feature this device lacks)`);
   }
 }
+
+/**
+ * The pipeline labels (kernel names) an op records, found by encoding it into a stand-in pass that only
+ * listens: used to tell which variant a launcher picks by default on this device without re-implementing its rule.
+ */
+export function pipelinesOf(record: (pass: GPUComputePassEncoder) => void): string[] {
+  const labels: string[] = [];
+  const listener = {
+    setPipeline: (p: GPUComputePipeline) => labels.push(p.label),
+    setBindGroup: () => {},
+    dispatchWorkgroups: () => {},
+    dispatchWorkgroupsIndirect: () => {},
+  };
+  record(listener as unknown as GPUComputePassEncoder); // only the four methods above are called by launchers
+  return labels;
+}
