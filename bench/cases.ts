@@ -14,7 +14,7 @@ import { createBuffer, UniformArena } from '../src/gpu/buffers.js';
 import type { GpuContext } from '../src/gpu/device.js';
 import { expertShards, fp8StackLayout } from '../src/gpu/ops/fp8-layout.js';
 import { chooseSplits, createMlaScratch, fusedCacheView, mlaAttention, type MlaAttentionTuning, type MlaScratch } from '../src/gpu/ops/attention.js';
-import { createMoeScratch, moeExpertsDecode, moeRouter, preferSubgroups, type ExpertShardBuffers } from '../src/gpu/ops/moe.js';
+import { createMoeScratch, moeExpertsDecode, moeExpertsPrefill, moeRouter, preferSubgroups, type ExpertShardBuffers } from '../src/gpu/ops/moe.js';
 import { randomBf16Buffer, randomF32Buffer, randomFp8Stack, rng, zeroBuffer } from './data.js';
 import { naiveExperts, naiveFp8Gemm, naiveFp8Gemv, naiveMlaDecode, naiveRouter, type EncodedOp, type ExpertShard } from './naive.js';
 import { optimisedFp8Gemm, optimisedFp8Gemv, optimisedRouterLogits } from './optimised.js';
@@ -263,6 +263,67 @@ function expertShape(shape: string, D: number, F: number, E: number, K: number, 
 }
 
 // ------------------------------------------------------------------------------------------------------------
+// Routed experts for a prefill chunk: tokens grouped by expert (align + grouped GEMMs + combine) against the
+// per-token decode path over the same tokens. Bytes: each selected expert's weights once + activations.
+
+function expertPrefillShape(shape: string, D: number, F: number, E: number, K: number, T: number, tier: BenchShape['tier']): BenchShape {
+  const rand = rng(E * 13 + K * 7 + T);
+  const ids = new Uint32Array(T * K);
+  for (let t = 0; t < T; t++) {
+    const pick = Array.from({ length: E }, (_, e) => e).sort(() => rand() - 0.5).slice(0, K);
+    ids.set(pick, t * K);
+  }
+  const used = new Set(ids).size;
+  return {
+    kernel: 'moe_experts_prefill',
+    shape: `${shape} D${D} F${F} K${K} of ${E} x ${T} tokens`,
+    dims: { hidden: D, inter: F, experts: E, topk: K, tokens: T, experts_used: used },
+    bytes: used * (2 * fp8Bytes(F, D) + fp8Bytes(D, F)) + 4 * (2 * T * D + 2 * T * K),
+    flops: 2 * T * K * 3 * F * D,
+    tier,
+    prepare({ gpu, kernels }, pool) {
+      const gu = fp8StackLayout(2, F, D);
+      const shards = expertShards(E, gu.codeBytes, gpu.limits.maxStorageBufferBindingSize, 'bench experts');
+      const optShards: ExpertShardBuffers[] = shards.map((sh, i) => {
+        const g = randomFp8Stack(gpu, `gate_up ${i}`, 2 * sh.count, F, D, 300 + i);
+        const d = randomFp8Stack(gpu, `down ${i}`, sh.count, D, F, 400 + i);
+        [g.codes, g.scales, d.codes, d.scales].forEach((bf) => pool.track(bf));
+        return { first: sh.first, count: sh.count, gateUp: { codes: g.codes, scales: g.scales }, down: { codes: d.codes, scales: d.scales } };
+      });
+      const x = pool.track(randomF32Buffer(gpu, 'x', T * D, 10));
+      const idsBuf = pool.track(createBuffer(gpu, ids.byteLength, 'ids'));
+      gpu.device.queue.writeBuffer(idsBuf, 0, ids);
+      const weights = pool.track(randomF32Buffer(gpu, 'weights', T * K, 11, 0.5));
+      const out = pool.track(zeroBuffer(gpu, 'out', T * D * 4));
+      const geometry = { hidden: D, experts: E, topK: K, inter: F, sharedInter: 0 };
+      const scratch = createMoeScratch(gpu, geometry, T, true);
+      for (const b of [scratch.hidden, scratch.y, scratch.plan, scratch.indirect]) if (b) pool.track(b);
+      const args = { x, ids: idsBuf, weights, out, accumulate: false, tokens: T, geometry, w: { shards: optShards, shared: null }, scratch };
+      return [
+        {
+          variant: 'optimised',
+          impl: 'moe_align + moe_gateup_grouped + moe_down_grouped + moe_combine',
+          engineDefault: T > 4, // moeExperts: the grouped path above 4 tokens
+          build: () => {
+            requireKernels({ gpu, kernels }, 'moe_align', 'moe_gateup_grouped', 'moe_down_grouped', 'moe_combine');
+            return arenaOp(gpu, 2 + 2 * shards.length, (pass, arena) => moeExpertsPrefill(kernels, pass, arena, args));
+          },
+        },
+        {
+          variant: 'optimised',
+          impl: 'moe_gateup_id + moe_down_id (per-token decode path)',
+          engineDefault: T <= 4,
+          build: () => {
+            requireKernels({ gpu, kernels }, 'moe_gateup_id', 'moe_down_id');
+            return arenaOp(gpu, 2 * shards.length, (pass, arena) => moeExpertsDecode(kernels, pass, arena, { ...args, variant: 'f32' }));
+          },
+        },
+      ];
+    },
+  };
+}
+
+// ------------------------------------------------------------------------------------------------------------
 
 /** Every shape, default tier first. */
 export function benchShapes(): BenchShape[] {
@@ -290,5 +351,8 @@ export function benchShapes(): BenchShape[] {
     expertShape('small', S.D, S.F, S.E, S.K, 'default'),
     expertShape('kimi', K.D, K.F, 8, K.K, 'default'),
     expertShape('kimi', K.D, K.F, 16, K.K, 'full'),
+    expertPrefillShape('small', S.D, S.F, S.E, S.K, 64, 'default'),
+    expertPrefillShape('kimi', K.D, K.F, 8, K.K, 16, 'full'),
+    expertPrefillShape('kimi', K.D, K.F, 16, K.K, 64, 'full'),
   ];
 }
