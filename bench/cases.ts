@@ -120,7 +120,7 @@ function mlaShape(shape: string, heads: number, rank: number, rope: number, toke
       return [
         {
           variant: 'naive',
-          impl: 'mla_decode_naive (scores, softmax, combine)',
+          impl: 'mla_scores_naive + mla_softmax_naive + mla_combine_naive',
           build: () => naiveMlaDecode(gpu, kernels, { q, cache, out, p: pool.track(zeroBuffer(gpu, 'p', heads * tokens * 4)) }, { heads, tokens, rank, rope, scale }),
         },
         ...(['tiled', 'rows'] as const).map((variant): BenchVariant => {
@@ -180,7 +180,7 @@ function routerShape(shape: string, r: { tokens: number; hidden: number; experts
       };
       const shapeArgs = { tokens: T, hidden: D, experts: E, topk: K, groups: r.groups, topkGroup: r.topkGroup, norm: true, scaling: r.scaling };
       return [
-        { variant: 'naive', impl: 'moe_router_naive (logits, select)', build: () => naiveRouter(gpu, kernels, b, shapeArgs) },
+        { variant: 'naive', impl: 'moe_router_logits_naive + moe_router_select_naive', build: () => naiveRouter(gpu, kernels, b, shapeArgs) },
         ...optimisedRouterLogits({ gpu, kernels }, b, D, E, T).map((v) => ({
           ...v,
           impl: `${v.impl} + moe_router`,
@@ -235,7 +235,7 @@ function expertShape(shape: string, D: number, F: number, E: number, K: number, 
       return [
         {
           variant: 'naive',
-          impl: 'moe_gemv_id_naive (gate_up, down)',
+          impl: 'moe_gateup_id_naive + moe_down_id_naive',
           build: () => naiveExperts(gpu, kernels, { x, ids: idsBuf, weights, out, h: pool.track(zeroBuffer(gpu, 'h', K * F * 4)), shards: naiveShards }, { hidden: D, inter: F, topk: K }),
         },
         ...(['f32', 'subgroup'] as const).map((variant): BenchVariant => {

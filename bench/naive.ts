@@ -128,16 +128,15 @@ export interface MlaDecodeBuffers {
   out: GPUBuffer;
 }
 
-/** Absorbed MLA decode over the latent cache (mla_decode_naive.wgsl): scores, softmax, combine. */
+/** Absorbed MLA decode over the latent cache: mla_scores_naive, mla_softmax_naive, mla_combine_naive. */
 export function naiveMlaDecode(gpu: GpuContext, kernels: Kernels, b: MlaDecodeBuffers, s: MlaDecodeShape): EncodedOp {
   const width = s.rank + s.rope;
-  checkBinding(gpu, 'mla_decode_naive cache', s.tokens * width * 4);
-  const params = uniformBuffer(gpu, 'mla_decode_naive params', [s.heads, s.tokens, width, s.rank, { f: s.scale }]);
-  const name = 'mla_decode_naive';
+  checkBinding(gpu, 'mla_scores_naive cache', s.tokens * width * 4);
+  const params = uniformBuffer(gpu, 'mla naive params', [s.heads, s.tokens, width, s.rank, { f: s.scale }]);
   return steps(gpu, kernels, [
-    { name, entry: 'scores', bind: { 0: b.q, 1: b.cache, 2: b.p, 4: params }, grid: [Math.ceil(s.tokens / WG), s.heads] },
-    { name, entry: 'softmax', bind: { 2: b.p, 4: params }, grid: [Math.ceil(s.heads / WG)] },
-    { name, entry: 'combine', bind: { 1: b.cache, 2: b.p, 3: b.out, 4: params }, grid: [Math.ceil(s.rank / WG), s.heads] },
+    { name: 'mla_scores_naive', entry: 'main', bind: { 0: b.q, 1: b.cache, 2: b.p, 3: params }, grid: [Math.ceil(s.tokens / WG), s.heads] },
+    { name: 'mla_softmax_naive', entry: 'main', bind: { 0: b.p, 1: params }, grid: [Math.ceil(s.heads / WG)] },
+    { name: 'mla_combine_naive', entry: 'main', bind: { 0: b.cache, 1: b.p, 2: b.out, 3: params }, grid: [Math.ceil(s.rank / WG), s.heads] },
   ]);
 }
 
@@ -169,16 +168,15 @@ export interface RouterBuffers {
   weights: GPUBuffer;
 }
 
-/** Router logits + noaux_tc selection (moe_router_naive.wgsl). */
+/** Router logits + noaux_tc selection: moe_router_logits_naive, moe_router_select_naive. */
 export function naiveRouter(gpu: GpuContext, kernels: Kernels, b: RouterBuffers, s: RouterShape): EncodedOp {
   if (s.experts % s.groups !== 0 || s.groups > 64 || s.topk > 32 || s.topkGroup > s.groups) {
-    throw new ShapeError(`moe_router_naive: E ${s.experts} must divide into G ${s.groups} <= 64 groups, K ${s.topk} <= 32, TG ${s.topkGroup} <= G`);
+    throw new ShapeError(`moe_router_select_naive: E ${s.experts} must divide into G ${s.groups} <= 64 groups, K ${s.topk} <= 32, TG ${s.topkGroup} <= G`);
   }
-  const params = uniformBuffer(gpu, 'moe_router_naive params', [s.tokens, s.hidden, s.experts, s.topk, s.groups, s.topkGroup, s.norm ? 1 : 0, { f: s.scaling }]);
-  const name = 'moe_router_naive';
+  const params = uniformBuffer(gpu, 'router naive params', [s.tokens, s.hidden, s.experts, s.topk, s.groups, s.topkGroup, s.norm ? 1 : 0, { f: s.scaling }]);
   return steps(gpu, kernels, [
-    { name, entry: 'logits_main', bind: { 0: b.x, 1: b.gate, 3: b.logits, 6: params }, grid: [Math.ceil(s.experts / WG), s.tokens] },
-    { name, entry: 'select_main', bind: { 2: b.bias, 3: b.logits, 4: b.ids, 5: b.weights, 6: params }, grid: [Math.ceil(s.tokens / WG)] },
+    { name: 'moe_router_logits_naive', entry: 'main', bind: { 0: b.x, 1: b.gate, 2: b.logits, 3: params }, grid: [Math.ceil(s.experts / WG), s.tokens] },
+    { name: 'moe_router_select_naive', entry: 'main', bind: { 0: b.bias, 1: b.logits, 2: b.ids, 3: b.weights, 4: params }, grid: [Math.ceil(s.tokens / WG)] },
   ]);
 }
 
@@ -216,18 +214,17 @@ export interface ExpertBuffers {
   shards: ExpertShard[];
 }
 
-/** Routed experts for one token, ids read on the GPU (moe_gemv_id_naive.wgsl), one gate_up + down per shard. */
+/** Routed experts for one token, ids read on the GPU: moe_gateup_id_naive + moe_down_id_naive per shard. */
 export function naiveExperts(gpu: GpuContext, kernels: Kernels, b: ExpertBuffers, s: ExpertShape): EncodedOp {
   const strideD = fp8RowStrideWords(s.hidden);
   const strideF = fp8RowStrideWords(s.inter);
-  const name = 'moe_gemv_id_naive';
   const list = b.shards.flatMap((sh, i): Step[] => {
-    checkBinding(gpu, `moe_gemv_id_naive gate_up shard ${i}`, fp8StackLayout(2 * sh.count, s.inter, s.hidden).codeBytes);
-    checkBinding(gpu, `moe_gemv_id_naive down shard ${i}`, fp8StackLayout(sh.count, s.hidden, s.inter).codeBytes);
-    const params = uniformBuffer(gpu, `moe_gemv_id_naive params ${i}`, [s.hidden, s.inter, s.topk, sh.first, sh.count, strideD, strideF, i === 0 ? 0 : 1]);
+    checkBinding(gpu, `moe_gateup_id_naive shard ${i}`, fp8StackLayout(2 * sh.count, s.inter, s.hidden).codeBytes);
+    checkBinding(gpu, `moe_down_id_naive shard ${i}`, fp8StackLayout(sh.count, s.hidden, s.inter).codeBytes);
+    const params = uniformBuffer(gpu, `moe experts naive params ${i}`, [s.hidden, s.inter, s.topk, sh.first, sh.count, strideD, strideF, i === 0 ? 0 : 1]);
     return [
-      { name, entry: 'gate_up', bind: { 0: b.x, 1: b.ids, 3: sh.gu, 4: sh.guScale, 7: b.h, 9: params }, grid: [Math.ceil(s.inter / WG), s.topk] },
-      { name, entry: 'down', bind: { 1: b.ids, 2: b.weights, 5: sh.dn, 6: sh.dnScale, 7: b.h, 8: b.out, 9: params }, grid: [Math.ceil(s.hidden / WG)] },
+      { name: 'moe_gateup_id_naive', entry: 'main', bind: { 0: b.x, 1: b.ids, 2: sh.gu, 3: sh.guScale, 4: b.h, 5: params }, grid: [Math.ceil(s.inter / WG), s.topk] },
+      { name: 'moe_down_id_naive', entry: 'main', bind: { 0: b.ids, 1: b.weights, 2: sh.dn, 3: sh.dnScale, 4: b.h, 5: b.out, 6: params }, grid: [Math.ceil(s.hidden / WG)] },
     ];
   });
   return steps(gpu, kernels, list);

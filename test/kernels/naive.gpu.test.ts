@@ -90,7 +90,7 @@ describe(`naive twins vs the CPU reference (${testAdapter()})`, () => {
     { heads: 3, tokens: 300, nope: 32, rope: 16, v: 32, rank: 72 },
   ];
   for (const [i, s] of mlaCases.entries()) {
-    it(`mla_decode_naive H${s.heads} S${s.tokens} Rkv${s.rank} (seed ${20 + i})`, async () => {
+    it(`mla_{scores,softmax,combine}_naive H${s.heads} S${s.tokens} Rkv${s.rank} (seed ${20 + i})`, async () => {
       const gpu = await testGpu();
       const rand = rng(20 + i);
       const { heads: H, tokens: S, rope: Dr, nope: Dn, v: Dv, rank: R } = s;
@@ -141,7 +141,7 @@ describe(`naive twins vs the CPU reference (${testAdapter()})`, () => {
     { tokens: 2, hidden: 33, experts: 64, topk: 6, groups: 4, topkGroup: 2, norm: false, scaling: 1.5 },
   ];
   for (const [i, s] of routerCases.entries()) {
-    it(`moe_router_naive E${s.experts} K${s.topk} G${s.groups}/${s.topkGroup} (seed ${30 + i})`, async () => {
+    it(`moe_router_{logits,select}_naive E${s.experts} K${s.topk} G${s.groups}/${s.topkGroup} (seed ${30 + i})`, async () => {
       const gpu = await testGpu();
       const rand = rng(30 + i);
       const { tokens: T, hidden: D, experts: E, topk: K } = s;
@@ -178,7 +178,7 @@ describe(`naive twins vs the CPU reference (${testAdapter()})`, () => {
     { hidden: 256, inter: 130, experts: 16, topk: 8, shardSize: 16 },
   ];
   for (const [i, s] of expertCases.entries()) {
-    it(`moe_gemv_id_naive D${s.hidden} F${s.inter} E${s.experts} K${s.topk} shards of ${s.shardSize} (seed ${40 + i})`, async () => {
+    it(`moe_{gateup,down}_id_naive D${s.hidden} F${s.inter} E${s.experts} K${s.topk} shards of ${s.shardSize} (seed ${40 + i})`, async () => {
       const gpu = await testGpu();
       const rand = rng(40 + i);
       const { hidden: D, inter: F, experts: E, topk: K } = s;

@@ -1,22 +1,21 @@
-// moe_router_naive.wgsl — the simplest correct MoE router (`noaux_tc`, model-spec §6.1-6.3), kept beside the
-// optimised moe_router so that `webmoe bench` measures the speedup. Two entry points, dispatched in order:
-//   logits: L[t, e] = Σ_d bf16(G[e, d]) · x[t, d]                         one invocation per (expert, token)
-//   select: per token, one invocation does all of it, serially:
+// Part 2 of 2 of the simplest correct MoE router (`noaux_tc`, model-spec §6.1-6.3), kept beside the optimised
+// bf16_gemv + moe_router so that `webmoe bench` measures the speedup. The two parts run in order in one pass
+// (bench/naive.ts naiveRouter):
+//   moe_router_logits_naive: L[t, e] = Σ_d bf16(G[e, d]) · x[t, d]          one invocation per (expert, token)
+//   moe_router_select_naive: per token, one invocation does all of it, serially:
 //           s_e = sigmoid(L[t, e]);  b_e = s_e + bias_e (selection only)
 //           group score = sum of the 2 largest b_e of each of the G groups; keep the TG best groups
 //           ids = the K largest b_e in kept groups (ties: lower index); w = s / Σ s (if norm) · routed_scale
 // Legend: T tokens, D hidden, E routed experts, K experts per token, G groups (≤ 64), TG groups kept; K ≤ 32.
 //
-// Bindings (group 0) — each entry point binds only what it uses (layout 'auto'):
-//   0  x        array<f32>  [T, D]             read                  (logits)
-//   1  gate     array<u32>  [E, D / 2]         read: BF16 [E, D] row-major, 2 per u32, little-endian (logits)
-//   2  bias     array<f32>  [E]                read: e_score_correction_bias       (select)
-//   3  logits   array<f32>  [T, E]             written by logits, read by select
-//   4  ids      array<u32>  [T, K]             written: by descending biased score (select)
-//   5  weights  array<f32>  [T, K]             written (select)
-//   6  params   uniform     { tokens, hidden, experts, topk, groups, topk_group, norm (0/1), scaling: f32 }
-// Workgroup: WG (override, default 64). Dispatch: logits (ceil(E / WG), T); select ceil(T / WG).
-// CPU counterpart: reference.ts routerLogits + router.ts moeRoute.
+// Bindings (group 0):
+//   0  bias     array<f32>  [E]      read: e_score_correction_bias
+//   1  logits   array<f32>  [T, E]   read
+//   2  ids      array<u32>  [T, K]   written: by descending biased score
+//   3  weights  array<f32>  [T, K]   written
+//   4  params   uniform     { tokens, hidden, experts, topk, groups, topk_group, norm (0/1), scaling: f32 }
+// Workgroup: WG (override, default 64) invocations, one token each; dispatch ceil(T / WG).
+// CPU counterpart: router.ts moeRoute.
 
 override WG: u32 = 64u;
 
@@ -31,39 +30,20 @@ struct Params {
   scaling: f32,    // routed_scaling_factor
 }
 
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> gate: array<u32>;
-@group(0) @binding(2) var<storage, read> bias: array<f32>;
-@group(0) @binding(3) var<storage, read_write> logits: array<f32>;
-@group(0) @binding(4) var<storage, read_write> ids: array<u32>;
-@group(0) @binding(5) var<storage, read_write> weights: array<f32>;
-@group(0) @binding(6) var<uniform> params: Params;
+@group(0) @binding(0) var<storage, read> bias: array<f32>;
+@group(0) @binding(1) var<storage, read> logits: array<f32>;
+@group(0) @binding(2) var<storage, read_write> ids: array<u32>;
+@group(0) @binding(3) var<storage, read_write> weights: array<f32>;
+@group(0) @binding(4) var<uniform> params: Params;
 
 const NONE: u32 = 0xFFFFFFFFu;
-
-fn bf16(i: u32) -> f32 {
-  let word = gate[i >> 1u];
-  return bitcast<f32>(select(word << 16u, word & 0xFFFF0000u, (i & 1u) == 1u));
-}
-
-@compute @workgroup_size(WG)
-fn logits_main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let e = gid.x;
-  let t = gid.y;
-  if (e >= params.experts || t >= params.tokens) { return; }
-  var acc = 0.0;
-  for (var d = 0u; d < params.hidden; d++) {
-    acc += bf16(e * params.hidden + d) * x[t * params.hidden + d];
-  }
-  logits[t * params.experts + e] = acc;
-}
 
 fn score(t: u32, e: u32) -> f32 {
   return 1.0 / (1.0 + exp(-logits[t * params.experts + e]));
 }
 
 @compute @workgroup_size(WG)
-fn select_main(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let t = gid.x;
   if (t >= params.tokens) { return; }
   let per = params.experts / params.groups;

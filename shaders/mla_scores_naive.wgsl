@@ -1,0 +1,47 @@
+// Part 1 of 3 of the simplest correct MLA decode attention in the absorbed form (model-spec §4.5, kernels.md §3.6),
+// kept beside the optimised mla_attention kernels so that `webmoe bench` measures the speedup. The three parts
+// run in order in one pass (bench/naive.ts naiveMlaDecode); no split-KV, no online softmax, no reduction tree:
+//   mla_scores_naive:  P[h, s]  = scale · (q[h, :] · cache[s, :])       over the full W = Rkv + Dr width
+//   mla_softmax_naive: P[h, :] ← softmax(P[h, :])                       one invocation per head, three sweeps
+//   mla_combine_naive: out[h, d] = Σ_s P[h, s] · cache[s, d]            d < Rkv (the latent part only)
+// Legend: H heads, S cached tokens (this one included), Rkv kv_lora_rank (512), Dr rope dim (64), W = Rkv + Dr.
+// The query row is [q_nope · W_UK (Rkv) | q_pe after RoPE (Dr)]; the cache row is [c_kv (Rkv) | k_pe (Dr)]
+// (src/gpu/ops/attention.ts fusedCacheView), so one dot product over W gives q_nope·k_nope + q_pe·k_pe.
+//
+// Bindings (group 0):
+//   0  q       array<f32>  [H, W]   read
+//   1  cache   array<f32>  [S, W]   read: the latent cache of one layer
+//   2  p       array<f32>  [H, S]   written: scaled scores
+//   3  params  uniform     { heads, tokens = S, width = W, rank = Rkv, scale: f32 }
+// Workgroup: WG (override, default 64) invocations along S; dispatch (ceil(S / WG), H).
+// CPU counterpart: reference.ts attentionAbsorbed (its scores).
+
+override WG: u32 = 64u;
+
+struct Params {
+  heads: u32,  // H
+  tokens: u32, // S, in tokens
+  width: u32,  // W = Rkv + Dr, in elements
+  rank: u32,   // Rkv, in elements
+  scale: f32,  // softmax scale (Dq^-0.5 · mscale²)
+  _pad0: u32,
+  _pad1: u32,
+  _pad2: u32,
+}
+
+@group(0) @binding(0) var<storage, read> q: array<f32>;
+@group(0) @binding(1) var<storage, read> cache: array<f32>;
+@group(0) @binding(2) var<storage, read_write> p: array<f32>;
+@group(0) @binding(3) var<uniform> params: Params;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let s = gid.x;
+  let h = gid.y;
+  if (s >= params.tokens || h >= params.heads) { return; }
+  var acc = 0.0;
+  for (var i = 0u; i < params.width; i++) {
+    acc += q[h * params.width + i] * cache[s * params.width + i];
+  }
+  p[h * params.tokens + s] = acc * params.scale;
+}
