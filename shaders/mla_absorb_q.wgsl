@@ -85,7 +85,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
   while (d0 < p.Dn) {
     // rows d0 .. d1 share one scale row block
     let d1 = min(p.Dn, ((row0 + d0) / 128u + 1u) * 128u - row0);
-    // explicit zeroing: lavapipe was seen to keep a loop-local var's value across iterations
+    // explicit zeroing: Dawn (webgpu 0.6.2, lavapipe AND SwiftShader) does not re-zero a loop-local `var`
+    // declared without initializer on each iteration (it keeps the previous iteration's value; scalars too)
     var part: array<vec4<f32>, MAX_TT>;
     for (var tt = 0u; tt < MAX_TT; tt++) { part[tt] = vec4<f32>(0.0); }
     for (var d = d0; d < d1; d++) {

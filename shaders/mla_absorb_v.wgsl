@@ -81,7 +81,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
   for (var tt = 0u; tt < MAX_TT; tt++) { acc[tt] = 0.0; }
   for (var w0 = 0u; w0 < words; w0 += 32u) { // 32 words = one 128-column scale block
     let w1 = min(words, w0 + 32u);
-    // explicit zeroing: lavapipe was seen to keep a loop-local var's value across iterations
+    // explicit zeroing: Dawn (webgpu 0.6.2, lavapipe AND SwiftShader) does not re-zero a loop-local `var`
+    // declared without initializer on each iteration (it keeps the previous iteration's value; scalars too)
     var part: array<vec4<f32>, MAX_TT>;
     for (var tt = 0u; tt < MAX_TT; tt++) { part[tt] = vec4<f32>(0.0); }
     for (var wi = w0; wi < w1; wi++) {

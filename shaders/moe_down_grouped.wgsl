@@ -1,8 +1,9 @@
 // moe_down_grouped.wgsl — grouped GEMM, second half of the experts for prefill (kernels.md §3.4-3.5):
 //   y[p, d] = Dn_e[d] · h[p, :Fe]     for the BM pairs p of one block of expert e (moe_align.wgsl)
 // h already carries the combine weight; moe_combine.wgsl sums y over the slots of each token. Thread = one
-// output row d × the block's pairs, 4 at a time: each word of 4 FP8 codes is decoded (× block scale) and
-// used for 4 pairs from registers; no workgroup memory, no barriers (as moe_gateup_grouped.wgsl).
+// output row d × the block's pairs, 4 at a time (then the 0-3 left one at a time): each word of 4 FP8 codes
+// is decoded (× block scale) and used for 4 pairs from registers; no workgroup memory, no barriers (as
+// moe_gateup_grouped.wgsl).
 //
 // Bindings (group 0):
 //   0  xin       array<f32>  [T, Ks, Fmax]  h
@@ -68,6 +69,44 @@ fn x4(o: u32, c: u32, n: u32) -> vec4<f32> {
                    select(0.0, xin[min(o + c + 2u, last)], c + 2u < n), 0.0);
 }
 
+// dots of one weight row with 4 (or 1) h rows at offsets o; the buffer choice stays outside the word loop
+// (SwiftShader ran 2x slower with the routed/shared branch inside it)
+fn rows4_routed(row: u32, srow: u32, o: vec4<u32>, n: u32) -> vec4<f32> {
+  var acc = vec4<f32>(0.0);
+  for (var wi = 0u; wi < (n + 3u) / 4u; wi++) {
+    let w4 = fp8x4(codes[row + wi]) * scales[srow + wi / 32u];
+    let c = wi * 4u;
+    acc += vec4<f32>(dot(w4, x4(o.x, c, n)), dot(w4, x4(o.y, c, n)), dot(w4, x4(o.z, c, n)), dot(w4, x4(o.w, c, n)));
+  }
+  return acc;
+}
+
+fn rows4_shared(row: u32, srow: u32, o: vec4<u32>, n: u32) -> vec4<f32> {
+  var acc = vec4<f32>(0.0);
+  for (var wi = 0u; wi < (n + 3u) / 4u; wi++) {
+    let w4 = fp8x4(shCodes[row + wi]) * shScales[srow + wi / 32u];
+    let c = wi * 4u;
+    acc += vec4<f32>(dot(w4, x4(o.x, c, n)), dot(w4, x4(o.y, c, n)), dot(w4, x4(o.z, c, n)), dot(w4, x4(o.w, c, n)));
+  }
+  return acc;
+}
+
+fn row1_routed(row: u32, srow: u32, o: u32, n: u32) -> f32 {
+  var acc = 0.0;
+  for (var wi = 0u; wi < (n + 3u) / 4u; wi++) {
+    acc += dot(fp8x4(codes[row + wi]), x4(o, wi * 4u, n)) * scales[srow + wi / 32u];
+  }
+  return acc;
+}
+
+fn row1_shared(row: u32, srow: u32, o: u32, n: u32) -> f32 {
+  var acc = 0.0;
+  for (var wi = 0u; wi < (n + 3u) / 4u; wi++) {
+    acc += dot(fp8x4(shCodes[row + wi]), x4(o, wi * 4u, n)) * shScales[srow + wi / 32u];
+  }
+  return acc;
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let b = wid.x;
@@ -84,7 +123,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let rs = select(p.rsF, p.rsFs, isShared);
   let sc = select(p.scF, p.scFs, isShared);
 
-  // valid pairs are a prefix of the block (see moe_gateup_grouped.wgsl); 4 rows at a time
+  // valid pairs are a prefix of the block (see moe_gateup_grouped.wgsl)
   let pb = p.pb + b * BM;
   var n = 0u;
   for (var i = 0u; i < BM; i++) { if (plan[pb + i] != SENTINEL) { n = i + 1u; } }
@@ -92,27 +131,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   if (!isShared) { m = e - p.e0; }
   let row = m * p.D * rs + d * rs;                        // matrix m, row d
   let srow = m * ((p.D + 127u) / 128u) * sc + (d / 128u) * sc;
-  let words = (Fe + 3u) / 4u;
 
-  for (var i0 = 0u; i0 < n; i0 += 4u) {
-    let p0 = plan[pb + i0];
-    let p1 = plan[pb + min(i0 + 1u, n - 1u)];
-    let p2 = plan[pb + min(i0 + 2u, n - 1u)];
-    let p3 = plan[pb + min(i0 + 3u, n - 1u)];
-    var acc = vec4<f32>(0.0);
-    for (var wi = 0u; wi < words; wi++) {
-      var w4: vec4<f32>;
-      if (isShared) {
-        w4 = fp8x4(shCodes[row + wi]) * shScales[srow + wi / 32u];
-      } else {
-        w4 = fp8x4(codes[row + wi]) * scales[srow + wi / 32u];
-      }
-      let c = wi * 4u;
-      acc += vec4<f32>(dot(w4, x4(p0 * p.Fmax, c, Fe)), dot(w4, x4(p1 * p.Fmax, c, Fe)),
-                       dot(w4, x4(p2 * p.Fmax, c, Fe)), dot(w4, x4(p3 * p.Fmax, c, Fe)));
-    }
-    for (var j = 0u; j < 4u; j++) {
-      if (i0 + j < n) { y[plan[pb + i0 + j] * p.D + d] = acc[j]; }
-    }
+  // full groups of 4 pairs, then the remaining 0-3 one at a time (no work on padding rows)
+  var i0 = 0u;
+  for (; i0 + 4u <= n; i0 += 4u) {
+    let o = vec4<u32>(plan[pb + i0], plan[pb + i0 + 1u], plan[pb + i0 + 2u], plan[pb + i0 + 3u]) * p.Fmax;
+    var acc: vec4<f32>;
+    if (isShared) { acc = rows4_shared(row, srow, o, Fe); } else { acc = rows4_routed(row, srow, o, Fe); }
+    for (var j = 0u; j < 4u; j++) { y[plan[pb + i0 + j] * p.D + d] = acc[j]; }
+  }
+  for (; i0 < n; i0++) {
+    let pr = plan[pb + i0];
+    var acc: f32;
+    if (isShared) { acc = row1_shared(row, srow, pr * p.Fmax, Fe); } else { acc = row1_routed(row, srow, pr * p.Fmax, Fe); }
+    y[pr * p.D + d] = acc;
   }
 }

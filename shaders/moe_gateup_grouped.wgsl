@@ -2,9 +2,9 @@
 // every workgroup owns one block of BM (token, slot) pairs that all use the same expert (moe_align.wgsl) and
 // WG of that expert's rows, so the expert's gate/up rows are read once per block instead of once per token:
 //   h[p, f] = w_p · silu(G_e[f] · x_t) · (U_e[f] · x_t),  p = t·Ks + k (w = 1 for the shared slot k = K)
-// Thread = one row f × the block's pairs, 4 at a time: each u32 word of 4 FP8 codes is decoded (× its block
-// scale: the exact f32 weight of the reference) and used for 4 tokens from registers; the x reads are the
-// same address for every thread (broadcast). No workgroup memory and no barriers: the shape that runs well
+// Thread = one row f × the block's pairs, 4 at a time (then the 0-3 left one at a time): each u32 word of 4
+// FP8 codes is decoded (× its block scale: the exact f32 weight of the reference) and used for 4 tokens from
+// registers; the x reads are the same address for every thread (broadcast). No workgroup memory and no barriers: the shape that runs well
 // on CPU adapters (kernels.md §3.4, as fp8_gemm.wgsl).
 //
 // Bindings (group 0):
@@ -74,6 +74,78 @@ fn x4(o: u32, c: u32) -> vec4<f32> {
                    select(0.0, xin[min(o + c + 2u, last)], c + 2u < p.D), 0.0);
 }
 
+struct GU4 {
+  g: vec4<f32>,
+  u: vec4<f32>,
+}
+
+// gate and up dots of one weight row pair with 4 x rows (offsets o); the buffer choice stays outside the
+// word loop (SwiftShader ran 2x slower with the routed/shared branch inside it)
+fn rows4_routed(gRow: u32, uRow: u32, gS: u32, uS: u32, o: vec4<u32>) -> GU4 {
+  var r = GU4(vec4<f32>(0.0), vec4<f32>(0.0));
+  let words = (p.D + 3u) / 4u;
+  for (var wi = 0u; wi < words; wi++) {
+    let g4 = fp8x4(codes[gRow + wi]) * scales[gS + wi / 32u];
+    let u4 = fp8x4(codes[uRow + wi]) * scales[uS + wi / 32u];
+    let c = wi * 4u;
+    let x0 = x4(o.x, c);
+    let x1 = x4(o.y, c);
+    let x2 = x4(o.z, c);
+    let x3 = x4(o.w, c);
+    r.g += vec4<f32>(dot(g4, x0), dot(g4, x1), dot(g4, x2), dot(g4, x3));
+    r.u += vec4<f32>(dot(u4, x0), dot(u4, x1), dot(u4, x2), dot(u4, x3));
+  }
+  return r;
+}
+
+fn rows4_shared(gRow: u32, uRow: u32, gS: u32, uS: u32, o: vec4<u32>) -> GU4 {
+  var r = GU4(vec4<f32>(0.0), vec4<f32>(0.0));
+  let words = (p.D + 3u) / 4u;
+  for (var wi = 0u; wi < words; wi++) {
+    let g4 = fp8x4(shCodes[gRow + wi]) * shScales[gS + wi / 32u];
+    let u4 = fp8x4(shCodes[uRow + wi]) * shScales[uS + wi / 32u];
+    let c = wi * 4u;
+    let x0 = x4(o.x, c);
+    let x1 = x4(o.y, c);
+    let x2 = x4(o.z, c);
+    let x3 = x4(o.w, c);
+    r.g += vec4<f32>(dot(g4, x0), dot(g4, x1), dot(g4, x2), dot(g4, x3));
+    r.u += vec4<f32>(dot(u4, x0), dot(u4, x1), dot(u4, x2), dot(u4, x3));
+  }
+  return r;
+}
+
+fn row1_routed(gRow: u32, uRow: u32, gS: u32, uS: u32, o: u32) -> vec2<f32> {
+  var r = vec2<f32>(0.0);
+  let words = (p.D + 3u) / 4u;
+  for (var wi = 0u; wi < words; wi++) {
+    let xv = x4(o, wi * 4u);
+    r += vec2<f32>(dot(fp8x4(codes[gRow + wi]), xv) * scales[gS + wi / 32u],
+                   dot(fp8x4(codes[uRow + wi]), xv) * scales[uS + wi / 32u]);
+  }
+  return r;
+}
+
+fn row1_shared(gRow: u32, uRow: u32, gS: u32, uS: u32, o: u32) -> vec2<f32> {
+  var r = vec2<f32>(0.0);
+  let words = (p.D + 3u) / 4u;
+  for (var wi = 0u; wi < words; wi++) {
+    let xv = x4(o, wi * 4u);
+    r += vec2<f32>(dot(fp8x4(shCodes[gRow + wi]), xv) * shScales[gS + wi / 32u],
+                   dot(fp8x4(shCodes[uRow + wi]), xv) * shScales[uS + wi / 32u]);
+  }
+  return r;
+}
+
+// h[pr, f] = w · silu(g) · u for pair pr = t·Ks + k (w = 1 for the shared slot)
+fn store(pr: u32, f: u32, g: f32, u: f32) {
+  let t = pr / p.Ks;
+  let k = pr % p.Ks;
+  var wt = 1.0;
+  if (k < p.K) { wt = wts[t * p.K + k]; }
+  h[pr * p.Fmax + f] = wt * (g / (1.0 + exp(-g))) * u;
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let b = wid.x;
@@ -89,8 +161,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   if (f >= Fe) { return; }
 
   // the block's valid pairs are a prefix of its BM rows (moe_align scatters each expert's pairs from the start
-  // of its segment); rows are processed 4 at a time so a sparse block (Kimi K2 prefill: ~5 tokens per expert
-  // per 256-token chunk) does not pay for 16
+  // of its segment); a sparse block (Kimi K2 prefill: ~5 tokens per expert per 256-token chunk) does not pay
+  // for 16 rows
   let pb = p.pb + b * BM;
   var n = 0u;
   for (var i = 0u; i < BM; i++) { if (plan[pb + i] != SENTINEL) { n = i + 1u; } }
@@ -102,48 +174,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let uRow = gRow + mw;
   let gS = m * ms + (f / 128u) * p.scD;
   let uS = gS + ms;
-  let words = (p.D + 3u) / 4u;
 
-  for (var i0 = 0u; i0 < n; i0 += 4u) {
-    // x rows of pairs i0 .. i0+3 (past n: a copy of row i0, never written)
-    let p0 = plan[pb + i0];
-    let p1 = plan[pb + min(i0 + 1u, n - 1u)];
-    let p2 = plan[pb + min(i0 + 2u, n - 1u)];
-    let p3 = plan[pb + min(i0 + 3u, n - 1u)];
-    let o0 = (p0 / p.Ks) * p.D;
-    let o1 = (p1 / p.Ks) * p.D;
-    let o2 = (p2 / p.Ks) * p.D;
-    let o3 = (p3 / p.Ks) * p.D;
-    var ag = vec4<f32>(0.0);
-    var au = vec4<f32>(0.0);
-    for (var wi = 0u; wi < words; wi++) {
-      var g4: vec4<f32>;
-      var u4: vec4<f32>;
-      if (isShared) {
-        g4 = fp8x4(shCodes[gRow + wi]) * shScales[gS + wi / 32u];
-        u4 = fp8x4(shCodes[uRow + wi]) * shScales[uS + wi / 32u];
-      } else {
-        g4 = fp8x4(codes[gRow + wi]) * scales[gS + wi / 32u];
-        u4 = fp8x4(codes[uRow + wi]) * scales[uS + wi / 32u];
-      }
-      let c = wi * 4u;
-      let x0 = x4(o0, c);
-      let x1 = x4(o1, c);
-      let x2 = x4(o2, c);
-      let x3 = x4(o3, c);
-      ag += vec4<f32>(dot(g4, x0), dot(g4, x1), dot(g4, x2), dot(g4, x3));
-      au += vec4<f32>(dot(u4, x0), dot(u4, x1), dot(u4, x2), dot(u4, x3));
-    }
-    for (var j = 0u; j < 4u; j++) {
-      if (i0 + j < n) {
-        let pr = plan[pb + i0 + j];
-        let t = pr / p.Ks;
-        let k = pr % p.Ks;
-        var wt = 1.0;
-        if (k < p.K) { wt = wts[t * p.K + k]; }
-        let g = ag[j];
-        h[pr * p.Fmax + f] = wt * (g / (1.0 + exp(-g))) * au[j];
-      }
-    }
+  // full groups of 4 pairs, then the remaining 0-3 one at a time (no work on padding rows)
+  var i0 = 0u;
+  for (; i0 + 4u <= n; i0 += 4u) {
+    let o = vec4<u32>(plan[pb + i0], plan[pb + i0 + 1u], plan[pb + i0 + 2u], plan[pb + i0 + 3u]) / p.Ks * p.D;
+    var r: GU4;
+    if (isShared) { r = rows4_shared(gRow, uRow, gS, uS, o); } else { r = rows4_routed(gRow, uRow, gS, uS, o); }
+    for (var j = 0u; j < 4u; j++) { store(plan[pb + i0 + j], f, r.g[j], r.u[j]); }
+  }
+  for (; i0 < n; i0++) {
+    let pr = plan[pb + i0];
+    let o = (pr / p.Ks) * p.D;
+    var r: vec2<f32>;
+    if (isShared) { r = row1_shared(gRow, uRow, gS, uS, o); } else { r = row1_routed(gRow, uRow, gS, uS, o); }
+    store(pr, f, r.x, r.y);
   }
 }
