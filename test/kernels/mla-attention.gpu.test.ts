@@ -3,15 +3,15 @@
  * against the CPU reference's attentionAbsorbed AND attentionNaive (model/reference.ts), decode and prefill
  * chunks starting at p0 > 0, with and without key splits, on ragged geometries.
  */
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { attentionAbsorbed, attentionNaive, expandKv, type MlaShape } from '../../src/model/reference.js';
 import type { Matrix } from '../../src/model/cpu-weights.js';
 import { packFp8Rows } from '../../src/gpu/ops/fp8-layout.js';
 import {
   createMlaScratch, fusedCacheView, mlaAbsorbQ, mlaAttend, type LatentCacheView, type MlaGeometry,
 } from '../../src/gpu/ops/attention.js';
-import { compareClose, expectClose, randn, rng, testAdapter, testGpu } from '../helpers/gpu.js';
-import { harness, randomFp8, readF32, runPass, toF64, upload, zeros } from './moe-mla-harness.js';
+import { expectClose, randn, rng, testAdapter, testGpu } from '../helpers/gpu.js';
+import { checkClose, harness, printMeasured, randomFp8, readF32, runPass, toF64, upload, zeros } from './moe-mla-harness.js';
 
 interface Problem {
   g: MlaGeometry;
@@ -130,14 +130,15 @@ const TOL = 2e-5;
 const VARIANTS = ['tiled', 'rows'] as const;
 
 describe(`mla attention (${testAdapter()})`, () => {
+  afterAll(() => printMeasured(`mla attention (${testAdapter()}), measured errors:`));
+
   it('debug case: tiny decode at p0 = 3, absorbed and naive CPU forms agree with the GPU', async () => {
     const pr = problem(7, TINY, 1, 3);
     const got = await gpuAttend(pr, 1);
     const abs = cpu(pr, 'absorbed');
     const naive = cpu(pr, 'naive');
-    const atol = TOL * Math.max(1, maxAbs(abs));
-    expectClose(got, abs, { atol, label: 'gpu vs absorbed' });
-    expectClose(got, naive, { atol, label: 'gpu vs naive' });
+    checkClose(got, abs, TOL, 'debug: gpu vs absorbed');
+    checkClose(got, naive, TOL, 'debug: gpu vs naive');
   });
 
   it('absorb_q alone: q̃ = W_UK^T q_nope and the q_pe copy (ragged R, 128-row blocks across heads)', async () => {
@@ -163,7 +164,7 @@ describe(`mla attention (${testAdapter()})`, () => {
         for (let i = 0; i < g.rope; i++) want[th * L + g.rank + i] = pr.q[th * Dq + g.nope + i]!;
       }
       // Dn ≤ 128-long f32 dots: ~1e-6 relative
-      expectClose(got, want, { atol: 1e-5 * Math.max(1, maxAbs(want)), label: `qLat ${JSON.stringify(g)} T=${T}` });
+      checkClose(got, want, 1e-5, `absorb_q ${JSON.stringify(g)} T=${T}`);
     }
   });
 
@@ -171,13 +172,12 @@ describe(`mla attention (${testAdapter()})`, () => {
     for (const [g, p0, seed] of [[RAGGED, 300, 21], [K2, 97, 22], [ODD, 130, 23]] as const) {
       const pr = problem(seed, g, 1, p0);
       const naive = cpu(pr, 'naive');
-      const atol = TOL * Math.max(1, maxAbs(naive));
       for (const variant of VARIANTS) {
         const one = await gpuAttend(pr, 1, true, variant);
-        expectClose(one, naive, { atol, label: `${variant} no split ${JSON.stringify(g)} p0=${p0}` });
+        checkClose(one, naive, TOL, `decode ${variant} no split ${JSON.stringify(g)} p0=${p0}`);
         for (const splits of [2, 7]) {
           const split = await gpuAttend(pr, splits, true, variant);
-          expectClose(split, naive, { atol, label: `${variant} ${splits} splits ${JSON.stringify(g)} p0=${p0}` });
+          checkClose(split, naive, TOL, `decode ${variant} ${splits} splits ${JSON.stringify(g)} p0=${p0}`);
           // splitting only reorders the softmax sums
           expectClose(split, one, { atol: 1e-5 * Math.max(1, maxAbs(one)), label: `${variant} split vs no split` });
         }
@@ -196,8 +196,7 @@ describe(`mla attention (${testAdapter()})`, () => {
       const abs = cpu(pr, 'absorbed');
       for (const variant of VARIANTS) {
         const got = await gpuAttend(pr, splits, fused, variant);
-        const r = compareClose(got, abs, { atol: TOL * Math.max(1, maxAbs(abs)), label: `${variant} prefill ${JSON.stringify(g)} T=${T} p0=${p0} splits=${splits}` });
-        expect(r.ok, r.message).toBe(true);
+        checkClose(got, abs, TOL, `prefill ${variant} ${JSON.stringify(g)} T=${T} p0=${p0} splits=${splits}`);
       }
     }
   });

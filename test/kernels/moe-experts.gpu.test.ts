@@ -4,7 +4,7 @@
  * weights; ids vary across tokens; ragged D / F; expert stacks split across buffers (shards); the shared expert;
  * and router → experts end to end against reference.ts moe().
  */
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { ffn, moe as cpuMoe } from '../../src/model/reference.js';
 import type { FfnWeights, Matrix } from '../../src/model/cpu-weights.js';
 import { expertShards, fp8StackLayout, packFp8Stack, type Fp8Matrix } from '../../src/gpu/ops/fp8-layout.js';
@@ -14,7 +14,7 @@ import {
 } from '../../src/gpu/ops/moe.js';
 import type { GpuContext } from '../../src/gpu/device.js';
 import { expectClose, randInt, randn, rng, testAdapter, testGpu } from '../helpers/gpu.js';
-import { harness, randomFp8, readF32, runPass, toF64, upload, zeros } from './moe-mla-harness.js';
+import { checkClose, harness, printMeasured, randomFp8, readF32, runPass, toF64, upload, zeros } from './moe-mla-harness.js';
 
 interface Expert {
   q: { gate: Fp8Matrix; up: Fp8Matrix; down: Fp8Matrix };
@@ -147,6 +147,8 @@ const ODD: MoeGeometry = { hidden: 150, experts: 6, topK: 3, inter: 50, sharedIn
 const WIDE: MoeGeometry = { hidden: 300, experts: 5, topK: 2, inter: 260, sharedInter: 260 }; // F crosses two 128-row blocks
 
 describe(`moe experts (${testAdapter()})`, () => {
+  afterAll(() => printMeasured(`moe experts (${testAdapter()}), measured errors:`));
+
   it('debug case: tiny, one token, decode path', async () => {
     const l = layer(1, TINY);
     const rand = rng(2);
@@ -156,7 +158,7 @@ describe(`moe experts (${testAdapter()})`, () => {
     const wts = Float32Array.from([0.7, 0.4]);
     const want = cpuExperts(l, x, ids, wts, residual);
     const got = await gpuExperts(l, x, ids, wts, residual, 'decode');
-    expectClose(got, want, { atol: TOL * Math.max(1, maxAbs(want)), label: 'tiny decode' });
+    checkClose(got, want, TOL, 'tiny decode');
   });
 
   it('decode path (small T), ids vary across tokens, ragged shapes, with and without shards', async () => {
@@ -171,7 +173,7 @@ describe(`moe experts (${testAdapter()})`, () => {
       const maxBinding = cap ? cap * 2 * fp8StackLayout(1, g.inter, g.hidden).codeBytes : undefined;
       for (const variant of await decodeVariants()) {
         const got = await gpuExperts(l, x, ids, wts, residual, 'decode', maxBinding, variant);
-        expectClose(got, want, { atol: TOL * Math.max(1, maxAbs(want)), label: `decode ${variant} ${JSON.stringify(g)} T=${T} cap=${cap}` });
+        checkClose(got, want, TOL, `decode ${variant} ${JSON.stringify(g)} T=${T} cap=${cap}`);
       }
     }
   });
@@ -186,7 +188,7 @@ describe(`moe experts (${testAdapter()})`, () => {
       const want = cpuExperts(l, x, ids, wts, residual);
       const maxBinding = cap ? cap * 2 * fp8StackLayout(1, g.inter, g.hidden).codeBytes : undefined;
       const got = await gpuExperts(l, x, ids, wts, residual, 'prefill', maxBinding);
-      expectClose(got, want, { atol: TOL * Math.max(1, maxAbs(want)), label: `prefill ${JSON.stringify(g)} T=${T} cap=${cap}` });
+      checkClose(got, want, TOL, `prefill ${JSON.stringify(g)} T=${T} cap=${cap}`);
       // the two paths compute the same sums in a different order
       if (T <= 9) {
         const dec = await gpuExperts(l, x, ids, wts, residual, 'decode', maxBinding);
@@ -235,7 +237,7 @@ describe(`moe experts (${testAdapter()})`, () => {
       const gotIds = new Uint32Array(await (await import('../../src/gpu/buffers.js')).readBuffer(gpu, ids, 0, T * g.topK * 4));
       expect([...gotIds], 'ids').toEqual([...want.ids]);
       const got = await readF32(gpu, out, T * g.hidden);
-      expectClose(got, want.out, { atol: TOL * Math.max(1, maxAbs(want.out)), label: `router + experts (${path})` });
+      checkClose(got, want.out, TOL, `router + experts (${path})`);
     }
     expect(slotsPerToken(g)).toBe(5);
   });

@@ -7,7 +7,7 @@ import { readBuffer, uploadBuffer, UniformArena, createBuffer } from '../../src/
 import type { GpuContext } from '../../src/gpu/device.js';
 import { Kernels } from '../../src/gpu/kernels.js';
 import type { Fp8Matrix } from '../../src/gpu/ops/fp8-layout.js';
-import { randn } from '../helpers/gpu.js';
+import { expectClose, randn } from '../helpers/gpu.js';
 
 export interface Harness {
   gpu: GpuContext;
@@ -66,4 +66,23 @@ export function randomFp8(rand: () => number, rows: number, cols: number, std = 
 
 export function toF64(a: ArrayLike<number>): Float64Array {
   return Float64Array.from(a as ArrayLike<number>);
+}
+
+const measured: string[] = [];
+
+/**
+ * expectClose with atol = tol · max(1, max|want|), recording the measured error (printed by printMeasured)
+ * so CI logs show how far inside its tolerance each kernel is.
+ */
+export function checkClose(got: ArrayLike<number>, want: ArrayLike<number>, tol: number, label: string): number {
+  let scale = 1;
+  for (let i = 0; i < want.length; i++) scale = Math.max(scale, Math.abs(want[i]!));
+  const maxAbs = expectClose(got, want, { atol: tol * scale, label });
+  measured.push(`${label}: max|Δ| ${maxAbs.toExponential(2)} = ${(maxAbs / scale).toExponential(2)} of max(1, max|ref|) (tolerance ${tol})`);
+  return maxAbs;
+}
+
+export function printMeasured(title: string): void {
+  if (measured.length) console.log(`${title}\n  ${measured.join('\n  ')}`);
+  measured.length = 0;
 }
