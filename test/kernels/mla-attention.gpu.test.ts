@@ -8,7 +8,7 @@ import { attentionAbsorbed, attentionNaive, expandKv, type MlaShape } from '../.
 import type { Matrix } from '../../src/model/cpu-weights.js';
 import { packFp8Rows } from '../../src/gpu/ops/fp8-layout.js';
 import {
-  createMlaScratch, fusedCacheView, mlaAbsorbQ, mlaAttend, type LatentCacheView, type MlaGeometry,
+  createMlaScratch, fusedCacheView, mlaAbsorbQ, mlaAttend, mlaAttention, type LatentCacheView, type MlaGeometry,
 } from '../../src/gpu/ops/attention.js';
 import { expectClose, randn, rng, testAdapter, testGpu } from '../helpers/gpu.js';
 import { checkClose, harness, printMeasured, randomFp8, readF32, runPass, toF64, upload, zeros } from './moe-mla-harness.js';
@@ -199,5 +199,28 @@ describe(`mla attention (${testAdapter()})`, () => {
         checkClose(got, abs, TOL, `prefill ${variant} ${JSON.stringify(g)} T=${T} p0=${p0} splits=${splits}`);
       }
     }
+  });
+});
+
+describe(`mla launchers reject bad shapes (${testAdapter()})`, () => {
+  it('names the argument that is too small, and a split without scratch', async () => {
+    const { ShapeError } = await import('../../src/errors.js');
+    const gpu = await testGpu();
+    const h = harness(gpu);
+    const g = TINY;
+    const small = zeros(gpu, 64);
+    const big = zeros(gpu, 1 << 16);
+    const enc = gpu.device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    const cache = fusedCacheView(big, g);
+    expect(() => mlaAbsorbQ(h.k, pass, h.arena, { q: small, kvB: { codes: big, scales: big }, qLat: big, tokens: 4, geometry: g })).toThrow(/'q'/);
+    expect(() => mlaAbsorbQ(h.k, pass, h.arena, { q: big, kvB: { codes: small, scales: big }, qLat: big, tokens: 1, geometry: g })).toThrow(ShapeError);
+    expect(() =>
+      mlaAttention(h.k, pass, h.arena, { qLat: big, cache, oLat: big, tokens: 1, startPos: 10, geometry: g, scale: 1, splits: 2 }),
+    ).toThrow(/partO/);
+    expect(() =>
+      mlaAttention(h.k, pass, h.arena, { qLat: big, cache: fusedCacheView(small, g), oLat: big, tokens: 1, startPos: 10, geometry: g, scale: 1 }),
+    ).toThrow(/cache\.c/);
+    pass.end();
   });
 });

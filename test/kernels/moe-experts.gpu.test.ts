@@ -242,3 +242,23 @@ describe(`moe experts (${testAdapter()})`, () => {
     expect(slotsPerToken(g)).toBe(5);
   });
 });
+
+describe(`moe launchers reject bad shapes (${testAdapter()})`, () => {
+  it('shards that do not cover the experts, missing shared weights, too many tokens', async () => {
+    const { ShapeError } = await import('../../src/errors.js');
+    const gpu = await testGpu();
+    const h = harness(gpu);
+    const l = layer(50, TINY);
+    const w = uploadLayer(gpu, l);
+    const scratch = createMoeScratch(gpu, TINY, 2, false);
+    const b = zeros(gpu, 1 << 16);
+    const base = { x: b, ids: b, weights: b, out: b, accumulate: false, tokens: 2, geometry: TINY, w, scratch };
+    const enc = gpu.device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    expect(() => moeExpertsDecode(h.k, pass, h.arena, { ...base, w: { ...w, shards: w.shards.map((s) => ({ ...s, count: s.count - 1 })) } })).toThrow(ShapeError);
+    expect(() => moeExpertsDecode(h.k, pass, h.arena, { ...base, w: { ...w, shared: null } })).toThrow(/shared/);
+    expect(() => moeExpertsDecode(h.k, pass, h.arena, { ...base, tokens: 3 })).toThrow(ShapeError);
+    expect(() => moeExpertsPrefill(h.k, pass, h.arena, base)).toThrow(/grouped/);
+    pass.end();
+  });
+});

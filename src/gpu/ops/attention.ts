@@ -23,11 +23,16 @@
  *                         each cache tile (one pass over the cache for all heads of a token when H ≤ BM),
  *                         online softmax, causal rule key j visible iff j ≤ p0 + t (spec §4.4, any p0);
  *                         optional split of the key range (flash-decoding) → partials.
- *                         CPU adapters get mla_attention_rows (same contract, one invocation per row, no
- *                         barriers or workgroup memory), see MlaAttentionTuning.variant
+ *                         lavapipe gets mla_attention_rows (same contract, one invocation per row, no
+ *                         barriers or workgroup memory; ~3.5x faster prefill there), see
+ *                         MlaAttentionTuning.variant
  *   3. mla_decode_reduce  (splits > 1 only) merges the partials: ō = Σ_s e^{m_s−M} o_s / Σ_s e^{m_s−M} l_s
  *   4. mla_absorb_v       out from oLat and kv_b's V half
  * No [T, T] (or [T, S]) score matrix ever exists in memory; the cache tile lives in workgroup memory.
+ * The absorption (q̃ = W_UK^T q_nope, o = W_UV ō) is done by our two FP8-aware kernels, not by part A's GEMM:
+ * they are batched per head over kv_b's halves, a layout a plain [out, in] GEMM does not cover.
+ * Decode: pass a scratch with maxSplits > 1 (chooseSplits splits caches ≥ 2·256 keys when the row blocks
+ * alone cannot fill the device).
  *
  * CPU counterparts: model/reference.ts attentionAbsorbed (and attentionNaive: same math, other order).
  */
