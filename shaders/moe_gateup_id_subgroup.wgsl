@@ -64,6 +64,26 @@ fn x4(xo: u32, c: u32, n: u32) -> vec4<f32> {
                    select(0.0, xin[min(xo + c + 2u, last)], c + 2u < n), 0.0);
 }
 
+// this lane's share (words lane, lane + sgSize, ...) of the gate and up dots of one row; the buffer choice
+// stays outside the word loop (SwiftShader ran 2x slower with the branch inside)
+fn lane_routed(gRow: u32, uRow: u32, gS: u32, uS: u32, xo: u32, lane: u32, sgSize: u32) -> vec2<f32> {
+  var r = vec2<f32>(0.0);
+  for (var wi = lane; wi < (p.D + 3u) / 4u; wi += sgSize) {
+    let xv = x4(xo, wi * 4u, p.D);
+    r += vec2<f32>(dot(fp8x4(codes[gRow + wi]), xv) * scales[gS + wi / 32u], dot(fp8x4(codes[uRow + wi]), xv) * scales[uS + wi / 32u]);
+  }
+  return r;
+}
+
+fn lane_shared(gRow: u32, uRow: u32, gS: u32, uS: u32, xo: u32, lane: u32, sgSize: u32) -> vec2<f32> {
+  var r = vec2<f32>(0.0);
+  for (var wi = lane; wi < (p.D + 3u) / 4u; wi += sgSize) {
+    let xv = x4(xo, wi * 4u, p.D);
+    r += vec2<f32>(dot(fp8x4(shCodes[gRow + wi]), xv) * shScales[gS + wi / 32u], dot(fp8x4(shCodes[uRow + wi]), xv) * shScales[uS + wi / 32u]);
+  }
+  return r;
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
         @builtin(subgroup_size) sgSize: u32, @builtin(subgroup_invocation_id) lane: u32) {
@@ -92,7 +112,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     wt = wts[t * p.K + k];
   }
   let xo = t * p.D;
-  let words = (p.D + 3u) / 4u;
   let nsg = WG / sgSize;
   let sg = lid / sgSize;
   let fBase = wid.x * RPW;
@@ -103,18 +122,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let uRow = gRow + mw;
     let gS = m * ms + (fc / 128u) * p.scD;
     let uS = gS + ms;
-    var g = 0.0;
-    var u = 0.0;
-    for (var wi = lane; wi < words; wi += sgSize) {
-      let xv = x4(xo, wi * 4u, p.D);
-      if (isShared) {
-        g += dot(fp8x4(shCodes[gRow + wi]), xv) * shScales[gS + wi / 32u];
-        u += dot(fp8x4(shCodes[uRow + wi]), xv) * shScales[uS + wi / 32u];
-      } else {
-        g += dot(fp8x4(codes[gRow + wi]), xv) * scales[gS + wi / 32u];
-        u += dot(fp8x4(codes[uRow + wi]), xv) * scales[uS + wi / 32u];
-      }
-    }
+    var gu: vec2<f32>;
+    if (isShared) { gu = lane_shared(gRow, uRow, gS, uS, xo, lane, sgSize); } else { gu = lane_routed(gRow, uRow, gS, uS, xo, lane, sgSize); }
+    var g = gu.x;
+    var u = gu.y;
     g = subgroupAdd(g);
     u = subgroupAdd(u);
     if (lane == 0u && f < Fe && r0 + sg < RPW) {

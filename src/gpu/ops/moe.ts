@@ -30,7 +30,8 @@
  *                       slot K in the same dispatch) then moe_down_id (each output row sums all slots, adds the
  *                       residual). 2 dispatches per shard (1 shard: 2 in all). `variant: 'subgroup'` uses
  *                       moe_*_id_subgroup (a subgroup per row + subgroupAdd: coalesced loads on GPUs; on the
- *                       CPU adapters it measured 1.0-1.5x slower, so the default picks it only on hardware).
+ *                       CPU adapters it measured equal or up to 1.1x slower, so the default picks it only on
+ *                       hardware adapters).
  *   moeExpertsPrefill   large T: moe_align (count per expert, prefix sum padded to BM = 16-row blocks, scatter
  *                       (token, slot) pairs, write the indirect grids: vLLM's moe_align_block_size) →
  *                       moe_gateup_grouped (dispatchWorkgroupsIndirect; each block looks up its expert and a
@@ -181,7 +182,8 @@ export interface MoeExpertsArgs {
 
 /**
  * The decode-path variant used by default: 'subgroup' when the device has the feature and is not a CPU
- * adapter (on lavapipe / SwiftShader the thread-per-row kernels measured as fast or faster).
+ * adapter (on lavapipe / SwiftShader the thread-per-row kernels measured as fast or faster: SIMD lanes there
+ * are invocations, so a row per invocation already gives contiguous-enough work).
  */
 export function preferSubgroups(k: Kernels): boolean {
   return !k.gpu.info.software && k.available('moe_gateup_id_subgroup') && k.available('moe_down_id_subgroup');
