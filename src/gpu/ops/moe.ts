@@ -182,8 +182,8 @@ export interface MoeExpertsArgs {
 
 /**
  * The decode-path variant used by default: 'subgroup' when the device has the feature and is not a CPU
- * adapter (on lavapipe / SwiftShader the thread-per-row kernels measured as fast or faster: SIMD lanes there
- * are invocations, so a row per invocation already gives contiguous-enough work).
+ * adapter (on lavapipe / SwiftShader the thread-per-row kernels measured as fast or up to 1.1x faster; the
+ * subgroup kernels' coalesced loads only pay off on GPUs, where no measurement exists yet).
  */
 export function preferSubgroups(k: Kernels): boolean {
   return !k.gpu.info.software && k.available('moe_gateup_id_subgroup') && k.available('moe_down_id_subgroup');
