@@ -4,6 +4,7 @@
  */
 import path from 'node:path';
 import { InputError } from '../errors.js';
+import { visibleControls } from '../cli/terminal.js';
 import type { AgentEvent, AgentOptions } from './agent.js';
 import { runAgent } from './agent.js';
 import type { ChatBackend } from './backend.js';
@@ -123,13 +124,13 @@ export class EventPrinter {
   print(ev: AgentEvent): void {
     switch (ev.type) {
       case 'text':
-        this.write(ev.text);
+        this.write(this.safe(ev.text));
         break;
       case 'tool_call':
-        this.block(`→ ${ev.call.name} ${oneLine(ev.call.arguments, 200)}`);
+        this.block(this.safe(`→ ${ev.call.name} ${oneLine(ev.call.arguments, 200)}`));
         break;
       case 'tool_result': {
-        const lines = ev.content.split('\n');
+        const lines = this.safe(ev.content).split('\n');
         const shown = lines.slice(0, MAX_RESULT_LINES);
         if (lines.length > MAX_RESULT_LINES) shown.push(`… ${lines.length - MAX_RESULT_LINES} more lines`);
         this.block(shown.map((l, i) => `${i === 0 ? (ev.ok ? '← ' : '✗ ') : '  '}${l}`).join('\n'));
@@ -141,9 +142,14 @@ export class EventPrinter {
       case 'usage':
         break;
       case 'done':
-        this.block(ev.reason === 'answered' ? `[done after ${ev.turns} turns]` : `[stopped: reached the limit of ${ev.turns} turns]`);
+        this.block(ev.reason === 'answered' ? `[done after ${ev.turns} turn${ev.turns === 1 ? '' : 's'}]` : `[stopped: reached the limit of ${ev.turns} turns]`);
         break;
     }
+  }
+
+  /** Model and tool text on a terminal: control characters shown as pictures, so output cannot drive the terminal. */
+  private safe(s: string): string {
+    return this.out.isTTY ? visibleControls(s) : s;
   }
 
   private write(s: string): void {

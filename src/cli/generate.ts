@@ -19,6 +19,7 @@ import type { Checkpoint } from '../model/checkpoint.js';
 import type { Tokenizer } from '../engine/tokenizer.js';
 import { adapterOption } from './doctor.js';
 import { loadCliModel, type CliModel } from './load-model.js';
+import { visibleControls } from './terminal.js';
 
 export interface GenerateCliOptions {
   model: string;
@@ -167,10 +168,4 @@ async function run(model: TextModel, opts: GenerateCliOptions, promptIds: number
   return done;
 }
 
-/**
- * On a terminal, control characters a model emits (ESC above all) would be interpreted as terminal commands:
- * show them as Unicode control pictures (␛, ␀...) instead; newlines and tabs pass. Pipes get the text as is.
- */
-export function visibleControls(s: string): string {
-  return s.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, (c) => String.fromCharCode(c === '\x7f' ? 0x2421 : 0x2400 + c.charCodeAt(0)));
-}
+export { visibleControls };

@@ -5,7 +5,7 @@
  *
  * V vocab, C context size.
  */
-import { ContextOverflowError } from '../errors.js';
+import { ContextOverflowError, WebmoeError } from '../errors.js';
 import type { Checkpoint } from '../model/checkpoint.js';
 import { loadCpuWeights, type CpuWeights } from '../model/cpu-weights.js';
 import { ReferenceSession } from '../model/reference.js';
@@ -39,21 +39,24 @@ class CpuReferenceSession implements InferenceSession {
   }
 
   private run(tokens: number[]): Float64Array {
-    if (this.disposed) throw new Error('session used after dispose()');
+    if (this.disposed) throw new WebmoeError('DISPOSED', 'the CPU session was used after dispose()');
     if (this.position + tokens.length > this.contextSize) throw new ContextOverflowError(this.position + tokens.length, this.contextSize);
     return this.ref.prefill(tokens); // [T, V]
   }
 
   async prefill(tokens: number[], sampling: StepSampling): Promise<number> {
+    await nextMacrotask();
     const logits = this.run(tokens);
     return sampleToken(logits.subarray((tokens.length - 1) * this.vocabSize), sampling);
   }
 
   async decode(token: number, sampling: StepSampling): Promise<number> {
+    await nextMacrotask();
     return sampleToken(this.run([token]), sampling);
   }
 
   async forwardLogits(tokens: number[]): Promise<Float32Array> {
+    await nextMacrotask();
     return Float32Array.from(this.run(tokens));
   }
 
@@ -64,4 +67,21 @@ class CpuReferenceSession implements InferenceSession {
   dispose(): void {
     this.disposed = true;
   }
+}
+
+/**
+ * Lets the event loop run between steps. A GPU step awaits mapAsync and so reaches the event loop anyway; a CPU
+ * step is pure computation, and without this a whole generation runs in one macrotask: a client's disconnect,
+ * an AbortSignal from a timer, SIGINT or SIGTERM would only be seen when it has finished.
+ */
+function nextMacrotask(): Promise<void> {
+  if (typeof setImmediate === 'function') return new Promise((resolve) => setImmediate(resolve));
+  return new Promise((resolve) => {
+    const ch = new MessageChannel();
+    ch.port1.onmessage = () => {
+      ch.port1.close();
+      resolve();
+    };
+    ch.port2.postMessage(null);
+  });
 }

@@ -235,7 +235,7 @@ export function describeEngineE2E(label: string, opts: EngineE2EOptions): void {
         expect(r).toEqual({ reason: 'answered', turns: 1, summaries: 0, promptTokens: await agentPromptTokens(model!, task, t.ws), completionTokens: expect.any(Number) });
         expect(r.completionTokens).toBeGreaterThanOrEqual(1);
         expect(r.completionTokens).toBeLessThanOrEqual(8);
-        expect(out.text.endsWith('    [done after 1 turns]\n')).toBe(true);
+        expect(out.text.endsWith('    [done after 1 turn]\n')).toBe(true);
         expect(err.text).toMatch(new RegExp(`^webmoe: ${MINI_ID} on .*; context 4096\\n`)); // min(max_position_embeddings, 4096)
         expect(err.text).toMatch(TOTALS);
       } finally {
@@ -285,7 +285,7 @@ export function describeEngineE2E(label: string, opts: EngineE2EOptions): void {
         const task = 'Read README.md.';
         const r = await runCli(['agent', '--task', task, '--workspace', t.ws, '--endpoint', serve!.baseURL, '--remote-model', MINI_ID, '--max-turns', '2', '--max-tokens', '8', '--temperature', '0']);
         expect(r.code, r.stderr).toBe(0);
-        expect(r.stdout.endsWith('    [done after 1 turns]\n')).toBe(true);
+        expect(r.stdout.endsWith('    [done after 1 turn]\n')).toBe(true);
         const totals = TOTALS.exec(r.stderr);
         expect(totals, r.stderr).not.toBeNull();
         const [, turns, prompt, completion] = totals!.map(Number);
