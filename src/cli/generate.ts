@@ -34,6 +34,7 @@ export interface GenerateCliOptions {
   json?: boolean;
   ignoreEos?: boolean;
   ctxSize?: number;
+  precision?: 'f32' | 'f16';
   adapter?: AdapterChoice;
   backend?: Backend;
 }
@@ -86,6 +87,7 @@ export function registerGenerate(program: Command): void {
     .option('--json', 'print only one JSON object on stdout at the end')
     .option('--ignore-eos', 'do not stop at the end-of-sequence token')
     .option('--ctx-size <n>', 'context size in tokens (default: min(max_position_embeddings, 4096))', int('ctx-size', 1))
+    .addOption(new Option('--precision <p>', 'webgpu: f32, or f16 (opt-in: FP8 products formed in f16; needs shader-f16)').choices(['f32', 'f16']).default('f32'))
     .addOption(adapterOption())
     .addOption(new Option('--backend <name>', 'webgpu, or cpu (the f64 CPU reference; slow, needs no adapter)').choices(BACKENDS as string[]).default('webgpu'))
     .action(async (opts: GenerateCliOptions) => {
@@ -105,7 +107,7 @@ export async function generateCommand(opts: GenerateCliOptions, out: Out = proce
       if (opts.chat) throw new TokenizerError(`${ckpt.name} has no tokenizer (tokenizer.json or tiktoken.model): --chat needs one`);
       if (promptIds === undefined) throw new TokenizerError(`${ckpt.name} has no tokenizer (tokenizer.json or tiktoken.model): give the prompt as token ids (--prompt-tokens 1,2,3)`);
     };
-    loaded = await loadCliModel({ model: opts.model, backend, adapter: opts.adapter, ctxSize: opts.ctxSize, beforeWeights }, err);
+    loaded = await loadCliModel({ model: opts.model, backend, adapter: opts.adapter, ctxSize: opts.ctxSize, precision: opts.precision, beforeWeights }, err);
     if (!opts.json) err.write(`webmoe: ${loaded.describe()}\n`);
     return await run(loaded.model, opts, promptIds, out, err);
   } finally {

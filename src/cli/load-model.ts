@@ -24,6 +24,8 @@ export interface CliModelOptions {
   adapter?: AdapterChoice;
   /** `--ctx-size`. */
   ctxSize?: number;
+  /** `--precision` (webgpu only). */
+  precision?: 'f32' | 'f16';
   /** Runs once the checkpoint and tokenizer are open, before the weights load: throw here to fail fast. */
   beforeWeights?: LoadTextModelOptions['beforeWeights'];
 }
@@ -45,7 +47,7 @@ export async function loadCliModel(opts: CliModelOptions, err: Out): Promise<Cli
   const bar = progressBar(err);
   try {
     if (backend === 'webgpu') gpu = await createGpu({ adapter: opts.adapter });
-    const model = await loadTextModel(checkpointFiles(opts.model), { backend, gpu, ctxSize: opts.ctxSize, onProgress: bar.update, beforeWeights: opts.beforeWeights });
+    const model = await loadTextModel(checkpointFiles(opts.model), { backend, gpu, ctxSize: opts.ctxSize, precision: opts.precision, onProgress: bar.update, beforeWeights: opts.beforeWeights });
     bar.stop();
     let closed = false;
     return {

@@ -30,6 +30,8 @@ export interface LoadTextModelOptions {
   gpu?: GpuContext;
   /** KV cache size in tokens (default min(max_position_embeddings, 4096)). */
   ctxSize?: number;
+  /** webgpu: 'f32' (default) or the opt-in 'f16' path (needs shader-f16). */
+  precision?: 'f32' | 'f16';
   onProgress?: (p: LoadProgress) => void;
   /** Called after the checkpoint and tokenizer are open, before the weights load: throw here to fail fast. */
   beforeWeights?: (ckpt: Checkpoint, tokenizer: Tokenizer | undefined) => void;
@@ -117,6 +119,7 @@ export async function loadTextModel(files: CheckpointFiles, opts: LoadTextModelO
     }),
   );
   try {
+    if (opts.precision === 'f16' && backend !== 'webgpu') throw new InputError('--precision f16 needs --backend webgpu', 'precision');
     if (opts.ctxSize !== undefined && (!Number.isInteger(opts.ctxSize) || opts.ctxSize < 1)) {
       throw new InputError(`--ctx-size must be a positive integer, got ${opts.ctxSize}`, 'ctxSize');
     }
@@ -142,7 +145,7 @@ async function createBackendSession(backend: Backend, ckpt: Checkpoint, opts: Lo
     return createCpuSession(ckpt, { ctxSize: opts.ctxSize });
   }
   const { createSession } = await import('./session.js');
-  return createSession(opts.gpu!, ckpt, { ctxSize: opts.ctxSize });
+  return createSession(opts.gpu!, ckpt, { ctxSize: opts.ctxSize, precision: opts.precision });
 }
 
 /** A TextModel over an already created session (tests, or a caller that builds its own session). */
