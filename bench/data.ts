@@ -7,18 +7,10 @@
 import { createBuffer } from '../src/gpu/buffers.js';
 import type { GpuContext } from '../src/gpu/device.js';
 import { fp8StackLayout, type Fp8StackLayout } from '../src/gpu/ops/fp8-layout.js';
+import { mulberry32 } from '../src/random.js';
 
 /** mulberry32: small, fast, seeded. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = mulberry32;
 
 /** Uniform values in [-amp, amp). */
 export function uniformF32(rand: () => number, n: number, amp = 1): Float32Array {

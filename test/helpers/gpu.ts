@@ -3,6 +3,7 @@
  * closeness checks that print the first mismatches by index.
  */
 import { createGpu, type AdapterChoice, type GpuContext, type GpuOptions } from '../../src/gpu/device.js';
+import { mulberry32 } from '../../src/random.js';
 
 /** The adapter the current vitest project runs on (lavapipe or swiftshader); 'auto' outside a project. */
 export function testAdapter(): AdapterChoice {
@@ -23,16 +24,7 @@ export function testGpu(options: Omit<GpuOptions, 'adapter'> = {}): Promise<GpuC
 }
 
 /** mulberry32: small, fast, seeded. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = mulberry32;
 
 /** Normal(0, std) samples from a seeded generator (Box-Muller). */
 export function randn(rand: () => number, n: number, std = 1): Float32Array {

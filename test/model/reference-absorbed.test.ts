@@ -9,6 +9,7 @@ import {
 } from '../../src/model/reference.js';
 import type { Matrix } from '../../src/model/cpu-weights.js';
 import { compareRows, goldenCases, GOLDEN_DIR, loadGolden, type Golden } from './reference-fixtures.js';
+import { mulberry32 } from '../../src/random.js';
 
 const RTOL = 1e-9;
 
@@ -67,14 +68,8 @@ describe.skipIf(!GOLDEN_DIR)('absorbed + latent cache == naive full sequence', (
 
 /** A seeded generator (mulberry32), values in [-1, 1). */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  };
+  const next = mulberry32(seed);
+  return () => next() * 2 - 1;
 }
 
 describe('attentionNaive == attentionAbsorbed (random, seeded)', () => {
