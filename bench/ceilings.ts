@@ -83,8 +83,7 @@ export function mergeCeilings(a: Ceilings, b: Ceilings): Ceilings {
 async function measureFp8Decode(gpu: GpuContext, kernels: Kernels, opts: CeilingOptions): Promise<number> {
   opts.onProgress?.('ceiling: FP8 decode throughput');
   let best = 0;
-  for (const groups of opts.full ? [64, 1024] : [256]) {
-    const wg = 64;
+  for (const [wg, groups] of [[64, 64], [64, 1024], [256, 64]] as const) {
     const sink = createBuffer(gpu, wg * groups * 4, 'bench_fp8_decode sink');
     const pipeline = kernels.pipeline('bench_fp8_decode', { WG: wg });
     const run = async (iters: number): Promise<number> => {

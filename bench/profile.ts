@@ -34,6 +34,8 @@ export interface CapturedWork<T> {
    * `timestamp-query` and the pass had none), the span from the first pass's begin to the last pass's end.
    */
   gpuMs?: number;
+  /** Wall time of `fn` alone (ms), before the timestamps are read back. */
+  stepWallMs?: number;
 }
 
 const MAX_PASSES = 256;
@@ -109,10 +111,12 @@ export async function captureWork<T>(gpu: GpuContext, fn: () => Promise<T>): Pro
     });
   };
   try {
+    const t0 = performance.now();
     const result = await fn();
+    const stepWallMs = performance.now() - t0;
     queue.submit = submit;
     device.createCommandEncoder = createEncoder;
-    const out: CapturedWork<T> = { result, submissions, dispatches };
+    const out: CapturedWork<T> = { result, submissions, dispatches, stepWallMs };
     if (querySet && passes > 0) out.gpuMs = await passSpanMs(gpu, querySet, passes);
     return out;
   } finally {

@@ -19,10 +19,11 @@ function explainGemv(r: KernelRow, c: Roofs): string {
   const parts: string[] = [];
   const cap = c.fp8_decode_gbps;
   if (cap !== undefined && cap < 0.7 * c.bandwidth_gbps) {
+    const share = r.gbps >= 0.9 * cap ? 'the kernel runs at that decode rate: decoding is its bottleneck' : `the kernel reaches ${pct(r.gbps / cap)} of that decode rate`;
     parts.push(
       `FP8 decoding caps it on this adapter: decoding E4M3 codes into multiply-adds from registers (no memory at all) runs at ` +
-        `${fmt(cap)} GB/s of weights, ${pct(cap / c.bandwidth_gbps)} of the ${fmt(c.bandwidth_gbps)} GB/s streaming read, so 70% is out of reach ` +
-        `without hardware FP8 or a cheaper decode; the kernel reaches ${pct(r.gbps / cap)} of that decode ceiling`,
+        `~${fmt(cap)} GB/s of weights, ${pct(cap / c.bandwidth_gbps)} of the ${fmt(c.bandwidth_gbps)} GB/s streaming read, so 70% is out of reach ` +
+        `without hardware FP8 or a cheaper decode; ${share}`,
     );
   } else if (cap !== undefined) {
     parts.push(`the kernel reaches ${pct(r.gbps / cap)} of the measured FP8-decode ceiling (${fmt(cap)} GB/s) and ${pct(r.raw_fraction_of_bandwidth)} of the streaming read: its loads, not decoding, limit it`);

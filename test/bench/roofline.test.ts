@@ -44,7 +44,7 @@ describe('targets', () => {
     // a variant the engine does not run shows its speedup but carries no target
     expect(t.map((x) => x.id)).toEqual(['fp8_gemv_bandwidth', 'faster_than_naive']);
     expect(t[0]!.limited_by).toMatch(/FP8 decoding caps it/); // decode ceiling 2.5 GB/s < 70 % of 10 GB/s
-    expect(t[0]!.limited_by).toContain('29% of that decode ceiling'); // 0.736 / 2.5
+    expect(t[0]!.limited_by).toContain('29% of that decode rate'); // 0.736 / 2.5
     for (const x of t) expect(x.met || typeof x.limited_by === 'string').toBe(true);
   });
 
