@@ -28,3 +28,4 @@ export { loadTextModel, textModel, type TextModel, type LoadProgress } from './e
 export { loadTokenizer, ByteTokenizer, type Tokenizer } from './engine/tokenizer.js';
 export { renderChat, KimiOutputParser } from './engine/chat-template.js';
 export { runAgent, startServer, OpenAIBackend, LocalBackend, Toolbox } from './agent/index.js';
+export { folderFiles, openCheckpointDir } from './model/node-checkpoint.js';
