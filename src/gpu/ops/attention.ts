@@ -7,7 +7,9 @@
  *
  * Layouts (all f32 unless said; "[a, b]" is row-major):
  *   q       [T, H, Dq]       q_b_proj output per head [q_nope (Dn) | q_pe (Dr)], q_pe ALREADY rotated (RoPE)
- *   kv_b    FP8 [H·(Dn+Dv), R] in the padded-row layout of fp8-layout.ts (+ scales [⌈H(Dn+Dv)/128⌉, ⌈R/128⌉])
+ *   kv_b    FP8 [H·(Dn+Dv), R] in the padded-row layout of fp8-layout.ts (+ scales [⌈H(Dn+Dv)/128⌉, ⌈R/128⌉]),
+ *           or BF16 [H·(Dn+Dv), R] (2 codes per u32, bf16RowStrideWords, no scales) for checkpoints without
+ *           quantization_config: the absorb launchers then run the *_bf16.wgsl twins (same grid, same math)
  *   cache   the latent cache of one layer (LatentCacheView). RECOMMENDED (fusedCacheView): ONE buffer
  *           [ctx, R + Dr], row j = [ĉ_j (R, post kv_a_layernorm) | k_pe_j (Dr, post RoPE)], i.e. exactly the
  *           kv_a_proj_with_mqa output row, normalised / rotated in place. Separate buffers [ctx, R] and
@@ -18,7 +20,8 @@
  *   split scratch (only when splits > 1): partO [splits, T·H, R], partML [splits, T·H, 2] (running max, sum)
  *
  * Dispatches (mlaAttend records all of them; the pieces are exported for tests and custom wiring):
- *   1. mla_absorb_q       qLat from q and kv_b's K half (FP8 read directly, never dequantised to memory)
+ *   1. mla_absorb_q       qLat from q and kv_b's K half (FP8 read directly, never dequantised to memory;
+ *                         BF16 kv_b: mla_absorb_q_bf16)
  *   2. mla_attention      flash attention over the cache: rows = (t, h) pairs, BM rows per workgroup share
  *                         each cache tile (one pass over the cache for all heads of a token when H ≤ BM),
  *                         online softmax, causal rule key j visible iff j ≤ p0 + t (spec §4.4, any p0);
@@ -27,9 +30,10 @@
  *                         barriers or workgroup memory; ~3.5x faster prefill there), see
  *                         MlaAttentionTuning.variant
  *   3. mla_decode_reduce  (splits > 1 only) merges the partials: ō = Σ_s e^{m_s−M} o_s / Σ_s e^{m_s−M} l_s
- *   4. mla_absorb_v       out from oLat and kv_b's V half
+ *   4. mla_absorb_v       out from oLat and kv_b's V half (BF16 kv_b: mla_absorb_v_bf16)
  * No [T, T] (or [T, S]) score matrix ever exists in memory; the cache tile lives in workgroup memory.
- * The absorption (q̃ = W_UK^T q_nope, o = W_UV ō) is done by our two FP8-aware kernels, not by part A's GEMM:
+ * The absorption (q̃ = W_UK^T q_nope, o = W_UV ō) is done by our two FP8-aware kernels (or their BF16 twins,
+ * mla_absorb_q_bf16 / mla_absorb_v_bf16, picked by kv_b's format), not by part A's GEMM:
  * they are batched per head over kv_b's halves, a layout a plain [out, in] GEMM does not cover.
  * Decode: pass a scratch with maxSplits > 1 (chooseSplits splits caches ≥ 2·256 keys when the row blocks
  * alone cannot fill the device).
@@ -40,8 +44,8 @@ import { ShapeError } from '../../errors.js';
 import { createBuffer, type UniformArena } from '../buffers.js';
 import type { GpuContext } from '../device.js';
 import type { Kernels } from '../kernels.js';
-import { fp8RowStrideWords, scaleGrid } from './fp8-layout.js';
-import { params, requireBytes, requireInt, type Buf, type Fp8Buffers } from './binding.js';
+import { bf16RowStrideWords, fp8RowStrideWords, scaleGrid } from './fp8-layout.js';
+import { params, requireBytes, requireInt, weightFormat, type Buf, type WeightBuffers } from './binding.js';
 
 /** Attention geometry (same field names as model/reference.ts MlaShape, minus the scale). */
 export interface MlaGeometry {
@@ -69,8 +73,8 @@ export function fusedCacheView(cache: Buf, g: MlaGeometry): LatentCacheView {
   return { c: cache, cStride: L, pe: cache, peStride: L, peOffset: g.rank };
 }
 
-/** kv_b_proj on the GPU: FP8 [H·(Dn+Dv), R], padded rows (fp8-layout.ts). */
-export type KvBWeight = Fp8Buffers;
+/** kv_b_proj on the GPU: FP8 [H·(Dn+Dv), R] (+ scales) or BF16 (`format: 'bf16'`), padded rows (fp8-layout.ts). */
+export type KvBWeight = WeightBuffers;
 
 /** Scratch for mlaAttend, sized for up to maxTokens query tokens and maxSplits splits. */
 export interface MlaScratch {
@@ -152,6 +156,11 @@ function checkGeometry(g: MlaGeometry, kernel: string): void {
 
 function checkKvB(gpu: GpuContext, w: KvBWeight, g: MlaGeometry, kernel: string): { rowStride: number; scaleCols: number } {
   const rows = g.heads * (g.nope + g.v);
+  if (w.format === 'bf16') {
+    const rowStride = bf16RowStrideWords(g.rank);
+    requireBytes(gpu, w.codes, rows * rowStride * 4, kernel, 'kv_b.codes');
+    return { rowStride, scaleCols: 0 };
+  }
   const rowStride = fp8RowStrideWords(g.rank);
   const [sr, sc] = scaleGrid(rows, g.rank);
   requireBytes(gpu, w.codes, rows * rowStride * 4, kernel, 'kv_b.codes');
@@ -168,7 +177,8 @@ export function mlaAbsorbQ(
   k: Kernels, pass: GPUComputePassEncoder, arena: UniformArena,
   a: { q: Buf; kvB: KvBWeight; qLat: Buf; tokens: number; geometry: MlaGeometry },
 ): void {
-  const name = 'mla_absorb_q';
+  const bf16 = weightFormat(a.kvB) === 'bf16';
+  const name = bf16 ? 'mla_absorb_q_bf16' : 'mla_absorb_q';
   const g = a.geometry;
   checkGeometry(g, name);
   requireInt(a.tokens, 1, name, 'tokens');
@@ -181,7 +191,7 @@ export function mlaAbsorbQ(
   const TT = tokensPerThread(T);
   const pipe = k.pipeline(name, { WG });
   const p = params(arena, [T, g.heads, g.nope, g.rope, g.v, g.rank, rowStride, scaleCols, TT]);
-  const bg = k.bindGroup(pipe, [a.q, a.kvB.codes, a.kvB.scales, a.qLat, p]);
+  const bg = k.bindGroup(pipe, a.kvB.format === 'bf16' ? [a.q, a.kvB.codes, a.qLat, p] : [a.q, a.kvB.codes, a.kvB.scales, a.qLat, p]);
   k.dispatch(pass, pipe, bg, Math.max(1, Math.ceil(Math.ceil(g.rank / 4) / WG)), g.heads, Math.ceil(T / TT));
 }
 
@@ -190,7 +200,8 @@ export function mlaAbsorbV(
   k: Kernels, pass: GPUComputePassEncoder, arena: UniformArena,
   a: { oLat: Buf; kvB: KvBWeight; out: Buf; tokens: number; geometry: MlaGeometry },
 ): void {
-  const name = 'mla_absorb_v';
+  const bf16 = weightFormat(a.kvB) === 'bf16';
+  const name = bf16 ? 'mla_absorb_v_bf16' : 'mla_absorb_v';
   const g = a.geometry;
   checkGeometry(g, name);
   requireInt(a.tokens, 1, name, 'tokens');
@@ -202,7 +213,7 @@ export function mlaAbsorbV(
   const TT = tokensPerThread(T);
   const pipe = k.pipeline(name, { WG });
   const p = params(arena, [T, g.heads, g.nope, g.rope, g.v, g.rank, rowStride, scaleCols, TT]);
-  const bg = k.bindGroup(pipe, [a.oLat, a.kvB.codes, a.kvB.scales, a.out, p]);
+  const bg = k.bindGroup(pipe, a.kvB.format === 'bf16' ? [a.oLat, a.kvB.codes, a.out, p] : [a.oLat, a.kvB.codes, a.kvB.scales, a.out, p]);
   k.dispatch(pass, pipe, bg, Math.ceil(g.v / WG), g.heads, Math.ceil(T / TT));
 }
 

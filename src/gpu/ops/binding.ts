@@ -42,10 +42,25 @@ export function requireInt(value: number, min: number, kernel: string, arg: stri
 
 /** An FP8 matrix (or stack of matrices) on the GPU in the layout of fp8-layout.ts. */
 export interface Fp8Buffers {
+  format?: 'fp8';
   /** u32 words, padded rows (fp8RowStrideWords) */
   codes: Buf;
   /** f32 weight_scale_inv, [ceil(rows/128), ceil(cols/128)] per matrix */
   scales: Buf;
+}
+
+/** A BF16 matrix (or stack) on the GPU: 2 codes per u32, padded rows (bf16RowStrideWords), no scales. */
+export interface Bf16Buffers {
+  format: 'bf16';
+  /** u32 words, padded rows (bf16RowStrideWords) */
+  codes: Buf;
+}
+
+/** A weight (or stack) as the attention / MoE kernels bind it; the launchers pick the kernel by its format. */
+export type WeightBuffers = Fp8Buffers | Bf16Buffers;
+
+export function weightFormat(w: WeightBuffers): 'fp8' | 'bf16' {
+  return w.format === 'bf16' ? 'bf16' : 'fp8';
 }
 
 /** A Params field: a plain number is written as u32; `{ f32: x }` as f32; `{ i32: x }` as i32. */

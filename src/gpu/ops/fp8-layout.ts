@@ -23,6 +23,15 @@
  * Stacks larger than maxStorageBufferBindingSize are split into shards of whole experts (expertShards): one
  * buffer pair (codes, scales) per shard; the MoE launchers take the shard list and record one dispatch per
  * shard, each handling only the experts it holds (moe.ts).
+ *
+ * BF16 (checkpoints without quantization_config): the same layout with 2 codes per u32 word and no scales:
+ *   codes:  row r occupies words [r * rowStrideWords, r * rowStrideWords + ceil(cols / 2)), code j of the row
+ *           in half (j % 2) of word (j / 2) (low half first), padding halves / words 0 (= +0.0).
+ *           rowStrideWords = roundUp(ceil(cols / 2), 4)   (bf16RowStrideWords; 16-byte rows, as FP8). This
+ *           always covers 2 · ceil(cols / 4) words, so the BF16 kernels read whole 4-column groups (two
+ *           words) exactly where the FP8 kernels read one word.
+ *   Stacks (bf16StackLayout / stackLayout('bf16', ...)): matrix m at word m * matrixWords, matrixScales = 0,
+ *   scaleBytes = 0. Kernels: the *_bf16.wgsl twins of the attention absorb and expert kernels.
  */
 import { DeviceError, ShapeError } from '../../errors.js';
 
@@ -40,6 +49,19 @@ export const FP8_ROW_ALIGN_WORDS = 4;
 
 export function fp8RowStrideWords(cols: number): number {
   return Math.ceil(Math.ceil(cols / 4) / FP8_ROW_ALIGN_WORDS) * FP8_ROW_ALIGN_WORDS;
+}
+
+/** How a linear weight is stored on the GPU: E4M3 codes + block scales, or BF16 codes. */
+export type WeightFormat = 'fp8' | 'bf16';
+
+/** u32 words per row of a BF16 matrix: 2 codes per word, rows padded to 16 bytes. */
+export function bf16RowStrideWords(cols: number): number {
+  return Math.ceil(Math.ceil(cols / 2) / FP8_ROW_ALIGN_WORDS) * FP8_ROW_ALIGN_WORDS;
+}
+
+/** u32 words per row in the upload layout of `format`. */
+export function rowStrideWordsFor(format: WeightFormat, cols: number): number {
+  return format === 'fp8' ? fp8RowStrideWords(cols) : bf16RowStrideWords(cols);
 }
 
 /** [ceil(rows/128), ceil(cols/128)] */
@@ -100,6 +122,55 @@ export function fp8StackLayout(count: number, rows: number, cols: number): Fp8St
     codeBytes: count * matrixWords * 4,
     scaleBytes: count * sr * sc * 4,
   };
+}
+
+/** Geometry of `count` same-shape BF16 matrices packed in one buffer (no scales: matrixScales = scaleBytes = 0). */
+export function bf16StackLayout(count: number, rows: number, cols: number): Fp8StackLayout {
+  const rowStrideWords = bf16RowStrideWords(cols);
+  const matrixWords = rows * rowStrideWords;
+  return { count, rows, cols, rowStrideWords, matrixWords, matrixScales: 0, codeBytes: count * matrixWords * 4, scaleBytes: 0 };
+}
+
+/** The stack layout of `format` (fp8StackLayout or bf16StackLayout). */
+export function stackLayout(format: WeightFormat, count: number, rows: number, cols: number): Fp8StackLayout {
+  return format === 'fp8' ? fp8StackLayout(count, rows, cols) : bf16StackLayout(count, rows, cols);
+}
+
+/** A BF16 weight as stored (compatible with model/checkpoint LinearWeight 'bf16'). */
+export interface Bf16Matrix {
+  rows: number; // out
+  cols: number; // in
+  data: Uint16Array; // [rows, cols] BF16 bits
+}
+
+/** The codes of one BF16 matrix in the padded-row layout (the input bytes themselves when cols % 8 == 0). */
+export function packBf16Rows(m: Bf16Matrix, what = 'bf16 weight'): { bytes: Uint8Array; rowStrideWords: number } {
+  if (m.data.length !== m.rows * m.cols) {
+    throw new ShapeError(`${what}: ${m.data.length} BF16 codes do not make a [${m.rows}, ${m.cols}] matrix`, what, m.rows * m.cols, m.data.length);
+  }
+  const rowStrideWords = bf16RowStrideWords(m.cols);
+  const strideBytes = rowStrideWords * 4;
+  const src = new Uint8Array(m.data.buffer, m.data.byteOffset, m.data.byteLength);
+  const rowBytes = m.cols * 2;
+  if (strideBytes === rowBytes) return { bytes: src, rowStrideWords };
+  const bytes = new Uint8Array(m.rows * strideBytes);
+  for (let r = 0; r < m.rows; r++) bytes.set(src.subarray(r * rowBytes, (r + 1) * rowBytes), r * strideBytes);
+  return { bytes, rowStrideWords };
+}
+
+/** Packs BF16 matrices into one stack in memory (tests and small models; the engine writes per matrix). */
+export function packBf16Stack(mats: readonly Bf16Matrix[], what = 'bf16 stack'): { codes: Uint8Array; layout: Fp8StackLayout } {
+  if (mats.length === 0) throw new ShapeError(`${what}: no matrices`);
+  const { rows, cols } = mats[0]!;
+  const layout = bf16StackLayout(mats.length, rows, cols);
+  const codes = new Uint8Array(layout.codeBytes);
+  mats.forEach((m, i) => {
+    if (m.rows !== rows || m.cols !== cols) {
+      throw new ShapeError(`${what}: matrix ${i} is [${m.rows}, ${m.cols}], the stack is [${rows}, ${cols}]`, what, [rows, cols], [m.rows, m.cols]);
+    }
+    codes.set(packBf16Rows(m, `${what}[${i}]`).bytes, i * layout.matrixWords * 4);
+  });
+  return { codes, layout };
 }
 
 /**

@@ -21,9 +21,9 @@ import { createBuffer, writeBuffer, type UniformArena } from '../buffers.js';
 import type { GpuContext } from '../device.js';
 import type { Kernels } from '../kernels.js';
 import { params, requireBytes, requireInt, type Buf } from './binding.js';
-import { fp8RowStrideWords } from './fp8-layout.js';
+import { rowStrideWordsFor, type WeightFormat } from './fp8-layout.js';
 
-export type WeightFormat = 'fp8' | 'bf16';
+export type { WeightFormat } from './fp8-layout.js';
 
 /** A contiguous range of rows held by one buffer. */
 export interface RowChunk {
@@ -50,7 +50,7 @@ export interface GpuLinear {
 
 /** u32 words per row in the upload layout. */
 export function rowStrideWords(format: WeightFormat, cols: number): number {
-  return format === 'fp8' ? fp8RowStrideWords(cols) : Math.ceil(Math.ceil(cols / 2) / 4) * 4;
+  return rowStrideWordsFor(format, cols);
 }
 
 /** Rows per buffer so that each fits maxStorageBufferBindingSize (and maxBufferSize); DeviceError when one row cannot. */

@@ -19,6 +19,11 @@
  *     down    stack of count matrices [D, F]   (fp8StackLayout(count, D, F))
  *     One shard holds all E experts unless the stack exceeds maxStorageBufferBindingSize (expertShards()).
  *   shared expert: gateUp stack of 2 matrices [Fs, D] (gate, up), down stack of 1 matrix [D, Fs].
+ *   BF16 experts (checkpoints without quantization_config): the same stacks in the BF16 layout (2 codes per
+ *     u32, bf16StackLayout, no scales; every stack of a layer in one format). The launchers then run the
+ *     *_bf16.wgsl twins of the f32 kernels (moe_gateup_id_bf16, moe_down_id_bf16, moe_gateup_grouped_bf16,
+ *     moe_down_grouped_bf16: same grids, same plan, no scale bindings); there is no BF16 subgroup variant, so
+ *     `variant: 'subgroup'` runs the thread-per-row BF16 twins.
  *   hidden   [T, Ks, Fmax]  scratch: w_k · silu(gate·x) ⊙ (up·x) per (token, slot)
  *   grouped path scratch (MoeScratch): y [T, Ks, D] per-slot down outputs, plan (block → expert, sorted
  *            (token, slot) pairs), indirect dispatch arguments.
@@ -49,8 +54,8 @@ import { ShapeError } from '../../errors.js';
 import { createBuffer, STORAGE, type UniformArena } from '../buffers.js';
 import type { GpuContext } from '../device.js';
 import type { Kernels } from '../kernels.js';
-import { fp8RowStrideWords, fp8StackLayout, scaleGrid } from './fp8-layout.js';
-import { params, requireBytes, requireInt, type Buf, type Fp8Buffers } from './binding.js';
+import { rowStrideWordsFor, scaleGrid, stackLayout, type WeightFormat } from './fp8-layout.js';
+import { params, requireBytes, requireInt, weightFormat, type Buf, type WeightBuffers } from './binding.js';
 
 export interface MoeGeometry {
   hidden: number; // D
@@ -64,13 +69,14 @@ export interface MoeGeometry {
 export interface ExpertShardBuffers {
   first: number;
   count: number;
-  gateUp: Fp8Buffers; // stack of 2·count [F, D]
-  down: Fp8Buffers; // stack of count [D, F]
+  gateUp: WeightBuffers; // stack of 2·count [F, D]
+  down: WeightBuffers; // stack of count [D, F]
 }
 
+/** A layer's expert stacks: all FP8 (with scales) or all BF16 (`format: 'bf16'` on every stack). */
 export interface MoeWeightBuffers {
   shards: ExpertShardBuffers[];
-  shared: { gateUp: Fp8Buffers; down: Fp8Buffers } | null;
+  shared: { gateUp: WeightBuffers; down: WeightBuffers } | null;
 }
 
 /** Largest E the router and the align kernel handle (workgroup arrays). */
@@ -190,6 +196,7 @@ export function preferSubgroups(k: Kernels): boolean {
 }
 
 interface Checked {
+  format: WeightFormat;
   T: number;
   Ks: number;
   Fmax: number;
@@ -216,36 +223,49 @@ function checkExperts(k: Kernels, a: MoeExpertsArgs, kernel: string): Checked {
   requireBytes(k.gpu, a.weights, T * g.topK * 4, kernel, 'weights');
   requireBytes(k.gpu, a.out, T * D * 4, kernel, 'out');
   requireBytes(k.gpu, a.scratch.hidden, T * Ks * Fmax * 4, kernel, 'scratch.hidden');
+  const first = a.w.shards[0];
+  if (!first) throw new ShapeError(`${kernel}: no expert shards`, 'shards');
+  const format = weightFormat(first.gateUp);
+  /** codes (and, for FP8, scales) of one stack, all stacks in the layer's format */
+  const checkStack = (w: WeightBuffers, count: number, rows: number, cols: number, what: string): void => {
+    if (weightFormat(w) !== format) throw new ShapeError(`${kernel}: '${what}' is ${weightFormat(w)}, the layer's experts are ${format}`, what, format, weightFormat(w));
+    const L = stackLayout(format, count, rows, cols);
+    requireBytes(k.gpu, w.codes, L.codeBytes, kernel, `${what}.codes`);
+    if (w.format !== 'bf16') requireBytes(k.gpu, w.scales, L.scaleBytes, kernel, `${what}.scales`);
+  };
   let next = 0;
   for (const s of a.w.shards) {
     if (s.first !== next || s.count < 1) throw new ShapeError(`${kernel}: expert shards must cover 0..E-1 in order (shard at ${s.first}, expected ${next})`, 'shards');
     next += s.count;
-    const gu = fp8StackLayout(2 * s.count, g.inter, D);
-    const dn = fp8StackLayout(s.count, D, g.inter);
-    requireBytes(k.gpu, s.gateUp.codes, gu.codeBytes, kernel, `shard ${s.first}.gateUp.codes`);
-    requireBytes(k.gpu, s.gateUp.scales, gu.scaleBytes, kernel, `shard ${s.first}.gateUp.scales`);
-    requireBytes(k.gpu, s.down.codes, dn.codeBytes, kernel, `shard ${s.first}.down.codes`);
-    requireBytes(k.gpu, s.down.scales, dn.scaleBytes, kernel, `shard ${s.first}.down.scales`);
+    checkStack(s.gateUp, 2 * s.count, g.inter, D, `shard ${s.first}.gateUp`);
+    checkStack(s.down, s.count, D, g.inter, `shard ${s.first}.down`);
   }
   if (next !== g.experts) throw new ShapeError(`${kernel}: expert shards cover ${next} experts, the layer has ${g.experts}`, 'shards', g.experts, next);
   if ((g.sharedInter > 0) !== (a.w.shared !== null)) {
     throw new ShapeError(`${kernel}: sharedInter = ${g.sharedInter} but shared weights are ${a.w.shared ? 'given' : 'missing'}`, 'shared');
   }
   if (a.w.shared) {
-    const gu = fp8StackLayout(2, g.sharedInter, D);
-    const dn = fp8StackLayout(1, D, g.sharedInter);
-    requireBytes(k.gpu, a.w.shared.gateUp.codes, gu.codeBytes, kernel, 'shared.gateUp.codes');
-    requireBytes(k.gpu, a.w.shared.gateUp.scales, gu.scaleBytes, kernel, 'shared.gateUp.scales');
-    requireBytes(k.gpu, a.w.shared.down.codes, dn.codeBytes, kernel, 'shared.down.codes');
-    requireBytes(k.gpu, a.w.shared.down.scales, dn.scaleBytes, kernel, 'shared.down.scales');
+    checkStack(a.w.shared.gateUp, 2, g.sharedInter, D, 'shared.gateUp');
+    checkStack(a.w.shared.down, 1, D, g.sharedInter, 'shared.down');
   }
   return {
-    T, Ks, Fmax,
-    rsD: fp8RowStrideWords(D),
-    scD: scaleGrid(1, D)[1],
-    rsF: fp8RowStrideWords(g.inter),
-    rsFs: g.sharedInter > 0 ? fp8RowStrideWords(g.sharedInter) : 0,
+    format, T, Ks, Fmax,
+    rsD: rowStrideWordsFor(format, D),
+    scD: format === 'fp8' ? scaleGrid(1, D)[1] : 0,
+    rsF: rowStrideWordsFor(format, g.inter),
+    rsFs: g.sharedInter > 0 ? rowStrideWordsFor(format, g.sharedInter) : 0,
   };
+}
+
+/** The weight bindings of a stack: (codes, scales) for FP8, (codes) for BF16; a missing stack binds dummies. */
+function stackBindings(k: Kernels, w: WeightBuffers | undefined, format: WeightFormat): Buf[] {
+  if (!w) return format === 'bf16' ? [dummy(k)] : [dummy(k), dummy(k)];
+  return w.format === 'bf16' ? [w.codes] : [w.codes, w.scales];
+}
+
+/** The BF16 twin of a kernel for BF16 stacks, else the kernel itself. */
+function kernelFor(name: string, format: WeightFormat): string {
+  return format === 'bf16' ? `${name}_bf16` : name;
 }
 
 const dummies = new WeakMap<Kernels, GPUBuffer>();
@@ -264,29 +284,28 @@ export function moeExpertsDecode(k: Kernels, pass: GPUComputePassEncoder, arena:
   const g = a.geometry;
   const sh = a.w.shared;
   const WG = 64;
-  const sub = (a.variant ?? (preferSubgroups(k) ? 'subgroup' : 'f32')) === 'subgroup';
+  // BF16 stacks: the thread-per-row twins (no BF16 subgroup variant)
+  const sub = c.format === 'fp8' && (a.variant ?? (preferSubgroups(k) ? 'subgroup' : 'f32')) === 'subgroup';
   const RPW = 16; // rows per workgroup of the subgroup kernels
-  const gu = sub ? k.pipeline('moe_gateup_id_subgroup', { WG, RPW }) : k.pipeline('moe_gateup_id', { WG });
+  const gu = sub ? k.pipeline('moe_gateup_id_subgroup', { WG, RPW }) : k.pipeline(kernelFor('moe_gateup_id', c.format), { WG });
   a.w.shards.forEach((s, i) => {
     const doShared = i === 0 && sh ? 1 : 0;
     const p = params(arena, [c.T, g.hidden, g.topK, g.inter, g.sharedInter, c.Fmax, s.first, s.first + s.count, doShared, c.rsD, c.scD, c.Ks]);
     const bg = k.bindGroup(gu, [
-      a.x, a.ids, a.weights, s.gateUp.codes, s.gateUp.scales,
-      sh ? sh.gateUp.codes : dummy(k), sh ? sh.gateUp.scales : dummy(k), a.scratch.hidden, p,
+      a.x, a.ids, a.weights, ...stackBindings(k, s.gateUp, c.format), ...stackBindings(k, sh?.gateUp, c.format), a.scratch.hidden, p,
     ]);
     k.dispatch(pass, gu, bg, Math.ceil(c.Fmax / (sub ? RPW : WG)), doShared ? c.Ks : g.topK, c.T);
   });
-  const dn = sub ? k.pipeline('moe_down_id_subgroup', { WG, RPW }) : k.pipeline('moe_down_id', { WG });
+  const dn = sub ? k.pipeline('moe_down_id_subgroup', { WG, RPW }) : k.pipeline(kernelFor('moe_down_id', c.format), { WG });
   a.w.shards.forEach((s, i) => {
     const doShared = i === 0 && sh ? 1 : 0;
     const accumulate = i > 0 || a.accumulate ? 1 : 0;
     const p = params(arena, [
       c.T, g.hidden, g.topK, g.inter, g.sharedInter, c.Fmax, s.first, s.first + s.count,
-      doShared, accumulate, c.rsF, c.rsFs, c.Ks, scaleGrid(1, g.inter)[1], g.sharedInter > 0 ? scaleGrid(1, g.sharedInter)[1] : 0, 0,
+      doShared, accumulate, c.rsF, c.rsFs, c.Ks, c.format === 'fp8' ? scaleGrid(1, g.inter)[1] : 0, c.format === 'fp8' && g.sharedInter > 0 ? scaleGrid(1, g.sharedInter)[1] : 0, 0,
     ]);
     const bg = k.bindGroup(dn, [
-      a.scratch.hidden, a.ids, s.down.codes, s.down.scales,
-      sh ? sh.down.codes : dummy(k), sh ? sh.down.scales : dummy(k), a.out, p,
+      a.scratch.hidden, a.ids, ...stackBindings(k, s.down, c.format), ...stackBindings(k, sh?.down, c.format), a.out, p,
     ]);
     k.dispatch(pass, dn, bg, Math.ceil(g.hidden / (sub ? RPW : WG)), c.T);
   });
@@ -309,26 +328,25 @@ export function moeExpertsPrefill(k: Kernels, pass: GPUComputePassEncoder, arena
   const pa = params(arena, [c.T, g.topK, g.experts, sh ? 1 : 0, MOE_BLOCK_M, Math.ceil(c.Fmax / GROUPED_ROWS), Math.ceil(g.hidden / GROUPED_ROWS), pb]);
   k.dispatch(pass, al, k.bindGroup(al, [a.ids, s0.plan, s0.indirect, pa]), 1);
 
-  const gu = k.pipeline('moe_gateup_grouped');
+  const gu = k.pipeline(kernelFor('moe_gateup_grouped', c.format));
   a.w.shards.forEach((s, i) => {
     const doShared = i === 0 && sh ? 1 : 0;
     const p = params(arena, [c.T, g.hidden, g.topK, g.inter, g.sharedInter, c.Fmax, s.first, s.first + s.count, doShared, c.rsD, c.scD, c.Ks, g.experts, pb, 0, 0]);
     const bg = k.bindGroup(gu, [
-      a.x, s0.plan!, a.weights, s.gateUp.codes, s.gateUp.scales,
-      sh ? sh.gateUp.codes : dummy(k), sh ? sh.gateUp.scales : dummy(k), s0.hidden, p,
+      a.x, s0.plan!, a.weights, ...stackBindings(k, s.gateUp, c.format), ...stackBindings(k, sh?.gateUp, c.format), s0.hidden, p,
     ]);
     pass.setPipeline(gu);
     pass.setBindGroup(0, bg);
     pass.dispatchWorkgroupsIndirect(s0.indirect!, 0);
   });
-  const dn = k.pipeline('moe_down_grouped');
+  const dn = k.pipeline(kernelFor('moe_down_grouped', c.format));
   a.w.shards.forEach((s, i) => {
     const doShared = i === 0 && sh ? 1 : 0;
     const p = params(arena, [
       c.T, g.hidden, g.topK, g.inter, g.sharedInter, c.Fmax, s.first, s.first + s.count,
-      doShared, c.rsF, c.rsFs, c.Ks, g.experts, pb, scaleGrid(1, g.inter)[1], g.sharedInter > 0 ? scaleGrid(1, g.sharedInter)[1] : 0,
+      doShared, c.rsF, c.rsFs, c.Ks, g.experts, pb, c.format === 'fp8' ? scaleGrid(1, g.inter)[1] : 0, c.format === 'fp8' && g.sharedInter > 0 ? scaleGrid(1, g.sharedInter)[1] : 0,
     ]);
-    const bg = k.bindGroup(dn, [s0.hidden, s0.plan!, s.down.codes, s.down.scales, sh ? sh.down.codes : dummy(k), sh ? sh.down.scales : dummy(k), s0.y!, p]);
+    const bg = k.bindGroup(dn, [s0.hidden, s0.plan!, ...stackBindings(k, s.down, c.format), ...stackBindings(k, sh?.down, c.format), s0.y!, p]);
     pass.setPipeline(dn);
     pass.setBindGroup(0, bg);
     pass.dispatchWorkgroupsIndirect(s0.indirect!, 16);

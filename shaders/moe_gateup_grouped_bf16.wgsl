@@ -1,0 +1,178 @@
+// moe_gateup_grouped_bf16.wgsl — BF16 twin of moe_gateup_grouped.wgsl (checkpoints without
+// quantization_config): grouped GEMM, first half of the experts for prefill. Every workgroup owns one block of
+// BM (token, slot) pairs that all use the same expert (moe_align.wgsl) and WG of that expert's rows, so the
+// expert's gate/up rows are read once per block instead of once per token:
+//   h[p, f] = w_p · silu(G_e[f] · x_t) · (U_e[f] · x_t),  p = t·Ks + k (w = 1 for the shared slot k = K)
+// Thread = one row f × the block's pairs, 4 at a time (then the 0-3 left one at a time): each 4-column group
+// (two u32 words of 2 BF16 codes, widened exactly: f32 bits = bf16 << 16; no scales) is decoded once and used
+// for 4 tokens from registers. No workgroup memory and no barriers (as the FP8 kernel).
+//
+// Bindings (group 0):
+//   0  xin       array<f32>  [T, D]
+//   1  plan      array<u32>  blockExpert [pb] then BM pair ids per block (moe_align.wgsl)
+//   2  wts       array<f32>  [T, K] combine weights
+//   3  codes     array<u32>  stack [2·(e1-e0), F, rsD] gate_e, up_e of the shard's experts, BF16 padded rows
+//   4  shCodes   array<u32>  stack [2, Fs, rsD] shared expert (any 16 bytes when Fs = 0)
+//   5  h         array<f32>  [T, Ks, Fmax] written (rows of this block's pairs)
+//   6  params    uniform     Params (the FP8 kernel's, scD unused)
+// Workgroup: WG = 64 threads (one row each), BM = 16 pairs. Dispatch: indirect (blocks, ⌈Fmax / 64⌉, 1)
+// written by moe_align.wgsl; blocks of experts outside the shard [e0, e1) (or the shared expert when
+// doShared = 0) and rows past the expert's width exit at once.
+// CPU counterpart: model/reference.ts moe (silu(gate·x) ⊙ up·x, × the combine weight).
+
+const WG: u32 = 64u;
+const BM: u32 = 16u;
+const SENTINEL: u32 = 0xFFFFFFFFu;
+
+struct Params {
+  T: u32,
+  D: u32,
+  K: u32,
+  F: u32,
+  Fs: u32,
+  Fmax: u32,
+  e0: u32,
+  e1: u32,
+  doShared: u32,
+  rsD: u32,
+  _unused: u32,   // scD of the FP8 kernel
+  Ks: u32,
+  E: u32,         // the shared expert's id in plan
+  pb: u32,        // offset of the pair ids in plan
+  _pad0: u32,
+  _pad1: u32,
+}
+
+@group(0) @binding(0) var<storage, read> xin: array<f32>;
+@group(0) @binding(1) var<storage, read> plan: array<u32>;
+@group(0) @binding(2) var<storage, read> wts: array<f32>;
+@group(0) @binding(3) var<storage, read> codes: array<u32>;
+@group(0) @binding(4) var<storage, read> shCodes: array<u32>;
+@group(0) @binding(5) var<storage, read_write> h: array<f32>;
+@group(0) @binding(6) var<uniform> p: Params;
+
+// four BF16 codes (two words, low half first) -> f32, exact
+fn bf16x4(lo: u32, hi: u32) -> vec4<f32> {
+  return bitcast<vec4<f32>>(vec4<u32>(lo << 16u, lo & 0xFFFF0000u, hi << 16u, hi & 0xFFFF0000u));
+}
+
+// xin[o + c .. o + c + 3] with lanes at or past D read as 0 (never past the row)
+fn x4(o: u32, c: u32) -> vec4<f32> {
+  if (c + 4u <= p.D) { return vec4<f32>(xin[o + c], xin[o + c + 1u], xin[o + c + 2u], xin[o + c + 3u]); }
+  let last = o + p.D - 1u;
+  return vec4<f32>(xin[o + c], select(0.0, xin[min(o + c + 1u, last)], c + 1u < p.D),
+                   select(0.0, xin[min(o + c + 2u, last)], c + 2u < p.D), 0.0);
+}
+
+struct GU4 {
+  g: vec4<f32>,
+  u: vec4<f32>,
+}
+
+// gate and up dots of one weight row pair with 4 x rows (offsets o); the buffer choice stays outside the
+// group loop (as in the FP8 kernel: SwiftShader ran 2x slower with the branch inside it)
+fn rows4_routed(gRow: u32, uRow: u32, o: vec4<u32>) -> GU4 {
+  var r = GU4(vec4<f32>(0.0), vec4<f32>(0.0));
+  let groups = (p.D + 3u) / 4u;
+  for (var gi = 0u; gi < groups; gi++) {
+    let g4 = bf16x4(codes[gRow + 2u * gi], codes[gRow + 2u * gi + 1u]);
+    let u4 = bf16x4(codes[uRow + 2u * gi], codes[uRow + 2u * gi + 1u]);
+    let c = gi * 4u;
+    let x0 = x4(o.x, c);
+    let x1 = x4(o.y, c);
+    let x2 = x4(o.z, c);
+    let x3 = x4(o.w, c);
+    r.g += vec4<f32>(dot(g4, x0), dot(g4, x1), dot(g4, x2), dot(g4, x3));
+    r.u += vec4<f32>(dot(u4, x0), dot(u4, x1), dot(u4, x2), dot(u4, x3));
+  }
+  return r;
+}
+
+fn rows4_shared(gRow: u32, uRow: u32, o: vec4<u32>) -> GU4 {
+  var r = GU4(vec4<f32>(0.0), vec4<f32>(0.0));
+  let groups = (p.D + 3u) / 4u;
+  for (var gi = 0u; gi < groups; gi++) {
+    let g4 = bf16x4(shCodes[gRow + 2u * gi], shCodes[gRow + 2u * gi + 1u]);
+    let u4 = bf16x4(shCodes[uRow + 2u * gi], shCodes[uRow + 2u * gi + 1u]);
+    let c = gi * 4u;
+    let x0 = x4(o.x, c);
+    let x1 = x4(o.y, c);
+    let x2 = x4(o.z, c);
+    let x3 = x4(o.w, c);
+    r.g += vec4<f32>(dot(g4, x0), dot(g4, x1), dot(g4, x2), dot(g4, x3));
+    r.u += vec4<f32>(dot(u4, x0), dot(u4, x1), dot(u4, x2), dot(u4, x3));
+  }
+  return r;
+}
+
+fn row1_routed(gRow: u32, uRow: u32, o: u32) -> vec2<f32> {
+  var r = vec2<f32>(0.0);
+  let groups = (p.D + 3u) / 4u;
+  for (var gi = 0u; gi < groups; gi++) {
+    let xv = x4(o, gi * 4u);
+    r += vec2<f32>(dot(bf16x4(codes[gRow + 2u * gi], codes[gRow + 2u * gi + 1u]), xv),
+                   dot(bf16x4(codes[uRow + 2u * gi], codes[uRow + 2u * gi + 1u]), xv));
+  }
+  return r;
+}
+
+fn row1_shared(gRow: u32, uRow: u32, o: u32) -> vec2<f32> {
+  var r = vec2<f32>(0.0);
+  let groups = (p.D + 3u) / 4u;
+  for (var gi = 0u; gi < groups; gi++) {
+    let xv = x4(o, gi * 4u);
+    r += vec2<f32>(dot(bf16x4(shCodes[gRow + 2u * gi], shCodes[gRow + 2u * gi + 1u]), xv),
+                   dot(bf16x4(shCodes[uRow + 2u * gi], shCodes[uRow + 2u * gi + 1u]), xv));
+  }
+  return r;
+}
+
+// h[pr, f] = w · silu(g) · u for pair pr = t·Ks + k (w = 1 for the shared slot)
+fn store(pr: u32, f: u32, g: f32, u: f32) {
+  let t = pr / p.Ks;
+  let k = pr % p.Ks;
+  var wt = 1.0;
+  if (k < p.K) { wt = wts[t * p.K + k]; }
+  h[pr * p.Fmax + f] = wt * (g / (1.0 + exp(-g))) * u;
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let b = wid.x;
+  let e = plan[b];
+  let isShared = e == p.E;
+  if (isShared) {
+    if (p.doShared == 0u) { return; }
+  } else if (e < p.e0 || e >= p.e1) {
+    return;
+  }
+  let Fe = select(p.F, p.Fs, isShared);
+  let f = wid.y * WG + lid;
+  if (f >= Fe) { return; }
+
+  // the block's valid pairs are a prefix of its BM rows (see moe_gateup_grouped.wgsl)
+  let pb = p.pb + b * BM;
+  var n = 0u;
+  for (var i = 0u; i < BM; i++) { if (plan[pb + i] != SENTINEL) { n = i + 1u; } }
+  let mw = Fe * p.rsD; // words per matrix
+  var m = 0u;
+  if (!isShared) { m = 2u * (e - p.e0); }
+  let gRow = m * mw + f * p.rsD;
+  let uRow = gRow + mw;
+
+  // full groups of 4 pairs, then the remaining 0-3 one at a time (no work on padding rows)
+  var i0 = 0u;
+  for (; i0 + 4u <= n; i0 += 4u) {
+    let o = vec4<u32>(plan[pb + i0], plan[pb + i0 + 1u], plan[pb + i0 + 2u], plan[pb + i0 + 3u]) / p.Ks * p.D;
+    var r: GU4;
+    if (isShared) { r = rows4_shared(gRow, uRow, o); } else { r = rows4_routed(gRow, uRow, o); }
+    for (var j = 0u; j < 4u; j++) { store(plan[pb + i0 + j], f, r.g[j], r.u[j]); }
+  }
+  for (; i0 < n; i0++) {
+    let pr = plan[pb + i0];
+    let o = (pr / p.Ks) * p.D;
+    var r: vec2<f32>;
+    if (isShared) { r = row1_shared(gRow, uRow, o); } else { r = row1_routed(gRow, uRow, o); }
+    store(pr, f, r.x, r.y);
+  }
+}
