@@ -51,10 +51,8 @@ export interface SessionTimings {
   dispatchesPerStep?: number;
   /** Isolated GPU time of the step's dispatches, per kernel (profile.ts). */
   profile?: KernelTime[];
-  /** GPU time of the recorded steps (pass timestamps), or of a step's dispatches replayed as one sequence (ms). */
+  /** GPU time of the recorded steps (pass timestamps, median), or of a step's dispatches replayed as one sequence (ms). */
   kernelMs?: number;
-  /** Wall time of the same recorded steps (ms), so kernelMs compares with a step measured at the same moment. */
-  recordedStepMs?: number;
 }
 
 /** Times one session (see the file header); leaves it reset. */
@@ -84,23 +82,19 @@ export async function timeSession(session: InferenceSession, prompt: number[], o
   if (gpu) {
     // more, untimed steps with their work recorded, then each dispatch of the last one replayed alone (this
     // garbles the activations and the cache row of that step, so it comes last and the session is reset after it)
-    // three recorded steps: the GPU time is their median (one step is a single, noisy sample)
+    // five recorded steps: the GPU time is their median (timestamps are stable; wall times on a shared
+    // machine are not, so the step time stays the median of the timed steps above)
     const gpuMs: number[] = [];
-    const wallMs: number[] = [];
     let next = tok;
     let c: Awaited<ReturnType<typeof captureWork<number>>>;
     for (let i = 0; ; i++) {
-      const t0 = performance.now();
       c = await captureWork(gpu, () => session.decode(next, GREEDY));
-      // wall of the step itself, not of reading its timestamps back afterwards
-      wallMs.push(c.stepWallMs ?? performance.now() - t0);
       next = c.result;
       if (c.gpuMs !== undefined) gpuMs.push(c.gpuMs);
-      if (i === 2 || session.position + 1 >= session.contextSize) break;
+      if (i === 4 || session.position + 1 >= session.contextSize) break;
     }
     out.submissionsPerStep = c.submissions;
     out.dispatchesPerStep = c.dispatches.length;
-    out.recordedStepMs = median(wallMs);
     if (gpuMs.length) out.kernelMs = median(gpuMs);
     if (opts.profile) {
       out.kernelMs ??= await timeSequence(gpu, c!.dispatches);
@@ -146,7 +140,6 @@ export function e2eRow(
   if (t.submissionsPerStep !== undefined) row.submissions_per_decode_step = t.submissionsPerStep;
   if (t.profile) row.profile = t.profile;
   if (t.kernelMs !== undefined) row.kernel_ms = t.kernelMs;
-  if (t.recordedStepMs !== undefined) row.recorded_step_ms = t.recordedStepMs;
   if (t.dispatchesPerStep !== undefined) {
     row.dispatches_per_decode_step = t.dispatchesPerStep;
     // what a step costs before it moves a byte: its dispatches' fixed cost + one submit-and-wait

@@ -24,9 +24,11 @@ function pct(x: number | undefined): string {
   return x === undefined || !Number.isFinite(x) ? '–' : `${(x * 100).toFixed(1)}%`;
 }
 
-function table(head: string[], rows: string[][], leftCols = 1): string {
-  const th = head.map((h, i) => `<th${i < leftCols ? ' class="l"' : ''}>${esc(h)}</th>`).join('');
-  const tr = rows.map((r) => `<tr>${r.map((c, i) => `<td${i < leftCols ? ' class="l"' : ''}>${c}</td>`).join('')}</tr>`).join('\n');
+/** An HTML table; the first `leftCols` columns (and those listed in `textCols`) are left-aligned text. */
+function table(head: string[], rows: string[][], leftCols = 1, textCols: number[] = []): string {
+  const left = (i: number) => i < leftCols || textCols.includes(i) || textCols.includes(i - head.length);
+  const th = head.map((h, i) => `<th${left(i) ? ' class="l"' : ''}>${esc(h)}</th>`).join('');
+  const tr = rows.map((r) => `<tr>${r.map((c, i) => `<td${left(i) ? ' class="l"' : ''}>${c}</td>`).join('')}</tr>`).join('\n');
   return `<table><thead><tr>${th}</tr></thead><tbody>\n${tr}\n</tbody></table>`;
 }
 
@@ -77,7 +79,7 @@ function kernelSection(rep: BenchReport): string {
     barChartSvg(bwBars, { max: 1, marker: { value: 0.7, label: '70% target (Kimi GEMV)' } }),
     spBars.length ? '<h3>Speedup over the naive twin (same shape, same run)</h3>' + barChartSvg(spBars, { max: spMax, marker: { value: 1, label: '1x' } }) : '',
     '<h3>All rows</h3>',
-    table(['kernel', 'variant', 'impl', 'shape', 'ms', 'wall ms', 'GB/s', 'GFLOP/s', '% BW', '% FMA', 'speedup', 'targets', 'method'], tableRows, 4),
+    table(['kernel', 'variant', 'impl', 'shape', 'ms', 'wall ms', 'GB/s', 'GFLOP/s', '% BW', '% FMA', 'speedup', 'targets', 'method'], tableRows, 4, [-1]),
     '<p class="note">* the variant the engine uses on this device. Fractions are clamped to [0, 1] (raw ratios are in the JSON). ' +
       'ms: median per call by the method shown; wall ms: submit to onSubmittedWorkDone, host overhead included.</p>',
   ].join('\n');
@@ -111,13 +113,13 @@ function profileSection(rep: BenchReport): string {
   const withProfile = rep.e2e.filter((r) => r.profile?.length);
   if (!withProfile.length) return '';
   const parts = ['<h3>Where a decode step goes</h3>',
-    '<p class="note">Three more decode steps were recorded: their GPU time from timestamps added to their own passes (median, against the wall time of ' +
-      'the same steps), and each dispatch of the last one replayed alone for each kernel\'s share of it. Bars: the shares scaled to the GPU time; "host side" is the measured step minus the GPU time: encoding, submit, readback, JS.</p>'];
+    '<p class="note">Five more decode steps were recorded: their GPU time from timestamps added to their own passes (median), and each dispatch ' +
+      'of the last one replayed alone for each kernel\'s share of it. Bars: the shares scaled to the GPU time; "host side" is the measured step minus the GPU time: encoding, submit, readback, JS.</p>'];
   for (const r of withProfile) {
     const kernels = r.profile!.map((k) => k.kernel);
     const gpuMs = r.kernel_ms ?? r.profile!.reduce((a, k) => a + k.ms, 0);
     const bars = r.profile!.map((k) => ({ label: `${k.kernel} (${k.dispatches}x)`, value: k.share * gpuMs, text: `${f(k.share * gpuMs, 3)} ms (${pct(k.share)})`, color: colorFor(k.kernel, kernels) }));
-    const step = r.recorded_step_ms ?? r.decode_step_ms;
+    const step = r.decode_step_ms;
     const host = Math.max(0, step - gpuMs);
     bars.push({ label: 'host side (step - GPU time)', value: host, text: `${f(host, 3)} ms`, color: '#bbb' });
     parts.push(`<h4>${esc(r.model)}: ${f(gpuMs, 3)} ms of GPU time in a ${f(step, 3)} ms step (${r.dispatches_per_decode_step ?? '?'} dispatches)</h4>`, barChartSvg(bars, { max: Math.max(step, gpuMs) }));
@@ -150,7 +152,7 @@ function targetsSection(rep: BenchReport): string {
   const rows = rep.targets.map((t) => [esc(t.id), esc(t.description), f(t.value, 3), f(t.threshold, 2), targetCell(t), esc(t.limited_by ?? '')]);
   const missed = rep.targets.filter((t) => !t.met).length;
   return `<h2>Targets</h2><p class="note">${rep.targets.length - missed} of ${rep.targets.length} met. Printed, never asserted.</p>` +
-    table(['target', 'what', 'value', 'threshold', '', 'what limits it'], rows, 2);
+    table(['target', 'what', 'value', 'threshold', '', 'what limits it'], rows, 2, [-1]);
 }
 
 function ceilingSection(rep: BenchReport): string {

@@ -47,7 +47,7 @@ export function formatSummary(r: BenchReport): string {
     lines.push(...pad(rows));
     for (const e of r.e2e.filter((x) => x.profile?.length)) {
       const top = e.profile!.slice(0, 6).map((k) => `${k.kernel} ${pct(k.share)} (${k.dispatches}x)`).join(', ');
-      lines.push(`  ${e.model} decode step: ${f(e.kernel_ms, 3)} ms GPU time of ${f(e.recorded_step_ms ?? e.decode_step_ms, 3)} ms (recorded steps); by kernel: ${top}`);
+      lines.push(`  ${e.model} decode step: ${f(e.kernel_ms, 3)} ms GPU time of a ${f(e.decode_step_ms, 3)} ms step; by kernel: ${top}`);
     }
   }
   for (const t of r.telemetry) {
