@@ -1,14 +1,16 @@
 /**
  * Uploads a checkpoint's weights to the GPU, once, as stored: FP8 codes stay FP8 (with their F32 block scales),
- * BF16 stays BF16, norms and the router bias become f32 (tiny). Each tensor is read into JS memory once and
+ * BF16 stays BF16 (also the linear weights of checkpoints without quantization_config: 2 codes per u32, read by
+ * the BF16 GEMV/GEMM and the *_bf16.wgsl attention / expert twins), norms and the router bias become f32 (tiny). Each tensor is read into JS memory once and
  * written to its GPU buffer(s) straight away (row re-layout for unaligned rows goes through a bounded staging
  * block), so the peak JS memory is one tensor, never a second full copy.
  *
  * Layouts (see docs/architecture.md):
  *   linear weights   GpuLinear (ops/linear.ts): padded rows, row chunks that each fit one storage binding
- *   kv_b_proj        one GpuLinear chunk, bound by the attention kernels as Fp8Buffers (ops/attention.ts)
+ *   kv_b_proj        one GpuLinear chunk, bound by the attention kernels as WeightBuffers (ops/attention.ts)
  *   experts          per layer, shards of whole experts (ops/moe.ts): gateUp stack [2·count, F, D] (gate_e,
- *                    up_e interleaved), down stack [count, D, F]; the shared expert as a 1-expert stack
+ *                    up_e interleaved), down stack [count, D, F]; the shared expert as a 1-expert stack; FP8
+ *                    (fp8StackLayout + scales) or BF16 (bf16StackLayout, no scales) as the checkpoint stores them
  *   embed / lm_head  BF16 GpuLinear [V, D] (row chunks when V·D·2 exceeds the binding limit)
  *
  * Legend: D hidden, V vocab, E routed experts, F moe_intermediate_size, Fs shared width, R kv_lora_rank.
@@ -17,8 +19,8 @@ import { ConfigError, DeviceError } from '../errors.js';
 import { asUint16, readTensorBytes } from '../format/safetensors.js';
 import { createBuffer, writeBuffer } from '../gpu/buffers.js';
 import type { GpuContext } from '../gpu/device.js';
-import type { Fp8Buffers } from '../gpu/ops/binding.js';
-import { expertShards, fp8StackLayout } from '../gpu/ops/fp8-layout.js';
+import type { WeightBuffers } from '../gpu/ops/binding.js';
+import { expertShards, stackLayout, type WeightFormat } from '../gpu/ops/fp8-layout.js';
 import { destroyLinear, uploadLinear, writeRows, type GpuLinear } from '../gpu/ops/linear.js';
 import type { ExpertShardBuffers, MoeWeightBuffers } from '../gpu/ops/moe.js';
 import { readF32, readLinear, type Checkpoint } from '../model/checkpoint.js';
@@ -63,8 +65,9 @@ export interface GpuWeights {
   destroy(): void;
 }
 
-/** The attention kernels' view of kv_b_proj. */
-export function kvBBuffers(w: GpuLinear): Fp8Buffers {
+/** The attention kernels' view of kv_b_proj (FP8 codes + scales, or BF16 codes). */
+export function kvBBuffers(w: GpuLinear): WeightBuffers {
+  if (w.format === 'bf16') return { format: 'bf16', codes: w.chunks[0]!.codes };
   return { codes: w.chunks[0]!.codes, scales: w.scales! };
 }
 
@@ -73,9 +76,6 @@ export type UploadProgress = (done: number, total: number, tensor: string) => vo
 /** Reads and uploads every weight the forward pass uses. */
 export async function uploadWeights(gpu: GpuContext, ckpt: Checkpoint, onProgress?: UploadProgress): Promise<GpuWeights> {
   const c = ckpt.config;
-  if (c.quantization_config === null) {
-    throw new ConfigError('the WebGPU engine needs a block-FP8 checkpoint (quantization_config fp8): BF16 linear weights are not supported by the attention and MoE kernels yet', 'quantization_config', null, ckpt.name);
-  }
   const buffers: GPUBuffer[] = [];
   const linears: GpuLinear[] = [];
   let bytes = 0;
@@ -181,15 +181,16 @@ async function uploadExperts(
   const D = c.hidden_size;
   const F = c.moe_intermediate_size;
   const p = `model.layers.${layer}.mlp.`;
-  const gu1 = fp8StackLayout(2, F, D);
-  const dn1 = fp8StackLayout(1, D, F);
+  const format: WeightFormat = c.quantization_config ? 'fp8' : 'bf16';
+  const gu1 = stackLayout(format, 2, F, D);
+  const dn1 = stackLayout(format, 1, D, F);
   const limit = Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
   const ranges = expertShards(c.n_routed_experts, Math.max(gu1.codeBytes, dn1.codeBytes), limit, `${p}experts`);
   const shards: ExpertShardBuffers[] = [];
   for (const r of ranges) {
-    const gateUp = await uploadStack(gpu, ckpt, `${p}experts[${r.first}:${r.first + r.count}].gate_up`, buffers, account,
+    const gateUp = await uploadStack(gpu, ckpt, format, `${p}experts[${r.first}:${r.first + r.count}].gate_up`, buffers, account,
       Array.from({ length: 2 * r.count }, (_, m) => `${p}experts.${r.first + (m >> 1)}.${m & 1 ? 'up' : 'gate'}_proj.weight`), F, D);
-    const down = await uploadStack(gpu, ckpt, `${p}experts[${r.first}:${r.first + r.count}].down`, buffers, account,
+    const down = await uploadStack(gpu, ckpt, format, `${p}experts[${r.first}:${r.first + r.count}].down`, buffers, account,
       Array.from({ length: r.count }, (_, m) => `${p}experts.${r.first + m}.down_proj.weight`), D, F);
     shards.push({ first: r.first, count: r.count, gateUp, down });
   }
@@ -197,19 +198,22 @@ async function uploadExperts(
   if (c.n_shared_experts > 0) {
     const Fs = c.derived.sharedIntermediate;
     shared = {
-      gateUp: await uploadStack(gpu, ckpt, `${p}shared_experts.gate_up`, buffers, account, [`${p}shared_experts.gate_proj.weight`, `${p}shared_experts.up_proj.weight`], Fs, D),
-      down: await uploadStack(gpu, ckpt, `${p}shared_experts.down`, buffers, account, [`${p}shared_experts.down_proj.weight`], D, Fs),
+      gateUp: await uploadStack(gpu, ckpt, format, `${p}shared_experts.gate_up`, buffers, account, [`${p}shared_experts.gate_proj.weight`, `${p}shared_experts.up_proj.weight`], Fs, D),
+      down: await uploadStack(gpu, ckpt, format, `${p}shared_experts.down`, buffers, account, [`${p}shared_experts.down_proj.weight`], D, Fs),
     };
   }
   return { shards, shared };
 }
 
-/** Same-shape FP8 matrices back to back in one codes buffer and one scales buffer (fp8-layout.ts stacks). */
+/**
+ * Same-shape matrices back to back in one codes buffer (fp8-layout.ts stacks): FP8 with one scales buffer, or
+ * BF16 (2 codes per u32, no scales).
+ */
 async function uploadStack(
-  gpu: GpuContext, ckpt: Checkpoint, label: string, buffers: GPUBuffer[], account: (bytes: number, tensor?: string) => void,
+  gpu: GpuContext, ckpt: Checkpoint, format: WeightFormat, label: string, buffers: GPUBuffer[], account: (bytes: number, tensor?: string) => void,
   names: string[], rows: number, cols: number,
-): Promise<Fp8Buffers> {
-  const L = fp8StackLayout(names.length, rows, cols);
+): Promise<WeightBuffers> {
+  const L = stackLayout(format, names.length, rows, cols);
   const limit = gpu.limits.maxStorageBufferBindingSize;
   if (L.codeBytes > limit) {
     throw new DeviceError(`tensor '${label}' needs ${L.codeBytes} bytes in one binding, more than maxStorageBufferBindingSize ${limit}`, {
@@ -220,19 +224,24 @@ async function uploadStack(
   }
   const codes = createBuffer(gpu, L.codeBytes, label);
   buffers.push(codes);
-  const scales = createBuffer(gpu, L.scaleBytes, `${label}_scale_inv`);
-  buffers.push(scales);
-  account(codes.size + scales.size);
+  const scales = format === 'fp8' ? createBuffer(gpu, L.scaleBytes, `${label}_scale_inv`) : null;
+  if (scales) buffers.push(scales);
+  account(codes.size + (scales?.size ?? 0));
   for (const [m, name] of names.entries()) {
     const w = await readLinear(ckpt, name);
-    if (w.format !== 'fp8' || w.rows !== rows || w.cols !== cols) {
-      throw new ConfigError(`tensor '${name}': expected FP8 [${rows}, ${cols}] for the expert stack '${label}'`, name);
+    if (w.format !== format || w.rows !== rows || w.cols !== cols) {
+      throw new ConfigError(`tensor '${name}': expected ${format.toUpperCase()} [${rows}, ${cols}] for the expert stack '${label}', found ${w.format.toUpperCase()} [${w.rows}, ${w.cols}]`, name);
     }
-    writeRows(gpu, codes, w.data, 0, rows, cols, L.rowStrideWords * 4, m * L.matrixWords * 4);
-    writeBuffer(gpu, scales, m * L.matrixScales * 4, w.scale);
+    if (w.format === 'fp8') {
+      writeRows(gpu, codes, w.data, 0, rows, cols, L.rowStrideWords * 4, m * L.matrixWords * 4);
+      writeBuffer(gpu, scales!, m * L.matrixScales * 4, w.scale);
+    } else {
+      const bytes = new Uint8Array(w.data.buffer, w.data.byteOffset, w.data.byteLength);
+      writeRows(gpu, codes, bytes, 0, rows, cols * 2, L.rowStrideWords * 4, m * L.matrixWords * 4);
+    }
     account(0, name);
   }
-  return { codes, scales };
+  return scales ? { codes, scales } : { format: 'bf16', codes };
 }
 
 /** Human-readable summary of what the upload will need (for errors and `inspect`). */

@@ -1,0 +1,156 @@
+/**
+ * BF16-linear checkpoints (no quantization_config, as many small DeepSeek-V3-architecture checkpoints ship) on
+ * the GPU engine: toy checkpoints written by the toy writer (model/toy.ts) with quantization_config removed, so
+ * every linear weight (attention projections, kv_b_proj, dense MLP, experts) is BF16 and runs through the BF16
+ * GEMV/GEMM and the *_bf16.wgsl absorb / expert twins; compared with the CPU reference on the same file.
+ *
+ * Tolerances (as the golden fixtures, session.gpu.test.ts):
+ *   logits: |gpu − ref| <= 2e-3 · max(1, max |ref|) per position and the same argmax at every position. The
+ *     BF16 weights widen exactly on both sides, so only f32 rounding and summation order differ from the f64
+ *     reference (measured ~1e-6 relative, printed per config).
+ *   greedy generation: identical tokens to the CPU reference session's greedy (cpu-session.ts).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createCpuSession } from '../../src/engine/cpu-session.js';
+import { createSession, type GpuSession } from '../../src/engine/session.js';
+import type { InferenceSession } from '../../src/engine/types.js';
+import { loadCpuWeights } from '../../src/model/cpu-weights.js';
+import type { Checkpoint } from '../../src/model/checkpoint.js';
+import { openCheckpointDir } from '../../src/model/node-checkpoint.js';
+import { referenceForward } from '../../src/model/reference.js';
+import { toyConfigJson, writeToyCheckpoint, type ToyName } from '../../src/model/toy.js';
+import { compareRows } from '../model/reference-fixtures.js';
+import { testAdapter, testGpu } from '../helpers/gpu.js';
+
+const GREEDY = { temperature: 0, topK: 0, topP: 1, uniform: 0 };
+
+function argmaxRows(x: ArrayLike<number>, V: number): number[] {
+  const out: number[] = [];
+  for (let t = 0; t * V < x.length; t++) {
+    let best = 0;
+    for (let i = 1; i < V; i++) if (x[t * V + i]! > x[t * V + best]!) best = i;
+    out.push(best);
+  }
+  return out;
+}
+
+async function greedy(s: InferenceSession, prompt: number[], n: number): Promise<number[]> {
+  s.reset();
+  const out = [await s.prefill(prompt, GREEDY)];
+  while (out.length < n) out.push(await s.decode(out[out.length - 1]!, GREEDY));
+  return out;
+}
+
+const dirs: string[] = [];
+afterAll(async () => {
+  (await testGpu()).destroy();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+// small: q_lora, 8 groups, R = 64; ragged: q_proj, R = 72, D = 200, F = 72, 2 shared experts
+describe.each(['small', 'ragged'] as const)(`GPU engine on a BF16-linear checkpoint (${testAdapter()}): %s`, (name: ToyName) => {
+  let ckpt: Checkpoint;
+  let s: GpuSession;
+  let prompt: number[];
+  let V: number;
+  beforeAll(async () => {
+    const { quantization_config, ...raw } = toyConfigJson(name);
+    void quantization_config;
+    const dir = mkdtempSync(join(tmpdir(), `webmoe-bf16-${name}-`));
+    dirs.push(dir);
+    await writeToyCheckpoint(raw, dir, { seed: 5 });
+    ckpt = await openCheckpointDir(dir);
+    V = ckpt.config.vocab_size;
+    prompt = Array.from({ length: 12 }, (_, i) => (i * 53 + 7) % V); // 12 > 4: GEMMs, grouped experts, prefill attention
+    s = await createSession(await testGpu(), ckpt, { ctxSize: 64 });
+  });
+  afterAll(async () => {
+    s?.dispose();
+    await ckpt?.close();
+  });
+
+  it('uploads BF16 as BF16 (no scales, 2 codes per u32)', () => {
+    expect(ckpt.config.quantization_config).toBeNull();
+    const moeLayer = s.model.weights.layers.find((l) => l.moe)!;
+    expect(moeLayer.kvB.format).toBe('bf16');
+    expect(moeLayer.kvB.scales).toBeNull();
+    expect(moeLayer.o.format).toBe('bf16');
+    const shard = moeLayer.moe!.experts.shards[0]!;
+    expect(shard.gateUp.format).toBe('bf16');
+    expect(moeLayer.moe!.experts.shared!.down.format).toBe('bf16');
+    const c = ckpt.config;
+    // gate_up stack: 2·E matrices [F, D], rows of roundUp(⌈D/2⌉, 4) words
+    expect((shard.gateUp.codes as GPUBuffer).size).toBe(2 * c.n_routed_experts * c.moe_intermediate_size * Math.ceil(Math.ceil(c.hidden_size / 2) / 4) * 16);
+  });
+
+  it('logits match the CPU reference within 2e-3 · max(1, max|ref|) at every position, same argmax', async () => {
+    const want = referenceForward(await loadCpuWeights(ckpt), prompt);
+    s.reset();
+    const got = await s.forwardLogits(prompt);
+    const r = compareRows(got, want, V, 2e-3);
+    console.log(`[${testAdapter()}] BF16 ${name}: GPU logits max |Δ| ${r.maxAbs.toExponential(2)} (relative ${r.maxRel.toExponential(2)})`);
+    expect(r.failures).toEqual([]);
+    expect(argmaxRows(got, V)).toEqual(argmaxRows(want, V));
+  });
+
+  it('greedy generation equals the CPU reference greedy; a decode step is one submission', async () => {
+    const cpu = await createCpuSession(ckpt, { ctxSize: 64 });
+    const n = 6;
+    const want = await greedy(cpu, prompt, n);
+    cpu.dispose();
+    const queue = s.gpu.device.queue;
+    const submit = queue.submit.bind(queue);
+    let submits = 0;
+    (queue as { submit: GPUQueue['submit'] }).submit = (cbs) => {
+      submits++;
+      submit(cbs);
+    };
+    try {
+      s.reset();
+      const out = [await s.prefill(prompt, GREEDY)];
+      while (out.length < n) {
+        submits = 0;
+        out.push(await s.decode(out[out.length - 1]!, GREEDY));
+        expect(submits).toBe(1);
+      }
+      expect(out).toEqual(want);
+    } finally {
+      (queue as { submit: GPUQueue['submit'] }).submit = submit;
+    }
+  });
+});
+
+describe(`GPU engine on a BF16-linear checkpoint under a 128 KiB binding cap (${testAdapter()})`, () => {
+  const cap = 128 << 10;
+  afterAll(async () => (await testGpu({ maxBindingSizeCap: cap })).destroy());
+
+  it('splits BF16 embed, lm_head, dense weights and expert stacks (one expert per shard) and still matches the CPU reference', async () => {
+    const { quantization_config, ...raw } = toyConfigJson('small');
+    void quantization_config;
+    const dir = mkdtempSync(join(tmpdir(), 'webmoe-bf16-cap-'));
+    dirs.push(dir);
+    await writeToyCheckpoint(raw, dir, { seed: 6 });
+    const ckpt = await openCheckpointDir(dir);
+    const s = await createSession(await testGpu({ maxBindingSizeCap: cap }), ckpt, { ctxSize: 64 });
+    try {
+      const w = s.model.weights;
+      expect(w.embed.chunks.length).toBeGreaterThan(1); // 512 x 256 BF16 = 256 KiB
+      expect(w.layers[0]!.mlp!.gate.chunks.length).toBeGreaterThan(1); // 512 x 256 BF16 = 256 KiB
+      expect(w.layers[1]!.moe!.experts.shards.length).toBe(32); // gate_up of one expert: 2 x 128 x 256 BF16 = 128 KiB
+      const V = ckpt.config.vocab_size;
+      const prompt = Array.from({ length: 9 }, (_, i) => (i * 29 + 3) % V);
+      const want = referenceForward(await loadCpuWeights(ckpt), prompt);
+      const got = await s.forwardLogits(prompt);
+      const r = compareRows(got, want, V, 2e-3);
+      console.log(`[${testAdapter()}] BF16 small, 128 KiB cap: GPU logits max |Δ| ${r.maxAbs.toExponential(2)} (relative ${r.maxRel.toExponential(2)})`);
+      expect(r.failures).toEqual([]);
+      expect(argmaxRows(got, V)).toEqual(argmaxRows(want, V));
+    } finally {
+      s.dispose();
+      await ckpt.close();
+    }
+  });
+});
