@@ -3,7 +3,7 @@
  * the device and its ceilings, the kernels (engine-default variant per shape, with the naive twin and the
  * speedup), the end-to-end rows, and the targets with what limits the unmet ones. Browser-safe.
  */
-import type { BenchReport, KernelRow } from './schema.js';
+import { adapterName, type BenchReport, type KernelRow } from './schema.js';
 
 const f = (x: number | undefined, d = 2) => (x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(d));
 const pct = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '–' : `${(x * 100).toFixed(1)}%`);
@@ -16,7 +16,7 @@ function table(head: string[], rows: string[][], rightFrom = 1): string {
 
 export function deviceLine(r: BenchReport): string {
   const a = r.adapter;
-  return `${a.description || a.device || a.vendor} (${a.vendor}${a.driver ? `, ${a.driver}` : ''}${a.runtime === 'browser' ? ', in the browser' : ', Dawn in Node'})`;
+  return `${adapterName(a)} (${a.vendor}${a.driver ? `, ${a.driver}` : ''}${a.runtime === 'browser' ? ', in the browser' : ', Dawn in Node'})`;
 }
 
 /** The kernels table: per shape the engine-default optimised row (or the only one), its naive twin and the speedup. */

@@ -5,7 +5,7 @@
  * not, with what limits them) and the MoE expert-load histograms. The JSON is embedded too, so the file is
  * the whole record. Browser-safe.
  */
-import type { BenchReport, KernelRow, MoeTelemetry, TargetCheck } from './schema.js';
+import { adapterName, type BenchReport, type KernelRow, type MoeTelemetry, type TargetCheck } from './schema.js';
 import { barChartSvg, colorFor, esc, fmtNum, histogramSvg, rooflineSvg, type RooflinePoint } from './svg.js';
 
 const CSS = `
@@ -176,7 +176,7 @@ function ceilingSection(rep: BenchReport): string {
 
 export function renderHtml(rep: BenchReport): string {
   const a = rep.adapter;
-  const title = `webmoe bench — ${a.description || a.device || a.vendor}`;
+  const title = `webmoe bench — ${adapterName(a)}`;
   const skipped = rep.skipped.length
     ? `<details><summary>${rep.skipped.length} skipped</summary>${table(['kernel', 'shape', 'variant', 'reason'], rep.skipped.map((s) => [esc(s.kernel), esc(s.shape), esc(s.variant ?? ''), esc(s.reason)]), 4)}</details>`
     : '';

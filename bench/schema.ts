@@ -142,6 +142,11 @@ export interface BenchReport {
   duration_s: number;
 }
 
+/** A readable adapter name: browsers often leave `description` and `device` empty. */
+export function adapterName(a: Pick<AdapterRecord, 'description' | 'device' | 'vendor' | 'architecture'>): string {
+  return a.description || a.device || [a.vendor, a.architecture].filter(Boolean).join(' ') || 'unknown adapter';
+}
+
 // ------------------------------------------------------------------------------------------------------------
 // Validation: a list of problems, empty when the report is well-formed.
 

@@ -3,7 +3,7 @@
  * speedup, the end-to-end rows, and every target (met or not, with what limits it) next to its figure.
  * Browser-safe.
  */
-import type { BenchReport } from './schema.js';
+import { adapterName, type BenchReport } from './schema.js';
 
 const f = (x: number | undefined, d = 2) => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(d));
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
@@ -16,7 +16,7 @@ function pad(cells: string[][]): string[] {
 export function formatSummary(r: BenchReport): string {
   const a = r.adapter;
   const lines: string[] = [
-    `adapter   ${a.description || a.device || a.vendor} (${a.vendor}, driver ${a.driver}${a.software ? ', software' : ''})`,
+    `adapter   ${adapterName(a)} (${a.vendor}, driver ${a.driver}${a.software ? ', software' : ''})`,
     `ceilings  ${f(r.ceilings.bandwidth_gbps)} GB/s streaming read (${r.ceilings.bandwidth.best}), ${f(r.ceilings.fma_gflops)} GFLOP/s FMA` +
       (r.ceilings.drift ? ` (before/after the kernels: ${r.ceilings.drift.bandwidth_gbps.map((x) => f(x)).join('/')} GB/s, ${r.ceilings.drift.fma_gflops.map((x) => f(x)).join('/')} GFLOP/s)` : ''),
     `fp8       ${f(r.ceilings.fp8_decode_gbps)} GB/s of FP8 weights decoded into FMAs from registers (the most an FP8 GEMV could read)`,
