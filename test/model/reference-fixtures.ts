@@ -1,20 +1,18 @@
 /**
  * Shared by the reference tests: where the golden fixtures are, loading one, and the relative-error report.
- * Fixtures: $WEBMOE_GOLDEN_DIR, else shared/golden in the checkout, else ../shared/golden beside it.
+ * Fixtures: $WEBMOE_GOLDEN_DIR, else golden/ of the shared folder that test/format/shared-paths.ts finds.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { readNpy } from '../../src/format/npy.js';
 import { asBigInt64, asFloat64, openSafetensors, readTensorBytes } from '../../src/format/safetensors.js';
 import { fileSource } from '../../src/format/node-source.js';
 import { loadCpuWeights, type CpuWeights } from '../../src/model/cpu-weights.js';
 import { openCheckpointDir } from '../../src/model/node-checkpoint.js';
+import { SHARED_DIR } from '../format/shared-paths.js';
 
-const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-
-export const GOLDEN_DIR: string | undefined = [process.env.WEBMOE_GOLDEN_DIR, join(repo, 'shared/golden'), join(repo, '../shared/golden')].find(
-  (d): d is string => d !== undefined && existsSync(d),
+export const GOLDEN_DIR: string | undefined = [process.env.WEBMOE_GOLDEN_DIR, SHARED_DIR && join(SHARED_DIR, 'golden')].find(
+  (d): d is string => typeof d === 'string' && existsSync(d),
 );
 
 /** Fixture names (folders with a config.json), sorted. */
