@@ -264,7 +264,8 @@ export class GpuSession implements InferenceSession {
       await mapRead(this.gpu, target);
       let result: number | Float32Array;
       if (logitsOut) {
-        result = new Float32Array(logitsOut.getMappedRange().slice(0));
+        // the buffer is padded to 16 bytes: read exactly [n, V]
+        result = new Float32Array(logitsOut.getMappedRange(0, n * V * 4).slice(0));
       } else {
         result = new Uint32Array(this.tokenReadback.getMappedRange(0, 4))[0]!;
       }
