@@ -20,16 +20,16 @@ function asLinear(name: string, format: 'fp8' | 'bf16', rows: number, cols: numb
   return { name, format, rows, cols, strideWords: rowStrideWords(format, cols), chunks: [{ rowStart: 0, rows, codes }], scales, bytes: codes.size + (scales?.size ?? 0) };
 }
 
-const GEMV_KERNELS: Record<GemvVariant, string> = { f32: 'fp8_gemv', subgroup: 'fp8_gemv_subgroup', f16: 'fp8_gemv_f16' };
+const GEMV_KERNELS: Record<GemvVariant, string> = { f32: 'fp8_gemv', subgroup: 'fp8_gemv_subgroup', f16: 'fp8_gemv_f16', wide: 'fp8_gemv_wide' };
 const GEMM_KERNELS: Record<GemmVariant, string> = { f32: 'fp8_gemm', f16: 'fp8_gemm_f16' };
 
 type OptimisedVariant = BenchVariant;
 
 export function optimisedFp8Gemv(ctx: Ctx, b: Fp8GemvBuffers, rows: number, cols: number): OptimisedVariant[] {
   const chosen = chooseGemv(ctx.kernels);
-  const variants: GemvVariant[] = ['f32', 'subgroup', 'f16'];
+  const variants: GemvVariant[] = ['wide', 'f32', 'subgroup', 'f16'];
   return variants
-    .filter((v) => v === 'f32' || ctx.kernels.available(GEMV_KERNELS[v]))
+    .filter((v) => v === 'f32' || v === 'wide' || ctx.kernels.available(GEMV_KERNELS[v]))
     .map((v) => ({
       variant: 'optimised' as const,
       impl: GEMV_KERNELS[v],

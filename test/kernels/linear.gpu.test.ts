@@ -14,7 +14,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { DeviceError, ShapeError } from '../../src/errors.js';
 import { bf16ArrayToF32, dequantizeFp8Block, f32ArrayToBf16, quantizeFp8Block } from '../../src/format/fp8.js';
 import type { GpuContext } from '../../src/gpu/device.js';
-import { destroyLinear, linear, uploadLinear, type GemmVariant, type GemvVariant, type GpuLinear } from '../../src/gpu/ops/linear.js';
+import { destroyLinear, linear, uploadLinear, type GemmVariant, type GemvVariant, type GemvWideTuning, type GpuLinear } from '../../src/gpu/ops/linear.js';
 import type { LinearWeight } from '../../src/model/checkpoint.js';
 import { compareClose, randInt, randn, rng, testAdapter, testGpu } from '../helpers/gpu.js';
 import { f32Buffer, kernels, readF32, record } from './ops-harness.js';
@@ -65,7 +65,7 @@ function expectWithin(got: Float32Array, want: Float64Array, m: Float64Array, rt
   return compareClose(got, want).maxAbs;
 }
 
-async function runLinear(gpu: GpuContext, gw: GpuLinear, x: Float32Array, T: number, opts: { gemv?: GemvVariant; gemm?: GemmVariant; forceGemm?: boolean } = {}): Promise<Float32Array> {
+async function runLinear(gpu: GpuContext, gw: GpuLinear, x: Float32Array, T: number, opts: { gemv?: GemvVariant; gemm?: GemmVariant; forceGemm?: boolean; wide?: Partial<GemvWideTuning> } = {}): Promise<Float32Array> {
   const xb = f32Buffer(gpu, x, 'x');
   const yb = f32Buffer(gpu, T * gw.rows, 'y');
   await record(gpu, (r) => linear(r.k, r.pass, r.arena, { w: gw, x: xb, y: yb, tokens: T, ...opts }));
@@ -77,6 +77,14 @@ async function runLinear(gpu: GpuContext, gw: GpuLinear, x: Float32Array, T: num
 
 const F32 = { rtol: 1e-5, atol: 1e-6 };
 const F16 = { rtol: 4e-3, atol: 1e-4 };
+
+/** fp8_gemv_wide settings covered by the tests: every rows-per-invocation count, both decoders, two workgroup sizes. */
+const WIDE: Array<Partial<GemvWideTuning>> = [
+  ...[1, 2, 3, 4, 5, 6, 7, 8].map((rpt) => ({ rpt, f16bits: true })),
+  { rpt: 2, f16bits: false },
+  { rpt: 8, f16bits: false },
+  { rpt: 4, f16bits: true, wg: 16 },
+];
 
 describe(`linear kernels (${testAdapter()})`, () => {
   afterAll(async () => (await testGpu()).destroy());
@@ -98,6 +106,29 @@ describe(`linear kernels (${testAdapter()})`, () => {
       const exp = Float32Array.from({ length: rows }, (_, r) => want[r * cols]!);
       // == rather than toEqual: -0 (code 0x80) sums to +0
       expect(y.every((v, r) => v === exp[r]), `gemv ${variant}`).toBe(true);
+    }
+    // fp8_gemv_wide: the unpack2x16float decode (kernels.md §3.1 B) must be exact on this adapter, subnormals
+    // (codes 0x01-0x07, 0x81-0x87) included; all 256 codes as 16 columns so the vec4 path and the tail both run
+    for (const wide of [{}, ...WIDE]) {
+      const y = await runLinear(gpu, gw, new Float32Array([1, 0, 0]), 1, { gemv: 'wide', wide });
+      const exp = Float32Array.from({ length: rows }, (_, r) => want[r * cols]!);
+      expect(y.every((v, r) => v === exp[r]), `gemv wide ${JSON.stringify(wide)}`).toBe(true);
+    }
+    {
+      const c16 = 20; // one full vec4 word + a 4-column tail
+      const d16 = new Uint8Array(rows * c16);
+      codes.forEach((c, r) => d16.fill(c, r * c16, (r + 1) * c16));
+      const g16 = uploadLinear(gpu, 'codes16', { format: 'fp8', rows, cols: c16, data: d16, scale });
+      const w16 = dequantizeFp8Block(d16, scale, rows, c16);
+      for (const col of [5, 18]) {
+        const xe = new Float32Array(c16);
+        xe[col] = 1;
+        for (const wide of [{}, ...WIDE]) {
+          const y = await runLinear(gpu, g16, xe, 1, { gemv: 'wide', wide });
+          expect(y.every((v, r) => v === w16[r * c16 + col]), `gemv wide ${JSON.stringify(wide)} column ${col}`).toBe(true);
+        }
+      }
+      destroyLinear(g16);
     }
     const y = await runLinear(gpu, gw, new Float32Array([0, 0, 1]), 1, { forceGemm: true });
     expect(y.every((v, r) => v === want[r * cols + 2]), 'gemm').toBe(true);
@@ -145,6 +176,9 @@ describe(`linear kernels (${testAdapter()})`, () => {
         if (kernels(gpu).available('fp8_gemv_f16')) {
           expectWithin(await runLinear(gpu, gw, x, 1, { gemv: 'f16' }), ref.y, ref.m, F16.rtol, F16.atol, 'fp8_gemv_f16');
         }
+        for (const wide of WIDE) {
+          expectWithin(await runLinear(gpu, gw, x, 1, { gemv: 'wide', wide }), ref.y, ref.m, F32.rtol, F32.atol, `fp8_gemv_wide ${JSON.stringify(wide)}`);
+        }
       }
       destroyLinear(gw);
     });
@@ -187,6 +221,33 @@ describe(`linear kernels (${testAdapter()})`, () => {
     });
   }
 
+  it('fp8_gemv_wide with x/y offsets, accumulate and ragged shapes (engine default tuning and every RPT)', async () => {
+    const gpu = await testGpu();
+    const rand = rng(4242);
+    for (const [rows, cols] of [[67, 300], [9, 16], [130, 129], [3, 1]] as const) {
+      const c = fp8Case(rand, rows, cols);
+      const gw = uploadLinear(gpu, 'wide', c.w);
+      const x = randn(rand, cols);
+      const ref = reference(c.dense, rows, cols, x, 1);
+      const xOffset = 5;
+      const xp = new Float32Array(xOffset + cols + 3).fill(NaN);
+      xp.set(x, xOffset);
+      const yOffset = 3;
+      for (const wide of [{}, ...WIDE]) {
+        const xb = f32Buffer(gpu, xp, 'x');
+        const yb = f32Buffer(gpu, new Float32Array(yOffset + rows + 1).fill(1), 'y');
+        await record(gpu, (r) => linear(r.k, r.pass, r.arena, { w: gw, x: xb, xOffset, y: yb, yOffset, tokens: 1, accumulate: true, gemv: 'wide', wide }));
+        const yp = await readF32(gpu, yb, yOffset + rows + 1);
+        expectWithin(yp.subarray(yOffset, yOffset + rows), ref.y.map((v) => v + 1), ref.m.map((v) => v + 1), F32.rtol, F32.atol, `wide ${JSON.stringify(wide)} [${rows}, ${cols}]`);
+        expect(yp[yOffset - 1]).toBe(1);
+        expect(yp[yOffset + rows]).toBe(1);
+        xb.destroy();
+        yb.destroy();
+      }
+      destroyLinear(gw);
+    }
+  });
+
   it('rejects wrong shapes with ShapeError before encoding', async () => {
     const gpu = await testGpu();
     const gw = uploadLinear(gpu, 'small', fp8Case(rng(5), 8, 16).w);
@@ -214,6 +275,11 @@ describe(`linear kernels under a 1 MiB binding cap (${testAdapter()})`, () => {
         const x = randn(rand, T * cols);
         const ref = reference(c.dense, rows, cols, x, T);
         expectWithin(await runLinear(gpu, gw, x, T), ref.y, ref.m, F32.rtol, F32.atol, `${fmt} split T=${T}`);
+        if (fmt === 'fp8' && T === 1) {
+          for (const wide of [{}, { rpt: 3, f16bits: true }]) {
+            expectWithin(await runLinear(gpu, gw, x, T, { gemv: 'wide', wide }), ref.y, ref.m, F32.rtol, F32.atol, `wide split ${JSON.stringify(wide)}`);
+          }
+        }
       }
       destroyLinear(gw);
     }

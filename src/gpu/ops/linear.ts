@@ -1,8 +1,9 @@
 /**
  * Linear layers on the GPU: y = x @ W^T with W stored as block-FP8 (E4M3 codes + F32 128x128 block scales) or
  * BF16, never dequantised to memory. One launcher, `linear`, picks the kernel:
- *   T = 1  → a GEMV: fp8_gemv (f32, barrier-free), fp8_gemv_subgroup (hardware adapters with `subgroups`),
- *            fp8_gemv_f16 (opt-in f16 precision, `shader-f16`); bf16_gemv
+ *   T = 1  → a GEMV: fp8_gemv (f32, barrier-free), fp8_gemv_wide (CPU adapters: vec4 loads, RPT rows per
+ *            invocation, unpack2x16float decode), fp8_gemv_subgroup (hardware adapters with `subgroups`),
+ *            fp8_gemv_f16 (opt-in f16 precision, `shader-f16`); bf16_gemv — see chooseGemv
  *   T > 1  → a GEMM: fp8_gemm / bf16_gemm (one row x 8 tokens per thread)
  * and records one dispatch per row chunk of the weight (a weight larger than maxStorageBufferBindingSize is
  * uploaded as several buffers of whole rows, each bound on its own).
@@ -20,6 +21,7 @@ import type { LinearWeight } from '../../model/checkpoint.js';
 import { createBuffer, writeBuffer, type UniformArena } from '../buffers.js';
 import type { GpuContext } from '../device.js';
 import type { Kernels } from '../kernels.js';
+import { adapterClass } from './adapter-class.js';
 import { params, requireBytes, requireInt, type Buf } from './binding.js';
 import { rowStrideWordsFor, type WeightFormat } from './fp8-layout.js';
 
@@ -133,21 +135,46 @@ export function destroyLinear(w: GpuLinear): void {
 }
 
 /** Which GEMV kernel serves FP8 decode. */
-export type GemvVariant = 'f32' | 'subgroup' | 'f16';
+export type GemvVariant = 'f32' | 'subgroup' | 'f16' | 'wide';
+
+/** Override constants of fp8_gemv_wide (tests and the bench sweep them; the engine uses gemvWideTuning). */
+export interface GemvWideTuning {
+  /** rows per invocation, 1..8 */
+  rpt: number;
+  /** decode through f16 bit patterns + unpack2x16float (kernels.md §3.1 B) instead of the f32 bit trick */
+  f16bits: boolean;
+  /** threads per workgroup */
+  wg: number;
+}
 
 /**
- * The FP8 GEMV for this device: 'f16' only when asked and `shader-f16` exists; 'subgroup' on hardware adapters
- * with `subgroups`; otherwise the barrier-free 'f32' (fastest on CPU adapters, docs/architecture.md).
+ * The FP8 GEMV for this device — the one place the decode GEMV is chosen:
+ *   - 'f16' only when asked (opt-in precision) and `shader-f16` exists;
+ *   - CPU adapters: 'wide' (fp8_gemv_wide: vec4 loads, several rows per invocation, unpack2x16float decode).
+ *     Measured interleaved at Kimi widths (docs/benchmarks.md "Tuning"): on lavapipe 2.2-2.5x faster than the
+ *     f32 GEMV (7168→2048: 4.7 vs 10.4 ms; kv_a 7168→576: 1.3 vs 3.0 ms) and faster than fp8_gemv_subgroup
+ *     on every shape; on SwiftShader 1.5x faster than f32 (60 vs 91 ms, 13.7 vs 21.1 ms), the subgroup GEMV
+ *     being 1.7-1.9x slower than f32 there;
+ *   - GPUs with `subgroups` of at most 64 lanes: 'subgroup' (coalesced loads; not measured here);
+ *   - otherwise the barrier-free 'f32'.
  */
 export function chooseGemv(k: Kernels, precision: 'f32' | 'f16' = 'f32'): GemvVariant {
   if (precision === 'f16' && k.available('fp8_gemv_f16')) return 'f16';
+  if (adapterClass(k.gpu) !== 'hardware') return 'wide';
   // fp8_gemv_subgroup runs 64 threads per workgroup: it needs subgroups of at most 64 lanes
   const maxLanes = k.gpu.info.subgroupMaxSize ?? 64;
-  if (!k.gpu.info.software && maxLanes <= 64 && k.available('fp8_gemv_subgroup')) return 'subgroup';
+  if (maxLanes <= 64 && k.available('fp8_gemv_subgroup')) return 'subgroup';
   return 'f32';
 }
 
-const GEMV_KERNEL: Record<GemvVariant, string> = { f32: 'fp8_gemv', subgroup: 'fp8_gemv_subgroup', f16: 'fp8_gemv_f16' };
+/** fp8_gemv_wide's constants for this device (see chooseGemv for the measurements). */
+export function gemvWideTuning(k: Kernels): GemvWideTuning {
+  // lavapipe: 4-8 rows per invocation ran alike (3.0-3.2 GB/s at 7168→2048 and 7168→576) and 2 rows ~1.6x
+  // slower; SwiftShader: 2 rows best at kv_a (13.7 ms vs 15.9 at 4), equal at 7168→2048 (docs/benchmarks.md)
+  return { rpt: adapterClass(k.gpu) === 'llvmpipe' ? 4 : 2, f16bits: true, wg: 64 };
+}
+
+const GEMV_KERNEL: Record<GemvVariant, string> = { f32: 'fp8_gemv', subgroup: 'fp8_gemv_subgroup', f16: 'fp8_gemv_f16', wide: 'fp8_gemv_wide' };
 /** Which GEMM kernel serves FP8 prefill. */
 export type GemmVariant = 'f32' | 'f16';
 const GEMM_KERNEL: Record<GemmVariant, string> = { f32: 'fp8_gemm', f16: 'fp8_gemm_f16' };
@@ -167,6 +194,8 @@ export interface LinearArgs {
   accumulate?: boolean;
   /** FP8 GEMV kernel for T = 1 (default 'f32'). */
   gemv?: GemvVariant;
+  /** fp8_gemv_wide constants (default gemvWideTuning). */
+  wide?: Partial<GemvWideTuning>;
   /** FP8 GEMM kernel for T > 1 (default 'f32'). */
   gemm?: GemmVariant;
   /** Force the GEMM kernel even for T = 1 (tests). */
@@ -194,13 +223,18 @@ export function linear(k: Kernels, pass: GPUComputePassEncoder, arena: UniformAr
     const scaleCols = Math.ceil(w.cols / 128);
     const variant = a.gemv ?? 'f32';
     const kernel = gemm ? GEMM_KERNEL[a.gemm ?? 'f32'] : GEMV_KERNEL[variant];
-    const pipe = k.pipeline(kernel, { WG });
+    const wide = !gemm && variant === 'wide' ? { ...gemvWideTuning(k), ...a.wide } : null;
+    if (wide && (w.strideWords % 4 !== 0 || !(wide.rpt >= 1 && wide.rpt <= 8))) {
+      throw new ShapeError(`${name}: fp8_gemv_wide needs a stride of whole vec4 words and 1 ≤ rpt ≤ 8`, 'wide', 4, w.strideWords);
+    }
+    const pipe = wide ? k.pipeline(kernel, { WG: wide.wg, RPT: wide.rpt, F16BITS: wide.f16bits ? 1 : 0 }) : k.pipeline(kernel, { WG });
     for (const c of w.chunks) {
       const fields = [c.rows, w.cols, w.strideWords, c.rowStart, xOffset, yOffset, scaleCols, acc];
       const p = params(arena, gemm ? [...fields, T, xStride, yStride, 0] : fields);
       const bg = k.bindGroup(pipe, [c.codes, w.scales!, a.x, a.y, p]);
       if (gemm) k.dispatch(pass, pipe, bg, Math.ceil(c.rows / WG), Math.ceil(T / 4));
       else if (variant === 'subgroup') k.dispatch(pass, pipe, bg, Math.ceil(c.rows / 4));
+      else if (wide) k.dispatch(pass, pipe, bg, Math.ceil(c.rows / (wide.wg * wide.rpt)));
       else k.dispatch(pass, pipe, bg, Math.ceil(c.rows / WG));
     }
   } else {

@@ -1,0 +1,20 @@
+/**
+ * The adapter classes that kernel choices are keyed on (linear.ts chooseGemv, attention.ts, moe.ts): the two
+ * software Vulkan drivers this project measures on (docs/benchmarks.md) behave differently enough that a
+ * kernel that wins on one can lose on the other, and neither says much about real GPUs.
+ *   'llvmpipe'    Mesa lavapipe/llvmpipe (SIMD lanes of 8 on AVX2, shader-f16)
+ *   'swiftshader' Google SwiftShader (subgroups of 4, no shader-f16), in Node or in Chromium
+ *   'software'    another CPU adapter (treated like the closest measured one where a choice needs it)
+ *   'hardware'    a GPU
+ */
+import type { GpuContext } from '../device.js';
+
+export type AdapterClass = 'llvmpipe' | 'swiftshader' | 'software' | 'hardware';
+
+export function adapterClass(gpu: GpuContext): AdapterClass {
+  if (!gpu.info.software) return 'hardware';
+  const text = `${gpu.info.vendor} ${gpu.info.architecture} ${gpu.info.device} ${gpu.info.description}`;
+  if (/llvmpipe|lavapipe/i.test(text)) return 'llvmpipe';
+  if (/swiftshader/i.test(text)) return 'swiftshader';
+  return 'software';
+}
