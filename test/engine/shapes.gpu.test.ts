@@ -13,7 +13,8 @@
  * A failing case prints its seed and config (describeConfig).
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { createSession } from '../../src/engine/session.js';
+import { createSession, type GpuSession } from '../../src/engine/session.js';
+import { DeviceError } from '../../src/errors.js';
 import { memoryFiles, openCheckpoint } from '../../src/model/checkpoint.js';
 import { loadCpuWeights } from '../../src/model/cpu-weights.js';
 import { referenceForward } from '../../src/model/reference.js';
@@ -24,6 +25,9 @@ import { describeConfig, fuzzCase, fuzzPrompt, sweepSeeds, type FuzzCase } from 
 
 const GREEDY = { temperature: 0, topK: 0, topP: 1, uniform: 0 };
 const RTOL = 2e-3;
+/** the binding caps a case may start from or be raised to (each is one device) */
+const CAPS = [4 << 10, 16 << 10, 64 << 10, 256 << 10];
+const usedCaps = new Set<number | undefined>();
 
 /** Committed seeds: a spread of the fuzzer's draws plus the regressions found by larger sweeps. */
 const COMMITTED = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
@@ -48,10 +52,24 @@ export async function runCase(fc: FuzzCase): Promise<{ maxRel: number; failures:
   const failures: string[] = [];
   const ref = referenceForward(await loadCpuWeights(ckpt), tokens);
   const ctxSize = fc.exactContext ? total : Math.min(c.max_position_embeddings, total + 9);
-  const s = await createSession(await testGpu(), ckpt, { ctxSize, chunkSize: fc.chunkSize });
+  const opts = { ctxSize, chunkSize: fc.chunkSize, moeDecodeMaxTokens: fc.moeDecodeMaxTokens, uniformArenaBytes: fc.arenaBytes };
+  // a binding cap below an unsplittable tensor (kv_b_proj, one expert, a cache layer) is a typed DeviceError
+  // naming the limit; raise the cap 4x until the session fits (the splittable tensors are still split)
+  let cap = fc.bindingCap;
+  let s: GpuSession;
+  for (;;) {
+    try {
+      usedCaps.add(cap);
+      s = await createSession(await testGpu(cap ? { maxBindingSizeCap: cap } : {}), ckpt, opts);
+      break;
+    } catch (err) {
+      if (!(cap && err instanceof DeviceError && err.details.limit === 'maxStorageBufferBindingSize')) throw err;
+      cap = cap >= CAPS[CAPS.length - 1]! ? undefined : cap * 4;
+    }
+  }
   try {
     const got = new Float32Array(total * V);
-    got.set(await s.forwardLogits(prompt), 0);
+    got.set(await s.forwardLogits(prompt, fc.taps ? { taps: new Map() } : {}), 0);
     for (let t = fc.promptLength; t < total; t++) got.set(await s.forwardLogits([tokens[t]!]), t * V);
     const r = compareRows(got, ref, V, RTOL);
     failures.push(...r.failures);
@@ -73,11 +91,13 @@ export async function runCase(fc: FuzzCase): Promise<{ maxRel: number; failures:
 }
 
 describe(`GPU engine vs CPU reference on fuzzed shapes (${testAdapter()})`, () => {
-  afterAll(async () => (await testGpu()).destroy());
+  afterAll(async () => {
+    for (const cap of usedCaps) (await testGpu(cap ? { maxBindingSizeCap: cap } : {})).destroy();
+  });
 
   it.each(sweepSeeds(COMMITTED))('seed %i', async (seed) => {
     const fc = fuzzCase(seed);
-    const where = `seed ${seed}: ${describeConfig(fc.config)} | prompt ${fc.promptLength} chunk ${fc.chunkSize} decode ${fc.decodeSteps} exactCtx ${fc.exactContext}`;
+    const where = `seed ${seed}: ${describeConfig(fc.config)} | prompt ${fc.promptLength} chunk ${fc.chunkSize} decode ${fc.decodeSteps} exactCtx ${fc.exactContext} cap ${fc.bindingCap} moeById ${fc.moeDecodeMaxTokens} arena ${fc.arenaBytes} taps ${fc.taps}`;
     let res: { maxRel: number; failures: string[] };
     try {
       res = await runCase(fc);

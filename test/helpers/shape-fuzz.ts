@@ -26,6 +26,14 @@ export interface FuzzCase {
   decodeSteps: number;
   /** whether the context is exactly prompt + decode steps */
   exactContext: boolean;
+  /** createGpu maxBindingSizeCap (forces row / expert splits), or undefined */
+  bindingCap?: number;
+  /** session moeDecodeMaxTokens (by-id vs grouped experts) */
+  moeDecodeMaxTokens: number;
+  /** session uniformArenaBytes (small: a prompt takes several submissions), or undefined */
+  arenaBytes?: number;
+  /** run the prefill with taps (unfused residual adds) */
+  taps: boolean;
 }
 
 const pick = <T>(r: () => number, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
@@ -104,10 +112,17 @@ export function fuzzConfig(seed: number): Json {
 export function fuzzCase(seed: number): FuzzCase {
   const config = fuzzConfig(seed);
   const r = mulberry32(seed * 7919 + 99);
-  const promptLength = pick(r, [1, 2, 3, 5, 8, 11, 13] as const);
+  const long = r() < 0.2;
+  const maxPos = config.max_position_embeddings as number;
+  const promptLength = Math.min(maxPos - 1, long ? int(r, 14, 40) : pick(r, [1, 2, 3, 5, 8, 11, 13] as const));
   const chunkSize = pick(r, [128, 128, 7, 4, 3, 1] as const);
-  const decodeSteps = int(r, 0, 3);
-  return { seed, config, promptLength, chunkSize, decodeSteps, exactContext: r() < 0.5 };
+  const decodeSteps = Math.min(maxPos - promptLength, long ? int(r, 4, 20) : int(r, 0, 3));
+  const exactContext = r() < 0.5;
+  const bindingCap = r() < 0.2 ? pick(r, [4 << 10, 16 << 10, 64 << 10] as const) : undefined;
+  const moeDecodeMaxTokens = pick(r, [4, 4, 1, 16] as const);
+  const arenaBytes = r() < 0.15 ? 48 << 10 : undefined;
+  const taps = r() < 0.2;
+  return { seed, config, promptLength, chunkSize, decodeSteps, exactContext, bindingCap, moeDecodeMaxTokens, arenaBytes, taps };
 }
 
 /** One-line summary of a config (printed when a case fails). */
