@@ -14,7 +14,9 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { createSession, type GpuSession } from '../../src/engine/session.js';
+import { sampleToken } from '../../src/engine/sampler.js';
 import { DeviceError } from '../../src/errors.js';
+import { mulberry32 } from '../../src/random.js';
 import { memoryFiles, openCheckpoint } from '../../src/model/checkpoint.js';
 import { loadCpuWeights } from '../../src/model/cpu-weights.js';
 import { referenceForward } from '../../src/model/reference.js';
@@ -83,6 +85,18 @@ export async function runCase(fc: FuzzCase): Promise<{ maxRel: number; failures:
     const tok = await s.prefill(prompt, GREEDY);
     const want = top2(ref, (fc.promptLength - 1) * V, V);
     if (want.margin > 1e-3 && tok !== want.best) failures.push(`greedy prefill token ${tok} != reference argmax ${want.best}`);
+    // the sampling kernel (temperature, top-k, top-p) against the CPU rule on the GPU's own last-row logits
+    const rr = mulberry32(fc.seed + 4242);
+    for (let i = 0; i < 2; i++) {
+      const smp = { temperature: [0.5, 1, 2][i + (fc.seed % 2)]!, topK: [0, 1, 3, 40, V - 1, V + 5][Math.floor(rr() * 6)]!, topP: [1, 0.9, 0.3, 0.999][Math.floor(rr() * 4)]!, uniform: Math.floor(rr() * 2 ** 24) / 2 ** 24 };
+      s.reset();
+      const tok = await s.prefill(prompt, smp);
+      const last = got.subarray((fc.promptLength - 1) * V, fc.promptLength * V);
+      // skip draws within 1e-4 of a cumulative-probability boundary (f32 vs f64 sums)
+      const near = [-1e-4, 1e-4].some((d) => sampleToken(last, { ...smp, uniform: Math.min(Math.max(smp.uniform + d, 0), 1 - 2 ** -24) }) !== sampleToken(last, smp));
+      const want = sampleToken(last, smp);
+      if (!near && tok !== want) failures.push(`sampled token ${tok} != CPU rule ${want} (${JSON.stringify(smp)})`);
+    }
     return { maxRel: r.maxRel, failures };
   } finally {
     s.dispose();

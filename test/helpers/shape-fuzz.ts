@@ -103,6 +103,16 @@ export function fuzzConfig(seed: number): Json {
     eos_token_id: 1,
     num_nextn_predict_layers: 0,
   };
+  // rarer draws at production attention / routing widths (R 512, Dr 64, Dn = Dv 128; 256-384 experts top-8)
+  // and larger vocabularies
+  if (r() < 0.12) {
+    Object.assign(cfg, { kv_lora_rank: 512, qk_rope_head_dim: 64, qk_nope_head_dim: 128, v_head_dim: 128, num_attention_heads: Math.min(H, 2), num_key_value_heads: Math.min(H, 2) });
+  }
+  if (r() < 0.12) {
+    const [g, tg] = pick(r, [[1, 1], [8, 4]] as const);
+    Object.assign(cfg, { n_routed_experts: pick(r, [256, 384] as const), num_experts_per_tok: 8, n_group: g, topk_group: tg, moe_intermediate_size: int(r, 1, 8) });
+  }
+  if (r() < 0.1) cfg.vocab_size = int(r, 2000, 9000);
   if (fp8) cfg.quantization_config = { activation_scheme: 'dynamic', fmt: 'e4m3', quant_method: 'fp8', weight_block_size: [128, 128] };
   parseConfig(cfg, `fuzz config ${seed}`); // the draw must be valid
   return cfg;
@@ -113,10 +123,12 @@ export function fuzzCase(seed: number): FuzzCase {
   const config = fuzzConfig(seed);
   const r = mulberry32(seed * 7919 + 99);
   const long = r() < 0.2;
+  // a cache long enough for split (flash-decoding) attention: >= 512 keys
+  const veryLong = r() < 0.06;
   const maxPos = config.max_position_embeddings as number;
-  const promptLength = Math.min(maxPos - 1, long ? int(r, 14, 40) : pick(r, [1, 2, 3, 5, 8, 11, 13] as const));
-  const chunkSize = pick(r, [128, 128, 7, 4, 3, 1] as const);
-  const decodeSteps = Math.min(maxPos - promptLength, long ? int(r, 4, 20) : int(r, 0, 3));
+  const promptLength = Math.min(maxPos - 1, veryLong ? int(r, 500, 700) : long ? int(r, 14, 40) : pick(r, [1, 2, 3, 5, 8, 11, 13] as const));
+  const chunkSize = veryLong ? pick(r, [128, 100] as const) : pick(r, [128, 128, 7, 4, 3, 1] as const);
+  const decodeSteps = Math.min(maxPos - promptLength, veryLong ? int(r, 1, 4) : long ? int(r, 4, 20) : int(r, 0, 3));
   const exactContext = r() < 0.5;
   const bindingCap = r() < 0.2 ? pick(r, [4 << 10, 16 << 10, 64 << 10] as const) : undefined;
   const moeDecodeMaxTokens = pick(r, [4, 4, 1, 16] as const);
