@@ -243,7 +243,7 @@ function expertShape(shape: string, D: number, F: number, E: number, K: number, 
           return {
             variant: 'optimised',
             impl: names.join(' + '),
-            engineDefault: (variant === 'subgroup') === preferSubgroups(kernels),
+            engineDefault: (variant === 'subgroup') === preferSubgroups(kernels, D),
             build: () => {
               requireKernels({ gpu, kernels }, ...names);
               const geometry = { hidden: D, experts: E, topK: K, inter: F, sharedInter: 0 };

@@ -40,6 +40,7 @@
  *
  * CPU counterparts: model/reference.ts attentionAbsorbed (and attentionNaive: same math, other order).
  */
+import { adapterClass } from './adapter-class.js';
 import { ShapeError } from '../../errors.js';
 import { createBuffer, type UniformArena } from '../buffers.js';
 import type { GpuContext } from '../device.js';
@@ -108,9 +109,17 @@ export function attentionTileFloats(gpu: GpuContext): number {
   return Math.min(gpu.info.software ? 1024 : 4096, Math.floor((gpu.limits.maxComputeWorkgroupStorageSize - 1536) / 4));
 }
 
-/** Mesa's llvmpipe (lavapipe in Node): the adapter where mla_attention_rows wins. */
-function isLlvmpipe(gpu: GpuContext): boolean {
-  return gpu.info.software && /llvmpipe|lavapipe/i.test(`${gpu.info.device} ${gpu.info.description}`);
+/**
+ * Whether mla_attention_rows is the default (within its R ≤ 512, R + Dr ≤ 640 limits) — the one place it is
+ * chosen. Measured (docs/benchmarks.md, interleaved against the tiled kernel):
+ *   lavapipe: rows 1.9-3.6x faster at decode (Kimi H8 over 256-32k tokens) and ~3.5x at prefill → always;
+ *   SwiftShader: rows 1.6-2.3x faster at decode (41 vs 66 ms over 256 tokens, 376 vs 642 ms over 4k, 5.2 vs
+ *   8.6 s over 32k; 1.3-1.7x in Chromium) but only equal at prefill and slower to compile → decode (T = 1) only;
+ *   GPUs: the tiled kernel (rows share cache tiles in workgroup memory).
+ */
+function preferRows(gpu: GpuContext, T: number): boolean {
+  const cls = adapterClass(gpu);
+  return cls === 'llvmpipe' || (cls === 'swiftshader' && T === 1);
 }
 
 /** Tunables of mla_attention (override constants). */
@@ -118,8 +127,8 @@ export interface MlaAttentionTuning {
   /**
    * 'tiled' (mla_attention.wgsl: BM rows share cache tiles in workgroup memory; for GPUs) or 'rows'
    * (mla_attention_rows.wgsl: one invocation per row, no barriers; ~3.5x faster prefill on lavapipe, equal on
-   * SwiftShader but slow to compile there). Default: 'rows' on lavapipe/llvmpipe when R ≤ 512 and
-   * R + Dr ≤ 640, else 'tiled'.
+   * SwiftShader but slow to compile there). Default (preferRows): 'rows' on lavapipe/llvmpipe, and on SwiftShader
+   * for one token, when R ≤ 512 and R + Dr ≤ 640, else 'tiled'.
    */
   variant?: 'tiled' | 'rows';
   /** threads per workgroup (default 64) */
@@ -259,7 +268,7 @@ export function mlaAttention(k: Kernels, pass: GPUComputePassEncoder, arena: Uni
   requireBytes(k.gpu, c.c, ((S - 1) * c.cStride + R) * 4, name, 'cache.c');
   requireBytes(k.gpu, c.pe, ((S - 1) * c.peStride + c.peOffset + g.rope) * 4, name, 'cache.pe');
 
-  const variant = a.tuning?.variant ?? (isLlvmpipe(k.gpu) && R <= ROWS_MAX_R && L <= ROWS_MAX_L ? 'rows' : 'tiled');
+  const variant = a.tuning?.variant ?? (preferRows(k.gpu, T) && R <= ROWS_MAX_R && L <= ROWS_MAX_L ? 'rows' : 'tiled');
   if (variant === 'rows' && (R > ROWS_MAX_R || L > ROWS_MAX_L)) {
     throw new ShapeError(`mla_attention_rows: R = ${R}, R + Dr = ${L} exceed ${ROWS_MAX_R}, ${ROWS_MAX_L}; use the tiled variant`, 'tuning');
   }

@@ -50,6 +50,7 @@
  *
  * CPU counterparts: model/router.ts moeRoute, model/reference.ts moe / ffn.
  */
+import { adapterClass } from './adapter-class.js';
 import { ShapeError } from '../../errors.js';
 import { createBuffer, STORAGE, type UniformArena } from '../buffers.js';
 import type { GpuContext } from '../device.js';
@@ -187,12 +188,20 @@ export interface MoeExpertsArgs {
 }
 
 /**
- * The decode-path variant used by default: 'subgroup' when the device has the feature and is not a CPU
- * adapter (on lavapipe / SwiftShader the thread-per-row kernels measured as fast or up to 1.1x faster; the
- * subgroup kernels' coalesced loads only pay off on GPUs, where no measurement exists yet).
+ * The decode-path variant used by default — the one place it is chosen:
+ *   - GPUs with the feature: 'subgroup' (coalesced loads; no GPU measurement exists yet);
+ *   - SwiftShader at wide rows (hidden ≥ 2048): 'subgroup'. Measured interleaved (docs/benchmarks.md,
+ *     SwiftShader table): Kimi D7168 F2048 top-8 took 3.27 s with the subgroup kernels against 6.00 s
+ *     thread-per-row (1.8x); at toy width (D256 F128) they lose, 16.7 vs 12.9 ms. The crossover between the two
+ *     widths is unmeasured: 2048 splits them;
+ *   - lavapipe and other CPU adapters: 'f32' (thread per row): equal at Kimi width (548 vs 543 ms), the
+ *     subgroup kernels 1.2x slower at toy width.
+ * `hidden` is the geometry's D (omitted: the toy-width choice).
  */
-export function preferSubgroups(k: Kernels): boolean {
-  return !k.gpu.info.software && k.available('moe_gateup_id_subgroup') && k.available('moe_down_id_subgroup');
+export function preferSubgroups(k: Kernels, hidden = 0): boolean {
+  if (!k.available('moe_gateup_id_subgroup') || !k.available('moe_down_id_subgroup')) return false;
+  const cls = adapterClass(k.gpu);
+  return cls === 'hardware' || (cls === 'swiftshader' && hidden >= 2048);
 }
 
 interface Checked {
@@ -285,7 +294,7 @@ export function moeExpertsDecode(k: Kernels, pass: GPUComputePassEncoder, arena:
   const sh = a.w.shared;
   const WG = 64;
   // BF16 stacks: the thread-per-row twins (no BF16 subgroup variant)
-  const sub = c.format === 'fp8' && (a.variant ?? (preferSubgroups(k) ? 'subgroup' : 'f32')) === 'subgroup';
+  const sub = c.format === 'fp8' && (a.variant ?? (preferSubgroups(k, g.hidden) ? 'subgroup' : 'f32')) === 'subgroup';
   const RPW = 16; // rows per workgroup of the subgroup kernels
   const gu = sub ? k.pipeline('moe_gateup_id_subgroup', { WG, RPW }) : k.pipeline(kernelFor('moe_gateup_id', c.format), { WG });
   a.w.shards.forEach((s, i) => {
