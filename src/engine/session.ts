@@ -10,13 +10,13 @@
  *
  * Legend: T tokens, D hidden, V vocab, ctx context size.
  */
-import { ContextOverflowError, DeviceError, InputError } from '../errors.js';
+import { ConfigError, ContextOverflowError, DeviceError, InputError } from '../errors.js';
 import { createBuffer, UniformArena } from '../gpu/buffers.js';
 import type { GpuContext } from '../gpu/device.js';
 import { Kernels } from '../gpu/kernels.js';
-import { createMlaScratch, type MlaGeometry } from '../gpu/ops/attention.js';
+import { attentionTileFloats, createMlaScratch, type MlaGeometry } from '../gpu/ops/attention.js';
 import { chooseGemv, type GemmVariant } from '../gpu/ops/linear.js';
-import { createMoeScratch, slotsPerToken, type MoeGeometry } from '../gpu/ops/moe.js';
+import { createMoeScratch, MOE_MAX_EXPERTS, MOE_MAX_GROUPS, MOE_MAX_TOPK, slotsPerToken, type MoeGeometry } from '../gpu/ops/moe.js';
 import { argmaxToken, sampleToken } from '../gpu/ops/sample.js';
 import { uploadRopeTable } from '../gpu/ops/rope.js';
 import type { Checkpoint } from '../model/checkpoint.js';
@@ -63,6 +63,7 @@ export async function createSession(gpu: GpuContext, ckpt: Checkpoint, opts: Ses
   if (precision === 'f16' && !(kernels.available('fp8_gemv_f16') && kernels.available('fp8_gemm_f16'))) {
     throw new DeviceError(`--precision f16 needs the 'shader-f16' feature, which this adapter (${gpu.info.description || gpu.info.device}) lacks; use --precision f32`, { reason: 'feature' });
   }
+  checkKernelLimits(gpu, c);
   const weights = await uploadWeights(gpu, ckpt, opts.onProgress);
   try {
     return new GpuSession(gpu, kernels, c, weights, ctx, precision, opts.chunkSize ?? 128, opts.moeDecodeMaxTokens ?? 4, opts.uniformArenaBytes ?? ARENA_BYTES);
@@ -70,6 +71,36 @@ export async function createSession(gpu: GpuContext, ckpt: Checkpoint, opts: Ses
     weights.destroy();
     throw err;
   }
+}
+
+/**
+ * The kernels' fixed bounds, checked before anything is uploaded so that a model beyond them fails at session
+ * creation with the bound named (not with a ShapeError at the first step): the MoE router's workgroup arrays
+ * (experts, top-k, groups) and the attention kernel's cache tile, which must hold one latent row of R + Dr
+ * floats (the device's workgroup memory; 1024 floats on software adapters), with ⌈R / 64⌉ ≤ 64 accumulators per
+ * thread.
+ */
+export function checkKernelLimits(gpu: GpuContext, c: ModelConfig): void {
+  if (c.derived.moeLayers.some(Boolean)) {
+    const bound = (field: string, value: number, max: number, what: string) => {
+      if (value > max) throw new ConfigError(`${field} = ${value}: the GPU MoE router supports at most ${max} ${what} (${limitName(field)})`, field, value);
+    };
+    bound('n_routed_experts', c.n_routed_experts, MOE_MAX_EXPERTS, 'routed experts');
+    bound('num_experts_per_tok', c.num_experts_per_tok, MOE_MAX_TOPK, 'experts per token');
+    bound('n_group', c.n_group, MOE_MAX_GROUPS, 'expert groups');
+  }
+  const L = c.kv_lora_rank + c.qk_rope_head_dim;
+  const tile = attentionTileFloats(gpu);
+  if (L > tile || Math.ceil(c.kv_lora_rank / 64) > 64) {
+    throw new DeviceError(
+      `kv_lora_rank + qk_rope_head_dim = ${L}: the MLA attention kernel stages one latent cache row in workgroup memory and this adapter allows ${tile} floats (kv_lora_rank at most 4096)`,
+      { limit: 'mla_attention cache tile (floats)', value: tile, required: L },
+    );
+  }
+}
+
+function limitName(field: string): string {
+  return { n_routed_experts: 'MOE_MAX_EXPERTS', num_experts_per_tok: 'MOE_MAX_TOPK', n_group: 'MOE_MAX_GROUPS' }[field] ?? field;
 }
 
 const registries = new WeakMap<GpuContext, Kernels>();

@@ -15,7 +15,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { createSession, type GpuSession } from '../../src/engine/session.js';
 import { sampleToken } from '../../src/engine/sampler.js';
-import { DeviceError } from '../../src/errors.js';
+import { ConfigError, DeviceError } from '../../src/errors.js';
 import { mulberry32 } from '../../src/random.js';
 import { memoryFiles, openCheckpoint } from '../../src/model/checkpoint.js';
 import { loadCpuWeights } from '../../src/model/cpu-weights.js';
@@ -23,7 +23,7 @@ import { referenceForward } from '../../src/model/reference.js';
 import { makeToyCheckpointInMemory } from '../../src/model/toy.js';
 import { compareRows } from '../model/reference-fixtures.js';
 import { testAdapter, testGpu } from '../helpers/gpu.js';
-import { describeConfig, fuzzCase, fuzzPrompt, sweepSeeds, type FuzzCase } from '../helpers/shape-fuzz.js';
+import { describeConfig, fuzzCase, fuzzConfig, fuzzPrompt, sweepSeeds, type FuzzCase } from '../helpers/shape-fuzz.js';
 
 const GREEDY = { temperature: 0, topK: 0, topP: 1, uniform: 0 };
 const RTOL = 2e-3;
@@ -121,5 +121,27 @@ describe(`GPU engine vs CPU reference on fuzzed shapes (${testAdapter()})`, () =
     if (process.env.WEBMOE_SHAPES) console.log(`seed ${seed}: max relative ${res.maxRel.toExponential(2)}`);
     if (res.failures.length) console.log(`FAIL ${where}\n  ${res.failures.join('\n  ')}`);
     expect(res.failures, where).toEqual([]);
+  });
+});
+
+describe(`kernel bounds are typed errors at session creation (${testAdapter()})`, () => {
+  // one MoE layer of width 16 (tiny weights); each case crosses one bound
+  const base = { ...fuzzConfig(1), num_hidden_layers: 1, first_k_dense_replace: 0, hidden_size: 16, moe_intermediate_size: 2, n_shared_experts: 0 };
+  it.each([
+    [{ n_routed_experts: 520, n_group: 1, topk_group: 1, num_experts_per_tok: 8 }, ConfigError, /n_routed_experts = 520.*at most 512.*MOE_MAX_EXPERTS/],
+    [{ n_routed_experts: 64, n_group: 1, topk_group: 1, num_experts_per_tok: 33 }, ConfigError, /num_experts_per_tok = 33.*at most 32.*MOE_MAX_TOPK/],
+    [{ n_routed_experts: 256, n_group: 128, topk_group: 4, num_experts_per_tok: 8 }, ConfigError, /n_group = 128.*at most 64.*MOE_MAX_GROUPS/],
+    [{ kv_lora_rank: 4100, qk_rope_head_dim: 64, num_attention_heads: 1, num_key_value_heads: 1 }, DeviceError, /kv_lora_rank \+ qk_rope_head_dim = 4164.*workgroup memory/],
+  ] as const)('%j', async (patch, type, message) => {
+    const toy = await makeToyCheckpointInMemory({ ...base, ...patch }, { seed: 1 });
+    const ckpt = await openCheckpoint(memoryFiles('bounds', toy.data));
+    let uploaded = 0;
+    try {
+      await expect(createSession(await testGpu(), ckpt, { ctxSize: 8, onProgress: () => uploaded++ })).rejects.toThrow(type);
+      await expect(createSession(await testGpu(), ckpt, { ctxSize: 8 })).rejects.toThrow(message);
+      expect(uploaded).toBe(0); // checked before any weight is uploaded
+    } finally {
+      await ckpt.close();
+    }
   });
 });
