@@ -44,7 +44,7 @@ function top2(x: ArrayLike<number>, at: number, V: number): { best: number; marg
 }
 
 export async function runCase(fc: FuzzCase): Promise<{ maxRel: number; failures: string[] }> {
-  const toy = await makeToyCheckpointInMemory(fc.config, { seed: fc.seed });
+  const toy = await makeToyCheckpointInMemory(fc.config, { seed: fc.seed, shards: fc.shards });
   const ckpt = await openCheckpoint(memoryFiles(`fuzz-${fc.seed}`, toy.data));
   const c = ckpt.config;
   const V = c.vocab_size;

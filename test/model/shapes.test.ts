@@ -21,7 +21,7 @@ describe('CPU reference on fuzzed shapes: absorbed (chunked, incremental) == nai
   it.each(sweepSeeds(COMMITTED))('seed %i', async (seed) => {
     const fc = fuzzCase(seed);
     const where = `seed ${seed}: ${describeConfig(fc.config)} | prompt ${fc.promptLength} chunk ${fc.chunkSize} decode ${fc.decodeSteps}`;
-    const toy = await makeToyCheckpointInMemory(fc.config, { seed });
+    const toy = await makeToyCheckpointInMemory(fc.config, { seed, shards: fc.shards });
     const ckpt = await openCheckpoint(memoryFiles(`fuzz-${seed}`, toy.data));
     const w = await loadCpuWeights(ckpt);
     await ckpt.close();
