@@ -14,7 +14,7 @@ import { createBuffer, UniformArena } from '../src/gpu/buffers.js';
 import type { GpuContext } from '../src/gpu/device.js';
 import { expertShards, fp8StackLayout } from '../src/gpu/ops/fp8-layout.js';
 import { chooseSplits, createMlaScratch, fusedCacheView, mlaAttention, type MlaAttentionTuning, type MlaScratch } from '../src/gpu/ops/attention.js';
-import { createMoeScratch, moeExpertsDecode, moeExpertsPrefill, moeRouter, preferSubgroups, type ExpertShardBuffers } from '../src/gpu/ops/moe.js';
+import { chooseMoeDecode, createMoeScratch, moeExpertsDecode, moeExpertsPrefill, moeRouter, type ExpertShardBuffers } from '../src/gpu/ops/moe.js';
 import { randomBf16Buffer, randomF32Buffer, randomFp8Stack, rng, zeroBuffer } from './data.js';
 import { naiveExperts, naiveFp8Gemm, naiveFp8Gemv, naiveMlaDecode, naiveRouter, type EncodedOp, type ExpertShard } from './naive.js';
 import { optimisedFp8Gemm, optimisedFp8Gemv, optimisedRouterLogits } from './optimised.js';
@@ -238,12 +238,12 @@ function expertShape(shape: string, D: number, F: number, E: number, K: number, 
           impl: 'moe_gateup_id_naive + moe_down_id_naive',
           build: () => naiveExperts(gpu, kernels, { x, ids: idsBuf, weights, out, h: pool.track(zeroBuffer(gpu, 'h', K * F * 4)), shards: naiveShards }, { hidden: D, inter: F, topk: K }),
         },
-        ...(['f32', 'subgroup'] as const).map((variant): BenchVariant => {
-          const names = variant === 'subgroup' ? ['moe_gateup_id_subgroup', 'moe_down_id_subgroup'] : ['moe_gateup_id', 'moe_down_id'];
+        ...(['f32', 'wide', 'subgroup'] as const).map((variant): BenchVariant => {
+          const names = variant === 'f32' ? ['moe_gateup_id', 'moe_down_id'] : [`moe_gateup_id_${variant}`, `moe_down_id_${variant}`];
           return {
             variant: 'optimised',
             impl: names.join(' + '),
-            engineDefault: (variant === 'subgroup') === preferSubgroups(kernels, D),
+            engineDefault: variant === chooseMoeDecode(kernels, D),
             build: () => {
               requireKernels({ gpu, kernels }, ...names);
               const geometry = { hidden: D, experts: E, topK: K, inter: F, sharedInter: 0 };

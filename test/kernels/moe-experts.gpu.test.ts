@@ -8,9 +8,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ffn, moe as cpuMoe } from '../../src/model/reference.js';
 import type { FfnWeights, Matrix } from '../../src/model/cpu-weights.js';
 import { expertShards, fp8StackLayout, packFp8Stack, type Fp8Matrix } from '../../src/gpu/ops/fp8-layout.js';
+import { decodeE4M3, dequantizeFp8Block } from '../../src/format/fp8.js';
 import {
   createMoeScratch, moeExpertsDecode, moeExpertsPrefill, moeRouter, slotsPerToken,
-  type MoeGeometry, type MoeWeightBuffers,
+  type MoeDecodeVariant, type MoeGeometry, type MoeWeightBuffers, type MoeWideTuning,
 } from '../../src/gpu/ops/moe.js';
 import type { GpuContext } from '../../src/gpu/device.js';
 import { expectClose, randInt, randn, rng, testAdapter, testGpu } from '../helpers/gpu.js';
@@ -109,7 +110,7 @@ function randomRoutes(rand: () => number, T: number, E: number, K: number, hot =
 
 async function gpuExperts(
   l: Layer, x: Float32Array, ids: Uint32Array, wts: Float32Array, residual: Float32Array,
-  path: 'decode' | 'prefill', maxBindingBytes?: number, variant?: 'f32' | 'subgroup',
+  path: 'decode' | 'prefill', maxBindingBytes?: number, variant?: MoeDecodeVariant, wide?: Partial<MoeWideTuning>,
 ): Promise<Float32Array> {
   const gpu = await testGpu();
   const h = harness(gpu);
@@ -119,7 +120,7 @@ async function gpuExperts(
   const out = upload(gpu, residual);
   const args = {
     x: upload(gpu, x), ids: upload(gpu, ids), weights: upload(gpu, wts), out, accumulate: true,
-    tokens: T, geometry: l.g, w, scratch, variant,
+    tokens: T, geometry: l.g, w, scratch, variant, wide,
   };
   await runPass(h, (pass) => (path === 'decode' ? moeExpertsDecode : moeExpertsPrefill)(h.k, pass, h.arena, args));
   return readF32(gpu, out, T * l.g.hidden);
@@ -135,11 +136,20 @@ function maxAbs(a: ArrayLike<number>): number {
 // ~1e-6 relative; 2e-5 · max|ref| leaves an order of magnitude.
 const TOL = 2e-5;
 
-/** The decode kernels this adapter runs: f32 always, the subgroup variants where the feature exists. */
-async function decodeVariants(): Promise<Array<'f32' | 'subgroup'>> {
+/** The decode kernels this adapter runs: f32 and wide always, the subgroup variants where the feature exists. */
+async function decodeVariants(): Promise<MoeDecodeVariant[]> {
   const gpu = await testGpu();
-  return gpu.features.has('subgroups') ? ['f32', 'subgroup'] : ['f32'];
+  return gpu.features.has('subgroups') ? ['f32', 'wide', 'subgroup'] : ['f32', 'wide'];
 }
+
+/** moe_*_id_wide settings tested beside the default: every rows-per-thread, both decoders. */
+const WIDE_SWEEP: Array<Partial<MoeWideTuning>> = [
+  { rptGateUp: 1, rptDown: 1, f16bits: true },
+  { rptGateUp: 2, rptDown: 2, f16bits: true, wg: 32 },
+  { rptGateUp: 4, rptDown: 4, f16bits: true },
+  { rptGateUp: 4, rptDown: 1, f16bits: false },
+  { rptGateUp: 1, rptDown: 4, f16bits: false, wg: 16 },
+];
 
 const TINY: MoeGeometry = { hidden: 64, experts: 8, topK: 2, inter: 32, sharedInter: 32 };
 const RAGGED: MoeGeometry = { hidden: 200, experts: 16, topK: 4, inter: 72, sharedInter: 144 }; // golden `ragged`
@@ -174,6 +184,84 @@ describe(`moe experts (${testAdapter()})`, () => {
       for (const variant of await decodeVariants()) {
         const got = await gpuExperts(l, x, ids, wts, residual, 'decode', maxBinding, variant);
         checkClose(got, want, TOL, `decode ${variant} ${JSON.stringify(g)} T=${T} cap=${cap}`);
+      }
+    }
+  });
+
+  it('wide kernels (every rows-per-thread, both decoders, workgroup sizes): ragged shapes, shards, shared expert', async () => {
+    // rows not a multiple of RPT (F 50, 130, 260), D with a ragged last vec4 word right after a full 128-column
+    // block (136: the tail is the only word of block 1), Fmax > F (masked h), shards of 1-3 experts
+    const EDGE: MoeGeometry = { hidden: 136, experts: 5, topK: 3, inter: 130, sharedInter: 70 };
+    for (const [g, T, seed, cap] of [[RAGGED, 3, 30, 0], [ODD, 2, 31, 2], [WIDE, 1, 32, 0], [EDGE, 2, 33, 1], [EDGE, 1, 34, 3]] as const) {
+      const l = layer(seed, g);
+      const rand = rng(seed + 100);
+      const x = randn(rand, T * g.hidden);
+      const residual = randn(rand, T * g.hidden);
+      const { ids, wts } = randomRoutes(rand, T, g.experts, g.topK);
+      const want = cpuExperts(l, x, ids, wts, residual);
+      const maxBinding = cap ? cap * 2 * fp8StackLayout(1, g.inter, g.hidden).codeBytes : undefined;
+      for (const wide of WIDE_SWEEP) {
+        const got = await gpuExperts(l, x, ids, wts, residual, 'decode', maxBinding, 'wide', wide);
+        checkClose(got, want, TOL, `decode wide ${JSON.stringify(wide)} ${JSON.stringify(g)} T=${T} cap=${cap}`);
+      }
+    }
+  });
+
+  it('every E4M3 code decodes exactly in every decode variant (up and down rows, one-hot x in a ragged tail, sharded)', async () => {
+    // D = F = 264 (ragged last word); x = one-hot at column c = 260 (in the tail word of block 2).
+    // Expert 0: gate rows 1.0 at c (g = 1 for every row), up row f = code f at c, down = identity (0x38 = 1.0 at
+    //   f = d): out[d] = silu(1) · code(d) · scale(row block of d).
+    // Expert 1: gate and up 1.0 at c (h = silu(1) everywhere), down row d = code d at column 0 only:
+    //   out[d] = silu(1) · code(d) · scale(row block of d).
+    // The code matrices' block scales are 2^-rowBlock, the others' 1. The GPU's silu(1) cancels in out[d] / out[0x38], which must equal
+    // code(d) · 2^-rowBlock(d) up to one f32 rounding: any decode error (subnormals 0x01-0x07 / 0x81-0x87
+    // included) is orders of magnitude larger. NaN codes 0x7F / 0xFF are left out (0).
+    const N = 264;
+    const c = 260;
+    const code = (i: number): number => (i < 256 && (i & 0x7f) !== 0x7f ? i : 0);
+    /** scaled: block scales 2^-rowBlock (the matrices holding the codes), else 1 */
+    const mk = (at: (r: number, col: number) => number, scaled = false): Fp8Matrix => {
+      const data = new Uint8Array(N * N);
+      for (let r = 0; r < N; r++) for (let col = 0; col < N; col++) data[r * N + col] = at(r, col);
+      const scale = new Float32Array(9);
+      for (let rb = 0; rb < 3; rb++) for (let cb = 0; cb < 3; cb++) scale[rb * 3 + cb] = scaled ? 2 ** -rb : 1;
+      return { rows: N, cols: N, data, scale };
+    };
+    const ONE = 0x38;
+    const ex = (gate: Fp8Matrix, up: Fp8Matrix, down: Fp8Matrix): Expert => {
+      const dq = (m: Fp8Matrix): Matrix => ({ rows: N, cols: N, data: dequantizeFp8Block(m.data, m.scale, N, N) });
+      return { q: { gate, up, down }, w: { gate: dq(gate), up: dq(up), down: dq(down) } };
+    };
+    const gateOne = mk((_r, col) => (col === c ? ONE : 0));
+    const g: MoeGeometry = { hidden: N, experts: 2, topK: 1, inter: N, sharedInter: 0 };
+    const l: Layer = {
+      g,
+      experts: [
+        ex(gateOne, mk((r, col) => (col === c ? code(r) : 0), true), mk((r, col) => (r === col ? ONE : 0))),
+        ex(gateOne, gateOne, mk((r, col) => (col === 0 ? code(r) : 0), true)),
+      ],
+      shared: null,
+    };
+    const x = new Float32Array(N);
+    x[c] = 1;
+    const zero = new Float32Array(N);
+    const cap = 2 * fp8StackLayout(1, N, N).codeBytes; // one expert per shard
+    const variants: Array<[MoeDecodeVariant, Partial<MoeWideTuning> | undefined]> = [
+      ...(await decodeVariants()).map((v): [MoeDecodeVariant, undefined] => [v, undefined]),
+      ...WIDE_SWEEP.map((w): [MoeDecodeVariant, Partial<MoeWideTuning>] => ['wide', w]),
+    ];
+    for (const e of [0, 1]) {
+      for (const [variant, wide] of variants) {
+        const got = await gpuExperts(l, x, Uint32Array.from([e]), Float32Array.from([1]), zero, 'decode', cap, variant, wide);
+        const unit = got[ONE]!;
+        expect(unit, 'silu(1)').toBeCloseTo(1 / (1 + Math.exp(-1)), 5);
+        for (let d = 0; d < N; d++) {
+          const want = decodeE4M3(code(d)) * 2 ** -Math.floor(d / 128);
+          const ratio = got[d]! / unit;
+          if (Math.abs(ratio - want) > 2 ** -22 * Math.abs(want)) {
+            expect.fail(`expert ${e} ${variant} ${JSON.stringify(wide)}: code 0x${code(d).toString(16)} (row ${d}) gave ${ratio}, want ${want}`);
+          }
+        }
       }
     }
   });

@@ -180,11 +180,28 @@ export interface MoeExpertsArgs {
   w: MoeWeightBuffers;
   scratch: MoeScratch;
   /**
-   * Decode-path kernels: 'f32' (a thread per weight row, moe_gateup_id / moe_down_id) or 'subgroup' (a subgroup
-   * per row, contiguous loads + subgroupAdd: *_subgroup.wgsl, needs the `subgroups` feature). Default: see
-   * preferSubgroups.
+   * Decode-path kernels: 'f32' (a thread per weight row, moe_gateup_id / moe_down_id), 'subgroup' (a subgroup
+   * per row, contiguous loads + subgroupAdd: *_subgroup.wgsl, needs the `subgroups` feature) or 'wide'
+   * (moe_*_id_wide.wgsl: vec4 loads, RPT rows per thread, unpack2x16float decode). Default: chooseMoeDecode.
    */
-  variant?: 'f32' | 'subgroup';
+  variant?: MoeDecodeVariant;
+  /** moe_*_id_wide constants (default moeWideTuning). */
+  wide?: Partial<MoeWideTuning>;
+}
+
+/** Which kernels serve the decode path's experts. */
+export type MoeDecodeVariant = 'f32' | 'subgroup' | 'wide';
+
+/** Override constants of moe_gateup_id_wide / moe_down_id_wide (tests and sweeps; the engine uses moeWideTuning). */
+export interface MoeWideTuning {
+  /** rows per thread of moe_gateup_id_wide (1, 2 or 4; each row is a gate row and an up row) */
+  rptGateUp: number;
+  /** rows per thread of moe_down_id_wide (1, 2 or 4) */
+  rptDown: number;
+  /** decode through f16 bit patterns + unpack2x16float (kernels.md §3.1 B) instead of the f32 bit trick */
+  f16bits: boolean;
+  /** threads per workgroup */
+  wg: number;
 }
 
 /**
@@ -202,6 +219,30 @@ export function preferSubgroups(k: Kernels, hidden = 0): boolean {
   if (!k.available('moe_gateup_id_subgroup') || !k.available('moe_down_id_subgroup')) return false;
   const cls = adapterClass(k.gpu);
   return cls === 'hardware' || (cls === 'swiftshader' && hidden >= 2048);
+}
+
+/**
+ * The decode-path expert kernels for this device — the one place they are chosen:
+ *   - CPU adapters: 'wide' (moe_*_id_wide: vec4<u32> loads, RPT rows per thread, unpack2x16float decode, as
+ *     fp8_gemv_wide). Measured interleaved, one token, median ms (2-core machine under load ~8, so compare
+ *     within a line; docs/benchmarks.md "Tuning"):
+ *       lavapipe, Kimi D7168 F2048 top-8: f32 550, wide RPT 4/4 207 (2.7x), 2/4 219, 4/2 231, 4/4 with the
+ *         f32 bit-trick decode 410; another run: f32 1075, subgroup 1175, wide 1/1 621, 2/2 513, 4/4 445;
+ *       lavapipe, small D256 F128 top-8 of 32: f32 1.34, subgroup 1.69, wide 1/1 0.76, 2/2 0.56, 4/4 0.60;
+ *       SwiftShader, small: f32 9.3, subgroup 12.2, wide 1/1 4.7, 2/2 4.3, 4/4 4.4, 2/2 f32-decode 5.3;
+ *   - otherwise (GPUs): preferSubgroups.
+ * BF16 stacks always run the thread-per-row BF16 twins.
+ */
+export function chooseMoeDecode(k: Kernels, hidden = 0): MoeDecodeVariant {
+  const cls = adapterClass(k.gpu);
+  if (cls !== 'hardware' && k.available('moe_gateup_id_wide') && k.available('moe_down_id_wide')) return 'wide';
+  return preferSubgroups(k, hidden) ? 'subgroup' : 'f32';
+}
+
+/** moe_*_id_wide's constants for this device (see chooseMoeDecode for the measurements). */
+export function moeWideTuning(k: Kernels): MoeWideTuning {
+  const llvm = adapterClass(k.gpu) === 'llvmpipe';
+  return { rptGateUp: llvm ? 4 : 2, rptDown: llvm ? 4 : 2, f16bits: true, wg: 64 };
 }
 
 interface Checked {
@@ -292,20 +333,36 @@ export function moeExpertsDecode(k: Kernels, pass: GPUComputePassEncoder, arena:
   const c = checkExperts(k, a, 'moe_experts_decode');
   const g = a.geometry;
   const sh = a.w.shared;
-  const WG = 64;
-  // BF16 stacks: the thread-per-row twins (no BF16 subgroup variant)
-  const sub = c.format === 'fp8' && (a.variant ?? (preferSubgroups(k, g.hidden) ? 'subgroup' : 'f32')) === 'subgroup';
+  // BF16 stacks: the thread-per-row twins (no BF16 subgroup or wide variant)
+  const variant = c.format === 'fp8' ? (a.variant ?? chooseMoeDecode(k, g.hidden)) : 'f32';
+  const sub = variant === 'subgroup';
+  const wide = variant === 'wide' ? { ...moeWideTuning(k), ...a.wide } : null;
+  if (wide && !([1, 2, 4].includes(wide.rptGateUp) && [1, 2, 4].includes(wide.rptDown))) {
+    throw new ShapeError('moe_experts_decode: the wide kernels take 1, 2 or 4 rows per thread', 'wide', 4, Math.max(wide.rptGateUp, wide.rptDown));
+  }
+  const WG = wide ? wide.wg : 64;
   const RPW = 16; // rows per workgroup of the subgroup kernels
-  const gu = sub ? k.pipeline('moe_gateup_id_subgroup', { WG, RPW }) : k.pipeline(kernelFor('moe_gateup_id', c.format), { WG });
+  // rows per workgroup of each kernel
+  const guRows = sub ? RPW : wide ? WG * wide.rptGateUp : WG;
+  const dnRows = sub ? RPW : wide ? WG * wide.rptDown : WG;
+  const gu = sub
+    ? k.pipeline('moe_gateup_id_subgroup', { WG, RPW })
+    : wide
+      ? k.pipeline('moe_gateup_id_wide', { WG, RPT: wide.rptGateUp, F16BITS: wide.f16bits ? 1 : 0 })
+      : k.pipeline(kernelFor('moe_gateup_id', c.format), { WG });
   a.w.shards.forEach((s, i) => {
     const doShared = i === 0 && sh ? 1 : 0;
     const p = params(arena, [c.T, g.hidden, g.topK, g.inter, g.sharedInter, c.Fmax, s.first, s.first + s.count, doShared, c.rsD, c.scD, c.Ks]);
     const bg = k.bindGroup(gu, [
       a.x, a.ids, a.weights, ...stackBindings(k, s.gateUp, c.format), ...stackBindings(k, sh?.gateUp, c.format), a.scratch.hidden, p,
     ]);
-    k.dispatch(pass, gu, bg, Math.ceil(c.Fmax / (sub ? RPW : WG)), doShared ? c.Ks : g.topK, c.T);
+    k.dispatch(pass, gu, bg, Math.ceil(c.Fmax / guRows), doShared ? c.Ks : g.topK, c.T);
   });
-  const dn = sub ? k.pipeline('moe_down_id_subgroup', { WG, RPW }) : k.pipeline(kernelFor('moe_down_id', c.format), { WG });
+  const dn = sub
+    ? k.pipeline('moe_down_id_subgroup', { WG, RPW })
+    : wide
+      ? k.pipeline('moe_down_id_wide', { WG, RPT: wide.rptDown, F16BITS: wide.f16bits ? 1 : 0 })
+      : k.pipeline(kernelFor('moe_down_id', c.format), { WG });
   a.w.shards.forEach((s, i) => {
     const doShared = i === 0 && sh ? 1 : 0;
     const accumulate = i > 0 || a.accumulate ? 1 : 0;
@@ -316,7 +373,7 @@ export function moeExpertsDecode(k: Kernels, pass: GPUComputePassEncoder, arena:
     const bg = k.bindGroup(dn, [
       a.scratch.hidden, a.ids, ...stackBindings(k, s.down, c.format), ...stackBindings(k, sh?.down, c.format), a.out, p,
     ]);
-    k.dispatch(pass, dn, bg, Math.ceil(g.hidden / (sub ? RPW : WG)), c.T);
+    k.dispatch(pass, dn, bg, Math.ceil(g.hidden / dnRows), c.T);
   });
 }
 
