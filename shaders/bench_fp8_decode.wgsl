@@ -1,7 +1,10 @@
 // bench_fp8_decode.wgsl — a third ceiling for `webmoe bench`: how fast this device can turn E4M3 codes into
 // multiply-adds when memory is not involved. Each invocation makes 4 words (16 codes) per iteration from 4
-// independent LCG streams in registers, decodes them with the exact f32 bit trick the FP8 kernels use
-// (kernels.md §3.1 A, as in fp8_gemv.wgsl) and accumulates dot(decode4(word), x) into 4 chains.
+// independent LCG streams in registers, decodes them the way the engine's decode kernels do (fp8_gemv_wide,
+// moe_*_id_wide: two codes per 32-bit op through f16 bit patterns + unpack2x16float, kernels.md §3.1 B; the
+// value / 256 that this gives is what those kernels multiply, the 256 being folded into the block scale) and
+// accumulates the dot products with x into 4 chains. F16BITS = false (override) measures the exact f32 bit
+// trick (§3.1 A, fp8_gemv.wgsl, one code at a time) instead.
 // weights/s from this kernel, at 1 byte per weight, is the GB/s an FP8 GEMV could reach if its loads were free:
 // on CPU adapters (no fp8 hardware) it is usually far below the streaming-read bandwidth.
 //
@@ -12,6 +15,7 @@
 // CPU counterpart: none (a micro-benchmark; the decode itself is tested with the FP8 kernels).
 
 override WG: u32 = 64u;
+override F16BITS: bool = true; // engine decode (true) or the f32 bit trick (false)
 
 struct Params {
   iters: u32, // loop trips
@@ -32,8 +36,14 @@ fn e4m3(b: u32) -> f32 {
   return select(normal, sub, e == 0u);
 }
 
-fn decode4(q: u32) -> vec4<f32> {
-  return vec4<f32>(e4m3(q), e4m3(q >> 8u), e4m3(q >> 16u), e4m3(q >> 24u));
+// Σ_j code_j(q) · xv[j] over the 4 codes of q (F16BITS: / 256), exactly as fp8_gemv_wide.wgsl dot4
+fn dot4(q: u32, xv: vec4<f32>) -> f32 {
+  if (F16BITS) {
+    let ev = unpack2x16float(((q << 7u) & 0x3F803F80u) | ((q << 8u) & 0x80008000u)); // codes 0, 2
+    let od = unpack2x16float(((q >> 1u) & 0x3F803F80u) | (q & 0x80008000u));        // codes 1, 3
+    return dot(ev, xv.xz) + dot(od, xv.yw);
+  }
+  return dot(vec4<f32>(e4m3(q), e4m3(q >> 8u), e4m3(q >> 16u), e4m3(q >> 24u)), xv);
 }
 
 @compute @workgroup_size(WG)
@@ -54,10 +64,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     w1 = w1 * 1664525u + 1013904223u;
     w2 = w2 * 1664525u + 1013904223u;
     w3 = w3 * 1664525u + 1013904223u;
-    a0 += dot(decode4(w0 & mask), x);
-    a1 += dot(decode4(w1 & mask), x);
-    a2 += dot(decode4(w2 & mask), x);
-    a3 += dot(decode4(w3 & mask), x);
+    a0 += dot4(w0 & mask, x);
+    a1 += dot4(w1 & mask, x);
+    a2 += dot4(w2 & mask, x);
+    a3 += dot4(w3 & mask, x);
   }
   sink[gid.x] = (a0 + a1) + (a2 + a3);
 }
