@@ -230,6 +230,9 @@ export function preferSubgroups(k: Kernels, hidden = 0): boolean {
  *         f32 bit-trick decode 410; another run: f32 1075, subgroup 1175, wide 1/1 621, 2/2 513, 4/4 445;
  *       lavapipe, small D256 F128 top-8 of 32: f32 1.34, subgroup 1.69, wide 1/1 0.76, 2/2 0.56, 4/4 0.60;
  *       SwiftShader, small: f32 9.3, subgroup 12.2, wide 1/1 4.7, 2/2 4.3, 4/4 4.4, 2/2 f32-decode 5.3;
+ *       SwiftShader, Kimi: f32 7653, subgroup 8009 (min 3841), wide 1/1 3799, 2/2 2843, 4/4 2195 (min 1550,
+ *         3.5x the subgroup median), 2/4 2520.
+ *     So 4 rows per thread in both kernels on both adapters (toy widths: within noise of 2);
  *   - otherwise (GPUs): preferSubgroups.
  * BF16 stacks always run the thread-per-row BF16 twins.
  */
@@ -241,8 +244,8 @@ export function chooseMoeDecode(k: Kernels, hidden = 0): MoeDecodeVariant {
 
 /** moe_*_id_wide's constants for this device (see chooseMoeDecode for the measurements). */
 export function moeWideTuning(k: Kernels): MoeWideTuning {
-  const llvm = adapterClass(k.gpu) === 'llvmpipe';
-  return { rptGateUp: llvm ? 4 : 2, rptDown: llvm ? 4 : 2, f16bits: true, wg: 64 };
+  void k; // the same on both measured CPU adapters (lavapipe, SwiftShader); GPUs do not run the wide kernels by default
+  return { rptGateUp: 4, rptDown: 4, f16bits: true, wg: 64 };
 }
 
 interface Checked {
