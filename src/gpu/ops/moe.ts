@@ -34,9 +34,10 @@
  *                       slot's expert id from `ids` and runs SwiGLU on that expert's rows; the shared expert is
  *                       slot K in the same dispatch) then moe_down_id (each output row sums all slots, adds the
  *                       residual). 2 dispatches per shard (1 shard: 2 in all). `variant: 'subgroup'` uses
- *                       moe_*_id_subgroup (a subgroup per row + subgroupAdd: coalesced loads on GPUs; on the
- *                       CPU adapters it measured equal or up to 1.1x slower, so the default picks it only on
- *                       hardware adapters).
+ *                       moe_*_id_subgroup (a subgroup per row + subgroupAdd: coalesced loads on GPUs);
+ *                       `variant: 'wide'` moe_*_id_wide (vec4 loads, 4 rows per thread, two codes per op via
+ *                       unpack2x16float: the default on CPU adapters, 2.5-3.8x faster than thread-per-row
+ *                       there). chooseMoeDecode picks.
  *   moeExpertsPrefill   large T: moe_align (count per expert, prefix sum padded to BM = 16-row blocks, scatter
  *                       (token, slot) pairs, write the indirect grids: vLLM's moe_align_block_size) →
  *                       moe_gateup_grouped (dispatchWorkgroupsIndirect; each block looks up its expert and a
