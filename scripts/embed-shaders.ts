@@ -1,7 +1,10 @@
 /**
  * Embeds every shaders/*.wgsl file into src/gpu/shaders.gen.ts as a string, so Node and the browser bundle
  * load kernels without a runtime file fetch or a bundler plugin (as ggml's embed_wgsl.py does).
- * Run by `npm test`, `npm run build` and `npm start`; `--check` exits 1 when the generated file is stale.
+ * A line `// #include "NAME.wgsl"` is replaced by shaders/include/NAME.wgsl: the small helper functions that many
+ * kernels share (the exact E4M3 and BF16 decoders) live once, like ggml's shared WGSL snippets. Run by
+ * `npm run build`; `npm run embed-shaders` after editing a .wgsl; `--check` exits 1 when the generated file is
+ * stale (the test suite runs it).
  */
 import { readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join, dirname } from 'node:path';
@@ -10,6 +13,22 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const shaderDir = join(root, 'shaders');
 const outFile = join(root, 'src', 'gpu', 'shaders.gen.ts');
+const includeDir = join(shaderDir, 'include');
+const INCLUDE = /^\/\/ #include "([a-z0-9_]+\.wgsl)"$/;
+
+/** The kernel source with its `// #include` lines replaced by the included files (one level, no nesting). */
+export function expandIncludes(file: string, src: string): string {
+  return src
+    .split('\n')
+    .map((line) => {
+      const m = INCLUDE.exec(line.trim());
+      if (!m) return line;
+      const inc = join(includeDir, m[1]!);
+      if (!existsSync(inc)) throw new Error(`${file}: #include of missing shaders/include/${m[1]}`);
+      return readFileSync(inc, 'utf8').replace(/\n$/, '');
+    })
+    .join('\n');
+}
 
 export function generate(): string {
   const files = readdirSync(shaderDir).filter((f) => f.endsWith('.wgsl')).sort();
@@ -19,7 +38,7 @@ export function generate(): string {
     'export const SHADERS: Readonly<Record<string, string>> = {',
   ];
   for (const f of files) {
-    const src = readFileSync(join(shaderDir, f), 'utf8');
+    const src = expandIncludes(f, readFileSync(join(shaderDir, f), 'utf8'));
     lines.push(`  ${JSON.stringify(f.replace(/\.wgsl$/, ''))}: ${JSON.stringify(src)},`);
   }
   lines.push('};', '');

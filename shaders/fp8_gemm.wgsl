@@ -40,18 +40,9 @@ struct Params {
 @group(0) @binding(4) var<uniform> params: Params;
 
 // E4M3FN code (low 8 bits of b) -> f32, exact (kernels.md §3.1 (A)); NaN codes decode to ±480.
-fn e4m3(b: u32) -> f32 {
-  let s = (b & 0x80u) << 24u;
-  let e = (b >> 3u) & 0xFu;
-  let m = b & 7u;
-  let normal = bitcast<f32>(s | ((e + 120u) << 23u) | (m << 20u));
-  let sub = bitcast<f32>(s | bitcast<u32>(f32(m) * 0.001953125));
-  return select(normal, sub, e == 0u);
-}
+// #include "e4m3.wgsl"
 
-fn decode4(q: u32) -> vec4<f32> {
-  return vec4<f32>(e4m3(q), e4m3(q >> 8u), e4m3(q >> 16u), e4m3(q >> 24u));
-}
+// #include "decode4.wgsl"
 
 fn x4(at: u32) -> vec4<f32> {
   return vec4<f32>(x[at], x[at + 1u], x[at + 2u], x[at + 3u]);

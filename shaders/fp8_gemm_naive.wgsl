@@ -31,14 +31,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 @group(0) @binding(4) var<uniform> params: Params;
 
-fn e4m3_to_f32(b: u32) -> f32 {
-  let s = (b & 0x80u) << 24u;
-  let e = (b >> 3u) & 0xFu;
-  let m = b & 7u;
-  let normal = bitcast<f32>(s | ((e + 120u) << 23u) | (m << 20u));
-  let sub = bitcast<f32>(s | bitcast<u32>(f32(m) * 0.001953125));
-  return select(normal, sub, e == 0u);
-}
+// #include "e4m3_to_f32.wgsl"
 
 // code of W[r, c]
 fn code(r: u32, c: u32) -> u32 {

@@ -44,9 +44,7 @@ fn e4m3(b: u32) -> f32 {
   return select(normal, sub, e == 0u);
 }
 
-fn decode4(q: u32) -> vec4<f32> {
-  return vec4<f32>(e4m3(q), e4m3(q >> 8u), e4m3(q >> 16u), e4m3(q >> 24u));
-}
+// #include "decode4.wgsl"
 
 fn x4(at: u32) -> vec4<f32> {
   return vec4<f32>(x[at], x[at + 1u], x[at + 2u], x[at + 3u]);

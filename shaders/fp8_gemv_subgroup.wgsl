@@ -36,18 +36,9 @@ struct Params {
 
 var<workgroup> red: array<f32, ROWS * WG>; // [ROWS, subgroups] (at most WG subgroups)
 
-fn e4m3(b: u32) -> f32 {
-  let s = (b & 0x80u) << 24u;
-  let e = (b >> 3u) & 0xFu;
-  let m = b & 7u;
-  let normal = bitcast<f32>(s | ((e + 120u) << 23u) | (m << 20u));
-  let sub = bitcast<f32>(s | bitcast<u32>(f32(m) * 0.001953125));
-  return select(normal, sub, e == 0u);
-}
+// #include "e4m3.wgsl"
 
-fn decode4(q: u32) -> vec4<f32> {
-  return vec4<f32>(e4m3(q), e4m3(q >> 8u), e4m3(q >> 16u), e4m3(q >> 24u));
-}
+// #include "decode4.wgsl"
 
 fn xmasked(c: u32) -> f32 {
   return select(0.0, x[params.xOffset + c], c < params.cols);

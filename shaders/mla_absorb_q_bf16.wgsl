@@ -41,9 +41,7 @@ struct Params {
 @group(0) @binding(3) var<uniform> p: Params;
 
 // four BF16 codes (two words, low half first) -> f32, exact
-fn bf16x4(lo: u32, hi: u32) -> vec4<f32> {
-  return bitcast<vec4<f32>>(vec4<u32>(lo << 16u, lo & 0xFFFF0000u, hi << 16u, hi & 0xFFFF0000u));
-}
+// #include "bf16x4.wgsl"
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,

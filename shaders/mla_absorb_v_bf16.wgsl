@@ -40,9 +40,7 @@ struct Params {
 @group(0) @binding(3) var<uniform> p: Params;
 
 // four BF16 codes (two words, low half first) -> f32, exact
-fn bf16x4(lo: u32, hi: u32) -> vec4<f32> {
-  return bitcast<vec4<f32>>(vec4<u32>(lo << 16u, lo & 0xFFFF0000u, hi << 16u, hi & 0xFFFF0000u));
-}
+// #include "bf16x4.wgsl"
 
 // input group `g` (columns 4g .. 4g+3) of (token t, head h): lanes at or past R read as 0
 fn x4(t: u32, h: u32, g: u32) -> vec4<f32> {

@@ -46,9 +46,7 @@ struct Params {
 @group(0) @binding(5) var<uniform> p: Params;
 
 // four BF16 codes (two words, low half first) -> f32, exact
-fn bf16x4(lo: u32, hi: u32) -> vec4<f32> {
-  return bitcast<vec4<f32>>(vec4<u32>(lo << 16u, lo & 0xFFFF0000u, hi << 16u, hi & 0xFFFF0000u));
-}
+// #include "bf16x4.wgsl"
 
 // xin[xo + c .. xo + c + 3], lanes at or past n read as 0 (never past the row)
 fn x4(xo: u32, c: u32, n: u32) -> vec4<f32> {

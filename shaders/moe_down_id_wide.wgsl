@@ -56,14 +56,7 @@ struct Params {
 @group(0) @binding(7) var<uniform> p: Params;
 
 // E4M3FN code (low 8 bits of b) -> f32, exact (the f32 bit trick)
-fn e4m3(b: u32) -> f32 {
-  let s = (b & 0x80u) << 24u;
-  let e = (b >> 3u) & 0xFu;
-  let m = b & 7u;
-  let normal = bitcast<f32>(s | ((e + 120u) << 23u) | (m << 20u));
-  let sub = bitcast<f32>(s | bitcast<u32>(f32(m) * 0.001953125));
-  return select(normal, sub, e == 0u);
-}
+// #include "e4m3.wgsl"
 
 // Σ_j code_j(q) · xv[j] over the 4 codes of q; F16BITS: the sum / 256
 fn dot4(q: u32, xv: vec4<f32>) -> f32 {

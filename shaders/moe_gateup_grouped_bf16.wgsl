@@ -52,9 +52,7 @@ struct Params {
 @group(0) @binding(6) var<uniform> p: Params;
 
 // four BF16 codes (two words, low half first) -> f32, exact
-fn bf16x4(lo: u32, hi: u32) -> vec4<f32> {
-  return bitcast<vec4<f32>>(vec4<u32>(lo << 16u, lo & 0xFFFF0000u, hi << 16u, hi & 0xFFFF0000u));
-}
+// #include "bf16x4.wgsl"
 
 // xin[o + c .. o + c + 3] with lanes at or past D read as 0 (never past the row)
 fn x4(o: u32, c: u32) -> vec4<f32> {

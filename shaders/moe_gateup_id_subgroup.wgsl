@@ -46,15 +46,7 @@ struct Params {
 var<workgroup> slotExpert: u32;
 
 // four E4M3FN codes of a word -> f32 (kernels.md §3.1 (A), exact incl. subnormals; NaN codes give ±480)
-fn fp8x4(word: u32) -> vec4<f32> {
-  let b = vec4<u32>(word & 0xFFu, (word >> 8u) & 0xFFu, (word >> 16u) & 0xFFu, word >> 24u);
-  let s = (b & vec4<u32>(0x80u)) << vec4<u32>(24u);
-  let e = (b >> vec4<u32>(3u)) & vec4<u32>(0xFu);
-  let m = b & vec4<u32>(7u);
-  let normal = bitcast<vec4<f32>>(s | ((e + vec4<u32>(120u)) << vec4<u32>(23u)) | (m << vec4<u32>(20u)));
-  let sub = bitcast<vec4<f32>>(s | bitcast<vec4<u32>>(vec4<f32>(m) * 0.001953125));
-  return select(normal, sub, e == vec4<u32>(0u));
-}
+// #include "fp8x4.wgsl"
 
 // xin[xo + c .. xo + c + 3], lanes at or past n read as 0 (never past the row)
 fn x4(xo: u32, c: u32, n: u32) -> vec4<f32> {
