@@ -15,7 +15,7 @@ import {
 } from '../../src/gpu/ops/moe.js';
 import type { GpuContext } from '../../src/gpu/device.js';
 import { expectClose, randInt, randn, rng, testAdapter, testGpu } from '../helpers/gpu.js';
-import { checkClose, harness, printMeasured, randomFp8, readF32, runPass, toF64, upload, zeros } from './moe-mla-harness.js';
+import { checkClose, harness, printMeasured, randomFp8, readF32, runPass, toF64, upload, zeros, cpuExperts, randomRoutes } from './moe-mla-harness.js';
 
 interface Expert {
   q: { gate: Fp8Matrix; up: Fp8Matrix; down: Fp8Matrix };
@@ -72,40 +72,6 @@ function uploadLayer(gpu: GpuContext, l: Layer, maxBindingBytes?: number): MoeWe
         })()
       : null,
   };
-}
-
-/** out = residual + Σ_k w_k FFN_{ids_k}(x) + FFN_shared(x), in f64 on the dequantised weights. */
-function cpuExperts(l: Layer, x: Float32Array, ids: Uint32Array, wts: Float32Array, residual: Float32Array): Float64Array {
-  const { hidden: D, topK: K } = l.g;
-  const T = x.length / D;
-  const out = toF64(residual);
-  for (let t = 0; t < T; t++) {
-    const xt = toF64(x.subarray(t * D, (t + 1) * D));
-    const parts: Array<[number, FfnWeights]> = [];
-    for (let k = 0; k < K; k++) parts.push([wts[t * K + k]!, l.experts[ids[t * K + k]!]!.w]);
-    if (l.shared) parts.push([1, l.shared.w]);
-    for (const [w, f] of parts) {
-      const y = ffn(xt, f);
-      for (let i = 0; i < D; i++) out[t * D + i]! += w * y[i]!;
-    }
-  }
-  return out;
-}
-
-/** K distinct experts per token; `hot` gets picked by most tokens (several BM-row blocks for one expert). */
-function randomRoutes(rand: () => number, T: number, E: number, K: number, hot = -1): { ids: Uint32Array; wts: Float32Array } {
-  const ids = new Uint32Array(T * K);
-  const wts = new Float32Array(T * K);
-  for (let t = 0; t < T; t++) {
-    const pool = Array.from({ length: E }, (_, e) => e);
-    for (let k = 0; k < K; k++) {
-      let pick = randInt(rand, 0, pool.length - 1);
-      if (k === 0 && hot >= 0 && rand() < 0.8) pick = pool.indexOf(hot);
-      ids[t * K + k] = pool.splice(pick, 1)[0]!;
-      wts[t * K + k] = 0.2 + rand();
-    }
-  }
-  return { ids, wts };
 }
 
 async function gpuExperts(

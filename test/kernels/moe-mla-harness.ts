@@ -7,7 +7,9 @@ import { readBuffer, uploadBuffer, UniformArena, createBuffer } from '../../src/
 import type { GpuContext } from '../../src/gpu/device.js';
 import { Kernels } from '../../src/gpu/kernels.js';
 import type { Fp8Matrix } from '../../src/gpu/ops/fp8-layout.js';
-import { expectClose, randn } from '../helpers/gpu.js';
+import { expectClose, randInt, randn } from '../helpers/gpu.js';
+import { ffn } from '../../src/model/reference.js';
+import type { FfnWeights } from '../../src/model/cpu-weights.js';
 
 export interface Harness {
   gpu: GpuContext;
@@ -85,4 +87,45 @@ export function checkClose(got: ArrayLike<number>, want: ArrayLike<number>, tol:
 export function printMeasured(title: string): void {
   if (measured.length) console.log(`${title}\n  ${measured.join('\n  ')}`);
   measured.length = 0;
+}
+
+/** The CPU side of an expert test: the layer's geometry and each expert's (widened) SwiGLU weights. */
+export interface CpuExpertLayer {
+  g: { hidden: number; topK: number };
+  experts: Array<{ w: FfnWeights }>;
+  shared: { w: FfnWeights } | null;
+}
+
+/** out = residual + Σ_k w_k FFN_{ids_k}(x) + FFN_shared(x), in f64 on the widened weights. */
+export function cpuExperts(l: CpuExpertLayer, x: Float32Array, ids: Uint32Array, wts: Float32Array, residual: Float32Array): Float64Array {
+  const { hidden: D, topK: K } = l.g;
+  const T = x.length / D;
+  const out = toF64(residual);
+  for (let t = 0; t < T; t++) {
+    const xt = toF64(x.subarray(t * D, (t + 1) * D));
+    const parts: Array<[number, FfnWeights]> = [];
+    for (let k = 0; k < K; k++) parts.push([wts[t * K + k]!, l.experts[ids[t * K + k]!]!.w]);
+    if (l.shared) parts.push([1, l.shared.w]);
+    for (const [w, f] of parts) {
+      const y = ffn(xt, f);
+      for (let i = 0; i < D; i++) out[t * D + i]! += w * y[i]!;
+    }
+  }
+  return out;
+}
+
+/** K distinct experts per token; `hot` gets picked by most tokens (several BM-row blocks for one expert). */
+export function randomRoutes(rand: () => number, T: number, E: number, K: number, hot = -1): { ids: Uint32Array; wts: Float32Array } {
+  const ids = new Uint32Array(T * K);
+  const wts = new Float32Array(T * K);
+  for (let t = 0; t < T; t++) {
+    const pool = Array.from({ length: E }, (_, e) => e);
+    for (let k = 0; k < K; k++) {
+      let pick = randInt(rand, 0, pool.length - 1);
+      if (k === 0 && hot >= 0 && rand() < 0.8) pick = pool.indexOf(hot);
+      ids[t * K + k] = pool.splice(pick, 1)[0]!;
+      wts[t * K + k] = 0.2 + rand();
+    }
+  }
+  return { ids, wts };
 }
