@@ -12,17 +12,10 @@ import { serveCliCommand, type ServeCliOptions } from '../../src/cli/serve.js';
 import { ConfigError, InputError, TokenizerError } from '../../src/errors.js';
 import { writeToyCheckpoint } from '../../src/model/toy.js';
 import { describeEngineE2E, MINI_TOY, runCli, startServeProcess } from './helpers/engine-e2e.js';
+import { Sink } from '../helpers/sink.js';
 
 describeEngineE2E('cpu backend', { backend: 'cpu' });
 
-class Sink {
-  text = '';
-  isTTY = false;
-  write(s: string): boolean {
-    this.text += s;
-    return true;
-  }
-}
 
 describe('webmoe serve / agent as processes', () => {
   let base: string;

@@ -13,19 +13,12 @@ import { generationDefaults } from '../../src/engine/text-model.js';
 import { InputError, TokenizerError } from '../../src/errors.js';
 import { writeToyCheckpoint } from '../../src/model/toy.js';
 import { SHARED_DIR } from '../format/shared-paths.js';
+import { Sink } from '../helpers/sink.js';
 
 const GOLDEN = join(SHARED_DIR ?? '/nonexistent', 'golden');
 const CASES = ['tiny', 'small', 'ragged', 'yarn'];
 const golden = (c: string) => JSON.parse(readFileSync(join(GOLDEN, c, 'tokens.json'), 'utf8')) as { prompt: number[]; greedy: number[] };
 
-class Sink {
-  text = '';
-  isTTY = false;
-  write(s: string): boolean {
-    this.text += s;
-    return true;
-  }
-}
 
 async function cli(opts: Omit<GenerateCliOptions, 'backend'>): Promise<{ out: string; err: string }> {
   const out = new Sink();

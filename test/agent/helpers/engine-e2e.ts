@@ -35,6 +35,7 @@ import { folderFiles } from '../../../src/model/node-checkpoint.js';
 import { toyConfigJson, writeToyCheckpoint } from '../../../src/model/toy.js';
 import { describeServerContract } from './server-contract.js';
 import { tempWorkspace } from './workspace.js';
+import { Sink } from '../../helpers/sink.js';
 
 /** `tiny` widths (2 layers, hidden 64, 8 experts top-2) with a byte-level tokenizer and a 16k context. */
 export const MINI_TOY = { ...toyConfigJson('tiny'), vocab_size: 320, max_position_embeddings: 16384 };
@@ -51,14 +52,6 @@ export interface EngineE2EOptions {
   agentRuns?: boolean;
 }
 
-class Sink {
-  text = '';
-  isTTY = false;
-  write(s: string): boolean {
-    this.text += s;
-    return true;
-  }
-}
 
 /** The token count of the agent's first request, rendered locally: what the server must report as prompt_tokens. */
 async function agentPromptTokens(model: LocalTextModel, task: string, ws: string): Promise<number> {
