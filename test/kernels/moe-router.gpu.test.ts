@@ -89,6 +89,21 @@ describe(`moe_router (${testAdapter()})`, () => {
     expect(cpuRoute(c).ids).toEqual([4, 0, 5]);
   });
 
+  it('negative biased scores: dropped groups are masked with -inf, not 0 (spec §6.2, HF #45441)', async () => {
+    // all logits 0 ⇒ s = 0.5; biases -1.5 + binary fractions ⇒ every b < 0 and exact in f32.
+    // b = [-.75 -1 | -.875 -.875 | -.625 -.9375 | -1 -.9375]; group sums -1.75, -1.75, -1.5625, -1.9375.
+    // TG = 2 keeps group 2 and (tie) group 0; top-3 of {0,1,4,5} = 4, 0, 5. A 0.0 mask would pick masked experts.
+    const c: Case = {
+      T: 1, E: 8, K: 3, G: 4, TG: 2, norm: false, scaling: 1,
+      logits: new Float32Array(8),
+      bias: Float32Array.from([-1.25, -1.5, -1.375, -1.375, -1.125, -1.4375, -1.5, -1.4375]),
+    };
+    const r = await route(c);
+    expect([...r.ids]).toEqual([4, 0, 5]);
+    expect(cpuRoute(c).ids).toEqual([4, 0, 5]);
+    expectClose(r.weights, [0.5, 0.5, 0.5], { rtol: 3e-7, label: 'weights (unbiased s, not normalised)' });
+  });
+
   it('bias selects, the unbiased score weighs; ties between experts → lower index', async () => {
     const c: Case = {
       T: 3, E: 4, K: 2, G: 1, TG: 1, norm: false, scaling: 2,
