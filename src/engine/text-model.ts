@@ -71,11 +71,14 @@ export function generationDefaults(gen: Record<string, unknown> | undefined): Ge
   return out;
 }
 
-/** Every eos id the checkpoint declares, in order, without repeats. */
+/**
+ * The ids that end generation: generation_config.json's eos_token_id when it has one (it takes precedence for
+ * generation, as in HF), else config.json's; plus the tokenizer's eos token. In order, without repeats.
+ */
 export function collectEosIds(ckpt: Checkpoint, tokenizer: Tokenizer | undefined): number[] {
-  const ids = [...ckpt.config.eos_token_id];
   const gen = ckpt.generationConfig?.eos_token_id;
-  for (const v of Array.isArray(gen) ? gen : [gen]) if (Number.isInteger(v)) ids.push(v as number);
+  const genIds = (Array.isArray(gen) ? gen : [gen]).filter((v): v is number => Number.isInteger(v));
+  const ids = genIds.length > 0 ? genIds : [...ckpt.config.eos_token_id];
   ids.push(...(tokenizer?.eosTokenIds ?? []));
   return [...new Set(ids)];
 }

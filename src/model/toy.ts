@@ -104,8 +104,9 @@ export function isToyName(s: string): s is ToyName {
 }
 
 /**
- * The config.json that make-toy writes for a named toy or a given config object (deep copy). When the vocab has
- * room for the byte-level tokenizer, bos/eos become its [BOS]/[EOS] ids.
+ * The config.json that make-toy writes for a named toy or a given config object (deep copy), unchanged: the
+ * named toys reproduce the golden configs exactly. When the vocab has room for the byte-level tokenizer, its
+ * [BOS]/[EOS] ids go into generation_config.json, which takes precedence for generation (as in HF).
  */
 export function toyConfigJson(source: ToyName | Json): Json {
   let raw: Json;
@@ -114,11 +115,6 @@ export function toyConfigJson(source: ToyName | Json): Json {
     raw = structuredClone(TOY_CONFIGS[source]);
   } else {
     raw = structuredClone(source);
-  }
-  const target = typeof raw.text_config === 'object' && raw.text_config !== null && raw.hidden_size === undefined ? (raw.text_config as Json) : raw;
-  if (typeof target.vocab_size === 'number' && target.vocab_size >= TOKENIZER_MIN_VOCAB) {
-    target.bos_token_id = TOY_SPECIAL_TOKENS.bos.id;
-    target.eos_token_id = TOY_SPECIAL_TOKENS.eos.id;
   }
   return raw;
 }
