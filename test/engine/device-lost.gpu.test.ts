@@ -10,7 +10,7 @@ import { testAdapter } from '../helpers/gpu.js';
 
 const GREEDY = { temperature: 0, topK: 0, topP: 1, uniform: 0 };
 
-it.runIf(GOLDEN_DIR !== undefined)('a destroyed device turns the next prefill / decode into a DeviceError', async () => {
+it('a destroyed device turns the next prefill / decode into a DeviceError', async () => {
   const gpu = await createGpu({ adapter: testAdapter() });
   const ckpt = await openCheckpointDir(join(GOLDEN_DIR!, 'tiny'));
   const session = await createSession(gpu, ckpt, { ctxSize: 32 });

@@ -15,7 +15,7 @@ import { writeToyCheckpoint } from '../../src/model/toy.js';
 import { SHARED_DIR } from '../format/shared-paths.js';
 import { Sink } from '../helpers/sink.js';
 
-const GOLDEN = join(SHARED_DIR ?? '/nonexistent', 'golden');
+const GOLDEN = join(SHARED_DIR, 'golden');
 const CASES = ['tiny', 'small', 'ragged', 'yarn'];
 const golden = (c: string) => JSON.parse(readFileSync(join(GOLDEN, c, 'tokens.json'), 'utf8')) as { prompt: number[]; greedy: number[] };
 
@@ -35,7 +35,7 @@ beforeAll(async () => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('webmoe generate (CPU backend)', () => {
-  it.skipIf(!SHARED_DIR).each(CASES)('greedy 32 tokens from the %s golden prompt, EOS ignored, equal the fixture', async (c) => {
+  it.each(CASES)('greedy 32 tokens from the %s golden prompt, EOS ignored, equal the fixture', async (c) => {
     const g = golden(c);
     const { out } = await cli({ model: join(GOLDEN, c), promptTokens: g.prompt.join(','), maxTokens: 32, temperature: 0, ignoreEos: true, json: true });
     const lines = out.split('\n');
@@ -56,7 +56,7 @@ describe('webmoe generate (CPU backend)', () => {
     expect(b.err).toBe('');
   });
 
-  it.skipIf(!SHARED_DIR)('without a tokenizer streams token ids; text prompts are a TokenizerError', async () => {
+  it('without a tokenizer streams token ids; text prompts are a TokenizerError', async () => {
     const { out } = await cli({ model: join(GOLDEN, 'tiny'), promptTokens: '1,2,3', maxTokens: 4, temperature: 0 });
     expect(out).toMatch(/^\d+ \d+ \d+ \d+\n$/);
     await expect(cli({ model: join(GOLDEN, 'tiny'), prompt: 'hi' })).rejects.toThrow(TokenizerError);
@@ -75,7 +75,7 @@ describe('webmoe generate (CPU backend)', () => {
     await expect(cli({ model: join(dir, 'small'), promptTokens: '1,2', ctxSize: 1 })).rejects.toThrow(/2 tokens but the context holds 1/);
   });
 
-  it.skipIf(!SHARED_DIR)('runs as a process: one JSON line on stdout, exit 0; a typed error is one line on stderr, exit 2', () => {
+  it('runs as a process: one JSON line on stdout, exit 0; a typed error is one line on stderr, exit 2', () => {
     const bin = join(import.meta.dirname, '..', '..', 'bin', 'webmoe.js');
     const ok = spawnSync(process.execPath, [bin, 'generate', '--backend', 'cpu', '--model', join(GOLDEN, 'tiny'), '--prompt-tokens', '5,6', '--max-tokens', '3', '--json'], { encoding: 'utf8' });
     expect(ok.status).toBe(0);
@@ -104,7 +104,7 @@ describe('terminal output', () => {
   });
 });
 
-describe.skipIf(!SHARED_DIR)('--model URL', () => {
+describe('--model URL', () => {
   it('reads the checkpoint over HTTP Range requests and generates the same tokens', async () => {
     const { startStaticServer } = await import('../web/helpers/static-server.js');
     const server = await startStaticServer(GOLDEN);

@@ -67,7 +67,7 @@ function argmaxRows(x: ArrayLike<number>, V: number): number[] {
 
 afterAll(async () => (await testGpu()).destroy());
 
-describe.skipIf(!GOLDEN_DIR)(`GPU engine vs golden fixtures (${testAdapter()})`, () => {
+describe(`GPU engine vs golden fixtures (${testAdapter()})`, () => {
   describe.each(goldenCases())('%s', (name) => {
     let fx: Fixture;
     let s: GpuSession;
@@ -97,7 +97,7 @@ describe.skipIf(!GOLDEN_DIR)(`GPU engine vs golden fixtures (${testAdapter()})`,
   });
 });
 
-describe.skipIf(!GOLDEN_DIR)(`GPU engine: steps, submissions, taps (${testAdapter()})`, () => {
+describe(`GPU engine: steps, submissions, taps (${testAdapter()})`, () => {
   let s: GpuSession;
   let fx: Fixture;
   beforeAll(async () => {
@@ -246,7 +246,7 @@ describe.skipIf(!GOLDEN_DIR)(`GPU engine: steps, submissions, taps (${testAdapte
   });
 });
 
-describe.skipIf(!GOLDEN_DIR)(`GPU engine under a 64 KiB binding cap (${testAdapter()})`, () => {
+describe(`GPU engine under a 64 KiB binding cap (${testAdapter()})`, () => {
   const cap = 64 << 10;
   afterAll(async () => (await testGpu({ maxBindingSizeCap: cap })).destroy());
 
@@ -270,7 +270,7 @@ describe.skipIf(!GOLDEN_DIR)(`GPU engine under a 64 KiB binding cap (${testAdapt
   });
 });
 
-describe.skipIf(!GOLDEN_DIR)(`GPU engine --precision f16 (${testAdapter()})`, () => {
+describe(`GPU engine --precision f16 (${testAdapter()})`, () => {
   it('f16 path vs f32 path on every fixture (where shader-f16 exists), else a DeviceError', async () => {
     const gpu = await testGpu();
     if (!gpu.features.has('shader-f16')) {

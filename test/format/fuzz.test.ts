@@ -14,15 +14,14 @@ import { encodeSafetensors } from '../../src/format/writer.js';
 import { parseConfig } from '../../src/model/config.js';
 import { memoryFiles, openCheckpoint } from '../../src/model/checkpoint.js';
 import { makeToyCheckpointInMemory, Rng } from '../../src/model/toy.js';
-import { golden, SHARED_DIR } from './shared-paths.js';
+import { golden } from './shared-paths.js';
 
 const SEED = Number(process.env.WEBMOE_FUZZ_SEED ?? 20240611);
 /** WEBMOE_FUZZ_SCALE=10 runs ten times the iterations (for a longer local hunt). */
 const SCALE = Number(process.env.WEBMOE_FUZZ_SCALE ?? 1);
-// the golden tiny checkpoint (written by an independent implementation), else our own toy of the same config
-const toyTiny = SHARED_DIR ? undefined : await makeToyCheckpointInMemory('tiny');
-const tinyFile = toyTiny ? toyTiny.data.get('model.safetensors')! : new Uint8Array(readFileSync(`${golden('tiny')}/model.safetensors`));
-const tinyConfig = toyTiny ? new TextDecoder().decode(toyTiny.data.get('config.json')) : readFileSync(`${golden('tiny')}/config.json`, 'utf8');
+// the golden tiny checkpoint (written by an independent implementation)
+const tinyFile = new Uint8Array(readFileSync(`${golden('tiny')}/model.safetensors`));
+const tinyConfig = readFileSync(`${golden('tiny')}/config.json`, 'utf8');
 
 /** Wraps a source and records the largest read it was asked for. */
 function spy(bytes: Uint8Array): ByteSource & { maxAsked: number } {

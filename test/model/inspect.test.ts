@@ -59,7 +59,7 @@ function webmoe(args: string[]): Promise<{ code: number; stdout: string; stderr:
 
 const readJson = (p: string): Record<string, number | null> => JSON.parse(readFileSync(p, 'utf8')) as Record<string, number | null>;
 
-describe.skipIf(!SHARED_DIR)('inspect (needs the shared fixtures)', () => {
+describe('inspect (needs the shared fixtures)', () => {
   it('reports the parameter counts of every golden checkpoint', async () => {
     for (const name of GOLDEN_NAMES) {
       const ckpt = await openCheckpointDir(golden(name));
@@ -132,7 +132,7 @@ describe.skipIf(!SHARED_DIR)('inspect (needs the shared fixtures)', () => {
   });
 });
 
-describe.skipIf(!SHARED_DIR)('CLI (a real process)', () => {
+describe('CLI (a real process)', () => {
   it('make-toy writes a sharded checkpoint that inspect validates; --json carries the numbers', async () => {
     const out = join(tmp, 'ragged');
     const made = await webmoe(['make-toy', '--config', 'ragged', '--out', out, '--seed', '3', '--shards', '2']);

@@ -29,7 +29,7 @@ function chunked(g: Golden, form: AttentionForm, sizes: number[]): Float64Array 
   return out;
 }
 
-describe.skipIf(!GOLDEN_DIR)('absorbed + latent cache == naive full sequence', () => {
+describe('absorbed + latent cache == naive full sequence', () => {
   describe.each(goldenCases())('%s', (name) => {
     let g: Golden;
     let naive: Float64Array;

@@ -15,8 +15,8 @@ import { checkWeights, scaleShape, storedTensors, weightTable } from '../../src/
 import { golden, GOLDEN_NAMES, SHARED_DIR } from '../format/shared-paths.js';
 
 const tinyDir = golden('tiny');
-const tinyConfigText = SHARED_DIR ? readFileSync(`${tinyDir}/config.json`, 'utf8') : '{}';
-const tinyConfig = SHARED_DIR ? parseConfig(JSON.parse(tinyConfigText)) : undefined!;
+const tinyConfigText = readFileSync(`${tinyDir}/config.json`, 'utf8');
+const tinyConfig = parseConfig(JSON.parse(tinyConfigText));
 
 /** The tiny golden tensors as writer entries with their bytes, for editing. */
 async function tinyTensors(): Promise<(TensorEntry & { data: Uint8Array })[]> {
@@ -31,7 +31,7 @@ async function openEdited(edit: (ts: (TensorEntry & { data: Uint8Array })[]) => 
   return openCheckpoint(memoryFiles('tiny-edit', { 'config.json': new TextEncoder().encode(tinyConfigText), 'model.safetensors': bytes })).catch((e: unknown) => e);
 }
 
-describe.skipIf(!SHARED_DIR)('weight table (needs the golden checkpoints)', () => {
+describe('weight table (needs the golden checkpoints)', () => {
   it('validates every golden checkpoint with nothing missing, ignored or unexpected', async () => {
     for (const name of GOLDEN_NAMES) {
       const ckpt = await openCheckpointDir(golden(name));
