@@ -1,6 +1,7 @@
 /**
- * webmoe: Mixture-of-Experts inference on WebGPU. The library's public API; the CLI and the web page are thin
- * faces over it.
+ * webmoe: Mixture-of-Experts inference on WebGPU. The library's public API, browser-safe: nothing here imports a
+ * Node built-in (a test checks it). Node-only helpers (folders on disk, the agent's tools, the HTTP server) are in
+ * `webmoe/node` (src/node.ts). The CLI and the web page are thin faces over these two.
  */
 export * from './errors.js';
 export { parseConfig, type ModelConfig, type DerivedConfig, type RopeScaling } from './model/config.js';
@@ -27,5 +28,8 @@ export { generate } from './engine/generate.js';
 export { loadTextModel, textModel, type TextModel, type LoadProgress } from './engine/text-model.js';
 export { loadTokenizer, ByteTokenizer, type Tokenizer } from './engine/tokenizer.js';
 export { renderChat, KimiOutputParser } from './engine/chat-template.js';
-export { runAgent, startServer, OpenAIBackend, LocalBackend, Toolbox } from './agent/index.js';
-export { folderFiles, openCheckpointDir } from './model/node-checkpoint.js';
+export { createSession, GpuSession, type SessionOptions, type Precision } from './engine/session.js';
+export { OpenAIBackend } from './agent/openai-backend.js';
+export { LocalBackend } from './agent/local-backend.js';
+export { BackendError, collectReply } from './agent/backend.js';
+export type { ChatBackend, ChatChunk, ChatMessage, ChatReply, ChatRequest, ChatToolCall, FinishReason, ToolDefinition } from './agent/backend.js';
