@@ -1,7 +1,10 @@
 // sample.wgsl — draws the next token from one row of logits (temperature, top-k, top-p) with the uniform number
 // u in [0, 1) drawn on the CPU (StepSampling.uniform), so a seed reproduces a run. The rule is that of
 // src/engine/sampler.ts sampleToken (its CPU counterpart), in sampling order = (logit desc, index asc):
-//   1. temperature <= 0 or topK == 1: argmax (ties: lowest index).
+//   0. a NaN or +Infinity logit, or no finite logit: writes NONE (0xFFFFFFFF) instead of a token id; the engine
+//      turns it into a NumericError (sampler.ts checkSampledToken). Detected on the bits, not with comparisons.
+//   1. temperature < GREEDY_BELOW (sampler.ts GREEDY_BELOW_TEMPERATURE, why there) or topK == 1: argmax (ties:
+//      lowest index).
 //   2. top-k (0 < topK < V): the first topK tokens in order. Exact: a 4-pass radix select (8 bits per pass,
 //      256-bin histogram) over order-preserving u32 keys of the logits finds the topK-th key θ; tokens tied at θ
 //      are kept in index order up to the count still needed.
@@ -25,13 +28,15 @@
 
 const WG: u32 = 256u;
 const NONE: u32 = 0xFFFFFFFFu;
+const NEG_INF_BITS: u32 = 0xFF800000u;
+const GREEDY_BELOW: f32 = 1e-30;
 
 struct Params {
   V: u32,
   logitsOffset: u32,
   outIndex: u32,
   topK: u32,         // 0 = off
-  temperature: f32,  // <= 0: greedy
+  temperature: f32,  // < GREEDY_BELOW: greedy
   topP: f32,         // <= 0 or >= 1: off
   uniform: f32,      // in [0, 1)
   _pad: u32,
@@ -49,6 +54,7 @@ var<workgroup> redU: array<u32, WG>;
 var<workgroup> shF: f32;
 var<workgroup> shU: u32;
 var<workgroup> shU2: u32;
+var<workgroup> nonFinite: atomic<u32>;  // zero-initialised; set when a thread sees NaN / +Infinity
 
 // order-preserving key: a < b as f32 <=> key(a) < key(b) as u32
 fn key(f: f32) -> u32 {
@@ -150,10 +156,14 @@ fn main(@builtin(local_invocation_index) lid: u32) {
   // 1. max and its lowest index
   var bv = 0.0;
   var bi = NONE;
+  var bad = false;
   for (var i = c.x; i < c.y; i++) {
     let v = logit(i);
+    let b = bitcast<u32>(v);
+    bad = bad || ((b & 0x7F800000u) == 0x7F800000u && b != NEG_INF_BITS);
     if (bi == NONE || v > bv) { bv = v; bi = i; }
   }
+  if (bad) { atomicOr(&nonFinite, 1u); }
   redF[lid] = bv;
   redU[lid] = bi;
   workgroupBarrier();
@@ -164,11 +174,12 @@ fn main(@builtin(local_invocation_index) lid: u32) {
       if (redU[j] != NONE && (idx == NONE || redF[j] > v)) { v = redF[j]; idx = redU[j]; }
     }
     shF = v;
-    shU = idx;
+    // NONE when a logit is NaN / +Infinity, or every logit is -Infinity (then no weight is defined)
+    shU = select(idx, NONE, atomicLoad(&nonFinite) != 0u || bitcast<u32>(v) == NEG_INF_BITS);
   }
   let mx = workgroupUniformLoad(&shF);
   let greedy = workgroupUniformLoad(&shU);
-  if (params.temperature <= 0.0 || params.topK == 1u) {
+  if (greedy == NONE || params.temperature < GREEDY_BELOW || params.topK == 1u) {
     if (lid == 0u) { out[params.outIndex] = greedy; }
     return;
   }

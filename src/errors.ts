@@ -94,6 +94,16 @@ export class TokenizerError extends WebmoeError {
   }
 }
 
+/**
+ * The engine computed numbers that are not finite: NaN or +Infinity in the logits (or no finite logit at all),
+ * from weights that hold NaN/Inf or from an overflow. Sampling cannot pick a token from them.
+ */
+export class NumericError extends WebmoeError {
+  constructor(message: string, readonly position?: number) {
+    super('NUMERIC', message);
+  }
+}
+
 /** Generation was cancelled through an AbortSignal. */
 export class AbortError extends WebmoeError {
   constructor(message = 'generation aborted') {

@@ -5,7 +5,7 @@
  *
  * V vocab, C context size.
  */
-import { ContextOverflowError, WebmoeError } from '../errors.js';
+import { ContextOverflowError, InputError, WebmoeError } from '../errors.js';
 import type { Checkpoint } from '../model/checkpoint.js';
 import { loadCpuWeights, type CpuWeights } from '../model/cpu-weights.js';
 import { ReferenceSession } from '../model/reference.js';
@@ -13,8 +13,15 @@ import { sampleToken } from './sampler.js';
 import type { InferenceSession, StepSampling } from './types.js';
 
 export async function createCpuSession(ckpt: Checkpoint, opts: { ctxSize?: number } = {}): Promise<InferenceSession> {
+  const c = ckpt.config;
+  const ctx = opts.ctxSize ?? Math.min(c.max_position_embeddings, 4096);
+  // the same checks, and messages, as the GPU session's (session.ts createSession), before any weight is read
+  if (!Number.isInteger(ctx) || ctx < 1) throw new InputError(`--ctx-size must be a positive integer, got ${ctx}`, 'ctxSize');
+  if (ctx > c.max_position_embeddings) {
+    throw new InputError(`--ctx-size ${ctx} exceeds the model's max_position_embeddings ${c.max_position_embeddings}`, 'ctxSize');
+  }
   const weights = await loadCpuWeights(ckpt);
-  return new CpuReferenceSession(weights, opts.ctxSize ?? Math.min(ckpt.config.max_position_embeddings, 4096));
+  return new CpuReferenceSession(weights, ctx);
 }
 
 class CpuReferenceSession implements InferenceSession {

@@ -5,7 +5,9 @@
  * V vocab size, K top-k candidates, l logits [V].
  *
  * The rule, given logits l, temperature T, top-k K, top-p P and a uniform u in [0, 1):
- *   1. Greedy when T <= 0 or K == 1: the index of the largest logit, the lowest index on ties.
+ *   0. Logits with a NaN or +Infinity, or with no finite value, are a NumericError (the GPU kernel returns
+ *      NO_TOKEN, which checkSampledToken turns into the same error). -Infinity alone is a weight of 0.
+ *   1. Greedy when T < GREEDY_BELOW_TEMPERATURE or K == 1: the index of the largest logit, the lowest index on ties.
  *   2. Order tokens by (logit descending, index ascending); keep the first K (K = 0: all V).
  *   3. Weights w_i = exp((l_i - l_max) / T) over the kept tokens (l_max = the largest logit).
  *   4. Top-p (0 < P < 1): keep the shortest prefix of that order whose weight sum reaches P * (sum of all kept
@@ -16,8 +18,58 @@
  * makes a run reproducible on one adapter. This file is the executable spec of the kernel and the oracle for
  * its test; `generate` itself never calls `sampleToken`.
  */
-import { InputError } from '../errors.js';
+import { DeviceError, InputError, NumericError } from '../errors.js';
 import type { StepSampling } from './types.js';
+
+/**
+ * Temperatures below this are greedy. The kernel computes 1/T and (l - l_max)/T in f32: below ~1.2e-38 T is
+ * subnormal (a GPU may flush it to 0) and below ~2.9e-39 1/T overflows to Infinity, and then the top token's
+ * weight is 0·Infinity = NaN (issue #11: T = 1e-40 made the sampler return no token). At T <= 1e-30 the rule is
+ * already greedy for any two distinct f32 logits of magnitude >= 1e-7 (their gap, at least one ulp ~7e-15, over
+ * T is beyond e^-104, where exp underflows to 0 in f32): the only difference is that exact ties go to the lowest
+ * index instead of being drawn. So the cut changes nothing a user can see, and both backends use it.
+ */
+export const GREEDY_BELOW_TEMPERATURE = 1e-30;
+
+/** What the GPU sampler writes instead of a token id when the logits are not finite (sample.wgsl NONE). */
+export const NO_TOKEN = 0xffffffff;
+
+/** True when the step picks the argmax (rule step 1). */
+export function isGreedy(s: { temperature: number; topK: number }): boolean {
+  return !(s.temperature >= GREEDY_BELOW_TEMPERATURE) || s.topK === 1;
+}
+
+/** Index of the first NaN or +Infinity logit; -1 when there is none and at least one logit is finite, else 0. */
+export function firstNonFinite(logits: ArrayLike<number>): number {
+  let anyFinite = false;
+  for (let i = 0; i < logits.length; i++) {
+    const v = logits[i]!;
+    if (Number.isNaN(v) || v === Infinity) return i;
+    if (v !== -Infinity) anyFinite = true;
+  }
+  return anyFinite ? -1 : 0;
+}
+
+function nonFiniteError(detail: string, position?: number): NumericError {
+  return new NumericError(
+    `the logits${position === undefined ? '' : ` at position ${position}`} are not finite (${detail}), so no token can be sampled: ` +
+      "the checkpoint's weights may hold NaN/Inf (check with 'webmoe inspect --verify-data MODEL') or the computation overflowed " +
+      '(compare with --backend cpu)',
+    position,
+  );
+}
+
+/**
+ * Checks a token id read back from the GPU sampler: NO_TOKEN means non-finite logits (NumericError); any other id
+ * outside the vocabulary is a kernel or device fault (DeviceError), never passed on as a token.
+ */
+export function checkSampledToken(id: number, vocab: number, position?: number): number {
+  if (id === NO_TOKEN) throw nonFiniteError('NaN or Infinity', position);
+  if (!Number.isInteger(id) || id < 0 || id >= vocab) {
+    throw new DeviceError(`the GPU sampler returned token id ${id}, outside the vocabulary (vocab_size ${vocab})`, { reason: 'sampler' });
+  }
+  return id;
+}
 
 /** Index of the largest value; the lowest index on ties (NaN never wins). */
 export function argmax(logits: ArrayLike<number>): number {
@@ -62,7 +114,9 @@ function nucleus(logits: ArrayLike<number>, s: Omit<StepSampling, 'uniform'>): {
 /** The sampling rule above (f64 arithmetic; the GPU kernel computes the same in f32). */
 export function sampleToken(logits: ArrayLike<number>, s: StepSampling): number {
   if (logits.length === 0) throw new InputError('sampleToken: empty logits', 'logits');
-  if (!(s.temperature > 0) || s.topK === 1) return argmax(logits);
+  const bad = firstNonFinite(logits);
+  if (bad >= 0) throw nonFiniteError(Number.isFinite(logits[bad]!) || logits[bad] === -Infinity ? 'no finite logit' : `logit ${bad} is ${logits[bad]}`);
+  if (isGreedy(s)) return argmax(logits);
   const { order, weights, kept, mass } = nucleus(logits, s);
   const target = s.uniform * mass;
   let run = 0;
@@ -76,7 +130,7 @@ export function sampleToken(logits: ArrayLike<number>, s: StepSampling): number 
 /** Probability of each token under the rule (the rule is a step function of u), for distribution tests. */
 export function samplingProbabilities(logits: ArrayLike<number>, s: Omit<StepSampling, 'uniform'>): Float64Array {
   const p = new Float64Array(logits.length);
-  if (!(s.temperature > 0) || s.topK === 1) {
+  if (isGreedy(s)) {
     p[argmax(logits)] = 1;
     return p;
   }

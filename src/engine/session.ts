@@ -17,13 +17,14 @@ import { Kernels } from '../gpu/kernels.js';
 import { attentionTileFloats, createMlaScratch, type MlaGeometry } from '../gpu/ops/attention.js';
 import { chooseGemv, type GemmVariant } from '../gpu/ops/linear.js';
 import { createMoeScratch, MOE_MAX_EXPERTS, MOE_MAX_GROUPS, MOE_MAX_TOPK, slotsPerToken, type MoeGeometry } from '../gpu/ops/moe.js';
-import { argmaxToken, sampleToken } from '../gpu/ops/sample.js';
+import { sampleToken } from '../gpu/ops/sample.js';
 import { uploadRopeTable } from '../gpu/ops/rope.js';
 import type { Checkpoint } from '../model/checkpoint.js';
 import type { ModelConfig } from '../model/config.js';
 import type { TapMap } from '../model/taps.js';
 import { encodeChunk, Recorder, type Activations, type GpuModel, type TapSink } from './forward.js';
 import { LatentKvCache } from './kv-cache.js';
+import { checkSampledToken } from './sampler.js';
 import type { InferenceSession, StepSampling } from './types.js';
 import { uploadWeights, type GpuWeights, type UploadProgress } from './weights-gpu.js';
 
@@ -281,12 +282,8 @@ export class GpuSession implements InferenceSession {
         lastUse = used(this.arena) - before;
       }
       if (a.sampling) {
-        const smp = a.sampling;
-        if (!(smp.temperature > 0) || smp.topK === 1) {
-          argmaxToken(m.kernels, rec.pass, this.arena, { logits: m.act.logits, vocab: V, out: this.picked });
-        } else {
-          sampleToken(m.kernels, rec.pass, this.arena, { logits: m.act.logits, vocab: V, out: this.picked, probs: this.probs, ...smp });
-        }
+        // greedy steps too: the kernel also reports non-finite logits (NO_TOKEN, checked after the readback)
+        sampleToken(m.kernels, rec.pass, this.arena, { logits: m.act.logits, vocab: V, out: this.picked, probs: this.probs, ...a.sampling });
         rec.copy(this.picked, 0, this.tokenReadback, 0, 4);
       }
       this.arena.flush();
@@ -301,6 +298,7 @@ export class GpuSession implements InferenceSession {
         result = new Uint32Array(this.tokenReadback.getMappedRange(0, 4))[0]!;
       }
       target.unmap();
+      if (typeof result === 'number') result = checkSampledToken(result, V, this.pos + n - 1);
       if (taps && a.taps) await taps.read(a.taps);
       this.pos += n;
       return result;

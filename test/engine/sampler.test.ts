@@ -3,8 +3,10 @@
  * closed form, and the seeded uniforms.
  */
 import { describe, expect, it } from 'vitest';
-import { SamplingRng, argmax, candidateOrder, normalizeSampling, sampleToken, samplingProbabilities } from '../../src/engine/sampler.js';
-import { InputError } from '../../src/errors.js';
+import {
+  GREEDY_BELOW_TEMPERATURE, NO_TOKEN, SamplingRng, argmax, candidateOrder, checkSampledToken, isGreedy, normalizeSampling, sampleToken, samplingProbabilities,
+} from '../../src/engine/sampler.js';
+import { DeviceError, InputError, NumericError } from '../../src/errors.js';
 import { rng } from '../helpers/gpu.js';
 
 // weights at T = 1 relative to the max: [1, 0.6, 0.4] (probabilities 0.5, 0.3, 0.2), token order 2, 0, 1
@@ -77,6 +79,35 @@ describe('sampling rule', () => {
     expect(() => normalizeSampling({ topK: 1.5 })).toThrow(/top-k/);
     expect(() => normalizeSampling({ topP: 0 })).toThrow(/top-p/);
     expect(() => normalizeSampling({ topP: 1.2 })).toThrow(/top-p/);
+  });
+});
+
+describe('tiny temperatures and non-finite logits (issue #11)', () => {
+  it('temperatures below GREEDY_BELOW_TEMPERATURE are greedy, whatever the uniform', () => {
+    expect(GREEDY_BELOW_TEMPERATURE).toBe(1e-30);
+    for (const t of [0, 1e-40, Number.MIN_VALUE, 5e-31]) {
+      expect(isGreedy({ temperature: t, topK: 0 })).toBe(true);
+      for (const u of [0, 0.5, 0.999]) expect(sampleToken(L, s({ temperature: t, uniform: u }))).toBe(2);
+      expect(samplingProbabilities(L, { temperature: t, topK: 0, topP: 1 })[2]).toBe(1);
+    }
+    expect(isGreedy({ temperature: 1e-30, topK: 0 })).toBe(false);
+    // already greedy in effect just above the cut: exp(-gap / T) underflows
+    expect(sampleToken(L, s({ temperature: 1e-29, uniform: 0.999 }))).toBe(2);
+  });
+
+  it('NaN, +Infinity or no finite logit is a NumericError; -Infinity alone is a zero weight', () => {
+    for (const bad of [[0, NaN, 1], [Infinity, 0], [-Infinity, -Infinity]]) {
+      for (const t of [0, 1]) expect(() => sampleToken(bad, s({ temperature: t })), JSON.stringify(bad)).toThrow(NumericError);
+    }
+    expect(() => sampleToken([0, NaN], s({}))).toThrow(/not finite.*inspect --verify-data/);
+    expect(sampleToken([-Infinity, 0, -Infinity], s({ uniform: 0.99 }))).toBe(1);
+  });
+
+  it('checkSampledToken: the GPU sentinel is a NumericError, another id outside the vocabulary a DeviceError', () => {
+    expect(checkSampledToken(3, 10)).toBe(3);
+    expect(() => checkSampledToken(NO_TOKEN, 10, 7)).toThrow(NumericError);
+    expect(() => checkSampledToken(NO_TOKEN, 10, 7)).toThrow(/position 7/);
+    expect(() => checkSampledToken(10, 10)).toThrow(DeviceError);
   });
 });
 
