@@ -115,11 +115,40 @@ export class Recorder {
 
 export interface ChunkArgs {
   T: number;
-  /** position of the first token (its id is at tokens[p0]) */
+  /** position of the first token (its id is at tokens[p0]); with `batch`, ids are at tokens[0 .. T-1] */
   p0: number;
   /** 'none': no logits (an inner prefill chunk); 'last': row T-1 only into logits[0, :]; 'all': [T, V] */
   logits: 'none' | 'last' | 'all';
   taps?: TapSink;
+  /** Batched decode: token t is the next token of its own sequence (its own cache and position). */
+  batch?: BatchRows;
+}
+
+/**
+ * One decode step of several sequences (batch-session.ts): row t of the chunk belongs to a sequence whose latent
+ * cache is caches[t] and whose position is positions[t]. Linears, norms, the router and the experts run over all
+ * rows at once, attention per row over its own cache. The kernels are the same for any number of rows (GEMM even
+ * for one row, experts by id), and no kernel reduces across rows, so a row's numbers do not depend on the others.
+ * q and the attention output live in their own buffers with rows padded to 64 floats, so each row can be bound at
+ * a 256-byte aligned offset.
+ */
+export interface BatchRows {
+  caches: readonly LatentKvCache[];
+  positions: readonly number[];
+  /** [T, qStride] */
+  q: GPUBuffer;
+  qStride: number;
+  /** [T, attnStride] */
+  attn: GPUBuffer;
+  attnStride: number;
+}
+
+/** One segment of a chunk: rows t0 .. t0+T-1 go to `cache` at positions pos .. pos+T-1. */
+interface Segment {
+  cache: LatentKvCache;
+  pos: number;
+  t0: number;
+  T: number;
 }
 
 /** Records the forward pass of one chunk (see the file header). */
@@ -136,10 +165,19 @@ export function encodeChunk(m: GpuModel, rec: Recorder, a: ChunkArgs): void {
   const Dq = g.nope + g.rope;
   const L = g.rank + g.rope;
   const fuse = taps === undefined; // residual adds fused into o_proj / down / MoE combine
-  const lin = (wt: GpuLinear, x: GPUBuffer, y: GPUBuffer, accumulate = false) =>
-    linear(k, rec.pass, arena, { w: wt, x, y, tokens: T, accumulate, gemv: m.gemv, gemm: m.gemm });
+  const batch = a.batch;
+  const forceGemm = batch !== undefined; // batch-invariant: one kernel for any number of rows
+  const lin = (wt: GpuLinear, x: GPUBuffer, y: GPUBuffer, accumulate = false, strides: { xStride?: number; yStride?: number } = {}) =>
+    linear(k, rec.pass, arena, { w: wt, x, y, tokens: T, accumulate, gemv: m.gemv, gemm: m.gemm, forceGemm, ...strides });
+  const segments: Segment[] = batch
+    ? batch.caches.map((cache, t) => ({ cache, pos: batch.positions[t]!, t0: t, T: 1 }))
+    : [{ cache: m.cache, pos: p0, t0: 0, T }];
+  const q = batch?.q ?? s.q;
+  const qStride = batch?.qStride ?? g.heads * Dq;
+  const attn = batch?.attn ?? s.attn;
+  const attnStride = batch?.attnStride ?? g.heads * g.v;
 
-  embedTokens(k, rec.pass, arena, { table: w.embed, tokens: s.tokens, tokOffset: p0, count: T, out: s.h });
+  embedTokens(k, rec.pass, arena, { table: w.embed, tokens: s.tokens, tokOffset: batch ? 0 : p0, count: T, out: s.h });
   taps?.tap(tapNames.embed, s.h, T, D, 'f32');
 
   w.layers.forEach((lw, i) => {
@@ -149,27 +187,29 @@ export function encodeChunk(m: GpuModel, rec: Recorder, a: ChunkArgs): void {
       const Rq = lw.qA.rows;
       lin(lw.qA, s.xn, s.qa!);
       rmsNorm(k, rec.pass, arena, { x: s.qa!, weight: lw.qANorm!, y: s.qan!, n: Rq, tokens: T, eps });
-      lin(lw.qB!, s.qan!, s.q);
+      lin(lw.qB!, s.qan!, q, false, { yStride: qStride });
     } else {
-      lin(lw.q!, s.xn, s.q);
+      lin(lw.q!, s.xn, q, false, { yStride: qStride });
     }
     lin(lw.kvA, s.xn, s.kv);
-    const cache = m.cache.layers[i]!;
-    rmsNorm(k, rec.pass, arena, { x: s.kv, xStride: L, weight: lw.kvANorm, y: cache, yOffset: p0 * L, yStride: L, n: g.rank, tokens: T, eps });
-    ropeCopy(k, rec.pass, arena, {
-      table: m.rope, tokens: T, pos0: p0, heads: 1,
-      src: { buf: s.kv, offset: g.rank, tokenStride: L, headStride: 0 },
-      dst: { buf: cache, offset: p0 * L + g.rank, tokenStride: L, headStride: 0 },
-    });
-    ropeInPlace(k, rec.pass, arena, { table: m.rope, tokens: T, pos0: p0, heads: g.heads, x: { buf: s.q, offset: g.nope, tokenStride: g.heads * Dq, headStride: Dq } });
-    mlaAttend(k, rec.pass, arena, {
-      q: s.q, kvB: kvBBuffers(lw.kvB), cache: m.cache.view(i), out: s.attn, tokens: T, startPos: p0,
-      geometry: g, scale: c.derived.softmaxScale, scratch: T === 1 ? s.mlaDecode : s.mla,
-    });
+    for (const sg of segments) {
+      const cache = sg.cache.layers[i]!;
+      rmsNorm(k, rec.pass, arena, { x: s.kv, xOffset: sg.t0 * L, xStride: L, weight: lw.kvANorm, y: cache, yOffset: sg.pos * L, yStride: L, n: g.rank, tokens: sg.T, eps });
+      ropeCopy(k, rec.pass, arena, {
+        table: m.rope, tokens: sg.T, pos0: sg.pos, heads: 1,
+        src: { buf: s.kv, offset: sg.t0 * L + g.rank, tokenStride: L, headStride: 0 },
+        dst: { buf: cache, offset: sg.pos * L + g.rank, tokenStride: L, headStride: 0 },
+      });
+      ropeInPlace(k, rec.pass, arena, { table: m.rope, tokens: sg.T, pos0: sg.pos, heads: g.heads, x: { buf: q, offset: sg.t0 * qStride + g.nope, tokenStride: qStride, headStride: Dq } });
+      mlaAttend(k, rec.pass, arena, {
+        q: rowSlice(q, sg.t0, qStride, sg.T), kvB: kvBBuffers(lw.kvB), cache: sg.cache.view(i), out: rowSlice(attn, sg.t0, attnStride, sg.T),
+        tokens: sg.T, startPos: sg.pos, geometry: g, scale: c.derived.softmaxScale, scratch: sg.T === 1 ? s.mlaDecode : s.mla,
+      });
+    }
     if (fuse) {
-      lin(lw.o, s.attn, s.h, true);
+      lin(lw.o, attn, s.h, true, { xStride: attnStride });
     } else {
-      lin(lw.o, s.attn, s.a);
+      lin(lw.o, attn, s.a, false, { xStride: attnStride });
       taps!.tap(tapNames.attnOut(i), s.a, T, D, 'f32');
       addInPlace(k, rec.pass, arena, { y: s.h, x: s.a, n: T * D });
     }
@@ -194,9 +234,10 @@ export function encodeChunk(m: GpuModel, rec: Recorder, a: ChunkArgs): void {
       });
       taps?.tap(tapNames.moeTopkIdx(i), s.ids!, T, mg.topK, 'u32');
       taps?.tap(tapNames.moeTopkWeight(i), s.weights!, T, mg.topK, 'f32');
+      // a batch always takes the by-id expert kernels: the grouped ones would make a row's sums depend on the others
       moeExperts(k, rec.pass, arena, {
         x: s.xn, ids: s.ids!, weights: s.weights!, out, accumulate: fuse, tokens: T, geometry: mg, w: moe.experts, scratch: s.moe!,
-      }, m.moeDecodeMaxTokens);
+      }, batch ? T : m.moeDecodeMaxTokens);
     }
     if (!fuse) {
       taps!.tap(tapNames.ffnOut(i), s.f, T, D, 'f32');
@@ -214,6 +255,11 @@ export function encodeChunk(m: GpuModel, rec: Recorder, a: ChunkArgs): void {
   if (a.logits === 'last') {
     linear(k, rec.pass, arena, { w: w.lmHead, x: s.z, xOffset: (rows - 1) * D, y: s.logits, tokens: 1 });
   } else {
-    linear(k, rec.pass, arena, { w: w.lmHead, x: s.z, y: s.logits, tokens: T });
+    linear(k, rec.pass, arena, { w: w.lmHead, x: s.z, y: s.logits, tokens: T, forceGemm });
   }
+}
+
+/** Rows t0 .. t0+T-1 of a [*, stride] f32 buffer as a binding (the whole buffer when t0 = 0). */
+function rowSlice(buf: GPUBuffer, t0: number, stride: number, T: number): GPUBuffer | GPUBufferBinding {
+  return t0 === 0 ? buf : { buffer: buf, offset: t0 * stride * 4, size: T * stride * 4 };
 }

@@ -17,7 +17,7 @@ import { Kernels } from '../gpu/kernels.js';
 import { attentionTileFloats, createMlaScratch, type MlaGeometry } from '../gpu/ops/attention.js';
 import { chooseGemv, type GemmVariant } from '../gpu/ops/linear.js';
 import { createMoeScratch, MOE_MAX_EXPERTS, MOE_MAX_GROUPS, MOE_MAX_TOPK, slotsPerToken, type MoeGeometry } from '../gpu/ops/moe.js';
-import { sampleToken } from '../gpu/ops/sample.js';
+import { sampleToken, type PickArgs } from '../gpu/ops/sample.js';
 import { uploadRopeTable } from '../gpu/ops/rope.js';
 import type { Checkpoint } from '../model/checkpoint.js';
 import type { ModelConfig } from '../model/config.js';
@@ -138,7 +138,11 @@ export class GpuSession implements InferenceSession {
   private readonly tokenReadback: GPUBuffer;
   private busy = false;
 
-  constructor(readonly gpu: GpuContext, kernels: Kernels, readonly config: ModelConfig, weights: GpuWeights, ctx: number, readonly precision: Precision, chunkSize: number, moeDecodeMaxTokens: number, arenaBytes: number) {
+  /**
+   * `ownsWeights` false: the weights are shared with other sessions (the sequences of a BatchSession) and are not
+   * destroyed by dispose().
+   */
+  constructor(readonly gpu: GpuContext, kernels: Kernels, readonly config: ModelConfig, weights: GpuWeights, ctx: number, readonly precision: Precision, chunkSize: number, moeDecodeMaxTokens: number, arenaBytes: number, private readonly ownsWeights = true) {
     const c = config;
     this.contextSize = ctx;
     this.vocabSize = c.vocab_size;
@@ -214,6 +218,12 @@ export class GpuSession implements InferenceSession {
     this.pos = 0;
   }
 
+  /** For batch-session.ts: a batched step appended `n` tokens to this session's cache. */
+  advance(n: number): void {
+    if (this.pos + n > this.contextSize) throw new ContextOverflowError(this.pos + n, this.contextSize, 'context');
+    this.pos += n;
+  }
+
   gpuBytes(): number {
     return this.model.weights.bytes + this.model.cache.bytes + this.scratch.reduce((a, b) => a + b.size, 0);
   }
@@ -221,7 +231,7 @@ export class GpuSession implements InferenceSession {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    this.model.weights.destroy();
+    if (this.ownsWeights) this.model.weights.destroy();
     this.model.cache.destroy();
     for (const b of this.scratch) b.destroy();
   }
@@ -282,8 +292,7 @@ export class GpuSession implements InferenceSession {
         lastUse = used(this.arena) - before;
       }
       if (a.sampling) {
-        // greedy steps too: the kernel also reports non-finite logits (NO_TOKEN, checked after the readback)
-        sampleToken(m.kernels, rec.pass, this.arena, { logits: m.act.logits, vocab: V, out: this.picked, probs: this.probs, ...a.sampling });
+        pickToken(m.kernels, rec.pass, this.arena, { logits: m.act.logits, vocab: V, out: this.picked, probs: this.probs }, a.sampling);
         rec.copy(this.picked, 0, this.tokenReadback, 0, 4);
       }
       this.arena.flush();
@@ -324,7 +333,15 @@ async function mapRead(gpu: GpuContext, b: GPUBuffer): Promise<void> {
   gpu.check();
 }
 
-function checkSampling(s: StepSampling): void {
+/**
+ * Records the choice of one token from a row of logits (sample.wgsl, greedy steps included: the kernel also
+ * writes NO_TOKEN for non-finite logits). Check the id read back with sampler.ts checkSampledToken.
+ */
+export function pickToken(k: Kernels, pass: GPUComputePassEncoder, arena: UniformArena, a: PickArgs & { probs: GPUBuffer }, smp: StepSampling): void {
+  sampleToken(k, pass, arena, { ...a, ...smp });
+}
+
+export function checkSampling(s: StepSampling): void {
   if (!Number.isFinite(s.temperature) || s.temperature < 0) throw new InputError(`temperature must be >= 0, got ${s.temperature}`, 'temperature');
   if (!Number.isInteger(s.topK) || s.topK < 0) throw new InputError(`top-k must be an integer >= 0, got ${s.topK}`, 'topK');
   if (!Number.isFinite(s.topP) || s.topP <= 0 || s.topP > 1) throw new InputError(`top-p must be in (0, 1], got ${s.topP}`, 'topP');

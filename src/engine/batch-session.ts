@@ -1,0 +1,236 @@
+/**
+ * Several sequences on one uploaded model: each sequence is a GpuSession of its own (its latent KV cache, its
+ * position, its prefill path) over weights uploaded once, and `step` decodes one token of any set of them in ONE
+ * submission with one readback of their token ids (forward.ts BatchRows: linears, router and experts over all rows,
+ * attention per row over its own cache). The weights are read once per step whatever the number of rows, which
+ * is what makes a step of 8 streams cost little more than a step of one.
+ *
+ * Batch invariance: a step uses the same kernels for any number of rows (GEMM for one row too, experts by id),
+ * and none reduces across rows, so a sequence's tokens are identical whether it runs alone or beside others.
+ *
+ * Legend: B rows in a step (at most S = maxSequences), V vocab, H heads, Dq = Dn + Dr, Dv value head dim.
+ */
+import { ContextOverflowError, DeviceError, InputError } from '../errors.js';
+import { createBuffer, UniformArena } from '../gpu/buffers.js';
+import type { GpuContext } from '../gpu/device.js';
+import type { Checkpoint } from '../model/checkpoint.js';
+import { encodeChunk, Recorder, type BatchRows } from './forward.js';
+import { checkKernelLimits, checkSampling, GpuSession, kernelsFor, pickToken, type SessionOptions } from './session.js';
+import type { StepSampling } from './types.js';
+import { uploadWeights, type GpuWeights } from './weights-gpu.js';
+
+export interface BatchSessionOptions extends SessionOptions {
+  /** Sequences the session holds at once, each with its own `ctxSize` tokens of cache (default 8). */
+  maxSequences?: number;
+}
+
+/** One row of a batched step: the next token of an open sequence and how to pick the one after it. */
+export interface BatchRow {
+  sequence: number;
+  token: number;
+  sampling: StepSampling;
+}
+
+const MAP_READ = 0x0001;
+const COPY_DST = 0x0008;
+const ARENA_BYTES = 4 << 20;
+/** Rows of q and of the attention output are padded to this many floats: 256-byte aligned bindings. */
+const ROW_ALIGN_FLOATS = 64;
+
+export async function createBatchSession(gpu: GpuContext, ckpt: Checkpoint, opts: BatchSessionOptions = {}): Promise<BatchSession> {
+  const S = opts.maxSequences ?? 8;
+  if (!Number.isInteger(S) || S < 1 || S > 64) throw new InputError(`--max-sequences must be an integer in 1..64, got ${S}`, 'maxSequences');
+  const c = ckpt.config;
+  const ctx = opts.ctxSize ?? Math.min(c.max_position_embeddings, 4096);
+  if (!Number.isInteger(ctx) || ctx < 1) throw new InputError(`--ctx-size must be a positive integer, got ${ctx}`, 'ctxSize');
+  if (ctx > c.max_position_embeddings) throw new InputError(`--ctx-size ${ctx} exceeds the model's max_position_embeddings ${c.max_position_embeddings}`, 'ctxSize');
+  const precision = opts.precision ?? 'f32';
+  const kernels = kernelsFor(gpu);
+  if (precision === 'f16' && !kernels.available('fp8_gemm_f16')) {
+    throw new DeviceError(`--precision f16 needs the 'shader-f16' feature, which this adapter lacks; use --precision f32`, { reason: 'feature' });
+  }
+  checkKernelLimits(gpu, c);
+  const weights = await uploadWeights(gpu, ckpt, opts.onProgress);
+  const seqs: GpuSession[] = [];
+  try {
+    // the chunk must hold a whole batch (the step runs through the chunk's activation buffers)
+    const chunk = Math.max(opts.chunkSize ?? 128, S);
+    for (let i = 0; i < S; i++) {
+      seqs.push(new GpuSession(gpu, kernels, c, weights, ctx, precision, chunk, opts.moeDecodeMaxTokens ?? 4, opts.uniformArenaBytes ?? ARENA_BYTES, false));
+    }
+    return new BatchSession(gpu, weights, seqs);
+  } catch (err) {
+    for (const s of seqs) s.dispose();
+    weights.destroy();
+    throw err;
+  }
+}
+
+export class BatchSession {
+  readonly maxSequences: number;
+  /** Tokens each sequence's cache holds. */
+  readonly contextSize: number;
+  readonly vocabSize: number;
+  private readonly open = new Set<number>();
+  private readonly arena: UniformArena;
+  private readonly rows: BatchRows;
+  private readonly picked: GPUBuffer; // u32 [S]
+  private readonly probs: GPUBuffer; // [V]
+  private readonly readback: GPUBuffer; // u32 [S]
+  private readonly own: GPUBuffer[] = [];
+  private tail: Promise<unknown> = Promise.resolve();
+  private disposed = false;
+
+  constructor(readonly gpu: GpuContext, private readonly weights: GpuWeights, private readonly seqs: GpuSession[]) {
+    const first = seqs[0]!;
+    this.maxSequences = seqs.length;
+    this.contextSize = first.contextSize;
+    this.vocabSize = first.vocabSize;
+    const S = seqs.length;
+    const g = first.model.mla;
+    if (S > first.chunk) throw new DeviceError(`a batch of ${S} rows does not fit a prefill chunk of ${first.chunk} tokens (maxStorageBufferBindingSize)`, { limit: 'chunk', value: first.chunk, required: S });
+    const qStride = padTo(g.heads * (g.nope + g.rope), ROW_ALIGN_FLOATS);
+    const attnStride = padTo(g.heads * g.v, ROW_ALIGN_FLOATS);
+    const buf = (bytes: number, label: string, usage = 0x0080 | 0x0008 | 0x0004): GPUBuffer => {
+      const b = createBuffer(gpu, Math.max(16, bytes), label, usage);
+      this.own.push(b);
+      return b;
+    };
+    this.rows = { caches: [], positions: [], q: buf(S * qStride * 4, 'batch.q'), qStride, attn: buf(S * attnStride * 4, 'batch.attn'), attnStride };
+    this.picked = buf(S * 4, 'batch.picked');
+    this.probs = buf(this.vocabSize * 4, 'batch.probs');
+    this.readback = buf(S * 4, 'batch.readback', MAP_READ | COPY_DST);
+    this.arena = new UniformArena(gpu, ARENA_BYTES, 'batch.uniforms');
+    this.own.push(this.arena.buffer);
+  }
+
+  /** Open sequences. */
+  get active(): number {
+    return this.open.size;
+  }
+
+  /** Claims a free sequence (its cache empty); an InputError when all `maxSequences` are open. */
+  openSequence(): number {
+    this.live();
+    for (let i = 0; i < this.seqs.length; i++) {
+      if (!this.open.has(i)) {
+        this.open.add(i);
+        this.seqs[i]!.reset();
+        return i;
+      }
+    }
+    throw new InputError(`all ${this.seqs.length} sequences are in use (raise --max-sequences or wait for one to finish)`, 'maxSequences');
+  }
+
+  closeSequence(id: number): void {
+    this.check(id);
+    this.open.delete(id);
+  }
+
+  /** Tokens in sequence `id`'s cache. */
+  position(id: number): number {
+    this.check(id);
+    return this.seqs[id]!.position;
+  }
+
+  /** Appends a prompt to sequence `id` and returns the token sampled after it (one submission). */
+  prefill(id: number, tokens: number[], sampling: StepSampling): Promise<number> {
+    this.check(id);
+    return this.serial(() => this.seqs[id]!.prefill(tokens, sampling));
+  }
+
+  /** Logits [T, V] of `tokens` appended to sequence `id` (tests and `logits`). */
+  forwardLogits(id: number, tokens: number[]): Promise<Float32Array> {
+    this.check(id);
+    return this.serial(() => this.seqs[id]!.forwardLogits(tokens));
+  }
+
+  /** Decodes one token of each row's sequence in one submission; returns the sampled ids in row order. */
+  step(rows: readonly BatchRow[]): Promise<number[]> {
+    this.validate(rows);
+    return this.serial(() => this.record(rows));
+  }
+
+  gpuBytes(): number {
+    const shared = this.weights.bytes;
+    return shared + this.seqs.reduce((a, s) => a + s.gpuBytes() - shared, 0) + this.own.reduce((a, b) => a + b.size, 0);
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const s of this.seqs) s.dispose();
+    this.weights.destroy();
+    for (const b of this.own) b.destroy();
+  }
+
+  private validate(rows: readonly BatchRow[]): void {
+    this.live();
+    if (rows.length === 0) throw new InputError('a batched step needs at least one row', 'rows');
+    const seen = new Set<number>();
+    for (const r of rows) {
+      this.check(r.sequence);
+      if (seen.has(r.sequence)) throw new InputError(`sequence ${r.sequence} appears twice in one step`, 'rows');
+      seen.add(r.sequence);
+      if (!Number.isInteger(r.token) || r.token < 0 || r.token >= this.vocabSize) {
+        throw new InputError(`token id ${r.token} is outside the vocabulary (vocab_size ${this.vocabSize}: ids 0..${this.vocabSize - 1})`, 'tokens');
+      }
+      const pos = this.seqs[r.sequence]!.position;
+      if (pos + 1 > this.contextSize) throw new ContextOverflowError(pos + 1, this.contextSize, `sequence ${r.sequence}`);
+      checkSampling(r.sampling);
+    }
+  }
+
+  private async record(rows: readonly BatchRow[]): Promise<number[]> {
+    this.gpu.check();
+    const B = rows.length;
+    const V = this.vocabSize;
+    const m = this.seqs[0]!.model;
+    const dev = this.gpu.device;
+    // ids go to tokens[0 .. B-1] of the first sequence's buffer: a step reads only what it writes there
+    dev.queue.writeBuffer(m.act.tokens, 0, Uint32Array.from(rows.map((r) => r.token)));
+    const batch: BatchRows = {
+      ...this.rows,
+      caches: rows.map((r) => this.seqs[r.sequence]!.model.cache),
+      positions: rows.map((r) => this.seqs[r.sequence]!.position),
+    };
+    this.arena.reset();
+    const rec = new Recorder(m.kernels, this.arena, 'batch-step');
+    encodeChunk(m, rec, { T: B, p0: 0, logits: 'all', batch });
+    rows.forEach((r, b) => {
+      pickToken(m.kernels, rec.pass, this.arena, { logits: m.act.logits, logitsOffset: b * V, vocab: V, out: this.picked, outIndex: b, probs: this.probs }, r.sampling);
+    });
+    rec.copy(this.picked, 0, this.readback, 0, B * 4);
+    this.arena.flush();
+    dev.queue.submit([rec.finish()]);
+    try {
+      await this.readback.mapAsync(MAP_READ);
+    } catch (err) {
+      this.gpu.check();
+      throw new DeviceError(`readback failed: ${(err as Error).message}`, { reason: 'map' });
+    }
+    const ids = Array.from(new Uint32Array(this.readback.getMappedRange(0, B * 4)));
+    this.readback.unmap();
+    for (const r of rows) this.seqs[r.sequence]!.advance(1);
+    return ids;
+  }
+
+  /** Runs `f` after every earlier call: one step at a time on the shared activation buffers. */
+  private serial<T>(f: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(f, f);
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  private check(id: number): void {
+    if (!Number.isInteger(id) || !this.open.has(id)) throw new InputError(`sequence ${id} is not open`, 'sequence');
+  }
+
+  private live(): void {
+    if (this.disposed) throw new DeviceError('the session was disposed', { reason: 'disposed' });
+  }
+}
+
+function padTo(n: number, m: number): number {
+  return Math.ceil(n / m) * m;
+}

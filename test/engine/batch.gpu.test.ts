@@ -1,0 +1,101 @@
+/**
+ * Batched decode (src/engine/batch-session.ts) on the adapter of the vitest project:
+ *   - greedy streams that join and leave mid-run produce exactly the tokens of the same request run alone
+ *     (batch invariance), and the golden prompt's stream equals the fixture's greedy continuation;
+ *   - bad use is a typed error: a full session, a row for a closed or repeated sequence, a step past the context.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ContextOverflowError, InputError } from '../../src/errors.js';
+import { createBatchSession, type BatchSession } from '../../src/engine/batch-session.js';
+import type { StepSampling } from '../../src/engine/types.js';
+import { openCheckpointDir } from '../../src/model/node-checkpoint.js';
+import { golden } from '../format/shared-paths.js';
+import { testGpu } from '../helpers/gpu.js';
+
+const GREEDY: StepSampling = { temperature: 0, topK: 0, topP: 1, uniform: 0 };
+const fixture = JSON.parse(readFileSync(join(golden('small'), 'tokens.json'), 'utf8')) as { prompt: number[]; greedy: number[] };
+
+interface Request {
+  prompt: number[];
+  tokens: number;
+  /** the step at which it joins the running batch */
+  joinAt: number;
+}
+
+const REQUESTS: Request[] = [
+  { prompt: fixture.prompt, tokens: 20, joinAt: 0 },
+  { prompt: fixture.prompt.slice(0, 5), tokens: 9, joinAt: 3 },
+  { prompt: [...fixture.prompt].reverse().slice(0, 11), tokens: 14, joinAt: 5 },
+];
+
+let session: BatchSession;
+beforeAll(async () => {
+  const gpu = await testGpu();
+  session = await createBatchSession(gpu, await openCheckpointDir(golden('small')), { maxSequences: 3, ctxSize: 64 });
+});
+afterAll(() => session?.dispose());
+
+/** One request alone through the batch session: prefill, then one-row steps. */
+async function solo(r: Request): Promise<number[]> {
+  const id = session.openSequence();
+  try {
+    const out = [await session.prefill(id, r.prompt, GREEDY)];
+    while (out.length < r.tokens) out.push((await session.step([{ sequence: id, token: out.at(-1)!, sampling: GREEDY }]))[0]!);
+    return out;
+  } finally {
+    session.closeSequence(id);
+  }
+}
+
+/** All requests together: each joins at its step, leaves when it has its tokens. */
+async function together(reqs: Request[]): Promise<number[][]> {
+  const outs: number[][] = reqs.map(() => []);
+  const ids: (number | null)[] = reqs.map(() => null);
+  for (let step = 0; outs.some((o, i) => o.length < reqs[i]!.tokens); step++) {
+    for (const [i, r] of reqs.entries()) {
+      if (r.joinAt === step) {
+        ids[i] = session.openSequence();
+        outs[i]!.push(await session.prefill(ids[i]!, r.prompt, GREEDY));
+      }
+    }
+    const rows = reqs.flatMap((r, i) => (ids[i] !== null && outs[i]!.length < r.tokens ? [{ i, sequence: ids[i]!, token: outs[i]!.at(-1)!, sampling: GREEDY }] : []));
+    if (rows.length === 0) continue;
+    const next = await session.step(rows);
+    rows.forEach((row, b) => {
+      outs[row.i]!.push(next[b]!);
+      if (outs[row.i]!.length === reqs[row.i]!.tokens) {
+        session.closeSequence(row.sequence);
+        ids[row.i] = null;
+      }
+    });
+  }
+  return outs;
+}
+
+describe('batched decode', () => {
+  it('streams joining and leaving mid-run equal their solo runs; the golden stream equals the fixture', async () => {
+    const alone: number[][] = [];
+    for (const r of REQUESTS) alone.push(await solo(r));
+    expect(alone[0]).toEqual(fixture.greedy.slice(0, REQUESTS[0]!.tokens));
+    const mixed = await together(REQUESTS);
+    expect(mixed).toEqual(alone);
+    expect(session.active).toBe(0);
+  });
+
+  it('typed errors: a full session, a closed or repeated sequence, a step past the context', async () => {
+    const a = session.openSequence();
+    const b = session.openSequence();
+    const c = session.openSequence();
+    expect(() => session.openSequence()).toThrow(/all 3 sequences are in use/);
+    session.closeSequence(c);
+    expect(() => session.step([{ sequence: c, token: 1, sampling: GREEDY }])).toThrow(/sequence \d+ is not open/);
+    expect(() => session.step([{ sequence: a, token: 1, sampling: GREEDY }, { sequence: a, token: 2, sampling: GREEDY }])).toThrow(/appears twice/);
+    expect(() => session.step([{ sequence: a, token: 1 << 20, sampling: GREEDY }])).toThrow(InputError);
+    await session.prefill(b, Array.from({ length: 64 }, (_, i) => i % 50), GREEDY);
+    expect(() => session.step([{ sequence: b, token: 1, sampling: GREEDY }])).toThrow(ContextOverflowError);
+    session.closeSequence(a);
+    session.closeSequence(b);
+  });
+});
