@@ -111,6 +111,13 @@ export class AbortError extends WebmoeError {
   }
 }
 
+/** Every sequence of a batched engine is busy and its waiting queue is full (`serve` answers 503). */
+export class BusyError extends WebmoeError {
+  constructor(message: string) {
+    super('BUSY', message);
+  }
+}
+
 /** Turns anything thrown into a one-line message for the CLI. */
 export function oneLineMessage(err: unknown): string {
   if (err instanceof Error) return `${err.name === 'Error' ? 'error' : err.name}: ${err.message}`.replace(/\s*\n\s*/g, ' ');

@@ -15,6 +15,7 @@ import { createBuffer, UniformArena } from '../gpu/buffers.js';
 import type { GpuContext } from '../gpu/device.js';
 import type { Checkpoint } from '../model/checkpoint.js';
 import { encodeChunk, Recorder, type BatchRows } from './forward.js';
+import { checkSampledToken } from './sampler.js';
 import { checkKernelLimits, checkSampling, GpuSession, kernelsFor, pickToken, type SessionOptions } from './session.js';
 import type { StepSampling } from './types.js';
 import { uploadWeights, type GpuWeights } from './weights-gpu.js';
@@ -209,8 +210,9 @@ export class BatchSession {
       this.gpu.check();
       throw new DeviceError(`readback failed: ${(err as Error).message}`, { reason: 'map' });
     }
-    const ids = Array.from(new Uint32Array(this.readback.getMappedRange(0, B * 4)));
+    const raw = Array.from(new Uint32Array(this.readback.getMappedRange(0, B * 4)));
     this.readback.unmap();
+    const ids = raw.map((id, b) => checkSampledToken(id, V, batch.positions[b]));
     for (const r of rows) this.seqs[r.sequence]!.advance(1);
     return ids;
   }

@@ -13,6 +13,7 @@ import { openCheckpoint, type Checkpoint, type CheckpointFiles } from '../model/
 import { generate, type GenerateRunOptions } from './generate.js';
 import { loadTokenizer, type Tokenizer } from './tokenizer.js';
 import type { GenerationEvent, InferenceSession, SamplingOptions } from './types.js';
+import type { BatchScheduler, Lane } from './scheduler.js';
 
 export type Backend = 'webgpu' | 'cpu';
 export const BACKENDS: readonly Backend[] = ['webgpu', 'cpu'];
@@ -35,6 +36,13 @@ export interface LoadTextModelOptions {
   onProgress?: (p: LoadProgress) => void;
   /** Called after the checkpoint and tokenizer are open, before the weights load: throw here to fail fast. */
   beforeWeights?: (ckpt: Checkpoint, tokenizer: Tokenizer | undefined) => void;
+  /**
+   * webgpu: run up to this many generations at once, their decode steps batched (engine/scheduler.ts); each has
+   * its own `ctxSize` of cache. Unset: one sequence, calls to generate() must not overlap.
+   */
+  maxSequences?: number;
+  /** With maxSequences: generations that may wait for a free sequence before more are refused (default 64). */
+  maxQueue?: number;
 }
 
 /** Sampling defaults of a checkpoint (generation_config.json), in webmoe's option names. */
@@ -52,7 +60,12 @@ export interface TextModel {
   readonly defaults: GenerationDefaults;
   readonly contextSize: number;
   readonly backend: Backend;
-  /** generate() on this model's session with its tokenizer and eos ids; `opts` override the defaults. */
+  /** Set when the model batches concurrent generations (loadTextModel's maxSequences). */
+  readonly scheduler?: BatchScheduler;
+  /**
+   * generate() on this model's session with its tokenizer and eos ids; `opts` override the defaults. With a
+   * scheduler, calls may overlap: each runs on a lane of its own and their decode steps are batched.
+   */
   generate(prompt: string | readonly number[], opts?: GenerateRunOptions): AsyncGenerator<GenerationEvent, void, undefined>;
   /** Frees the session and closes the files (once; later calls do nothing). */
   close(): Promise<void>;
@@ -131,6 +144,16 @@ export async function loadTextModel(files: CheckpointFiles, opts: LoadTextModelO
     for (const w of ckpt.weights) total += w.weight.byteLength + (w.scale?.byteLength ?? 0);
     phase = 'weights';
     report();
+    if (opts.maxSequences !== undefined) {
+      if (backend !== 'webgpu') throw new InputError('--max-sequences needs --backend webgpu', 'maxSequences');
+      const { createBatchSession } = await import('./batch-session.js');
+      const { BatchScheduler } = await import('./scheduler.js');
+      const batch = await createBatchSession(opts.gpu!, ckpt, { ctxSize: opts.ctxSize, precision: opts.precision, maxSequences: opts.maxSequences });
+      phase = 'ready';
+      loaded = total;
+      report();
+      return batchedTextModel(ckpt, new BatchScheduler(batch, { maxQueue: opts.maxQueue }), tokenizer);
+    }
     const session = await createBackendSession(backend, ckpt, opts);
     phase = 'ready';
     loaded = total;
@@ -173,6 +196,34 @@ export function textModel(ckpt: Checkpoint, session: InferenceSession, tokenizer
       await ckpt.close();
     },
   };
+}
+
+/**
+ * A TextModel whose generations share a BatchSession through `scheduler`: each generate() call runs on a lane of
+ * its own, released when the generation ends. `session` is a lane too (for callers that drive a session
+ * directly); closing the model frees the whole batch.
+ */
+export function batchedTextModel(ckpt: Checkpoint, scheduler: BatchScheduler, tokenizer: Tokenizer | undefined): TextModel {
+  const base = textModel(ckpt, scheduler.lane(undefined, () => scheduler.batch.dispose()), tokenizer, 'webgpu');
+  const eosTokenIds = base.eosTokenIds;
+  const defaults = base.defaults;
+  return {
+    ...base,
+    scheduler,
+    generate: (prompt, o = {}) => {
+      const lane = scheduler.lane(o.signal);
+      return releasing(generate(lane, tokenizer, prompt, { eosTokenIds, ...defaults, ...definedOnly(o) }), lane);
+    },
+  };
+}
+
+/** Yields what `gen` yields and releases the lane however the consumer stops (end, break, throw). */
+async function* releasing<T>(gen: AsyncGenerator<T, void, undefined>, lane: Lane): AsyncGenerator<T, void, undefined> {
+  try {
+    yield* gen;
+  } finally {
+    lane.release();
+  }
 }
 
 /** The model as the agent's LocalTextModel (which needs a tokenizer for the chat template). */

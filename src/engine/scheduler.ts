@@ -1,0 +1,236 @@
+/**
+ * Continuous batching over a BatchSession: every generation gets a *lane*, an InferenceSession of its own that
+ * `generate` drives exactly as it drives a single-sequence session. Lanes' decode calls are gathered into one
+ * batched step (one submission for all of them); requests join at step boundaries and leave when done.
+ *
+ *   - A lane claims a sequence at its first prefill; when all are busy it waits in a FIFO queue (bounded by
+ *     `maxQueue`: beyond it a BusyError, which `serve` answers with 503). Cancelling a waiting lane removes it.
+ *   - A prompt is prefilled in chunks of `prefillChunk` tokens, each its own submission; the decode steps of the
+ *     running lanes are queued between them (BatchSession runs calls in arrival order), so a long prompt does not
+ *     stall the others for its whole length.
+ *   - A step runs once every running lane has asked for its next token, or at the next macrotask (a consumer
+ *     that is slow to ask does not hold the others back).
+ *   - Fairness: sequences are handed out first come first served, and every step includes every lane that asked.
+ *
+ * Telemetry: steps, rows per step, queue waits (`stats()`).
+ */
+import { AbortError, BusyError, InputError } from '../errors.js';
+import type { BatchSession } from './batch-session.js';
+import type { InferenceSession, StepSampling } from './types.js';
+
+export interface SchedulerOptions {
+  /** Lanes that may wait for a sequence before new ones are refused (default 64). */
+  maxQueue?: number;
+  /** Prompt tokens per prefill submission (default 64). */
+  prefillChunk?: number;
+}
+
+export interface SchedulerStats {
+  steps: number;
+  /** Rows summed over all steps (rows / steps is the mean batch size). */
+  rows: number;
+  /** steps by batch size: batchSizes[b] = steps with b rows */
+  batchSizes: number[];
+  /** Lanes that had to wait for a sequence, and their total wait. */
+  queued: number;
+  queueWaitMs: number;
+  /** Lanes waiting now, and sequences in use now. */
+  waiting: number;
+  running: number;
+}
+
+interface PendingRow {
+  sequence: number;
+  token: number;
+  sampling: StepSampling;
+  resolve: (id: number) => void;
+  reject: (err: unknown) => void;
+}
+
+interface Waiter {
+  resolve: (sequence: number) => void;
+  reject: (err: unknown) => void;
+  since: number;
+}
+
+const nextMacrotask: (f: () => void) => void = typeof setImmediate === 'function' ? (f) => setImmediate(f) : (f) => setTimeout(f, 0);
+
+export class BatchScheduler {
+  readonly maxQueue: number;
+  readonly prefillChunk: number;
+  private readonly waiters: Waiter[] = [];
+  private readonly pending = new Map<number, PendingRow>();
+  /** sequences whose lane is between prefill and release (they may ask for a step) */
+  private readonly decoding = new Set<number>();
+  private stepping = false;
+  private scheduled = false;
+  private readonly counters = { steps: 0, rows: 0, batchSizes: [] as number[], queued: 0, queueWaitMs: 0 };
+
+  constructor(readonly batch: BatchSession, opts: SchedulerOptions = {}) {
+    this.maxQueue = opts.maxQueue ?? 64;
+    this.prefillChunk = opts.prefillChunk ?? 64;
+    if (!Number.isInteger(this.maxQueue) || this.maxQueue < 0) throw new InputError(`--max-queue must be an integer >= 0, got ${this.maxQueue}`, 'maxQueue');
+    if (!Number.isInteger(this.prefillChunk) || this.prefillChunk < 1) throw new InputError(`prefillChunk must be a positive integer, got ${this.prefillChunk}`, 'prefillChunk');
+  }
+
+  /** A new lane: an InferenceSession whose decode steps are batched with the other lanes'. */
+  lane(signal?: AbortSignal, onDispose?: () => void): Lane {
+    return new Lane(this, signal, onDispose);
+  }
+
+  stats(): SchedulerStats {
+    return { ...this.counters, batchSizes: [...this.counters.batchSizes], waiting: this.waiters.length, running: this.batch.active };
+  }
+
+  /** @internal a free sequence, now or when one is released (FIFO). */
+  acquire(signal?: AbortSignal): Promise<number> {
+    if (signal?.aborted) return Promise.reject(new AbortError('cancelled while waiting for a free sequence'));
+    if (this.waiters.length === 0 && this.batch.active < this.batch.maxSequences) return Promise.resolve(this.batch.openSequence());
+    if (this.waiters.length >= this.maxQueue) {
+      return Promise.reject(new BusyError(`${this.batch.maxSequences} sequences are running and ${this.waiters.length} requests are waiting (--max-queue ${this.maxQueue}); retry later`));
+    }
+    return new Promise<number>((resolve, reject) => {
+      const w: Waiter = { resolve, reject, since: performance.now() };
+      this.waiters.push(w);
+      this.counters.queued++;
+      signal?.addEventListener(
+        'abort',
+        () => {
+          const i = this.waiters.indexOf(w);
+          if (i >= 0) {
+            this.waiters.splice(i, 1);
+            reject(new AbortError('cancelled while waiting for a free sequence'));
+          }
+        },
+        { once: true },
+      );
+    });
+  }
+
+  /** @internal gives the sequence to the longest-waiting lane, or frees it. */
+  release(sequence: number): void {
+    this.decoding.delete(sequence);
+    this.batch.closeSequence(sequence);
+    const w = this.waiters.shift();
+    if (w) {
+      this.counters.queueWaitMs += performance.now() - w.since;
+      w.resolve(this.batch.openSequence());
+    }
+    this.kick(); // the lanes still running may all be waiting on a step now
+  }
+
+  /** @internal the sequence's lane is decoding: steps wait for it (briefly) before they run. */
+  markDecoding(sequence: number): void {
+    this.decoding.add(sequence);
+  }
+
+  /** @internal the next token of `sequence`, from the next batched step. */
+  decode(sequence: number, token: number, sampling: StepSampling): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      if (this.pending.has(sequence)) return reject(new InputError(`sequence ${sequence} already has a step pending`, 'sequence'));
+      this.pending.set(sequence, { sequence, token, sampling, resolve, reject });
+      // everyone who can ask has asked: run now; else give the others until the next macrotask
+      if ([...this.decoding].every((s) => this.pending.has(s))) void this.flush();
+      else this.kick();
+    });
+  }
+
+  private kick(): void {
+    if (this.scheduled || this.pending.size === 0) return;
+    this.scheduled = true;
+    nextMacrotask(() => {
+      this.scheduled = false;
+      void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    if (this.stepping || this.pending.size === 0) return;
+    this.stepping = true;
+    const rows = [...this.pending.values()].sort((a, b) => a.sequence - b.sequence);
+    this.pending.clear();
+    try {
+      const ids = await this.batch.step(rows);
+      this.counters.steps++;
+      this.counters.rows += rows.length;
+      this.counters.batchSizes[rows.length] = (this.counters.batchSizes[rows.length] ?? 0) + 1;
+      rows.forEach((r, i) => r.resolve(ids[i]!));
+    } catch (err) {
+      for (const r of rows) r.reject(err);
+    } finally {
+      this.stepping = false;
+      this.kick();
+    }
+  }
+}
+
+/** One generation's view of the batch: what generate() drives. release() (or dispose) gives its sequence back. */
+export class Lane implements InferenceSession {
+  private sequence: number | null = null;
+  private released = false;
+
+  /** `onDispose`: what dispose() does after releasing (the model's own lane frees the whole batch). */
+  constructor(private readonly scheduler: BatchScheduler, private readonly signal?: AbortSignal, private readonly onDispose?: () => void) {}
+
+  get contextSize(): number {
+    return this.scheduler.batch.contextSize;
+  }
+
+  get vocabSize(): number {
+    return this.scheduler.batch.vocabSize;
+  }
+
+  get position(): number {
+    return this.sequence === null ? 0 : this.scheduler.batch.position(this.sequence);
+  }
+
+  /** The next prefill starts from an empty cache (a fresh sequence). */
+  reset(): void {
+    this.release();
+    this.released = false;
+  }
+
+  async prefill(tokens: number[], sampling: StepSampling): Promise<number> {
+    if (this.released) throw new InputError('this lane was released', 'lane');
+    if (tokens.length === 0) throw new InputError('no tokens given: need at least one token id', 'tokens');
+    if (this.sequence === null) this.sequence = await this.scheduler.acquire(this.signal);
+    const seq = this.sequence;
+    const C = this.scheduler.prefillChunk;
+    let next = -1;
+    // chunks queue behind (and ahead of) the running lanes' steps; only the last chunk's sample is kept
+    for (let s = 0; s < tokens.length; s += C) {
+      if (this.signal?.aborted) throw new AbortError();
+      next = await this.scheduler.batch.prefill(seq, tokens.slice(s, s + C), sampling);
+    }
+    this.scheduler.markDecoding(seq);
+    return next;
+  }
+
+  decode(token: number, sampling: StepSampling): Promise<number> {
+    if (this.sequence === null) return Promise.reject(new InputError('decode before prefill: this lane holds no sequence', 'lane'));
+    return this.scheduler.decode(this.sequence, token, sampling);
+  }
+
+  async forwardLogits(tokens: number[]): Promise<Float32Array> {
+    if (this.sequence === null) this.sequence = await this.scheduler.acquire(this.signal);
+    return this.scheduler.batch.forwardLogits(this.sequence, tokens);
+  }
+
+  gpuBytes(): number {
+    return this.scheduler.batch.gpuBytes();
+  }
+
+  /** Gives the sequence back (idempotent). */
+  release(): void {
+    this.released = true;
+    if (this.sequence === null) return;
+    const s = this.sequence;
+    this.sequence = null;
+    this.scheduler.release(s);
+  }
+
+  dispose(): void {
+    this.release();
+    this.onDispose?.();
+  }
+}
