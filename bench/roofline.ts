@@ -15,7 +15,7 @@ import type { ModelConfig } from '../src/model/config.js';
 import type { StepBytes } from './schema.js';
 
 function linearBytes(c: ModelConfig, rows: number, cols: number): number {
-  if (!c.quantization_config) return rows * cols * 2;
+  if (c.quantization_config?.quant_method !== 'fp8') return rows * cols * 2;
   const [br, bc] = c.quantization_config.weight_block_size;
   return rows * cols + Math.ceil(rows / br) * Math.ceil(cols / bc) * 4;
 }

@@ -4,12 +4,12 @@
  * Platform-neutral: a `CheckpointFiles` says how to read a file of the folder (Node: fs; browser: fetch / File).
  * Opening validates the config and every header against the weight table; no tensor data is read yet.
  */
-import { ConfigError, FormatError } from '../errors.js';
-import { asFloat32, asUint16, openSafetensors, readTensorBytes, type TensorInfo } from '../format/safetensors.js';
+import { ConfigError, FormatError, ShapeError } from '../errors.js';
+import { asBigInt64, asFloat32, asUint16, openSafetensors, readTensorBytes, type TensorInfo } from '../format/safetensors.js';
 import { blobSource, fetchWithRetry, httpSource, memorySource, readBody, type ByteSource, type FetchFn, type HttpSourceOptions } from '../format/source.js';
 import { bf16ArrayToF32 } from '../format/fp8.js';
 import { parseConfig, type ModelConfig } from './config.js';
-import { checkWeights, type CheckedTensor } from './weights.js';
+import { checkWeights, type CheckedTensor, type LeafFormat } from './weights.js';
 
 /** How to reach the files of one checkpoint folder. */
 export interface CheckpointFiles {
@@ -111,11 +111,14 @@ function decodeUtf8(bytes: Uint8Array, file: string): string {
 export interface Checkpoint {
   name: string;
   config: ModelConfig;
-  /** All tensors of all shards (MTP layers included), validated. */
+  /**
+   * All tensors of all shards (MTP layers included), validated, keyed by logical name: a Kimi K2.5 checkpoint's
+   * `language_model.` prefix is stripped (TensorInfo.name keeps the stored name); its vision tensors keep theirs.
+   */
   tensors: Map<string, TensorInfo>;
-  /** Table entries with their tensors, in load order. */
+  /** The weight tree's leaves with their tensors and stored formats, in load order. */
   weights: CheckedTensor[];
-  /** Tensors of layers >= num_hidden_layers (MTP), present and ignored. */
+  /** Tensors of layers >= num_hidden_layers (MTP) and a K2.5 checkpoint's vision_tower.* / mm_projector.*: present and ignored. */
   ignored: string[];
   /** Tensors nothing uses that are not MTP layers. */
   unexpected: string[];
@@ -143,19 +146,24 @@ export async function openCheckpoint(files: CheckpointFiles): Promise<Checkpoint
       sources.push(src);
       const st = await openSafetensors(src);
       for (const [name, info] of st.tensors) {
-        if (tensors.has(name)) throw new FormatError(`tensor appears in two shards (${shardOf.get(name)} and ${shard})`, `${files.name}/${shard}`, name);
+        if (shardOf.has(name)) throw new FormatError(`tensor appears in two shards (${shardOf.get(name)} and ${shard})`, `${files.name}/${shard}`, name);
         const listed = weightMap?.get(name);
         if (listed !== undefined && listed !== shard) {
           throw new FormatError(`model.safetensors.index.json puts this tensor in ${listed}, but it is in ${shard}`, `${files.name}/${shard}`, name);
         }
-        tensors.set(name, info);
+        const key = logicalTensorName(name, config);
+        if (tensors.has(key)) throw new FormatError(`tensor is stored twice, as '${tensors.get(key)!.name}' and '${name}'`, `${files.name}/${shard}`, name);
+        tensors.set(key, info);
         shardOf.set(name, shard);
       }
     }
     for (const [name, shard] of weightMap ?? []) {
-      if (!tensors.has(name)) throw new FormatError(`model.safetensors.index.json lists this tensor in ${shard}, which does not hold it`, `${files.name}/${shard}`, name);
+      if (!shardOf.has(name)) throw new FormatError(`model.safetensors.index.json lists this tensor in ${shard}, which does not hold it`, `${files.name}/${shard}`, name);
     }
-    const { checked, ignored, unexpected } = checkWeights(config, tensors, files.name);
+    const { checked, ignored: mtp, unexpected: extra } = checkWeights(config, tensors, files.name);
+    const isVision = (n: string): boolean => config.derived.tensorPrefix !== '' && /^(vision_tower|mm_projector)\./.test(n);
+    const ignored = [...mtp, ...extra.filter(isVision)];
+    const unexpected = extra.filter((n) => !isVision(n));
     const tokText = await files.readText('tokenizer.json');
     const genText = await files.readText('generation_config.json');
     return {
@@ -176,6 +184,12 @@ export async function openCheckpoint(files: CheckpointFiles): Promise<Checkpoint
     await Promise.all(sources.map((s) => s.close().catch(() => {})));
     throw err;
   }
+}
+
+/** The key of a stored tensor: its name without the K2.5 `language_model.` prefix (spec §13). */
+export function logicalTensorName(stored: string, c: ModelConfig): string {
+  const p = c.derived.tensorPrefix;
+  return p && stored.startsWith(p) ? stored.slice(p.length) : stored;
 }
 
 /** model.safetensors.index.json's weight_map names the shards; otherwise the single model.safetensors. */
@@ -213,16 +227,92 @@ export type LinearWeight =
   | { format: 'fp8'; rows: number; cols: number; data: Uint8Array; scale: Float32Array }
   | { format: 'bf16'; rows: number; cols: number; data: Uint16Array };
 
-/** Reads one linear weight (and its scales) by HF name, e.g. `model.layers.0.self_attn.q_a_proj.weight`. */
-export async function readLinear(ckpt: Checkpoint, name: string): Promise<LinearWeight> {
+/**
+ * An INT4 pack-quantized weight as stored (spec §13, format/int4.ts): `data` [rows, ⌈cols/8⌉] words, nibble
+ * j mod 8 of word j / 8 holds u = q + 8; `scale` [rows, ⌈cols/groupSize⌉] as f32 (widened exactly from the
+ * stored BF16/F16/F32), `scaleBf16` the stored BF16 bits when the checkpoint stores BF16 (as Kimi does).
+ */
+export interface Int4Weight {
+  format: 'int4';
+  rows: number;
+  cols: number;
+  groupSize: number;
+  data: Uint32Array;
+  scale: Float32Array;
+  scaleBf16?: Uint16Array;
+}
+
+/** Any stored linear weight. */
+export type StoredLinear = LinearWeight | Int4Weight;
+
+/** The tree leaf of a name (logical HF name), or a FormatError. */
+export function leafOf(ckpt: Checkpoint, name: string): CheckedTensor {
   let byName = weightIndex.get(ckpt);
   if (!byName) weightIndex.set(ckpt, (byName = new Map(ckpt.weights.map((w) => [w.spec.name, w]))));
   const entry = byName.get(name);
-  if (!entry || entry.spec.kind !== 'linear') throw new FormatError('not a linear weight of this checkpoint', ckpt.name, name);
+  if (!entry) throw new FormatError('not a weight of this checkpoint', ckpt.name, name);
+  return entry;
+}
+
+/** The stored format of a leaf by logical HF name ('fp8' | 'bf16' | 'int4' | 'f32'). */
+export function leafFormat(ckpt: Checkpoint, name: string): LeafFormat {
+  return leafOf(ckpt, name).format;
+}
+
+/**
+ * Reads one linear weight (and its scales) by HF name, e.g. `model.layers.0.self_attn.q_a_proj.weight`: FP8 or
+ * BF16 as stored. An INT4 leaf is a FormatError here (callers that handle INT4 use readStoredLinear).
+ */
+export async function readLinear(ckpt: Checkpoint, name: string): Promise<LinearWeight> {
+  const w = await readStoredLinear(ckpt, name);
+  if (w.format === 'int4') throw new FormatError('is stored INT4 (pack-quantized); this reader takes FP8 or BF16 only (use readStoredLinear)', ckpt.name, name);
+  return w;
+}
+
+/** Reads one linear leaf as stored: FP8 + block scales, BF16, or INT4 + group scales (weight_shape checked). */
+export async function readStoredLinear(ckpt: Checkpoint, name: string): Promise<StoredLinear> {
+  const entry = leafOf(ckpt, name);
+  if (entry.spec.kind !== 'linear') throw new FormatError('not a linear weight of this checkpoint', ckpt.name, name);
   const [rows, cols] = entry.spec.shape as [number, number];
+  if (entry.format === 'int4') return readInt4(ckpt, entry, rows, cols);
   const bytes = await readTensorBytes(entry.weight);
-  if (entry.scale) return { format: 'fp8', rows, cols, data: bytes, scale: asFloat32(await readTensorBytes(entry.scale)) };
+  if (entry.format === 'fp8') return { format: 'fp8', rows, cols, data: bytes, scale: asFloat32(await readTensorBytes(entry.scale!)) };
   return { format: 'bf16', rows, cols, data: asUint16(bytes) };
+}
+
+async function readInt4(ckpt: Checkpoint, entry: CheckedTensor, rows: number, cols: number): Promise<Int4Weight> {
+  const q = ckpt.config.quantization_config;
+  const groupSize = q?.quant_method === 'compressed-tensors' ? q.group_size : 32;
+  const shapeT = entry.shape!;
+  const sb = await readTensorBytes(shapeT);
+  const stored = shapeT.dtype === 'I64' ? Array.from(asBigInt64(sb), Number) : Array.from(new Int32Array(sb.slice().buffer));
+  if (stored[0] !== rows || stored[1] !== cols) {
+    throw new ShapeError(`tensor '${shapeT.name}' (${shapeT.source.name}): holds [${stored.join(', ')}], but the config needs [${rows}, ${cols}]`, shapeT.name, [rows, cols], stored);
+  }
+  const pb = await readTensorBytes(entry.weight);
+  const words = pb.byteOffset % 4 === 0 ? pb : pb.slice();
+  const data = new Uint32Array(words.buffer, words.byteOffset, words.byteLength / 4);
+  const scaleT = entry.scale!;
+  const bytes = await readTensorBytes(scaleT);
+  if (scaleT.dtype === 'BF16') {
+    const scaleBf16 = asUint16(bytes);
+    return { format: 'int4', rows, cols, groupSize, data, scale: bf16ArrayToF32(scaleBf16), scaleBf16 };
+  }
+  const scale = scaleT.dtype === 'F32' ? asFloat32(bytes) : f16ArrayToF32(asUint16(bytes));
+  return { format: 'int4', rows, cols, groupSize, data, scale };
+}
+
+/** IEEE half -> f32 (exact). */
+function f16ArrayToF32(src: Uint16Array): Float32Array {
+  const out = new Float32Array(src.length);
+  for (let i = 0; i < src.length; i++) {
+    const h = src[i]!;
+    const s = h & 0x8000 ? -1 : 1;
+    const e = (h >> 10) & 31;
+    const m = h & 1023;
+    out[i] = e === 0 ? s * m * 2 ** -24 : e === 31 ? (m ? NaN : s * Infinity) : s * (1 + m / 1024) * 2 ** (e - 15);
+  }
+  return out;
 }
 
 /** Reads a BF16 or F32 tensor (norms, embeddings, router, bias) widened to f32. */

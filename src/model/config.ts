@@ -18,12 +18,33 @@ export interface RopeScaling {
   mscale_all_dim: number;
 }
 
-export interface QuantizationConfig {
+/** DeepSeek / Kimi K2-Instruct block FP8 (spec §1.2). */
+export interface Fp8QuantizationConfig {
   quant_method: 'fp8';
   fmt: 'e4m3';
   activation_scheme: string;
   weight_block_size: [number, number];
 }
+
+/**
+ * compressed-tensors "pack-quantized" W4A16 (Kimi K2-Thinking / K2.5, spec §13): symmetric INT4 weights in groups
+ * of `group_size` along the input dimension, activations unquantised. `targets` / `ignore` say which linears a
+ * config without weights assumes INT4 (`re:` entries match like Python's re.match, others by full name; the class
+ * target "Linear" matches every linear); a checkpoint's own tensors decide per tensor (weights.ts).
+ */
+export interface Int4QuantizationConfig {
+  quant_method: 'compressed-tensors';
+  format: 'pack-quantized';
+  num_bits: 4;
+  group_size: number;
+  symmetric: true;
+  strategy: 'group';
+  type: 'int';
+  targets: string[];
+  ignore: string[];
+}
+
+export type QuantizationConfig = Fp8QuantizationConfig | Int4QuantizationConfig;
 
 export interface ModelConfig {
   model_type: 'deepseek_v3' | 'kimi_k2';
@@ -58,7 +79,7 @@ export interface ModelConfig {
   tie_word_embeddings: false;
   bos_token_id: number | null;
   eos_token_id: number[];
-  /** null: linear weights are BF16 (no quantization_config in the file). */
+  /** null: linear weights are BF16 (no quantization_config in the file); 'fp8' block FP8; 'compressed-tensors' INT4. */
   quantization_config: QuantizationConfig | null;
   derived: DerivedConfig;
 }
@@ -82,6 +103,10 @@ export interface DerivedConfig {
   softmaxScale: number;
   /** [128, 128] for FP8 checkpoints. */
   blockSize: [number, number];
+  /** INT4 group size along the input dimension (compressed-tensors configs; 32 otherwise). */
+  int4GroupSize: number;
+  /** Kimi K2.5 wrapper (text model under `text_config`): tensor names carry the `language_model.` prefix. */
+  tensorPrefix: '' | 'language_model.';
   /** true for layer i when it is a MoE layer (spec §6.5, moe_layer_freq as in vLLM). */
   moeLayers: boolean[];
 }
@@ -102,14 +127,10 @@ export function parseConfig(json: unknown, file?: string): ModelConfig {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
     throw new ConfigError('config.json must be a JSON object', undefined, json, file);
   }
-  // HF v5 nests text models under text_config (Kimi K2.5); read that when present.
-  let obj = json as Json;
-  if (typeof obj.text_config === 'object' && obj.text_config !== null && obj.hidden_size === undefined) {
-    obj = obj.text_config as Json;
-  }
+  const { obj, wrapped } = unwrapTextConfig(json as Json, file);
   const r = new FieldReader(obj, file);
 
-  const model_type = r.oneOf('model_type', ['deepseek_v3', 'kimi_k2'] as const);
+  const model_type = r.oneOf('model_type', ['deepseek_v3', 'kimi_k2'] as const, wrapped ? 'kimi_k2' : undefined);
   const archs = obj.architectures;
   if (archs !== undefined && !(Array.isArray(archs) && archs.includes('DeepseekV3ForCausalLM'))) {
     throw new ConfigError(`unsupported architectures ${JSON.stringify(archs)} (need "DeepseekV3ForCausalLM")`, 'architectures', archs, file);
@@ -155,11 +176,32 @@ export function parseConfig(json: unknown, file?: string): ModelConfig {
     quantization_config: parseQuantization(obj, file),
   };
   validateShapeRules(cfg, file);
-  return { ...cfg, derived: deriveConfig(cfg) };
+  return { ...cfg, derived: deriveConfig(cfg, wrapped) };
 }
 
-/** Derived values, computed once (spec §4.4, §6). */
-export function deriveConfig(c: Omit<ModelConfig, 'derived'>): DerivedConfig {
+/**
+ * Kimi K2.5 (spec §13) wraps the DeepseekV3 config in `text_config` (architectures
+ * ["KimiK25ForConditionalGeneration"], model_type "kimi_k25", a `vision_config` the text runtime skips): the text
+ * config's fields are read there first, then at the top level. HF v5 nests other text models the same way.
+ */
+function unwrapTextConfig(top: Json, file?: string): { obj: Json; wrapped: boolean } {
+  const text = top.text_config;
+  const archs = top.architectures;
+  const k25 = Array.isArray(archs) && archs.includes('KimiK25ForConditionalGeneration');
+  if (text === undefined || text === null || top.hidden_size !== undefined) {
+    if (k25) throw new ConfigError('KimiK25ForConditionalGeneration needs the language model config under text_config', 'text_config', text, file);
+    return { obj: top, wrapped: false };
+  }
+  if (typeof text !== 'object' || Array.isArray(text)) throw new ConfigError('text_config must be an object', 'text_config', text, file);
+  const { text_config: _t, vision_config: _v, architectures: _a, model_type: _m, ...rest } = top;
+  void _t, void _v, void _m;
+  const obj: Json = { ...rest, ...(text as Json) };
+  if ((text as Json).architectures === undefined && !k25 && _a !== undefined) obj.architectures = _a;
+  return { obj, wrapped: k25 };
+}
+
+/** Derived values, computed once (spec §4.4, §6). `wrapped`: a Kimi K2.5 wrapper config (prefixed tensor names). */
+export function deriveConfig(c: Omit<ModelConfig, 'derived'>, wrapped = false): DerivedConfig {
   const qkHeadDim = c.qk_nope_head_dim + c.qk_rope_head_dim;
   let m = 1;
   const rs = c.rope_scaling;
@@ -177,7 +219,9 @@ export function deriveConfig(c: Omit<ModelConfig, 'derived'>): DerivedConfig {
     sharedIntermediate: c.moe_intermediate_size * c.n_shared_experts,
     expertsPerGroup: c.n_routed_experts / c.n_group,
     softmaxScale: Math.pow(qkHeadDim, -0.5) * m * m,
-    blockSize: c.quantization_config ? c.quantization_config.weight_block_size : [128, 128],
+    blockSize: c.quantization_config?.quant_method === 'fp8' ? c.quantization_config.weight_block_size : [128, 128],
+    int4GroupSize: c.quantization_config?.quant_method === 'compressed-tensors' ? c.quantization_config.group_size : 32,
+    tensorPrefix: wrapped ? 'language_model.' : '',
     moeLayers,
   };
 }
@@ -251,7 +295,8 @@ function parseQuantization(obj: Json, file?: string): QuantizationConfig | null 
   if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError('quantization_config must be an object', 'quantization_config', raw, file);
   const o = raw as Json;
   const r = new FieldReader(o, file, 'quantization_config.');
-  const quant_method = r.oneOf('quant_method', ['fp8'] as const);
+  const quant_method = r.oneOf('quant_method', ['fp8', 'compressed-tensors'] as const);
+  if (quant_method === 'compressed-tensors') return parseCompressedTensors(o, file);
   const fmt = r.oneOf('fmt', ['e4m3'] as const, 'e4m3');
   const bs = o.weight_block_size;
   if (!Array.isArray(bs) || bs.length !== 2 || bs[0] !== 128 || bs[1] !== 128) {
@@ -268,6 +313,65 @@ function parseQuantization(obj: Json, file?: string): QuantizationConfig | null 
   // "static" activation scales would come as extra input_scale tensors that the spec does not define
   const activation_scheme = r.oneOf('activation_scheme', ['dynamic'] as const, 'dynamic');
   return { quant_method, fmt, activation_scheme, weight_block_size: [128, 128] };
+}
+
+/**
+ * compressed-tensors (spec §13): only the W4A16 "pack-quantized" scheme Kimi ships is accepted: one config group,
+ * INT4, symmetric (no zero point), group strategy, static (not dynamic) weights, no activation ordering (g_idx),
+ * no activation, output or KV-cache quantisation. Anything else fails naming the field.
+ */
+function parseCompressedTensors(o: Json, file?: string): Int4QuantizationConfig {
+  const q = 'quantization_config.';
+  const fail = (field: string, value: unknown, why: string): never => {
+    throw new ConfigError(`${q}${field} = ${JSON.stringify(value)}: ${why}`, q + field, value, file);
+  };
+  if (o.format !== 'pack-quantized') fail('format', o.format, 'only "pack-quantized" (INT4 packed 8 per int32) is supported');
+  for (const key of ['kv_cache_scheme', 'sparsity_config', 'transform_config']) {
+    const v = o[key];
+    if (v !== undefined && v !== null && !(typeof v === 'object' && Object.keys(v).length === 0)) fail(key, v, 'not supported (weights-only INT4 is)');
+  }
+  const groups = o.config_groups;
+  if (typeof groups !== 'object' || groups === null || Array.isArray(groups)) fail('config_groups', groups, 'must be an object with one quantisation group');
+  const entries = Object.entries(groups as Json);
+  if (entries.length !== 1) fail('config_groups', Object.keys(groups as Json), 'exactly one group is supported');
+  const [gname, graw] = entries[0]!;
+  const gp = `config_groups.${gname}.`;
+  if (typeof graw !== 'object' || graw === null || Array.isArray(graw)) fail(`config_groups.${gname}`, graw, 'must be an object');
+  const g = graw as Json;
+  for (const key of ['input_activations', 'output_activations']) {
+    if (g[key] !== undefined && g[key] !== null) fail(gp + key, g[key], 'activation quantisation is not supported (W4A16: activations stay unquantised)');
+  }
+  const w = g.weights;
+  if (typeof w !== 'object' || w === null || Array.isArray(w)) fail(gp + 'weights', w, 'must be an object');
+  const wt = w as Json;
+  const wp = gp + 'weights.';
+  if (wt.num_bits !== 4) fail(wp + 'num_bits', wt.num_bits, 'only 4-bit weights are supported');
+  if ((wt.type ?? 'int') !== 'int') fail(wp + 'type', wt.type, 'only "int" is supported');
+  if (wt.symmetric !== true) fail(wp + 'symmetric', wt.symmetric, 'asymmetric INT4 (a zero point) is not supported; only symmetric');
+  if ((wt.strategy ?? 'group') !== 'group') fail(wp + 'strategy', wt.strategy, 'only "group" is supported');
+  const gs = wt.group_size;
+  if (typeof gs !== 'number' || !Number.isInteger(gs) || gs < 8 || gs % 8 !== 0 || gs > 4096) fail(wp + 'group_size', gs, 'must be a multiple of 8 (32 in Kimi checkpoints)');
+  if (wt.dynamic !== undefined && wt.dynamic !== false) fail(wp + 'dynamic', wt.dynamic, 'dynamic weight quantisation is not supported');
+  if (wt.actorder !== undefined && wt.actorder !== null && wt.actorder !== false) fail(wp + 'actorder', wt.actorder, 'activation ordering (g_idx) is not supported');
+  if (wt.block_structure !== undefined && wt.block_structure !== null) fail(wp + 'block_structure', wt.block_structure, 'not supported with the group strategy');
+  if (wt.zp_dtype !== undefined && wt.zp_dtype !== null) fail(wp + 'zp_dtype', wt.zp_dtype, 'a zero point is not supported; only symmetric INT4');
+  const strings = (field: string, v: unknown, fallback: string[]): string[] => {
+    if (v === undefined || v === null) return fallback;
+    if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) fail(field, v, 'must be a list of strings');
+    return [...(v as string[])];
+  };
+  const targets = strings(gp + 'targets', g.targets, ['Linear']);
+  const ignore = strings('ignore', o.ignore, []);
+  for (const pat of [...targets, ...ignore]) {
+    if (pat.startsWith('re:')) {
+      try {
+        new RegExp(pat.slice(3));
+      } catch {
+        fail(targets.includes(pat) ? gp + 'targets' : 'ignore', pat, 'not a valid regular expression');
+      }
+    }
+  }
+  return { quant_method: 'compressed-tensors', format: 'pack-quantized', num_bits: 4, group_size: gs as number, symmetric: true, strategy: 'group', type: 'int', targets, ignore };
 }
 
 /** Reads typed fields, failing with the field name and the value found. */

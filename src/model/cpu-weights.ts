@@ -1,6 +1,7 @@
 /**
  * A checkpoint loaded for the CPU reference: every weight dequantised to f32 once (spec §8.2: FP8 × block
- * scale in f32, one rounding; BF16 widened exactly; the router bias as stored F32). Memory is 4 bytes per
+ * scale in f32, one rounding; INT4 (u - 8) × group scale, exact (spec §13); BF16 widened exactly; the router bias
+ * as stored F32). Each leaf's format is the stored one (model/weights.ts). Memory is 4 bytes per
  * parameter, which is meant for toy checkpoints and kernel tests, not for Kimi K2 itself.
  *
  * Legend: D hidden, V vocab, H heads, Dq = Dn + Dr, Rq q_lora_rank, Rkv kv_lora_rank, Dv v head dim,
@@ -8,8 +9,9 @@
  */
 import { dequantizeFp8Block } from '../format/fp8.js';
 import { bf16ArrayToF32 } from '../format/fp8.js';
+import { dequantizeInt4 } from '../format/int4.js';
 import type { ModelConfig } from './config.js';
-import { readF32, readLinear, type Checkpoint, type LinearWeight } from './checkpoint.js';
+import { readF32, readStoredLinear, type Checkpoint, type StoredLinear } from './checkpoint.js';
 
 /** A dense row-major weight, PyTorch layout: W[out, in], y = W·x. */
 export interface Matrix {
@@ -62,15 +64,18 @@ export interface CpuWeights {
 }
 
 /** Dequantises one stored linear weight to f32 [rows, cols]. */
-export function dequantLinear(w: LinearWeight): Matrix {
-  const data = w.format === 'fp8' ? dequantizeFp8Block(w.data, w.scale, w.rows, w.cols) : bf16ArrayToF32(w.data);
+export function dequantLinear(w: StoredLinear): Matrix {
+  const data =
+    w.format === 'fp8' ? dequantizeFp8Block(w.data, w.scale, w.rows, w.cols)
+    : w.format === 'int4' ? dequantizeInt4(w.data, w.scale, w.rows, w.cols, w.groupSize)
+    : bf16ArrayToF32(w.data);
   return { rows: w.rows, cols: w.cols, data };
 }
 
 /** Reads and dequantises every weight the forward pass uses. */
 export async function loadCpuWeights(ckpt: Checkpoint): Promise<CpuWeights> {
   const c = ckpt.config;
-  const lin = async (name: string) => dequantLinear(await readLinear(ckpt, name));
+  const lin = async (name: string) => dequantLinear(await readStoredLinear(ckpt, name));
   const vec = (name: string) => readF32(ckpt, name);
   const mat = async (name: string, rows: number, cols: number): Promise<Matrix> => ({ rows, cols, data: await vec(name) });
   const ffn = async (p: string): Promise<FfnWeights> => ({

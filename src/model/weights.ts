@@ -1,92 +1,166 @@
 /**
- * The one table from HF tensor name to role, dtype and shape (spec §2.3), as functions of the config, and the
- * check of a checkpoint's headers against it (run before any GPU memory is allocated).
+ * The weight tree: every tensor the forward pass reads, as typed leaf specs built from the config (spec §2.3,
+ * §13), and the check of a checkpoint's headers against it (run before any GPU memory is allocated). A leaf's
+ * stored format is what the checkpoint stores; without weights, what the config's quantization_config implies.
+ *
+ * API (the CPU loader, the GPU loader, make-toy, inspect and convert all walk this tree):
+ *   weightGroups(c)      lazy, O(layers): one group per leaf or per layer's routed experts (`count` = E,
+ *                        `leaves(e)` = expert e's gate, up, down); counting multiplies, it never expands experts
+ *   weightSpecs(c)       lazy: every leaf (WeightSpec: name, kind, role, shape [out, in], layer, expert)
+ *   weightTable(c)       the same as an array (toy-sized configs only)
+ *   configFormat(c, s)   LeafFormat a leaf has when nothing is stored: 'fp8' | 'bf16' | 'int4' | 'f32'
+ *   storedParts(c, s, f) the tensors that hold leaf s in format f (name, dtype, shape, part):
+ *                          fp8   `<m>.weight` F8_E4M3 [out, in] + `<m>.weight_scale_inv` F32 [⌈out/128⌉, ⌈in/128⌉]
+ *                          bf16  `<m>.weight` BF16 (also norms, embeddings, router); f32: `<m>` F32 (router bias)
+ *                          int4  `<m>.weight_packed` I32 [out, ⌈in/8⌉] + `<m>.weight_scale` BF16 [out, ⌈in/G⌉]
+ *                                + `<m>.weight_shape` I32 [2] (G = quantization_config group_size, 32)
+ *                        where `<m>` is the module name (the leaf name without `.weight`)
+ *   storedTensors(c) / iterStoredTensors(c)   every stored tensor of a checkpoint of this config (config formats)
+ *   checkWeights(c, tensors) -> CheckedTensor[] {spec, format, weight, scale?, shape?}: the format of each leaf
+ *                        from what is stored (`<m>.weight_packed` present means INT4), strictly validated
+ * Names here are the logical HF names (`model.layers.0...`); a Kimi K2.5 checkpoint stores them with the
+ * `language_model.` prefix (config.derived.tensorPrefix), which checkpoint.ts strips when it opens the files.
  *
  * Legend: D hidden, H heads, Dq = Dn + Dr, Rq q_lora_rank, Rkv kv_lora_rank, Dv v head dim, I dense intermediate,
- * Fm expert intermediate, S shared experts, E routed experts, V vocab.
+ * Fm expert intermediate, S shared experts, E routed experts, V vocab, G INT4 group size.
  */
-import { MissingTensorError, ShapeError } from '../errors.js';
+import { FormatError, MissingTensorError, ShapeError } from '../errors.js';
 import type { Dtype, TensorInfo } from '../format/safetensors.js';
 import type { ModelConfig } from './config.js';
 
-/** 'linear': FP8 + weight_scale_inv in FP8 checkpoints, BF16 otherwise. 'bf16' / 'f32': stored as such. */
+/** 'linear': a projection W[out, in] (FP8, BF16 or INT4 as stored). 'bf16' / 'f32': stored as such. */
 export type WeightKind = 'linear' | 'bf16' | 'f32';
+
+/** What a leaf is in the model. */
+export type WeightRole = 'embed' | 'norm' | 'attention' | 'dense_mlp' | 'router' | 'router_bias' | 'routed_expert' | 'shared_expert' | 'lm_head';
+
+/** How a leaf is stored: block FP8 + scales, BF16, INT4 pack-quantized + group scales, or F32. */
+export type LeafFormat = 'fp8' | 'bf16' | 'int4' | 'f32';
 
 export interface WeightSpec {
   name: string;
   kind: WeightKind;
+  role: WeightRole;
   /** [out, in] for linear weights. */
   shape: number[];
   /** -1 for global tensors. */
   layer: number;
+  /** The routed expert's index (role 'routed_expert'). */
+  expert?: number;
 }
 
-/** Every tensor the forward pass reads, in load order. Scale tensors are implied by 'linear' entries. */
-export function weightTable(c: ModelConfig): WeightSpec[] {
+/** Leaves that repeat: a layer's routed experts are one group of `count` = E instances of (gate, up, down). */
+export interface WeightGroup {
+  role: WeightRole;
+  layer: number;
+  /** Instances: E for routed experts, else 1. */
+  count: number;
+  /** The leaves of instance i (expert i's gate, up, down; or the group's single leaf). */
+  leaves(i: number): WeightSpec[];
+}
+
+/** Every leaf group, in load order, lazily (a 1T-parameter config yields ~20 groups per layer). */
+export function* weightGroups(c: ModelConfig): Generator<WeightGroup> {
   const D = c.hidden_size;
   const d = c.derived;
-  const out: WeightSpec[] = [{ name: 'model.embed_tokens.weight', kind: 'bf16', shape: [c.vocab_size, D], layer: -1 }];
+  const one = (spec: WeightSpec): WeightGroup => ({ role: spec.role, layer: spec.layer, count: 1, leaves: () => [spec] });
+  yield one({ name: 'model.embed_tokens.weight', kind: 'bf16', role: 'embed', shape: [c.vocab_size, D], layer: -1 });
   for (let i = 0; i < c.num_hidden_layers; i++) {
     const p = `model.layers.${i}.`;
-    const add = (name: string, kind: WeightKind, shape: number[]) => out.push({ name: p + name, kind, shape, layer: i });
-    add('input_layernorm.weight', 'bf16', [D]);
+    const leaf = (name: string, kind: WeightKind, role: WeightRole, shape: number[]): WeightGroup => one({ name: p + name, kind, role, shape, layer: i });
+    yield leaf('input_layernorm.weight', 'bf16', 'norm', [D]);
     if (c.q_lora_rank === null) {
-      add('self_attn.q_proj.weight', 'linear', [d.qWidth, D]);
+      yield leaf('self_attn.q_proj.weight', 'linear', 'attention', [d.qWidth, D]);
     } else {
-      add('self_attn.q_a_proj.weight', 'linear', [c.q_lora_rank, D]);
-      add('self_attn.q_a_layernorm.weight', 'bf16', [c.q_lora_rank]);
-      add('self_attn.q_b_proj.weight', 'linear', [d.qWidth, c.q_lora_rank]);
+      yield leaf('self_attn.q_a_proj.weight', 'linear', 'attention', [c.q_lora_rank, D]);
+      yield leaf('self_attn.q_a_layernorm.weight', 'bf16', 'attention', [c.q_lora_rank]);
+      yield leaf('self_attn.q_b_proj.weight', 'linear', 'attention', [d.qWidth, c.q_lora_rank]);
     }
-    add('self_attn.kv_a_proj_with_mqa.weight', 'linear', [d.kvAWidth, D]);
-    add('self_attn.kv_a_layernorm.weight', 'bf16', [c.kv_lora_rank]);
-    add('self_attn.kv_b_proj.weight', 'linear', [d.kvBWidth, c.kv_lora_rank]);
-    add('self_attn.o_proj.weight', 'linear', [D, d.oWidth]);
-    add('post_attention_layernorm.weight', 'bf16', [D]);
+    yield leaf('self_attn.kv_a_proj_with_mqa.weight', 'linear', 'attention', [d.kvAWidth, D]);
+    yield leaf('self_attn.kv_a_layernorm.weight', 'bf16', 'attention', [c.kv_lora_rank]);
+    yield leaf('self_attn.kv_b_proj.weight', 'linear', 'attention', [d.kvBWidth, c.kv_lora_rank]);
+    yield leaf('self_attn.o_proj.weight', 'linear', 'attention', [D, d.oWidth]);
+    yield leaf('post_attention_layernorm.weight', 'bf16', 'norm', [D]);
     if (d.moeLayers[i]) {
-      add('mlp.gate.weight', 'bf16', [c.n_routed_experts, D]);
-      add('mlp.gate.e_score_correction_bias', 'f32', [c.n_routed_experts]);
-      for (let e = 0; e < c.n_routed_experts; e++) addFfn(add, `mlp.experts.${e}.`, c.moe_intermediate_size, D);
-      if (c.n_shared_experts > 0) addFfn(add, 'mlp.shared_experts.', d.sharedIntermediate, D);
+      yield leaf('mlp.gate.weight', 'bf16', 'router', [c.n_routed_experts, D]);
+      yield leaf('mlp.gate.e_score_correction_bias', 'f32', 'router_bias', [c.n_routed_experts]);
+      const F = c.moe_intermediate_size;
+      yield { role: 'routed_expert', layer: i, count: c.n_routed_experts, leaves: (e) => ffn(`${p}mlp.experts.${e}.`, F, D, 'routed_expert', i, e) };
+      if (c.n_shared_experts > 0) {
+        for (const s of ffn(p + 'mlp.shared_experts.', d.sharedIntermediate, D, 'shared_expert', i)) yield one(s);
+      }
     } else {
-      addFfn(add, 'mlp.', c.intermediate_size, D);
+      for (const s of ffn(p + 'mlp.', c.intermediate_size, D, 'dense_mlp', i)) yield one(s);
     }
   }
-  out.push({ name: 'model.norm.weight', kind: 'bf16', shape: [D], layer: -1 });
-  out.push({ name: 'lm_head.weight', kind: 'bf16', shape: [c.vocab_size, D], layer: -1 });
-  return out;
+  yield one({ name: 'model.norm.weight', kind: 'bf16', role: 'norm', shape: [D], layer: -1 });
+  yield one({ name: 'lm_head.weight', kind: 'bf16', role: 'lm_head', shape: [c.vocab_size, D], layer: -1 });
 }
 
-function addFfn(add: (name: string, kind: WeightKind, shape: number[]) => void, prefix: string, inter: number, D: number): void {
-  add(prefix + 'gate_proj.weight', 'linear', [inter, D]);
-  add(prefix + 'up_proj.weight', 'linear', [inter, D]);
-  add(prefix + 'down_proj.weight', 'linear', [D, inter]);
+function ffn(prefix: string, inter: number, D: number, role: WeightRole, layer: number, expert?: number): WeightSpec[] {
+  const e = expert === undefined ? {} : { expert };
+  return [
+    { name: prefix + 'gate_proj.weight', kind: 'linear', role, shape: [inter, D], layer, ...e },
+    { name: prefix + 'up_proj.weight', kind: 'linear', role, shape: [inter, D], layer, ...e },
+    { name: prefix + 'down_proj.weight', kind: 'linear', role, shape: [D, inter], layer, ...e },
+  ];
 }
 
-/** A tensor as it is stored: the table's entries with their dtype, plus the scale of each FP8 linear weight. */
+/** Every leaf the forward pass reads, in load order, lazily. */
+export function* weightSpecs(c: ModelConfig): Generator<WeightSpec> {
+  for (const g of weightGroups(c)) for (let i = 0; i < g.count; i++) yield* g.leaves(i);
+}
+
+/** Every leaf as an array (toy-sized configs; Kimi K2 has ~70k). Scale tensors are implied by 'linear' entries. */
+export function weightTable(c: ModelConfig): WeightSpec[] {
+  return [...weightSpecs(c)];
+}
+
+/** A linear leaf's module name: the leaf name without `.weight` (`<m>` in the stored tensor names). */
+export function moduleName(spec: WeightSpec): string {
+  return spec.name.endsWith('.weight') ? spec.name.slice(0, -'.weight'.length) : spec.name;
+}
+
+/**
+ * The format a leaf has by the config alone (no weights): FP8 under an fp8 quantization_config; INT4 for the
+ * linears a compressed-tensors config targets and does not ignore (spec §13: `re:` patterns match like Python's
+ * re.match, anchored at the start; other entries match the full module name; the class target "Linear" matches
+ * every linear; lm_head, embeddings, norms and the router are never quantised); else BF16 (F32 router bias).
+ */
+export function configFormat(c: ModelConfig, spec: WeightSpec): LeafFormat {
+  if (spec.kind !== 'linear') return spec.kind;
+  const q = c.quantization_config;
+  if (!q) return 'bf16';
+  if (q.quant_method === 'fp8') return 'fp8';
+  const m = moduleName(spec);
+  const names = c.derived.tensorPrefix ? [m, c.derived.tensorPrefix + m] : [m];
+  const hit = (pats: string[], cls: boolean): boolean => pats.some((p) => (cls && p === 'Linear') || names.some((n) => matchModule(p, n)));
+  return hit(q.targets, true) && !hit(q.ignore, false) ? 'int4' : 'bf16';
+}
+
+const patternCache = new Map<string, RegExp>();
+
+/** compressed-tensors' match: `re:PATTERN` with Python re.match semantics (anchored at the start), else equality. */
+export function matchModule(pattern: string, name: string): boolean {
+  if (!pattern.startsWith('re:')) return pattern === name;
+  let re = patternCache.get(pattern);
+  if (!re) patternCache.set(pattern, (re = new RegExp('^(?:' + pattern.slice(3) + ')')));
+  return re.test(name);
+}
+
+/** A tensor as it is stored. */
 export interface StoredTensorSpec {
   name: string;
   dtype: Dtype;
   shape: number[];
   layer: number;
-  /** 'scale' for `*.weight_scale_inv`, else the kind of the table entry. */
-  role: WeightKind | 'scale';
-}
-
-/** The dtype a table entry is stored in. */
-export function storedDtype(c: ModelConfig, kind: WeightKind): Dtype {
-  return kind === 'f32' ? 'F32' : kind === 'bf16' ? 'BF16' : c.quantization_config ? 'F8_E4M3' : 'BF16';
-}
-
-/** Every tensor a checkpoint of this config holds, in load order, each FP8 weight followed by its scale. */
-export function storedTensors(c: ModelConfig): StoredTensorSpec[] {
-  const out: StoredTensorSpec[] = [];
-  for (const w of weightTable(c)) {
-    out.push({ name: w.name, dtype: storedDtype(c, w.kind), shape: w.shape, layer: w.layer, role: w.kind });
-    if (w.kind === 'linear' && c.quantization_config) {
-      out.push({ name: w.name + '_scale_inv', dtype: 'F32', shape: scaleShape(w.shape[0]!, w.shape[1]!, c.derived.blockSize), layer: w.layer, role: 'scale' });
-    }
-  }
-  return out;
+  /** 'scale' for `*.weight_scale_inv` / `*.weight_scale`, 'shape' for `*.weight_shape`, else the leaf's kind. */
+  role: WeightKind | 'scale' | 'shape';
+  /** The leaf it belongs to, and that leaf's format. */
+  leaf: WeightSpec;
+  format: LeafFormat;
+  /** Parameters it holds (out x in for a weight or packed weight; 0 for scales and shapes). */
+  params: number;
 }
 
 /** Shape of the `weight_scale_inv` of a [rows, cols] FP8 weight. */
@@ -94,11 +168,68 @@ export function scaleShape(rows: number, cols: number, block: [number, number] =
   return [Math.ceil(rows / block[0]), Math.ceil(cols / block[1])];
 }
 
+/** Shapes of an INT4 leaf [rows, cols]: packed I32 [rows, ⌈cols/8⌉], group scales [rows, ⌈cols/G⌉]. */
+export function int4Shapes(rows: number, cols: number, groupSize = 32): { packed: [number, number]; scale: [number, number] } {
+  return { packed: [rows, Math.ceil(cols / 8)], scale: [rows, Math.ceil(cols / groupSize)] };
+}
+
+/** The stored tensors of one leaf in `format`, weight first. */
+export function storedParts(c: ModelConfig, spec: WeightSpec, format: LeafFormat): StoredTensorSpec[] {
+  const n = spec.shape.reduce((a, b) => a * b, 1);
+  const base = { layer: spec.layer, leaf: spec, format };
+  if (format === 'int4') {
+    const m = moduleName(spec);
+    const [rows, cols] = spec.shape as [number, number];
+    const s = int4Shapes(rows, cols, c.derived.int4GroupSize);
+    return [
+      { ...base, name: m + '.weight_packed', dtype: 'I32', shape: s.packed, role: 'linear', params: n },
+      { ...base, name: m + '.weight_scale', dtype: 'BF16', shape: s.scale, role: 'scale', params: 0 },
+      { ...base, name: m + '.weight_shape', dtype: 'I32', shape: [2], role: 'shape', params: 0 },
+    ];
+  }
+  if (format === 'fp8') {
+    const [rows, cols] = spec.shape as [number, number];
+    return [
+      { ...base, name: spec.name, dtype: 'F8_E4M3', shape: spec.shape, role: spec.kind, params: n },
+      { ...base, name: spec.name + '_scale_inv', dtype: 'F32', shape: scaleShape(rows, cols, c.derived.blockSize), role: 'scale', params: 0 },
+    ];
+  }
+  return [{ ...base, name: spec.name, dtype: format === 'f32' ? 'F32' : 'BF16', shape: spec.shape, role: spec.kind, params: n }];
+}
+
+/** The dtype a table entry is stored in by the config (the weight part; INT4 leaves: I32 packed). */
+export function storedDtype(c: ModelConfig, kind: WeightKind, spec?: WeightSpec): Dtype {
+  if (kind !== 'linear') return kind === 'f32' ? 'F32' : 'BF16';
+  const f = spec ? configFormat(c, spec) : c.quantization_config?.quant_method === 'fp8' ? 'fp8' : 'bf16';
+  return f === 'fp8' ? 'F8_E4M3' : f === 'int4' ? 'I32' : 'BF16';
+}
+
+/** Every tensor a checkpoint of this config holds (formats by the config), in load order, lazily. */
+export function* iterStoredTensors(c: ModelConfig): Generator<StoredTensorSpec> {
+  for (const spec of weightSpecs(c)) yield* storedParts(c, spec, configFormat(c, spec));
+}
+
+/** Every tensor a checkpoint of this config holds, in load order, each weight followed by its scale (and shape). */
+export function storedTensors(c: ModelConfig): StoredTensorSpec[] {
+  return [...iterStoredTensors(c)];
+}
+
+/** A leaf of the tree with the tensors that hold it in this checkpoint. */
 export interface CheckedTensor {
   spec: WeightSpec;
+  /** The stored format (what the checkpoint holds, not what the config suggests). */
+  format: LeafFormat;
+  /** `<m>.weight` (FP8, BF16, F32) or `<m>.weight_packed` (INT4, I32). */
   weight: TensorInfo;
-  /** The F32 block scales, for FP8 linear weights. */
+  /** FP8: the F32 `weight_scale_inv` blocks. INT4: the `weight_scale` groups (BF16, or F16 / F32). */
   scale?: TensorInfo;
+  /** INT4: `weight_shape` (I32 or I64 [2]; its values are checked when the leaf is read). */
+  shape?: TensorInfo;
+}
+
+/** Names of the stored tensors of a checked leaf. */
+export function checkedParts(t: CheckedTensor): TensorInfo[] {
+  return [t.weight, ...(t.scale ? [t.scale] : []), ...(t.shape ? [t.shape] : [])];
 }
 
 /** Tensors of MTP layers (model.layers.{>= L}) are ignored, as the official and HF loaders do. */
@@ -107,30 +238,22 @@ export function isIgnoredTensor(name: string, c: ModelConfig): boolean {
   return m !== null && Number(m[1]) >= c.num_hidden_layers;
 }
 
+/** INT4 companions compressed-tensors writes for schemes webmoe refuses (spec §13: symmetric, no g_idx). */
+const REFUSED_INT4_PARTS = ['.weight_zero_point', '.weight_g_idx'] as const;
+
 /**
- * Checks every tensor the table requires against the headers: presence, dtype, shape, and the scale of each FP8
- * weight. Errors name the tensor and the expected and found shape or dtype. Returns the table entries with their
- * tensors, and the names present in the file that nothing uses (MTP layers and extras) for `inspect`.
+ * Checks every leaf of the tree against the headers: presence, stored format, dtype, shape, and the companions
+ * of each format (FP8 block scales; INT4 group scales and weight_shape). Errors name the tensor and the expected
+ * and found shape or dtype. Returns the leaves with their tensors, and the names present in the file that
+ * nothing uses (MTP layers and extras) for `inspect`. `tensors` is keyed by logical name (prefix stripped).
  */
 export function checkWeights(c: ModelConfig, tensors: Map<string, TensorInfo>, file?: string): { checked: CheckedTensor[]; ignored: string[]; unexpected: string[] } {
-  const table = weightTable(c);
   const used = new Set<string>();
   const checked: CheckedTensor[] = [];
-  const fp8 = c.quantization_config !== null;
-  for (const spec of table) {
-    const weight = tensors.get(spec.name);
-    if (!weight) throw new MissingTensorError(spec.name, file);
-    used.add(spec.name);
-    expectTensor(weight, [storedDtype(c, spec.kind)], spec.shape);
-    let scale: TensorInfo | undefined;
-    if (spec.kind === 'linear' && fp8) {
-      const sname = spec.name + '_scale_inv';
-      scale = tensors.get(sname);
-      if (!scale) throw new MissingTensorError(sname, file);
-      used.add(sname);
-      expectTensor(scale, ['F32'], scaleShape(spec.shape[0]!, spec.shape[1]!, c.derived.blockSize));
-    }
-    checked.push({ spec, weight, scale });
+  for (const spec of weightSpecs(c)) {
+    const t = spec.kind === 'linear' ? checkLinear(c, spec, tensors, file) : checkPlain(spec, tensors, file);
+    for (const part of checkedParts(t)) used.add(logicalName(part, c));
+    checked.push(t);
   }
   const ignored: string[] = [];
   const unexpected: string[] = [];
@@ -139,6 +262,65 @@ export function checkWeights(c: ModelConfig, tensors: Map<string, TensorInfo>, f
     (isIgnoredTensor(name, c) ? ignored : unexpected).push(name);
   }
   return { checked, ignored, unexpected };
+}
+
+/** A tensor's key in the checkpoint's map (its stored name without the K2.5 prefix). */
+function logicalName(t: TensorInfo, c: ModelConfig): string {
+  const p = c.derived.tensorPrefix;
+  return p && t.name.startsWith(p) ? t.name.slice(p.length) : t.name;
+}
+
+function checkPlain(spec: WeightSpec, tensors: Map<string, TensorInfo>, file?: string): CheckedTensor {
+  const weight = tensors.get(spec.name);
+  if (!weight) throw new MissingTensorError(spec.name, file);
+  const format: LeafFormat = spec.kind === 'f32' ? 'f32' : 'bf16';
+  expectTensor(weight, [format === 'f32' ? 'F32' : 'BF16'], spec.shape);
+  return { spec, format, weight };
+}
+
+/** One linear leaf: INT4 when `<m>.weight_packed` is stored, else `<m>.weight` as its dtype says. */
+function checkLinear(c: ModelConfig, spec: WeightSpec, tensors: Map<string, TensorInfo>, file?: string): CheckedTensor {
+  const m = moduleName(spec);
+  const [rows, cols] = spec.shape as [number, number];
+  const q = c.quantization_config;
+  for (const suffix of REFUSED_INT4_PARTS) {
+    const t = tensors.get(m + suffix);
+    if (t) throw new FormatError(`${suffix.slice(1)} is stored: only symmetric INT4 without activation ordering is supported (spec §13)`, t.source.name, t.name);
+  }
+  const packed = tensors.get(m + '.weight_packed');
+  if (packed) {
+    const plain = tensors.get(spec.name);
+    if (plain) throw new FormatError(`both '${plain.name}' and '${packed.name}' are stored: a linear is either INT4 or not`, packed.source.name, packed.name);
+    if (q?.quant_method !== 'compressed-tensors') {
+      throw new FormatError(
+        `INT4 weight_packed needs a compressed-tensors pack-quantized quantization_config (found ${q ? JSON.stringify(q.quant_method) : 'none'}): the group size comes from it`,
+        packed.source.name,
+        packed.name,
+      );
+    }
+    const s = int4Shapes(rows, cols, q.group_size);
+    expectTensor(packed, ['I32'], s.packed);
+    const scale = tensors.get(m + '.weight_scale');
+    if (!scale) throw new MissingTensorError(m + '.weight_scale', file);
+    expectTensor(scale, ['BF16', 'F16', 'F32'], s.scale);
+    const shape = tensors.get(m + '.weight_shape');
+    if (!shape) throw new MissingTensorError(m + '.weight_shape', file);
+    expectTensor(shape, ['I32', 'I64'], [2]);
+    return { spec, format: 'int4', weight: packed, scale, shape };
+  }
+  const weight = tensors.get(spec.name);
+  if (!weight) throw new MissingTensorError(configFormat(c, spec) === 'int4' ? m + '.weight_packed' : spec.name, file);
+  if (q?.quant_method === 'fp8') {
+    expectTensor(weight, ['F8_E4M3'], spec.shape);
+    const sname = spec.name + '_scale_inv';
+    const scale = tensors.get(sname);
+    if (!scale) throw new MissingTensorError(sname, file);
+    expectTensor(scale, ['F32'], scaleShape(rows, cols, c.derived.blockSize));
+    return { spec, format: 'fp8', weight, scale };
+  }
+  // no quantization_config, or compressed-tensors (whose ignored linears are BF16): BF16 as stored
+  expectTensor(weight, ['BF16'], spec.shape);
+  return { spec, format: 'bf16', weight };
 }
 
 function expectTensor(t: TensorInfo, dtypes: Dtype[], shape: number[]): void {
