@@ -8,6 +8,7 @@
  */
 import { FormatError } from '../errors.js';
 import type { ByteSource } from './source.js';
+import { verifyTensorData } from './verify.js';
 
 export const DTYPE_BITS = {
   BOOL: 8, F4: 4, F6_E2M3: 6, F6_E3M2: 6, U8: 8, I8: 8, F8_E5M2: 8, F8_E4M3: 8, F8_E8M0: 8, F8_E4M3FNUZ: 8,
@@ -152,7 +153,9 @@ function checkTiling(spans: { name: string; begin: number; end: number }[], data
 
 /** The raw bytes of one tensor, in a fresh buffer (safe to view as Float32Array etc. after `alignedView`). */
 export async function readTensorBytes(t: TensorInfo): Promise<Uint8Array> {
-  return t.source.read(t.offset, t.byteLength);
+  const bytes = await t.source.read(t.offset, t.byteLength);
+  verifyTensorData(t, bytes); // NaN/Inf (and E4M3 NaN codes) are a FormatError on every backend: see verify.ts
+  return bytes;
 }
 
 /** Typed views over tensor bytes (the buffer from readTensorBytes starts at offset 0, so it is aligned). */
