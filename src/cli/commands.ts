@@ -8,6 +8,7 @@ import { registerGenerate } from './generate.js';
 import { registerBench } from './bench.js';
 import { registerServe } from './serve.js';
 import { registerAgent } from './agent.js';
+import { registerConvert } from './convert.js';
 
 export function registerCommands(program: Command): void {
   registerDoctor(program);
@@ -18,4 +19,5 @@ export function registerCommands(program: Command): void {
   registerBench(program);
   registerServe(program);
   registerAgent(program);
+  registerConvert(program);
 }

@@ -283,12 +283,7 @@ export async function readStoredLinear(ckpt: Checkpoint, name: string): Promise<
 async function readInt4(ckpt: Checkpoint, entry: CheckedTensor, rows: number, cols: number): Promise<Int4Weight> {
   const q = ckpt.config.quantization_config;
   const groupSize = q?.quant_method === 'compressed-tensors' ? q.group_size : 32;
-  const shapeT = entry.shape!;
-  const sb = await readTensorBytes(shapeT);
-  const stored = shapeT.dtype === 'I64' ? Array.from(asBigInt64(sb), Number) : Array.from(new Int32Array(sb.slice().buffer));
-  if (stored[0] !== rows || stored[1] !== cols) {
-    throw new ShapeError(`tensor '${shapeT.name}' (${shapeT.source.name}): holds [${stored.join(', ')}], but the config needs [${rows}, ${cols}]`, shapeT.name, [rows, cols], stored);
-  }
+  await checkInt4WeightShape(entry);
   const pb = await readTensorBytes(entry.weight);
   const words = pb.byteOffset % 4 === 0 ? pb : pb.slice();
   const data = new Uint32Array(words.buffer, words.byteOffset, words.byteLength / 4);
@@ -300,6 +295,17 @@ async function readInt4(ckpt: Checkpoint, entry: CheckedTensor, rows: number, co
   }
   const scale = scaleT.dtype === 'F32' ? asFloat32(bytes) : f16ArrayToF32(asUint16(bytes));
   return { format: 'int4', rows, cols, groupSize, data, scale };
+}
+
+/** An INT4 leaf's `weight_shape` (I32 or I64 [2]) must hold the config's [out, in]: a ShapeError naming it otherwise. */
+export async function checkInt4WeightShape(entry: CheckedTensor): Promise<void> {
+  const shapeT = entry.shape!;
+  const [rows, cols] = entry.spec.shape as [number, number];
+  const sb = await readTensorBytes(shapeT);
+  const stored = shapeT.dtype === 'I64' ? Array.from(asBigInt64(sb), Number) : Array.from(new Int32Array(sb.slice().buffer));
+  if (stored[0] !== rows || stored[1] !== cols) {
+    throw new ShapeError(`tensor '${shapeT.name}' (${shapeT.source.name}): holds [${stored.join(', ')}], but the config needs [${rows}, ${cols}]`, shapeT.name, [rows, cols], stored);
+  }
 }
 
 /** IEEE half -> f32 (exact). */
