@@ -15,15 +15,18 @@ import { isToyName, makeToyCheckpointInMemory, TOY_CONFIG_NAMES } from '../src/m
 import { cpuBackend, webgpuBackend } from './backends.js';
 import type { BenchCliOptions } from '../src/cli/bench.js';
 import { runBench, type E2eModel, type SessionFactory, type Suite } from './run.js';
+import { formatBatchSummary, runBatchBench } from './batch.js';
 import { renderHtml } from './report-html.js';
 import { validateReport, type BenchReport } from './schema.js';
 import { formatSummary } from './summary.js';
 import { formatMarkdown } from './markdown.js';
 
 type BenchOpts = BenchCliOptions;
+const DEFAULT_MODELS = 'tiny,small,ragged,yarn';
 
 /** Runs `webmoe bench <suite>` with the parsed options. */
 export async function benchAction(suiteArg: string, opts: BenchOpts): Promise<void> {
+  if (suiteArg === 'batch') return batchAction(opts);
   const suite = parseSuite(suiteArg);
   const gpu = await createGpu({ adapter: opts.adapter });
   try {
@@ -41,7 +44,23 @@ export async function benchAction(suiteArg: string, opts: BenchOpts): Promise<vo
 
 function parseSuite(s: string): Suite {
   if (s === 'kernels' || s === 'e2e' || s === 'all') return s;
-  throw new InputError(`unknown bench suite '${s}': use kernels, e2e or all`, 'suite');
+  throw new InputError(`unknown bench suite '${s}': use kernels, e2e, batch or all`, 'suite');
+}
+
+/** `webmoe bench batch`: concurrent streams (bench/batch.ts) on `small` (and k2-layer with --full), or --models. */
+async function batchAction(opts: BenchOpts): Promise<void> {
+  const gpu = await createGpu({ adapter: opts.adapter });
+  const bar = progress();
+  try {
+    const models = await openModels({ ...opts, models: opts.models === DEFAULT_MODELS ? 'small' : opts.models }, (d, t, l) => bar.update(d, t, l));
+    const report = await runBatchBench(gpu, models, { onProgress: (l) => bar.update(0, 1, `batch: ${l}`) });
+    bar.stop();
+    process.stdout.write(formatBatchSummary(report) + '\n');
+    if (opts.json) await writeOut(opts.json, JSON.stringify(report, null, 1) + '\n');
+  } finally {
+    bar.stop();
+    gpu.destroy();
+  }
 }
 
 function positiveInt(v: string | undefined, what: string, fallback: number): number {
@@ -107,7 +126,7 @@ async function run(gpu: GpuContext, suite: Suite, opts: BenchOpts): Promise<Benc
 }
 
 async function openModels(opts: BenchOpts, onProgress: (d: number, t: number, l: string) => void): Promise<E2eModel[]> {
-  const names = (opts.models ?? 'tiny,small,ragged,yarn').split(',').map((s) => s.trim()).filter(Boolean);
+  const names = (opts.models ?? DEFAULT_MODELS).split(',').map((s) => s.trim()).filter(Boolean);
   if (opts.full && !names.includes('k2-layer')) names.push('k2-layer');
   const out: E2eModel[] = [];
   for (const [i, name] of names.entries()) {

@@ -31,7 +31,7 @@ export function registerBench(program: Command): void {
   program
     .command('bench')
     .description('benchmark kernels (against the measured streaming-read and FMA ceilings) and toy models end to end')
-    .argument('[suite]', 'kernels | e2e | all', 'all')
+    .argument('[suite]', 'kernels | e2e | batch (concurrent streams) | all', 'all')
     .addOption(adapterOption())
     .option('--json <file>', 'write the JSON report (schema: docs/benchmarks.md)')
     .option('--html <file>', 'write the self-contained HTML report (roofline, bar charts, expert-load histograms)')
