@@ -25,6 +25,9 @@ export interface ServeCommandOptions {
   modelId: string;
   host?: string;
   port?: number;
+  /** `--allow-host` / `--allow-origin` (server.ts ServerOptions). */
+  allowHosts?: readonly string[];
+  allowOrigins?: readonly string[];
   out?: Out;
   /** Closes the server when fired (the CLI wires SIGINT/SIGTERM to it). */
   signal?: AbortSignal;
@@ -40,6 +43,8 @@ export async function serveCommand(opts: ServeCommandOptions): Promise<RunningSe
     modelId: opts.modelId,
     host: opts.host,
     port: opts.port,
+    allowHosts: opts.allowHosts,
+    allowOrigins: opts.allowOrigins,
     log: opts.logRequests === false ? undefined : (line) => out.write(`${new Date().toISOString()} ${line}\n`),
   });
   out.write(`webmoe serving '${opts.modelId}' at ${server.url}/v1 (OpenAI-compatible; Ctrl-C to stop)\n`);

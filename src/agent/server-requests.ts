@@ -68,6 +68,12 @@ function optNumber(body: Obj, key: string, min: number, max: number, integer = f
 
 function samplingFields(body: Obj): SamplingFields {
   if (body['n'] !== undefined && body['n'] !== null && body['n'] !== 1) throw badRequest("only 'n' = 1 is supported", 'n');
+  // log-probabilities are not computed (sampling happens on the GPU and reads back one token id): refused, not
+  // silently answered with `logprobs: null`
+  const lp = body['logprobs'];
+  if (lp !== undefined && lp !== null && lp !== false) throw badRequest("'logprobs' is not supported by this server", 'logprobs');
+  const tlp = body['top_logprobs'];
+  if (tlp !== undefined && tlp !== null) throw badRequest("'top_logprobs' is not supported by this server", 'top_logprobs');
   const stream = body['stream'] ?? false;
   if (typeof stream !== 'boolean') throw badRequest("'stream' must be a boolean", 'stream');
   const so = body['stream_options'];

@@ -27,6 +27,16 @@ export interface ServerOptions {
   port?: number;
   /** Default 1 MiB; larger bodies get 413. */
   maxBodyBytes?: number;
+  /**
+   * Host names accepted in the `Host` header besides loopback (localhost, *.localhost, 127.x.y.z, [::1]) and
+   * `host` itself when it is not loopback or a wildcard (`--allow-host`). Anything else gets 403 (DNS rebinding).
+   */
+  allowHosts?: readonly string[];
+  /**
+   * Origins (`https://app.example:8443`, or `*` for any) whose pages may call the server (`--allow-origin`): they
+   * get CORS headers and preflight answers. Requests with any other `Origin` header get 403.
+   */
+  allowOrigins?: readonly string[];
   /** One line per request and per notable event (disconnects, errors). */
   log?: (line: string) => void;
 }
@@ -65,7 +75,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const queue = new SerialQueue();
   const backend = new LocalBackend(model);
   const created = Math.floor(Date.now() / 1000);
-  const ctx: HandlerContext = { model, modelId, backend, queue, created, log, maxBody: opts.maxBodyBytes ?? DEFAULT_MAX_BODY };
+  const access = accessPolicy(host, opts.allowHosts ?? [], opts.allowOrigins ?? []);
+  const ctx: HandlerContext = { model, modelId, backend, queue, created, log, maxBody: opts.maxBodyBytes ?? DEFAULT_MAX_BODY, access };
 
   const server = http.createServer((req, res) => {
     handle(ctx, req, res).catch((err: unknown) => {
@@ -111,19 +122,144 @@ interface HandlerContext {
   created: number;
   log: (line: string) => void;
   maxBody: number;
+  access: AccessPolicy;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Who may call: Host and Origin checks, CORS (issue #11)
+//
+// The server has no authentication, so a web page the user visits must not be able to use it:
+//   - DNS rebinding: a page on evil.example re-resolves its own name to 127.0.0.1 and calls the server "same
+//     origin"; its requests carry `Host: evil.example`. Only loopback names, the --host address and --allow-host
+//     names are accepted, so the rebound requests get 403.
+//   - Cross-site requests: a page may send a "simple" POST (text/plain, no preflight) to 127.0.0.1 from any site.
+//     POSTs must say `Content-Type: application/json` (which a page can only send after a CORS preflight), and a
+//     request with an `Origin` header that is not allowed gets 403 before anything runs.
+// --allow-origin names the pages that may call on purpose; they get CORS headers and preflight answers.
+
+interface AccessPolicy {
+  hosts: Set<string>;
+  origins: Set<string>;
+  anyOrigin: boolean;
+}
+
+/** `Host` header (or --allow-host value) → lower-case host name without port or brackets; '' when unusable. */
+export function hostName(value: string): string {
+  let h = value.trim().toLowerCase();
+  if (h.startsWith('[')) {
+    const end = h.indexOf(']');
+    return end < 0 ? '' : h.slice(1, end);
+  }
+  const colon = h.lastIndexOf(':');
+  if (colon >= 0 && h.indexOf(':') === colon) h = h.slice(0, colon); // one colon: name:port (several: bare IPv6)
+  return h.endsWith('.') ? h.slice(0, -1) : h;
+}
+
+/** localhost, *.localhost (RFC 6761: browsers resolve them to loopback themselves), 127.0.0.0/8, ::1. */
+export function isLoopbackName(name: string): boolean {
+  if (name === 'localhost' || name.endsWith('.localhost') || name === '::1' || name === '0:0:0:0:0:0:0:1') return true;
+  const m = /^127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(name);
+  return m !== null && m.slice(1).every((x) => Number(x) <= 255);
+}
+
+function accessPolicy(listenHost: string, allowHosts: readonly string[], allowOrigins: readonly string[]): AccessPolicy {
+  const hosts = new Set(allowHosts.map(hostName).filter(Boolean));
+  const listen = hostName(listenHost.includes(':') && !listenHost.startsWith('[') ? `[${listenHost}]` : listenHost);
+  if (listen && listen !== '0.0.0.0' && listen !== '::' && !isLoopbackName(listen)) hosts.add(listen);
+  const origins = new Set<string>();
+  let anyOrigin = false;
+  for (const o of allowOrigins) {
+    if (o.trim() === '*') anyOrigin = true;
+    else origins.add(normalizeOrigin(o) ?? o.trim().toLowerCase());
+  }
+  return { hosts, origins, anyOrigin };
+}
+
+/** `https://App.Example:443/` → `https://app.example` (the form browsers send); undefined when not a URL origin. */
+function normalizeOrigin(o: string): string | undefined {
+  try {
+    const u = new URL(o.trim());
+    return u.origin === 'null' ? undefined : u.origin;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Checks Host and Origin, sets the CORS headers of an allowed origin; throws the 403 of a refused request. */
+function checkAccess(p: AccessPolicy, req: http.IncomingMessage, res: http.ServerResponse): void {
+  const hostHeader = req.headers.host;
+  // no Host header at all (HTTP/1.0 tools): not a browser, so not a rebinding vector
+  if (hostHeader !== undefined) {
+    const name = hostName(hostHeader);
+    if (!isLoopbackName(name) && !p.hosts.has(name)) {
+      throw new HttpError(
+        403,
+        `Host '${hostHeader}' is not allowed: this server answers requests addressed to localhost, 127.0.0.1, [::1] or its --host address; ` +
+          `start it with --allow-host ${name || 'NAME'} to accept this name`,
+        null,
+        'host_not_allowed',
+      );
+    }
+  }
+  const origin = req.headers.origin;
+  if (origin === undefined) return;
+  const norm = normalizeOrigin(origin);
+  const sameOrigin = norm !== undefined && hostHeader !== undefined && new URL(norm).host === hostHeader.trim().toLowerCase();
+  if (p.anyOrigin || (norm !== undefined && p.origins.has(norm))) {
+    res.setHeader('Access-Control-Allow-Origin', origin);
+    res.setHeader('Vary', 'Origin');
+    return;
+  }
+  if (sameOrigin) return;
+  throw new HttpError(
+    403,
+    `Cross-origin requests from '${origin}' are refused: start the server with --allow-origin ${norm ?? origin} to let that page call it`,
+    null,
+    'origin_not_allowed',
+  );
+}
+
+/** Answers an OPTIONS request (a CORS preflight when it carries an allowed Origin). */
+function preflight(req: http.IncomingMessage, res: http.ServerResponse): void {
+  res.setHeader('Allow', 'GET, POST, OPTIONS');
+  if (res.hasHeader('Access-Control-Allow-Origin')) {
+    res.setHeader('Access-Control-Allow-Methods', 'GET, POST, OPTIONS');
+    const asked = req.headers['access-control-request-headers'];
+    res.setHeader('Access-Control-Allow-Headers', typeof asked === 'string' && /^[\w\s,-]+$/.test(asked) ? asked : 'Content-Type, Authorization');
+    res.setHeader('Access-Control-Max-Age', '600');
+  }
+  res.writeHead(204);
+  res.end();
+}
+
+/** POST bodies must be JSON: a page can send text/plain cross-site without a preflight, never application/json. */
+function requireJson(req: http.IncomingMessage): void {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type !== 'application/json') {
+    throw new HttpError(415, `Content-Type must be application/json, got ${type ? `'${type}'` : 'none'}`, null, 'unsupported_media_type');
+  }
 }
 
 async function handle(ctx: HandlerContext, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
   const path = (req.url ?? '/').split('?')[0] ?? '/';
   const method = req.method ?? 'GET';
+  checkAccess(ctx.access, req, res);
+  if (method === 'OPTIONS') return preflight(req, res);
   const route = (want: string, handler: () => Promise<void>): Promise<void> => {
     if (method !== want) throw new HttpError(405, `Method ${method} not allowed for ${path}; use ${want}`, null, 'method_not_allowed');
+    if (want === 'POST') requireJson(req);
     return handler();
   };
   if (path === '/v1/models') return route('GET', async () => sendJson(res, 200, { object: 'list', data: [modelCard(ctx)] }));
   if (path.startsWith('/v1/models/')) {
     return route('GET', async () => {
-      const id = decodeURIComponent(path.slice('/v1/models/'.length));
+      const raw = path.slice('/v1/models/'.length);
+      let id = raw;
+      try {
+        id = decodeURIComponent(raw);
+      } catch {
+        // a malformed escape (%ZZ) names no model: 404 below, with the id as sent
+      }
       if (id !== ctx.modelId) throw new HttpError(404, `The model '${id}' does not exist`, 'model', 'model_not_found');
       sendJson(res, 200, modelCard(ctx));
     });
@@ -286,18 +422,18 @@ async function runQueued(ctx: HandlerContext, signal: AbortSignal, task: () => P
 }
 
 /**
- * Reads the body. Past `limit` the rest is drained and discarded (up to a hard cap) before the 413 is sent:
- * answering while the client is still uploading makes many clients see a reset instead of the response.
+ * Reads the body. Past `limit` the rest is read and discarded (memory stays bounded) before the 413 is sent:
+ * answering, or closing, while the client is still uploading makes it see a connection reset instead of the
+ * response (issue #11: bodies over 16 MiB were cut off that way). Node's requestTimeout bounds how long a
+ * client may keep sending.
  */
 function readJson(req: http.IncomingMessage, limit: number): Promise<unknown> {
-  const drainCap = Math.max(limit * 16, 16 << 20);
   return new Promise((resolve, reject) => {
     const parts: Buffer[] = [];
     let size = 0;
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
       if (size <= limit) parts.push(chunk);
-      else if (size > drainCap) req.destroy();
     });
     req.on('error', reject);
     req.on('close', () => {

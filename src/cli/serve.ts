@@ -1,6 +1,6 @@
 /**
  * `webmoe serve --model DIR [--port P] [--host 127.0.0.1] [--name ID] [--backend webgpu|cpu] [--adapter A]
- *   [--ctx-size N]`
+ *   [--ctx-size N] [--allow-host NAME]... [--allow-origin ORIGIN]...`
  *
  * Loads the checkpoint (a progress bar on stderr), then serves it over an OpenAI-compatible HTTP API
  * (src/agent/server.ts): POST /v1/chat/completions, POST /v1/completions, GET /v1/models. The first line on
@@ -26,6 +26,10 @@ export interface ServeCliOptions {
   backend?: Backend;
   adapter?: AdapterChoice;
   ctxSize?: number;
+  /** `--allow-host NAME` (repeatable): Host names accepted besides loopback and --host. */
+  allowHost?: string[];
+  /** `--allow-origin ORIGIN` (repeatable): web origins that may call the server (CORS). */
+  allowOrigin?: string[];
 }
 
 export const DEFAULT_PORT = 8000;
@@ -47,7 +51,9 @@ export function registerServe(program: Command): void {
     .requiredOption('--model <dir>', 'checkpoint folder (config.json + *.safetensors + a tokenizer), or an http(s) URL of one')
     .option('--port <p>', `TCP port; 0 picks a free one (printed) (default: ${DEFAULT_PORT})`, intArg('port', 0, 65535))
     .option('--host <addr>', `address to listen on; anything but loopback exposes the model to the network (default: ${DEFAULT_HOST})`)
-    .option('--name <id>', "the model id clients pass as 'model' (default: the checkpoint folder's name)");
+    .option('--name <id>', "the model id clients pass as 'model' (default: the checkpoint folder's name)")
+    .option('--allow-host <name>', 'also answer requests whose Host header is NAME (repeatable; loopback names and the --host address are always accepted)', collect, [])
+    .option('--allow-origin <origin>', "let web pages from ORIGIN (e.g. http://localhost:5173, or '*') call the server: CORS headers and preflights (repeatable; other origins get 403)", collect, []);
   for (const o of modelLoadOptions()) cmd.addOption(o);
   cmd.action(async (opts: ServeCliOptions) => {
     const stop = new AbortController();
@@ -91,7 +97,9 @@ export async function serveCliCommand(opts: ServeCliOptions, io: ServeIo): Promi
   try {
     err.write(`webmoe: ${loaded.describe()}\n`);
     const tracked = interactiveModel(requireTokenizer(loaded.model));
-    const server = await serveCommand({ model: tracked.model, modelId, host, port: opts.port ?? DEFAULT_PORT, out, signal: io.stop });
+    const server = await serveCommand({
+      model: tracked.model, modelId, host, port: opts.port ?? DEFAULT_PORT, out, signal: io.stop, allowHosts: opts.allowHost, allowOrigins: opts.allowOrigin,
+    });
     io.onListening?.(server);
     await untilAborted(io.stop);
     await server.close();
@@ -101,6 +109,12 @@ export async function serveCliCommand(opts: ServeCliOptions, io: ServeIo): Promi
   } finally {
     await loaded.close();
   }
+}
+
+/** Commander's accumulator for a repeatable option. */
+function collect(value: string, previous: string[]): string[] {
+  if (!value.trim()) throw new InputError('--allow-host / --allow-origin need a value', 'allow');
+  return [...previous, value];
 }
 
 function untilAborted(signal: AbortSignal): Promise<void> {

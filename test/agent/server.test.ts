@@ -3,11 +3,12 @@
  * The generic contract (any model) is in helpers/server-contract.ts; here, exact replies, tool calls,
  * queueing and cancellation, which need a model whose behaviour is known.
  */
+import http from 'node:http';
 import OpenAI from 'openai';
 import type { ChatCompletionChunk, ChatCompletionMessageParam, ChatCompletionTool } from 'openai/resources/chat/completions';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { RunningServer } from '../../src/agent/server.js';
-import { SerialQueue, startServer } from '../../src/agent/server.js';
+import { SerialQueue, hostName, isLoopbackName, startServer } from '../../src/agent/server.js';
 import { KIMI_SPECIALS, renderChat } from '../../src/engine/chat-template.js';
 import { AbortError } from '../../src/errors.js';
 import { clientFor, describeServerContract } from './helpers/server-contract.js';
@@ -228,7 +229,7 @@ describe('server: errors, queueing, cancellation', () => {
         c.close();
       },
     });
-    const res = await fetch(`${server.url}/v1/chat/completions`, { method: 'POST', body: chunks, duplex: 'half' } as RequestInit);
+    const res = await fetch(`${server.url}/v1/chat/completions`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: chunks, duplex: 'half' } as RequestInit);
     expect(res.status).toBe(413);
     expect(await res.json()).toMatchObject({ error: { code: 'request_too_large' } });
   });
@@ -314,6 +315,138 @@ describe('server: failures', () => {
     } finally {
       await a.close();
     }
+  });
+});
+
+/** A plain HTTP request with full control of Host, Origin and Content-Type (fetch does not allow setting Host). */
+function raw(
+  url: string,
+  o: { method?: string; path: string; headers?: Record<string, string>; body?: string | Buffer; chunks?: number; chunkBytes?: number },
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url + o.path, { method: o.method ?? 'GET', headers: o.headers }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    if (o.chunks) {
+      // a large upload written piece by piece, honouring back-pressure
+      const piece = Buffer.alloc(o.chunkBytes ?? 1 << 20, 0x20);
+      let left = o.chunks;
+      const pump = (): void => {
+        while (left > 0) {
+          left--;
+          if (!req.write(piece)) return void req.once('drain', pump);
+        }
+        req.end();
+      };
+      pump();
+    } else req.end(o.body);
+  });
+}
+
+describe('server: who may call it, and odd requests (issue #11)', () => {
+  let server: RunningServer;
+  let port: number;
+  const json = { 'Content-Type': 'application/json' };
+  const chatBody = JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'Hi' }] });
+  beforeAll(async () => {
+    server = await startServer({
+      model: new ToyModel(kimiByteTokenizer(), weatherScript, 4096), modelId: MODEL, port: 0,
+      allowHosts: ['box.lan'], allowOrigins: ['http://localhost:5173/'],
+    });
+    port = server.port;
+  });
+  afterAll(async () => server.close());
+
+  it('POSTs must be application/json: a text/plain or untyped body gets 415 (a page can send those cross-site)', async () => {
+    for (const headers of [{ 'Content-Type': 'text/plain' }, { 'Content-Type': 'application/x-www-form-urlencoded' }, {}]) {
+      const r = await raw(server.url, { method: 'POST', path: '/v1/chat/completions', headers, body: chatBody });
+      expect(r.status, JSON.stringify(headers)).toBe(415);
+      expect(JSON.parse(r.body)).toMatchObject({ error: { type: 'invalid_request_error', code: 'unsupported_media_type' } });
+    }
+    const ok = await raw(server.url, { method: 'POST', path: '/v1/chat/completions', headers: { 'Content-Type': 'application/json; charset=utf-8' }, body: chatBody });
+    expect(ok.status).toBe(200);
+  });
+
+  it('accepts loopback Host names (any port) and --allow-host names; any other Host gets 403 (DNS rebinding)', async () => {
+    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, 'LOCALHOST', `127.3.4.5:${port}`, `[::1]:${port}`, 'app.localhost:80', `box.lan:${port}`, 'box.lan']) {
+      expect((await raw(server.url, { path: '/v1/models', headers: { Host: host } })).status, host).toBe(200);
+    }
+    for (const host of [`evil.example:${port}`, 'evil.example', '127.0.0.1.evil.example', '10.0.0.1', '[::2]:80', 'localhost.evil.example']) {
+      const r = await raw(server.url, { method: 'POST', path: '/v1/chat/completions', headers: { Host: host, ...json }, body: chatBody });
+      expect(r.status, host).toBe(403);
+      expect(JSON.parse(r.body)).toEqual({ error: { message: expect.stringMatching(/--allow-host/), type: 'invalid_request_error', param: null, code: 'host_not_allowed' } });
+    }
+    expect(hostName('[::1]:8000')).toBe('::1');
+    expect(hostName('Example.COM.:80')).toBe('example.com');
+    expect(isLoopbackName('127.255.0.1')).toBe(true);
+    expect(isLoopbackName('127.256.0.1')).toBe(false);
+  });
+
+  it('refuses foreign Origins with 403; an --allow-origin page gets CORS headers and preflight answers', async () => {
+    for (const origin of ['https://evil.example', 'null', 'http://localhost:5174']) {
+      const r = await raw(server.url, { method: 'POST', path: '/v1/chat/completions', headers: { Origin: origin, ...json }, body: chatBody });
+      expect(r.status, origin).toBe(403);
+      expect(JSON.parse(r.body)).toEqual({ error: { message: expect.stringMatching(/--allow-origin/), type: 'invalid_request_error', param: null, code: 'origin_not_allowed' } });
+      expect(r.headers['access-control-allow-origin']).toBeUndefined();
+      expect((await raw(server.url, { method: 'OPTIONS', path: '/v1/chat/completions', headers: { Origin: origin, 'Access-Control-Request-Method': 'POST' } })).status).toBe(403);
+    }
+    const page = 'http://localhost:5173';
+    const pre = await raw(server.url, {
+      method: 'OPTIONS', path: '/v1/chat/completions',
+      headers: { Origin: page, 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'content-type, authorization' },
+    });
+    expect(pre.status).toBe(204);
+    expect(pre.headers).toMatchObject({ 'access-control-allow-origin': page, 'access-control-allow-methods': 'GET, POST, OPTIONS', 'access-control-allow-headers': 'content-type, authorization' });
+    const r = await raw(server.url, { method: 'POST', path: '/v1/chat/completions', headers: { Origin: page, ...json }, body: chatBody });
+    expect(r.status).toBe(200);
+    expect(r.headers['access-control-allow-origin']).toBe(page);
+    expect(JSON.parse(r.body).choices[0].message.content).toBe(HELLO);
+    // streaming responses carry the header too
+    const sse = await raw(server.url, { method: 'POST', path: '/v1/chat/completions', headers: { Origin: page, ...json }, body: JSON.stringify({ ...JSON.parse(chatBody), stream: true }) });
+    expect(sse.headers['access-control-allow-origin']).toBe(page);
+    expect(sse.body).toMatch(/data: \[DONE\]/);
+    // the server's own origin is not cross-origin
+    expect((await raw(server.url, { path: '/v1/models', headers: { Origin: `http://127.0.0.1:${port}` } })).status).toBe(200);
+  });
+
+  it("--allow-origin '*' lets any page call", async () => {
+    const s2 = await startServer({ model: new ToyModel(kimiByteTokenizer(), weatherScript, 4096), modelId: MODEL, allowOrigins: ['*'] });
+    try {
+      const r = await raw(s2.url, { path: '/v1/models', headers: { Origin: 'https://anything.example' } });
+      expect(r.status).toBe(200);
+      expect(r.headers['access-control-allow-origin']).toBe('https://anything.example');
+    } finally {
+      await s2.close();
+    }
+  });
+
+  it('a 20 MiB body (past the old 16 MiB drain cap) gets the documented 413, not a connection reset', async () => {
+    const r = await raw(server.url, { method: 'POST', path: '/v1/chat/completions', headers: { ...json, 'Content-Length': String(20 << 20) }, chunks: 20 });
+    expect(r.status).toBe(413);
+    expect(JSON.parse(r.body)).toMatchObject({ error: { code: 'request_too_large' } });
+    const chunked = await raw(server.url, { method: 'POST', path: '/v1/chat/completions', headers: json, chunks: 40, chunkBytes: 512 << 10 });
+    expect(chunked.status).toBe(413);
+  });
+
+  it('/v1/models/%ZZ is a 404, not a 500', async () => {
+    const r = await raw(server.url, { path: '/v1/models/%ZZ' });
+    expect(r.status).toBe(404);
+    expect(JSON.parse(r.body)).toMatchObject({ error: { code: 'model_not_found', param: 'model' } });
+  });
+
+  it('logprobs / top_logprobs are refused with a 400 naming the field (not silently ignored)', async () => {
+    const client = clientFor(server);
+    const messages = [{ role: 'user' as const, content: 'Hi' }];
+    await expect(client.chat.completions.create({ model: MODEL, messages, logprobs: true })).rejects.toMatchObject({ status: 400, param: 'logprobs' });
+    await expect(client.chat.completions.create({ model: MODEL, messages, top_logprobs: 2 })).rejects.toMatchObject({ status: 400, param: 'top_logprobs' });
+    await expect(client.completions.create({ model: MODEL, prompt: 'Once', logprobs: 0 })).rejects.toMatchObject({ status: 400, param: 'logprobs' });
+    const ok = await client.chat.completions.create({ model: MODEL, messages, logprobs: false });
+    expect(ok.choices[0]?.logprobs).toBeNull();
   });
 });
 

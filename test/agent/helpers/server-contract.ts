@@ -94,7 +94,7 @@ export function describeServerContract(label: string, setup: () => Promise<Contr
     });
 
     it('answers malformed requests with OpenAI-style 400s, unknown routes with 404, big bodies with 413', async () => {
-      const bad = await fetch(`${server.url}/v1/chat/completions`, { method: 'POST', body: '{"messages": [' });
+      const bad = await fetch(`${server.url}/v1/chat/completions`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"messages": [' });
       expect(bad.status).toBe(400);
       expect(await bad.json()).toEqual({
         error: { message: expect.stringMatching(/not valid JSON/), type: 'invalid_request_error', param: null, code: 'invalid_json' },
