@@ -363,7 +363,8 @@ describe('server: who may call it, and odd requests (issue #11)', () => {
   afterAll(async () => server.close());
 
   it('POSTs must be application/json: a text/plain or untyped body gets 415 (a page can send those cross-site)', async () => {
-    for (const headers of [{ 'Content-Type': 'text/plain' }, { 'Content-Type': 'application/x-www-form-urlencoded' }, {}]) {
+    const cases: Array<Record<string, string>> = [{ 'Content-Type': 'text/plain' }, { 'Content-Type': 'application/x-www-form-urlencoded' }, {}];
+    for (const headers of cases) {
       const r = await raw(server.url, { method: 'POST', path: '/v1/chat/completions', headers, body: chatBody });
       expect(r.status, JSON.stringify(headers)).toBe(415);
       expect(JSON.parse(r.body)).toMatchObject({ error: { type: 'invalid_request_error', code: 'unsupported_media_type' } });
