@@ -1,11 +1,11 @@
-/** `webmoe make-toy`: writes a random toy checkpoint (HF layout, FP8 block-quantised) for tests and benchmarks. */
+/** `webmoe make-toy`: writes a random toy checkpoint (HF layout; FP8, BF16 or INT4 experts; flat or K2.5) for tests and benchmarks. */
 import { readFile } from 'node:fs/promises';
 import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import { ConfigError, InputError } from '../errors.js';
 import { checkpointFilesIn } from '../format/node-writer.js';
 import { humanBytes, inspectConfig } from '../model/inspect.js';
-import { isToyName, TOY_CONFIG_NAMES, toyConfig, writeToyCheckpoint, type ToyName } from '../model/toy.js';
+import { isToyName, TOY_CONFIG_NAMES, TOY_QUANTS, toyConfig, writeToyCheckpoint, type ToyName, type ToyQuant } from '../model/toy.js';
 
 /** Above this many bytes of tensor data make-toy shows a progress bar on stderr. */
 const PROGRESS_MIN_BYTES = 64 * 2 ** 20;
@@ -51,14 +51,18 @@ export function registerMakeToy(program: Command): void {
     .requiredOption('--out <dir>', 'output folder')
     .option('--seed <n>', 'PRNG seed', '0')
     .option('--shards <k>', 'number of safetensors shards (k > 1 also writes model.safetensors.index.json)', '1')
+    .option('--quant <format>', `linear weight format over the config's own: fp8 (block FP8), bf16 (no quantization_config), int4 (Kimi K2-Thinking: routed experts INT4 pack-quantized, other linears BF16)`)
+    .option('--k25', 'Kimi K2.5 layout: config under text_config, tensors prefixed language_model., vision tensors (ignored by the loader), six-digit shard totals')
     .option('--force', 'replace the checkpoint files already in --out')
     .option('--max-gib <n>', 'refuse to write more than this many GiB of tensors (a production config would be ~1 TB)', '32')
-    .action(async (opts: { config: string; out: string; seed: string; shards: string; force?: boolean; maxGib: string }) => {
+    .action(async (opts: { config: string; out: string; seed: string; shards: string; force?: boolean; maxGib: string; quant?: string; k25?: boolean }) => {
+      if (opts.quant !== undefined && !(TOY_QUANTS as readonly string[]).includes(opts.quant)) throw new InputError(`--quant must be one of ${TOY_QUANTS.join(', ')}, got '${opts.quant}'`, 'quant');
+      const layout = { quant: opts.quant as ToyQuant | undefined, k25: opts.k25 === true };
       const seed = parseIntOption(opts.seed, 'seed', Number.MIN_SAFE_INTEGER);
       const shards = parseIntOption(opts.shards, 'shards', 1);
       const maxGib = parseIntOption(opts.maxGib, 'max-gib', 1);
       const source = await loadConfigArg(opts.config);
-      const bytes = inspectConfig(toyConfig(source), 'config').bytes.tensorData;
+      const bytes = inspectConfig(toyConfig(source, layout), 'config').bytes.tensorData;
       if (bytes > maxGib * 2 ** 30) {
         throw new InputError(`this config would write ${humanBytes(bytes)} of tensors, more than --max-gib ${maxGib}; use a smaller config or raise --max-gib`, 'max-gib');
       }
@@ -69,6 +73,7 @@ export function registerMakeToy(program: Command): void {
         const info = await writeToyCheckpoint(source, opts.out, {
           seed,
           shards,
+          ...layout,
           onProgress(done, total) {
             if (!bar && total >= PROGRESS_MIN_BYTES) {
               bar = new SingleBar({

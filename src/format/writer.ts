@@ -128,10 +128,13 @@ export interface ShardPlan {
   index?: { metadata: { total_size: number }; weight_map: Record<string, string> };
 }
 
-/** HF shard file names: model-00001-of-00004.safetensors. */
-export function shardFileName(i: number, k: number): string {
+/**
+ * HF shard file names: model-00001-of-00004.safetensors. `totalDigits` pads the total wider (Kimi K2-Thinking /
+ * K2.5 write model-00001-of-000062.safetensors: a reader must never parse counts out of names, spec §2.2).
+ */
+export function shardFileName(i: number, k: number, totalDigits = 5): string {
   const w = Math.max(5, String(k).length);
-  return `model-${String(i + 1).padStart(w, '0')}-of-${String(k).padStart(w, '0')}.safetensors`;
+  return `model-${String(i + 1).padStart(w, '0')}-of-${String(k).padStart(Math.max(w, totalDigits), '0')}.safetensors`;
 }
 
 /**
@@ -139,7 +142,7 @@ export function shardFileName(i: number, k: number): string {
  * first byte falls, so a weight's scale, listed after it, can land in the next shard, as in real checkpoints).
  * k = 1 gives the single `model.safetensors` and no index.
  */
-export function planShards(entries: readonly TensorEntry[], k = 1, metadata?: Record<string, string>): ShardPlan {
+export function planShards(entries: readonly TensorEntry[], k = 1, metadata?: Record<string, string>, totalDigits?: number): ShardPlan {
   if (!Number.isSafeInteger(k) || k < 1) throw new InputError(`shard count must be a positive integer, got ${k}`, 'shards');
   if (k > 1 && k > entries.length) throw new InputError(`cannot split ${entries.length} tensors into ${k} non-empty shards`, 'shards');
   const sizes = entries.map((e) => {
@@ -163,7 +166,7 @@ export function planShards(entries: readonly TensorEntry[], k = 1, metadata?: Re
   });
   const shardOf = new Map<string, string>();
   const files = groups.map((g, i) => {
-    const file = k === 1 ? 'model.safetensors' : shardFileName(i, k);
+    const file = k === 1 ? 'model.safetensors' : shardFileName(i, k, totalDigits);
     for (const e of g) shardOf.set(e.name, file);
     return { file, layout: layoutSafetensors(g, metadata) };
   });

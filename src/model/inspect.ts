@@ -3,8 +3,11 @@
  * token; bytes on disk and on the GPU; KV-cache bytes per token with MLA's latent cache versus full K/V.
  *
  * GPU bytes assume what the WebGPU engine holds (docs/architecture.md: weights stay FP8 on the GPU):
- * F8_E4M3 as u8 packed 4 per u32, BF16 kept BF16 (not widened) packed 2 per u32, F32 as f32; each tensor is
- * padded to whole u32 words. Tensors of MTP layers (>= num_hidden_layers) are on disk but not uploaded.
+ * F8_E4M3 as u8 packed 4 per u32, BF16 kept BF16 (not widened) packed 2 per u32, F32 as f32, INT4 as stored
+ * (8 per u32, BF16 group scales; weight_shape not uploaded); each tensor is padded to whole u32 words. Tensors of
+ * MTP layers (>= num_hidden_layers) and a K2.5 checkpoint's vision tower are on disk but not uploaded. A config
+ * without weights is counted from the weight tree's groups (a layer's experts counted, never expanded), with the
+ * formats its quantization_config implies (spec §13: INT4 for targets not in `ignore`).
  * KV cache: f32, MLA latent = (Rkv + Dr) values per token per layer (c_kv after kv_a_layernorm, k_rope after
  * RoPE, spec §4.5); full K/V = H * (Dq + Dv) per token per layer (keys Dq = Dn + Dr and values Dv per head).
  *
@@ -14,7 +17,7 @@ import type { Dtype } from '../format/safetensors.js';
 import { tensorByteLength } from '../format/safetensors.js';
 import type { Checkpoint } from './checkpoint.js';
 import type { ModelConfig } from './config.js';
-import { storedTensors } from './weights.js';
+import { checkedParts, configFormat, storedParts, weightGroups, type LeafFormat, type WeightRole, type WeightSpec } from './weights.js';
 
 export interface ParamCounts {
   total: number;
@@ -37,8 +40,10 @@ export interface ParamCounts {
 export interface GpuBytes {
   /** F8_E4M3 weights, u8 packed in u32. */
   fp8: number;
-  /** F32 weight_scale_inv. */
+  /** F32 weight_scale_inv of the FP8 weights. */
   scales: number;
+  /** INT4 weights (8 per u32, as stored) with their group scales (BF16 as stored). */
+  int4: number;
   /** BF16 tensors kept BF16, packed in u32 (embeddings, lm_head, norms, router; BF16 linear weights). */
   bf16: number;
   /** F32 tensors (router bias). */
@@ -47,6 +52,9 @@ export interface GpuBytes {
   /** Weight bytes one decoded token reads: one embedding row, K of E routed experts, everything else. */
   readPerToken: number;
 }
+
+/** Leaves and their bytes on disk (weights with their scales) per stored format. */
+export type FormatBytes = Record<LeafFormat, { leaves: number; params: number; bytes: number }>;
 
 export interface KvCacheBytes {
   layers: number;
@@ -91,6 +99,8 @@ export interface InspectReport {
     /** Sizes of the safetensors files (checkpoint only). */
     files?: number;
     gpu: GpuBytes;
+    /** Per stored format (a config alone: the formats its quantization_config implies, spec §13 targets/ignore). */
+    byFormat: FormatBytes;
   };
   kvCache: KvCacheBytes;
   tensorGroups: TensorGroup[];
@@ -100,22 +110,61 @@ export interface InspectReport {
   unexpected: string[];
 }
 
-/** Parameter counts from the config's weight table (scales are not parameters). */
+/**
+ * One stored tensor of the tree, `count` times (the routed experts of a layer are counted, never expanded: a
+ * 1 KB config at the layer x expert bound costs nothing to inspect).
+ */
+interface Part {
+  name: string;
+  dtype: Dtype;
+  shape: number[];
+  count: number;
+  leaf: WeightSpec;
+  format: LeafFormat;
+  /** The weight part (not a scale or shape): carries the leaf's parameters. */
+  isWeight: boolean;
+  /** GPU bytes per instance (weight_shape is not uploaded). */
+  gpu: number;
+}
+
+/** The stored tensors of a config without weights (formats by its quantization_config), lazily. */
+function* configParts(c: ModelConfig): Generator<Part> {
+  for (const g of weightGroups(c)) {
+    for (const leaf of g.leaves(0)) {
+      const format = configFormat(c, leaf);
+      for (const [k, t] of storedParts(c, leaf, format).entries()) {
+        yield { name: t.name, dtype: t.dtype, shape: t.shape, count: g.count, leaf, format, isWeight: k === 0, gpu: t.role === 'shape' ? 0 : gpuTensorBytes(t.dtype, numel(t.shape)) };
+      }
+    }
+  }
+}
+
+/** The stored tensors of an opened checkpoint, as stored. */
+function* checkpointParts(ckpt: Checkpoint): Generator<Part> {
+  for (const w of ckpt.weights) {
+    for (const [k, t] of checkedParts(w).entries()) {
+      const isShape = w.format === 'int4' && t === w.shape;
+      yield { name: t.name, dtype: t.dtype, shape: t.shape, count: 1, leaf: w.spec, format: w.format, isWeight: k === 0, gpu: isShape ? 0 : gpuTensorBytes(t.dtype, numel(t.shape)) };
+    }
+  }
+}
+
+const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+
+const PARAM_FIELD: Record<WeightRole, keyof ParamCounts | null> = {
+  embed: 'embedding', lm_head: 'lmHead', attention: 'attention', norm: 'norms', dense_mlp: 'denseMlp', router: 'router',
+  router_bias: 'router', routed_expert: 'routedExperts', shared_expert: 'sharedExperts',
+};
+
+/** Parameter counts from the config's weight tree (scales are not parameters). */
 export function countParams(c: ModelConfig): ParamCounts {
   const p: ParamCounts = { total: 0, activePerToken: 0, embedding: 0, lmHead: 0, attention: 0, norms: 0, denseMlp: 0, router: 0, routedExperts: 0, sharedExperts: 0, perExpert: 0 };
-  for (const t of storedTensors(c)) {
-    if (t.role === 'scale') continue;
-    const n = t.shape.reduce((a, b) => a * b, 1);
-    p.total += n;
-    const name = t.name;
-    if (name === 'model.embed_tokens.weight') p.embedding += n;
-    else if (name === 'lm_head.weight') p.lmHead += n;
-    else if (name.includes('.self_attn.')) p.attention += n;
-    else if (name.endsWith('layernorm.weight') || name === 'model.norm.weight') p.norms += n;
-    else if (name.includes('.mlp.gate.')) p.router += n;
-    else if (name.includes('.mlp.experts.')) p.routedExperts += n;
-    else if (name.includes('.mlp.shared_experts.')) p.sharedExperts += n;
-    else p.denseMlp += n;
+  for (const g of weightGroups(c)) {
+    for (const leaf of g.leaves(0)) {
+      const n = numel(leaf.shape) * g.count;
+      p.total += n;
+      p[PARAM_FIELD[leaf.role]!] += n;
+    }
   }
   p.perExpert = 3 * c.moe_intermediate_size * c.hidden_size;
   const moeLayers = c.derived.moeLayers.filter(Boolean).length;
@@ -123,34 +172,46 @@ export function countParams(c: ModelConfig): ParamCounts {
   return p;
 }
 
-/** Bytes a tensor takes on the GPU: whole u32 words (fp8 4 per word, bf16 2 per word, f32 1). */
-export function gpuTensorBytes(dtype: Dtype, numel: number): number {
-  const bytes = tensorByteLength(dtype, [numel]) ?? 0;
+/** Bytes a tensor takes on the GPU: whole u32 words (fp8 4 per word, bf16 2 per word, f32 1, int4 words as stored). */
+export function gpuTensorBytes(dtype: Dtype, n: number): number {
+  const bytes = tensorByteLength(dtype, [n]) ?? 0;
   return Math.ceil(bytes / 4) * 4;
 }
 
+/** GPU bytes of a config's weights (formats by its quantization_config). */
 export function gpuBytes(c: ModelConfig): GpuBytes {
-  const g: GpuBytes = { fp8: 0, scales: 0, bf16: 0, f32: 0, total: 0, readPerToken: 0 };
-  let expert0 = 0; // expert 0 of every MoE layer
-  for (const t of storedTensors(c)) {
-    const n = t.shape.reduce((a, b) => a * b, 1);
-    const b = gpuTensorBytes(t.dtype, n);
-    if (t.role === 'scale') g.scales += b;
+  return tally(c, configParts(c)).gpu;
+}
+
+/** GPU bytes, bytes per format and tensor data of a set of stored tensors. */
+function tally(c: ModelConfig, parts: Iterable<Part>): { gpu: GpuBytes; byFormat: FormatBytes; tensorData: number } {
+  const g: GpuBytes = { fp8: 0, scales: 0, int4: 0, bf16: 0, f32: 0, total: 0, readPerToken: 0 };
+  const byFormat: FormatBytes = { fp8: { leaves: 0, params: 0, bytes: 0 }, bf16: { leaves: 0, params: 0, bytes: 0 }, int4: { leaves: 0, params: 0, bytes: 0 }, f32: { leaves: 0, params: 0, bytes: 0 } };
+  const expertBytes = new Map<number, number>(); // routed expert GPU bytes per layer, all experts
+  let tensorData = 0;
+  for (const t of parts) {
+    const b = t.gpu * t.count;
+    const disk = (tensorByteLength(t.dtype, t.shape) ?? 0) * t.count;
+    tensorData += disk;
+    const f = byFormat[t.format];
+    f.bytes += disk;
+    if (t.isWeight) {
+      f.leaves += t.count;
+      f.params += numel(t.leaf.shape) * t.count;
+    }
+    if (t.format === 'int4') g.int4 += b;
+    else if (!t.isWeight) g.scales += b;
     else if (t.dtype === 'F8_E4M3') g.fp8 += b;
     else if (t.dtype === 'BF16') g.bf16 += b;
     else g.f32 += b;
     g.total += b;
-    if (t.name.includes('.mlp.experts.')) {
-      if (t.name.includes('.mlp.experts.0.')) expert0 += b;
-    } else if (t.name === 'model.embed_tokens.weight') {
-      g.readPerToken += gpuTensorBytes(t.dtype, c.hidden_size);
-    } else {
-      g.readPerToken += b;
-    }
+    if (t.leaf.role === 'routed_expert') expertBytes.set(t.leaf.layer, (expertBytes.get(t.leaf.layer) ?? 0) + b);
+    else if (t.leaf.role === 'embed') g.readPerToken += gpuTensorBytes(t.dtype, c.hidden_size);
+    else g.readPerToken += b;
   }
-  // all experts have the same shapes: a token reads K experts' bytes per MoE layer
-  g.readPerToken += expert0 * c.num_experts_per_tok;
-  return g;
+  // a token reads K of the E experts of each MoE layer (the average expert: formats could differ per expert)
+  for (const bytes of expertBytes.values()) g.readPerToken += Math.round((bytes / c.n_routed_experts) * c.num_experts_per_tok);
+  return { gpu: g, byFormat, tensorData };
 }
 
 export function kvCacheBytes(c: ModelConfig, bytesPerValue = 4): KvCacheBytes {
@@ -162,16 +223,19 @@ export function kvCacheBytes(c: ModelConfig, bytesPerValue = 4): KvCacheBytes {
   return { layers: L, latentValues, fullValues, bytesPerValue, latentBytesPerToken, fullBytesPerToken, ratio: fullBytesPerToken / latentBytesPerToken };
 }
 
-/** Folds layer and expert indices: one row per (pattern, dtype, shape). */
-export function groupTensors(tensors: readonly { name: string; dtype: Dtype; shape: number[] }[]): TensorGroup[] {
-  const groups = new Map<string, { dtype: Dtype; shape: number[]; count: number; bytes: number; layers: Set<number>; experts: Set<number>; order: number }>();
+/**
+ * Folds layer and expert indices: one row per (pattern, dtype, shape). An entry with `count` > 1 stands for
+ * experts 0 .. count-1 of its name (the expert index in the name is ignored), so counted groups never expand.
+ */
+export function groupTensors(tensors: Iterable<{ name: string; dtype: Dtype; shape: number[]; count?: number }>): TensorGroup[] {
+  const groups = new Map<string, { dtype: Dtype; shape: number[]; count: number; bytes: number; layers: Set<number>; experts: Set<number>; expertsUpTo: number }>();
   for (const t of tensors) {
     let layer = -1;
     let expert = -1;
     const key0 = t.name
-      .replace(/^model\.layers\.(\d+)\./, (_, i: string) => {
+      .replace(/^(language_model\.)?model\.layers\.(\d+)\./, (_, pre: string | undefined, i: string) => {
         layer = Number(i);
-        return 'model.layers.{L}.';
+        return `${pre ?? ''}model.layers.{L}.`;
       })
       .replace(/\.experts\.(\d+)\./, (_, e: string) => {
         expert = Number(e);
@@ -179,19 +243,25 @@ export function groupTensors(tensors: readonly { name: string; dtype: Dtype; sha
       });
     const key = `${key0}|${t.dtype}|${t.shape.join(',')}`;
     let g = groups.get(key);
-    if (!g) groups.set(key, (g = { dtype: t.dtype, shape: t.shape, count: 0, bytes: 0, layers: new Set(), experts: new Set(), order: groups.size }));
-    g.count++;
-    g.bytes += tensorByteLength(t.dtype, t.shape) ?? 0;
+    if (!g) groups.set(key, (g = { dtype: t.dtype, shape: t.shape, count: 0, bytes: 0, layers: new Set(), experts: new Set(), expertsUpTo: 0 }));
+    const count = t.count ?? 1;
+    g.count += count;
+    g.bytes += (tensorByteLength(t.dtype, t.shape) ?? 0) * count;
     if (layer >= 0) g.layers.add(layer);
-    if (expert >= 0) g.experts.add(expert);
+    if (expert >= 0 && count > 1) g.expertsUpTo = Math.max(g.expertsUpTo, count);
+    else if (expert >= 0) g.experts.add(expert);
   }
-  return [...groups.entries()].map(([key, g]) => ({
-    pattern: key.split('|')[0]!.replace('{L}', braces(g.layers)).replace('{E}', braces(g.experts)),
-    dtype: g.dtype,
-    shape: g.shape,
-    count: g.count,
-    bytes: g.bytes,
-  }));
+  return [...groups.entries()].map(([key, g]) => {
+    let experts = g.experts.size ? braces(g.experts) : '';
+    if (g.expertsUpTo) experts = g.expertsUpTo === 1 ? '0' : `{0-${g.expertsUpTo - 1}}`;
+    return {
+      pattern: key.split('|')[0]!.replace('{L}', braces(g.layers)).replace('{E}', experts),
+      dtype: g.dtype,
+      shape: g.shape,
+      count: g.count,
+      bytes: g.bytes,
+    };
+  });
 }
 
 /** {7} -> "7", {1, 2, 3, 5} -> "{1-3,5}" */
@@ -212,47 +282,47 @@ function ranges(set: Set<number>): string {
   return out.join(',');
 }
 
-/** The report for a bare config.json (no weights). */
+/** The report for a bare config.json (no weights): counted from the weight tree's groups, nothing expanded. */
 export function inspectConfig(c: ModelConfig, source: string): InspectReport {
-  const stored = storedTensors(c);
+  const t = tally(c, configParts(c));
   return {
     source,
     kind: 'config',
     config: c,
     params: countParams(c),
-    bytes: { tensorData: stored.reduce((a, t) => a + (tensorByteLength(t.dtype, t.shape) ?? 0), 0), gpu: gpuBytes(c) },
+    bytes: { tensorData: t.tensorData, gpu: t.gpu, byFormat: t.byFormat },
     kvCache: kvCacheBytes(c),
-    tensorGroups: groupTensors(stored),
+    tensorGroups: groupTensors(configParts(c)),
     ignored: [],
     unexpected: [],
   };
 }
 
-/** The report for an opened (and therefore validated) checkpoint. */
+/** The report for an opened (and therefore validated) checkpoint: bytes and formats as stored. */
 export async function inspectCheckpoint(ckpt: Checkpoint, source = ckpt.name): Promise<InspectReport> {
-  const base = inspectConfig(ckpt.config, source);
+  const c = ckpt.config;
+  const t = tally(c, checkpointParts(ckpt));
   const ignored = new Set(ckpt.ignored);
   const unexpected = new Set(ckpt.unexpected);
+  const p = c.derived.tensorPrefix;
+  const status = (stored: string): TensorRow['status'] => {
+    const key = p && stored.startsWith(p) ? stored.slice(p.length) : stored;
+    return ignored.has(key) ? 'ignored' : unexpected.has(key) ? 'unexpected' : 'used';
+  };
   const rows: TensorRow[] = [...ckpt.tensors.values()]
     .sort((a, b) => (a.source.name < b.source.name ? -1 : a.source.name > b.source.name ? 1 : a.offset - b.offset))
-    .map((t) => ({
-      name: t.name,
-      dtype: t.dtype,
-      shape: t.shape,
-      bytes: t.byteLength,
-      file: t.source.name,
-      status: ignored.has(t.name) ? 'ignored' : unexpected.has(t.name) ? 'unexpected' : 'used',
-    }));
-  const sources = new Set([...ckpt.tensors.values()].map((t) => t.source));
+    .map((x) => ({ name: x.name, dtype: x.dtype, shape: x.shape, bytes: x.byteLength, file: x.source.name, status: status(x.name) }));
+  const sources = new Set([...ckpt.tensors.values()].map((x) => x.source));
   let files = 0;
   for (const s of sources) files += await s.size();
-  const order = new Map(storedTensors(ckpt.config).map((t, i) => [t.name, i]));
-  const used = rows.filter((r) => r.status === 'used').sort((a, b) => order.get(a.name)! - order.get(b.name)!);
   return {
-    ...base,
+    source,
     kind: 'checkpoint',
-    bytes: { ...base.bytes, tensorData: rows.reduce((a, r) => a + r.bytes, 0), files },
-    tensorGroups: groupTensors(used),
+    config: c,
+    params: countParams(c),
+    bytes: { tensorData: rows.reduce((a, r) => a + r.bytes, 0), files, gpu: t.gpu, byFormat: t.byFormat },
+    kvCache: kvCacheBytes(c),
+    tensorGroups: groupTensors(checkpointParts(ckpt)),
     tensors: rows,
     ignored: ckpt.ignored,
     unexpected: ckpt.unexpected,
@@ -283,6 +353,13 @@ export function humanBytes(n: number): string {
   return i === 0 ? `${n} B` : `${v.toPrecision(3)} ${units[i]}`;
 }
 
+function weightsLine(c: ModelConfig): string {
+  const q = c.quantization_config;
+  if (!q) return 'BF16 linear weights (no quantization_config)';
+  if (q.quant_method === 'fp8') return 'FP8 E4M3 linear weights with F32 128x128 block scales';
+  return `INT4 (compressed-tensors pack-quantized, symmetric, group ${q.group_size}) for the linears quantization_config targets (routed experts in Kimi's ignore list), other linears BF16`;
+}
+
 function table(head: string[], rows: string[][], right: boolean[] = []): string {
   const align = head.map((_, i) => (right[i] ? '---:' : '---'));
   return [head, align, ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
@@ -299,7 +376,7 @@ export function formatInspect(r: InspectReport, opts: { allTensors?: boolean } =
   out.push(
     `- MoE: ${c.n_routed_experts} routed experts, top-${c.num_experts_per_tok} + ${c.n_shared_experts} shared, n_group ${c.n_group} / topk_group ${c.topk_group}, moe_intermediate ${c.moe_intermediate_size}, dense intermediate ${c.intermediate_size}`,
   );
-  out.push(`- weights: ${c.quantization_config ? 'FP8 E4M3 linear weights with F32 128x128 block scales' : 'BF16 linear weights (no quantization_config)'}; embeddings, lm_head, norms and router BF16; router bias F32`);
+  out.push(`- weights: ${weightsLine(c)}; embeddings, lm_head, norms and router BF16; router bias F32${c.derived.tensorPrefix ? `; Kimi K2.5 wrapper (text_config, tensors prefixed \`${c.derived.tensorPrefix}\`)` : ''}`);
   const rs = c.rope_scaling;
   out.push(`- context: ${int(c.max_position_embeddings)} positions${rs ? ` (YaRN factor ${rs.factor} over ${int(rs.original_max_position_embeddings)})` : ''}`, '');
 
@@ -332,11 +409,24 @@ export function formatInspect(r: InspectReport, opts: { allTensors?: boolean } =
   if (r.bytes.files !== undefined) brows.push(brow('safetensors files on disk', r.bytes.files));
   if (g.fp8) brows.push(brow('GPU: FP8 weights (u8, 4 per u32)', g.fp8));
   if (g.scales) brows.push(brow('GPU: F32 block scales', g.scales));
+  if (g.int4) brows.push(brow('GPU: INT4 weights (8 per u32) + BF16 group scales', g.int4));
   brows.push(brow('GPU: BF16 tensors kept BF16 (2 per u32)', g.bf16));
   brows.push(brow('GPU: F32 tensors', g.f32));
   brows.push(brow('**GPU total** (weights; MTP layers not uploaded)', g.total));
   brows.push(brow('weight bytes read per decoded token', g.readPerToken));
   out.push(table(['', 'bytes', ''], brows, [false, true, true]), '');
+  const fmts = (['fp8', 'int4', 'bf16', 'f32'] as const).filter((f) => r.bytes.byFormat[f].leaves > 0);
+  const label = { fp8: 'FP8 E4M3 + F32 block scales', int4: 'INT4 pack-quantized + group scales', bf16: 'BF16', f32: 'F32' } as const;
+  out.push(
+    `By stored format${r.kind === 'config' ? ' (as the config implies)' : ''}:`,
+    '',
+    table(
+      ['format', 'tensors (leaves)', 'parameters', 'bytes on disk', ''],
+      fmts.map((f) => [label[f], int(r.bytes.byFormat[f].leaves), int(r.bytes.byFormat[f].params), int(r.bytes.byFormat[f].bytes), humanBytes(r.bytes.byFormat[f].bytes)]),
+      [false, true, true, true, true],
+    ),
+    '',
+  );
 
   const kv = r.kvCache;
   out.push(`## KV cache (f32, ${kv.layers} layer${kv.layers === 1 ? '' : 's'})`, '');
@@ -375,9 +465,9 @@ export function formatInspect(r: InspectReport, opts: { allTensors?: boolean } =
     );
   }
   if (r.ignored.length) {
-    out.push(`### Ignored: ${r.ignored.length} tensors of MTP layers (>= num_hidden_layers = ${c.num_hidden_layers})`, '');
-    const ign = new Set(r.ignored);
-    const rows = (r.tensors ?? []).filter((t) => ign.has(t.name));
+    const what = c.derived.tensorPrefix ? 'of MTP layers (>= num_hidden_layers = ' + c.num_hidden_layers + ') and the vision tower / projector' : `of MTP layers (>= num_hidden_layers = ${c.num_hidden_layers})`;
+    out.push(`### Ignored: ${r.ignored.length} tensors ${what}`, '');
+    const rows = (r.tensors ?? []).filter((t) => t.status === 'ignored');
     out.push(table(['tensor', 'dtype', 'shape', 'count'], groupTensors(rows).map((t) => [`\`${t.pattern}\``, t.dtype, `[${t.shape.join(', ')}]`, int(t.count)])), '');
   }
   if (r.unexpected.length) out.push(`Unexpected (not used by the model): ${r.unexpected.map((n) => `\`${n}\``).join(', ')}`, '');

@@ -16,9 +16,11 @@
  */
 import { ConfigError, InputError } from '../errors.js';
 import { f32ArrayToBf16, quantizeFp8Block } from '../format/fp8.js';
-import { CheckpointWriter, memoryFolder, planShards, type FolderSink } from '../format/writer.js';
+import { quantizeInt4 } from '../format/int4.js';
+import { CheckpointWriter, memoryFolder, planShards, type FolderSink, type TensorEntry } from '../format/writer.js';
 import { parseConfig, type ModelConfig } from './config.js';
-import { storedTensors, weightTable, type WeightSpec } from './weights.js';
+import { FP8_QUANTIZATION_CONFIG, kimiInt4QuantizationConfig } from './convert.js';
+import { configFormat, storedParts, weightSpecs, type LeafFormat, type WeightSpec } from './weights.js';
 
 type Json = Record<string, unknown>;
 
@@ -119,12 +121,56 @@ export function toyConfigJson(source: ToyName | Json): Json {
   return raw;
 }
 
-/** The parsed config of a named toy (or config object), as make-toy would write it. */
-export function toyConfig(source: ToyName | Json): ModelConfig {
-  return parseConfig(toyConfigJson(source), typeof source === 'string' ? `toy config '${source}'` : 'config.json');
+/** Weight formats make-toy can write over a config's own quantization_config. */
+export const TOY_QUANTS = ['fp8', 'bf16', 'int4'] as const;
+export type ToyQuant = (typeof TOY_QUANTS)[number];
+
+/** How make-toy reshapes a config: its linear format, and the Kimi K2.5 wrapper layout. */
+export interface ToyLayout {
+  /** 'fp8': block FP8 (DeepSeek / K2-Instruct); 'bf16': no quantization_config; 'int4': Kimi's compressed-tensors
+   * config, routed experts INT4 and every other linear BF16 (K2-Thinking). Default: the config's own. */
+  quant?: ToyQuant;
+  /** Kimi K2.5 layout: the config under text_config, tensors prefixed `language_model.`, a few vision_tower.* /
+   * mm_projector.* tensors, six-digit shard totals (spec §13). */
+  k25?: boolean;
 }
 
-export interface ToyOptions {
+/** The config.json make-toy writes for `source` in `layout`. */
+export function toyLayoutJson(source: ToyName | Json, layout: ToyLayout = {}): Json {
+  const raw = toyConfigJson(source);
+  if (layout.quant !== undefined) {
+    if (!(TOY_QUANTS as readonly string[]).includes(layout.quant)) throw new InputError(`--quant must be one of ${TOY_QUANTS.join(', ')}, got '${layout.quant}'`, 'quant');
+    delete raw.quantization_config;
+    if (layout.quant === 'fp8') raw.quantization_config = structuredClone(FP8_QUANTIZATION_CONFIG);
+    if (layout.quant === 'int4') raw.quantization_config = kimiInt4QuantizationConfig();
+  }
+  if (!layout.k25) return raw;
+  const { architectures: _a, ...text } = raw;
+  void _a;
+  return {
+    architectures: ['KimiK25ForConditionalGeneration'],
+    model_type: 'kimi_k25',
+    text_config: { ...text, architectures: ['DeepseekV3ForCausalLM'], model_type: 'kimi_k2' },
+    vision_config: { model_type: 'moonvit', hidden_size: 16, patch_size: 4, num_hidden_layers: 1 },
+    tie_word_embeddings: false,
+  };
+}
+
+/** Small stand-ins for the K2.5 vision tower and projector (listed and ignored by the loader). */
+function visionTensors(D: number): TensorEntry[] {
+  return [
+    { name: 'vision_tower.patch_embed.proj.weight', dtype: 'BF16', shape: [16, 48] },
+    { name: 'vision_tower.encoder.blocks.0.norm0.weight', dtype: 'BF16', shape: [16] },
+    { name: 'mm_projector.proj.0.weight', dtype: 'BF16', shape: [D, 16] },
+  ];
+}
+
+/** The parsed config of a named toy (or config object), as make-toy would write it. */
+export function toyConfig(source: ToyName | Json, layout: ToyLayout = {}): ModelConfig {
+  return parseConfig(toyLayoutJson(source, layout), typeof source === 'string' ? `toy config '${source}'` : 'config.json');
+}
+
+export interface ToyOptions extends ToyLayout {
   /** PRNG seed (default 0). */
   seed?: number;
   /** Number of safetensors shards (default 1: a single model.safetensors). */
@@ -146,19 +192,26 @@ export interface ToyCheckpointInfo {
 export async function generateToyCheckpoint(source: ToyName | Json, folder: FolderSink, opts: ToyOptions = {}): Promise<ToyCheckpointInfo> {
   const seed = opts.seed ?? 0;
   if (!Number.isSafeInteger(seed)) throw new InputError(`seed must be an integer, got ${seed}`, 'seed');
-  const raw = toyConfigJson(source);
+  const raw = toyLayoutJson(source, opts);
   const config = parseConfig(raw, typeof source === 'string' ? `toy config '${source}'` : 'config.json');
-  const stored = storedTensors(config);
-  const plan = planShards(stored, opts.shards ?? 1, { format: 'pt', generator: 'webmoe make-toy', seed: String(seed) });
+  const prefix = config.derived.tensorPrefix;
+  const leaves = [...weightSpecs(config)].map((spec) => ({ spec, format: configFormat(config, spec) }));
+  const stored: TensorEntry[] = leaves.flatMap(({ spec, format }) => storedParts(config, spec, format)).map((t) => ({ name: prefix + t.name, dtype: t.dtype, shape: t.shape }));
+  const vision = opts.k25 ? visionTensors(config.hidden_size) : [];
+  const plan = planShards([...stored, ...vision], opts.shards ?? 1, { format: 'pt', generator: 'webmoe make-toy', seed: String(seed) }, opts.k25 ? 6 : undefined);
   const total = plan.files.reduce((a, f) => a + f.layout.fileSize - f.layout.dataStart, 0);
   let done = 0;
   const writer = await CheckpointWriter.create(plan, folder);
   const write = async (name: string, bytes: Uint8Array): Promise<void> => {
-    await writer.write(name, bytes);
+    await writer.write(prefix + name, bytes);
     done += bytes.length;
     opts.onProgress?.(done, total);
   };
-  for (const spec of weightTable(config)) await writeToyTensor(config, spec, seed, write);
+  for (const { spec, format } of leaves) await writeToyTensor(config, spec, format, seed, write);
+  for (const v of vision) {
+    const values = new Rng(seed, v.name).fillNormal(new Float32Array(v.shape.reduce((a, b) => a * b, 1)), 0, 0.02);
+    await writer.write(v.name, bytesOf(f32ArrayToBf16(values)));
+  }
   await writer.close();
 
   const files = ['config.json', ...plan.files.map((f) => f.file)];
@@ -189,7 +242,7 @@ export async function makeToyCheckpointInMemory(source: ToyName | Json, opts: To
 export async function writeToyCheckpoint(source: ToyName | Json, dir: string, opts: ToyOptions = {}): Promise<ToyCheckpointInfo> {
   // lazy: keeps this module free of Node imports for the browser build
   const { nodeFolder, removeCheckpointFiles } = (await import(/* @vite-ignore */ '../format/node-writer.js')) as typeof import('../format/node-writer.js');
-  toyConfig(source); // a bad config fails before anything is removed
+  toyConfig(source, opts); // a bad config fails before anything is removed
   await removeCheckpointFiles(dir);
   return generateToyCheckpoint(source, await nodeFolder(dir), opts);
 }
@@ -198,7 +251,7 @@ export async function writeToyCheckpoint(source: ToyName | Json, dir: string, op
 // Weights
 
 /** Little-endian bytes of a typed array (every platform JS runs on is little-endian, as safetensors is). */
-function bytesOf(a: Float32Array | Uint16Array): Uint8Array {
+function bytesOf(a: Float32Array | Uint16Array | Uint32Array | Int32Array): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 
@@ -214,7 +267,7 @@ function initFor(config: ModelConfig, spec: WeightSpec): { dist: 'normal'; mean:
   throw new ConfigError(`no initialiser for tensor '${n}'`);
 }
 
-async function writeToyTensor(config: ModelConfig, spec: WeightSpec, seed: number, write: (name: string, bytes: Uint8Array) => Promise<void>): Promise<void> {
+async function writeToyTensor(config: ModelConfig, spec: WeightSpec, format: LeafFormat, seed: number, write: (name: string, bytes: Uint8Array) => Promise<void>): Promise<void> {
   const rng = new Rng(seed, spec.name);
   const init = initFor(config, spec);
   const fill = (out: Float32Array): Float32Array => (init.dist === 'normal' ? rng.fillNormal(out, init.mean, init.std) : rng.fillUniform(out, init.lo, init.hi));
@@ -226,7 +279,20 @@ async function writeToyTensor(config: ModelConfig, spec: WeightSpec, seed: numbe
   // linear [rows, cols]: 128-row stripes (one block row of scales each), so memory stays O(128 * cols)
   const [rows, cols] = spec.shape as [number, number];
   const block = config.derived.blockSize[0];
-  const fp8 = config.quantization_config !== null;
+  if (format === 'int4') {
+    // INT4 (spec §13): the same normal draws, quantised as compressed-tensors does, row stripes in order
+    const [packed, scale, shape] = storedParts(config, spec, 'int4').map((t) => t.name) as [string, string, string];
+    const stripe = new Float32Array(Math.min(block, rows) * cols);
+    for (let r0 = 0; r0 < rows; r0 += block) {
+      const n = Math.min(block, rows - r0);
+      const q = quantizeInt4(fill(stripe.subarray(0, n * cols)), n, cols, config.derived.int4GroupSize);
+      await write(packed, bytesOf(q.packed));
+      await write(scale, bytesOf(q.scale));
+    }
+    await write(shape, bytesOf(new Int32Array([rows, cols])));
+    return;
+  }
+  const fp8 = format === 'fp8';
   const scales = fp8 ? new Float32Array(Math.ceil(rows / block) * Math.ceil(cols / config.derived.blockSize[1])) : undefined;
   const stripe = new Float32Array(Math.min(block, rows) * cols);
   for (let r0 = 0; r0 < rows; r0 += block) {
