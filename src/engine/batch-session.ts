@@ -146,6 +146,30 @@ export class BatchSession {
     return this.serial(() => this.seqs[id]!.forwardLogits(tokens));
   }
 
+  /**
+   * Copies the first `rows` cached tokens of sequence `src` into the empty sequence `dst` (one submission of
+   * per-layer buffer copies): n choices of one prompt share its prefill.
+   */
+  fork(src: number, dst: number, rows: number): Promise<void> {
+    this.check(src);
+    this.check(dst);
+    if (src === dst) throw new InputError('fork: source and destination are the same sequence', 'sequence');
+    if (this.seqs[dst]!.position !== 0) throw new InputError(`fork: sequence ${dst} is not empty`, 'sequence');
+    if (!Number.isInteger(rows) || rows < 0 || rows > this.seqs[src]!.position) {
+      throw new InputError(`fork: ${rows} rows, but sequence ${src} holds ${this.seqs[src]!.position}`, 'rows');
+    }
+    return this.serial(async () => {
+      this.gpu.check();
+      const from = this.seqs[src]!.model.cache;
+      const to = this.seqs[dst]!.model.cache;
+      const bytes = rows * from.width * 4;
+      const enc = this.gpu.device.createCommandEncoder({ label: 'batch.fork' });
+      if (bytes > 0) from.layers.forEach((b, i) => enc.copyBufferToBuffer(b, 0, to.layers[i]!, 0, bytes));
+      this.gpu.device.queue.submit([enc.finish()]);
+      this.seqs[dst]!.advance(rows);
+    });
+  }
+
   /** Decodes one token of each row's sequence in one submission; returns the sampled ids in row order. */
   step(rows: readonly BatchRow[]): Promise<number[]> {
     this.validate(rows);

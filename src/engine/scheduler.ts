@@ -31,6 +31,8 @@ export interface SchedulerStats {
   rows: number;
   /** steps by batch size: batchSizes[b] = steps with b rows */
   batchSizes: number[];
+  /** Prompt tokens prefilled (a shared prompt's prefix counts once). */
+  prefillTokens: number;
   /** Lanes that had to wait for a sequence, and their total wait. */
   queued: number;
   queueWaitMs: number;
@@ -64,7 +66,8 @@ export class BatchScheduler {
   private readonly decoding = new Set<number>();
   private stepping = false;
   private scheduled = false;
-  private readonly counters = { steps: 0, rows: 0, batchSizes: [] as number[], queued: 0, queueWaitMs: 0 };
+  /** @internal */
+  readonly counters = { steps: 0, rows: 0, batchSizes: [] as number[], prefillTokens: 0, queued: 0, queueWaitMs: 0 };
 
   constructor(readonly batch: BatchSession, opts: SchedulerOptions = {}) {
     this.maxQueue = opts.maxQueue ?? 64;
@@ -76,6 +79,19 @@ export class BatchScheduler {
   /** A new lane: an InferenceSession whose decode steps are batched with the other lanes'. */
   lane(signal?: AbortSignal, onDispose?: () => void): Lane {
     return new Lane(this, signal, onDispose);
+  }
+
+  /**
+   * n lanes for n choices of one prompt (e.g. a chat request with n > 1): the prompt but its last token is
+   * prefilled once, copied into the other lanes' sequences (BatchSession.fork), and the last prompt token runs as
+   * one batched step of all n, each sampling its own first token.
+   */
+  sharedLanes(n: number, signal?: AbortSignal): Lane[] {
+    if (!Number.isInteger(n) || n < 1 || n > this.batch.maxSequences) {
+      throw new InputError(`n = ${n} choices need n sequences; this engine runs 1..${this.batch.maxSequences} at once (--max-sequences)`, 'n');
+    }
+    const share = new PromptShare(n);
+    return Array.from({ length: n }, () => new Lane(this, signal, undefined, share));
   }
 
   stats(): SchedulerStats {
@@ -164,13 +180,48 @@ export class BatchScheduler {
   }
 }
 
+/**
+ * The prompt prefix that the lanes of one sharedLanes() call have in common: the first lane to prefill computes it
+ * on its own sequence; every other lane copies it into its sequence, and the first lane waits for those copies
+ * before it decodes (a decode step never changes the prefix rows, but a released sequence would be reused).
+ */
+class PromptShare {
+  private source: Promise<number> | null = null;
+  private pending: number;
+  private allCopied!: () => void;
+  readonly copied: Promise<void>;
+
+  constructor(n: number) {
+    this.pending = n - 1;
+    this.copied = new Promise<void>((resolve) => (this.allCopied = resolve));
+    if (this.pending === 0) this.allCopied();
+  }
+
+  /** The sequence holding the prefix; `compute` runs for the first caller only. */
+  prefix(compute: () => Promise<number>): { owner: boolean; sequence: Promise<number> } {
+    if (this.source) return { owner: false, sequence: this.source };
+    this.source = compute();
+    return { owner: true, sequence: this.source };
+  }
+
+  /** A non-owner lane has copied the prefix (or given up). */
+  done(): void {
+    if (--this.pending === 0) this.allCopied();
+  }
+}
+
 /** One generation's view of the batch: what generate() drives. release() (or dispose) gives its sequence back. */
 export class Lane implements InferenceSession {
   private sequence: number | null = null;
   private released = false;
 
   /** `onDispose`: what dispose() does after releasing (the model's own lane frees the whole batch). */
-  constructor(private readonly scheduler: BatchScheduler, private readonly signal?: AbortSignal, private readonly onDispose?: () => void) {}
+  constructor(
+    private readonly scheduler: BatchScheduler,
+    private readonly signal?: AbortSignal,
+    private readonly onDispose?: () => void,
+    private share?: PromptShare,
+  ) {}
 
   get contextSize(): number {
     return this.scheduler.batch.contextSize;
@@ -184,26 +235,63 @@ export class Lane implements InferenceSession {
     return this.sequence === null ? 0 : this.scheduler.batch.position(this.sequence);
   }
 
-  /** The next prefill starts from an empty cache (a fresh sequence). */
+  /** The next prefill starts from an empty cache (a fresh sequence); a shared prompt not yet used stays shared. */
   reset(): void {
+    const share = this.share;
+    this.share = undefined;
     this.release();
+    this.share = share;
     this.released = false;
   }
 
   async prefill(tokens: number[], sampling: StepSampling): Promise<number> {
     if (this.released) throw new InputError('this lane was released', 'lane');
     if (tokens.length === 0) throw new InputError('no tokens given: need at least one token id', 'tokens');
+    const share = this.share;
+    this.share = undefined; // a later prefill on this lane (after reset) is its own
+    if (share && tokens.length >= 2) return this.prefillShared(share, tokens, sampling);
+    share?.done();
     if (this.sequence === null) this.sequence = await this.scheduler.acquire(this.signal);
-    const seq = this.sequence;
+    const next = await this.prefillChunks(this.sequence, tokens, sampling);
+    this.scheduler.markDecoding(this.sequence);
+    return next;
+  }
+
+  /** Prefills `tokens` in chunks; the running lanes' steps are queued between them. Returns the last sample. */
+  private async prefillChunks(seq: number, tokens: number[], sampling: StepSampling): Promise<number> {
     const C = this.scheduler.prefillChunk;
     let next = -1;
-    // chunks queue behind (and ahead of) the running lanes' steps; only the last chunk's sample is kept
     for (let s = 0; s < tokens.length; s += C) {
       if (this.signal?.aborted) throw new AbortError();
-      next = await this.scheduler.batch.prefill(seq, tokens.slice(s, s + C), sampling);
+      const chunk = tokens.slice(s, s + C);
+      next = await this.scheduler.batch.prefill(seq, chunk, sampling);
+      this.scheduler.counters.prefillTokens += chunk.length;
     }
-    this.scheduler.markDecoding(seq);
     return next;
+  }
+
+  /** sharedLanes(): the prefix once (first lane) or copied (the others), then the last token as a batched step. */
+  private async prefillShared(share: PromptShare, tokens: number[], sampling: StepSampling): Promise<number> {
+    const head = tokens.slice(0, -1);
+    const { owner, sequence } = share.prefix(async () => {
+      this.sequence = await this.scheduler.acquire(this.signal);
+      await this.prefillChunks(this.sequence, head, sampling);
+      return this.sequence;
+    });
+    if (owner) {
+      await sequence;
+      await share.copied;
+    } else {
+      try {
+        const mine = await this.scheduler.acquire(this.signal);
+        this.sequence = mine;
+        await this.scheduler.batch.fork(await sequence, mine, head.length);
+      } finally {
+        share.done();
+      }
+    }
+    this.scheduler.markDecoding(this.sequence!);
+    return this.decode(tokens.at(-1)!, sampling);
   }
 
   decode(token: number, sampling: StepSampling): Promise<number> {
@@ -223,6 +311,9 @@ export class Lane implements InferenceSession {
   /** Gives the sequence back (idempotent). */
   release(): void {
     this.released = true;
+    // a shared-prompt lane that never prefilled must not keep the first lane waiting for its copy
+    this.share?.done();
+    this.share = undefined;
     if (this.sequence === null) return;
     const s = this.sequence;
     this.sequence = null;

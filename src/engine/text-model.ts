@@ -67,6 +67,11 @@ export interface TextModel {
    * scheduler, calls may overlap: each runs on a lane of its own and their decode steps are batched.
    */
   generate(prompt: string | readonly number[], opts?: GenerateRunOptions): AsyncGenerator<GenerationEvent, void, undefined>;
+  /**
+   * With a scheduler: n generations from one prompt that share its prefill (BatchScheduler.sharedLanes); choice
+   * i uses seed `opts.seed + i` when a seed is given. Consume them concurrently.
+   */
+  generateChoices?(prompt: string | readonly number[], n: number, opts?: GenerateRunOptions): AsyncGenerator<GenerationEvent, void, undefined>[];
   /** Frees the session and closes the files (once; later calls do nothing). */
   close(): Promise<void>;
 }
@@ -214,6 +219,11 @@ export function batchedTextModel(ckpt: Checkpoint, scheduler: BatchScheduler, to
       const lane = scheduler.lane(o.signal);
       return releasing(generate(lane, tokenizer, prompt, { eosTokenIds, ...defaults, ...definedOnly(o) }), lane);
     },
+    generateChoices: (prompt, n, o = {}) =>
+      scheduler.sharedLanes(n, o.signal).map((lane, i) => {
+        const seed = o.seed !== undefined ? o.seed + i : undefined;
+        return releasing(generate(lane, tokenizer, prompt, { eosTokenIds, ...defaults, ...definedOnly({ ...o, seed }) }), lane);
+      }),
   };
 }
 

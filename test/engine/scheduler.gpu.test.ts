@@ -62,3 +62,23 @@ describe('concurrent generate() on a batched model', () => {
     expect(await run(1)).toHaveLength(LENGTHS[1]!);
   });
 });
+
+describe('n choices of one prompt (shared prefill)', () => {
+  it('greedy choices all equal the solo greedy run; the prompt but its last token is prefilled once', async () => {
+    const before = model.scheduler!.stats().prefillTokens;
+    const gens = model.generateChoices!(fixture.prompt, 3, { maxTokens: 12, temperature: 0, ignoreEos: true });
+    const outs = await Promise.all(gens.map(tokensOf));
+    for (const o of outs) expect(o).toEqual(fixture.greedy.slice(0, 12));
+    expect(model.scheduler!.stats().prefillTokens - before).toBe(fixture.prompt.length - 1);
+    expect(model.scheduler!.stats()).toMatchObject({ waiting: 0, running: 0 });
+  });
+
+  it('seeded choices are reproducible, choice i with seed + i; more choices than sequences is an InputError', async () => {
+    const run = () => Promise.all(model.generateChoices!(fixture.prompt, 2, { maxTokens: 10, temperature: 1, seed: 5, ignoreEos: true }).map(tokensOf));
+    const a = await run();
+    expect(await run()).toEqual(a);
+    expect(a[0]).not.toEqual(a[1]);
+    expect(() => model.generateChoices!(fixture.prompt, 4, {})).toThrow(/n = 4 choices need n sequences/);
+  });
+});
+
