@@ -7,8 +7,10 @@
 import { Command, CommanderError } from 'commander';
 import { oneLineMessage, WebmoeError } from './errors.js';
 import { registerCommands } from './cli/commands.js';
+import { exitQuietlyOnBrokenPipe } from './cli/terminal.js';
 
 export async function main(argv: string[]): Promise<number> {
+  exitQuietlyOnBrokenPipe();
   const program = new Command();
   program
     .name('webmoe')

@@ -1,15 +1,17 @@
 /**
  * `webmoe generate --model DIR|URL (--prompt TEXT | --prompt-tokens 1,2,3) [--max-tokens N] [--temperature T]
- *   [--top-k K] [--top-p P] [--seed S] [--chat] [--json] [--ignore-eos] [--ctx-size N] [--adapter A] [--backend B]`
+ *   [--top-k K] [--top-p P] [--seed S] [--chat [--system TEXT]] [--stop STRING]... [--json] [--ignore-eos]
+ *   [--ctx-size N] [--adapter A] [--backend B]`
  *
  * Streams the text to stdout as it is produced (token ids, space-separated, for a checkpoint with no tokenizer),
  * a progress bar on stderr while the weights load, and one stats line on stderr at the end. `--json` prints
  * nothing but one JSON object on one line on stdout at the end: {"tokens": [generated ids], "text", "stats"}.
  * Sampling defaults: the flags, else generation_config.json, else temperature 1 (`--temperature 0`: greedy).
- * Ctrl-C stops generation after the current step and still prints what was generated and the stats.
+ * Ctrl-C stops generation after the current step, still prints what was generated and the stats, and exits 130.
+ * `--stop STRING` ends generation when the text contains STRING (not printed, in --json too).
  */
 import { Option, type Command } from 'commander';
-import { chatStopTokenIds, kimiSpecialIds, KIMI_SPECIALS, renderChat } from '../engine/chat-template.js';
+import { chatStopTokenIds, DEFAULT_SYSTEM_PROMPT, kimiSpecialIds, KIMI_SPECIALS, renderChat } from '../engine/chat-template.js';
 import { formatStats, type GenerateRunOptions } from '../engine/generate.js';
 import { BACKENDS, type Backend, type TextModel } from '../engine/text-model.js';
 import type { DoneEvent } from '../engine/types.js';
@@ -34,6 +36,10 @@ export interface GenerateCliOptions {
   json?: boolean;
   ignoreEos?: boolean;
   ctxSize?: number;
+  /** `--stop STRING` (repeatable): generation ends when the text contains one; it is not printed. */
+  stop?: string[];
+  /** `--system TEXT` with `--chat`: the system prompt (default: the template's DEFAULT_SYSTEM_PROMPT). */
+  system?: string;
   precision?: 'f32' | 'f16';
   adapter?: AdapterChoice;
   backend?: Backend;
@@ -83,7 +89,12 @@ export function registerGenerate(program: Command): void {
     .option('--top-k <k>', 'sample among the k most likely tokens (0 = off)', int('top-k', 0))
     .option('--top-p <p>', 'nucleus sampling (1 = off)', num('top-p'))
     .option('--seed <s>', 'random seed: the same seed gives the same output (default: random, printed)', int('seed', 0))
-    .option('--chat', 'wrap the prompt in the Kimi K2 chat template as one user turn')
+    .option('--chat', `wrap the prompt in the Kimi K2 chat template as one user turn, after a system turn (default system prompt: "${DEFAULT_SYSTEM_PROMPT}")`)
+    .option('--system <text>', "with --chat: the system prompt instead of the default ('' for an empty one)")
+    .option('--stop <string>', 'stop when the generated text contains STRING, which is not printed (repeatable)', (v: string, prev: string[] = []) => {
+      if (v === '') throw new InputError('--stop needs a non-empty string', 'stop');
+      return [...prev, v];
+    })
     .option('--json', 'print only one JSON object on stdout at the end')
     .option('--ignore-eos', 'do not stop at the end-of-sequence token')
     .option('--ctx-size <n>', 'context size in tokens (default: min(max_position_embeddings, 4096))', int('ctx-size', 1))
@@ -91,13 +102,17 @@ export function registerGenerate(program: Command): void {
     .addOption(adapterOption())
     .addOption(new Option('--backend <name>', 'webgpu, or cpu (the f64 CPU reference; slow, needs no adapter)').choices(BACKENDS as string[]).default('webgpu'))
     .action(async (opts: GenerateCliOptions) => {
-      await generateCommand(opts);
+      const done = await generateCommand(opts);
+      // stopped by Ctrl-C: what was generated is printed, and the exit code says it was interrupted (as `agent`)
+      if (done.stats.finishReason === 'abort') process.exitCode = 130;
     });
 }
 
 /** What `webmoe generate` does once arguments are parsed. */
 export async function generateCommand(opts: GenerateCliOptions, out: Out = process.stdout, err: Out = process.stderr): Promise<DoneEvent> {
   if ((opts.prompt === undefined) === (opts.promptTokens === undefined)) throw new InputError('give exactly one of --prompt TEXT or --prompt-tokens 1,2,3', 'prompt');
+  if (opts.system !== undefined && !opts.chat) throw new InputError('--system needs --chat (it is the system turn of the chat template)', 'system');
+  if (opts.stop?.some((x) => x === '')) throw new InputError('--stop needs a non-empty string', 'stop');
   const promptIds = opts.promptTokens === undefined ? undefined : parsePromptTokens(opts.promptTokens);
   const backend = opts.backend ?? 'webgpu';
   let loaded: CliModel | undefined;
@@ -125,16 +140,18 @@ async function run(model: TextModel, opts: GenerateCliOptions, promptIds: number
     topP: opts.topP,
     seed: opts.seed,
     ignoreEos: opts.ignoreEos,
+    stopStrings: opts.stop?.length ? [...opts.stop] : undefined,
     // a raw text prompt is encoded as HF / kimi-tok do by default: special-token text allowed, BOS if configured
     encode: { allowSpecial: true, addSpecialTokens: true },
   };
   if (opts.chat) {
     if (!tok) throw new TokenizerError(`${model.name} has no tokenizer: --chat needs one`);
     const text = typeof prompt === 'string' ? prompt : tok.decode(prompt);
-    prompt = renderChat(tok, [{ role: 'user', content: text }]).tokens;
+    const system = opts.system === undefined ? [] : [{ role: 'system' as const, content: opts.system }];
+    prompt = renderChat(tok, [...system, { role: 'user', content: text }]).tokens;
     genOpts.stopTokens = chatStopTokenIds(tok);
     // text fallback mode (no Kimi specials in the vocabulary): the end marker is text
-    if (!kimiSpecialIds(tok)) genOpts.stopStrings = [KIMI_SPECIALS.imEnd];
+    if (!kimiSpecialIds(tok)) genOpts.stopStrings = [...(genOpts.stopStrings ?? []), KIMI_SPECIALS.imEnd];
   }
   let seed = 0;
   genOpts.onSeed = (s) => (seed = s);

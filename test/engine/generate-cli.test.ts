@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateCommand, type GenerateCliOptions } from '../../src/cli/generate.js';
+import { DEFAULT_SYSTEM_PROMPT } from '../../src/engine/chat-template.js';
 import { generationDefaults } from '../../src/engine/text-model.js';
 import { InputError, TokenizerError } from '../../src/errors.js';
 import { writeToyCheckpoint } from '../../src/model/toy.js';
@@ -85,6 +86,41 @@ describe('webmoe generate (CPU backend)', () => {
     expect(bad.status).toBe(2);
     expect(bad.stderr.trim().split('\n')).toHaveLength(1);
     expect(bad.stderr).toMatch(/TokenizerError/);
+  });
+});
+
+describe('--stop and --system (issue #11)', () => {
+  it('--stop STRING ends generation where the text first contains it, without printing it, streaming and --json', async () => {
+    const model = join(dir, 'small');
+    const base = { model, prompt: 'Hello', maxTokens: 40, temperature: 0, ignoreEos: true };
+    const full = (JSON.parse((await cli({ ...base, json: true })).out) as { text: string }).text;
+    const stop = full.slice(12, 15);
+    const want = full.slice(0, full.indexOf(stop));
+    const j = JSON.parse((await cli({ ...base, json: true, stop: ['never-in-a-toy-output', stop] })).out) as { text: string; stats: { finishReason: string } };
+    expect(j.text).toBe(want);
+    expect(j.stats.finishReason).toBe('stop');
+    const streamed = await cli({ ...base, stop: [stop] });
+    expect(streamed.out).toBe(want + '\n');
+    expect(streamed.err).toMatch(/\(stop\)/);
+    await expect(cli({ ...base, stop: [''] })).rejects.toThrow(InputError);
+    // the real command line: --stop repeated
+    const bin = join(import.meta.dirname, '..', '..', 'bin', 'webmoe.js');
+    const args = ['generate', '--backend', 'cpu', '--model', model, '--prompt', 'Hello', '--max-tokens', '40', '--temperature', '0', '--ignore-eos', '--json'];
+    const p = spawnSync(process.execPath, [bin, ...args, '--stop', 'never-in-a-toy-output', '--stop', stop], { encoding: 'utf8', timeout: 60_000 });
+    expect(p.status, p.stderr).toBe(0);
+    expect((JSON.parse(p.stdout) as { text: string }).text).toBe(want);
+  });
+
+  it('--system replaces the default system prompt of --chat (which costs its length in tokens), and needs --chat', async () => {
+    const model = join(dir, 'small');
+    const promptTokens = async (o: Partial<GenerateCliOptions>) =>
+      (JSON.parse((await cli({ model, prompt: 'Hi', chat: true, maxTokens: 1, temperature: 0, json: true, ...o })).out) as { stats: { promptTokens: number } }).stats.promptTokens;
+    const byDefault = await promptTokens({});
+    const short = await promptTokens({ system: 'X' });
+    // the byte-level toy tokenizer: one token per byte of the system prompt
+    expect(byDefault - short).toBe(Buffer.byteLength(DEFAULT_SYSTEM_PROMPT) - 1);
+    expect(await promptTokens({ system: '' })).toBe(short - 1);
+    await expect(cli({ model, prompt: 'Hi', system: 'X' })).rejects.toThrow(/--system needs --chat/);
   });
 });
 
