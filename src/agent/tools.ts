@@ -1,31 +1,37 @@
 /**
  * The agent's tools, each confined to a workspace root. Every failure a model can cause (a path outside the
- * workspace, a missing file, an ambiguous edit, bad arguments) comes back as the tool's result text, starting
- * with "error:", so the model can read it and try again; nothing it does throws through the agent loop.
+ * workspace, a missing file, an ambiguous edit, bad arguments, a regex that would run for ever) comes back as the
+ * tool's result text, starting with "error:", so the model can read it and try again; nothing it does throws
+ * through the agent loop.
  *
- * Confinement: relative paths only; the path is resolved lexically (so `..` that leaves the root is refused)
- * and then through the file system (realpath of the path, or of its deepest existing ancestor when creating
- * a file), so a symlink that leads out is refused too. `run_command` runs with cwd = workspace and a minimal
- * environment, but it is a shell: it is *not* a sandbox, and can touch anything the user can.
+ * Confinement (confined-fs.ts): relative paths only, `..` may not leave the root, and every file or directory
+ * is opened first and then verified on its descriptor, so swapping a directory for a symlink mid-call cannot
+ * lead outside; writes never follow a symlink; only regular files are read or written, with size caps.
+ * `run_command` runs in a bubblewrap sandbox when one works here (sandbox.ts), else as a plain shell.
  */
-import { spawn } from 'node:child_process';
-import { lstat, mkdir, readFile, readdir, realpath, writeFile } from 'node:fs/promises';
+import { lstat, readdir, realpath } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { WebmoeError } from '../errors.js';
 import type { ToolDefinition } from './backend.js';
+import { isInside, openDir, openFile, workspaceParts } from './confined-fs.js';
+import { grepWorkspace } from './grep.js';
+import type { SandboxMode, SandboxStatus } from './sandbox.js';
+import { probeSandbox, runShell } from './sandbox.js';
+import { ToolError } from './tool-error.js';
 
-/** A tool refused or failed; its message is what the model reads. */
-export class ToolError extends WebmoeError {
-  constructor(message: string) {
-    super('TOOL', message);
-  }
-}
+export { ToolError } from './tool-error.js';
 
 export interface ToolOptions {
   /** Default and maximum run_command timeout (ms). Default 30 000. */
   commandTimeoutMs?: number;
   /** Largest tool output returned to the model, in characters; longer output is cut with a note. Default 16 000. */
   maxOutputChars?: number;
+  /** Time budget of one grep call (ms); a slower regular expression is stopped. Default 10 000. */
+  grepTimeoutMs?: number;
+  /** 'auto' (default): run_command in bubblewrap when it works here; 'off': always a plain shell. */
+  sandbox?: SandboxMode;
+  /** Let sandboxed commands use the network (default false). Unsandboxed commands always can. */
+  allowNetwork?: boolean;
 }
 
 export interface ToolResult {
@@ -36,14 +42,17 @@ export interface ToolResult {
 interface ToolContext {
   root: string; // realpath of the workspace
   timeoutMs: number;
+  grepTimeoutMs: number;
   maxChars: number;
+  sandbox: SandboxStatus;
+  allowNetwork: boolean;
   signal?: AbortSignal;
 }
 
 type Args = Record<string, unknown>;
 
 interface ToolImpl {
-  definition: ToolDefinition;
+  definition: ToolDefinition | ((sandbox: SandboxStatus, allowNetwork: boolean) => ToolDefinition);
   run(args: Args, ctx: ToolContext): Promise<string>;
 }
 
@@ -55,9 +64,11 @@ export class Toolbox {
   private constructor(
     readonly root: string,
     private readonly opts: Required<ToolOptions>,
+    /** Whether run_command is sandboxed here (and if not, the warning to show). */
+    readonly sandbox: SandboxStatus,
   ) {
-    for (const t of TOOLS) this.impls.set(t.definition.function.name, t);
-    this.definitions = TOOLS.map((t) => t.definition);
+    this.definitions = TOOLS.map((t) => (typeof t.definition === 'function' ? t.definition(sandbox, opts.allowNetwork) : t.definition));
+    TOOLS.forEach((t, i) => this.impls.set(this.definitions[i]!.function.name, t));
   }
 
   /** Resolves the workspace (it must exist and be a directory). */
@@ -69,10 +80,14 @@ export class Toolbox {
       throw new ToolError(`workspace ${workspace} does not exist (create it or pass an existing directory)`);
     }
     if (!(await lstat(root)).isDirectory()) throw new ToolError(`workspace ${workspace} is not a directory`);
-    return new Toolbox(root, {
+    const full: Required<ToolOptions> = {
       commandTimeoutMs: opts.commandTimeoutMs ?? 30_000,
       maxOutputChars: opts.maxOutputChars ?? 16_000,
-    });
+      grepTimeoutMs: opts.grepTimeoutMs ?? 10_000,
+      sandbox: opts.sandbox ?? 'auto',
+      allowNetwork: opts.allowNetwork ?? false,
+    };
+    return new Toolbox(root, full, await probeSandbox(root, full.sandbox));
   }
 
   /** Runs tool `name` with JSON `argsJson`. Errors become `{ok: false, content: "error: ..."}`. */
@@ -86,7 +101,15 @@ export class Toolbox {
       return fail(`arguments for ${name} are not valid JSON (${(err as Error).message}): ${argsJson.slice(0, 200)}`);
     }
     if (typeof args !== 'object' || args === null || Array.isArray(args)) return fail(`arguments for ${name} must be a JSON object`);
-    const ctx: ToolContext = { root: this.root, timeoutMs: this.opts.commandTimeoutMs, maxChars: this.opts.maxOutputChars, signal };
+    const ctx: ToolContext = {
+      root: this.root,
+      timeoutMs: this.opts.commandTimeoutMs,
+      grepTimeoutMs: this.opts.grepTimeoutMs,
+      maxChars: this.opts.maxOutputChars,
+      sandbox: this.sandbox,
+      allowNetwork: this.opts.allowNetwork,
+      signal,
+    };
     try {
       return { ok: true, content: truncate(await impl.run(args as Args, ctx), ctx.maxChars) };
     } catch (err) {
@@ -107,22 +130,14 @@ function truncate(text: string, max: number): string {
 // ---------------------------------------------------------------------------------------------------------
 // Path confinement
 
-const isInside = (root: string, p: string): boolean => {
-  const rel = path.relative(root, p);
-  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
-};
-
 /**
- * Maps a model-supplied relative path to a real path inside the workspace, or throws ToolError.
- * For a path that does not exist yet, its deepest existing ancestor is resolved instead.
+ * Maps a model-supplied relative path to a real path inside the workspace, or throws ToolError; for a path that
+ * does not exist yet, its deepest existing ancestor is resolved instead. A check of the path as it is now,
+ * for callers that want one: the tools themselves do not rely on it (a path can change after any check);
+ * they verify what they opened (confined-fs.ts).
  */
 export async function resolveInWorkspace(root: string, p: string): Promise<string> {
-  if (p.includes('\0')) throw new ToolError('path contains a NUL byte');
-  if (path.isAbsolute(p) || /^[A-Za-z]:[\\/]/.test(p)) {
-    throw new ToolError(`absolute path '${p}' refused: use a path relative to the workspace root`);
-  }
-  const lexical = path.resolve(root, p);
-  if (!isInside(root, lexical)) throw new ToolError(`path '${p}' is outside the workspace`);
+  const lexical = path.join(root, ...workspaceParts(root, p));
   let existing = lexical;
   const missing: string[] = [];
   for (;;) {
@@ -141,8 +156,6 @@ export async function resolveInWorkspace(root: string, p: string): Promise<strin
     }
   }
 }
-
-const rel = (ctx: ToolContext, abs: string): string => path.relative(ctx.root, abs) || '.';
 
 function str(args: Args, key: string, fallback?: string): string {
   const v = args[key] ?? fallback;
@@ -167,21 +180,76 @@ const I = (description: string): Record<string, string> => ({ type: 'integer', d
 // ---------------------------------------------------------------------------------------------------------
 // The tools
 
+/** Reads lines [start, start + count) of an open file in 64 KiB chunks, stopping once they are read or `maxChars` is reached. */
+async function readLines(fh: FileHandle, size: number, start: number, count: number, maxChars: number): Promise<string> {
+  const decoder = new TextDecoder('utf-8');
+  const buf = Buffer.alloc(1 << 16);
+  const out: string[] = [];
+  let chars = 0;
+  let line = 1; // the line `cur` belongs to
+  let cur = '';
+  let pos = 0;
+  const end = start + count;
+  const inRange = (): boolean => line >= start && line < end;
+  let full = false;
+  for (;;) {
+    const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+    pos += bytesRead;
+    const text = bytesRead > 0 ? decoder.decode(buf.subarray(0, bytesRead), { stream: true }) : decoder.decode();
+    let at = 0;
+    for (;;) {
+      const nl = text.indexOf('\n', at);
+      const piece = text.slice(at, nl < 0 ? text.length : nl);
+      if (inRange()) {
+        cur += piece;
+        if (chars + cur.length > maxChars) full = true;
+      }
+      if (nl < 0 || full) break;
+      if (inRange()) {
+        out.push(cur);
+        chars += cur.length + 1;
+      }
+      cur = '';
+      line++;
+      at = nl + 1;
+      if (line >= end) break;
+    }
+    if (full || line >= end || bytesRead === 0) break;
+  }
+  if (!full && line < end && inRange()) out.push(cur); // the last line has no newline
+  if (full) out.push(cur);
+  const text = out.join('\n');
+  if (!full) return text;
+  const note = `\n[output truncated in line ${line}: the file has ${size} bytes; read further with start_line and max_lines]`;
+  return text.slice(0, Math.max(0, maxChars - note.length)) + note;
+}
+
+/** Writes all of `data` at offset 0 of a file that was truncated. */
+async function writeAll(fh: FileHandle, data: Buffer): Promise<void> {
+  for (let off = 0; off < data.length; ) off += (await fh.write(data, off, data.length - off, off)).bytesWritten;
+}
+
+/** Files edit_file loads whole (it needs all of the text to check the search is unique). */
+const EDIT_MAX_BYTES = 8 << 20;
+
 const readFileTool: ToolImpl = {
   definition: def(
     'read_file',
-    'Read a text file in the workspace. Optionally a range of lines (1-based).',
+    'Read a text file in the workspace. Optionally a range of lines (1-based). Long output is cut; read big files in ranges.',
     { path: S('file path relative to the workspace root'), start_line: I('first line, from 1'), max_lines: I('lines to read') },
     ['path'],
   ),
   async run(args, ctx) {
-    const file = await resolveInWorkspace(ctx.root, str(args, 'path'));
-    const text = await readFile(file, 'utf8');
-    if (args['start_line'] === undefined && args['max_lines'] === undefined) return text;
-    const lines = text.split('\n');
-    const start = Math.max(1, int(args, 'start_line', 1));
-    const count = int(args, 'max_lines', lines.length);
-    return lines.slice(start - 1, start - 1 + count).join('\n');
+    const p = str(args, 'path');
+    const ranged = args['start_line'] !== undefined || args['max_lines'] !== undefined;
+    const start = ranged ? Math.max(1, int(args, 'start_line', 1)) : 1;
+    const count = ranged && args['max_lines'] !== undefined ? int(args, 'max_lines', 0) : Infinity;
+    const f = await openFile(ctx.root, p, 'read');
+    try {
+      return await readLines(f.fh, f.stats.size, start, count, ctx.maxChars);
+    } finally {
+      await f.fh.close();
+    }
   },
 };
 
@@ -193,11 +261,16 @@ const writeFileTool: ToolImpl = {
     ['path', 'content'],
   ),
   async run(args, ctx) {
-    const file = await resolveInWorkspace(ctx.root, str(args, 'path'));
-    const content = str(args, 'content');
-    await mkdir(path.dirname(file), { recursive: true });
-    await writeFile(file, content);
-    return `wrote ${Buffer.byteLength(content)} bytes to ${rel(ctx, file)}`;
+    const p = str(args, 'path');
+    const content = Buffer.from(str(args, 'content'));
+    const f = await openFile(ctx.root, p, 'write');
+    try {
+      await f.fh.truncate(0);
+      await writeAll(f.fh, content);
+    } finally {
+      await f.fh.close();
+    }
+    return `wrote ${content.length} bytes to ${f.shown}`;
   },
 };
 
@@ -210,20 +283,29 @@ const editFileTool: ToolImpl = {
     ['path', 'search', 'replace'],
   ),
   async run(args, ctx) {
-    const file = await resolveInWorkspace(ctx.root, str(args, 'path'));
+    const p = str(args, 'path');
     const search = str(args, 'search');
     const replace = str(args, 'replace');
     if (search === '') throw new ToolError('search text is empty');
-    const text = await readFile(file, 'utf8');
-    const first = text.indexOf(search);
-    if (first < 0) throw new ToolError(`search text not found in ${rel(ctx, file)} (it must match exactly, whitespace included)`);
-    let count = 0;
-    for (let at = first; at >= 0; at = text.indexOf(search, at + 1)) count++;
-    if (count > 1) {
-      throw new ToolError(`search text occurs ${count} times in ${rel(ctx, file)}; include more surrounding context to make it unique`);
+    const f = await openFile(ctx.root, p, 'edit');
+    try {
+      if (f.stats.size > EDIT_MAX_BYTES) {
+        throw new ToolError(`${f.shown} has ${f.stats.size} bytes, more than edit_file handles (${EDIT_MAX_BYTES}); use run_command (e.g. sed) instead`);
+      }
+      const text = (await f.fh.readFile()).toString('utf8');
+      const first = text.indexOf(search);
+      if (first < 0) throw new ToolError(`search text not found in ${f.shown} (it must match exactly, whitespace included)`);
+      let count = 0;
+      for (let at = first; at >= 0; at = text.indexOf(search, at + 1)) count++;
+      if (count > 1) {
+        throw new ToolError(`search text occurs ${count} times in ${f.shown}; include more surrounding context to make it unique`);
+      }
+      await f.fh.truncate(0);
+      await writeAll(f.fh, Buffer.from(text.slice(0, first) + replace + text.slice(first + search.length)));
+    } finally {
+      await f.fh.close();
     }
-    await writeFile(file, text.slice(0, first) + replace + text.slice(first + search.length));
-    return `edited ${rel(ctx, file)}: replaced 1 occurrence`;
+    return `edited ${f.shown}: replaced 1 occurrence`;
   },
 };
 
@@ -237,24 +319,28 @@ const listDirTool: ToolImpl = {
     [],
   ),
   async run(args, ctx) {
-    const dir = await resolveInWorkspace(ctx.root, str(args, 'path', '.'));
-    const entries = (await readdir(dir, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1));
+    const p = str(args, 'path', '.');
+    const parts = workspaceParts(ctx.root, p);
+    const shown = parts.join('/') || '.';
+    const dir = await openDir(ctx.root, parts, shown);
+    let entries;
+    try {
+      entries = (await readdir(dir.self, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1));
+    } finally {
+      await dir.close();
+    }
     const names = entries.map((e) => e.name + (e.isDirectory() ? '/' : e.isSymbolicLink() ? '@' : ''));
-    if (names.length === 0) return `${rel(ctx, dir)} is empty`;
-    const shown = names.slice(0, MAX_LIST).join('\n');
-    return names.length > MAX_LIST ? `${shown}\n[${names.length - MAX_LIST} more entries not shown]` : shown;
+    if (names.length === 0) return `${shown} is empty`;
+    const shownNames = names.slice(0, MAX_LIST).join('\n');
+    return names.length > MAX_LIST ? `${shownNames}\n[${names.length - MAX_LIST} more entries not shown]` : shownNames;
   },
 };
-
-const GREP_SKIP = new Set(['.git', 'node_modules']);
-const GREP_MAX_FILE = 1 << 20;
-const GREP_MAX_MATCHES = 200;
 
 const grepTool: ToolImpl = {
   definition: def(
     'grep',
     'Search files under a workspace path for a JavaScript regular expression; prints path:line: text. ' +
-      'Skips .git, node_modules, binary files, files over 1 MiB and symlinks.',
+      'Skips .git, node_modules, binary files, files over 1 MiB and symlinks. A pattern too slow to finish in time is stopped.',
     {
       pattern: S('regular expression (JavaScript syntax)'),
       path: S('file or directory relative to the workspace root (default ".")'),
@@ -262,52 +348,40 @@ const grepTool: ToolImpl = {
     },
     ['pattern'],
   ),
-  async run(args, ctx) {
-    let re: RegExp;
-    try {
-      re = new RegExp(str(args, 'pattern'), args['ignore_case'] === true ? 'i' : '');
-    } catch (err) {
-      throw new ToolError(`invalid regular expression: ${(err as Error).message}`);
-    }
-    const start = await resolveInWorkspace(ctx.root, str(args, 'path', '.'));
-    const matches: string[] = [];
-    let more = 0;
-    const visit = async (p: string): Promise<void> => {
-      const st = await lstat(p);
-      if (st.isSymbolicLink()) return; // never followed: a link may lead out of the workspace
-      if (st.isDirectory()) {
-        const names = (await readdir(p)).sort();
-        for (const name of names) if (!GREP_SKIP.has(name)) await visit(path.join(p, name));
-        return;
-      }
-      if (!st.isFile() || st.size > GREP_MAX_FILE) return;
-      const buf = await readFile(p);
-      if (buf.includes(0)) return;
-      for (const [i, line] of buf.toString('utf8').split('\n').entries()) {
-        if (!re.test(line)) continue;
-        if (matches.length < GREP_MAX_MATCHES) matches.push(`${rel(ctx, p)}:${i + 1}: ${line.slice(0, 300)}`);
-        else more++;
-      }
-    };
-    await visit(start);
-    if (matches.length === 0) return 'no matches';
-    return more > 0 ? `${matches.join('\n')}\n[${more} more matches not shown]` : matches.join('\n');
+  run(args, ctx) {
+    return grepWorkspace(ctx.root, {
+      pattern: str(args, 'pattern'),
+      ignoreCase: args['ignore_case'] === true,
+      path: str(args, 'path', '.'),
+      timeoutMs: ctx.grepTimeoutMs,
+      signal: ctx.signal,
+    });
   },
 };
 
 const runCommandTool: ToolImpl = {
-  definition: def(
-    'run_command',
-    'Run a shell command (/bin/sh -c) in the workspace root. Environment: PATH, HOME, LANG only. ' +
-      'Output (stdout and stderr interleaved) is truncated when long.',
-    { command: S('the shell command'), timeout_ms: I('time limit in milliseconds (capped by the agent)') },
-    ['command'],
-  ),
+  definition: (sandbox, allowNetwork) =>
+    def(
+      'run_command',
+      'Run a shell command (/bin/sh -c) in the workspace root. Environment: PATH, HOME, LANG only. ' +
+        'Output (stdout and stderr interleaved) is truncated when long. Background processes are killed when the command exits.' +
+        (sandbox.sandboxed
+          ? ` Sandboxed: the workspace is the only writable directory, /tmp is private${allowNetwork ? '' : ', and there is no network'}.`
+          : ''),
+      { command: S('the shell command'), timeout_ms: I('time limit in milliseconds (capped by the agent)') },
+      ['command'],
+    ),
   async run(args, ctx) {
     const command = str(args, 'command');
     const timeoutMs = Math.min(int(args, 'timeout_ms', ctx.timeoutMs), ctx.timeoutMs);
     // Leave room for the status line and note under the toolbox's overall output limit.
-    const r = await runShell(command, ctx.root, timeoutMs, Math.max(100, ctx.maxChars - 200), ctx.signal);
+    const r = await runShell(command, {
+      cwd: ctx.root,
+      timeoutMs,
+      maxChars: Math.max(100, ctx.maxChars - 300),
+      signal: ctx.signal,
+      sandbox: ctx.sandbox.bwrap ? { bwrap: ctx.sandbox.bwrap, allowNetwork: ctx.allowNetwork } : undefined,
+    });
     const status = r.timedOut
       ? `command timed out after ${timeoutMs} ms and was killed`
       : r.aborted
@@ -315,78 +389,13 @@ const runCommandTool: ToolImpl = {
         : r.signal
           ? `command killed by ${r.signal}`
           : `exit code ${r.code}`;
-    const note = r.droppedChars > 0 ? `\n[output truncated: ${r.droppedChars} more characters not shown]` : '';
+    let note = r.droppedChars > 0 ? `\n[output truncated: ${r.droppedChars} more characters not shown]` : '';
+    if (r.outputHeld) note += `\n[a process that left the command's process group still held its output after ${timeoutMs} ms; stopped reading]`;
     if (r.timedOut || r.aborted || r.code !== 0) {
       throw new ToolError(`${status}\n${r.output}${note}`);
     }
     return `${status}\n${r.output}${note}`;
   },
 };
-
-interface ShellResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  output: string;
-  droppedChars: number;
-  timedOut: boolean;
-  aborted: boolean;
-}
-
-/** Runs `command` in its own process group so a timeout kills its children too. */
-export function runShell(command: string, cwd: string, timeoutMs: number, maxChars: number, signal?: AbortSignal): Promise<ShellResult> {
-  const env: Record<string, string> = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', LANG: process.env['LANG'] ?? 'C.UTF-8' };
-  if (process.env['HOME']) env['HOME'] = process.env['HOME'];
-  return new Promise((resolve, reject) => {
-    const child = spawn('/bin/sh', ['-c', command], { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    let droppedChars = 0;
-    let timedOut = false;
-    let aborted = false;
-    const onData = (b: Buffer): void => {
-      const s = b.toString('utf8');
-      const room = maxChars - output.length;
-      if (room >= s.length) output += s;
-      else {
-        output += s.slice(0, Math.max(0, room));
-        droppedChars += s.length - Math.max(0, room);
-      }
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    const kill = (): void => {
-      try {
-        if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        child.kill('SIGKILL'); // the group is already gone
-      }
-    };
-    const timer = setTimeout(() => {
-      timedOut = true;
-      kill();
-    }, timeoutMs);
-    const onAbort = (): void => {
-      aborted = true;
-      kill();
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-    if (signal?.aborted) onAbort();
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-      reject(err);
-    });
-    // 'exit', not 'close': a process that escaped the group may keep the pipes open after the kill.
-    child.on('exit', (code, sig) => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-      const finish = (): void => resolve({ code, signal: sig, output, droppedChars, timedOut, aborted });
-      if (timedOut || aborted) {
-        child.stdout.destroy();
-        child.stderr.destroy();
-        finish();
-      } else child.on('close', finish);
-    });
-  });
-}
 
 const TOOLS: ToolImpl[] = [readFileTool, writeFileTool, editFileTool, listDirTool, grepTool, runCommandTool];
