@@ -20,7 +20,7 @@ import type { AdapterChoice } from '../gpu/device.js';
 import type { Checkpoint } from '../model/checkpoint.js';
 import type { Tokenizer } from '../engine/tokenizer.js';
 import { adapterOption } from './doctor.js';
-import { loadCliModel, type CliModel } from './load-model.js';
+import { connectTimeoutOption, idleTimeoutOption, loadCliModel, type CliModel } from './load-model.js';
 import { visibleControls } from './terminal.js';
 
 export interface GenerateCliOptions {
@@ -43,6 +43,9 @@ export interface GenerateCliOptions {
   precision?: 'f32' | 'f16';
   adapter?: AdapterChoice;
   backend?: Backend;
+  /** `--connect-timeout` / `--idle-timeout` (seconds) for a URL. */
+  connectTimeout?: number;
+  idleTimeout?: number;
 }
 
 /** Default token limit when neither --max-tokens nor generation_config.json's max_new_tokens says one. */
@@ -100,6 +103,8 @@ export function registerGenerate(program: Command): void {
     .option('--ctx-size <n>', 'context size in tokens (default: min(max_position_embeddings, 4096))', int('ctx-size', 1))
     .addOption(new Option('--precision <p>', 'webgpu: f32, or f16 (opt-in: FP8 products formed in f16; needs shader-f16)').choices(['f32', 'f16']).default('f32'))
     .addOption(adapterOption())
+    .addOption(connectTimeoutOption())
+    .addOption(idleTimeoutOption())
     .addOption(new Option('--backend <name>', 'webgpu, or cpu (the f64 CPU reference; slow, needs no adapter)').choices(BACKENDS as string[]).default('webgpu'))
     .action(async (opts: GenerateCliOptions) => {
       const done = await generateCommand(opts);
@@ -122,7 +127,7 @@ export async function generateCommand(opts: GenerateCliOptions, out: Out = proce
       if (opts.chat) throw new TokenizerError(`${ckpt.name} has no tokenizer (tokenizer.json or tiktoken.model): --chat needs one`);
       if (promptIds === undefined) throw new TokenizerError(`${ckpt.name} has no tokenizer (tokenizer.json or tiktoken.model): give the prompt as token ids (--prompt-tokens 1,2,3)`);
     };
-    loaded = await loadCliModel({ model: opts.model, backend, adapter: opts.adapter, ctxSize: opts.ctxSize, precision: opts.precision, beforeWeights }, err);
+    loaded = await loadCliModel({ model: opts.model, backend, adapter: opts.adapter, ctxSize: opts.ctxSize, precision: opts.precision, beforeWeights, connectTimeout: opts.connectTimeout, idleTimeout: opts.idleTimeout }, err);
     if (!opts.json) err.write(`webmoe: ${loaded.describe()}\n`);
     return await run(loaded.model, opts, promptIds, out, err);
   } finally {

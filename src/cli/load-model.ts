@@ -12,6 +12,7 @@ import { BACKENDS, loadTextModel, type Backend, type LoadProgress, type LoadText
 import { InputError } from '../errors.js';
 import { createGpu, type AdapterChoice, type GpuContext } from '../gpu/device.js';
 import { urlFiles, type CheckpointFiles } from '../model/checkpoint.js';
+import type { HttpSourceOptions } from '../format/source.js';
 import { folderFiles } from '../model/node-checkpoint.js';
 import { adapterOption } from './doctor.js';
 
@@ -28,6 +29,9 @@ export interface CliModelOptions {
   precision?: 'f32' | 'f16';
   /** Runs once the checkpoint and tokenizer are open, before the weights load: throw here to fail fast. */
   beforeWeights?: LoadTextModelOptions['beforeWeights'];
+  /** `--connect-timeout` / `--idle-timeout` in seconds, for a URL (default 30 each). */
+  connectTimeout?: number;
+  idleTimeout?: number;
 }
 
 export interface CliModel {
@@ -47,7 +51,8 @@ export async function loadCliModel(opts: CliModelOptions, err: Out): Promise<Cli
   const bar = progressBar(err);
   try {
     if (backend === 'webgpu') gpu = await createGpu({ adapter: opts.adapter });
-    const model = await loadTextModel(checkpointFiles(opts.model), { backend, gpu, ctxSize: opts.ctxSize, precision: opts.precision, onProgress: bar.update, beforeWeights: opts.beforeWeights });
+    const http: HttpSourceOptions = { connectTimeoutMs: seconds(opts.connectTimeout), idleTimeoutMs: seconds(opts.idleTimeout), onBytes: bar.download };
+    const model = await loadTextModel(checkpointFiles(opts.model, http), { backend, gpu, ctxSize: opts.ctxSize, precision: opts.precision, onProgress: bar.update, beforeWeights: opts.beforeWeights });
     bar.stop();
     let closed = false;
     return {
@@ -74,29 +79,69 @@ export async function loadCliModel(opts: CliModelOptions, err: Out): Promise<Cli
   }
 }
 
-/** `--model`: an http(s) URL is read with HTTP Range requests, anything else is a folder on disk. */
-export function checkpointFiles(model: string): CheckpointFiles {
-  return /^https?:\/\//i.test(model) ? urlFiles(model) : folderFiles(model);
+/** `--model`: an http(s) URL is read with HTTP Range requests (with `http`'s timeouts), anything else is a folder on disk. */
+export function checkpointFiles(model: string, http: HttpSourceOptions = {}): CheckpointFiles {
+  return /^https?:\/\//i.test(model) ? urlFiles(model, undefined, http) : folderFiles(model);
 }
 
-/** A cli-progress bar on stderr while weights load (drawn only on a terminal). */
-export function progressBar(err: Out): { update: (p: LoadProgress) => void; stop: () => void } {
-  if (!err.isTTY) return { update: () => {}, stop: () => {} };
+const seconds = (s: number | undefined): number | undefined => (s === undefined ? undefined : s * 1000);
+
+/** `--connect-timeout S` for commands that take `--model URL`: seconds to wait for a server's response. */
+export function connectTimeoutOption(): Option {
+  return new Option('--connect-timeout <s>', 'with --model URL: seconds to wait for a response from the server (default 30)').argParser(secondsArg('connect-timeout'));
+}
+
+/** `--idle-timeout S` for commands that take `--model URL`: seconds without a byte before giving up. */
+export function idleTimeoutOption(): Option {
+  return new Option('--idle-timeout <s>', 'with --model URL: seconds without a byte of a download before giving up (default 30)').argParser(secondsArg('idle-timeout'));
+}
+
+function secondsArg(name: string): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n) || n <= 0) throw new InputError(`--${name} must be a number of seconds > 0, got '${v}'`, name);
+    return n;
+  };
+}
+
+/**
+ * A cli-progress bar on stderr while weights load (drawn only on a terminal). `download` counts bytes from the
+ * network: a URL's config and headers show as "downloading" from their first byte, before the weights start.
+ */
+export function progressBar(err: Out): { update: (p: LoadProgress) => void; download: (bytes: number) => void; stop: () => void } {
+  if (!err.isTTY) return { update: () => {}, download: () => {}, stop: () => {} };
+  const opening = new cliProgress.SingleBar({ stream: err as NodeJS.WritableStream, format: 'downloading config and headers: {mib} MiB', hideCursor: true, clearOnComplete: true });
+  let downloaded = 0;
+  let openingShown = false;
   const bar = new cliProgress.SingleBar(
     { stream: err as NodeJS.WritableStream, format: 'loading weights [{bar}] {percentage}% | {value}/{total} MiB', hideCursor: true, clearOnComplete: true },
     cliProgress.Presets.shades_classic,
   );
   let started = false;
+  const closeOpening = (): void => {
+    if (openingShown) opening.stop();
+    openingShown = false;
+  };
   return {
+    download(bytes) {
+      downloaded += bytes;
+      if (started) return;
+      const mib = (downloaded / 2 ** 20).toFixed(2);
+      if (!openingShown) opening.start(0, 0, { mib });
+      else opening.update(0, { mib });
+      openingShown = true;
+    },
     update(p) {
       const mib = (b: number): number => Math.round((b / 2 ** 20) * 10) / 10;
       if (!started && p.phase !== 'open') {
+        closeOpening();
         bar.start(mib(p.totalBytes), 0);
         started = true;
       }
       if (started) bar.update(mib(p.loadedBytes));
     },
     stop() {
+      closeOpening();
       if (started) bar.stop();
       started = false;
     },

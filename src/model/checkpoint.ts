@@ -6,7 +6,7 @@
  */
 import { ConfigError, FormatError, ShapeError } from '../errors.js';
 import { asBigInt64, asFloat32, asUint16, openSafetensors, readTensorBytes, type TensorInfo } from '../format/safetensors.js';
-import { blobSource, fetchWithRetry, httpSource, memorySource, readBody, type ByteSource, type FetchFn, type HttpSourceOptions } from '../format/source.js';
+import { blobSource, fetchText, httpSource, memorySource, type ByteSource, type FetchFn, type HttpSourceOptions } from '../format/source.js';
 import { bf16ArrayToF32 } from '../format/fp8.js';
 import { parseConfig, type ModelConfig } from './config.js';
 import { checkWeights, type CheckedTensor, type LeafFormat } from './weights.js';
@@ -39,7 +39,7 @@ export function memoryFiles(name: string, files: Map<string, Uint8Array> | Recor
 }
 
 /**
- * A checkpoint folder behind a URL (browser or Node fetch): small files with plain GETs (404 = absent), the
+ * A checkpoint folder behind a URL (browser or Node fetch): small files with plain GETs (404 = absent; see fetchText), the
  * safetensors files through HTTP Range requests. Opening it tries model.safetensors.index.json, then
  * model.safetensors (openCheckpoint).
  */
@@ -50,17 +50,9 @@ export function urlFiles(baseUrl: string, fetchFn: FetchFn = (u, init) => fetch(
   return {
     name,
     async readText(file) {
-      const url = urlOf(file);
-      const res = await fetchWithRetry(url, fetchFn, opts.headers, opts.retries);
-      if (res.status === 404 || res.status === 410) {
-        await res.body?.cancel().catch(() => {});
-        return undefined;
-      }
-      if (!res.ok) {
-        await res.body?.cancel().catch(() => {});
-        throw new FormatError(`HTTP ${res.status}${res.statusText ? ' ' + res.statusText : ''}`, url);
-      }
-      return decodeUtf8(await readBody(res, 0, MAX_TEXT_FILE_BYTES, url, true), url);
+      // 404, or an HTML page / non-JSON answer (a dev server's SPA fallback) is absent; for config.json, an error
+      const r = await fetchText(urlOf(file), fetchFn, { ...opts, maxBytes: MAX_TEXT_FILE_BYTES, required: file === 'config.json' });
+      return r.found ? decodeUtf8(r.bytes, urlOf(file)) : undefined;
     },
     open: async (file) => httpSource(urlOf(file), fetchFn, opts),
   };

@@ -5,8 +5,9 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FormatError } from '../../src/errors.js';
-import { httpSource } from '../../src/format/source.js';
+import { FormatError, HttpTimeoutError, SourceChangedError } from '../../src/errors.js';
+import { fetchValidators, httpSource, versionMismatch } from '../../src/format/source.js';
+import { loadCliModel } from '../../src/cli/load-model.js';
 import { memoryFiles, openCheckpoint, readLinear, urlFiles } from '../../src/model/checkpoint.js';
 import { makeToyCheckpointInMemory } from '../../src/model/toy.js';
 
@@ -14,6 +15,10 @@ const files = new Map<string, Uint8Array>();
 let server: Server;
 let base = '';
 const log: { path: string; range?: string; sent: number }[] = [];
+/** /versioned/blob.bin: same size, content and ETag follow `version` (changed by the tests). */
+let version = 1;
+/** Open responses of the hang/stall servers, ended in afterAll. */
+const held: import('node:http').ServerResponse[] = [];
 
 beforeAll(async () => {
   const blob = new Uint8Array(200_000).map((_, i) => (i * 7 + (i >> 8)) & 0xff);
@@ -23,9 +28,46 @@ beforeAll(async () => {
   server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     // /norange/... ignores Range; /badrange/... lies in Content-Range; /toomuch/... sends extra bytes; /grow/... reports another size
+    // /hang/... never answers; /stall/... sends headers and 10 bytes, then nothing; /trickle/... sends a chunk every 60 ms
+    // /spa/... answers its HTML page for any file it does not have (a dev server's SPA fallback)
     const mode = url.pathname.split('/')[1]!;
-    const path = ['norange', 'badrange', 'toomuch', 'grow'].includes(mode) ? url.pathname.slice(mode.length + 1) : url.pathname;
-    const body = files.get(path);
+    const modes = ['norange', 'badrange', 'toomuch', 'grow', 'hang', 'stall', 'trickle', 'spa', 'versioned'];
+    const path = modes.includes(mode) ? url.pathname.slice(mode.length + 1) : url.pathname;
+    if (mode === 'hang') {
+      held.push(res);
+      return;
+    }
+    if (mode === 'versioned') {
+      const body = files.get('/blob.bin')!.map((b) => (b + version) & 0xff);
+      const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '')!;
+      const [start, end] = [Number(m[1]), Math.min(Number(m[2]), body.length - 1)];
+      res.writeHead(206, { 'Content-Range': `bytes ${start}-${end}/${body.length}`, ETag: `"v${version}"` }).end(body.subarray(start, end + 1));
+      return;
+    }
+    const body = files.get(path) ?? (mode === 'spa' ? undefined : undefined);
+    if (mode === 'spa' && !body) {
+      res.writeHead(200, { 'Content-Type': 'text/html' }).end('<!doctype html><html><body><div id="app"></div></body></html>');
+      return;
+    }
+    if (body && (mode === 'stall' || mode === 'trickle')) {
+      res.writeHead(200, { 'Content-Length': body.length, 'Content-Type': 'application/octet-stream' });
+      res.write(body.subarray(0, 10));
+      if (mode === 'stall') {
+        held.push(res);
+        return;
+      }
+      let at = 10;
+      const step = Math.ceil((body.length - 10) / 5);
+      const timer = setInterval(() => {
+        res.write(body.subarray(at, at + step));
+        at += step;
+        if (at >= body.length) {
+          clearInterval(timer);
+          res.end();
+        }
+      }, 60);
+      return;
+    }
     if (!body) {
       res.writeHead(404).end('not found');
       return;
@@ -60,6 +102,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  for (const r of held) r.destroy();
+  server.closeAllConnections();
   await new Promise<void>((resolve) => server.close(() => resolve()));
 });
 
@@ -113,7 +157,6 @@ describe('httpSource', () => {
   const bad: [string, string, RegExp][] = [
     ['a wrong Content-Range', 'badrange', /server sent Content-Range/],
     ['a body longer than the range', 'toomuch', /more than the \d+ bytes asked for/],
-    ['a file that changed size', 'grow', /size changed on the server/],
   ];
   for (const [what, mode, msg] of bad) {
     it(`refuses ${what}`, async () => {
@@ -123,6 +166,30 @@ describe('httpSource', () => {
       expect((err as Error).message).toMatch(msg);
     });
   }
+
+  it('never combines ranges of two versions: a changed size (no ETag, no Last-Modified) or ETag is a SourceChangedError', async () => {
+    const grown = await httpSource(`${base}/grow/blob.bin`, undefined, { probeBytes: 16, retries: 0 }).read(100_000, 64).catch((e: unknown) => e);
+    expect(grown).toBeInstanceOf(SourceChangedError);
+    expect((grown as Error).message).toMatch(/grow\/blob\.bin: the file changed on the server.*size 200000 -> 200001/);
+    version = 1;
+    const src = httpSource(`${base}/versioned/blob.bin`, undefined, { probeBytes: 16, retries: 0 });
+    expect(await src.validators()).toEqual({ size: 200_000, etag: '"v1"' });
+    expect((await src.read(1000, 8))[0]).toBe((files.get('/blob.bin')![1000]! + 1) & 0xff);
+    version = 2; // same size, new content: only the ETag tells
+    const changed = await src.read(2000, 8).catch((e: unknown) => e);
+    expect(changed).toBeInstanceOf(SourceChangedError);
+    expect((changed as Error).message).toMatch(/ETag "v1" -> "v2"/);
+    // a cache's recorded version: the probe itself must match it
+    const pinned = await httpSource(`${base}/versioned/blob.bin`, undefined, { retries: 0, expect: { size: 200_000, etag: '"v1"' } }).size().catch((e: unknown) => e);
+    expect(pinned).toBeInstanceOf(SourceChangedError);
+    expect(await fetchValidators(`${base}/versioned/blob.bin`, fetch)).toEqual({ size: 200_000, etag: '"v2"' });
+    expect(await fetchValidators(`${base}/missing.bin`, fetch)).toBeUndefined();
+    expect(await fetchValidators(`${base}/spa/missing.json`, fetch)).toBeUndefined();
+    // comparison rules: weak and strong ETags are one version; nothing to compare is a change
+    expect(versionMismatch({ size: 5, etag: 'W/"a"' }, { size: 5, etag: '"a"' })).toBeUndefined();
+    expect(versionMismatch({ size: 5, lastModified: 'Mon, 01 Jan 2024 00:00:00 GMT' }, { size: 5, lastModified: 'Tue, 02 Jan 2024 00:00:00 GMT' })).toMatch(/Last-Modified/);
+    expect(versionMismatch({}, { etag: '"a"' })).toMatch(/nothing|no size/);
+  });
 
   it('turns 404 and network failures into FormatErrors naming the URL', async () => {
     const e404 = await httpSource(`${base}/missing.bin`, undefined, { retries: 0 }).size().catch((e: unknown) => e);
@@ -138,5 +205,59 @@ describe('httpSource', () => {
     expect((eNet as Error).message).toMatch(/cannot fetch/);
     // a folder without config.json
     await expect(openCheckpoint(urlFiles(`${base}/nothing-here`, undefined, { retries: 0 }))).rejects.toThrow(/no config\.json/);
+  });
+});
+
+describe('timeouts: a server that never answers, or stops sending, is a typed error naming the URL and the limit', () => {
+  it('connect timeout: no response headers', async () => {
+    const t0 = Date.now();
+    const err = await httpSource(`${base}/hang/blob.bin`, undefined, { connectTimeoutMs: 300 }).size().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(HttpTimeoutError);
+    expect(err).toMatchObject({ name: 'HttpTimeoutError', phase: 'connect', timeoutMs: 300, url: `${base}/hang/blob.bin` });
+    expect((err as Error).message).toMatch(/hang\/blob\.bin: no response within 0\.3 s/);
+    expect(Date.now() - t0).toBeLessThan(3000); // not retried
+    const text = await urlFiles(`${base}/hang/ragged`, undefined, { connectTimeoutMs: 300 }).readText('config.json').catch((e: unknown) => e);
+    expect(text).toBeInstanceOf(HttpTimeoutError);
+  });
+
+  it('idle timeout: the body stops; a slow but steady body is fine and reports progress from the first byte', async () => {
+    const t0 = Date.now();
+    const err = await httpSource(`${base}/stall/blob.bin`, undefined, { idleTimeoutMs: 300 }).size().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(HttpTimeoutError);
+    expect(err).toMatchObject({ phase: 'idle', timeoutMs: 300 });
+    expect((err as Error).message).toMatch(/stall\/blob\.bin: no data for 0\.3 s/);
+    expect(Date.now() - t0).toBeLessThan(3000);
+    const chunks: number[] = [];
+    const src = httpSource(`${base}/trickle/blob.bin`, undefined, { idleTimeoutMs: 300, onBytes: (n) => chunks.push(n) });
+    expect(await src.read(150_000, 10)).toEqual(files.get('/blob.bin')!.subarray(150_000, 150_010));
+    expect(chunks[0]).toBe(10); // the first chunk is reported as it arrives
+    expect(chunks.reduce((a, b) => a + b, 0)).toBe(200_000);
+  });
+
+  it('the CLI loader: --idle-timeout ends a stalled download with the typed error, and the progress line appears at the first byte', async () => {
+    const config = files.get('/ragged/config.json')!;
+    files.set('/slowmodel/config.json', config);
+    const writes: string[] = [];
+    const err = { isTTY: true, columns: 100, write: (s: string) => writes.push(s), cursorTo: () => true, clearLine: () => true, moveCursor: () => true, on: () => err };
+    const t0 = Date.now();
+    const e = await loadCliModel({ model: `${base}/stall/slowmodel`, backend: 'cpu', connectTimeout: 0.3, idleTimeout: 0.3 }, err).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(HttpTimeoutError);
+    expect((e as Error).message).toMatch(/slowmodel\/config\.json: no data for 0\.3 s/);
+    expect(Date.now() - t0).toBeLessThan(3000);
+    expect(writes.join('')).toMatch(/downloading config and headers: 0\.00 MiB/);
+  });
+});
+
+describe('a dev server that answers its HTML page for missing files', () => {
+  it('an HTML answer for the optional index is absent: model.safetensors is tried next; for config.json it is a clear error', async () => {
+    const toy = await makeToyCheckpointInMemory('tiny', { seed: 1 });
+    for (const [name, bytes] of toy.data) files.set(`/single/${name}`, bytes);
+    expect(toy.data.has('model.safetensors.index.json')).toBe(false);
+    const ckpt = await openCheckpoint(urlFiles(`${base}/spa/single`, undefined, { retries: 0 }));
+    expect(ckpt.files).toEqual(['model.safetensors']);
+    await ckpt.close();
+    const err = await openCheckpoint(urlFiles(`${base}/spa/not-a-model`, undefined, { retries: 0 })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FormatError);
+    expect((err as Error).message).toMatch(/not-a-model\/config\.json: the server answered an HTML page \(content-type text\/html\) instead of the file: is the URL the checkpoint folder/);
   });
 });
