@@ -14,9 +14,10 @@ import { ContextOverflowError, DeviceError, InputError } from '../errors.js';
 import { createBuffer, UniformArena } from '../gpu/buffers.js';
 import type { GpuContext } from '../gpu/device.js';
 import type { Checkpoint } from '../model/checkpoint.js';
-import { encodeChunk, Recorder, type BatchRows } from './forward.js';
+import { createMlaScratch } from '../gpu/ops/attention.js';
+import { encodeChunk, latentRowsAligned, Recorder, type BatchRows } from './forward.js';
 import { checkSampledToken } from './sampler.js';
-import { checkKernelLimits, checkSampling, GpuSession, kernelsFor, pickToken, type SessionOptions } from './session.js';
+import { checkKernelLimits, checkSampling, DECODE_SPLITS, GpuSession, kernelsFor, pickToken, type SessionOptions } from './session.js';
 import type { StepSampling } from './types.js';
 import { uploadWeights, type GpuWeights } from './weights-gpu.js';
 
@@ -90,14 +91,17 @@ export class BatchSession {
     const S = seqs.length;
     const g = first.model.mla;
     if (S > first.chunk) throw new DeviceError(`a batch of ${S} rows does not fit a prefill chunk of ${first.chunk} tokens (maxStorageBufferBindingSize)`, { limit: 'chunk', value: first.chunk, required: S });
-    const qStride = padTo(g.heads * (g.nope + g.rope), ROW_ALIGN_FLOATS);
-    const attnStride = padTo(g.heads * g.v, ROW_ALIGN_FLOATS);
+    // aligned latent rows: absorb over all rows at once, q and attn contiguous; else rows padded for per-row bindings
+    const latent = latentRowsAligned(g) ? createMlaScratch(gpu, g, S, DECODE_SPLITS) : null;
+    if (latent) for (const b of [latent.qLat, latent.oLat, latent.partO, latent.partML]) if (b) this.own.push(b);
+    const qStride = latent ? g.heads * (g.nope + g.rope) : padTo(g.heads * (g.nope + g.rope), ROW_ALIGN_FLOATS);
+    const attnStride = latent ? g.heads * g.v : padTo(g.heads * g.v, ROW_ALIGN_FLOATS);
     const buf = (bytes: number, label: string, usage = 0x0080 | 0x0008 | 0x0004): GPUBuffer => {
       const b = createBuffer(gpu, Math.max(16, bytes), label, usage);
       this.own.push(b);
       return b;
     };
-    this.rows = { caches: [], positions: [], q: buf(S * qStride * 4, 'batch.q'), qStride, attn: buf(S * attnStride * 4, 'batch.attn'), attnStride };
+    this.rows = { caches: [], positions: [], q: buf(S * qStride * 4, 'batch.q'), qStride, attn: buf(S * attnStride * 4, 'batch.attn'), attnStride, latent };
     this.picked = buf(S * 4, 'batch.picked');
     this.probs = buf(this.vocabSize * 4, 'batch.probs');
     this.readback = buf(S * 4, 'batch.readback', MAP_READ | COPY_DST);
@@ -173,7 +177,14 @@ export class BatchSession {
   /** Decodes one token of each row's sequence in one submission; returns the sampled ids in row order. */
   step(rows: readonly BatchRow[]): Promise<number[]> {
     this.validate(rows);
-    return this.serial(() => this.record(rows));
+    return this.serial(async () => (await this.record(rows, false)) as number[]);
+  }
+
+  /** As step, but returns the logits [B, V] of the rows instead of sampling (tests, `logits`). */
+  stepLogits(rows: ReadonlyArray<Omit<BatchRow, 'sampling'>>): Promise<Float32Array> {
+    const full = rows.map((r) => ({ ...r, sampling: { temperature: 0, topK: 0, topP: 1, uniform: 0 } }));
+    this.validate(full);
+    return this.serial(async () => (await this.record(full, true)) as Float32Array);
   }
 
   gpuBytes(): number {
@@ -206,7 +217,7 @@ export class BatchSession {
     }
   }
 
-  private async record(rows: readonly BatchRow[]): Promise<number[]> {
+  private async record(rows: readonly BatchRow[], wantLogits: boolean): Promise<number[] | Float32Array> {
     this.gpu.check();
     const B = rows.length;
     const V = this.vocabSize;
@@ -222,23 +233,37 @@ export class BatchSession {
     this.arena.reset();
     const rec = new Recorder(m.kernels, this.arena, 'batch-step');
     encodeChunk(m, rec, { T: B, p0: 0, logits: 'all', batch });
-    rows.forEach((r, b) => {
-      pickToken(m.kernels, rec.pass, this.arena, { logits: m.act.logits, logitsOffset: b * V, vocab: V, out: this.picked, outIndex: b, probs: this.probs }, r.sampling);
-    });
-    rec.copy(this.picked, 0, this.readback, 0, B * 4);
-    this.arena.flush();
-    dev.queue.submit([rec.finish()]);
+    const target = wantLogits ? createBuffer(this.gpu, B * V * 4, 'batch.logits.readback', MAP_READ | COPY_DST) : this.readback;
     try {
-      await this.readback.mapAsync(MAP_READ);
-    } catch (err) {
-      this.gpu.check();
-      throw new DeviceError(`readback failed: ${(err as Error).message}`, { reason: 'map' });
+      if (wantLogits) {
+        rec.copy(m.act.logits, 0, target, 0, B * V * 4);
+      } else {
+        rows.forEach((r, b) => {
+          pickToken(m.kernels, rec.pass, this.arena, { logits: m.act.logits, logitsOffset: b * V, vocab: V, out: this.picked, outIndex: b, probs: this.probs }, r.sampling);
+        });
+        rec.copy(this.picked, 0, this.readback, 0, B * 4);
+      }
+      this.arena.flush();
+      dev.queue.submit([rec.finish()]);
+      try {
+        await target.mapAsync(MAP_READ);
+      } catch (err) {
+        this.gpu.check();
+        throw new DeviceError(`readback failed: ${(err as Error).message}`, { reason: 'map' });
+      }
+      let out: number[] | Float32Array;
+      if (wantLogits) {
+        out = new Float32Array(target.getMappedRange(0, B * V * 4).slice(0));
+      } else {
+        const raw = Array.from(new Uint32Array(target.getMappedRange(0, B * 4)));
+        out = raw.map((id, b) => checkSampledToken(id, V, batch.positions[b]));
+      }
+      target.unmap();
+      for (const r of rows) this.seqs[r.sequence]!.advance(1);
+      return out;
+    } finally {
+      if (wantLogits) target.destroy();
     }
-    const raw = Array.from(new Uint32Array(this.readback.getMappedRange(0, B * 4)));
-    this.readback.unmap();
-    const ids = raw.map((id, b) => checkSampledToken(id, V, batch.positions[b]));
-    for (const r of rows) this.seqs[r.sequence]!.advance(1);
-    return ids;
   }
 
   /** Runs `f` after every earlier call: one step at a time on the shared activation buffers. */

@@ -24,7 +24,7 @@
  */
 import type { UniformArena } from '../gpu/buffers.js';
 import type { Kernels } from '../gpu/kernels.js';
-import { mlaAttend, type MlaGeometry, type MlaScratch } from '../gpu/ops/attention.js';
+import { chooseSplits, mlaAbsorbQ, mlaAbsorbV, mlaAttend, mlaAttention, type MlaGeometry, type MlaScratch } from '../gpu/ops/attention.js';
 import { addInPlace, swiglu } from '../gpu/ops/elementwise.js';
 import { embedTokens } from '../gpu/ops/embed.js';
 import { linear, type GemmVariant, type GemvVariant, type GpuLinear } from '../gpu/ops/linear.js';
@@ -141,6 +141,12 @@ export interface BatchRows {
   /** [T, attnStride] */
   attn: GPUBuffer;
   attnStride: number;
+  /**
+   * Latent scratch for all rows ([T, H, R + Dr] and [T, H, R], split-KV parts for one row): when one row of each
+   * is a whole number of 256-byte blocks, the absorb steps run over all rows in one dispatch each and only the
+   * attention itself runs per row. Null: every row takes the whole absorbed attention on its own.
+   */
+  latent: MlaScratch | null;
 }
 
 /** One segment of a chunk: rows t0 .. t0+T-1 go to `cache` at positions pos .. pos+T-1. */
@@ -192,6 +198,7 @@ export function encodeChunk(m: GpuModel, rec: Recorder, a: ChunkArgs): void {
       lin(lw.q!, s.xn, q, false, { yStride: qStride });
     }
     lin(lw.kvA, s.xn, s.kv);
+    const merged = batch?.latent ?? null;
     for (const sg of segments) {
       const cache = sg.cache.layers[i]!;
       rmsNorm(k, rec.pass, arena, { x: s.kv, xOffset: sg.t0 * L, xStride: L, weight: lw.kvANorm, y: cache, yOffset: sg.pos * L, yStride: L, n: g.rank, tokens: sg.T, eps });
@@ -201,11 +208,13 @@ export function encodeChunk(m: GpuModel, rec: Recorder, a: ChunkArgs): void {
         dst: { buf: cache, offset: sg.pos * L + g.rank, tokenStride: L, headStride: 0 },
       });
       ropeInPlace(k, rec.pass, arena, { table: m.rope, tokens: sg.T, pos0: sg.pos, heads: g.heads, x: { buf: q, offset: sg.t0 * qStride + g.nope, tokenStride: qStride, headStride: Dq } });
+      if (merged) continue;
       mlaAttend(k, rec.pass, arena, {
         q: rowSlice(q, sg.t0, qStride, sg.T), kvB: kvBBuffers(lw.kvB), cache: sg.cache.view(i), out: rowSlice(attn, sg.t0, attnStride, sg.T),
         tokens: sg.T, startPos: sg.pos, geometry: g, scale: c.derived.softmaxScale, scratch: sg.T === 1 ? s.mlaDecode : s.mla,
       });
     }
+    if (merged) attendRowsMerged(m, rec, lw.kvB, i, segments, q, attn, merged);
     if (fuse) {
       lin(lw.o, attn, s.h, true, { xStride: attnStride });
     } else {
@@ -257,6 +266,32 @@ export function encodeChunk(m: GpuModel, rec: Recorder, a: ChunkArgs): void {
   } else {
     linear(k, rec.pass, arena, { w: w.lmHead, x: s.z, y: s.logits, tokens: T, forceGemm });
   }
+}
+
+/**
+ * Batched decode with aligned latent rows: absorb_q over all rows, the attention of each row over its own cache
+ * (the split-KV choice as mlaAttend makes it for one token), absorb_v over all rows. q and attn are contiguous.
+ */
+function attendRowsMerged(m: GpuModel, rec: Recorder, kvBw: GpuLinear, layer: number, rows: Segment[], q: GPUBuffer, attn: GPUBuffer, sc: MlaScratch): void {
+  const g = m.mla;
+  const k = m.kernels;
+  const T = rows.length;
+  const kvB = kvBBuffers(kvBw);
+  const L = g.rank + g.rope;
+  mlaAbsorbQ(k, rec.pass, rec.arena, { q, kvB, qLat: sc.qLat, tokens: T, geometry: g });
+  for (const r of rows) {
+    mlaAttention(k, rec.pass, rec.arena, {
+      qLat: rowSlice(sc.qLat, r.t0, g.heads * L, 1), cache: r.cache.view(layer), oLat: rowSlice(sc.oLat, r.t0, g.heads * g.rank, 1),
+      tokens: 1, startPos: r.pos, geometry: g, scale: m.config.derived.softmaxScale,
+      splits: chooseSplits(1, r.pos + 1, g, sc.maxSplits), partO: sc.partO ?? undefined, partML: sc.partML ?? undefined,
+    });
+  }
+  mlaAbsorbV(k, rec.pass, rec.arena, { oLat: sc.oLat, kvB, out: attn, tokens: T, geometry: g });
+}
+
+/** True when one row of the latent scratch ([H, R + Dr] and [H, R] floats) is a whole number of 256-byte blocks. */
+export function latentRowsAligned(g: MlaGeometry): boolean {
+  return (g.heads * (g.rank + g.rope)) % 64 === 0 && (g.heads * g.rank) % 64 === 0;
 }
 
 /** Rows t0 .. t0+T-1 of a [*, stride] f32 buffer as a binding (the whole buffer when t0 = 0). */

@@ -48,7 +48,8 @@ export interface SessionOptions {
 const MAP_READ = 0x0001;
 const COPY_DST = 0x0008;
 const STORAGE_RW = 0x0080 | 0x0008 | 0x0004;
-const DECODE_SPLITS = 16;
+/** Split-KV parts of a one-token decode attention (also batch-session.ts's per-row attention). */
+export const DECODE_SPLITS = 16;
 const ARENA_BYTES = 4 << 20;
 
 /** Uploads `ckpt` to `gpu` and returns a session ready to prefill. */

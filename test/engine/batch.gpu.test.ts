@@ -84,6 +84,24 @@ describe('batched decode', () => {
     expect(session.active).toBe(0);
   });
 
+  it("a row's logits are bit-identical alone and beside other rows (batch invariance)", async () => {
+    const prompts = [fixture.prompt, fixture.prompt.slice(2, 9), [...fixture.prompt].reverse()];
+    const next = [7, 11, 13];
+    const alone: Float32Array[] = [];
+    for (const [i, p] of prompts.entries()) {
+      const id = session.openSequence();
+      await session.prefill(id, p, GREEDY);
+      alone.push(await session.stepLogits([{ sequence: id, token: next[i]! }]));
+      session.closeSequence(id);
+    }
+    const ids = prompts.map(() => session.openSequence());
+    for (const [i, p] of prompts.entries()) await session.prefill(ids[i]!, p, GREEDY);
+    const together = await session.stepLogits(ids.map((sequence, i) => ({ sequence, token: next[i]! })));
+    const V = session.vocabSize;
+    prompts.forEach((_, i) => expect(together.subarray(i * V, (i + 1) * V), `row ${i}`).toEqual(alone[i]));
+    for (const id of ids) session.closeSequence(id);
+  });
+
   it('typed errors: a full session, a closed or repeated sequence, a step past the context', async () => {
     const a = session.openSequence();
     const b = session.openSequence();
