@@ -11,6 +11,7 @@ import { exitQuietlyOnBrokenPipe } from './cli/terminal.js';
 
 export async function main(argv: string[]): Promise<number> {
   exitQuietlyOnBrokenPipe();
+  (await import('./gpu/node-adapter.js')).quietDawnNoise(); // Dawn's known adapter warnings, not real errors (see there)
   const program = new Command();
   program
     .name('webmoe')

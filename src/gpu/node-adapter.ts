@@ -7,7 +7,10 @@
  * The choice comes from the argument, else WEBMOE_ADAPTER, else auto. The Vulkan loader reads
  * VK_ICD_FILENAMES when Dawn creates its instance, so it is set just before `create()`.
  */
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { isMainThread } from 'node:worker_threads';
 import { DeviceError, InputError } from '../errors.js';
 import { ADAPTER_CHOICES, type AdapterChoice } from './device.js';
 
@@ -35,7 +38,81 @@ async function dawn(icd: string | null): Promise<GPU> {
   if (icd) process.env.VK_ICD_FILENAMES = icd;
   const gpu = create([]) as GPU;
   instances.push(gpu);
+  // the instance discovers its adapters on the first request, synchronously, and that is when Dawn logs
+  await withoutDawnNoise(() => gpu.requestAdapter({ powerPreference: 'high-performance' }));
   return gpu;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Dawn's known noise on stderr (issue #11)
+//
+// On lavapipe and SwiftShader, which report a huge maxDescriptorSet*BuffersDynamic, Dawn prints two lines per
+// instance when it discovers the adapter ("Warning: maxDynamicUniformBuffersPerPipelineLayout artificially
+// reduced from 1000000 to 16 ..."): harmless (webmoe uses no dynamic offsets), but they preceded every command.
+// They come from Dawn's C++ logger (fprintf to stderr), not through any WebGPU callback, and no Dawn toggle or
+// request-time limit avoids them (they are computed at adapter discovery, before any request). So the one place
+// to drop them is file descriptor 2 itself, and only for the synchronous call in which Dawn discovers the
+// adapter: fd 2 points at a temporary file for that call, then back at the real stderr, and everything written
+// meanwhile is written out again except exactly these known lines. Real errors are never swallowed.
+// Node has no dup2(): close(2) followed by open() takes the lowest free descriptor, which is 2 (0 and 1 are
+// checked to be open). That is only safe when no other thread can open a file in between, so it is opt-in for
+// the CLI's main thread (quietDawnNoise()), Linux only (/proc/self/fd reopens the original stderr: a terminal, a
+// pipe, a file); anything unexpected leaves stderr untouched. A socket cannot be reopened that way (the default
+// 'pipe' stdio of a Node parent process is a socketpair), so there the lines stay: a program, not a terminal.
+
+const DAWN_NOISE = /^Warning: maxDynamic(Uniform|Storage)BuffersPerPipelineLayout artificially reduced from \d+ to \d+ to fit dynamic offset allocation limit\.$/;
+let filterNoise = false;
+
+/** Drops Dawn's known adapter-discovery warnings from stderr from now on (the CLI calls this; see above). */
+export function quietDawnNoise(on = true): void {
+  filterNoise = on;
+}
+
+/** Runs `fn` (synchronous) with fd 2 captured, then writes what it printed back to stderr minus DAWN_NOISE. */
+export function withoutDawnNoise<T>(fn: () => T): T {
+  if (!filterNoise || !isMainThread || process.platform !== 'linux' || process.env.WEBMOE_DAWN_LOG === '1') return fn();
+  let saved: number;
+  try {
+    fstatSync(0);
+    fstatSync(1);
+    saved = openSync('/proc/self/fd/2', 'a'); // a second handle on whatever stderr is (fails for a socket: no filtering)
+  } catch {
+    return fn();
+  }
+  const path = join(tmpdir(), `webmoe-dawn-${process.pid}-${Date.now()}.log`);
+  closeSync(2);
+  let captured = -1;
+  try {
+    captured = openSync(path, 'w+', 0o600);
+  } catch {
+    // cannot create the file: put stderr back and run unfiltered
+  }
+  if (captured !== 2) {
+    if (captured >= 0) closeSync(captured);
+    restoreStderr(saved);
+    return fn();
+  }
+  try {
+    return fn();
+  } finally {
+    closeSync(2);
+    restoreStderr(saved);
+    let text = '';
+    try {
+      text = readFileSync(path, 'utf8');
+      unlinkSync(path);
+    } catch {
+      // nothing to replay
+    }
+    const kept = text.split('\n').filter((line, i, all) => !DAWN_NOISE.test(line) && (line !== '' || i < all.length - 1));
+    if (kept.length > 0) process.stderr.write(kept.join('\n') + '\n');
+  }
+}
+
+function restoreStderr(saved: number): void {
+  const fd = openSync(`/proc/self/fd/${saved}`, 'a'); // lowest free descriptor: 2
+  closeSync(saved);
+  if (fd !== 2) closeSync(fd); // cannot happen with 0 and 1 open; never leave a stray descriptor
 }
 
 async function isSoftware(gpu: GPU): Promise<'none' | 'software' | 'hardware'> {
