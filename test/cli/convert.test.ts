@@ -83,17 +83,17 @@ describe('convert (library)', () => {
       const sCols = Math.ceil(w0.cols / 128);
       for (let i = 0; i < w0.rows; i++) {
         for (let j = 0; j < w0.cols; j++) {
-          const k = i * w0.cols + j;
+          const k: number = i * w0.cols + j;
           const s = w8.scale[Math.floor(i / 128) * sCols + Math.floor(j / 128)]!;
           const deq = Math.fround(decodeE4M3(w8.data[k]!) * s);
-          const half = 0.5 * e4m3Step(orig[k]! / s) * s;
+          const half: number = 0.5 * e4m3Step(orig[k]! / s) * s;
           // + the f32 roundings of w / s and of code x s (2^-24 relative each)
           if (!(Math.abs(deq - orig[k]!) <= half + 2 ** -22 * Math.abs(orig[k]!))) expect.fail(`${leaf.spec.name}[${i}, ${j}]: |${deq} - ${orig[k]}| > half step ${half}`);
           worstHalfSteps = Math.max(worstHalfSteps, Math.abs(deq - orig[k]!) / half);
           // the way back is exactly the BF16 rounding of the dequantised value
           if (w1.data[k] !== f32ToBf16(deq)) expect.fail(`${leaf.spec.name}[${i}, ${j}]: back ${w1.data[k]} != bf16(${deq})`);
           // so back - w is at most half an E4M3 step plus half a BF16 ulp (the product code x s is rarely a BF16 value)
-          const back1 = bf16ArrayToF32(w1.data.subarray(k, k + 1))[0]!;
+          const back1: number = bf16ArrayToF32(w1.data.subarray(k, k + 1))[0]!;
           const bf16HalfUlp = Math.abs(back1) === 0 ? 0 : 2 ** (Math.floor(Math.log2(Math.abs(back1))) - 8);
           if (!(Math.abs(back1 - orig[k]!) <= half + bf16HalfUlp + 2 ** -22 * Math.abs(orig[k]!))) expect.fail(`${leaf.spec.name}[${i}, ${j}]: back ${back1} vs ${orig[k]}`);
           const blockHalf = 0.5 * 32 * s; // the block's amax is 448 s, where E4M3 steps are 32
