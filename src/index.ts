@@ -5,8 +5,10 @@
  */
 export * from './errors.js';
 export { parseConfig, type ModelConfig, type DerivedConfig, type RopeScaling } from './model/config.js';
-export { weightTable, checkWeights, scaleShape, type WeightSpec } from './model/weights.js';
-export { openCheckpoint, readLinear, readF32, type Checkpoint, type CheckpointFiles, type LinearWeight } from './model/checkpoint.js';
+export { weightTable, weightGroups, weightSpecs, configFormat, storedParts, checkWeights, scaleShape, type WeightSpec, type WeightGroup, type LeafFormat, type CheckedTensor } from './model/weights.js';
+export { openCheckpoint, readLinear, readStoredLinear, leafFormat, readF32, type Checkpoint, type CheckpointFiles, type LinearWeight, type StoredLinear, type Int4Weight } from './model/checkpoint.js';
+export { convertCheckpoint, CONVERT_TARGETS, type ConvertTarget } from './model/convert.js';
+export { dequantizeInt4, quantizeInt4 } from './format/int4.js';
 export { openSafetensors, type SafetensorsFile, type TensorInfo, type Dtype } from './format/safetensors.js';
 export { blobSource, memorySource, type ByteSource } from './format/source.js';
 export { E4M3_TABLE, decodeE4M3, bf16ToF32, dequantizeFp8Block } from './format/fp8.js';
