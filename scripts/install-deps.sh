@@ -3,6 +3,7 @@
 #   - Mesa lavapipe (Vulkan on the CPU) from bookworm-backports: shader-f16, subgroups, 128 MiB bindings
 #   - Debian's chromium: SwiftShader (Vulkan on the CPU, 1 GiB bindings) and the browser for web tests
 #   - libvulkan1 (the Vulkan loader Dawn opens)
+#   - bubblewrap (bwrap): the sandbox the agent's run_command runs in
 # Idempotent: does nothing when everything is present. Needs root (or sudo) to install.
 # See shared docs/webgpu-on-linux.md for why backports Mesa (Debian 12's Mesa 22.3 gives Dawn no adapter).
 set -euo pipefail
@@ -11,7 +12,7 @@ LVP_ICD=/usr/share/vulkan/icd.d/lvp_icd.json
 SWS_ICD=/usr/lib/chromium/vk_swiftshader_icd.json
 
 have_all() {
-  [ -f "$LVP_ICD" ] && [ -f "$SWS_ICD" ] && [ -x /usr/bin/chromium ] && ldconfig -p 2>/dev/null | grep -q libvulkan.so.1
+  [ -f "$LVP_ICD" ] && [ -f "$SWS_ICD" ] && [ -x /usr/bin/chromium ] && [ -x /usr/bin/bwrap ] && ldconfig -p 2>/dev/null | grep -q libvulkan.so.1
 }
 
 if [ "$(uname -s)" != "Linux" ]; then
@@ -49,5 +50,5 @@ if [ "$codename" = "bookworm" ]; then
 else
   $SUDO apt-get install -y -qq mesa-vulkan-drivers >&2
 fi
-$SUDO apt-get install -y -qq --no-install-recommends libvulkan1 chromium fonts-dejavu-core >&2
+$SUDO apt-get install -y -qq --no-install-recommends libvulkan1 chromium fonts-dejavu-core bubblewrap >&2
 echo "webmoe: drivers installed" >&2

@@ -3,6 +3,7 @@
  * backend. Nothing here reads argv or exits; output goes to the given stream.
  */
 import path from 'node:path';
+import OpenAI from 'openai';
 import { InputError } from '../errors.js';
 import { visibleControls } from '../cli/terminal.js';
 import type { AgentEvent, AgentOptions } from './agent.js';
@@ -17,6 +18,8 @@ import { startServer } from './server.js';
 export interface Out {
   write(s: string): unknown;
   isTTY?: boolean;
+  /** Terminal width (process.stdout.columns); tool results are cut to it. */
+  columns?: number;
 }
 
 export interface ServeCommandOptions {
@@ -67,20 +70,51 @@ export interface RemoteBackendOptions {
   env?: Record<string, string | undefined>;
 }
 
+function apiKeyFrom(opts: { apiKeyEnv?: string; env?: Record<string, string | undefined> }): string | undefined {
+  if (!opts.apiKeyEnv) return undefined;
+  const apiKey = (opts.env ?? process.env)[opts.apiKeyEnv];
+  if (!apiKey) throw new InputError(`--api-key-env ${opts.apiKeyEnv}: that environment variable is not set`, 'api-key-env');
+  return apiKey;
+}
+
+function checkEndpoint(endpoint: string): void {
+  try {
+    new URL(endpoint);
+  } catch {
+    throw new InputError(`--endpoint '${endpoint}' is not a URL (expected e.g. http://127.0.0.1:8000/v1)`, 'endpoint');
+  }
+}
+
 /** Builds the HTTP backend for `webmoe agent --endpoint URL --remote-model NAME [--api-key-env NAME]`. */
 export function remoteBackend(opts: RemoteBackendOptions): OpenAIBackend {
-  const env = opts.env ?? process.env;
-  let apiKey: string | undefined;
-  if (opts.apiKeyEnv) {
-    apiKey = env[opts.apiKeyEnv];
-    if (!apiKey) throw new InputError(`--api-key-env ${opts.apiKeyEnv}: that environment variable is not set`, 'api-key-env');
-  }
-  try {
-    new URL(opts.endpoint);
-  } catch {
-    throw new InputError(`--endpoint '${opts.endpoint}' is not a URL (expected e.g. http://127.0.0.1:8000/v1)`, 'endpoint');
-  }
+  const apiKey = apiKeyFrom(opts);
+  checkEndpoint(opts.endpoint);
   return new OpenAIBackend({ baseURL: opts.endpoint, model: opts.remoteModel, apiKey });
+}
+
+/**
+ * `--endpoint` without `--remote-model`: the server's model, when it lists exactly one under GET /v1/models
+ * (asked through the official openai client). Several, none, or no answer is an InputError saying to pass
+ * --remote-model.
+ */
+export async function defaultRemoteModel(opts: Omit<RemoteBackendOptions, 'remoteModel'> & { signal?: AbortSignal }): Promise<string> {
+  const apiKey = apiKeyFrom(opts);
+  checkEndpoint(opts.endpoint);
+  const client = new OpenAI({ baseURL: opts.endpoint, apiKey: apiKey ?? 'not-needed', maxRetries: 1, timeout: 30_000 });
+  const need = '--endpoint needs --remote-model NAME';
+  let ids: string[];
+  try {
+    ids = [];
+    for await (const m of client.models.list({ signal: opts.signal })) ids.push(m.id);
+  } catch (err) {
+    if (opts.signal?.aborted) throw err;
+    const why = (err as Error).message?.split('\n')[0] ?? String(err);
+    throw new InputError(`${need}: could not read the server's models to choose one (GET ${opts.endpoint.replace(/\/$/, '')}/models: ${why})`, 'remote-model');
+  }
+  if (ids.length === 1) return ids[0]!;
+  if (ids.length === 0) throw new InputError(`${need}: the server lists no models under /v1/models`, 'remote-model');
+  const shown = ids.slice(0, 5).join(', ') + (ids.length > 5 ? ', ...' : '');
+  throw new InputError(`${need}: the server lists ${ids.length} models (${shown}); choose one`, 'remote-model');
 }
 
 export interface AgentCommandOptions extends Omit<AgentOptions, 'backend'> {
@@ -117,6 +151,8 @@ export async function agentCommand(opts: AgentCommandOptions): Promise<AgentComm
 }
 
 const MAX_RESULT_LINES = 12;
+/** Width of printed tool lines when the output is not a terminal (a terminal's own width is used otherwise). */
+const DEFAULT_WIDTH = 160;
 
 /** Text as it streams; tool calls and results dim and indented; summaries and the end noted. */
 export class EventPrinter {
@@ -132,13 +168,14 @@ export class EventPrinter {
         this.write(this.safe(ev.text));
         break;
       case 'tool_call':
-        this.block(this.safe(`→ ${ev.call.name} ${oneLine(ev.call.arguments, 200)}`));
+        this.block(this.safe(`→ ${ev.call.name} ${oneLine(ev.call.arguments, Math.max(20, this.width - ev.call.name.length - 4))}`));
         break;
       case 'tool_result': {
         const lines = this.safe(ev.content).split('\n');
         const shown = lines.slice(0, MAX_RESULT_LINES);
         if (lines.length > MAX_RESULT_LINES) shown.push(`… ${lines.length - MAX_RESULT_LINES} more lines`);
-        this.block(shown.map((l, i) => `${i === 0 ? (ev.ok ? '← ' : '✗ ') : '  '}${l}`).join('\n'));
+        // cut by width too: one 3000-character line must not fill the screen
+        this.block(shown.map((l, i) => `${i === 0 ? (ev.ok ? '← ' : '✗ ') : '  '}${cutWidth(l, this.width - 2)}`).join('\n'));
         break;
       }
       case 'summary':
@@ -150,6 +187,12 @@ export class EventPrinter {
         this.block(ev.reason === 'answered' ? `[done after ${ev.turns} turn${ev.turns === 1 ? '' : 's'}]` : `[stopped: reached the limit of ${ev.turns} turns]`);
         break;
     }
+  }
+
+  /** Characters available for a tool line after the 4-space indent. */
+  private get width(): number {
+    const columns = this.out.isTTY && this.out.columns ? this.out.columns : DEFAULT_WIDTH;
+    return Math.max(40, columns - 4);
   }
 
   /** Model and tool text on a terminal: control characters shown as pictures, so output cannot drive the terminal. */
@@ -172,6 +215,14 @@ export class EventPrinter {
       .join('\n');
     this.write(this.color ? `\x1b[2m${indented}\x1b[22m\n` : `${indented}\n`);
   }
+}
+
+/** `s` cut to `width` characters, saying how many were left out. */
+function cutWidth(s: string, width: number): string {
+  if (s.length <= width) return s;
+  const note = ` … (+${s.length - width} chars)`;
+  const keep = Math.max(10, width - note.length);
+  return `${s.slice(0, keep)} … (+${s.length - keep} chars)`;
 }
 
 function oneLine(s: string, max: number): string {

@@ -73,24 +73,25 @@ const probes = new Map<string, Promise<SandboxStatus>>();
 /**
  * Whether bubblewrap can sandbox commands in `workspace`: it must be installed and actually start (it needs
  * user namespaces, which some kernels and containers turn off). The answer is cached per workspace.
+ * `bwrap` names the binary to try (null: as if none were installed); by default it is looked up on PATH.
  */
-export function probeSandbox(workspace: string, mode: SandboxMode = 'auto'): Promise<SandboxStatus> {
+export function probeSandbox(workspace: string, mode: SandboxMode = 'auto', bwrap?: string | null): Promise<SandboxStatus> {
   if (mode === 'off') return Promise.resolve({ sandboxed: false });
-  let p = probes.get(workspace);
+  const key = `${bwrap === undefined ? '' : String(bwrap)}\0${workspace}`;
+  let p = probes.get(key);
   if (!p) {
-    p = probe(workspace);
-    probes.set(workspace, p);
+    p = probe(workspace, bwrap === undefined ? findOnPath('bwrap') : (bwrap ?? undefined));
+    probes.set(key, p);
   }
   return p;
 }
 
 const UNSANDBOXED = 'commands run as you, with your file access and network';
 
-async function probe(workspace: string): Promise<SandboxStatus> {
+async function probe(workspace: string, bwrap: string | undefined): Promise<SandboxStatus> {
   if (process.platform !== 'linux') {
     return { sandboxed: false, warning: `run_command is NOT sandboxed: bubblewrap needs Linux (this is ${process.platform}); ${UNSANDBOXED}` };
   }
-  const bwrap = findOnPath('bwrap');
   if (!bwrap) {
     return { sandboxed: false, warning: `run_command is NOT sandboxed: bubblewrap is not installed (Debian/Ubuntu: apt install bubblewrap); ${UNSANDBOXED}` };
   }

@@ -1,17 +1,19 @@
 /**
  * `webmoe agent --task TEXT --workspace DIR (--model DIR [--backend B] [--adapter A] [--ctx-size N]
- *   | --endpoint URL --remote-model NAME [--api-key-env NAME]) [--max-turns N] [--summarize-at TOKENS]
- *   [--summary-budget TOKENS] [--max-tokens N] [--temperature T]`
+ *   | --endpoint URL [--remote-model NAME] [--api-key-env NAME]) [--max-turns N] [--summarize-at TOKENS]
+ *   [--summary-budget TOKENS] [--max-tokens N] [--temperature T] [--allow-network]`
  *
  * Runs the coding agent (src/agent/agent.ts) on webmoe's own engine (--model) or on any OpenAI-compatible server
  * (--endpoint: vLLM, SGLang, `webmoe serve`, ...) and prints its stream readably on stdout: the model's text as
  * it arrives, tool calls and results indented (dim on a terminal), context compactions and the end noted. One
- * line of totals goes to stderr at the end. Ctrl-C stops the run (exit 130).
+ * line of totals goes to stderr at the end. Ctrl-C stops the run (exit 130). run_command runs in a bubblewrap
+ * sandbox when one works here (no network unless --allow-network); otherwise stderr gets a warning first.
  */
-import { stat } from 'node:fs/promises';
+import { realpath, stat } from 'node:fs/promises';
 import type { Command } from 'commander';
 import type { AgentCommandResult, Out } from '../agent/cli-commands.js';
-import { agentCommand, remoteBackend } from '../agent/cli-commands.js';
+import { agentCommand, defaultRemoteModel, remoteBackend } from '../agent/cli-commands.js';
+import { probeSandbox } from '../agent/sandbox.js';
 import type { ChatBackend } from '../agent/backend.js';
 import { LocalBackend } from '../agent/local-backend.js';
 import { requireTokenizer, type Backend } from '../engine/text-model.js';
@@ -34,6 +36,8 @@ export interface AgentCliOptions {
   summaryBudget?: number;
   maxTokens?: number;
   temperature?: number;
+  /** Let sandboxed commands use the network. */
+  allowNetwork?: boolean;
 }
 
 export interface AgentIo {
@@ -53,13 +57,14 @@ export function registerAgent(program: Command): void {
     .requiredOption('--workspace <dir>', 'the directory the tools are confined to (must exist)')
     .option('--model <dir>', "a checkpoint folder (or URL) to run on webmoe's engine")
     .option('--endpoint <url>', 'an OpenAI-compatible server instead, e.g. http://gpu-box:8000/v1 (vLLM, SGLang, webmoe serve)')
-    .option('--remote-model <name>', "with --endpoint: the model name the server knows (see its /v1/models)")
+    .option('--remote-model <name>', "with --endpoint: the model name the server knows (default: the only model its /v1/models lists)")
     .option('--api-key-env <name>', 'with --endpoint: the environment variable holding the API key (the key itself never goes on the command line)')
     .option('--max-turns <n>', 'most model requests, summaries not counted (default 50)', intArg('max-turns', 1))
     .option('--summarize-at <tokens>', 'compact the context into a summary when it reaches this many tokens (default: 70% of the context, else 48000)', intArg('summarize-at', 1))
     .option('--summary-budget <tokens>', 'token budget of each summary (default 1000)', intArg('summary-budget', 1))
     .option('--max-tokens <n>', 'most tokens per model reply (default: what fits the context / the server default)', intArg('max-tokens', 1))
-    .option('--temperature <t>', 'sampling temperature (default: the model or server default)', numArg('temperature'));
+    .option('--temperature <t>', 'sampling temperature (default: the model or server default)', numArg('temperature'))
+    .option('--allow-network', "let run_command use the network (it runs in a bubblewrap sandbox without network by default)");
   for (const o of modelLoadOptions()) cmd.addOption(o);
   cmd.action(async (opts: AgentCliOptions) => {
     const ac = new AbortController();
@@ -83,7 +88,7 @@ export function checkAgentOptions(opts: AgentCliOptions): void {
     throw new InputError('give exactly one of --model DIR (the local engine) or --endpoint URL --remote-model NAME (an OpenAI-compatible server)', 'model');
   }
   if (opts.endpoint !== undefined) {
-    if (!opts.remoteModel?.trim()) throw new InputError('--endpoint needs --remote-model NAME (the model name the server lists under /v1/models)', 'remote-model');
+    if (opts.remoteModel !== undefined && !opts.remoteModel.trim()) throw new InputError('--remote-model is empty: give the model name the server lists under /v1/models, or leave it out to use its only model', 'remote-model');
     for (const [flag, v] of [['--backend', opts.backend], ['--ctx-size', opts.ctxSize]] as const) {
       if (v !== undefined) throw new InputError(`${flag} applies to --model (the local engine), not to --endpoint`, flag.slice(2));
     }
@@ -125,9 +130,13 @@ export async function agentCliCommand(opts: AgentCliOptions, io: AgentIo = {}): 
       err.write(`webmoe: ${loaded.describe()}\n`);
       backend = new LocalBackend(interactiveModel(requireTokenizer(loaded.model)).model);
     } else {
-      backend = remoteBackend({ endpoint: opts.endpoint!, remoteModel: opts.remoteModel!, apiKeyEnv: opts.apiKeyEnv, env: io.env });
-      err.write(`webmoe: agent on ${opts.endpoint} (model '${opts.remoteModel}')\n`);
+      const remoteModel = opts.remoteModel ?? (await defaultRemoteModel({ endpoint: opts.endpoint!, apiKeyEnv: opts.apiKeyEnv, env: io.env, signal: io.signal }));
+      backend = remoteBackend({ endpoint: opts.endpoint!, remoteModel, apiKeyEnv: opts.apiKeyEnv, env: io.env });
+      err.write(`webmoe: agent on ${opts.endpoint} (model '${remoteModel}')\n`);
     }
+    // the Toolbox probes the same way (cached per workspace); the user hears about a missing sandbox first
+    const sandbox = await probeSandbox(await realpath(opts.workspace));
+    if (sandbox.warning) err.write(`webmoe: warning: ${sandbox.warning}\n`);
     const result = await agentCommand({
       backend,
       task: opts.task,
@@ -137,6 +146,7 @@ export async function agentCliCommand(opts: AgentCliOptions, io: AgentIo = {}): 
       summaryBudgetTokens: opts.summaryBudget,
       maxTokensPerTurn: opts.maxTokens,
       temperature: opts.temperature,
+      tools: { allowNetwork: opts.allowNetwork === true },
       signal: io.signal,
       out,
     });
