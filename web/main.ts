@@ -3,11 +3,14 @@
  * shows progress, streamed tokens and stats.
  *
  * URL-driven mode (tests, shared runs): `?model=URL&prompt-tokens=1,2,3&max-tokens=N&temperature=0[&ignore-eos=1]`
- * (also `prompt`, `top-k`, `top-p`, `seed`, `ctx-size`, `backend=webgpu|cpu`) loads the checkpoint folder at URL
- * and generates; then `#result` gets `{"tokens": [...], "stats": {...}}` and `data-done="true"`, or only
- * `data-error` with the message when anything fails.
+ * (also `prompt`, `top-k`, `top-p`, `seed`, `ctx-size`, `backend=webgpu|cpu`, `connect-timeout` and
+ * `idle-timeout` in seconds) loads the checkpoint folder at URL and generates; then `#result` gets
+ * `{"tokens": [...], "stats": {...}}` and `data-done="true"`, or only `data-error` with the message when anything
+ * fails, a parameter that does not parse included (params.ts).
  */
-import type { Backend, FromWorker, GenerateRequest, LoadedInfo, ToWorker } from './protocol.js';
+import { InputError } from '../src/errors.js';
+import { numberParam, parseRunParams, tokenList } from './params.js';
+import type { Backend, FromWorker, GenerateRequest, HttpTimeouts, LoadedInfo, ToWorker } from './protocol.js';
 
 const $ = <T extends HTMLElement>(id: string): T => {
   const el = document.getElementById(id);
@@ -59,6 +62,8 @@ let tokenCount = 0;
 let streamed = '';
 /** Pending URL-mode run: resolved by 'done', rejected by 'error'. */
 let pending: { resolve: (m: FromWorker) => void; reject: (e: Error) => void } | undefined;
+/** Timeouts of URL loads (the connect-timeout / idle-timeout parameters). */
+let httpTimeouts: HttpTimeouts = {};
 
 function setBusy(b: boolean): void {
   busy = b;
@@ -77,6 +82,9 @@ worker.onmessage = (ev: MessageEvent<FromWorker>) => {
       ui.loadLabel.textContent = m.phase === 'open' ? 'reading headers…' : `${m.phase === 'ready' ? 'loaded' : 'loading'} ${mib(m.loadedBytes)} / ${mib(m.totalBytes)}${net}`;
       break;
     }
+    case 'download':
+      if (!loaded) ui.loadLabel.textContent = `downloading… ${mib(m.networkBytes)}`;
+      break;
     case 'loaded': {
       loaded = m.info;
       const i = m.info;
@@ -149,35 +157,50 @@ function load(source: { url: string } | { files: File[] }): void {
   ui.progress.value = 0;
   ui.loadLabel.textContent = 'opening…';
   setBusy(true);
-  const ctx = ui.ctxSize.value ? Number(ui.ctxSize.value) : undefined;
-  send({ type: 'load', source, backend: ui.backend.value as Backend, ctxSize: ctx });
+  let ctx: number | undefined;
+  try {
+    ctx = numberParam(new URLSearchParams({ 'ctx-size': ui.ctxSize.value }), 'ctx-size', { int: true, min: 1 });
+  } catch (err) {
+    fail(err);
+    return;
+  }
+  send({ type: 'load', source, backend: ui.backend.value as Backend, ctxSize: ctx, http: httpTimeouts });
 }
 
-const optionalNumber = (el: HTMLInputElement): number | undefined => (el.value.trim() === '' ? undefined : Number(el.value));
+/** Shows an error the page found itself (a bad value) as the worker's errors are shown. */
+function fail(err: unknown): void {
+  const e = err instanceof Error ? err : new Error(String(err));
+  ui.status.textContent = `${e.name}: ${e.message}`;
+  setBusy(false);
+  pending?.reject(new Error(`${e.name}: ${e.message}`));
+}
 
+/** The form's values, checked with the URL parameters' rules (a number field holding "abc" reads as ""). */
 function request(): GenerateRequest {
   const text = ui.prompt.value;
-  const prompt = ui.promptIsTokens.checked ? text.split(/[\s,]+/).filter(Boolean).map(Number) : text;
-  return {
-    prompt,
-    maxTokens: optionalNumber(ui.maxTokens),
-    temperature: optionalNumber(ui.temperature),
-    topK: optionalNumber(ui.topK),
-    topP: optionalNumber(ui.topP),
-    seed: optionalNumber(ui.seed),
-    ignoreEos: ui.ignoreEos.checked,
-  };
+  const prompt = ui.promptIsTokens.checked ? tokenList(text) : text;
+  const badInput = [ui.maxTokens, ui.temperature, ui.topK, ui.topP, ui.seed].find((el) => el.validity.badInput);
+  if (badInput) throw new InputError(`${badInput.id} is not a number`, badInput.id);
+  const q = new URLSearchParams({ model: 'form', 'max-tokens': ui.maxTokens.value, temperature: ui.temperature.value, 'top-k': ui.topK.value, 'top-p': ui.topP.value, seed: ui.seed.value });
+  return { prompt, ...parseRunParams(q).request, ignoreEos: ui.ignoreEos.checked };
 }
 
 function generate(): void {
   if (!loaded || busy) return;
+  let req: GenerateRequest;
+  try {
+    req = request();
+  } catch (err) {
+    fail(err);
+    return;
+  }
   ui.output.textContent = '';
   streamed = '';
   ui.finalStats.textContent = '';
   ui.status.textContent = '';
   tokenCount = 0;
   setBusy(true);
-  send({ type: 'generate', request: request() });
+  send({ type: 'generate', request: req });
 }
 
 ui.loadUrl.onclick = () => ui.url.value && load({ url: ui.url.value });
@@ -186,43 +209,51 @@ ui.generate.onclick = generate;
 ui.stop.onclick = () => send({ type: 'stop' });
 ui.clearCache.onclick = () => send({ type: 'clear-cache' });
 
-/** URL-driven mode: fill the form from the query, load, generate, report into #result. */
+/**
+ * URL-driven mode: check every parameter (a bad one is `data-error` naming it, not a silent default), fill the
+ * form, load, generate, report into #result.
+ */
 async function runFromUrl(q: URLSearchParams): Promise<void> {
-  const model = q.get('model')!;
-  const set = (el: HTMLInputElement, key: string): void => {
-    const v = q.get(key);
-    if (v !== null) el.value = v;
-  };
-  ui.url.value = model;
-  if (q.get('backend')) ui.backend.value = q.get('backend')!;
-  set(ui.ctxSize, 'ctx-size');
-  set(ui.maxTokens, 'max-tokens');
-  set(ui.temperature, 'temperature');
-  set(ui.topK, 'top-k');
-  set(ui.topP, 'top-p');
-  set(ui.seed, 'seed');
-  ui.ignoreEos.checked = ['1', 'true'].includes(q.get('ignore-eos') ?? '');
-  const tokens = q.get('prompt-tokens');
-  if (tokens !== null) {
-    ui.prompt.value = tokens;
-    ui.promptIsTokens.checked = true;
-  } else if (q.get('prompt') !== null) {
-    ui.prompt.value = q.get('prompt')!;
-  }
   const step = (start: () => void): Promise<FromWorker> =>
     new Promise((resolve, reject) => {
       pending = { resolve, reject };
       start();
     });
   try {
-    await step(() => load({ url: model }));
-    if (tokens !== null) ui.promptIsTokens.checked = true;
+    let run: ReturnType<typeof parseRunParams>;
+    try {
+      run = parseRunParams(q);
+    } catch (err) {
+      const e = err as Error;
+      throw new Error(`${e.name}: ${e.message}`);
+    }
+    const r = run.request;
+    const put = (el: HTMLInputElement, v: number | undefined): void => {
+      if (v !== undefined) el.value = String(v);
+    };
+    ui.url.value = run.model;
+    if (run.backend) ui.backend.value = run.backend;
+    put(ui.ctxSize, run.ctxSize);
+    put(ui.maxTokens, r.maxTokens);
+    put(ui.temperature, r.temperature);
+    put(ui.topK, r.topK);
+    put(ui.topP, r.topP);
+    put(ui.seed, r.seed);
+    ui.ignoreEos.checked = r.ignoreEos ?? false;
+    const isTokens = Array.isArray(run.prompt);
+    if (run.prompt !== undefined) ui.prompt.value = isTokens ? (run.prompt as number[]).join(',') : (run.prompt as string);
+    if (isTokens) ui.promptIsTokens.checked = true;
+    httpTimeouts = run.http;
+    await step(() => load({ url: run.model }));
+    if (isTokens) ui.promptIsTokens.checked = true;
     const done = await step(generate);
     if (done.type !== 'done') throw new Error('generation did not finish');
     ui.result.textContent = JSON.stringify({ tokens: done.tokens, stats: done.stats });
     ui.result.dataset.done = 'true';
   } catch (err) {
-    ui.result.dataset.error = err instanceof Error ? err.message : String(err);
+    const msg = err instanceof Error ? err.message : String(err);
+    ui.status.textContent = msg;
+    ui.result.dataset.error = msg;
   } finally {
     pending = undefined;
   }

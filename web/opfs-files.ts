@@ -6,21 +6,42 @@
  * Why OPFS and not the Cache API: the Cache API does not store 206 Partial Content responses, and the loader
  * reads tensors with HTTP Range requests (src/format/source.ts httpSource).
  *
- * Layout: webmoe-cache/<sha256(folder URL), 16 hex>/
- *   files.json          small files: name -> text, or null for "absent on the server" (404)
+ * The cache can never serve a wrong model (issue #11): every cached file carries the validators of the version
+ * it holds (ETag, Last-Modified, total size), and every load revalidates each file with one cheap request
+ * (`Range: bytes=0-0`) before using a cached byte: another version drops the file's cache. The network source
+ * behind a cached file is pinned to the same validators, so a range of another version (the file replaced on
+ * the server during a load) is a SourceChangedError: the file's cache is dropped and the worker loads again.
+ * Failures are never cached: a 404, an HTML page (a login page, a dev server's fallback) or a timeout is asked
+ * again next time. Without ETag and Last-Modified only the size is compared: a same-size replacement is not seen.
+ *
+ * Layout: webmoe-cache/<sha256("v2 " + folder URL), 16 hex>/
+ *   texts.json          small files: name -> {text, v: validators}; absent files are not recorded
  *   <file>.bin          a sparse copy of the file: bytes at their own offsets
- *   <file>.ranges.json  {size, ranges: [[start, end), ...]} of the bytes present in <file>.bin, merged, sorted
+ *   <file>.meta.json    {v: validators, ranges: [[start, end), ...]} of the bytes present in <file>.bin, merged, sorted
  * A read the cached ranges cover is served from <file>.bin without touching the network; any other read is
  * fetched with one Range request, written into <file>.bin at its offset and added to the ranges.
  * If the cache cannot be used (another tab holds the file's lock, quota exceeded), reads go to the network.
  */
+import { FormatError, SourceChangedError } from '../src/errors.js';
 import { urlFiles, type CheckpointFiles } from '../src/model/checkpoint.js';
-import { checkRange, httpSource, type ByteSource, type FetchFn } from '../src/format/source.js';
+import {
+  checkRange,
+  fetchText,
+  fetchValidators,
+  httpSource,
+  versionMismatch,
+  type ByteSource,
+  type FetchFn,
+  type HttpByteSource,
+  type HttpSourceOptions,
+  type Validators,
+} from '../src/format/source.js';
 
 /** The worker-only OPFS handle (not in TypeScript's DOM lib). */
 interface SyncAccessHandle {
   read(buffer: Uint8Array, opts: { at: number }): number;
   write(buffer: Uint8Array, opts: { at: number }): number;
+  truncate(size: number): void;
   flush(): void;
   close(): void;
 }
@@ -32,6 +53,8 @@ export interface CacheStats {
   /** Bytes served from the OPFS cache this session. */
   cachedBytes: number;
   requests: number;
+  /** Every byte of every response body as it arrived (revalidation and probes included): progress. */
+  downloadedBytes: number;
 }
 
 const CACHE_DIR = 'webmoe-cache';
@@ -88,49 +111,97 @@ export function covers(ranges: Ranges, start: number, end: number): boolean {
 
 /**
  * CheckpointFiles for `baseUrl` with an OPFS cache in front. `stats` counts what came from where, so the page
- * can say "loaded from cache" and the browser test can check that a reload downloads nothing.
+ * can say "loaded from cache" and the browser test can check that a reload downloads no weights. `http` carries
+ * the timeouts; `onDownload` sees every downloaded chunk (progress from the first byte).
  */
-export async function cachedUrlFiles(baseUrl: string, fetchFn: FetchFn = (u, i) => fetch(u, i)): Promise<{ files: CheckpointFiles; stats: CacheStats }> {
-  const stats: CacheStats = { networkBytes: 0, cachedBytes: 0, requests: 0 };
+export async function cachedUrlFiles(
+  baseUrl: string,
+  fetchFn: FetchFn = (u, i) => fetch(u, i),
+  http: HttpSourceOptions = {},
+  onDownload?: (networkBytes: number) => void,
+): Promise<{ files: CheckpointFiles; stats: CacheStats }> {
+  const stats: CacheStats = { networkBytes: 0, cachedBytes: 0, requests: 0, downloadedBytes: 0 };
   const counting: FetchFn = async (u, i) => {
     stats.requests++;
     return fetchFn(u, i);
   };
-  const remote = urlFiles(baseUrl, counting);
+  const opts: HttpSourceOptions = {
+    ...http,
+    onBytes: (n, url) => {
+      stats.downloadedBytes += n;
+      http.onBytes?.(n, url);
+      onDownload?.(stats.downloadedBytes);
+    },
+  };
+  const name = urlFiles(baseUrl).name;
   let dir: FileSystemDirectoryHandle | undefined;
   try {
     const root = await navigator.storage.getDirectory();
     const top = await root.getDirectoryHandle(CACHE_DIR, { create: true });
-    dir = await top.getDirectoryHandle(await cacheKey(baseUrl), { create: true });
+    dir = await top.getDirectoryHandle(await cacheKey(`v2 ${baseUrl}`), { create: true });
   } catch {
     dir = undefined; // no OPFS (private mode, old browser): plain network reads
   }
-  const texts = (dir && (await readJson<Record<string, string | null>>(dir, 'files.json'))) || {};
+  const texts = (dir && (await readJson<Record<string, CachedText>>(dir, TEXTS))) || {};
+  const saveTexts = async (): Promise<void> => {
+    if (dir) await writeJson(dir, TEXTS, texts).catch(() => {});
+  };
   const base = baseUrl.endsWith('/') ? baseUrl : baseUrl + '/';
+  const urlOf = (file: string): string => base + file.split('/').map(encodeURIComponent).join('/');
 
   const files: CheckpointFiles = {
-    name: remote.name,
+    name,
     async readText(file) {
-      if (file in texts) {
-        const t = texts[file];
-        if (t !== null && t !== undefined) stats.cachedBytes += t.length;
-        return t ?? undefined;
+      const url = urlOf(file);
+      const cached = texts[file];
+      if (cached) {
+        // revalidate: one byte, compared with the recorded version
+        const now = await fetchValidators(url, counting, opts);
+        if (now && !versionMismatch(cached.v, now)) {
+          stats.cachedBytes += cached.text.length;
+          return cached.text;
+        }
+        delete texts[file];
+        await saveTexts();
       }
-      const t = await remote.readText(file);
-      if (t !== undefined) stats.networkBytes += t.length;
-      texts[file] = t ?? null;
-      if (dir) await writeJson(dir, 'files.json', texts).catch(() => {});
-      return t;
+      // a 404 or an HTML page is absent (an error for config.json) and is never recorded
+      const r = await fetchText(url, counting, { ...opts, maxBytes: MAX_TEXT_FILE_BYTES, required: file === 'config.json' });
+      if (!r.found) return undefined;
+      stats.networkBytes += r.bytes.length;
+      let text: string;
+      try {
+        text = new TextDecoder('utf-8', { fatal: true }).decode(r.bytes);
+      } catch {
+        throw new FormatError('not valid UTF-8 text', url);
+      }
+      texts[file] = { text, v: r.validators };
+      await saveTexts();
+      return text;
     },
     async open(file) {
-      const url = base + file.split('/').map(encodeURIComponent).join('/');
-      const net = httpSource(url, counting);
-      if (!dir) return countNetwork(net, stats);
-      return cachedSource(dir, file, net, stats).catch(() => countNetwork(net, stats));
+      const url = urlOf(file);
+      if (!dir) return countNetwork(httpSource(url, counting, opts), stats);
+      return cachedSource(dir, file, url, counting, opts, stats);
     },
   };
   return { files, stats };
 }
+
+/** A small file as cached: its text and the version it is. */
+interface CachedText {
+  text: string;
+  v: Validators;
+}
+
+/** A big file's cache record: the version its bytes are of, and which bytes are present. */
+interface FileMeta {
+  v: Validators;
+  ranges: Ranges;
+}
+
+const TEXTS = 'texts.json';
+/** As in src/model/checkpoint.ts: config.json, tokenizer.json, the index are nowhere near this. */
+const MAX_TEXT_FILE_BYTES = 256 * 2 ** 20;
 
 function countNetwork(src: ByteSource, stats: CacheStats): ByteSource {
   return {
@@ -167,9 +238,14 @@ async function withHandle<T>(fh: FileHandleWithSync, fn: (h: SyncAccessHandle) =
   }
 }
 
-async function cachedSource(dir: FileSystemDirectoryHandle, file: string, net: ByteSource, stats: CacheStats): Promise<ByteSource> {
-  const metaName = `${safeName(file)}.ranges.json`;
-  let meta = (await readJson<{ size: number; ranges: Ranges }>(dir, metaName)) ?? undefined;
+/**
+ * A safetensors file read through its OPFS copy. The first use revalidates the recorded version (one byte from
+ * the server) and drops the copy when the server has another; the network source is pinned to the version the
+ * copy holds, so a read can never combine bytes of two versions: on a SourceChangedError the copy is dropped and
+ * the error goes up (the worker then loads again, from the new version).
+ */
+async function cachedSource(dir: FileSystemDirectoryHandle, file: string, url: string, fetchFn: FetchFn, opts: HttpSourceOptions, stats: CacheStats): Promise<ByteSource> {
+  const metaName = `${safeName(file)}.meta.json`;
   const fh = (await dir.getFileHandle(`${safeName(file)}.bin`, { create: true })) as FileHandleWithSync;
   // one OPFS operation at a time per file (the handle is exclusive); network reads still overlap
   let queue: Promise<unknown> = Promise.resolve();
@@ -178,20 +254,39 @@ async function cachedSource(dir: FileSystemDirectoryHandle, file: string, net: B
     queue = run.catch(() => {});
     return run;
   };
-  const size = async (): Promise<number> => {
-    if (!meta) {
-      meta = { size: await net.size(), ranges: [] };
-      await writeJson(dir, metaName, meta);
-    }
-    return meta.size;
+  const drop = async (): Promise<void> => {
+    await serial(async () => {
+      await dir.removeEntry(metaName).catch(() => {});
+      await withHandle(fh, (h) => h.truncate(0)).catch(() => {});
+    });
+  };
+  let state: Promise<{ meta: FileMeta; net: HttpByteSource }> | undefined;
+  const open = (): Promise<{ meta: FileMeta; net: HttpByteSource }> => {
+    state ??= (async () => {
+      const recorded = await readJson<FileMeta>(dir, metaName);
+      if (recorded && recorded.v && Array.isArray(recorded.ranges)) {
+        const now = await fetchValidators(url, fetchFn, opts);
+        if (now && !versionMismatch(recorded.v, now) && recorded.v.size !== undefined) {
+          return { meta: recorded, net: httpSource(url, fetchFn, { ...opts, expect: recorded.v }) };
+        }
+        await drop(); // another version (or gone): nothing of the old copy may be used
+      }
+      const net = httpSource(url, fetchFn, opts);
+      const meta: FileMeta = { v: await net.validators(), ranges: [] };
+      await serial(() => writeJson(dir, metaName, meta)).catch(() => {});
+      return { meta, net };
+    })();
+    state.catch(() => {
+      state = undefined;
+    });
+    return state;
   };
   return {
-    name: net.name,
-    size,
+    name: url,
+    size: async () => (await open()).meta.v.size!,
     async read(offset, length) {
-      const total = await size();
-      checkRange(net.name, offset, length, total);
-      const m = meta!;
+      const { meta: m, net } = await open();
+      checkRange(url, offset, length, m.v.size!);
       if (covers(m.ranges, offset, offset + length)) {
         const buf = new Uint8Array(length);
         const n = await serial(() => withHandle(fh, (h) => h.read(buf, { at: offset }))).catch(() => -1);
@@ -201,7 +296,17 @@ async function cachedSource(dir: FileSystemDirectoryHandle, file: string, net: B
         }
         if (n >= 0) m.ranges = []; // the cache file is shorter than its ranges say: start over
       }
-      const bytes = await net.read(offset, length);
+      let bytes: Uint8Array;
+      try {
+        bytes = await net.read(offset, length);
+      } catch (err) {
+        if (err instanceof SourceChangedError) {
+          m.ranges = [];
+          state = undefined;
+          await drop();
+        }
+        throw err;
+      }
       stats.networkBytes += bytes.length;
       try {
         await serial(async () => {
@@ -217,6 +322,10 @@ async function cachedSource(dir: FileSystemDirectoryHandle, file: string, net: B
       }
       return bytes;
     },
-    close: () => net.close(),
+    close: async () => {
+      const s = state;
+      state = undefined;
+      if (s) await (await s.catch(() => undefined))?.net.close();
+    },
   };
 }

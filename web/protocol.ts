@@ -14,8 +14,14 @@ export interface GenerateRequest {
   ignoreEos?: boolean;
 }
 
+/** Timeouts of a URL load, in milliseconds (default 30 000 each; page parameters connect-timeout, idle-timeout). */
+export interface HttpTimeouts {
+  connectTimeoutMs?: number;
+  idleTimeoutMs?: number;
+}
+
 export type ToWorker =
-  | { type: 'load'; source: { url: string } | { files: File[] }; backend: Backend; ctxSize?: number }
+  | { type: 'load'; source: { url: string } | { files: File[] }; backend: Backend; ctxSize?: number; http?: HttpTimeouts }
   | { type: 'generate'; request: GenerateRequest }
   | { type: 'stop' }
   | { type: 'clear-cache' };
@@ -36,6 +42,8 @@ export interface LoadedInfo {
 
 export type FromWorker =
   | { type: 'progress'; phase: 'open' | 'weights' | 'ready'; loadedBytes: number; totalBytes: number; networkBytes: number }
+  /** Bytes downloaded so far, sent as they arrive (before the weights phase: config, tokenizer, headers). */
+  | { type: 'download'; networkBytes: number }
   | { type: 'loaded'; info: LoadedInfo }
   | { type: 'token'; token: number; text: string; index: number; elapsedMs: number; special: boolean }
   | { type: 'done'; tokens: number[]; text: string; stats: GenerationStats; seed: number }

@@ -6,6 +6,7 @@
 import { loadTextModel, type TextModel } from '../src/engine/text-model.js';
 import { createGpu, type GpuContext } from '../src/gpu/device.js';
 import { fileListFiles, type CheckpointFiles } from '../src/model/checkpoint.js';
+import { SourceChangedError } from '../src/errors.js';
 import { cachedUrlFiles, clearOpfsCache, type CacheStats } from './opfs-files.js';
 import type { FromWorker, GenerateRequest, LoadedInfo, ToWorker } from './protocol.js';
 
@@ -15,14 +16,39 @@ let gpu: GpuContext | undefined;
 let current: TextModel | undefined;
 let running: AbortController | undefined;
 
-async function load(msg: Extract<ToWorker, { type: 'load' }>): Promise<void> {
+type LoadMsg = Extract<ToWorker, { type: 'load' }>;
+
+/**
+ * Loads a checkpoint. A SourceChangedError (a file replaced on the server during the load: its cached copy is
+ * already dropped) starts the load over once, from the new version; a second one is reported.
+ */
+async function load(msg: LoadMsg): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await loadOnce(msg);
+      return;
+    } catch (err) {
+      if (!(err instanceof SourceChangedError) || attempt > 0) throw err;
+    }
+  }
+}
+
+async function loadOnce(msg: LoadMsg): Promise<void> {
   const t0 = performance.now();
   await current?.close();
   current = undefined;
   let files: CheckpointFiles;
-  let stats: CacheStats = { networkBytes: 0, cachedBytes: 0, requests: 0 };
+  let stats: CacheStats = { networkBytes: 0, cachedBytes: 0, requests: 0, downloadedBytes: 0 };
   if ('url' in msg.source) {
-    const cached = await cachedUrlFiles(new URL(msg.source.url, location.href).href);
+    // progress from the first byte, at most every 100 ms
+    let last = 0;
+    const onDownload = (networkBytes: number): void => {
+      const now = performance.now();
+      if (now - last < 100) return;
+      last = now;
+      post({ type: 'download', networkBytes });
+    };
+    const cached = await cachedUrlFiles(new URL(msg.source.url, location.href).href, undefined, msg.http ?? {}, onDownload);
     files = cached.files;
     stats = cached.stats;
   } else {

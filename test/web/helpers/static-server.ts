@@ -1,9 +1,12 @@
 /**
- * A tiny static file server for browser tests: HTTP Range (206 + Content-Range), CORS for another origin, and a
- * log of every request, so a test can count what a page downloaded.
+ * A tiny static file server for browser tests: HTTP Range (206 + Content-Range), ETag and Last-Modified as
+ * common servers send them (from size and mtime; `validators: false` sends neither), CORS for another origin
+ * (ETag exposed), `spa` to answer an HTML page for any missing file (Vite's dev server does), a `hook` that can
+ * take over a request (to interrupt a download), and a log of every request, so a test can count what a page
+ * downloaded.
  */
 import { createReadStream, statSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { extname, join, normalize, resolve, sep } from 'node:path';
 
 export interface LoggedRequest {
@@ -30,7 +33,17 @@ const TYPES: Record<string, string> = {
   '.wasm': 'application/wasm',
 };
 
-export async function startStaticServer(rootDir: string, opts: { cors?: boolean } = {}): Promise<StaticServer> {
+export interface StaticServerOptions {
+  cors?: boolean;
+  /** Send ETag and Last-Modified (default true). */
+  validators?: boolean;
+  /** Answer `200 text/html` with a page for every file that does not exist. */
+  spa?: boolean;
+  /** Returns true when it has answered the request itself. */
+  hook?: (req: IncomingMessage, res: ServerResponse, path: string) => boolean;
+}
+
+export async function startStaticServer(rootDir: string, opts: StaticServerOptions = {}): Promise<StaticServer> {
   const root = resolve(rootDir);
   const requests: LoggedRequest[] = [];
   const server: Server = createServer((req, res) => {
@@ -40,22 +53,36 @@ export async function startStaticServer(rootDir: string, opts: { cors?: boolean 
     if (opts.cors) {
       res.setHeader('Access-Control-Allow-Origin', '*');
       res.setHeader('Access-Control-Allow-Headers', 'Range');
-      res.setHeader('Access-Control-Expose-Headers', 'Content-Range, Content-Length, Accept-Ranges');
+      res.setHeader('Access-Control-Expose-Headers', 'Content-Range, Content-Length, Accept-Ranges, ETag');
     }
     if (req.method === 'OPTIONS') {
       res.writeHead((entry.status = 204)).end();
       return;
     }
+    if (opts.hook?.(req, res, path)) {
+      entry.status = -1;
+      return;
+    }
     const file = normalize(join(root, path.endsWith('/') ? path + 'index.html' : path));
     let size: number;
+    let mtimeMs: number;
     try {
       if (file !== root && !file.startsWith(root + sep)) throw new Error('outside');
       const st = statSync(file);
       if (!st.isFile()) throw new Error('not a file');
       size = st.size;
+      mtimeMs = st.mtimeMs;
     } catch {
+      if (opts.spa) {
+        res.writeHead((entry.status = 200), { 'Content-Type': 'text/html' }).end('<!doctype html><html><head><title>app</title></head><body><div id="app"></div></body></html>');
+        return;
+      }
       res.writeHead((entry.status = 404), { 'Content-Type': 'text/plain' }).end('not found');
       return;
+    }
+    if (opts.validators !== false) {
+      res.setHeader('ETag', `"${size.toString(16)}-${Math.round(mtimeMs * 1000).toString(16)}"`);
+      res.setHeader('Last-Modified', new Date(mtimeMs).toUTCString());
     }
     res.setHeader('Accept-Ranges', 'bytes');
     res.setHeader('Content-Type', TYPES[extname(file)] ?? 'application/octet-stream');

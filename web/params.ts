@@ -1,0 +1,76 @@
+/**
+ * The page's URL parameters, checked: `?model=URL&prompt-tokens=1,2,3&max-tokens=N&temperature=T...`. A value
+ * that does not parse is an InputError naming the parameter (the page reports it in `data-error`), never a
+ * silent default: `<input type=number>` turns "abc" into "", which is how bad values used to vanish.
+ * No DOM here, so the rules are unit-tested in Node (test/web/params.test.ts).
+ */
+import { InputError } from '../src/errors.js';
+import type { Backend, GenerateRequest, HttpTimeouts } from './protocol.js';
+
+export interface UrlRun {
+  model: string;
+  backend?: Backend;
+  ctxSize?: number;
+  /** The prompt: token ids (`prompt-tokens`) or text (`prompt`). */
+  prompt?: string | number[];
+  request: Omit<GenerateRequest, 'prompt'>;
+  http: HttpTimeouts;
+}
+
+type Kind = { int: true; min: number } | { int: false; min: number; max?: number; minExclusive?: boolean };
+
+/** One numeric parameter, or undefined when absent (or empty). */
+export function numberParam(q: URLSearchParams, key: string, kind: Kind): number | undefined {
+  const raw = q.get(key);
+  if (raw === null || raw.trim() === '') return undefined;
+  const n = Number(raw);
+  const bad = (what: string): never => {
+    throw new InputError(`URL parameter ${key} must be ${what}, got '${raw}'`, key);
+  };
+  if (kind.int) {
+    if (!/^\s*-?\d+\s*$/.test(raw) || !Number.isSafeInteger(n) || n < kind.min) bad(`an integer >= ${kind.min}`);
+    return n;
+  }
+  const range = kind.max !== undefined ? `in ${kind.minExclusive ? '(' : '['}${kind.min}, ${kind.max}]` : `${kind.minExclusive ? '>' : '>='} ${kind.min}`;
+  if (!Number.isFinite(n) || (kind.minExclusive ? n <= kind.min : n < kind.min) || (kind.max !== undefined && n > kind.max)) bad(`a number ${range}`);
+  return n;
+}
+
+/** `prompt-tokens=1,2,3`. */
+export function tokenList(text: string, key = 'prompt-tokens'): number[] {
+  const parts = text.split(/[\s,]+/).filter(Boolean);
+  if (parts.length === 0 || parts.some((p) => !/^\d+$/.test(p) || !Number.isSafeInteger(Number(p)))) {
+    throw new InputError(`${key} must be comma-separated token ids (e.g. 1,2,3), got '${text}'`, key);
+  }
+  return parts.map(Number);
+}
+
+/** Every parameter of a URL-driven run, checked. Throws InputError naming the first bad one. */
+export function parseRunParams(q: URLSearchParams): UrlRun {
+  const model = q.get('model');
+  if (!model) throw new InputError('URL parameter model (the checkpoint folder URL) is missing', 'model');
+  const backend = q.get('backend');
+  if (backend !== null && backend !== 'webgpu' && backend !== 'cpu') throw new InputError(`URL parameter backend must be webgpu or cpu, got '${backend}'`, 'backend');
+  const tokens = q.get('prompt-tokens');
+  const secs = (key: string): number | undefined => {
+    const s = numberParam(q, key, { int: false, min: 0, minExclusive: true });
+    return s === undefined ? undefined : s * 1000;
+  };
+  const flag = q.get('ignore-eos');
+  if (flag !== null && !['', '0', '1', 'true', 'false'].includes(flag)) throw new InputError(`URL parameter ignore-eos must be 1, 0, true or false, got '${flag}'`, 'ignore-eos');
+  return {
+    model,
+    backend: backend ?? undefined,
+    ctxSize: numberParam(q, 'ctx-size', { int: true, min: 1 }),
+    prompt: tokens !== null ? tokenList(tokens, 'URL parameter prompt-tokens') : (q.get('prompt') ?? undefined),
+    request: {
+      maxTokens: numberParam(q, 'max-tokens', { int: true, min: 0 }),
+      temperature: numberParam(q, 'temperature', { int: false, min: 0 }),
+      topK: numberParam(q, 'top-k', { int: true, min: 0 }),
+      topP: numberParam(q, 'top-p', { int: false, min: 0, max: 1, minExclusive: true }),
+      seed: numberParam(q, 'seed', { int: true, min: 0 }),
+      ignoreEos: flag === '1' || flag === 'true',
+    },
+    http: { connectTimeoutMs: secs('connect-timeout'), idleTimeoutMs: secs('idle-timeout') },
+  };
+}
