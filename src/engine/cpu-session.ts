@@ -54,12 +54,12 @@ class CpuReferenceSession implements InferenceSession {
   async prefill(tokens: number[], sampling: StepSampling): Promise<number> {
     await nextMacrotask();
     const logits = this.run(tokens);
-    return sampleToken(logits.subarray((tokens.length - 1) * this.vocabSize), sampling);
+    return sampleToken(logits.subarray((tokens.length - 1) * this.vocabSize), sampling, this.position - 1);
   }
 
   async decode(token: number, sampling: StepSampling): Promise<number> {
     await nextMacrotask();
-    return sampleToken(this.run([token]), sampling);
+    return sampleToken(this.run([token]), sampling, this.position - 1);
   }
 
   async forwardLogits(tokens: number[]): Promise<Float32Array> {

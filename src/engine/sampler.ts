@@ -111,11 +111,11 @@ function nucleus(logits: ArrayLike<number>, s: Omit<StepSampling, 'uniform'>): {
   return { order, weights, kept, mass };
 }
 
-/** The sampling rule above (f64 arithmetic; the GPU kernel computes the same in f32). */
-export function sampleToken(logits: ArrayLike<number>, s: StepSampling): number {
+/** The sampling rule above (f64 arithmetic; the GPU kernel computes the same in f32). `position`: for errors. */
+export function sampleToken(logits: ArrayLike<number>, s: StepSampling, position?: number): number {
   if (logits.length === 0) throw new InputError('sampleToken: empty logits', 'logits');
   const bad = firstNonFinite(logits);
-  if (bad >= 0) throw nonFiniteError(Number.isFinite(logits[bad]!) || logits[bad] === -Infinity ? 'no finite logit' : `logit ${bad} is ${logits[bad]}`);
+  if (bad >= 0) throw nonFiniteError(logits[bad] === -Infinity ? 'no finite logit' : `logit ${bad} is ${logits[bad]}`, position);
   if (isGreedy(s)) return argmax(logits);
   const { order, weights, kept, mass } = nucleus(logits, s);
   const target = s.uniform * mass;

@@ -99,7 +99,8 @@ describe('tiny temperatures and non-finite logits (issue #11)', () => {
     for (const bad of [[0, NaN, 1], [Infinity, 0], [-Infinity, -Infinity]]) {
       for (const t of [0, 1]) expect(() => sampleToken(bad, s({ temperature: t })), JSON.stringify(bad)).toThrow(NumericError);
     }
-    expect(() => sampleToken([0, NaN], s({}))).toThrow(/not finite.*inspect --verify-data/);
+    expect(() => sampleToken([0, NaN], s({}))).toThrow(/not finite \(logit 1 is NaN\).*inspect --verify-data/);
+    expect(() => sampleToken([0, NaN], s({}), 4)).toThrow(/logits at position 4 are not finite/);
     expect(sampleToken([-Infinity, 0, -Infinity], s({ uniform: 0.99 }))).toBe(1);
   });
 
