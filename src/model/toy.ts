@@ -196,6 +196,11 @@ export async function generateToyCheckpoint(source: ToyName | Json, folder: Fold
   const config = parseConfig(raw, typeof source === 'string' ? `toy config '${source}'` : 'config.json');
   const prefix = config.derived.tensorPrefix;
   const leaves = [...weightSpecs(config)].map((spec) => ({ spec, format: configFormat(config, spec) }));
+  for (const { spec, format } of leaves) {
+    if (format === 'int4' && spec.shape[1]! % config.derived.int4GroupSize !== 0) {
+      throw new ConfigError(`INT4 needs rows of whole groups: '${spec.name}' has ${spec.shape[1]} input columns, not a multiple of ${config.derived.int4GroupSize} (spec §13)`, 'quantization_config', spec.shape);
+    }
+  }
   const stored: TensorEntry[] = leaves.flatMap(({ spec, format }) => storedParts(config, spec, format)).map((t) => ({ name: prefix + t.name, dtype: t.dtype, shape: t.shape }));
   const vision = opts.k25 ? visionTensors(config.hidden_size) : [];
   const plan = planShards([...stored, ...vision], opts.shards ?? 1, { format: 'pt', generator: 'webmoe make-toy', seed: String(seed) }, opts.k25 ? 6 : undefined);

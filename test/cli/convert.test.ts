@@ -228,4 +228,25 @@ describe('webmoe convert (a real process)', () => {
       expect(e.stderr).toMatch(msg);
     }
   });
+
+  it('make-toy --quant int4 --k25 --shards 2 -> inspect lists the vision tensors as ignored -> convert --to bf16 loads flat', async () => {
+    const src = join(tmp, 'k25');
+    const made = await webmoe(['make-toy', '--config', 'tiny', '--quant', 'int4', '--k25', '--shards', '2', '--out', src]);
+    expect(made.code, made.stderr).toBe(0);
+    expect(readdirSync(src)).toContain('model-00002-of-000002.safetensors');
+    const r = await webmoe(['inspect', src]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('### Ignored: 3 tensors of MTP layers (>= num_hidden_layers = 2) and the vision tower / projector');
+    expect(r.stdout).toMatch(/\| INT4 pack-quantized \+ group scales \| 24 \|/);
+    const dst = join(tmp, 'k25-bf16');
+    expect((await webmoe(['convert', '--model', src, '--out', dst, '--to', 'bf16'])).code).toBe(0);
+    const ckpt = await openCheckpoint(folderFiles(dst));
+    expect(ckpt.config.derived.tensorPrefix).toBe('');
+    expect(ckpt.config.quantization_config).toBeNull();
+    await ckpt.close();
+    const bad = await webmoe(['make-toy', '--config', 'ragged', '--quant', 'int4', '--out', join(tmp, 'ragged-int4')]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+    expect(bad.stderr).toMatch(/INT4 needs rows of whole groups: 'model\.layers\.1\.mlp\.experts\.0\.gate_proj\.weight' has 200 input columns/);
+  });
 });
