@@ -65,9 +65,12 @@ function bf16Value(bits: number): number {
   return f32[0]!;
 }
 
-/** x rounded to BF16 (through f32, as torch casts), as a number. */
-function toBf16(x: number): number {
-  return bf16Value(f32ToBf16(x));
+/** Rounds the finite f32 values of `bits` to BF16 in place (RNE on the 16 dropped bits), as torch's cast does. */
+function roundBf16InPlace(bits: Uint32Array, n: number): void {
+  for (let j = 0; j < n; j++) {
+    const b = bits[j]!;
+    bits[j] = (((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) << 16) >>> 0;
+  }
 }
 
 /** Round half to even. */
@@ -89,29 +92,36 @@ export function quantizeInt4(w: Float32Array, rows: number, cols: number, groupS
   const sw = cols / groupSize;
   const packed = new Uint32Array(rows * pw);
   const scale = new Uint16Array(rows * sw);
+  // per group: the weights rounded to BF16 (wb), then the quotients rounded to BF16 (qb), all through bit views
   const wb = new Float32Array(groupSize);
+  const wbBits = new Uint32Array(wb.buffer);
+  const qb = new Float32Array(groupSize);
+  const qbBits = new Uint32Array(qb.buffer);
   for (let i = 0; i < rows; i++) {
     for (let g = 0; g < sw; g++) {
       const c0 = g * groupSize;
+      wb.set(w.subarray(i * cols + c0, i * cols + c0 + groupSize));
       let lo = 0;
       let hi = 0;
       for (let j = 0; j < groupSize; j++) {
-        const v = w[i * cols + c0 + j]!;
-        if (!Number.isFinite(v)) throw new InputError(`quantizeInt4: non-finite value at row ${i}, column ${c0 + j}`);
-        const b = toBf16(v);
-        wb[j] = b;
+        if ((wbBits[j]! & 0x7f800000) === 0x7f800000) throw new InputError(`quantizeInt4: non-finite value at row ${i}, column ${c0 + j}`);
+      }
+      roundBf16InPlace(wbBits, groupSize); // rule 1: BF16 first
+      for (let j = 0; j < groupSize; j++) {
+        const b = wb[j]!;
         if (b < lo) lo = b;
         if (b > hi) hi = b;
       }
       const amax = Math.max(-lo, hi);
-      // bf16 tensor / python float: torch divides in f32 and rounds the quotient to bf16
+      // rule 2: bf16 tensor / python float: torch divides in f32 and rounds the quotient to bf16; >= f32 epsilon
       let sBits = f32ToBf16(Math.fround(amax / 7.5));
       if (bf16Value(sBits) < F32_EPS) sBits = f32ToBf16(F32_EPS);
       scale[i * sw + g] = sBits;
       const s = bf16Value(sBits);
+      for (let j = 0; j < groupSize; j++) qb[j] = wb[j]! / s; // the store rounds the quotient to f32
+      roundBf16InPlace(qbBits, groupSize); // rule 3: the quotient rounded in BF16
       for (let j = 0; j < groupSize; j++) {
-        const qf = toBf16(Math.fround(wb[j]! / s));
-        const q = roundHalfEven(Math.min(7, Math.max(-8, qf)));
+        const q = roundHalfEven(Math.min(7, Math.max(-8, qb[j]!)));
         const col = c0 + j;
         const k = i * pw + (col >> 3);
         packed[k] = packed[k]! | ((q + 8) << ((col & 7) << 2));
