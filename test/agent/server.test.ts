@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { RunningServer } from '../../src/agent/server.js';
 import { SerialQueue, hostName, isLoopbackName, startServer } from '../../src/agent/server.js';
 import { KIMI_SPECIALS, renderChat } from '../../src/engine/chat-template.js';
-import { AbortError } from '../../src/errors.js';
+import { AbortError, NumericError } from '../../src/errors.js';
 import { clientFor, describeServerContract } from './helpers/server-contract.js';
 import type { ToyScriptStep } from './helpers/toy-model.js';
 import { ByteTokenizer, ToyModel, kimiByteTokenizer, toolCallReply } from './helpers/toy-model.js';
@@ -432,6 +432,25 @@ describe('server: who may call it, and odd requests (issue #11)', () => {
     expect(JSON.parse(r.body)).toMatchObject({ error: { code: 'request_too_large' } });
     const chunked = await raw(server.url, { method: 'POST', path: '/v1/chat/completions', headers: json, chunks: 40, chunkBytes: 512 << 10 });
     expect(chunked.status).toBe(413);
+  });
+
+  it('non-finite logits are a 500 with code numeric (they were a 400 blaming `tokens`)', async () => {
+    const toy = new ToyModel(kimiByteTokenizer(), weatherScript, 4096);
+    const broken = {
+      tokenizer: toy.tokenizer, contextSize: toy.contextSize, eosTokenIds: toy.eosTokenIds,
+      // eslint-disable-next-line require-yield
+      generate: async function* (): AsyncGenerator<never> {
+        throw new NumericError('the logits at position 3 are not finite (NaN or Infinity), so no token can be sampled');
+      },
+    };
+    const s2 = await startServer({ model: broken, modelId: MODEL });
+    try {
+      await expect(clientFor(s2).chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'Hi' }] })).rejects.toMatchObject({
+        status: 500, code: 'numeric', type: 'server_error',
+      });
+    } finally {
+      await s2.close();
+    }
   });
 
   it('/v1/models/%ZZ is a 404, not a 500', async () => {
