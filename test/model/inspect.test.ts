@@ -102,6 +102,32 @@ describe('inspect (needs the shared fixtures)', () => {
     expect(r.tensorGroups.find((g) => g.pattern === 'model.layers.0.mlp.experts.{0-15}.gate_proj.weight')).toMatchObject({ count: 16, shape: [2048, 7168], dtype: 'F8_E4M3' });
   });
 
+  it('counts a config at the layer x expert bound without building its 2^20 experts (issue 11: was 3.7 GiB)', () => {
+    const raw = { ...readJson(sharedConfig('kimi-k2.json')), num_hidden_layers: 16, first_k_dense_replace: 0, n_routed_experts: 65536, n_group: 1, topk_group: 1 };
+    const c = parseConfig(raw);
+    const heap0 = process.memoryUsage().heapUsed;
+    const t0 = performance.now();
+    const r = inspectConfig(c, 'bound');
+    const ms = performance.now() - t0;
+    const grew = process.memoryUsage().heapUsed - heap0;
+    console.log(`inspect at the bound (16 layers x 65536 experts): ${ms.toFixed(0)} ms, heap +${(grew / 2 ** 20).toFixed(1)} MiB`);
+    expect(r.params.total).toBe(expectedParams(raw as Record<string, number | null>).total);
+    expect(r.tensorGroups.find((g) => g.pattern === 'model.layers.{0-15}.mlp.experts.{0-65535}.gate_proj.weight')).toMatchObject({ count: 16 * 65536 });
+    expect(grew).toBeLessThan(64 * 2 ** 20);
+    expect(ms).toBeLessThan(5000);
+  });
+
+  it('a compressed-tensors config is counted as INT4 experts + BF16 (the K2-Thinking layout of Kimi K2: 594,205,904,896 bytes)', () => {
+    const raw = readJson(`${golden('int4')}/config.json`) as Record<string, unknown>;
+    const kimi = { ...readJson(sharedConfig('kimi-k2.json')), quantization_config: raw.quantization_config };
+    const r = inspectConfig(parseConfig(kimi), 'kimi-k2-int4');
+    expect(r.bytes.tensorData).toBe(594_205_904_896); // Kimi K2-Thinking's published size is ~594 GB
+    expect(r.bytes.byFormat.int4.leaves).toBe(60 * 384 * 3);
+    expect(r.bytes.byFormat.fp8.leaves).toBe(0);
+    expect(r.bytes.gpu.readPerToken).toBe(32_986_519_552);
+    expect(formatInspect(r)).toContain('| INT4 pack-quantized + group scales | 69,120 | 1,014,686,023,680 |');
+  });
+
   it('docs/inspect-kimi-k2.md is what inspect prints for the Kimi K2 config', () => {
     const doc = readFileSync(join(REPO, 'docs/inspect-kimi-k2.md'), 'utf8');
     const table = formatInspect(inspectConfig(parseConfig(readJson(sharedConfig('kimi-k2.json'))), 'kimi-k2.json'));
