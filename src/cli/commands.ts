@@ -8,6 +8,7 @@ import { registerGenerate } from './generate.js';
 import { registerBench } from './bench.js';
 import { registerServe } from './serve.js';
 import { registerAgent } from './agent.js';
+import { registerEval } from './eval.js';
 import { registerConvert } from './convert.js';
 
 export function registerCommands(program: Command): void {
@@ -19,5 +20,6 @@ export function registerCommands(program: Command): void {
   registerBench(program);
   registerServe(program);
   registerAgent(program);
+  registerEval(program);
   registerConvert(program);
 }
