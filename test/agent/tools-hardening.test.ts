@@ -120,6 +120,14 @@ describe.each(modes)('run_command (%s)', (_label, sandbox) => {
     expect(existsSync(path.join(t.ws, 'late.txt'))).toBe(false);
   }, 15_000);
 
+  it('kills every process of the command at its time limit', async () => {
+    const tools = await Toolbox.create(t.ws, { sandbox, commandTimeoutMs: 300 });
+    const r = await call(tools, 'run_command', { command: '(sleep 1; echo late > late.txt) & sleep 30' });
+    expect(r.content).toMatch(/^error: command timed out after 300 ms and was killed/);
+    await new Promise((resolve) => setTimeout(resolve, 1_300)); // the background writer would have written by now
+    expect(existsSync(path.join(t.ws, 'late.txt'))).toBe(false);
+  }, 15_000);
+
   it('ends at the time limit even when a process that left the group holds the pipes', async () => {
     const tools = await Toolbox.create(t.ws, { sandbox, commandTimeoutMs: 1_000 });
     // (the short sleep lets setsid leave the group before the shell exits and its group is killed)
