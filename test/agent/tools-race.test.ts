@@ -69,7 +69,11 @@ describe.skipIf(!canRace)('file tools under a directory/symlink swap race', () =
       const kind = kinds[tries % kinds.length]!;
       let r;
       if (kind === 'read') r = await tools.execute('read_file', JSON.stringify({ path: 'd/f.txt' }));
-      else if (kind === 'write') r = await tools.execute('write_file', JSON.stringify({ path: `d/w${tries}.txt`, content: 'pwned' }));
+      else if (kind === 'write') {
+        // every other write also creates a directory inside the raced one
+        const p = tries % 2 === 0 ? `d/w${tries}.txt` : `d/n${tries}/w.txt`;
+        r = await tools.execute('write_file', JSON.stringify({ path: p, content: 'pwned' }));
+      }
       else if (kind === 'edit') r = await tools.execute('edit_file', JSON.stringify({ path: 'd/f.txt', search: 'SECRET', replace: 'PWNED' }));
       else if (kind === 'list') r = await tools.execute('list_dir', JSON.stringify({ path: 'd' }));
       else r = await tools.execute('grep', JSON.stringify({ pattern: 'SECRET', path: 'd' }));
