@@ -15,7 +15,7 @@ export { E4M3_TABLE, decodeE4M3, bf16ToF32, dequantizeFp8Block } from './format/
 export { createGpu, type GpuContext, type GpuOptions, type AdapterChoice, type AdapterDescription } from './gpu/device.js';
 export { Kernels } from './gpu/kernels.js';
 export type * from './engine/types.js';
-export { httpSource } from './format/source.js';
+export { httpSource, DEFAULT_HTTP_TIMEOUT_MS, type HttpByteSource, type HttpSourceOptions, type Validators } from './format/source.js';
 export { urlFiles, fileListFiles, memoryFiles } from './model/checkpoint.js';
 export { encodeSafetensors } from './format/writer.js';
 export { encodeE4M3, quantizeFp8Block, f32ToBf16 } from './format/fp8.js';

@@ -159,7 +159,7 @@ function load(source: { url: string } | { files: File[] }): void {
   setBusy(true);
   let ctx: number | undefined;
   try {
-    ctx = numberParam(new URLSearchParams({ 'ctx-size': ui.ctxSize.value }), 'ctx-size', { int: true, min: 1 });
+    ctx = numberParam(new URLSearchParams({ 'ctx-size': ui.ctxSize.value }), 'ctx-size', { int: true, min: 1 }, 'field');
   } catch (err) {
     fail(err);
     return;
@@ -182,7 +182,7 @@ function request(): GenerateRequest {
   const badInput = [ui.maxTokens, ui.temperature, ui.topK, ui.topP, ui.seed].find((el) => el.validity.badInput);
   if (badInput) throw new InputError(`${badInput.id} is not a number`, badInput.id);
   const q = new URLSearchParams({ model: 'form', 'max-tokens': ui.maxTokens.value, temperature: ui.temperature.value, 'top-k': ui.topK.value, 'top-p': ui.topP.value, seed: ui.seed.value });
-  return { prompt, ...parseRunParams(q).request, ignoreEos: ui.ignoreEos.checked };
+  return { prompt, ...parseRunParams(q, 'field').request, ignoreEos: ui.ignoreEos.checked };
 }
 
 function generate(): void {

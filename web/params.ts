@@ -20,12 +20,12 @@ export interface UrlRun {
 type Kind = { int: true; min: number } | { int: false; min: number; max?: number; minExclusive?: boolean };
 
 /** One numeric parameter, or undefined when absent (or empty). */
-export function numberParam(q: URLSearchParams, key: string, kind: Kind): number | undefined {
+export function numberParam(q: URLSearchParams, key: string, kind: Kind, what = 'URL parameter'): number | undefined {
   const raw = q.get(key);
   if (raw === null || raw.trim() === '') return undefined;
   const n = Number(raw);
-  const bad = (what: string): never => {
-    throw new InputError(`URL parameter ${key} must be ${what}, got '${raw}'`, key);
+  const bad = (rule: string): never => {
+    throw new InputError(`${what} ${key} must be ${rule}, got '${raw}'`, key);
   };
   if (kind.int) {
     if (!/^\s*-?\d+\s*$/.test(raw) || !Number.isSafeInteger(n) || n < kind.min) bad(`an integer >= ${kind.min}`);
@@ -45,8 +45,8 @@ export function tokenList(text: string, key = 'prompt-tokens'): number[] {
   return parts.map(Number);
 }
 
-/** Every parameter of a URL-driven run, checked. Throws InputError naming the first bad one. */
-export function parseRunParams(q: URLSearchParams): UrlRun {
+/** Every parameter of a URL-driven run, checked. Throws InputError naming the first bad one (`what` it is). */
+export function parseRunParams(q: URLSearchParams, what = 'URL parameter'): UrlRun {
   const model = q.get('model');
   if (!model) throw new InputError('URL parameter model (the checkpoint folder URL) is missing', 'model');
   const backend = q.get('backend');
@@ -64,11 +64,11 @@ export function parseRunParams(q: URLSearchParams): UrlRun {
     ctxSize: numberParam(q, 'ctx-size', { int: true, min: 1 }),
     prompt: tokens !== null ? tokenList(tokens, 'URL parameter prompt-tokens') : (q.get('prompt') ?? undefined),
     request: {
-      maxTokens: numberParam(q, 'max-tokens', { int: true, min: 0 }),
-      temperature: numberParam(q, 'temperature', { int: false, min: 0 }),
-      topK: numberParam(q, 'top-k', { int: true, min: 0 }),
-      topP: numberParam(q, 'top-p', { int: false, min: 0, max: 1, minExclusive: true }),
-      seed: numberParam(q, 'seed', { int: true, min: 0 }),
+      maxTokens: numberParam(q, 'max-tokens', { int: true, min: 0 }, what),
+      temperature: numberParam(q, 'temperature', { int: false, min: 0 }, what),
+      topK: numberParam(q, 'top-k', { int: true, min: 0 }, what),
+      topP: numberParam(q, 'top-p', { int: false, min: 0, max: 1, minExclusive: true }, what),
+      seed: numberParam(q, 'seed', { int: true, min: 0 }, what),
       ignoreEos: flag === '1' || flag === 'true',
     },
     http: { connectTimeoutMs: secs('connect-timeout'), idleTimeoutMs: secs('idle-timeout') },
