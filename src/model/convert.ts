@@ -20,6 +20,7 @@ import { ConfigError, InputError } from '../errors.js';
 import { bf16ArrayToF32, dequantizeFp8Block, f32ArrayToBf16, quantizeFp8Block } from '../format/fp8.js';
 import { dequantizeInt4, INT4_GROUP_SIZE, int4RowWords, quantizeInt4 } from '../format/int4.js';
 import { asFloat32, asUint16, type TensorInfo } from '../format/safetensors.js';
+import { verifyTensorData } from '../format/verify.js';
 import { CheckpointWriter, planShards, type FolderSink } from '../format/writer.js';
 import { checkInt4WeightShape, openCheckpoint, type Checkpoint, type CheckpointFiles } from './checkpoint.js';
 import { parseConfig, type ModelConfig } from './config.js';
@@ -170,8 +171,15 @@ type Write = (name: string, bytes: Uint8Array) => Promise<void>;
 /** Largest piece a raw copy reads at once. */
 const COPY_CHUNK = 64 * 2 ** 20;
 
+/** Bytes [o, o + n) of a tensor's data, scanned for NaN/Inf (FP8 NaN codes) like every loader read (format/verify.ts). */
+async function readPart(t: TensorInfo, o: number, n: number): Promise<Uint8Array> {
+  const bytes = await t.source.read(t.offset + o, n);
+  verifyTensorData(t, bytes);
+  return bytes;
+}
+
 async function copyTensor(src: TensorInfo, name: string, write: Write): Promise<void> {
-  for (let o = 0; o < src.byteLength; o += COPY_CHUNK) await write(name, await src.source.read(src.offset + o, Math.min(COPY_CHUNK, src.byteLength - o)));
+  for (let o = 0; o < src.byteLength; o += COPY_CHUNK) await write(name, await readPart(src, o, Math.min(COPY_CHUNK, src.byteLength - o)));
 }
 
 /** Same format in and out: the stored bytes, part by part (an INT4 weight_shape is rewritten as I32). */
@@ -219,19 +227,18 @@ async function convertLeaf(ckpt: Checkpoint, t: CheckedTensor, config: ModelConf
 export async function readRowsF32(ckpt: Checkpoint, t: CheckedTensor, r0: number, n: number): Promise<Float32Array> {
   const cols = t.spec.shape.length === 2 ? t.spec.shape[1]! : t.spec.shape[0]!;
   const w = t.weight;
-  if (t.format === 'bf16') return bf16ArrayToF32(asUint16(await w.source.read(w.offset + r0 * cols * 2, n * cols * 2)));
-  if (t.format === 'f32') return asFloat32(await w.source.read(w.offset + r0 * cols * 4, n * cols * 4));
+  if (t.format === 'bf16') return bf16ArrayToF32(asUint16(await readPart(w, r0 * cols * 2, n * cols * 2)));
+  if (t.format === 'f32') return asFloat32(await readPart(w, r0 * cols * 4, n * cols * 4));
   if (t.format === 'fp8') {
     const block = ckpt.config.derived.blockSize;
     const sCols = Math.ceil(cols / block[1]);
-    const codes = await w.source.read(w.offset + r0 * cols, n * cols);
-    const s = t.scale!;
-    const scale = asFloat32(await s.source.read(s.offset + Math.floor(r0 / block[0]) * sCols * 4, sCols * 4));
+    const codes = await readPart(w, r0 * cols, n * cols);
+    const scale = asFloat32(await readPart(t.scale!, Math.floor(r0 / block[0]) * sCols * 4, sCols * 4));
     return dequantizeFp8Block(codes, scale, n, cols, block[0]);
   }
   const G = ckpt.config.derived.int4GroupSize;
   const pw = int4RowWords(cols);
-  const pb = await w.source.read(w.offset + r0 * pw * 4, n * pw * 4);
+  const pb = await readPart(w, r0 * pw * 4, n * pw * 4);
   const words = new Uint32Array(pb.slice().buffer);
   return dequantizeInt4(words, await readScaleRows(t, r0, n), n, cols, G);
 }
@@ -241,7 +248,7 @@ async function readScaleRows(t: CheckedTensor, r0: number, n: number): Promise<F
   const s = t.scale!;
   const sw = s.shape[1]!;
   const size = s.dtype === 'F32' ? 4 : 2;
-  const bytes = await s.source.read(s.offset + r0 * sw * size, n * sw * size);
+  const bytes = await readPart(s, r0 * sw * size, n * sw * size);
   if (s.dtype === 'F32') return asFloat32(bytes);
   const u = asUint16(bytes);
   if (s.dtype === 'BF16') return bf16ArrayToF32(u);

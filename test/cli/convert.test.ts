@@ -16,8 +16,10 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { bf16ArrayToF32, decodeE4M3, f32ToBf16 } from '../../src/format/fp8.js';
 import { quantizeInt4 } from '../../src/format/int4.js';
-import { asUint16, readTensorBytes } from '../../src/format/safetensors.js';
-import { memoryFolder } from '../../src/format/writer.js';
+import { asUint16, openSafetensors, readTensorBytes } from '../../src/format/safetensors.js';
+import { memorySource } from '../../src/format/source.js';
+import { FormatError } from '../../src/errors.js';
+import { encodeSafetensors, memoryFolder } from '../../src/format/writer.js';
 import { memoryFiles, openCheckpoint, readF32, readStoredLinear, type Checkpoint } from '../../src/model/checkpoint.js';
 import { convertCheckpoint, kimiInt4QuantizationConfig, type ConvertTarget } from '../../src/model/convert.js';
 import { loadCpuWeights } from '../../src/model/cpu-weights.js';
@@ -179,6 +181,22 @@ describe('convert (library)', () => {
     expect(b.ignored).toEqual([]);
     expect([...b.tensors.keys()].sort()).toEqual([...a.tensors.keys()].sort());
     for (const [name, t] of a.tensors) expect(sameBytes(await readTensorBytes(b.tensors.get(name)!), await readTensorBytes(t)), name).toBe(true);
+  });
+
+  it('a NaN in the input is a FormatError naming the tensor, whether the tensor is copied or re-encoded', async () => {
+    const bf = await makeToyCheckpointInMemory('tiny', { seed: 1, quant: 'bf16' });
+    const st = await openSafetensors(memorySource(bf.data.get('model.safetensors')!));
+    for (const name of ['model.layers.0.input_layernorm.weight', 'model.layers.1.mlp.experts.3.down_proj.weight']) {
+      const ts = await Promise.all([...st.tensors.values()].map(async (t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, data: (await readTensorBytes(t)).slice() })));
+      const t = ts.find((x) => x.name === name)!;
+      new Uint16Array(t.data.buffer)[5] = 0x7fc0; // BF16 NaN
+      const data = new Map(bf.data).set('model.safetensors', encodeSafetensors(ts));
+      for (const to of ['fp8', 'bf16'] as const) {
+        const err = await convertMem(data, to).then(() => undefined, (e: unknown) => e);
+        expect(err, `${name} -> ${to}`).toBeInstanceOf(FormatError);
+        expect((err as FormatError).tensor).toBe(name);
+      }
+    }
   });
 
   it('shards by --shard-size with an index; INT4 needs rows that are whole groups', async () => {
