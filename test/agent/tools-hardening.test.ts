@@ -9,6 +9,7 @@ import { mkdir, open, readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { useProcFd } from '../../src/agent/confined-fs.js';
 import { probeSandbox } from '../../src/agent/sandbox.js';
 import { Toolbox } from '../../src/agent/tools.js';
 import type { TempWorkspace } from './helpers/workspace.js';
@@ -184,5 +185,35 @@ describe('without bubblewrap', () => {
     await mkdir(path.join(t.ws, 'x'));
     const tools = await Toolbox.create(t.ws, { sandbox: 'off' });
     expect((await call(tools, 'run_command', { command: 'ls' })).content).toContain('x\n');
+  });
+});
+
+describe('file confinement without /proc (the portable fallback)', () => {
+  beforeEach(() => useProcFd(false));
+  afterEach(() => useProcFd(undefined));
+
+  it('still refuses every way out and works inside', async () => {
+    const tools = await Toolbox.create(t.ws, { sandbox: 'off' });
+    for (const [name, args] of [
+      ['read_file', { path: 'link/secret.txt' }],
+      ['read_file', { path: 'filelink' }],
+      ['write_file', { path: 'link/new.txt', content: 'x' }],
+      ['write_file', { path: 'link/deep/new.txt', content: 'x' }],
+      ['write_file', { path: 'filelink', content: 'pwned' }],
+      ['write_file', { path: 'dangling', content: 'x' }],
+      ['edit_file', { path: 'filelink', search: 'TOP', replace: 'NOT' }],
+      ['list_dir', { path: 'link' }],
+      ['grep', { pattern: 'SECRET', path: 'link' }],
+    ] as const) {
+      const r = await call(tools, name, args);
+      expect(r.ok, `${name} ${JSON.stringify(args)}`).toBe(false);
+      expect(r.content).toMatch(/symlink/);
+    }
+    expect(await readFile(path.join(t.outside, 'secret.txt'), 'utf8')).toBe('TOP SECRET');
+    expect((await call(tools, 'write_file', { path: 'a/b/c.txt', content: 'hi' })).ok).toBe(true);
+    expect((await call(tools, 'read_file', { path: 'a/b/c.txt' })).content).toBe('hi');
+    expect((await call(tools, 'edit_file', { path: 'a/b/c.txt', search: 'hi', replace: 'ho' })).ok).toBe(true);
+    expect((await call(tools, 'list_dir', { path: 'a/b' })).content).toBe('c.txt');
+    expect((await call(tools, 'grep', { pattern: 'ho' })).content).toBe('a/b/c.txt:1: ho');
   });
 });
