@@ -252,6 +252,26 @@ export function leafFormat(ckpt: Checkpoint, name: string): LeafFormat {
 }
 
 /**
+ * The one stored format of several leaves that go into one GPU stack (a layer's routed experts, the shared
+ * expert's gate + up): a FormatError naming the first leaf that differs.
+ */
+export function stackFormat(ckpt: Checkpoint, names: readonly string[]): LeafFormat {
+  const first = leafFormat(ckpt, names[0]!);
+  for (const n of names) {
+    const f = leafFormat(ckpt, n);
+    if (f !== first) throw new FormatError(`is stored ${f.toUpperCase()} but '${names[0]}' of the same stack is ${first.toUpperCase()}: a stack needs one format`, ckpt.name, n);
+  }
+  return first;
+}
+
+/** The stored format of layer `layer`'s routed experts (all of them: a FormatError if they differ). */
+export function expertFormat(ckpt: Checkpoint, layer: number): LeafFormat {
+  const names: string[] = [];
+  for (let e = 0; e < ckpt.config.n_routed_experts; e++) for (const p of ['gate', 'up', 'down']) names.push(`model.layers.${layer}.mlp.experts.${e}.${p}_proj.weight`);
+  return stackFormat(ckpt, names);
+}
+
+/**
  * Reads one linear weight (and its scales) by HF name, e.g. `model.layers.0.self_attn.q_a_proj.weight`: FP8 or
  * BF16 as stored. An INT4 leaf is a FormatError here (callers that handle INT4 use readStoredLinear).
  */

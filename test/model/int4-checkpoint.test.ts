@@ -198,3 +198,14 @@ describe('Kimi K2.5 wrapper (spec §13)', () => {
     expect((err as Error).message).toMatch(/stored twice, as '(language_model\.)?model\.norm\.weight' and '(language_model\.)?model\.norm\.weight'/);
   });
 });
+
+describe('stack formats (for the GPU upload)', () => {
+  it('expertFormat gives a layer\'s one expert format; a mixed stack is a FormatError naming the odd leaf', async () => {
+    const { expertFormat, stackFormat } = await import('../../src/model/checkpoint.js');
+    const ckpt = await openCheckpointDir(dir);
+    expect(expertFormat(ckpt, 1)).toBe('int4');
+    expect(stackFormat(ckpt, ['model.layers.1.mlp.shared_experts.gate_proj.weight', 'model.layers.1.mlp.shared_experts.up_proj.weight'])).toBe('bf16');
+    expect(() => stackFormat(ckpt, [`${M}.weight`, 'model.layers.1.mlp.shared_experts.up_proj.weight'])).toThrow(/shared_experts\.up_proj\.weight.*stored BF16 but .* is INT4/);
+    await ckpt.close();
+  });
+});
