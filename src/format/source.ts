@@ -165,6 +165,10 @@ export function httpSource(url: string, fetchFn: FetchFn = (u, init) => fetch(u,
   const getProbe = (): Promise<ProbeResult> => {
     probe ??= (async () => {
       const res = await fetchWithRetry(url, fetchFn, { ...opts.headers, Range: `bytes=0-${probeBytes - 1}` }, opts);
+      if (res.ok && looksHtml(res.headers.get('content-type'), '') && !isHtmlUrl(url)) {
+        await cancelBody(res);
+        throw new FormatError(`the server answered an HTML page (content-type ${res.headers.get('content-type')}) instead of the file: is the file in the folder the URL names?`, url);
+      }
       if (res.status === 206) {
         const cr = parseContentRange(res.headers.get('content-range'), url);
         if (cr.start !== 0 || cr.end === undefined || cr.end - cr.start + 1 > probeBytes || cr.end >= cr.total) {
@@ -385,6 +389,11 @@ function withIdleTimeout(reader: ReadableStreamDefaultReader<Uint8Array>, res: R
 /** A small file's answer: its bytes and version, or why it counts as absent. */
 export type TextAnswer = { found: true; bytes: Uint8Array; validators: Validators; contentType?: string } | { found: false; why: string; html: boolean };
 
+/** A URL whose file is HTML itself (then an HTML answer is the file). */
+function isHtmlUrl(url: string): boolean {
+  return /\.x?html?$/i.test(new URL(url, 'http://x/').pathname);
+}
+
 /** An HTML page (by content type, or by its first bytes when the server says nothing useful). */
 function looksHtml(contentType: string | null, first: string): boolean {
   if (contentType && /^\s*(text\/html|application\/xhtml\+xml)\b/i.test(contentType)) return true;
@@ -418,8 +427,7 @@ export async function fetchText(url: string, fetchFn: FetchFn, opts: HttpSourceO
     }
     return { found: false, why, html };
   };
-  const ctHtml = looksHtml(contentType ?? null, '');
-  if (ctHtml && !/\.x?html?$/i.test(new URL(url, 'http://x/').pathname)) {
+  if (looksHtml(contentType ?? null, '') && !isHtmlUrl(url)) {
     await cancelBody(res);
     return absent(`an HTML page (content-type ${contentType})`, true);
   }
@@ -440,7 +448,7 @@ export async function fetchValidators(url: string, fetchFn: FetchFn, opts: HttpS
   const res = await fetchWithRetry(url, fetchFn, { ...opts.headers, Range: 'bytes=0-0' }, opts);
   try {
     if (res.status === 404 || res.status === 410) return undefined;
-    if (looksHtml(res.headers.get('content-type'), '') && !/\.x?html?$/i.test(new URL(url, 'http://x/').pathname)) return undefined;
+    if (looksHtml(res.headers.get('content-type'), '') && !isHtmlUrl(url)) return undefined;
     if (res.status === 206 || res.status === 416) return responseValidators(res, parseContentRange(res.headers.get('content-range'), url).total);
     if (res.status === 200) return responseValidators(res, contentLength(res));
     throw httpError(res, url);

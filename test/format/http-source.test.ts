@@ -215,7 +215,7 @@ describe('timeouts: a server that never answers, or stops sending, is a typed er
     expect(err).toBeInstanceOf(HttpTimeoutError);
     expect(err).toMatchObject({ name: 'HttpTimeoutError', phase: 'connect', timeoutMs: 300, url: `${base}/hang/blob.bin` });
     expect((err as Error).message).toMatch(/hang\/blob\.bin: no response within 0\.3 s/);
-    expect(Date.now() - t0).toBeLessThan(3000); // not retried
+    expect(Date.now() - t0).toBeLessThan(5000); // not retried
     const text = await urlFiles(`${base}/hang/ragged`, undefined, { connectTimeoutMs: 300 }).readText('config.json').catch((e: unknown) => e);
     expect(text).toBeInstanceOf(HttpTimeoutError);
   });
@@ -226,7 +226,7 @@ describe('timeouts: a server that never answers, or stops sending, is a typed er
     expect(err).toBeInstanceOf(HttpTimeoutError);
     expect(err).toMatchObject({ phase: 'idle', timeoutMs: 300 });
     expect((err as Error).message).toMatch(/stall\/blob\.bin: no data for 0\.3 s/);
-    expect(Date.now() - t0).toBeLessThan(3000);
+    expect(Date.now() - t0).toBeLessThan(5000);
     const chunks: number[] = [];
     const src = httpSource(`${base}/trickle/blob.bin`, undefined, { idleTimeoutMs: 300, onBytes: (n) => chunks.push(n) });
     expect(await src.read(150_000, 10)).toEqual(files.get('/blob.bin')!.subarray(150_000, 150_010));
@@ -243,7 +243,7 @@ describe('timeouts: a server that never answers, or stops sending, is a typed er
     const e = await loadCliModel({ model: `${base}/stall/slowmodel`, backend: 'cpu', connectTimeout: 0.3, idleTimeout: 0.3 }, err).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(HttpTimeoutError);
     expect((e as Error).message).toMatch(/slowmodel\/config\.json: no data for 0\.3 s/);
-    expect(Date.now() - t0).toBeLessThan(3000);
+    expect(Date.now() - t0).toBeLessThan(5000);
     expect(writes.join('')).toMatch(/downloading config and headers: 0\.00 MiB/);
   });
 });
@@ -259,5 +259,9 @@ describe('a dev server that answers its HTML page for missing files', () => {
     const err = await openCheckpoint(urlFiles(`${base}/spa/not-a-model`, undefined, { retries: 0 })).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(FormatError);
     expect((err as Error).message).toMatch(/not-a-model\/config\.json: the server answered an HTML page \(content-type text\/html\) instead of the file: is the URL the checkpoint folder/);
+    // a shard the server does not have, answered with its page: named, not parsed as safetensors
+    const shard = await httpSource(`${base}/spa/single/missing.safetensors`, undefined, { retries: 0 }).size().catch((e: unknown) => e);
+    expect(shard).toBeInstanceOf(FormatError);
+    expect((shard as Error).message).toMatch(/missing\.safetensors: the server answered an HTML page \(content-type text\/html\)/);
   });
 });
