@@ -18,6 +18,10 @@ export interface LocalTextModel {
   contextSize: number;
   eosTokenIds: number[];
   generate(promptTokens: number[], opts: GenerateOptions): AsyncGenerator<GenerationEvent>;
+  /** Generations that may run at once, their decode steps batched (default 1: callers must not overlap them). */
+  concurrency?: number;
+  /** One line about the batched engine's state for logs (steps, mean rows per step, queue), when it batches. */
+  batchSummary?(): string;
 }
 
 export interface LocalBackendOptions {

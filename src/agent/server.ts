@@ -4,12 +4,14 @@
  *   POST /v1/completions       raw prompt (string or token ids)
  *   GET  /v1/models, /v1/models/{id}
  * Streaming responses are SSE `data: {...}` chunks ending with `data: [DONE]`. Generations run one at a time
- * in arrival order; a client that disconnects (while queued or generating) aborts its generation.
+ * in arrival order, or all at once when the model batches (`concurrency` > 1: its scheduler gathers their decode
+ * steps and answers 503 beyond its queue); a client that disconnects (while queued or generating) aborts its
+ * generation.
  */
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { AbortError, ContextOverflowError, InputError, TokenizerError, WebmoeError } from '../errors.js';
+import { AbortError, BusyError, ContextOverflowError, InputError, TokenizerError, WebmoeError } from '../errors.js';
 import type { ChatChunk } from './backend.js';
 import { LocalBackend } from './local-backend.js';
 import type { LocalTextModel } from './local-backend.js';
@@ -49,8 +51,21 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/** How the server runs generations: one at a time (SerialQueue), or all at once for a batching engine. */
+export interface TaskRunner {
+  run<T>(task: () => Promise<T>, signal?: AbortSignal): Promise<T>;
+}
+
+/** Runs every task at once: the engine's scheduler batches their steps and queues beyond its sequences. */
+export class ConcurrentRunner implements TaskRunner {
+  run<T>(task: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    if (signal?.aborted) return Promise.reject(new AbortError('client disconnected'));
+    return task();
+  }
+}
+
 /** Runs tasks one at a time in arrival order. A task whose signal fired while it waited is skipped. */
-export class SerialQueue {
+export class SerialQueue implements TaskRunner {
   private tail: Promise<void> = Promise.resolve();
   run<T>(task: () => Promise<T>, signal?: AbortSignal): Promise<T> {
     const prev = this.tail;
@@ -72,7 +87,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const { model, modelId } = opts;
   const host = opts.host ?? '127.0.0.1';
   const log = opts.log ?? ((): void => {});
-  const queue = new SerialQueue();
+  // a batching engine takes concurrent generations itself (its scheduler queues beyond its sequences)
+  const queue: TaskRunner = (model.concurrency ?? 1) > 1 ? new ConcurrentRunner() : new SerialQueue();
   const backend = new LocalBackend(model);
   const created = Math.floor(Date.now() / 1000);
   const access = accessPolicy(host, opts.allowHosts ?? [], opts.allowOrigins ?? []);
@@ -118,7 +134,7 @@ interface HandlerContext {
   model: LocalTextModel;
   modelId: string;
   backend: LocalBackend;
-  queue: SerialQueue;
+  queue: TaskRunner;
   created: number;
   log: (line: string) => void;
   maxBody: number;
@@ -410,8 +426,10 @@ function abortOnDisconnect(res: http.ServerResponse): AbortSignal {
 
 /** Queues a generation; a disconnect (before or during it) ends quietly, the socket being gone already. */
 async function runQueued(ctx: HandlerContext, signal: AbortSignal, task: () => Promise<void>): Promise<void> {
+  const t0 = performance.now();
   try {
     await ctx.queue.run(task, signal);
+    if (ctx.model.batchSummary) ctx.log(`done in ${(performance.now() - t0).toFixed(0)} ms; ${ctx.model.batchSummary()}`);
   } catch (err) {
     if (signal.aborted) {
       ctx.log('client disconnected; generation aborted');
@@ -453,6 +471,7 @@ function readJson(req: http.IncomingMessage, limit: number): Promise<unknown> {
 function toHttpError(err: unknown): HttpError {
   if (err instanceof HttpError) return err;
   if (err instanceof ContextOverflowError) return new HttpError(400, err.message, 'messages', 'context_length_exceeded');
+  if (err instanceof BusyError) return new HttpError(503, err.message, null, 'server_busy');
   if (err instanceof InputError) return new HttpError(400, err.message, err.field ?? null, 'invalid_value');
   if (err instanceof TokenizerError) return new HttpError(400, err.message, null, 'tokenizer_error');
   if (err instanceof WebmoeError) return new HttpError(500, err.message, null, err.code.toLowerCase());

@@ -29,6 +29,9 @@ export interface CliModelOptions {
   precision?: 'f32' | 'f16';
   /** Runs once the checkpoint and tokenizer are open, before the weights load: throw here to fail fast. */
   beforeWeights?: LoadTextModelOptions['beforeWeights'];
+  /** `--max-sequences` / `--max-queue` (webgpu): concurrent generations with batched decode steps. */
+  maxSequences?: number;
+  maxQueue?: number;
   /** `--connect-timeout` / `--idle-timeout` in seconds, for a URL (default 30 each). */
   connectTimeout?: number;
   idleTimeout?: number;
@@ -52,7 +55,7 @@ export async function loadCliModel(opts: CliModelOptions, err: Out): Promise<Cli
   try {
     if (backend === 'webgpu') gpu = await createGpu({ adapter: opts.adapter });
     const http: HttpSourceOptions = { connectTimeoutMs: seconds(opts.connectTimeout), idleTimeoutMs: seconds(opts.idleTimeout), onBytes: bar.download };
-    const model = await loadTextModel(checkpointFiles(opts.model, http), { backend, gpu, ctxSize: opts.ctxSize, precision: opts.precision, onProgress: bar.update, beforeWeights: opts.beforeWeights });
+    const model = await loadTextModel(checkpointFiles(opts.model, http), { backend, gpu, ctxSize: opts.ctxSize, precision: opts.precision, onProgress: bar.update, beforeWeights: opts.beforeWeights, maxSequences: opts.maxSequences, maxQueue: opts.maxQueue });
     bar.stop();
     let closed = false;
     return {
@@ -213,6 +216,8 @@ export function interactiveModel(model: LocalTextModel): { model: LocalTextModel
       tokenizer: model.tokenizer,
       contextSize: model.contextSize,
       eosTokenIds: model.eosTokenIds,
+      concurrency: model.concurrency,
+      batchSummary: model.batchSummary?.bind(model),
       generate: (prompt, opts) => tracked(model.generate(prompt, opts)),
     },
     active: () => active,

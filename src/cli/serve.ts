@@ -1,6 +1,6 @@
 /**
  * `webmoe serve --model DIR [--port P] [--host 127.0.0.1] [--name ID] [--backend webgpu|cpu] [--adapter A]
- *   [--ctx-size N] [--allow-host NAME]... [--allow-origin ORIGIN]...`
+ *   [--ctx-size N] [--allow-host NAME]... [--allow-origin ORIGIN]... [--max-sequences N] [--max-queue N]`
  *
  * Loads the checkpoint (a progress bar on stderr), then serves it over an OpenAI-compatible HTTP API
  * (src/agent/server.ts): POST /v1/chat/completions, POST /v1/completions, GET /v1/models. The first line on
@@ -30,7 +30,13 @@ export interface ServeCliOptions {
   allowHost?: string[];
   /** `--allow-origin ORIGIN` (repeatable): web origins that may call the server (CORS). */
   allowOrigin?: string[];
+  /** `--max-sequences N`: generations decoded together (webgpu; default 8). */
+  maxSequences?: number;
+  /** `--max-queue N`: requests that may wait for a sequence; beyond it 503 (default 64). */
+  maxQueue?: number;
 }
+
+export const DEFAULT_MAX_SEQUENCES = 8;
 
 export const DEFAULT_PORT = 8000;
 export const DEFAULT_HOST = '127.0.0.1';
@@ -53,7 +59,9 @@ export function registerServe(program: Command): void {
     .option('--host <addr>', `address to listen on; anything but loopback exposes the model to the network (default: ${DEFAULT_HOST})`)
     .option('--name <id>', "the model id clients pass as 'model' (default: the checkpoint folder's name)")
     .option('--allow-host <name>', 'also answer requests whose Host header is NAME (repeatable; loopback names and the --host address are always accepted)', collect, [])
-    .option('--allow-origin <origin>', "let web pages from ORIGIN (e.g. http://localhost:5173, or '*') call the server: CORS headers and preflights (repeatable; other origins get 403)", collect, []);
+    .option('--allow-origin <origin>', "let web pages from ORIGIN (e.g. http://localhost:5173, or '*') call the server: CORS headers and preflights (repeatable; other origins get 403)", collect, [])
+    .option('--max-sequences <n>', `concurrent requests decoded together in batched steps, each with its own --ctx-size of cache (webgpu; default ${DEFAULT_MAX_SEQUENCES}; 1 = one at a time)`, intArg('max-sequences', 1, 64))
+    .option('--max-queue <n>', 'requests that may wait for a free sequence; more get 503 (default 64)', intArg('max-queue', 0, 1_000_000));
   for (const o of modelLoadOptions()) cmd.addOption(o);
   cmd.action(async (opts: ServeCliOptions) => {
     const stop = new AbortController();
@@ -88,6 +96,8 @@ export async function serveCliCommand(opts: ServeCliOptions, io: ServeIo): Promi
       backend: opts.backend,
       adapter: opts.adapter,
       ctxSize: opts.ctxSize,
+      maxSequences: opts.maxSequences ?? ((opts.backend ?? 'webgpu') === 'webgpu' ? DEFAULT_MAX_SEQUENCES : undefined),
+      maxQueue: opts.maxQueue,
       beforeWeights: (ckpt, tok) => {
         if (!tok) throw new TokenizerError(`${ckpt.name} has no tokenizer (tokenizer.json or tiktoken.model): serve needs one for the chat template`);
       },

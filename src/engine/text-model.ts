@@ -62,6 +62,10 @@ export interface TextModel {
   readonly backend: Backend;
   /** Set when the model batches concurrent generations (loadTextModel's maxSequences). */
   readonly scheduler?: BatchScheduler;
+  /** Generations that may run at once: maxSequences with a scheduler, else 1. */
+  readonly concurrency: number;
+  /** With a scheduler: steps, mean rows per step, sequences in use, queue (for logs). */
+  batchSummary?(): string;
   /**
    * generate() on this model's session with its tokenizer and eos ids; `opts` override the defaults. With a
    * scheduler, calls may overlap: each runs on a lane of its own and their decode steps are batched.
@@ -193,6 +197,7 @@ export function textModel(ckpt: Checkpoint, session: InferenceSession, tokenizer
     defaults,
     contextSize: session.contextSize,
     backend,
+    concurrency: 1,
     generate: (prompt, o = {}) => generate(session, tokenizer, prompt, { eosTokenIds, ...defaults, ...definedOnly(o) }),
     async close() {
       if (closed) return;
@@ -215,6 +220,11 @@ export function batchedTextModel(ckpt: Checkpoint, scheduler: BatchScheduler, to
   return {
     ...base,
     scheduler,
+    concurrency: scheduler.batch.maxSequences,
+    batchSummary: () => {
+      const s = scheduler.stats();
+      return `batch: ${s.steps} steps, ${(s.rows / Math.max(1, s.steps)).toFixed(2)} rows per step, ${s.running}/${scheduler.batch.maxSequences} sequences in use, ${s.waiting} waiting (${s.queued} queued so far, ${(s.queueWaitMs / Math.max(1, s.queued)).toFixed(0)} ms mean wait)`;
+    },
     generate: (prompt, o = {}) => {
       const lane = scheduler.lane(o.signal);
       return releasing(generate(lane, tokenizer, prompt, { eosTokenIds, ...defaults, ...definedOnly(o) }), lane);
