@@ -4,6 +4,10 @@ The split is by file and fixed: a file is held out when the first 8 hex digits o
 HELD_OUT_FRACTION of 2^32 and it is at most 48 KiB (so no single file dominates the held-out numbers); the list is
 written to models/demo/heldout.txt and `webmoe eval --text` reads those files. Files over 256 KiB (generated
 tables) and undecodable files are skipped everywhere.
+
+The evaluation set of the quality table is the held-out files of at most EVAL_MAX_FILE bytes (six files, 63 KiB):
+the three larger held-out files stay out of training but are not evaluated, so that an evaluation on webmoe's CPU
+reference (plain TypeScript, about 100 tokens/s on this shared machine) takes minutes, not an hour.
 """
 import glob
 import hashlib
@@ -12,6 +16,7 @@ import os
 HELD_OUT_FRACTION = 0.02
 MAX_FILE = 256 * 1024
 MAX_HELD_OUT_FILE = 48 * 1024
+EVAL_MAX_FILE = 24 * 1024
 
 
 def default_root():
@@ -52,3 +57,8 @@ def split(files):
     for rel, text in files:
         (held if is_held_out(rel, len(text.encode("utf-8"))) else train).append((rel, text))
     return train, held
+
+
+def eval_set(held):
+    """The held-out files the quality table is measured on."""
+    return [(rel, text) for rel, text in held if len(text.encode("utf-8")) <= EVAL_MAX_FILE]

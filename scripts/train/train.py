@@ -1,6 +1,6 @@
 """Step 2: train the demo model on the token stream of prepare.py.
 
-  nice -n 10 /usr/bin/python3 scripts/train/train.py [--data .train] [--out .train/run] [--budget-min 60]
+  nice -n 10 /usr/bin/python3 scripts/train/train.py [--data .train] [--out .train/run] [--budget-min 45]
       [--steps N] [--batch 8] [--ctx 256] [--lr 2e-3] [--seed 0] [--cfg '{"hidden_size": 256}']
 
 Seeded: batches are random windows of the stream drawn from numpy's PCG64(seed), weights from torch.manual_seed.
@@ -62,7 +62,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=".train")
     ap.add_argument("--out", default=".train/run")
-    ap.add_argument("--budget-min", type=float, default=60)
+    ap.add_argument("--budget-min", type=float, default=45)
     ap.add_argument("--save-min", type=float, default=5)
     ap.add_argument("--steps", type=int, default=0)
     ap.add_argument("--batch", type=int, default=8)
@@ -71,7 +71,7 @@ def main():
     ap.add_argument("--min-lr-frac", type=float, default=0.1)
     ap.add_argument("--warmup", type=int, default=50)
     ap.add_argument("--wd", type=float, default=0.1)
-    ap.add_argument("--gamma", type=float, default=1e-3, help="bias update speed of the aux-loss-free balancing")
+    ap.add_argument("--gamma", type=float, default=5e-3, help="bias update speed of the aux-loss-free balancing")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="1: on a shared 2-core machine, 2 OpenMP threads spin and run 4x slower")
     ap.add_argument("--eval-windows", type=int, default=24)
