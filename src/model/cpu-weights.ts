@@ -12,6 +12,7 @@ import { bf16ArrayToF32 } from '../format/fp8.js';
 import { dequantizeInt4 } from '../format/int4.js';
 import type { ModelConfig } from './config.js';
 import { readF32, readStoredLinear, type Checkpoint, type StoredLinear } from './checkpoint.js';
+import type { WeightSpec } from './weights.js';
 
 /** A dense row-major weight, PyTorch layout: W[out, in], y = W·x. */
 export interface Matrix {
@@ -72,56 +73,73 @@ export function dequantLinear(w: StoredLinear): Matrix {
   return { rows: w.rows, cols: w.cols, data };
 }
 
-/** Reads and dequantises every weight the forward pass uses. */
+/**
+ * Reads and dequantises every leaf of the checkpoint's weight tree (model/weights.ts), in load order, and puts it
+ * where its (role, layer, expert, slot) says: no tensor name is written here.
+ */
 export async function loadCpuWeights(ckpt: Checkpoint): Promise<CpuWeights> {
   const c = ckpt.config;
-  const lin = async (name: string) => dequantLinear(await readStoredLinear(ckpt, name));
-  const vec = (name: string) => readF32(ckpt, name);
-  const mat = async (name: string, rows: number, cols: number): Promise<Matrix> => ({ rows, cols, data: await vec(name) });
-  const ffn = async (p: string): Promise<FfnWeights> => ({
-    gate: await lin(p + 'gate_proj.weight'),
-    up: await lin(p + 'up_proj.weight'),
-    down: await lin(p + 'down_proj.weight'),
-  });
-  const layers: LayerWeights[] = [];
+  const empty = (): Matrix => ({ rows: 0, cols: 0, data: new Float32Array(0) });
+  const ffn = (): FfnWeights => ({ gate: empty(), up: empty(), down: empty() });
+  const w: CpuWeights = { config: c, embed: empty(), layers: [], norm: new Float32Array(0), lmHead: empty() };
   for (let i = 0; i < c.num_hidden_layers; i++) {
-    const p = `model.layers.${i}.`;
-    const a = p + 'self_attn.';
-    const lowRankQ = c.q_lora_rank !== null;
-    const attn: AttnWeights = {
-      qA: lowRankQ ? await lin(a + 'q_a_proj.weight') : null,
-      qANorm: lowRankQ ? await vec(a + 'q_a_layernorm.weight') : null,
-      qB: lowRankQ ? await lin(a + 'q_b_proj.weight') : null,
-      q: lowRankQ ? null : await lin(a + 'q_proj.weight'),
-      kvA: await lin(a + 'kv_a_proj_with_mqa.weight'),
-      kvANorm: await vec(a + 'kv_a_layernorm.weight'),
-      kvB: await lin(a + 'kv_b_proj.weight'),
-      o: await lin(a + 'o_proj.weight'),
-    };
-    let moe: MoeWeights | null = null;
-    if (c.derived.moeLayers[i]) {
-      const experts: FfnWeights[] = [];
-      for (let e = 0; e < c.n_routed_experts; e++) experts.push(await ffn(`${p}mlp.experts.${e}.`));
-      moe = {
-        gate: await mat(p + 'mlp.gate.weight', c.n_routed_experts, c.hidden_size),
-        bias: await vec(p + 'mlp.gate.e_score_correction_bias'),
-        experts,
-        shared: c.n_shared_experts > 0 ? await ffn(p + 'mlp.shared_experts.') : null,
-      };
-    }
-    layers.push({
-      inputNorm: await vec(p + 'input_layernorm.weight'),
-      attn,
-      postNorm: await vec(p + 'post_attention_layernorm.weight'),
-      mlp: moe ? null : await ffn(p + 'mlp.'),
-      moe,
+    const moe = c.derived.moeLayers[i]!;
+    w.layers.push({
+      inputNorm: new Float32Array(0),
+      attn: { qA: null, qANorm: null, qB: null, q: null, kvA: empty(), kvANorm: new Float32Array(0), kvB: empty(), o: empty() },
+      postNorm: new Float32Array(0),
+      mlp: moe ? null : ffn(),
+      moe: moe ? { gate: empty(), bias: new Float32Array(0), experts: Array.from({ length: c.n_routed_experts }, ffn), shared: c.n_shared_experts > 0 ? ffn() : null } : null,
     });
   }
-  return {
-    config: c,
-    embed: await mat('model.embed_tokens.weight', c.vocab_size, c.hidden_size),
-    layers,
-    norm: await vec('model.norm.weight'),
-    lmHead: await mat('lm_head.weight', c.vocab_size, c.hidden_size),
-  };
+  for (const leaf of ckpt.weights) {
+    const s = leaf.spec;
+    if (s.kind === 'linear') {
+      place(w, s, dequantLinear(await readStoredLinear(ckpt, s.name)));
+    } else {
+      const data = await readF32(ckpt, s.name);
+      place(w, s, s.shape.length === 2 ? { rows: s.shape[0]!, cols: s.shape[1]!, data } : data);
+    }
+  }
+  return w;
+}
+
+/** Puts one loaded leaf where its role, layer, expert and slot say. */
+function place(w: CpuWeights, s: WeightSpec, v: Matrix | Float32Array): void {
+  const mat = (): Matrix => v as Matrix;
+  const vec = (): Float32Array => v as Float32Array;
+  if (s.layer < 0) {
+    if (s.slot === 'embed') w.embed = mat();
+    else if (s.slot === 'lmHead') w.lmHead = mat();
+    else w.norm = vec();
+    return;
+  }
+  const layer = w.layers[s.layer]!;
+  switch (s.role) {
+    case 'norm':
+      if (s.slot === 'inputNorm') layer.inputNorm = vec();
+      else layer.postNorm = vec();
+      return;
+    case 'attention':
+      if (s.slot === 'qANorm' || s.slot === 'kvANorm') layer.attn[s.slot] = vec();
+      else layer.attn[s.slot as 'qA' | 'qB' | 'q' | 'kvA' | 'kvB' | 'o'] = mat();
+      return;
+    case 'router':
+      layer.moe!.gate = mat();
+      return;
+    case 'router_bias':
+      layer.moe!.bias = vec();
+      return;
+    case 'dense_mlp':
+      layer.mlp![s.slot as keyof FfnWeights] = mat();
+      return;
+    case 'routed_expert':
+      layer.moe!.experts[s.expert!]![s.slot as keyof FfnWeights] = mat();
+      return;
+    case 'shared_expert':
+      layer.moe!.shared![s.slot as keyof FfnWeights] = mat();
+      return;
+    default:
+      throw new Error(`no place for the ${s.role} leaf '${s.name}'`);
+  }
 }

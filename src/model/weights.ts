@@ -6,7 +6,8 @@
  * API (the CPU loader, the GPU loader, make-toy, inspect and convert all walk this tree):
  *   weightGroups(c)      lazy, O(layers): one group per leaf or per layer's routed experts (`count` = E,
  *                        `leaves(e)` = expert e's gate, up, down); counting multiplies, it never expands experts
- *   weightSpecs(c)       lazy: every leaf (WeightSpec: name, kind, role, shape [out, in], layer, expert)
+ *   weightSpecs(c)       lazy: every leaf (WeightSpec: name, kind, role, slot, shape [out, in], layer, expert);
+ *                        loaders place a leaf by (role, layer, expert, slot), never by parsing its name
  *   weightTable(c)       the same as an array (toy-sized configs only)
  *   configFormat(c, s)   LeafFormat a leaf has when nothing is stored: 'fp8' | 'bf16' | 'int4' | 'f32'
  *   storedParts(c, s, f) the tensors that hold leaf s in format f (name, dtype, shape, part):
@@ -37,10 +38,22 @@ export type WeightRole = 'embed' | 'norm' | 'attention' | 'dense_mlp' | 'router'
 /** How a leaf is stored: block FP8 + scales, BF16, INT4 pack-quantized + group scales, or F32. */
 export type LeafFormat = 'fp8' | 'bf16' | 'int4' | 'f32';
 
+/**
+ * Where a leaf goes in the loaded model (the field of CpuWeights / GpuWeights at its role and layer): loaders
+ * place leaves by (role, layer, expert, slot) and never parse names.
+ */
+export type WeightSlot =
+  | 'embed' | 'norm' | 'lmHead' // global
+  | 'inputNorm' | 'postNorm' // per layer
+  | 'qA' | 'qANorm' | 'qB' | 'q' | 'kvA' | 'kvANorm' | 'kvB' | 'o' // attention
+  | 'router' | 'bias' // MoE router
+  | 'gate' | 'up' | 'down'; // an FFN: dense MLP, routed expert, shared expert
+
 export interface WeightSpec {
   name: string;
   kind: WeightKind;
   role: WeightRole;
+  slot: WeightSlot;
   /** [out, in] for linear weights. */
   shape: number[];
   /** -1 for global tensors. */
@@ -64,26 +77,26 @@ export function* weightGroups(c: ModelConfig): Generator<WeightGroup> {
   const D = c.hidden_size;
   const d = c.derived;
   const one = (spec: WeightSpec): WeightGroup => ({ role: spec.role, layer: spec.layer, count: 1, leaves: () => [spec] });
-  yield one({ name: 'model.embed_tokens.weight', kind: 'bf16', role: 'embed', shape: [c.vocab_size, D], layer: -1 });
+  yield one({ name: 'model.embed_tokens.weight', kind: 'bf16', role: 'embed', slot: 'embed', shape: [c.vocab_size, D], layer: -1 });
   for (let i = 0; i < c.num_hidden_layers; i++) {
     const p = `model.layers.${i}.`;
-    const leaf = (name: string, kind: WeightKind, role: WeightRole, shape: number[]): WeightGroup => one({ name: p + name, kind, role, shape, layer: i });
-    yield leaf('input_layernorm.weight', 'bf16', 'norm', [D]);
+    const leaf = (name: string, kind: WeightKind, role: WeightRole, slot: WeightSlot, shape: number[]): WeightGroup => one({ name: p + name, kind, role, slot, shape, layer: i });
+    yield leaf('input_layernorm.weight', 'bf16', 'norm', 'inputNorm', [D]);
     if (c.q_lora_rank === null) {
-      yield leaf('self_attn.q_proj.weight', 'linear', 'attention', [d.qWidth, D]);
+      yield leaf('self_attn.q_proj.weight', 'linear', 'attention', 'q', [d.qWidth, D]);
     } else {
-      yield leaf('self_attn.q_a_proj.weight', 'linear', 'attention', [c.q_lora_rank, D]);
-      yield leaf('self_attn.q_a_layernorm.weight', 'bf16', 'attention', [c.q_lora_rank]);
-      yield leaf('self_attn.q_b_proj.weight', 'linear', 'attention', [d.qWidth, c.q_lora_rank]);
+      yield leaf('self_attn.q_a_proj.weight', 'linear', 'attention', 'qA', [c.q_lora_rank, D]);
+      yield leaf('self_attn.q_a_layernorm.weight', 'bf16', 'attention', 'qANorm', [c.q_lora_rank]);
+      yield leaf('self_attn.q_b_proj.weight', 'linear', 'attention', 'qB', [d.qWidth, c.q_lora_rank]);
     }
-    yield leaf('self_attn.kv_a_proj_with_mqa.weight', 'linear', 'attention', [d.kvAWidth, D]);
-    yield leaf('self_attn.kv_a_layernorm.weight', 'bf16', 'attention', [c.kv_lora_rank]);
-    yield leaf('self_attn.kv_b_proj.weight', 'linear', 'attention', [d.kvBWidth, c.kv_lora_rank]);
-    yield leaf('self_attn.o_proj.weight', 'linear', 'attention', [D, d.oWidth]);
-    yield leaf('post_attention_layernorm.weight', 'bf16', 'norm', [D]);
+    yield leaf('self_attn.kv_a_proj_with_mqa.weight', 'linear', 'attention', 'kvA', [d.kvAWidth, D]);
+    yield leaf('self_attn.kv_a_layernorm.weight', 'bf16', 'attention', 'kvANorm', [c.kv_lora_rank]);
+    yield leaf('self_attn.kv_b_proj.weight', 'linear', 'attention', 'kvB', [d.kvBWidth, c.kv_lora_rank]);
+    yield leaf('self_attn.o_proj.weight', 'linear', 'attention', 'o', [D, d.oWidth]);
+    yield leaf('post_attention_layernorm.weight', 'bf16', 'norm', 'postNorm', [D]);
     if (d.moeLayers[i]) {
-      yield leaf('mlp.gate.weight', 'bf16', 'router', [c.n_routed_experts, D]);
-      yield leaf('mlp.gate.e_score_correction_bias', 'f32', 'router_bias', [c.n_routed_experts]);
+      yield leaf('mlp.gate.weight', 'bf16', 'router', 'router', [c.n_routed_experts, D]);
+      yield leaf('mlp.gate.e_score_correction_bias', 'f32', 'router_bias', 'bias', [c.n_routed_experts]);
       const F = c.moe_intermediate_size;
       yield { role: 'routed_expert', layer: i, count: c.n_routed_experts, leaves: (e) => ffn(`${p}mlp.experts.${e}.`, F, D, 'routed_expert', i, e) };
       if (c.n_shared_experts > 0) {
@@ -93,16 +106,16 @@ export function* weightGroups(c: ModelConfig): Generator<WeightGroup> {
       for (const s of ffn(p + 'mlp.', c.intermediate_size, D, 'dense_mlp', i)) yield one(s);
     }
   }
-  yield one({ name: 'model.norm.weight', kind: 'bf16', role: 'norm', shape: [D], layer: -1 });
-  yield one({ name: 'lm_head.weight', kind: 'bf16', role: 'lm_head', shape: [c.vocab_size, D], layer: -1 });
+  yield one({ name: 'model.norm.weight', kind: 'bf16', role: 'norm', slot: 'norm', shape: [D], layer: -1 });
+  yield one({ name: 'lm_head.weight', kind: 'bf16', role: 'lm_head', slot: 'lmHead', shape: [c.vocab_size, D], layer: -1 });
 }
 
 function ffn(prefix: string, inter: number, D: number, role: WeightRole, layer: number, expert?: number): WeightSpec[] {
   const e = expert === undefined ? {} : { expert };
   return [
-    { name: prefix + 'gate_proj.weight', kind: 'linear', role, shape: [inter, D], layer, ...e },
-    { name: prefix + 'up_proj.weight', kind: 'linear', role, shape: [inter, D], layer, ...e },
-    { name: prefix + 'down_proj.weight', kind: 'linear', role, shape: [D, inter], layer, ...e },
+    { name: prefix + 'gate_proj.weight', kind: 'linear', role, slot: 'gate', shape: [inter, D], layer, ...e },
+    { name: prefix + 'up_proj.weight', kind: 'linear', role, slot: 'up', shape: [inter, D], layer, ...e },
+    { name: prefix + 'down_proj.weight', kind: 'linear', role, slot: 'down', shape: [D, inter], layer, ...e },
   ];
 }
 
