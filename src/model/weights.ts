@@ -210,13 +210,6 @@ export function storedParts(c: ModelConfig, spec: WeightSpec, format: LeafFormat
   return [{ ...base, name: spec.name, dtype: format === 'f32' ? 'F32' : 'BF16', shape: spec.shape, role: spec.kind, params: n }];
 }
 
-/** The dtype a table entry is stored in by the config (the weight part; INT4 leaves: I32 packed). */
-export function storedDtype(c: ModelConfig, kind: WeightKind, spec?: WeightSpec): Dtype {
-  if (kind !== 'linear') return kind === 'f32' ? 'F32' : 'BF16';
-  const f = spec ? configFormat(c, spec) : c.quantization_config?.quant_method === 'fp8' ? 'fp8' : 'bf16';
-  return f === 'fp8' ? 'F8_E4M3' : f === 'int4' ? 'I32' : 'BF16';
-}
-
 /** Every tensor a checkpoint of this config holds (formats by the config), in load order, lazily. */
 export function* iterStoredTensors(c: ModelConfig): Generator<StoredTensorSpec> {
   for (const spec of weightSpecs(c)) yield* storedParts(c, spec, configFormat(c, spec));
