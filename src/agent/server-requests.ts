@@ -34,7 +34,12 @@ export interface SamplingFields {
 export interface ParsedChatRequest extends SamplingFields {
   messages: ChatMessage[];
   tools?: ToolDefinition[];
+  /** Choices to generate from the one prompt (`n`, default 1; more than 1 needs a batching engine). */
+  n: number;
 }
+
+/** Most choices one chat request may ask for. */
+export const MAX_CHOICES = 64;
 
 export interface ParsedCompletionRequest extends SamplingFields {
   prompt: string | number[];
@@ -67,7 +72,6 @@ function optNumber(body: Obj, key: string, min: number, max: number, integer = f
 }
 
 function samplingFields(body: Obj): SamplingFields {
-  if (body['n'] !== undefined && body['n'] !== null && body['n'] !== 1) throw badRequest("only 'n' = 1 is supported", 'n');
   // log-probabilities are not computed (sampling happens on the GPU and reads back one token id): refused, not
   // silently answered with `logprobs: null`
   const lp = body['logprobs'];
@@ -190,13 +194,15 @@ export function parseChatRequest(raw: unknown, modelId: string): ParsedChatReque
   checkModel(body, modelId);
   const rf = body['response_format'];
   if (isObj(rf) && rf['type'] !== 'text') throw badRequest("only response_format {type: 'text'} is supported", 'response_format');
-  return { messages: parseMessages(body['messages']), tools: parseTools(body), ...samplingFields(body) };
+  const n = optNumber(body, 'n', 1, MAX_CHOICES, true) ?? 1;
+  return { messages: parseMessages(body['messages']), tools: parseTools(body), n, ...samplingFields(body) };
 }
 
 export function parseCompletionRequest(raw: unknown, modelId: string): ParsedCompletionRequest {
   const body = requireObject(raw);
   checkModel(body, modelId);
   if (body['echo'] === true) throw badRequest("'echo' is not supported", 'echo');
+  if (body['n'] !== undefined && body['n'] !== null && body['n'] !== 1) throw badRequest("only 'n' = 1 is supported by /v1/completions (chat completions take n > 1)", 'n');
   let prompt = body['prompt'];
   // A batch of one is accepted; a real batch is not (one generation at a time).
   if (Array.isArray(prompt) && prompt.length === 1 && (typeof prompt[0] === 'string' || Array.isArray(prompt[0]))) prompt = prompt[0];

@@ -306,39 +306,49 @@ async function chatCompletions(ctx: HandlerContext, r: ParsedChatRequest, res: h
   const signal = abortOnDisconnect(res);
   ctx.log(`POST /v1/chat/completions ${r.stream ? 'stream' : 'json'} messages=${r.messages.length} tools=${r.tools?.length ?? 0}`);
   await runQueued(ctx, signal, async () => {
-    const chunks = ctx.backend.chat({
-      messages: r.messages,
-      tools: r.tools,
-      maxTokens: r.maxTokens,
-      temperature: r.temperature,
-      topP: r.topP,
-      seed: r.seed,
-      stop: r.stop,
-      signal,
-    });
-    // Pull the first chunk before answering, so a request that fails up front (context overflow) gets a
+    const replies = ctx.backend.chatChoices(
+      { messages: r.messages, tools: r.tools, maxTokens: r.maxTokens, temperature: r.temperature, topP: r.topP, seed: r.seed, stop: r.stop, signal },
+      r.n,
+    );
+    // Pull each reply's first chunk before answering, so a request that fails up front (context overflow) gets a
     // plain JSON error instead of a half-open event stream.
-    const first = await chunks.next();
-    const all = prepend(first, chunks);
+    const firsts = await Promise.all(replies.map((c) => c.next()));
+    const all = replies.map((c, i) => prepend(firsts[i]!, c));
     if (!r.stream) return sendJson(res, 200, await chatJson(all, base));
     startSse(res);
-    let toolIndex = 0;
-    let usage: Usage | undefined;
-    await sendSse(res, { ...base, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] });
-    for await (const c of all) {
-      if (c.type === 'usage') usage = usageJson(c);
-      else if (c.type === 'finish') await sendSse(res, { ...base, choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: c.reason }] });
-      else {
-        const delta =
-          c.type === 'text'
-            ? { content: c.text }
-            : { tool_calls: [{ index: toolIndex++, id: c.call.id, type: 'function', function: { name: c.call.name, arguments: c.call.arguments } }] };
-        await sendSse(res, { ...base, choices: [{ index: 0, delta, logprobs: null, finish_reason: null }] });
-      }
-    }
+    // n choices stream concurrently, each chunk tagged with its choice's index; usage sums their completions
+    const usages = await Promise.all(all.map((chunks, index) => streamChoice(res, base, index, chunks)));
+    const usage = sumUsage(usages);
     if (r.includeUsage && usage) await sendSse(res, { ...base, choices: [], usage });
     endSse(res);
   });
+}
+
+/** Streams one choice's chunks as SSE deltas with its index; returns its usage. */
+async function streamChoice(res: http.ServerResponse, base: object, index: number, chunks: AsyncIterable<ChatChunk>): Promise<Usage | undefined> {
+  let toolIndex = 0;
+  let usage: Usage | undefined;
+  await sendSse(res, { ...base, choices: [{ index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] });
+  for await (const c of chunks) {
+    if (c.type === 'usage') usage = usageJson(c);
+    else if (c.type === 'finish') await sendSse(res, { ...base, choices: [{ index, delta: {}, logprobs: null, finish_reason: c.reason }] });
+    else {
+      const delta =
+        c.type === 'text'
+          ? { content: c.text }
+          : { tool_calls: [{ index: toolIndex++, id: c.call.id, type: 'function', function: { name: c.call.name, arguments: c.call.arguments } }] };
+      await sendSse(res, { ...base, choices: [{ index, delta, logprobs: null, finish_reason: null }] });
+    }
+  }
+  return usage;
+}
+
+/** The usage of n choices of one prompt: the prompt counted once, the completions summed. */
+function sumUsage(usages: Array<Usage | undefined>): Usage | undefined {
+  const have = usages.filter((u): u is Usage => u !== undefined);
+  if (have.length === 0) return undefined;
+  const completion = have.reduce((a, u) => a + u.completion_tokens, 0);
+  return { prompt_tokens: have[0]!.prompt_tokens, completion_tokens: completion, total_tokens: have[0]!.prompt_tokens + completion };
 }
 
 async function* prepend<T>(first: IteratorResult<T>, rest: AsyncGenerator<T>): AsyncGenerator<T> {
@@ -359,7 +369,12 @@ const usageJson = (u: { promptTokens: number; completionTokens: number }): Usage
   total_tokens: u.promptTokens + u.completionTokens,
 });
 
-async function chatJson(chunks: AsyncIterable<ChatChunk>, base: { id: string; created: number; model: string }): Promise<unknown> {
+async function chatJson(replies: AsyncIterable<ChatChunk>[], base: { id: string; created: number; model: string }): Promise<unknown> {
+  const choices = await Promise.all(replies.map((chunks, index) => choiceJson(chunks, index)));
+  return { ...base, object: 'chat.completion', choices: choices.map((c) => c.choice), usage: sumUsage(choices.map((c) => c.usage)) ?? usageJson({ promptTokens: 0, completionTokens: 0 }) };
+}
+
+async function choiceJson(chunks: AsyncIterable<ChatChunk>, index: number): Promise<{ choice: unknown; usage: Usage }> {
   let text = '';
   const toolCalls: unknown[] = [];
   let finish = 'stop';
@@ -371,7 +386,7 @@ async function chatJson(chunks: AsyncIterable<ChatChunk>, base: { id: string; cr
     else finish = c.reason;
   }
   const message = { role: 'assistant', content: text || (toolCalls.length > 0 ? null : ''), refusal: null, ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {}) };
-  return { ...base, object: 'chat.completion', choices: [{ index: 0, message, logprobs: null, finish_reason: finish }], usage };
+  return { choice: { index, message, logprobs: null, finish_reason: finish }, usage };
 }
 
 // ---------------------------------------------------------------------------------------------------------

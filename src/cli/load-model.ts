@@ -217,6 +217,7 @@ export function interactiveModel(model: LocalTextModel): { model: LocalTextModel
       contextSize: model.contextSize,
       eosTokenIds: model.eosTokenIds,
       concurrency: model.concurrency,
+      generateChoices: model.generateChoices && ((prompt, n, opts) => model.generateChoices!(prompt, n, opts).map(tracked)),
       batchSummary: model.batchSummary?.bind(model),
       generate: (prompt, opts) => tracked(model.generate(prompt, opts)),
     },

@@ -76,4 +76,30 @@ describe('serve with batched decode', () => {
     await Promise.all(running);
     expect(model.scheduler!.stats()).toMatchObject({ running: 0, waiting: 0 });
   });
+
+  it('n choices: greedy choices equal the single answer; streamed choices carry their index; usage counts the prompt once', async () => {
+    const single = await ask('choose', 9);
+    const r = await client.chat.completions.create({ model: MINI_ID, messages: [{ role: 'user', content: 'choose' }], max_tokens: 9, temperature: 0, n: 3 });
+    expect(r.choices.map((c) => c.index)).toEqual([0, 1, 2]);
+    for (const c of r.choices) expect(c.message.content).toBe(single);
+    const alone = await client.chat.completions.create({ model: MINI_ID, messages: [{ role: 'user', content: 'choose' }], max_tokens: 9, temperature: 0 });
+    expect(r.usage?.prompt_tokens).toBe(alone.usage?.prompt_tokens);
+    expect(r.usage?.completion_tokens).toBe(27);
+    const s = await client.chat.completions.create({
+      model: MINI_ID, messages: [{ role: 'user', content: 'choose' }], max_tokens: 6, temperature: 1, seed: 4, n: 2, stream: true, stream_options: { include_usage: true },
+    });
+    const texts = ['', ''];
+    const finishes: (string | null)[] = [null, null];
+    let usage: OpenAI.CompletionUsage | undefined;
+    for await (const c of s) {
+      if (c.usage) usage = c.usage;
+      for (const ch of c.choices) {
+        texts[ch.index] += ch.delta.content ?? '';
+        if (ch.finish_reason) finishes[ch.index] = ch.finish_reason;
+      }
+    }
+    expect(finishes).toEqual(['length', 'length']);
+    expect(usage?.completion_tokens).toBe(12);
+    expect(texts[0]!.length + texts[1]!.length).toBeGreaterThan(0);
+  });
 });

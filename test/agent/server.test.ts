@@ -183,7 +183,9 @@ describe('server: errors, queueing, cancellation', () => {
     [{ messages: [{ role: 'user', content: 'x' }], temperature: 5 }, 'temperature'],
     [{ messages: [{ role: 'user', content: 'x' }], max_tokens: 0 }, 'max_tokens'],
     [{ messages: [{ role: 'user', content: 'x' }], stream: 'yes' }, 'stream'],
-    [{ messages: [{ role: 'user', content: 'x' }], n: 2 }, 'n'],
+    [{ messages: [{ role: 'user', content: 'x' }], n: 2 }, 'n'], // this model does not batch: n > 1 needs one that does
+    [{ messages: [{ role: 'user', content: 'x' }], n: 0 }, 'n'],
+    [{ messages: [{ role: 'user', content: 'x' }], n: 65 }, 'n'],
     [{ messages: [{ role: 'user', content: 'x' }], tools: [{ type: 'function' }] }, 'tools[0]'],
     [{ messages: [{ role: 'user', content: 'x' }], tool_choice: 'required' }, 'tool_choice'],
     [{ messages: [{ role: 'user', content: 'x' }], stop: [1] }, 'stop'],
