@@ -1,14 +1,18 @@
 /**
  * `webmoe eval`: the pinned sliding-window protocol (issue #15) by hand, and the command end to end (a real
- * process, cpu backend) on a tiny toy with a byte tokenizer, against NLL computed here from referenceForward.
+ * process, cpu backend) on a tiny toy with a byte tokenizer, against NLL computed here from referenceForward;
+ * and the committed demo model (models/demo, issue #15) loads from the repository, writes Python greedily and
+ * scores a held-out file as docs/demo-model.md says.
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { evalWindows } from '../../src/cli/eval.js';
+import { evalWindows, evaluateTexts } from '../../src/cli/eval.js';
+import { loadTextModel } from '../../src/engine/text-model.js';
+import { folderFiles } from '../../src/model/node-checkpoint.js';
 import { loadCpuWeights } from '../../src/model/cpu-weights.js';
 import { openCheckpointDir } from '../../src/model/node-checkpoint.js';
 import { referenceForward } from '../../src/model/reference.js';
@@ -108,5 +112,27 @@ describe('webmoe eval --backend cpu', () => {
     expect(r.code).not.toBe(0);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(/--stride 8 must be below --ctx 8/);
+  }, 60_000);
+});
+
+describe('models/demo (the committed trained model)', () => {
+  const dir = join(repo, 'models', 'demo');
+  const snippet = 'def f(x):\n    return x\n';
+
+  it.skipIf(!existsSync(join(dir, 'config.json')))('loads on the cpu backend and continues a Python prompt with Python', async () => {
+    const model = await loadTextModel(folderFiles(dir), { backend: 'cpu' });
+    try {
+      expect(model.tokenizer?.bosTokenId).toBe(256);
+      let text = '';
+      for await (const ev of model.generate('import os\n\n\ndef read_lines(path):\n', { maxTokens: 24, temperature: 0 })) {
+        if (ev.type === 'token') text += ev.text;
+      }
+      expect(text).not.toMatch(/\uFFFD|<\|/);
+      expect(text).toMatch(/^ {4}\S/); // the body of the function, indented
+      const res = await evaluateTexts(model.session, model.checkpoint.config.vocab_size, (s) => model.tokenizer!.encode(s), 256, [{ name: 'snippet', text: snippet }], 256, 128);
+      expect(res.bits_per_byte).toBeLessThan(4); // a trained model: far below the 8 bits of a uniform byte
+    } finally {
+      await model.close();
+    }
   }, 60_000);
 });
