@@ -73,6 +73,19 @@ function roundBf16InPlace(bits: Uint32Array, n: number): void {
   }
 }
 
+/** IEEE half -> f32, exact (INT4 scales of an F16 model). */
+export function f16ArrayToF32(src: Uint16Array): Float32Array {
+  const out = new Float32Array(src.length);
+  for (let i = 0; i < src.length; i++) {
+    const h = src[i]!;
+    const e = (h >> 10) & 31;
+    const m = h & 1023;
+    const v = e === 0 ? m * 2 ** -24 : e === 31 ? (m ? NaN : Infinity) : (1 + m / 1024) * 2 ** (e - 15);
+    out[i] = h & 0x8000 ? -v : v;
+  }
+  return out;
+}
+
 /** Round half to even. */
 function roundHalfEven(x: number): number {
   const r = Math.round(x);

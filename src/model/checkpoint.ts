@@ -8,6 +8,7 @@ import { ConfigError, FormatError, ShapeError } from '../errors.js';
 import { asBigInt64, asFloat32, asUint16, openSafetensors, readTensorBytes, type TensorInfo } from '../format/safetensors.js';
 import { blobSource, fetchText, httpSource, memorySource, type ByteSource, type FetchFn, type HttpSourceOptions } from '../format/source.js';
 import { bf16ArrayToF32 } from '../format/fp8.js';
+import { f16ArrayToF32 } from '../format/int4.js';
 import { parseConfig, type ModelConfig } from './config.js';
 import { checkWeights, type CheckedTensor, type LeafFormat } from './weights.js';
 
@@ -320,18 +321,6 @@ export async function checkInt4WeightShape(entry: CheckedTensor): Promise<void> 
   }
 }
 
-/** IEEE half -> f32 (exact). */
-function f16ArrayToF32(src: Uint16Array): Float32Array {
-  const out = new Float32Array(src.length);
-  for (let i = 0; i < src.length; i++) {
-    const h = src[i]!;
-    const s = h & 0x8000 ? -1 : 1;
-    const e = (h >> 10) & 31;
-    const m = h & 1023;
-    out[i] = e === 0 ? s * m * 2 ** -24 : e === 31 ? (m ? NaN : s * Infinity) : s * (1 + m / 1024) * 2 ** (e - 15);
-  }
-  return out;
-}
 
 /** Reads a BF16 or F32 tensor (norms, embeddings, router, bias) widened to f32. */
 export async function readF32(ckpt: Checkpoint, name: string): Promise<Float32Array> {

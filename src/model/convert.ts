@@ -18,7 +18,7 @@
  */
 import { ConfigError, InputError } from '../errors.js';
 import { bf16ArrayToF32, dequantizeFp8Block, f32ArrayToBf16, quantizeFp8Block } from '../format/fp8.js';
-import { dequantizeInt4, INT4_GROUP_SIZE, int4RowWords, quantizeInt4 } from '../format/int4.js';
+import { dequantizeInt4, f16ArrayToF32, INT4_GROUP_SIZE, int4RowWords, quantizeInt4 } from '../format/int4.js';
 import { asFloat32, asUint16, type TensorInfo } from '../format/safetensors.js';
 import { verifyTensorData } from '../format/verify.js';
 import { CheckpointWriter, planShards, type FolderSink } from '../format/writer.js';
@@ -149,7 +149,8 @@ async function convertWeights(ckpt: Checkpoint, config: ModelConfig, target: Con
   let copied = 0;
   let converted = 0;
   for (const { t, format } of leaves) {
-    if (format === t.format && (format !== 'int4' || ckpt.config.derived.int4GroupSize === config.derived.int4GroupSize)) {
+    // INT4 is copied only when its scales are already BF16 groups of the output's size (else re-quantised)
+    if (format === t.format && (format !== 'int4' || (t.scale!.dtype === 'BF16' && ckpt.config.derived.int4GroupSize === config.derived.int4GroupSize))) {
       await copyLeaf(t, config, write);
       copied++;
     } else {
@@ -187,8 +188,7 @@ async function copyLeaf(t: CheckedTensor, config: ModelConfig, write: Write): Pr
   const parts = storedParts(config, t.spec, t.format);
   await copyTensor(t.weight, parts[0]!.name, write);
   if (t.format === 'int4') {
-    if (t.scale!.dtype === 'BF16') await copyTensor(t.scale!, parts[1]!.name, write);
-    else await write(parts[1]!.name, bytesOf(f32ArrayToBf16(await readScaleRows(t, 0, t.spec.shape[0]!))));
+    await copyTensor(t.scale!, parts[1]!.name, write);
     await checkInt4WeightShape(t);
     await write(parts[2]!.name, bytesOf(new Int32Array(t.spec.shape)));
   } else if (t.scale) {
@@ -250,17 +250,7 @@ async function readScaleRows(t: CheckedTensor, r0: number, n: number): Promise<F
   const size = s.dtype === 'F32' ? 4 : 2;
   const bytes = await readPart(s, r0 * sw * size, n * sw * size);
   if (s.dtype === 'F32') return asFloat32(bytes);
-  const u = asUint16(bytes);
-  if (s.dtype === 'BF16') return bf16ArrayToF32(u);
-  const out = new Float32Array(u.length);
-  for (let i = 0; i < u.length; i++) {
-    const h = u[i]!;
-    const e = (h >> 10) & 31;
-    const m = h & 1023;
-    const v = e === 0 ? m * 2 ** -24 : e === 31 ? (m ? NaN : Infinity) : (1 + m / 1024) * 2 ** (e - 15);
-    out[i] = h & 0x8000 ? -v : v;
-  }
-  return out;
+  return s.dtype === 'BF16' ? bf16ArrayToF32(asUint16(bytes)) : f16ArrayToF32(asUint16(bytes));
 }
 
 function bytesOf(a: Float32Array | Uint16Array | Uint32Array | Int32Array): Uint8Array {

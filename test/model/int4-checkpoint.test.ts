@@ -89,6 +89,33 @@ describe('INT4 checkpoints (the golden int4 fixture)', () => {
     expect(await readStoredLinear(i64, `${M}.weight`)).toMatchObject({ format: 'int4', rows: 96, cols: 256 });
   });
 
+  it('F32 and F16 group scales are read too (the model dtype), to the same weights', async () => {
+    const base = await loadCpuWeights(await openCheckpointDir(dir));
+    for (const dtype of ['F32', 'F16'] as const) {
+      const ckpt = await openEdited((ts) => ts.map((t) => {
+        if (t.name !== `${M}.weight_scale`) return t;
+        const bf = new Uint16Array(t.data.slice().buffer);
+        const f32 = new Float32Array(bf.length);
+        new Uint32Array(f32.buffer).set(Array.from(bf, (b) => b << 16));
+        if (dtype === 'F32') return { ...t, dtype, data: new Uint8Array(f32.buffer) };
+        // these scales are exact in F16 too (|scale| in F16's normal range, <= 11 significant bits)
+        const h = new Uint16Array(f32.length);
+        const dv = new DataView(new ArrayBuffer(2));
+        for (let k = 0; k < f32.length; k++) {
+          const v = f32[k]!;
+          const e = Math.floor(Math.log2(Math.abs(v)));
+          const m = Math.round((Math.abs(v) / 2 ** e - 1) * 1024);
+          dv.setUint16(0, (v < 0 ? 0x8000 : 0) | ((e + 15) << 10) | m);
+          h[k] = dv.getUint16(0);
+        }
+        return { ...t, dtype, data: new Uint8Array(h.buffer) };
+      }));
+      const w = await loadCpuWeights(ckpt);
+      const e5 = w.layers[1]!.moe!.experts[5]!.up.data;
+      expect(Array.from(e5), dtype).toEqual(Array.from(base.layers[1]!.moe!.experts[5]!.up.data));
+    }
+  });
+
   it('INT4 tensors without a compressed-tensors config are refused (the group size comes from it)', async () => {
     const { quantization_config: _q, ...bf16 } = configJson;
     void _q;
