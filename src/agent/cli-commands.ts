@@ -8,6 +8,7 @@ import { InputError } from '../errors.js';
 import { visibleControls } from '../cli/terminal.js';
 import type { AgentEvent, AgentOptions } from './agent.js';
 import { runAgent } from './agent.js';
+import { runSwarm } from './swarm.js';
 import type { ChatBackend } from './backend.js';
 import type { LocalTextModel } from './local-backend.js';
 import { OpenAIBackend } from './openai-backend.js';
@@ -148,6 +149,76 @@ export async function agentCommand(opts: AgentCommandOptions): Promise<AgentComm
     if (ev.type === 'done') [result.reason, result.turns] = [ev.reason, ev.turns];
   }
   return result;
+}
+
+export interface SwarmCommandResult {
+  subtasks: string[];
+  agents: Array<{ folder: string; reason: 'answered' | 'max_turns'; turns: number }>;
+  merge: { reason: 'answered' | 'max_turns'; turns: number };
+  promptTokens: number;
+  completionTokens: number;
+}
+
+/**
+ * Runs an agent swarm (swarm.ts) and prints every agent's stream, each line prefixed with its agent (`[2] `,
+ * `[merge] `), so N streams that arrive at once stay readable.
+ */
+export async function swarmCommand(opts: AgentCommandOptions & { parallel: number }): Promise<SwarmCommandResult> {
+  const { backend, out = process.stdout, color, ...agentOpts } = opts;
+  const outs = new Map<number | 'merge', PrefixedOut>();
+  const printers = new Map<number | 'merge', EventPrinter>();
+  let promptTokens = 0;
+  let completionTokens = 0;
+  const r = await runSwarm({
+    ...agentOpts,
+    backend,
+    onEvent: (who, ev) => {
+      let p = printers.get(who);
+      if (!p) {
+        const o = new PrefixedOut(out, `[${who}] `);
+        outs.set(who, o);
+        p = new EventPrinter(o, color ?? out.isTTY === true);
+        printers.set(who, p);
+      }
+      p.print(ev);
+      if (ev.type === 'usage') {
+        promptTokens += ev.promptTokens;
+        completionTokens += ev.completionTokens;
+      }
+    },
+  });
+  for (const o of outs.values()) o.flush();
+  return {
+    subtasks: r.subtasks,
+    agents: r.agents.map((a) => ({ folder: a.folder, reason: a.reason, turns: a.turns })),
+    merge: { reason: r.merge.reason, turns: r.merge.turns },
+    promptTokens,
+    completionTokens,
+  };
+}
+
+/** An Out that writes whole lines, each prefixed; a partial line waits for its end (or flush). */
+export class PrefixedOut implements Out {
+  private partial = '';
+  constructor(
+    private readonly out: Out,
+    private readonly prefix: string,
+  ) {}
+  get isTTY(): boolean | undefined {
+    return this.out.isTTY;
+  }
+  get columns(): number | undefined {
+    return this.out.columns === undefined ? undefined : Math.max(20, this.out.columns - this.prefix.length);
+  }
+  write(s: string): void {
+    const lines = (this.partial + s).split('\n');
+    this.partial = lines.pop()!;
+    if (lines.length > 0) this.out.write(lines.map((l) => this.prefix + l + '\n').join(''));
+  }
+  flush(): void {
+    if (this.partial) this.out.write(this.prefix + this.partial + '\n');
+    this.partial = '';
+  }
 }
 
 const MAX_RESULT_LINES = 12;

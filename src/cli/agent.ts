@@ -12,7 +12,9 @@
 import { realpath, stat } from 'node:fs/promises';
 import type { Command } from 'commander';
 import type { AgentCommandResult, Out } from '../agent/cli-commands.js';
-import { agentCommand, defaultRemoteModel, remoteBackend } from '../agent/cli-commands.js';
+import { agentCommand, defaultRemoteModel, remoteBackend, swarmCommand } from '../agent/cli-commands.js';
+import { MAX_PARALLEL } from '../agent/swarm.js';
+import type { LocalTextModel } from '../agent/local-backend.js';
 import { probeSandbox } from '../agent/sandbox.js';
 import type { ChatBackend } from '../agent/backend.js';
 import { LocalBackend } from '../agent/local-backend.js';
@@ -38,6 +40,8 @@ export interface AgentCliOptions {
   temperature?: number;
   /** Let sandboxed commands use the network. */
   allowNetwork?: boolean;
+  /** `--parallel N`: split the task over N sub-agents that run at once, then merge (swarm.ts). */
+  parallel?: number;
 }
 
 export interface AgentIo {
@@ -64,7 +68,8 @@ export function registerAgent(program: Command): void {
     .option('--summary-budget <tokens>', 'token budget of each summary (default 1000)', intArg('summary-budget', 1))
     .option('--max-tokens <n>', 'most tokens per model reply (default: what fits the context / the server default)', intArg('max-tokens', 1))
     .option('--temperature <t>', 'sampling temperature (default: the model or server default)', numArg('temperature'))
-    .option('--allow-network', "let run_command use the network (it runs in a bubblewrap sandbox without network by default)");
+    .option('--allow-network', "let run_command use the network (it runs in a bubblewrap sandbox without network by default)")
+    .option('--parallel <n>', `split the task over N sub-agents working at once, each in its own subfolder agent-1..agent-N, then merge their work (2..${MAX_PARALLEL})`, intArg('parallel', 2, MAX_PARALLEL));
   for (const o of modelLoadOptions()) cmd.addOption(o);
   cmd.action(async (opts: AgentCliOptions) => {
     const ac = new AbortController();
@@ -121,6 +126,8 @@ export async function agentCliCommand(opts: AgentCliOptions, io: AgentIo = {}): 
           backend: opts.backend,
           adapter: opts.adapter,
           ctxSize: opts.ctxSize,
+          // sub-agents decode together on the GPU; the cpu backend runs their requests one at a time
+          maxSequences: opts.parallel !== undefined && (opts.backend ?? 'webgpu') === 'webgpu' ? opts.parallel : undefined,
           beforeWeights: (ckpt, tok) => {
             if (!tok) throw new TokenizerError(`${ckpt.name} has no tokenizer (tokenizer.json or tiktoken.model): the agent needs one for the chat template`);
           },
@@ -128,7 +135,7 @@ export async function agentCliCommand(opts: AgentCliOptions, io: AgentIo = {}): 
         err,
       );
       err.write(`webmoe: ${loaded.describe()}\n`);
-      backend = new LocalBackend(interactiveModel(requireTokenizer(loaded.model)).model);
+      backend = new LocalBackend(serialized(interactiveModel(requireTokenizer(loaded.model)).model));
     } else {
       const remoteModel = opts.remoteModel ?? (await defaultRemoteModel({ endpoint: opts.endpoint!, apiKeyEnv: opts.apiKeyEnv, env: io.env, signal: io.signal }));
       backend = remoteBackend({ endpoint: opts.endpoint!, remoteModel, apiKeyEnv: opts.apiKeyEnv, env: io.env });
@@ -137,7 +144,7 @@ export async function agentCliCommand(opts: AgentCliOptions, io: AgentIo = {}): 
     // the Toolbox probes the same way (cached per workspace); the user hears about a missing sandbox first
     const sandbox = await probeSandbox(await realpath(opts.workspace));
     if (sandbox.warning) err.write(`webmoe: warning: ${sandbox.warning}\n`);
-    const result = await agentCommand({
+    const common = {
       backend,
       task: opts.task,
       workspace: opts.workspace,
@@ -149,7 +156,14 @@ export async function agentCliCommand(opts: AgentCliOptions, io: AgentIo = {}): 
       tools: { allowNetwork: opts.allowNetwork === true },
       signal: io.signal,
       out,
-    });
+    };
+    if (opts.parallel !== undefined) {
+      const s = await swarmCommand({ ...common, parallel: opts.parallel });
+      const ended = [...s.agents.map((a) => `${a.folder} ${a.reason === 'answered' ? 'answered' : 'hit the turn limit'} (${a.turns} turns)`), `merge ${s.merge.reason} (${s.merge.turns} turns)`];
+      err.write(`webmoe: swarm of ${s.agents.length}: ${ended.join('; ')}; ${s.promptTokens} prompt + ${s.completionTokens} completion tokens\n`);
+      return { reason: s.merge.reason, turns: s.merge.turns + s.agents.reduce((a, x) => a + x.turns, 0), summaries: 0, promptTokens: s.promptTokens, completionTokens: s.completionTokens };
+    }
+    const result = await agentCommand(common);
     const how = result.reason === 'answered' ? `answered after ${result.turns} turn${result.turns === 1 ? '' : 's'}` : `stopped at the limit of ${result.turns} turns`;
     err.write(`webmoe: ${how}; ${result.summaries} summar${result.summaries === 1 ? 'y' : 'ies'}; ${result.promptTokens} prompt + ${result.completionTokens} completion tokens\n`);
     return result;
@@ -163,6 +177,29 @@ export async function agentCliCommand(opts: AgentCliOptions, io: AgentIo = {}): 
   } finally {
     await loaded?.close();
   }
+}
+
+/**
+ * A model that runs one generation at a time (no batching): overlapping generate() calls wait their turn, whole
+ * generation by whole generation, instead of colliding on the one session. A batching model passes through.
+ */
+export function serialized(model: LocalTextModel): LocalTextModel {
+  if ((model.concurrency ?? 1) > 1) return model;
+  let tail: Promise<void> = Promise.resolve();
+  return {
+    ...model,
+    generate: async function* (prompt, opts) {
+      const prev = tail;
+      let done!: () => void;
+      tail = new Promise<void>((r) => (done = r));
+      try {
+        await prev;
+        yield* model.generate(prompt, opts);
+      } finally {
+        done();
+      }
+    },
+  };
 }
 
 /** The engine throws AbortError; the openai client throws its APIUserAbortError (name 'AbortError' or a message). */
