@@ -12,7 +12,7 @@ import { memoryFiles, openCheckpoint } from '../../src/model/checkpoint.js';
 import { parseConfig } from '../../src/model/config.js';
 import { openCheckpointDir } from '../../src/model/node-checkpoint.js';
 import { checkWeights, scaleShape, storedTensors, weightTable } from '../../src/model/weights.js';
-import { golden, GOLDEN_NAMES, SHARED_DIR } from '../format/shared-paths.js';
+import { golden, GOLDEN_NAMES, SHARED_DIR, sharedConfig } from '../format/shared-paths.js';
 
 const tinyDir = golden('tiny');
 const tinyConfigText = readFileSync(`${tinyDir}/config.json`, 'utf8');
@@ -103,5 +103,32 @@ describe('weight table (needs the golden checkpoints)', () => {
     const fake = new Map<string, TensorInfo>(stored.map((t) => [t.name, { name: t.name, dtype: t.dtype, shape: t.shape, offset: 0, byteLength: 0, source: memorySource(new Uint8Array(0), 'x') }]));
     expect(checkWeights(c, fake).checked.length).toBe(weightTable(c).length);
     expect(() => checkWeights(tinyConfig, fake)).toThrow(/expected dtype F8_E4M3, found BF16/);
+  });
+});
+
+describe('the weight tree', () => {
+  it('groups expand to the table; routed experts are one group per layer; (role, layer, expert, slot) is unique', async () => {
+    const { weightGroups } = await import('../../src/model/weights.js');
+    for (const name of GOLDEN_NAMES) {
+      const c = parseConfig(JSON.parse(readFileSync(`${golden(name)}/config.json`, 'utf8')));
+      const groups = [...weightGroups(c)];
+      const expanded = groups.flatMap((g) => Array.from({ length: g.count }, (_, i) => g.leaves(i)).flat());
+      expect(expanded.map((s) => s.name)).toEqual(weightTable(c).map((s) => s.name));
+      const moe = c.derived.moeLayers.filter(Boolean).length;
+      expect(groups.filter((g) => g.count > 1)).toHaveLength(moe);
+      const keys = expanded.map((s) => `${s.role}|${s.layer}|${s.expert ?? ''}|${s.slot}`);
+      expect(new Set(keys).size, name).toBe(keys.length);
+    }
+  });
+
+  it('iterates a Kimi K2 config lazily: the first leaves come without building all 69,975', async () => {
+    const { weightSpecs } = await import('../../src/model/weights.js');
+    const c = parseConfig(JSON.parse(readFileSync(sharedConfig('kimi-k2.json'), 'utf8')));
+    const it = weightSpecs(c);
+    expect(it.next().value?.name).toBe('model.embed_tokens.weight');
+    let n = 1;
+    for (const _ of it) n++;
+    expect(n).toBe(weightTable(c).length);
+    expect(n).toBe(69_975);
   });
 });
