@@ -8,10 +8,14 @@
  *            would read E·(1 - (1 - K/E)^B) experts per layer: printed beside it)
  *   join     time to first token of a request that arrives while 3 others decode, against the same request alone
  *            (target <= 2x)
+ *   server   `webmoe serve`'s request path in process on loopback (toy checkpoints with a tokenizer): 4 chat
+ *            requests of 48 new tokens at once against the same 4 one after another (target >= 2.5x sooner); then
+ *            16 streaming clients at once: every response complete and equal to its solo answer, and the process
+ *            RSS and GPU bytes after the burst against before it (target within 5 %)
  * Greedy sampling; the machine's load shows in absolute figures, so read the ratios.
  */
 import type { GpuContext } from '../src/gpu/device.js';
-import type { Checkpoint } from '../src/model/checkpoint.js';
+import type { Checkpoint, CheckpointFiles } from '../src/model/checkpoint.js';
 import { createBatchSession, type BatchSession } from '../src/engine/batch-session.js';
 import { createSession } from '../src/engine/session.js';
 import { BatchScheduler } from '../src/engine/scheduler.js';
@@ -36,14 +40,33 @@ export interface BatchReport {
   singleStream: Array<{ model: string; tokensPerSecond: number }>;
   bytes: Array<{ model: string; streams: number; sharedBytes: number; expertBytesById: number; expertBytesUnion: number }>;
   join: Array<{ model: string; ttftAloneMs: number; ttftWhileThreeDecodeMs: number; ratio: number; target: number }>;
+  server: Array<ServerRow>;
+}
+
+export interface ServerRow {
+  model: string;
+  sequentialMs: number;
+  concurrentMs: number;
+  speedup: number;
+  target: number;
+  burstClients: number;
+  burstCorrect: number;
+  rssBeforeMiB: number;
+  rssAfterMiB: number;
+  gpuBytesBefore: number;
+  gpuBytesAfter: number;
 }
 
 const STREAMS = [1, 2, 4, 8];
 const TARGETS: Record<number, number> = { 4: 3, 8: 5 };
 
-export async function runBatchBench(gpu: GpuContext, models: Array<{ name: string; ckpt: Checkpoint }>, opts: { steps?: number; onProgress?: (label: string) => void } = {}): Promise<BatchReport> {
+export async function runBatchBench(
+  gpu: GpuContext,
+  models: Array<{ name: string; ckpt: Checkpoint }>,
+  opts: { steps?: number; onProgress?: (label: string) => void; serverModels?: Array<{ name: string; files: CheckpointFiles }> } = {},
+): Promise<BatchReport> {
   const steps = opts.steps ?? 16;
-  const report: BatchReport = { schema: 'webmoe-bench-batch/1', adapter: gpu.info.description || gpu.info.device, rows: [], singleStream: [], bytes: [], join: [] };
+  const report: BatchReport = { schema: 'webmoe-bench-batch/1', adapter: gpu.info.description || gpu.info.device, rows: [], singleStream: [], bytes: [], join: [], server: [] };
   for (const { name, ckpt } of models) {
     opts.onProgress?.(`${name}: single stream`);
     const single = await singleStreamRate(gpu, ckpt, steps);
@@ -63,7 +86,73 @@ export async function runBatchBench(gpu: GpuContext, models: Array<{ name: strin
       batch.dispose();
     }
   }
+  for (const { name, files } of opts.serverModels ?? []) {
+    opts.onProgress?.(`${name}: serve, 4 requests at once vs one after another, 16 streaming clients`);
+    report.server.push(await serverRun(gpu, name, files));
+  }
   return report;
+}
+
+/** A full garbage collection on demand (V8's gc, exposed at run time), so RSS compares live memory. */
+async function collector(): Promise<() => void> {
+  const v8 = await import('node:v8');
+  const vm = await import('node:vm');
+  v8.setFlagsFromString('--expose-gc');
+  return vm.runInNewContext('gc') as () => void;
+}
+
+/** The server path in process: a batched model behind startServer on 127.0.0.1, requests with fetch. */
+async function serverRun(gpu: GpuContext, name: string, files: CheckpointFiles): Promise<ServerRow> {
+  const { loadTextModel, requireTokenizer } = await import('../src/engine/text-model.js');
+  const { startServer } = await import('../src/agent/server.js');
+  const model = requireTokenizer(await loadTextModel(files, { backend: 'webgpu', gpu, ctxSize: 256, maxSequences: 16 }));
+  const server = await startServer({ model, modelId: name, port: 0 });
+  try {
+    const chat = async (content: string, maxTokens: number, stream = false): Promise<string> => {
+      const res = await fetch(`${server.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ model: name, messages: [{ role: 'user', content }], max_tokens: maxTokens, temperature: 0, stream }),
+      });
+      if (res.status !== 200) throw new Error(`serve answered ${res.status}: ${await res.text()}`);
+      if (!stream) return ((await res.json()) as { choices: Array<{ message: { content: string } }> }).choices[0]!.message.content;
+      let text = '';
+      for (const line of (await res.text()).split('\n')) {
+        if (!line.startsWith('data: {')) continue;
+        text += (JSON.parse(line.slice(6)) as { choices: Array<{ delta: { content?: string } }> }).choices[0]?.delta.content ?? '';
+      }
+      return text;
+    };
+    const prompts = ['Write a function.', 'Explain the code below.', 'List three ideas.', 'Continue the story.'];
+    await chat('warm up', 4);
+    let t0 = performance.now();
+    const alone: string[] = [];
+    for (const p of prompts) alone.push(await chat(p, 48));
+    const sequentialMs = performance.now() - t0;
+    t0 = performance.now();
+    await Promise.all(prompts.map((p) => chat(p, 48)));
+    const concurrentMs = performance.now() - t0;
+    // the burst: 16 streaming clients, each checked against its answer alone
+    const burst = Array.from({ length: 16 }, (_, i) => `client ${i} asks`);
+    const solo: string[] = [];
+    for (const p of burst) solo.push(await chat(p, 12));
+    const gc = await collector();
+    gc();
+    const rssBefore = process.memoryUsage().rss;
+    const gpuBefore = model.session.gpuBytes();
+    const got = await Promise.all(burst.map((p) => chat(p, 12, true)));
+    await new Promise((r) => setTimeout(r, 100));
+    gc();
+    return {
+      model: name, sequentialMs, concurrentMs, speedup: sequentialMs / concurrentMs, target: 2.5,
+      burstClients: burst.length, burstCorrect: got.filter((g, i) => g === solo[i]).length,
+      rssBeforeMiB: rssBefore / 2 ** 20, rssAfterMiB: process.memoryUsage().rss / 2 ** 20,
+      gpuBytesBefore: gpuBefore, gpuBytesAfter: model.session.gpuBytes(),
+    };
+  } finally {
+    await server.close();
+    await model.close();
+  }
 }
 
 async function singleStreamRate(gpu: GpuContext, ckpt: Checkpoint, steps: number): Promise<number> {
@@ -177,6 +266,13 @@ export function formatBatchSummary(r: BatchReport): string {
     }
     const j = r.join.find((x) => x.model === s.model);
     if (j) lines.push(`  TTFT of a 48-token prompt: alone ${j.ttftAloneMs.toFixed(0)} ms, while 3 streams decode ${j.ttftWhileThreeDecodeMs.toFixed(0)} ms = ${j.ratio.toFixed(2)}x (target <= ${j.target}x: ${j.ratio <= j.target ? 'met' : 'NOT met'})`);
+  }
+  for (const s of r.server) {
+    const within = (a: number, b: number) => Math.abs(a - b) <= 0.05 * b;
+    lines.push(
+      `${s.model} through serve: 4 chat requests of 48 tokens one after another ${s.sequentialMs.toFixed(0)} ms, at once ${s.concurrentMs.toFixed(0)} ms = ${s.speedup.toFixed(2)}x sooner (target >= ${s.target}x: ${s.speedup >= s.target ? 'met' : 'NOT met'})`,
+      `  16 streaming clients at once: ${s.burstCorrect}/${s.burstClients} answers equal their solo answers; RSS ${s.rssBeforeMiB.toFixed(0)} -> ${s.rssAfterMiB.toFixed(0)} MiB, GPU ${(s.gpuBytesBefore / 2 ** 20).toFixed(1)} -> ${(s.gpuBytesAfter / 2 ** 20).toFixed(1)} MiB (target within 5 %: ${within(s.rssAfterMiB, s.rssBeforeMiB) && within(s.gpuBytesAfter, s.gpuBytesBefore) ? 'met' : 'NOT met'})`,
+    );
   }
   return lines.join('\n');
 }

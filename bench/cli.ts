@@ -52,8 +52,13 @@ async function batchAction(opts: BenchOpts): Promise<void> {
   const gpu = await createGpu({ adapter: opts.adapter });
   const bar = progress();
   try {
-    const models = await openModels({ ...opts, models: opts.models === DEFAULT_MODELS ? 'small' : opts.models }, (d, t, l) => bar.update(d, t, l));
-    const report = await runBatchBench(gpu, models, { onProgress: (l) => bar.update(0, 1, `batch: ${l}`) });
+    const names = opts.models === DEFAULT_MODELS || opts.models === undefined ? 'small' : opts.models;
+    const models = await openModels({ ...opts, models: names }, (d, t, l) => bar.update(d, t, l));
+    // the server section needs a tokenizer: the toys that carry one
+    const serverModels = await Promise.all(
+      names.split(',').filter((n) => n === 'small' || n === 'ragged').map(async (n) => ({ name: n, files: memoryFiles(n, (await makeToyCheckpointInMemory(n, { seed: 0 })).data) })),
+    );
+    const report = await runBatchBench(gpu, models, { serverModels, onProgress: (l) => bar.update(0, 1, `batch: ${l}`) });
     bar.stop();
     process.stdout.write(formatBatchSummary(report) + '\n');
     if (opts.json) await writeOut(opts.json, JSON.stringify(report, null, 1) + '\n');
