@@ -1,22 +1,25 @@
 // moe_down_grouped.wgsl — grouped GEMM, second half of the experts for prefill (kernels.md §3.4-3.5):
 //   y[p, d] = Dn_e[d] · h[p, :Fe]     for the BM pairs p of one block of expert e (moe_align.wgsl)
 // h already carries the combine weight; moe_combine.wgsl sums y over the slots of each token. Thread = one
-// output row d × the block's pairs, 4 at a time (then the 0-3 left one at a time): each word of 4 FP8 codes
-// is decoded (× block scale) and used for 4 pairs from registers; no workgroup memory, no barriers (as
+// output row d × the block's pairs, 4 at a time (then the 0-3 left one at a time): each word of codes is
+// decoded (× its scale) and used for 4 pairs from registers; no workgroup memory, no barriers (as
 // moe_gateup_grouped.wgsl).
 //
-// Bindings (group 0):
+// A kernel family: moe_down_grouped (FP8), _bf16, _int4 (the weight format from shaders/include/format_*.wgsl).
+//
+// Bindings (group 0), the same for every format:
 //   0  xin       array<f32>  [T, Ks, Fmax]  h
 //   1  plan      array<u32>  blockExpert [pb] then BM pair ids per block
 //   2  codes     array<u32>  stack [e1-e0, D, rsF] down_proj of the shard's experts, padded rows
-//   3  scales    array<f32>  stack [e1-e0, ⌈D/128⌉, scF]
+//   3  scales    array<f32>  stack [e1-e0, smat(D, scF)]   (any 16 bytes for BF16)
 //   4  shCodes   array<u32>  [D, rsFs] shared expert down_proj (any 16 bytes when Fs = 0)
-//   5  shScales  array<f32>  [⌈D/128⌉, scFs]
+//   5  shScales  array<f32>  [smat(D, scFs)]
 //   6  y         array<f32>  [T, Ks, D] written (rows of this block's pairs)
 //   7  params    uniform     Params
 // Workgroup: WG = 64 threads (one row each), BM = 16 pairs. Dispatch: indirect (blocks, ⌈D / 64⌉, 1)
 // written by moe_align.wgsl.
 // CPU counterpart: model/reference.ts moe (down_proj of each selected expert).
+// #formats fp8 bf16 int4
 
 const WG: u32 = 64u;
 const BM: u32 = 16u;
@@ -37,8 +40,8 @@ struct Params {
   Ks: u32,
   E: u32,
   pb: u32,
-  scF: u32,     // ⌈F / 128⌉
-  scFs: u32,    // ⌈Fs / 128⌉
+  scF: u32,     // scale columns per scale row of routed down (FP8 ⌈F / 128⌉, INT4 ⌈F / 32⌉, BF16 0)
+  scFs: u32,    // the same for the shared down
 }
 
 @group(0) @binding(0) var<storage, read> xin: array<f32>;
@@ -50,57 +53,41 @@ struct Params {
 @group(0) @binding(6) var<storage, read_write> y: array<f32>;
 @group(0) @binding(7) var<uniform> p: Params;
 
-// four E4M3FN codes of a word -> f32 (kernels.md §3.1 (A), exact incl. subnormals; NaN codes give ±480)
-// #include "fp8x4.wgsl"
+// #include "format.wgsl"
 
-// xin[o + c .. o + c + 3] with lanes at or past n read as 0 (never past the row)
-fn x4(o: u32, c: u32, n: u32) -> vec4<f32> {
-  if (c + 4u <= n) { return vec4<f32>(xin[o + c], xin[o + c + 1u], xin[o + c + 2u], xin[o + c + 3u]); }
-  let last = o + n - 1u;
-  return vec4<f32>(xin[o + c], select(0.0, xin[min(o + c + 1u, last)], c + 1u < n),
-                   select(0.0, xin[min(o + c + 2u, last)], c + 2u < n), 0.0);
+// #each SUF W S: routed codes scales; shared shCodes shScales
+fn scale_$SUF(i: u32) -> f32 {
+  if (HAS_SCALES) { return $S[i]; }
+  return 1.0;
 }
 
 // dots of one weight row with 4 (or 1) h rows at offsets o; the buffer choice stays outside the word loop
 // (SwiftShader ran 2x slower with the routed/shared branch inside it)
-fn rows4_routed(row: u32, srow: u32, o: vec4<u32>, n: u32) -> vec4<f32> {
+fn rows4_$SUF(row: u32, sr: u32, o: vec4<u32>, n: u32) -> vec4<f32> {
   var acc = vec4<f32>(0.0);
-  for (var wi = 0u; wi < (n + 3u) / 4u; wi++) {
-    let w4 = fp8x4(codes[row + wi]) * scales[srow + wi / 32u];
-    let c = wi * 4u;
-    acc += vec4<f32>(dot(w4, x4(o.x, c, n)), dot(w4, x4(o.y, c, n)), dot(w4, x4(o.z, c, n)), dot(w4, x4(o.w, c, n)));
+  let bw = SCOLS / QCOLS; // words per scale block
+  for (var wi = 0u; wi < (n + QCOLS - 1u) / QCOLS; wi++) {
+    let w4 = qvals($W[row + wi]) * scale_$SUF(sr + wi / bw);
+    let c = wi * QCOLS;
+    acc += vec4<f32>(qdot(w4, xq(o.x, c, n)), qdot(w4, xq(o.y, c, n)), qdot(w4, xq(o.z, c, n)), qdot(w4, xq(o.w, c, n)));
   }
   return acc;
 }
 
-fn rows4_shared(row: u32, srow: u32, o: vec4<u32>, n: u32) -> vec4<f32> {
-  var acc = vec4<f32>(0.0);
-  for (var wi = 0u; wi < (n + 3u) / 4u; wi++) {
-    let w4 = fp8x4(shCodes[row + wi]) * shScales[srow + wi / 32u];
-    let c = wi * 4u;
-    acc += vec4<f32>(dot(w4, x4(o.x, c, n)), dot(w4, x4(o.y, c, n)), dot(w4, x4(o.z, c, n)), dot(w4, x4(o.w, c, n)));
-  }
-  return acc;
-}
-
-fn row1_routed(row: u32, srow: u32, o: u32, n: u32) -> f32 {
+fn row1_$SUF(row: u32, sr: u32, o: u32, n: u32) -> f32 {
   var acc = 0.0;
-  for (var wi = 0u; wi < (n + 3u) / 4u; wi++) {
-    acc += dot(fp8x4(codes[row + wi]), x4(o, wi * 4u, n)) * scales[srow + wi / 32u];
+  let bw = SCOLS / QCOLS;
+  for (var wi = 0u; wi < (n + QCOLS - 1u) / QCOLS; wi++) {
+    acc += qdot(qvals($W[row + wi]), xq(o, wi * QCOLS, n)) * scale_$SUF(sr + wi / bw);
   }
   return acc;
 }
-
-fn row1_shared(row: u32, srow: u32, o: u32, n: u32) -> f32 {
-  var acc = 0.0;
-  for (var wi = 0u; wi < (n + 3u) / 4u; wi++) {
-    acc += dot(fp8x4(shCodes[row + wi]), x4(o, wi * 4u, n)) * shScales[srow + wi / 32u];
-  }
-  return acc;
-}
+// #end
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  _ = &scales; // one binding layout for every format (BF16 reads no scales)
+  _ = &shScales;
   let b = wid.x;
   let e = plan[b];
   let isShared = e == p.E;
@@ -121,21 +108,21 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   for (var i = 0u; i < BM; i++) { if (plan[pb + i] != SENTINEL) { n = i + 1u; } }
   var m = 0u;
   if (!isShared) { m = e - p.e0; }
-  let row = m * p.D * rs + d * rs;                        // matrix m, row d
-  let srow = m * ((p.D + 127u) / 128u) * sc + (d / 128u) * sc;
+  let row = m * p.D * rs + d * rs;                 // matrix m, row d
+  let sr = m * smat(p.D, sc) + srow(d, sc);
 
   // full groups of 4 pairs, then the remaining 0-3 one at a time (no work on padding rows)
   var i0 = 0u;
   for (; i0 + 4u <= n; i0 += 4u) {
     let o = vec4<u32>(plan[pb + i0], plan[pb + i0 + 1u], plan[pb + i0 + 2u], plan[pb + i0 + 3u]) * p.Fmax;
     var acc: vec4<f32>;
-    if (isShared) { acc = rows4_shared(row, srow, o, Fe); } else { acc = rows4_routed(row, srow, o, Fe); }
+    if (isShared) { acc = rows4_shared(row, sr, o, Fe); } else { acc = rows4_routed(row, sr, o, Fe); }
     for (var j = 0u; j < 4u; j++) { y[plan[pb + i0 + j] * p.D + d] = acc[j]; }
   }
   for (; i0 < n; i0++) {
     let pr = plan[pb + i0];
     var acc: f32;
-    if (isShared) { acc = row1_shared(row, srow, pr * p.Fmax, Fe); } else { acc = row1_routed(row, srow, pr * p.Fmax, Fe); }
+    if (isShared) { acc = row1_shared(row, sr, pr * p.Fmax, Fe); } else { acc = row1_routed(row, sr, pr * p.Fmax, Fe); }
     y[pr * p.D + d] = acc;
   }
 }

@@ -2,43 +2,27 @@
 // residual add fused (model-spec §6.5):
 //   out[t, d] = (accumulate ? out[t, d] : 0) + Σ_{k < K, ids[t,k] in shard} Dn_e[d] · h[t, k, :F]
 //                                            + (doShared ? DnS[d] · h[t, K, :Fs] : 0)
-// h already carries the combine weight (moe_gateup_id.wgsl), so this is a sum of mat-vecs; Dn_e = down_proj
-// of expert e, FP8 [D, F], u32 word loads, block scale per 128-column partial dot, ragged last word masked.
-// Every output row is owned by one thread, which loops over the slots in a fixed order: deterministic, no
-// atomics. Later shards run with accumulate = 1.
+// h already carries the combine weight (moe_gateup_id.wgsl), so this is a sum of mat-vecs; Dn_e = down_proj of
+// expert e [D, F]. A kernel family (moe_down_id, _bf16, _int4: the weight format from shaders/include/format_*.wgsl,
+// dot products as moe_gateup_id.wgsl). Every output row is owned by one thread, which loops over the slots in a
+// fixed order: deterministic, no atomics. Later shards run with accumulate = 1.
 //
-// Bindings (group 0):
+// Bindings (group 0), the same for every format:
 //   0  xin       array<f32>  [T, Ks, Fmax]          h
 //   1  ids       array<u32>  [T, K]
 //   2  codes     array<u32>  stack [e1-e0, D, rsF]  down_proj of the shard's experts, padded rows
-//   3  scales    array<f32>  stack [e1-e0, ⌈D/128⌉, scF]
+//   3  scales    array<f32>  stack [e1-e0, smat(D, scF)]   (any 16 bytes for BF16)
 //   4  shCodes   array<u32>  [D, rsFs]              shared expert down_proj (any 16 bytes when Fs = 0)
-//   5  shScales  array<f32>  [⌈D/128⌉, scFs]
+//   5  shScales  array<f32>  [smat(D, scFs)]
 //   6  out       array<f32>  [T, D]                 read (accumulate) and written
 //   7  params    uniform     Params
 // Workgroup: WG threads (override, default 64), one output row d each, no barriers. Dispatch: (⌈D / WG⌉, T).
 // CPU counterpart: model/reference.ts moe (Σ_k w_k · down_e(…) + shared).
+// #formats fp8 bf16 int4
 
 override WG: u32 = 64u;
 
-struct Params {
-  T: u32,
-  D: u32,
-  K: u32,
-  F: u32,
-  Fs: u32,
-  Fmax: u32,
-  e0: u32,
-  e1: u32,
-  doShared: u32,
-  accumulate: u32,
-  rsF: u32,       // words per routed down row (cols = F)
-  rsFs: u32,      // words per shared down row (cols = Fs)
-  Ks: u32,
-  scF: u32,       // ⌈F / 128⌉
-  scFs: u32,      // ⌈Fs / 128⌉
-  _pad: u32,
-}
+// #include "down_params.wgsl"
 
 @group(0) @binding(0) var<storage, read> xin: array<f32>;
 @group(0) @binding(1) var<storage, read> ids: array<u32>;
@@ -49,60 +33,29 @@ struct Params {
 @group(0) @binding(6) var<storage, read_write> out: array<f32>;
 @group(0) @binding(7) var<uniform> p: Params;
 
-// four E4M3FN codes of a word -> f32 (kernels.md §3.1 (A), exact incl. subnormals; NaN codes give ±480)
-// #include "fp8x4.wgsl"
-
-// xin[xo + c .. xo + c + 3], lanes at or past n read as 0 (never past the row)
-fn x4(xo: u32, c: u32, n: u32) -> vec4<f32> {
-  if (c + 4u <= n) { return vec4<f32>(xin[xo + c], xin[xo + c + 1u], xin[xo + c + 2u], xin[xo + c + 3u]); }
-  let last = xo + n - 1u;
-  return vec4<f32>(xin[xo + c], select(0.0, xin[min(xo + c + 1u, last)], c + 1u < n),
-                   select(0.0, xin[min(xo + c + 2u, last)], c + 2u < n), 0.0);
-}
-
-fn dot_routed(base: u32, srow: u32, xo: u32, cols: u32) -> f32 {
-  let words = (cols + 3u) / 4u;
-  var acc = 0.0;
-  for (var w0 = 0u; w0 < words; w0 += 32u) { // 32 words = one 128-column scale block
-    let w1 = min(words, w0 + 32u);
-    var part = vec4<f32>(0.0);
-    for (var wi = w0; wi < w1; wi++) { part += fp8x4(codes[base + wi]) * x4(xo, wi * 4u, cols); }
-    acc += dot(part, vec4<f32>(1.0)) * scales[srow + w0 / 32u];
-  }
-  return acc;
-}
-
-fn dot_shared(base: u32, srow: u32, xo: u32, cols: u32) -> f32 {
-  let words = (cols + 3u) / 4u;
-  var acc = 0.0;
-  for (var w0 = 0u; w0 < words; w0 += 32u) {
-    let w1 = min(words, w0 + 32u);
-    var part = vec4<f32>(0.0);
-    for (var wi = w0; wi < w1; wi++) { part += fp8x4(shCodes[base + wi]) * x4(xo, wi * 4u, cols); }
-    acc += dot(part, vec4<f32>(1.0)) * shScales[srow + w0 / 32u];
-  }
-  return acc;
-}
+// #include "format.wgsl"
+// #include "rowdot.wgsl"
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+  _ = &scales; // one binding layout for every format (BF16 reads no scales)
+  _ = &shScales;
   let d = gid.x;
   let t = wid.y;
   if (d >= p.D) { return; }
   var acc = 0.0;
   if (p.accumulate != 0u) { acc = out[t * p.D + d]; }
-  let mw = p.D * p.rsF;                    // words per expert matrix
-  let ms = ((p.D + 127u) / 128u) * p.scF;  // scales per expert matrix
-  let srb = (d / 128u);
+  let mw = p.D * p.rsF;         // words per expert matrix
+  let ms = smat(p.D, p.scF);    // scales per expert matrix
   for (var k = 0u; k < p.K; k++) {
     let e = ids[t * p.K + k];
     if (e >= p.e0 && e < p.e1) {
       let m = e - p.e0;
-      acc += dot_routed(m * mw + d * p.rsF, m * ms + srb * p.scF, (t * p.Ks + k) * p.Fmax, p.F);
+      acc += dot_routed(m * mw + d * p.rsF, m * ms + srow(d, p.scF), (t * p.Ks + k) * p.Fmax, p.F);
     }
   }
   if (p.doShared != 0u) {
-    acc += dot_shared(d * p.rsFs, srb * p.scFs, (t * p.Ks + p.K) * p.Fmax, p.Fs);
+    acc += dot_shared(d * p.rsFs, srow(d, p.scFs), (t * p.Ks + p.K) * p.Fmax, p.Fs);
   }
   out[t * p.D + d] = acc;
 }

@@ -2,25 +2,27 @@
 // every workgroup owns one block of BM (token, slot) pairs that all use the same expert (moe_align.wgsl) and
 // WG of that expert's rows, so the expert's gate/up rows are read once per block instead of once per token:
 //   h[p, f] = w_p · silu(G_e[f] · x_t) · (U_e[f] · x_t),  p = t·Ks + k (w = 1 for the shared slot k = K)
-// Thread = one row f × the block's pairs, 4 at a time (then the 0-3 left one at a time): each u32 word of 4
-// FP8 codes is decoded (× its block scale: the exact f32 weight of the reference) and used for 4 tokens from
-// registers; the x reads are the same address for every thread (broadcast). No workgroup memory and no barriers: the shape that runs well
+// Thread = one row f × the block's pairs, 4 at a time (then the 0-3 left one at a time): each u32 word of codes
+// is decoded (× its scale: the exact f32 weights of the reference) and used for 4 tokens from registers; the x reads are the same address for every thread (broadcast). No workgroup memory and no barriers: the shape that runs well
 // on CPU adapters (kernels.md §3.4, as fp8_gemm.wgsl).
 //
-// Bindings (group 0):
+// A kernel family: moe_gateup_grouped (FP8), _bf16, _int4 (the weight format from shaders/include/format_*.wgsl).
+//
+// Bindings (group 0), the same for every format:
 //   0  xin       array<f32>  [T, D]
 //   1  plan      array<u32>  blockExpert [pb] then BM pair ids per block (moe_align.wgsl)
 //   2  wts       array<f32>  [T, K] combine weights
 //   3  codes     array<u32>  stack [2·(e1-e0), F, rsD] gate_e, up_e of the shard's experts, padded rows
-//   4  scales    array<f32>  stack [2·(e1-e0), ⌈F/128⌉, scD]
+//   4  scales    array<f32>  stack [2·(e1-e0), smat(F, scD)]   (any 16 bytes for BF16)
 //   5  shCodes   array<u32>  stack [2, Fs, rsD] shared expert (any 16 bytes when Fs = 0)
-//   6  shScales  array<f32>  stack [2, ⌈Fs/128⌉, scD]
+//   6  shScales  array<f32>  stack [2, smat(Fs, scD)]
 //   7  h         array<f32>  [T, Ks, Fmax] written (rows of this block's pairs)
 //   8  params    uniform     Params
 // Workgroup: WG = 64 threads (one row each), BM = 16 pairs. Dispatch: indirect (blocks, ⌈Fmax / 64⌉, 1)
 // written by moe_align.wgsl; blocks of experts outside the shard [e0, e1) (or the shared expert when
 // doShared = 0) and rows past the expert's width exit at once.
 // CPU counterpart: model/reference.ts moe (silu(gate·x) ⊙ up·x, × the combine weight).
+// #formats fp8 bf16 int4
 
 const WG: u32 = 64u;
 const BM: u32 = 16u;
@@ -37,7 +39,7 @@ struct Params {
   e1: u32,
   doShared: u32,
   rsD: u32,
-  scD: u32,
+  scD: u32,       // scale columns per scale row (FP8 ⌈D / 128⌉, INT4 ⌈D / 32⌉, BF16 0)
   Ks: u32,
   E: u32,         // the shared expert's id in plan
   pb: u32,        // offset of the pair ids in plan
@@ -55,79 +57,51 @@ struct Params {
 @group(0) @binding(7) var<storage, read_write> h: array<f32>;
 @group(0) @binding(8) var<uniform> p: Params;
 
-// four E4M3FN codes of a word -> f32 (kernels.md §3.1 (A), exact incl. subnormals; NaN codes give ±480)
-// #include "fp8x4.wgsl"
-
-// xin[o + c .. o + c + 3] with lanes at or past D read as 0 (never past the row)
-fn x4(o: u32, c: u32) -> vec4<f32> {
-  if (c + 4u <= p.D) { return vec4<f32>(xin[o + c], xin[o + c + 1u], xin[o + c + 2u], xin[o + c + 3u]); }
-  let last = o + p.D - 1u;
-  return vec4<f32>(xin[o + c], select(0.0, xin[min(o + c + 1u, last)], c + 1u < p.D),
-                   select(0.0, xin[min(o + c + 2u, last)], c + 2u < p.D), 0.0);
-}
+// #include "format.wgsl"
 
 struct GU4 {
   g: vec4<f32>,
   u: vec4<f32>,
 }
 
-// gate and up dots of one weight row pair with 4 x rows (offsets o); the buffer choice stays outside the
-// word loop (SwiftShader ran 2x slower with the routed/shared branch inside it)
-fn rows4_routed(gRow: u32, uRow: u32, gS: u32, uS: u32, o: vec4<u32>) -> GU4 {
+// #each SUF W S: routed codes scales; shared shCodes shScales
+fn scale_$SUF(i: u32) -> f32 {
+  if (HAS_SCALES) { return $S[i]; }
+  return 1.0;
+}
+
+// gate and up dots of one weight row pair with 4 x rows (offsets o); the buffer choice stays outside the word
+// loop (SwiftShader ran 2x slower with the routed/shared branch inside it)
+fn rows4_$SUF(gRow: u32, uRow: u32, gS: u32, uS: u32, o: vec4<u32>) -> GU4 {
   var r = GU4(vec4<f32>(0.0), vec4<f32>(0.0));
-  let words = (p.D + 3u) / 4u;
+  let words = (p.D + QCOLS - 1u) / QCOLS;
+  let bw = SCOLS / QCOLS; // words per scale block
   for (var wi = 0u; wi < words; wi++) {
-    let g4 = fp8x4(codes[gRow + wi]) * scales[gS + wi / 32u];
-    let u4 = fp8x4(codes[uRow + wi]) * scales[uS + wi / 32u];
-    let c = wi * 4u;
-    let x0 = x4(o.x, c);
-    let x1 = x4(o.y, c);
-    let x2 = x4(o.z, c);
-    let x3 = x4(o.w, c);
-    r.g += vec4<f32>(dot(g4, x0), dot(g4, x1), dot(g4, x2), dot(g4, x3));
-    r.u += vec4<f32>(dot(u4, x0), dot(u4, x1), dot(u4, x2), dot(u4, x3));
+    let g4 = qvals($W[gRow + wi]) * scale_$SUF(gS + wi / bw);
+    let u4 = qvals($W[uRow + wi]) * scale_$SUF(uS + wi / bw);
+    let c = wi * QCOLS;
+    let x0 = xq(o.x, c, p.D);
+    let x1 = xq(o.y, c, p.D);
+    let x2 = xq(o.z, c, p.D);
+    let x3 = xq(o.w, c, p.D);
+    r.g += vec4<f32>(qdot(g4, x0), qdot(g4, x1), qdot(g4, x2), qdot(g4, x3));
+    r.u += vec4<f32>(qdot(u4, x0), qdot(u4, x1), qdot(u4, x2), qdot(u4, x3));
   }
   return r;
 }
 
-fn rows4_shared(gRow: u32, uRow: u32, gS: u32, uS: u32, o: vec4<u32>) -> GU4 {
-  var r = GU4(vec4<f32>(0.0), vec4<f32>(0.0));
-  let words = (p.D + 3u) / 4u;
-  for (var wi = 0u; wi < words; wi++) {
-    let g4 = fp8x4(shCodes[gRow + wi]) * shScales[gS + wi / 32u];
-    let u4 = fp8x4(shCodes[uRow + wi]) * shScales[uS + wi / 32u];
-    let c = wi * 4u;
-    let x0 = x4(o.x, c);
-    let x1 = x4(o.y, c);
-    let x2 = x4(o.z, c);
-    let x3 = x4(o.w, c);
-    r.g += vec4<f32>(dot(g4, x0), dot(g4, x1), dot(g4, x2), dot(g4, x3));
-    r.u += vec4<f32>(dot(u4, x0), dot(u4, x1), dot(u4, x2), dot(u4, x3));
-  }
-  return r;
-}
-
-fn row1_routed(gRow: u32, uRow: u32, gS: u32, uS: u32, o: u32) -> vec2<f32> {
+fn row1_$SUF(gRow: u32, uRow: u32, gS: u32, uS: u32, o: u32) -> vec2<f32> {
   var r = vec2<f32>(0.0);
-  let words = (p.D + 3u) / 4u;
+  let words = (p.D + QCOLS - 1u) / QCOLS;
+  let bw = SCOLS / QCOLS;
   for (var wi = 0u; wi < words; wi++) {
-    let xv = x4(o, wi * 4u);
-    r += vec2<f32>(dot(fp8x4(codes[gRow + wi]), xv) * scales[gS + wi / 32u],
-                   dot(fp8x4(codes[uRow + wi]), xv) * scales[uS + wi / 32u]);
+    let xv = xq(o, wi * QCOLS, p.D);
+    r += vec2<f32>(qdot(qvals($W[gRow + wi]), xv) * scale_$SUF(gS + wi / bw),
+                   qdot(qvals($W[uRow + wi]), xv) * scale_$SUF(uS + wi / bw));
   }
   return r;
 }
-
-fn row1_shared(gRow: u32, uRow: u32, gS: u32, uS: u32, o: u32) -> vec2<f32> {
-  var r = vec2<f32>(0.0);
-  let words = (p.D + 3u) / 4u;
-  for (var wi = 0u; wi < words; wi++) {
-    let xv = x4(o, wi * 4u);
-    r += vec2<f32>(dot(fp8x4(shCodes[gRow + wi]), xv) * shScales[gS + wi / 32u],
-                   dot(fp8x4(shCodes[uRow + wi]), xv) * shScales[uS + wi / 32u]);
-  }
-  return r;
-}
+// #end
 
 // h[pr, f] = w · silu(g) · u for pair pr = t·Ks + k (w = 1 for the shared slot)
 fn store(pr: u32, f: u32, g: f32, u: f32) {
@@ -140,6 +114,8 @@ fn store(pr: u32, f: u32, g: f32, u: f32) {
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  _ = &scales; // one binding layout for every format (BF16 reads no scales)
+  _ = &shScales;
   let b = wid.x;
   let e = plan[b];
   let isShared = e == p.E;
@@ -158,13 +134,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let pb = p.pb + b * BM;
   var n = 0u;
   for (var i = 0u; i < BM; i++) { if (plan[pb + i] != SENTINEL) { n = i + 1u; } }
-  let mw = Fe * p.rsD;                   // words per matrix
-  let ms = ((Fe + 127u) / 128u) * p.scD; // scales per matrix
+  let mw = Fe * p.rsD;           // words per matrix
+  let ms = smat(Fe, p.scD);      // scales per matrix
   var m = 0u;
   if (!isShared) { m = 2u * (e - p.e0); }
   let gRow = m * mw + f * p.rsD;
   let uRow = gRow + mw;
-  let gS = m * ms + (f / 128u) * p.scD;
+  let gS = m * ms + srow(f, p.scD);
   let uS = gS + ms;
 
   // full groups of 4 pairs, then the remaining 0-3 one at a time (no work on padding rows)

@@ -2,24 +2,27 @@
 // (no CPU readback; llama.cpp mul_mat_id_vec pattern, kernels.md §3.5), SwiGLU fused (model-spec §6.4):
 //   slot k < K:  e = ids[t, k];  h[t, k, f] = w[t, k] · silu(G_e[f] · x_t) · (U_e[f] · x_t)    f < F
 //   slot K:      the shared expert (weight 1), f < Fs
-// G_e / U_e = gate_proj / up_proj of expert e: FP8 [F, D], read as u32 words (4 codes per load, decoded in
-// registers, kernels.md §3.1 (A)); the block scale multiplies each 128-column partial dot; the ragged last
-// word of a row is masked. Experts outside this dispatch's shard [e0, e1) are skipped (the launcher records
-// one dispatch per shard when a stack is split across buffers).
+// A kernel family: moe_gateup_id (FP8), moe_gateup_id_bf16, moe_gateup_id_int4, one body, the weight format
+// spliced from shaders/include/format_*.wgsl (code loads, scale lookup, decode). G_e / U_e = gate_proj / up_proj of
+// expert e [F, D], read one u32 word at a time and decoded exactly in registers; the scale multiplies each
+// scale block's partial dot (FP8: 128 columns; INT4: 32; BF16: none); the ragged last word of a row multiplies x
+// masked to 0. Experts outside this dispatch's shard [e0, e1) are skipped (the launcher records one dispatch per
+// shard when a stack is split across buffers, and one for a shared expert stored in another format).
 //
-// Bindings (group 0):
+// Bindings (group 0), the same for every format:
 //   0  xin       array<f32>  [T, D]                 post_attention_layernorm output
 //   1  ids       array<u32>  [T, K]                 selected experts (moe_router.wgsl)
 //   2  wts       array<f32>  [T, K]                 their combine weights
 //   3  codes     array<u32>  stack [2·(e1-e0), F, rsD] gate_e, up_e of the shard's experts, padded rows
-//   4  scales    array<f32>  stack [2·(e1-e0), ⌈F/128⌉, scD]
+//   4  scales    array<f32>  stack [2·(e1-e0), smat(F, scD)]   (any 16 bytes for BF16)
 //   5  shCodes   array<u32>  stack [2, Fs, rsD]     shared expert gate, up (any 16 bytes when Fs = 0)
-//   6  shScales  array<f32>  stack [2, ⌈Fs/128⌉, scD]
+//   6  shScales  array<f32>  stack [2, smat(Fs, scD)]
 //   7  h         array<f32>  [T, Ks, Fmax]          written
 //   8  params    uniform     Params
 // Workgroup: WG threads (override, default 64), one output row f each, no barriers (kernels.md §3.4).
 // Dispatch: (⌈Fmax / WG⌉, K or Ks slots, T).
 // CPU counterpart: model/reference.ts moe (silu(gate·x) ⊙ up·x per selected expert, × its weight).
+// #formats fp8 bf16 int4
 
 override WG: u32 = 64u;
 
@@ -34,7 +37,7 @@ struct Params {
   e1: u32,        // one past its last
   doShared: u32,  // 1: this dispatch computes slot K
   rsD: u32,       // words per weight row (cols = D)
-  scD: u32,       // scale columns ⌈D / 128⌉
+  scD: u32,       // scale columns per scale row (FP8 ⌈D / 128⌉, INT4 ⌈D / 32⌉, BF16 0)
   Ks: u32,        // slots per token in h
 }
 
@@ -48,49 +51,17 @@ struct Params {
 @group(0) @binding(7) var<storage, read_write> h: array<f32>;
 @group(0) @binding(8) var<uniform> p: Params;
 
-// four E4M3FN codes of a word -> f32 (kernels.md §3.1 (A), exact incl. subnormals; NaN codes give ±480)
-// #include "fp8x4.wgsl"
-
-// xin[xo + c .. xo + c + 3], lanes at or past n read as 0 (never past the row)
-fn x4(xo: u32, c: u32, n: u32) -> vec4<f32> {
-  if (c + 4u <= n) { return vec4<f32>(xin[xo + c], xin[xo + c + 1u], xin[xo + c + 2u], xin[xo + c + 3u]); }
-  let last = xo + n - 1u;
-  return vec4<f32>(xin[xo + c], select(0.0, xin[min(xo + c + 1u, last)], c + 1u < n),
-                   select(0.0, xin[min(xo + c + 2u, last)], c + 2u < n), 0.0);
-}
-
-// Σ_c W[row, c] · xin[xo + c] for the row starting at word `base` whose scales start at `srow`
-fn dot_routed(base: u32, srow: u32, xo: u32, cols: u32) -> f32 {
-  let words = (cols + 3u) / 4u;
-  var acc = 0.0;
-  for (var w0 = 0u; w0 < words; w0 += 32u) { // 32 words = one 128-column scale block
-    let w1 = min(words, w0 + 32u);
-    var part = vec4<f32>(0.0);
-    for (var wi = w0; wi < w1; wi++) { part += fp8x4(codes[base + wi]) * x4(xo, wi * 4u, cols); }
-    acc += dot(part, vec4<f32>(1.0)) * scales[srow + w0 / 32u];
-  }
-  return acc;
-}
-
-fn dot_shared(base: u32, srow: u32, xo: u32, cols: u32) -> f32 {
-  let words = (cols + 3u) / 4u;
-  var acc = 0.0;
-  for (var w0 = 0u; w0 < words; w0 += 32u) {
-    let w1 = min(words, w0 + 32u);
-    var part = vec4<f32>(0.0);
-    for (var wi = w0; wi < w1; wi++) { part += fp8x4(shCodes[base + wi]) * x4(xo, wi * 4u, cols); }
-    acc += dot(part, vec4<f32>(1.0)) * shScales[srow + w0 / 32u];
-  }
-  return acc;
-}
+// #include "format.wgsl"
+// #include "rowdot.wgsl"
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+  _ = &scales; // one binding layout for every format (BF16 reads no scales)
+  _ = &shScales;
   let f = gid.x;
   let k = wid.y;
   let t = wid.z;
   let xo = t * p.D;
-  let srb = (f / 128u) * p.scD; // scale row of row f within one matrix
   var g = 0.0;
   var u = 0.0;
   var wt = 1.0;
@@ -98,17 +69,18 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
     let e = ids[t * p.K + k];
     if (e < p.e0 || e >= p.e1 || f >= p.F) { return; }
     wt = wts[t * p.K + k];
-    let mw = p.F * p.rsD;                  // words per matrix
-    let ms = ((p.F + 127u) / 128u) * p.scD; // scales per matrix
-    let m = 2u * (e - p.e0);               // gate matrix; up is m + 1
-    g = dot_routed(m * mw + f * p.rsD, m * ms + srb, xo, p.D);
-    u = dot_routed((m + 1u) * mw + f * p.rsD, (m + 1u) * ms + srb, xo, p.D);
+    let mw = p.F * p.rsD;        // words per matrix
+    let ms = smat(p.F, p.scD);   // scales per matrix
+    let m = 2u * (e - p.e0);     // gate matrix; up is m + 1
+    let sr = srow(f, p.scD);
+    g = dot_routed(m * mw + f * p.rsD, m * ms + sr, xo, p.D);
+    u = dot_routed((m + 1u) * mw + f * p.rsD, (m + 1u) * ms + sr, xo, p.D);
   } else {
     if (p.doShared == 0u || f >= p.Fs) { return; }
     let mw = p.Fs * p.rsD;
-    let ms = ((p.Fs + 127u) / 128u) * p.scD;
-    g = dot_shared(f * p.rsD, srb, xo, p.D);
-    u = dot_shared(mw + f * p.rsD, ms + srb, xo, p.D);
+    let sr = srow(f, p.scD);
+    g = dot_shared(f * p.rsD, sr, xo, p.D);
+    u = dot_shared(mw + f * p.rsD, smat(p.Fs, p.scD) + sr, xo, p.D);
   }
   h[(t * p.Ks + k) * p.Fmax + f] = wt * (g / (1.0 + exp(-g))) * u;
 }

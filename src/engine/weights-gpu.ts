@@ -10,20 +10,22 @@
  *   kv_b_proj        one GpuLinear chunk, bound by the attention kernels as WeightBuffers (ops/attention.ts)
  *   experts          per layer, shards of whole experts (ops/moe.ts): gateUp stack [2·count, F, D] (gate_e,
  *                    up_e interleaved), down stack [count, D, F]; the shared expert as a 1-expert stack; FP8
- *                    (fp8StackLayout + scales) or BF16 (bf16StackLayout, no scales) as the checkpoint stores them
+ *                    (fp8StackLayout + scales), BF16 (bf16StackLayout, no scales) or INT4 (int4StackLayout: the
+ *                    packed words as stored, group scales widened to f32) as the checkpoint stores them: the
+ *                    routed experts in one format, the shared expert in its own (Kimi: INT4 routed, BF16 shared)
  *   embed / lm_head  BF16 GpuLinear [V, D] (row chunks when V·D·2 exceeds the binding limit)
  *
  * Legend: D hidden, V vocab, E routed experts, F moe_intermediate_size, Fs shared width, R kv_lora_rank.
  */
-import { ConfigError, DeviceError } from '../errors.js';
+import { ConfigError, DeviceError, FormatError } from '../errors.js';
 import { asUint16, readTensorBytes } from '../format/safetensors.js';
 import { createBuffer, writeBuffer } from '../gpu/buffers.js';
 import type { GpuContext } from '../gpu/device.js';
 import type { WeightBuffers } from '../gpu/ops/binding.js';
-import { expertShards, stackLayout, type WeightFormat } from '../gpu/ops/fp8-layout.js';
+import { expertShards, INT4_GROUP, stackLayout, type ExpertFormat } from '../gpu/ops/fp8-layout.js';
 import { destroyLinear, uploadLinear, writeRows, type GpuLinear } from '../gpu/ops/linear.js';
 import type { ExpertShardBuffers, MoeWeightBuffers } from '../gpu/ops/moe.js';
-import { readF32, readLinear, type Checkpoint } from '../model/checkpoint.js';
+import { leafFormat, readF32, readLinear, readStoredLinear, type Checkpoint } from '../model/checkpoint.js';
 import type { ModelConfig } from '../model/config.js';
 
 export interface GpuFfn {
@@ -181,7 +183,7 @@ async function uploadExperts(
   const D = c.hidden_size;
   const F = c.moe_intermediate_size;
   const p = `model.layers.${layer}.mlp.`;
-  const format: WeightFormat = c.quantization_config ? 'fp8' : 'bf16';
+  const format = expertFormat(ckpt, `${p}experts.0.gate_proj.weight`);
   const gu1 = stackLayout(format, 2, F, D);
   const dn1 = stackLayout(format, 1, D, F);
   const limit = Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
@@ -197,20 +199,28 @@ async function uploadExperts(
   let shared: MoeWeightBuffers['shared'] = null;
   if (c.n_shared_experts > 0) {
     const Fs = c.derived.sharedIntermediate;
+    const sf = expertFormat(ckpt, `${p}shared_experts.gate_proj.weight`);
     shared = {
-      gateUp: await uploadStack(gpu, ckpt, format, `${p}shared_experts.gate_up`, buffers, account, [`${p}shared_experts.gate_proj.weight`, `${p}shared_experts.up_proj.weight`], Fs, D),
-      down: await uploadStack(gpu, ckpt, format, `${p}shared_experts.down`, buffers, account, [`${p}shared_experts.down_proj.weight`], D, Fs),
+      gateUp: await uploadStack(gpu, ckpt, sf, `${p}shared_experts.gate_up`, buffers, account, [`${p}shared_experts.gate_proj.weight`, `${p}shared_experts.up_proj.weight`], Fs, D),
+      down: await uploadStack(gpu, ckpt, sf, `${p}shared_experts.down`, buffers, account, [`${p}shared_experts.down_proj.weight`], D, Fs),
     };
   }
   return { shards, shared };
 }
 
+/** The GPU format of an expert stack: the stored format of its first matrix (FP8, BF16 or INT4). */
+function expertFormat(ckpt: Checkpoint, name: string): ExpertFormat {
+  const f = leafFormat(ckpt, name);
+  if (f === 'f32') throw new FormatError('an F32 expert weight: the expert kernels take FP8, BF16 or INT4', ckpt.name, name);
+  return f;
+}
+
 /**
- * Same-shape matrices back to back in one codes buffer (fp8-layout.ts stacks): FP8 with one scales buffer, or
- * BF16 (2 codes per u32, no scales).
+ * Same-shape matrices back to back in one codes buffer (fp8-layout.ts stacks): FP8 or INT4 with one scales
+ * buffer, or BF16 (2 codes per u32, no scales).
  */
 async function uploadStack(
-  gpu: GpuContext, ckpt: Checkpoint, format: WeightFormat, label: string, buffers: GPUBuffer[], account: (bytes: number, tensor?: string) => void,
+  gpu: GpuContext, ckpt: Checkpoint, format: ExpertFormat, label: string, buffers: GPUBuffer[], account: (bytes: number, tensor?: string) => void,
   names: string[], rows: number, cols: number,
 ): Promise<WeightBuffers> {
   const L = stackLayout(format, names.length, rows, cols);
@@ -224,16 +234,23 @@ async function uploadStack(
   }
   const codes = createBuffer(gpu, L.codeBytes, label);
   buffers.push(codes);
-  const scales = format === 'fp8' ? createBuffer(gpu, L.scaleBytes, `${label}_scale_inv`) : null;
+  const scales = format !== 'bf16' ? createBuffer(gpu, Math.max(16, L.scaleBytes), `${label}_${format === 'fp8' ? 'scale_inv' : 'scale'}`) : null;
   if (scales) buffers.push(scales);
   account(codes.size + (scales?.size ?? 0));
   for (const [m, name] of names.entries()) {
-    const w = await readLinear(ckpt, name);
+    const w = await readStoredLinear(ckpt, name);
     if (w.format !== format || w.rows !== rows || w.cols !== cols) {
       throw new ConfigError(`tensor '${name}': expected ${format.toUpperCase()} [${rows}, ${cols}] for the expert stack '${label}', found ${w.format.toUpperCase()} [${w.rows}, ${w.cols}]`, name);
     }
     if (w.format === 'fp8') {
       writeRows(gpu, codes, w.data, 0, rows, cols, L.rowStrideWords * 4, m * L.matrixWords * 4);
+      writeBuffer(gpu, scales!, m * L.matrixScales * 4, w.scale);
+    } else if (w.format === 'int4') {
+      if (w.groupSize !== INT4_GROUP) {
+        throw new FormatError(`INT4 group size ${w.groupSize}: the GPU expert kernels take group_size ${INT4_GROUP} (as Kimi ships)`, ckpt.name, name);
+      }
+      const bytes = new Uint8Array(w.data.buffer, w.data.byteOffset, w.data.byteLength);
+      writeRows(gpu, codes, bytes, 0, rows, Math.ceil(cols / 8) * 4, L.rowStrideWords * 4, m * L.matrixWords * 4);
       writeBuffer(gpu, scales!, m * L.matrixScales * 4, w.scale);
     } else {
       const bytes = new Uint8Array(w.data.buffer, w.data.byteOffset, w.data.byteLength);
@@ -241,6 +258,7 @@ async function uploadStack(
     }
     account(0, name);
   }
+  if (format === 'int4') return { format: 'int4', codes, scales: scales! };
   return scales ? { codes, scales } : { format: 'bf16', codes };
 }
 

@@ -298,7 +298,7 @@ describe(`BF16 MoE expert twins (${testAdapter()})`, () => {
     }
   });
 
-  it('rejects a layer whose stacks mix FP8 and BF16, and BF16 stacks that are too small', async () => {
+  it('rejects routed stacks that mix FP8 and BF16 (or a shared stack that mixes its own), and BF16 stacks that are too small', async () => {
     const gpu = await testGpu();
     const h = harness(gpu);
     const l = layer(50, TINY);
@@ -308,9 +308,14 @@ describe(`BF16 MoE expert twins (${testAdapter()})`, () => {
     const base = { x: b, ids: b, weights: b, out: b, accumulate: false, tokens: 2, geometry: TINY, w, scratch };
     const enc = gpu.device.createCommandEncoder();
     const pass = enc.beginComputePass();
-    const fp8Shared = { gateUp: { codes: b, scales: b }, down: { codes: b, scales: b } };
-    expect(() => moeExpertsDecode(h.k, pass, h.arena, { ...base, w: { ...w, shared: fp8Shared } })).toThrow(ShapeError);
-    expect(() => moeExpertsDecode(h.k, pass, h.arena, { ...base, w: { ...w, shared: fp8Shared } })).toThrow(/shared\.gateUp.*fp8.*bf16/);
+    // a shared expert in another format than the routed ones is a second launch group (INT4 + BF16 in Kimi), but
+    // its own two stacks must agree, as must the routed shards
+    const mixedShared = { gateUp: { codes: b, scales: b }, down: w.shared!.down };
+    expect(() => moeExpertsDecode(h.k, pass, h.arena, { ...base, w: { ...w, shared: mixedShared } })).toThrow(ShapeError);
+    expect(() => moeExpertsDecode(h.k, pass, h.arena, { ...base, w: { ...w, shared: mixedShared } })).toThrow(/shared\.down.*bf16.*fp8/);
+    const w3 = uploadLayer(gpu, l, 3); // 3 shards
+    const mixedShards = { ...w3, shards: w3.shards.map((s, i) => (i === 0 ? s : { ...s, gateUp: { codes: b, scales: b } })) };
+    expect(() => moeExpertsDecode(h.k, pass, h.arena, { ...base, w: mixedShards })).toThrow(/shard 3\.gateUp.*fp8.*bf16/);
     const short = { ...w, shards: w.shards.map((s) => ({ ...s, down: { format: 'bf16' as const, codes: zeros(gpu, 16) } })) };
     expect(() => moeExpertsDecode(h.k, pass, h.arena, { ...base, w: short })).toThrow(/down\.codes/);
     pass.end();

@@ -56,11 +56,23 @@ export interface Bf16Buffers {
   codes: Buf;
 }
 
-/** A weight (or stack) as the attention / MoE kernels bind it; the launchers pick the kernel by its format. */
-export type WeightBuffers = Fp8Buffers | Bf16Buffers;
+/**
+ * An INT4 pack-quantized stack on the GPU (routed experts, model-spec §13): 8 codes per u32, padded rows
+ * (int4RowStrideWords), one f32 scale per row and 32 columns.
+ */
+export interface Int4Buffers {
+  format: 'int4';
+  /** u32 words, padded rows (int4RowStrideWords) */
+  codes: Buf;
+  /** f32 group scales, [rows, ceil(cols/32)] per matrix */
+  scales: Buf;
+}
 
-export function weightFormat(w: WeightBuffers): 'fp8' | 'bf16' {
-  return w.format === 'bf16' ? 'bf16' : 'fp8';
+/** A weight (or stack) as the attention / MoE kernels bind it; the launchers pick the kernel by its format. */
+export type WeightBuffers = Fp8Buffers | Bf16Buffers | Int4Buffers;
+
+export function weightFormat(w: WeightBuffers): 'fp8' | 'bf16' | 'int4' {
+  return w.format ?? 'fp8';
 }
 
 /** A Params field: a plain number is written as u32; `{ f32: x }` as f32; `{ i32: x }` as i32. */

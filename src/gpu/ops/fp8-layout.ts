@@ -31,7 +31,16 @@
  *           always covers 2 · ceil(cols / 4) words, so the BF16 kernels read whole 4-column groups (two
  *           words) exactly where the FP8 kernels read one word.
  *   Stacks (bf16StackLayout / stackLayout('bf16', ...)): matrix m at word m * matrixWords, matrixScales = 0,
- *   scaleBytes = 0. Kernels: the *_bf16.wgsl twins of the attention absorb and expert kernels.
+ *   scaleBytes = 0. Kernels: the *_bf16 instances of the expert kernel families and the attention absorb twins.
+ *
+ * INT4 (routed experts of Kimi K2-Thinking / K2.5, compressed-tensors pack-quantized, model-spec §13):
+ *   codes:  the stored I32 words unchanged, 8 codes per word (column j in bits 4 (j mod 8) .. of word j / 8,
+ *           u = q + 8), row r at word r * rowStrideWords, padding words 0;
+ *           rowStrideWords = roundUp(ceil(cols / 8), 4)   (int4RowStrideWords).
+ *   scales: the stored group scales widened to f32 (exact), [rows, ceil(cols / 32)] per matrix: one scale per row
+ *           and 32 columns (the kernels take group 32, the size Kimi ships; INT4_GROUP).
+ *   Stacks (int4StackLayout / stackLayout('int4', ...)): as FP8's, matrixScales = rows * ceil(cols / 32).
+ *   Kernels: the *_int4 instances of the expert kernel families.
  */
 import { DeviceError, ShapeError } from '../../errors.js';
 
@@ -57,6 +66,27 @@ export type WeightFormat = 'fp8' | 'bf16';
 /** u32 words per row of a BF16 matrix: 2 codes per word, rows padded to 16 bytes. */
 export function bf16RowStrideWords(cols: number): number {
   return Math.ceil(Math.ceil(cols / 2) / FP8_ROW_ALIGN_WORDS) * FP8_ROW_ALIGN_WORDS;
+}
+
+/** The formats an expert stack may have on the GPU (dense linears: WeightFormat). */
+export type ExpertFormat = WeightFormat | 'int4';
+
+/** Columns per INT4 scale group the kernels take (model-spec §13: Kimi's group_size). */
+export const INT4_GROUP = 32;
+
+/** u32 words per row of an INT4 matrix: 8 codes per word, rows padded to 16 bytes. */
+export function int4RowStrideWords(cols: number): number {
+  return Math.ceil(Math.ceil(cols / 8) / FP8_ROW_ALIGN_WORDS) * FP8_ROW_ALIGN_WORDS;
+}
+
+/** Scale columns per scale row as the expert kernels index them: FP8 ⌈cols/128⌉, INT4 ⌈cols/32⌉, BF16 0. */
+export function scaleColumns(format: ExpertFormat, cols: number): number {
+  return format === 'fp8' ? Math.ceil(cols / FP8_BLOCK) : format === 'int4' ? Math.ceil(cols / INT4_GROUP) : 0;
+}
+
+/** u32 words per row of an expert stack in `format`. */
+export function expertRowStrideWords(format: ExpertFormat, cols: number): number {
+  return format === 'int4' ? int4RowStrideWords(cols) : rowStrideWordsFor(format, cols);
 }
 
 /** u32 words per row in the upload layout of `format`. */
@@ -131,9 +161,43 @@ export function bf16StackLayout(count: number, rows: number, cols: number): Fp8S
   return { count, rows, cols, rowStrideWords, matrixWords, matrixScales: 0, codeBytes: count * matrixWords * 4, scaleBytes: 0 };
 }
 
-/** The stack layout of `format` (fp8StackLayout or bf16StackLayout). */
-export function stackLayout(format: WeightFormat, count: number, rows: number, cols: number): Fp8StackLayout {
-  return format === 'fp8' ? fp8StackLayout(count, rows, cols) : bf16StackLayout(count, rows, cols);
+/** Geometry of `count` same-shape INT4 matrices in one buffer (scales: one f32 per row and 32 columns). */
+export function int4StackLayout(count: number, rows: number, cols: number): Fp8StackLayout {
+  const rowStrideWords = int4RowStrideWords(cols);
+  const matrixWords = rows * rowStrideWords;
+  const matrixScales = rows * Math.ceil(cols / INT4_GROUP);
+  return { count, rows, cols, rowStrideWords, matrixWords, matrixScales, codeBytes: count * matrixWords * 4, scaleBytes: count * matrixScales * 4 };
+}
+
+/** The stack layout of `format` (fp8StackLayout, bf16StackLayout or int4StackLayout). */
+export function stackLayout(format: ExpertFormat, count: number, rows: number, cols: number): Fp8StackLayout {
+  return format === 'fp8' ? fp8StackLayout(count, rows, cols) : format === 'int4' ? int4StackLayout(count, rows, cols) : bf16StackLayout(count, rows, cols);
+}
+
+/** An INT4 weight as stored (compatible with model/checkpoint Int4Weight with groupSize 32). */
+export interface Int4Matrix {
+  rows: number; // out
+  cols: number; // in
+  data: Uint32Array; // [rows, ceil(cols/8)] packed words
+  scale: Float32Array; // [rows, ceil(cols/32)]
+}
+
+/** Packs INT4 matrices into one stack in memory (tests and small models; the engine writes per matrix). */
+export function packInt4Stack(mats: readonly Int4Matrix[], what = 'int4 stack'): { codes: Uint8Array; scales: Float32Array; layout: Fp8StackLayout } {
+  if (mats.length === 0) throw new ShapeError(`${what}: no matrices`);
+  const { rows, cols } = mats[0]!;
+  const layout = int4StackLayout(mats.length, rows, cols);
+  const words = new Uint32Array(layout.codeBytes / 4);
+  const scales = new Float32Array(layout.count * layout.matrixScales);
+  const wpr = Math.ceil(cols / 8);
+  mats.forEach((m, i) => {
+    if (m.rows !== rows || m.cols !== cols || m.data.length !== rows * wpr || m.scale.length !== layout.matrixScales) {
+      throw new ShapeError(`${what}: matrix ${i} is not an INT4 [${rows}, ${cols}] with [${rows}, ${wpr}] words and [${rows}, ${Math.ceil(cols / INT4_GROUP)}] scales`, what);
+    }
+    for (let r = 0; r < rows; r++) words.set(m.data.subarray(r * wpr, (r + 1) * wpr), i * layout.matrixWords + r * layout.rowStrideWords);
+    scales.set(m.scale, i * layout.matrixScales);
+  });
+  return { codes: new Uint8Array(words.buffer), scales, layout };
 }
 
 /** A BF16 weight as stored (compatible with model/checkpoint LinearWeight 'bf16'). */

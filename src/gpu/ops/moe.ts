@@ -20,10 +20,14 @@
  *     One shard holds all E experts unless the stack exceeds maxStorageBufferBindingSize (expertShards()).
  *   shared expert: gateUp stack of 2 matrices [Fs, D] (gate, up), down stack of 1 matrix [D, Fs].
  *   BF16 experts (checkpoints without quantization_config): the same stacks in the BF16 layout (2 codes per
- *     u32, bf16StackLayout, no scales; every stack of a layer in one format). The launchers then run the
- *     *_bf16.wgsl twins of the f32 kernels (moe_gateup_id_bf16, moe_down_id_bf16, moe_gateup_grouped_bf16,
- *     moe_down_grouped_bf16: same grids, same plan, no scale bindings); there is no BF16 subgroup variant, so
- *     `variant: 'subgroup'` runs the thread-per-row BF16 twins.
+ *     u32, bf16StackLayout, no scales). INT4 experts (Kimi K2-Thinking / K2.5, model-spec §13): 8 codes per u32,
+ *     int4StackLayout, one f32 scale per row and 32 columns. Every expert kernel is a family with one body and
+ *     one binding layout for all formats (shaders/include/format_*.wgsl: scripts/embed-shaders.ts makes
+ *     STEM (FP8), STEM_bf16, STEM_int4; BF16 binds a dummy scales buffer); the launchers pick the instance by the
+ *     stacks' format. The routed shards share one format; a shared expert in another format (INT4 routed + BF16
+ *     shared, as Kimi ships) runs as its own dispatch pair after the routed ones (a second launch group,
+ *     accumulating). Only FP8 has subgroup kernels: `variant: 'subgroup'` runs INT4's wide kernels and BF16's
+ *     thread-per-row ones; BF16 runs thread-per-row unless 'wide' is asked for.
  *   hidden   [T, Ks, Fmax]  scratch: w_k · silu(gate·x) ⊙ (up·x) per (token, slot)
  *   grouped path scratch (MoeScratch): y [T, Ks, D] per-slot down outputs, plan (block → expert, sorted
  *            (token, slot) pairs), indirect dispatch arguments.
@@ -56,7 +60,7 @@ import { ShapeError } from '../../errors.js';
 import { createBuffer, STORAGE, type UniformArena } from '../buffers.js';
 import type { GpuContext } from '../device.js';
 import type { Kernels } from '../kernels.js';
-import { rowStrideWordsFor, scaleGrid, stackLayout, type WeightFormat } from './fp8-layout.js';
+import { expertRowStrideWords, scaleColumns, stackLayout, type ExpertFormat } from './fp8-layout.js';
 import { params, requireBytes, requireInt, weightFormat, type Buf, type WeightBuffers } from './binding.js';
 
 export interface MoeGeometry {
@@ -249,15 +253,45 @@ export function moeWideTuning(k: Kernels): MoeWideTuning {
   return { rptGateUp: 4, rptDown: 4, f16bits: true, wg: 64 };
 }
 
+/** Row strides and scale columns of one format's stacks (the kernels' rsD / scD / rsF / scF / rsFs / scFs). */
+interface FormatGeometry {
+  format: ExpertFormat;
+  rsD: number; // words per gate/up row (cols = D)
+  scD: number; // scale columns of gate/up rows
+  rsF: number; // words per routed down row (cols = F)
+  scF: number;
+  rsFs: number; // words per shared down row (cols = Fs)
+  scFs: number;
+}
+
+function formatGeometry(format: ExpertFormat, g: MoeGeometry): FormatGeometry {
+  return {
+    format,
+    rsD: expertRowStrideWords(format, g.hidden),
+    scD: scaleColumns(format, g.hidden),
+    rsF: expertRowStrideWords(format, g.inter),
+    scF: scaleColumns(format, g.inter),
+    rsFs: g.sharedInter > 0 ? expertRowStrideWords(format, g.sharedInter) : 0,
+    scFs: g.sharedInter > 0 ? scaleColumns(format, g.sharedInter) : 0,
+  };
+}
+
+/**
+ * One kernel launch group: shards of routed experts in one format, with the shared expert when it has that
+ * format too. A layer whose shared expert is stored in another format than its routed experts (Kimi
+ * K2-Thinking / K2.5: INT4 routed, BF16 shared) runs two groups, the second holding only the shared expert.
+ */
+interface LaunchGroup {
+  fg: FormatGeometry;
+  shards: ExpertShardBuffers[];
+  shared: { gateUp: WeightBuffers; down: WeightBuffers } | null;
+}
+
 interface Checked {
-  format: WeightFormat;
   T: number;
   Ks: number;
   Fmax: number;
-  rsD: number; // row stride (words) of gate/up rows (cols = D)
-  scD: number; // scale columns of gate/up (⌈D/128⌉)
-  rsF: number; // row stride of routed down rows (cols = F)
-  rsFs: number; // row stride of shared down rows (cols = Fs)
+  groups: LaunchGroup[];
 }
 
 function checkExperts(k: Kernels, a: MoeExpertsArgs, kernel: string): Checked {
@@ -280,10 +314,10 @@ function checkExperts(k: Kernels, a: MoeExpertsArgs, kernel: string): Checked {
   const first = a.w.shards[0];
   if (!first) throw new ShapeError(`${kernel}: no expert shards`, 'shards');
   const format = weightFormat(first.gateUp);
-  /** codes (and, for FP8, scales) of one stack, all stacks in the layer's format */
-  const checkStack = (w: WeightBuffers, count: number, rows: number, cols: number, what: string): void => {
-    if (weightFormat(w) !== format) throw new ShapeError(`${kernel}: '${what}' is ${weightFormat(w)}, the layer's experts are ${format}`, what, format, weightFormat(w));
-    const L = stackLayout(format, count, rows, cols);
+  /** codes (and, for FP8 / INT4, scales) of one stack in the format `want` */
+  const checkStack = (w: WeightBuffers, want: ExpertFormat, count: number, rows: number, cols: number, what: string): void => {
+    if (weightFormat(w) !== want) throw new ShapeError(`${kernel}: '${what}' is ${weightFormat(w)}, its stack group is ${want}`, what, want, weightFormat(w));
+    const L = stackLayout(want, count, rows, cols);
     requireBytes(k.gpu, w.codes, L.codeBytes, kernel, `${what}.codes`);
     if (w.format !== 'bf16') requireBytes(k.gpu, w.scales, L.scaleBytes, kernel, `${what}.scales`);
   };
@@ -291,35 +325,34 @@ function checkExperts(k: Kernels, a: MoeExpertsArgs, kernel: string): Checked {
   for (const s of a.w.shards) {
     if (s.first !== next || s.count < 1) throw new ShapeError(`${kernel}: expert shards must cover 0..E-1 in order (shard at ${s.first}, expected ${next})`, 'shards');
     next += s.count;
-    checkStack(s.gateUp, 2 * s.count, g.inter, D, `shard ${s.first}.gateUp`);
-    checkStack(s.down, s.count, D, g.inter, `shard ${s.first}.down`);
+    checkStack(s.gateUp, format, 2 * s.count, g.inter, D, `shard ${s.first}.gateUp`);
+    checkStack(s.down, format, s.count, D, g.inter, `shard ${s.first}.down`);
   }
   if (next !== g.experts) throw new ShapeError(`${kernel}: expert shards cover ${next} experts, the layer has ${g.experts}`, 'shards', g.experts, next);
   if ((g.sharedInter > 0) !== (a.w.shared !== null)) {
     throw new ShapeError(`${kernel}: sharedInter = ${g.sharedInter} but shared weights are ${a.w.shared ? 'given' : 'missing'}`, 'shared');
   }
-  if (a.w.shared) {
-    checkStack(a.w.shared.gateUp, 2, g.sharedInter, D, 'shared.gateUp');
-    checkStack(a.w.shared.down, 1, D, g.sharedInter, 'shared.down');
+  const sh = a.w.shared;
+  const shFormat = sh ? weightFormat(sh.gateUp) : format;
+  if (sh) {
+    checkStack(sh.gateUp, shFormat, 2, g.sharedInter, D, 'shared.gateUp');
+    checkStack(sh.down, shFormat, 1, D, g.sharedInter, 'shared.down');
   }
-  return {
-    format, T, Ks, Fmax,
-    rsD: rowStrideWordsFor(format, D),
-    scD: format === 'fp8' ? scaleGrid(1, D)[1] : 0,
-    rsF: rowStrideWordsFor(format, g.inter),
-    rsFs: g.sharedInter > 0 ? rowStrideWordsFor(format, g.sharedInter) : 0,
-  };
+  const groups: LaunchGroup[] = shFormat === format
+    ? [{ fg: formatGeometry(format, g), shards: a.w.shards, shared: sh }]
+    : [{ fg: formatGeometry(format, g), shards: a.w.shards, shared: null }, { fg: formatGeometry(shFormat, g), shards: [], shared: sh }];
+  return { T, Ks, Fmax, groups };
 }
 
-/** The weight bindings of a stack: (codes, scales) for FP8, (codes) for BF16; a missing stack binds dummies. */
-function stackBindings(k: Kernels, w: WeightBuffers | undefined, format: WeightFormat): Buf[] {
-  if (!w) return format === 'bf16' ? [dummy(k)] : [dummy(k), dummy(k)];
-  return w.format === 'bf16' ? [w.codes] : [w.codes, w.scales];
+/** The weight bindings of a stack, (codes, scales) in every format; a missing stack or BF16's scales bind a dummy. */
+function stackBindings(k: Kernels, w: WeightBuffers | undefined): Buf[] {
+  if (!w) return [dummy(k), dummy(k)];
+  return [w.codes, w.format === 'bf16' ? dummy(k) : w.scales];
 }
 
-/** The BF16 twin of a kernel for BF16 stacks, else the kernel itself. */
-function kernelFor(name: string, format: WeightFormat): string {
-  return format === 'bf16' ? `${name}_bf16` : name;
+/** The instance of a kernel family for a format: STEM for FP8, STEM_bf16, STEM_int4 (scripts/embed-shaders.ts). */
+function kernelFor(name: string, format: ExpertFormat): string {
+  return format === 'fp8' ? name : `${name}_${format}`;
 }
 
 const dummies = new WeakMap<Kernels, GPUBuffer>();
@@ -332,53 +365,77 @@ function dummy(k: Kernels): GPUBuffer {
   return b;
 }
 
+/**
+ * The (shard, shared?) dispatches of a launch group: one per shard of routed experts (the first group's first
+ * shard also computes the shared expert when it is in the group), or a single shared-only dispatch (e0 = e1 = 0).
+ */
+function dispatchesOf(grp: LaunchGroup): Array<{ first: number; end: number; gateUp?: WeightBuffers; down?: WeightBuffers; doShared: number }> {
+  if (grp.shards.length === 0) return [{ first: 0, end: 0, doShared: 1 }];
+  return grp.shards.map((s, i) => ({ first: s.first, end: s.first + s.count, gateUp: s.gateUp, down: s.down, doShared: i === 0 && grp.shared ? 1 : 0 }));
+}
+
+/** The decode kernels a format runs for a requested variant (only FP8 has the subgroup kernels). */
+function decodeVariantFor(k: Kernels, format: ExpertFormat, hidden: number, asked?: MoeDecodeVariant): MoeDecodeVariant {
+  if (format === 'fp8') return asked ?? chooseMoeDecode(k, hidden);
+  // BF16: the thread-per-row kernels unless the wide ones are asked for; INT4: as FP8, wide for subgroup
+  if (format === 'bf16') return asked === 'wide' ? 'wide' : 'f32';
+  const v = asked ?? chooseMoeDecode(k, hidden);
+  return v === 'subgroup' ? 'wide' : v;
+}
+
 /** Decode / small-T experts: one SwiGLU dispatch and one down dispatch per shard, expert ids read on the GPU. */
 export function moeExpertsDecode(k: Kernels, pass: GPUComputePassEncoder, arena: UniformArena, a: MoeExpertsArgs): void {
   const c = checkExperts(k, a, 'moe_experts_decode');
   const g = a.geometry;
-  const sh = a.w.shared;
-  // BF16 stacks: the thread-per-row twins (no BF16 subgroup or wide variant)
-  const variant = c.format === 'fp8' ? (a.variant ?? chooseMoeDecode(k, g.hidden)) : 'f32';
-  const sub = variant === 'subgroup';
-  const wide = variant === 'wide' ? { ...moeWideTuning(k), ...a.wide } : null;
-  if (wide && !([1, 2, 4].includes(wide.rptGateUp) && [1, 2, 4].includes(wide.rptDown))) {
-    throw new ShapeError('moe_experts_decode: the wide kernels take 1, 2 or 4 rows per thread', 'wide', 4, Math.max(wide.rptGateUp, wide.rptDown));
+  const plans = c.groups.map((grp) => {
+    const variant = decodeVariantFor(k, grp.fg.format, g.hidden, a.variant);
+    const wide = variant === 'wide' ? { ...moeWideTuning(k), ...a.wide } : null;
+    if (wide && !([1, 2, 4].includes(wide.rptGateUp) && [1, 2, 4].includes(wide.rptDown))) {
+      throw new ShapeError('moe_experts_decode: the wide kernels take 1, 2 or 4 rows per thread', 'wide', 4, Math.max(wide.rptGateUp, wide.rptDown));
+    }
+    const sub = variant === 'subgroup';
+    const WG = wide ? wide.wg : 64;
+    const RPW = 16; // rows per workgroup of the subgroup kernels
+    const f16: Record<string, number> = wide && grp.fg.format === 'fp8' ? { F16BITS: wide.f16bits ? 1 : 0 } : {};
+    const pipe = (stem: string, rpt: number) => sub
+      ? k.pipeline(`${stem}_subgroup`, { WG, RPW })
+      : wide
+        ? k.pipeline(kernelFor(`${stem}_wide`, grp.fg.format), { WG, RPT: rpt, ...f16 })
+        : k.pipeline(kernelFor(stem, grp.fg.format), { WG });
+    return {
+      grp,
+      // rows per workgroup of each kernel
+      guRows: sub ? RPW : wide ? WG * wide.rptGateUp : WG,
+      dnRows: sub ? RPW : wide ? WG * wide.rptDown : WG,
+      gu: pipe('moe_gateup_id', wide?.rptGateUp ?? 1),
+      dn: pipe('moe_down_id', wide?.rptDown ?? 1),
+    };
+  });
+  for (const { grp, gu, guRows } of plans) {
+    const f = grp.fg;
+    for (const d of dispatchesOf(grp)) {
+      const p = params(arena, [c.T, g.hidden, g.topK, g.inter, g.sharedInter, c.Fmax, d.first, d.end, d.doShared, f.rsD, f.scD, c.Ks]);
+      const bg = k.bindGroup(gu, [
+        a.x, a.ids, a.weights, ...stackBindings(k, d.gateUp), ...stackBindings(k, d.doShared ? grp.shared?.gateUp : undefined), a.scratch.hidden, p,
+      ]);
+      k.dispatch(pass, gu, bg, Math.ceil(c.Fmax / guRows), d.doShared ? c.Ks : g.topK, c.T);
+    }
   }
-  const WG = wide ? wide.wg : 64;
-  const RPW = 16; // rows per workgroup of the subgroup kernels
-  // rows per workgroup of each kernel
-  const guRows = sub ? RPW : wide ? WG * wide.rptGateUp : WG;
-  const dnRows = sub ? RPW : wide ? WG * wide.rptDown : WG;
-  const gu = sub
-    ? k.pipeline('moe_gateup_id_subgroup', { WG, RPW })
-    : wide
-      ? k.pipeline('moe_gateup_id_wide', { WG, RPT: wide.rptGateUp, F16BITS: wide.f16bits ? 1 : 0 })
-      : k.pipeline(kernelFor('moe_gateup_id', c.format), { WG });
-  a.w.shards.forEach((s, i) => {
-    const doShared = i === 0 && sh ? 1 : 0;
-    const p = params(arena, [c.T, g.hidden, g.topK, g.inter, g.sharedInter, c.Fmax, s.first, s.first + s.count, doShared, c.rsD, c.scD, c.Ks]);
-    const bg = k.bindGroup(gu, [
-      a.x, a.ids, a.weights, ...stackBindings(k, s.gateUp, c.format), ...stackBindings(k, sh?.gateUp, c.format), a.scratch.hidden, p,
-    ]);
-    k.dispatch(pass, gu, bg, Math.ceil(c.Fmax / guRows), doShared ? c.Ks : g.topK, c.T);
-  });
-  const dn = sub
-    ? k.pipeline('moe_down_id_subgroup', { WG, RPW })
-    : wide
-      ? k.pipeline('moe_down_id_wide', { WG, RPT: wide.rptDown, F16BITS: wide.f16bits ? 1 : 0 })
-      : k.pipeline(kernelFor('moe_down_id', c.format), { WG });
-  a.w.shards.forEach((s, i) => {
-    const doShared = i === 0 && sh ? 1 : 0;
-    const accumulate = i > 0 || a.accumulate ? 1 : 0;
-    const p = params(arena, [
-      c.T, g.hidden, g.topK, g.inter, g.sharedInter, c.Fmax, s.first, s.first + s.count,
-      doShared, accumulate, c.rsF, c.rsFs, c.Ks, c.format === 'fp8' ? scaleGrid(1, g.inter)[1] : 0, c.format === 'fp8' && g.sharedInter > 0 ? scaleGrid(1, g.sharedInter)[1] : 0, 0,
-    ]);
-    const bg = k.bindGroup(dn, [
-      a.scratch.hidden, a.ids, ...stackBindings(k, s.down, c.format), ...stackBindings(k, sh?.down, c.format), a.out, p,
-    ]);
-    k.dispatch(pass, dn, bg, Math.ceil(g.hidden / dnRows), c.T);
-  });
+  let n = 0;
+  for (const { grp, dn, dnRows } of plans) {
+    const f = grp.fg;
+    for (const d of dispatchesOf(grp)) {
+      const accumulate = n++ > 0 || a.accumulate ? 1 : 0;
+      const p = params(arena, [
+        c.T, g.hidden, g.topK, g.inter, g.sharedInter, c.Fmax, d.first, d.end,
+        d.doShared, accumulate, f.rsF, f.rsFs, c.Ks, f.scF, f.scFs, 0,
+      ]);
+      const bg = k.bindGroup(dn, [
+        a.scratch.hidden, a.ids, ...stackBindings(k, d.down), ...stackBindings(k, d.doShared ? grp.shared?.down : undefined), a.out, p,
+      ]);
+      k.dispatch(pass, dn, bg, Math.ceil(g.hidden / dnRows), c.T);
+    }
+  }
 }
 
 /** Prefill experts: tokens grouped by expert on the GPU, grouped GEMMs over indirect grids, then the combine. */
@@ -398,29 +455,33 @@ export function moeExpertsPrefill(k: Kernels, pass: GPUComputePassEncoder, arena
   const pa = params(arena, [c.T, g.topK, g.experts, sh ? 1 : 0, MOE_BLOCK_M, Math.ceil(c.Fmax / GROUPED_ROWS), Math.ceil(g.hidden / GROUPED_ROWS), pb]);
   k.dispatch(pass, al, k.bindGroup(al, [a.ids, s0.plan, s0.indirect, pa]), 1);
 
-  const gu = k.pipeline(kernelFor('moe_gateup_grouped', c.format));
-  a.w.shards.forEach((s, i) => {
-    const doShared = i === 0 && sh ? 1 : 0;
-    const p = params(arena, [c.T, g.hidden, g.topK, g.inter, g.sharedInter, c.Fmax, s.first, s.first + s.count, doShared, c.rsD, c.scD, c.Ks, g.experts, pb, 0, 0]);
-    const bg = k.bindGroup(gu, [
-      a.x, s0.plan!, a.weights, ...stackBindings(k, s.gateUp, c.format), ...stackBindings(k, sh?.gateUp, c.format), s0.hidden, p,
-    ]);
-    pass.setPipeline(gu);
-    pass.setBindGroup(0, bg);
-    pass.dispatchWorkgroupsIndirect(s0.indirect!, 0);
-  });
-  const dn = k.pipeline(kernelFor('moe_down_grouped', c.format));
-  a.w.shards.forEach((s, i) => {
-    const doShared = i === 0 && sh ? 1 : 0;
-    const p = params(arena, [
-      c.T, g.hidden, g.topK, g.inter, g.sharedInter, c.Fmax, s.first, s.first + s.count,
-      doShared, c.rsF, c.rsFs, c.Ks, g.experts, pb, c.format === 'fp8' ? scaleGrid(1, g.inter)[1] : 0, c.format === 'fp8' && g.sharedInter > 0 ? scaleGrid(1, g.sharedInter)[1] : 0,
-    ]);
-    const bg = k.bindGroup(dn, [s0.hidden, s0.plan!, ...stackBindings(k, s.down, c.format), ...stackBindings(k, sh?.down, c.format), s0.y!, p]);
-    pass.setPipeline(dn);
-    pass.setBindGroup(0, bg);
-    pass.dispatchWorkgroupsIndirect(s0.indirect!, 16);
-  });
+  for (const grp of c.groups) {
+    const f = grp.fg;
+    const gu = k.pipeline(kernelFor('moe_gateup_grouped', f.format));
+    for (const d of dispatchesOf(grp)) {
+      const p = params(arena, [c.T, g.hidden, g.topK, g.inter, g.sharedInter, c.Fmax, d.first, d.end, d.doShared, f.rsD, f.scD, c.Ks, g.experts, pb, 0, 0]);
+      const bg = k.bindGroup(gu, [
+        a.x, s0.plan!, a.weights, ...stackBindings(k, d.gateUp), ...stackBindings(k, d.doShared ? grp.shared?.gateUp : undefined), s0.hidden, p,
+      ]);
+      pass.setPipeline(gu);
+      pass.setBindGroup(0, bg);
+      pass.dispatchWorkgroupsIndirect(s0.indirect!, 0);
+    }
+  }
+  for (const grp of c.groups) {
+    const f = grp.fg;
+    const dn = k.pipeline(kernelFor('moe_down_grouped', f.format));
+    for (const d of dispatchesOf(grp)) {
+      const p = params(arena, [
+        c.T, g.hidden, g.topK, g.inter, g.sharedInter, c.Fmax, d.first, d.end,
+        d.doShared, f.rsF, f.rsFs, c.Ks, g.experts, pb, f.scF, f.scFs,
+      ]);
+      const bg = k.bindGroup(dn, [s0.hidden, s0.plan!, ...stackBindings(k, d.down), ...stackBindings(k, d.doShared ? grp.shared?.down : undefined), s0.y!, p]);
+      pass.setPipeline(dn);
+      pass.setBindGroup(0, bg);
+      pass.dispatchWorkgroupsIndirect(s0.indirect!, 16);
+    }
+  }
   const WG = 64;
   const cb = k.pipeline('moe_combine', { WG });
   const pc = params(arena, [c.T, g.hidden, c.Ks, a.accumulate ? 1 : 0]);

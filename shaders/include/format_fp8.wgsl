@@ -1,0 +1,59 @@
+// shaders/include/format_fp8.wgsl: the block-FP8 weight format of the kernel families (`// #formats`), spliced at
+// `// #include "format.wgsl"`. Codes: E4M3FN, 4 per u32 (little-endian), padded 16-byte rows; scales: one f32
+// weight_scale_inv per 128 x 128 block (fp8-layout.ts).
+//
+// The interface every format_*.wgsl implements (kernel bodies use nothing else of a format):
+//   QCOLS          columns per u32 word
+//   SROWS, SCOLS   rows and columns one scale covers (srow / smat of format_common.wgsl place them)
+//   HAS_SCALES     false: no scales (the scale lookup is 1.0; the kernel still binds a scales buffer)
+//   WQ             the values of one word (vecN / matNx4 of f32)
+//   qvals(q)       the word's values, exact, unscaled
+//   xq(xo, c, n)   the activations its columns c .. c + QCOLS - 1 multiply: xin[xo + c ..], 0 at or past n
+//   qfma(a, w, x)  a + w ⊙ x;   qsum(a) Σ a;   qdot(w, x) Σ w ⊙ x
+//   CW, CWORDS, XC, xc_full(at), xc_tail(xo, c, n), cdot(q, x), CMUL
+//                  the same for one chunk CW of CWORDS words (the wide kernels' load): cdot(q, x) · CMUL is the
+//                  chunk's unscaled dot (CMUL folds a decoder's constant factor into the scale), plus coff(x) · CMUL
+//                  when COFF (a term that depends only on x, e.g. INT4's -8 per code: added once per row and chunk)
+// FP8: the scalar path decodes with the f32 bit trick (kernels.md §3.1 A); the chunk path, when F16BITS (override,
+// default true), two codes per 32-bit op through f16 bit patterns + unpack2x16float (§3.1 B): the f16 value is the
+// E4M3 value / 256, exact (subnormals included), so CMUL = 256.
+
+// #include "format_common.wgsl"
+// #include "xin.wgsl"
+// #include "fp8x4.wgsl"
+
+const QCOLS: u32 = 4u;
+const SROWS: u32 = 128u;
+const SCOLS: u32 = 128u;
+const HAS_SCALES: bool = true;
+const COFF: bool = false; // no per-chunk offset term (coff)
+override F16BITS: bool = true;
+const CMUL: f32 = 256.0; // used only when F16BITS (cmul())
+
+alias WQ = vec4<f32>;
+fn qvals(q: u32) -> WQ { return fp8x4(q); }
+fn xq(xo: u32, c: u32, n: u32) -> WQ { return x4(xo, c, n); }
+fn qfma(a: WQ, w: WQ, x: WQ) -> WQ { return a + w * x; }
+fn qsum(a: WQ) -> f32 { return dot(a, vec4<f32>(1.0)); }
+fn qdot(w: WQ, x: WQ) -> f32 { return dot(w, x); }
+
+// one 16-column chunk (a vec4<u32> of codes) and its x, in registers
+alias CW = vec4<u32>;
+const CWORDS: u32 = 4u;
+// #include "xc16.wgsl"
+fn cmul() -> f32 { return select(1.0, CMUL, F16BITS); }
+
+// Σ_j code_j(q) · xv[j] over the 4 codes of q; F16BITS: the sum / 256
+fn dot4(q: u32, xv: vec4<f32>) -> f32 {
+  if (F16BITS) {
+    let ev = unpack2x16float(((q << 7u) & 0x3F803F80u) | ((q << 8u) & 0x80008000u)); // codes 0, 2
+    let od = unpack2x16float(((q >> 1u) & 0x3F803F80u) | (q & 0x80008000u));        // codes 1, 3
+    return dot(ev, xv.xz) + dot(od, xv.yw);
+  }
+  return dot(fp8x4(q), xv);
+}
+
+fn coff(x: XC) -> f32 { return 0.0; }
+fn cdot(q: CW, x: XC) -> f32 {
+  return (dot4(q.x, x.a) + dot4(q.y, x.b)) + (dot4(q.z, x.c) + dot4(q.w, x.d));
+}
