@@ -4,8 +4,9 @@
  *
  * URL-driven mode (tests, shared runs): `?model=URL&prompt-tokens=1,2,3&max-tokens=N&temperature=0[&ignore-eos=1]`
  * (also `prompt`, `top-k`, `top-p`, `seed`, `ctx-size`, `backend=webgpu|cpu`, `connect-timeout` and
- * `idle-timeout` in seconds) loads the checkpoint folder at URL and generates; then `#result` gets
- * `{"tokens": [...], "stats": {...}}` and `data-done="true"`, or only `data-error` with the message when anything
+ * `idle-timeout` in seconds; `warmup=1`: one untimed generation first) loads the checkpoint folder at URL and
+ * generates; then `#result` gets `{"tokens": [...], "stats": {...}}` (with warm-up also `"warmup": {"ttftMs",
+ * "totalMs", "pipelineCompileMs"}`) and `data-done="true"`, or only `data-error` with the message when anything
  * fails, a parameter that does not parse included (params.ts).
  */
 import { InputError } from '../src/errors.js';
@@ -246,9 +247,12 @@ async function runFromUrl(q: URLSearchParams): Promise<void> {
     httpTimeouts = run.http;
     await step(() => load({ url: run.model }));
     if (isTokens) ui.promptIsTokens.checked = true;
+    // warm-up: the first generation compiles the pipelines; its TTFT minus the measured one is the compile time
+    const cold = run.warmup ? await step(generate) : undefined;
     const done = await step(generate);
-    if (done.type !== 'done') throw new Error('generation did not finish');
-    ui.result.textContent = JSON.stringify({ tokens: done.tokens, stats: done.stats });
+    if (done.type !== 'done' || (cold && cold.type !== 'done')) throw new Error('generation did not finish');
+    const warmup = cold?.type === 'done' ? { ttftMs: cold.stats.ttftMs, totalMs: cold.stats.totalMs, pipelineCompileMs: Math.max(0, cold.stats.ttftMs - done.stats.ttftMs) } : undefined;
+    ui.result.textContent = JSON.stringify({ tokens: done.tokens, stats: done.stats, ...(warmup ? { warmup } : {}) });
     ui.result.dataset.done = 'true';
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);

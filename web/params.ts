@@ -15,6 +15,8 @@ export interface UrlRun {
   prompt?: string | number[];
   request: Omit<GenerateRequest, 'prompt'>;
   http: HttpTimeouts;
+  /** `warmup=1`: one untimed generation first (pipelines compile), then the measured one. */
+  warmup: boolean;
 }
 
 type Kind = { int: true; min: number } | { int: false; min: number; max?: number; minExclusive?: boolean };
@@ -56,8 +58,7 @@ export function parseRunParams(q: URLSearchParams, what = 'URL parameter'): UrlR
     const s = numberParam(q, key, { int: false, min: 0, minExclusive: true });
     return s === undefined ? undefined : s * 1000;
   };
-  const flag = q.get('ignore-eos');
-  if (flag !== null && !['', '0', '1', 'true', 'false'].includes(flag)) throw new InputError(`URL parameter ignore-eos must be 1, 0, true or false, got '${flag}'`, 'ignore-eos');
+  const flag = boolParam(q, 'ignore-eos');
   return {
     model,
     backend: backend ?? undefined,
@@ -69,8 +70,16 @@ export function parseRunParams(q: URLSearchParams, what = 'URL parameter'): UrlR
       topK: numberParam(q, 'top-k', { int: true, min: 0 }, what),
       topP: numberParam(q, 'top-p', { int: false, min: 0, max: 1, minExclusive: true }, what),
       seed: numberParam(q, 'seed', { int: true, min: 0 }, what),
-      ignoreEos: flag === '1' || flag === 'true',
+      ignoreEos: flag,
     },
     http: { connectTimeoutMs: secs('connect-timeout'), idleTimeoutMs: secs('idle-timeout') },
+    warmup: boolParam(q, 'warmup'),
   };
+}
+
+/** A flag: absent, empty, 0 or false is off; 1 or true is on; anything else an InputError naming it. */
+function boolParam(q: URLSearchParams, key: string): boolean {
+  const v = q.get(key);
+  if (v !== null && !['', '0', '1', 'true', 'false'].includes(v)) throw new InputError(`URL parameter ${key} must be 1, 0, true or false, got '${v}'`, key);
+  return v === '1' || v === 'true';
 }

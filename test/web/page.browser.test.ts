@@ -80,12 +80,18 @@ async function loadStreamReload(backend: Backend): Promise<void> {
     expect(firstLoad.some((r) => r.path === '/small/model.safetensors' && r.status === 206)).toBe(true);
 
     // reload: the same run, with the checkpoint read from OPFS: each cached file is revalidated with one byte
-    // (bytes=0-0), absent optional files are asked again (404: never cached), and no weight is downloaded
+    // (bytes=0-0), absent optional files are asked again (404: never cached), and no weight is downloaded;
+    // with warmup=1 (an untimed generation first) on the WebGPU run
     const mark = rig.models.requests.length;
-    await page.reload();
+    if (backend === 'webgpu') await page.goto(`${pageUrl(backend)}&warmup=1`);
+    else await page.reload();
     const second = await waitForResult(page);
     expect(second.error, logs.join('\n')).toBeUndefined();
     expect(second.tokens).toEqual(want);
+    if (backend === 'webgpu') {
+      expect(second.warmup?.pipelineCompileMs).toBeGreaterThanOrEqual(0);
+      expect(second.warmup?.ttftMs).toBeGreaterThanOrEqual(second.warmup!.pipelineCompileMs!);
+    }
     const secondLoad = rig.models.requests.slice(mark);
     expect(secondLoad.filter((r) => r.path.endsWith('.safetensors'))).toEqual([{ method: 'GET', path: '/small/model.safetensors', range: 'bytes=0-0', status: 206, bytes: 1 }]);
     expect(secondLoad.filter((r) => r.range !== 'bytes=0-0' && r.status !== 404)).toEqual([]);

@@ -10,7 +10,7 @@ const parse = (q: string): ReturnType<typeof parseRunParams> => parseRunParams(n
 
 describe('page URL parameters', () => {
   it('parses a full run', () => {
-    const r = parse('model=http://h/m/&prompt-tokens=1,2,3&max-tokens=16&temperature=0&top-k=5&top-p=0.9&seed=7&ignore-eos=1&backend=cpu&ctx-size=64&connect-timeout=0.3&idle-timeout=2');
+    const r = parse('model=http://h/m/&prompt-tokens=1,2,3&max-tokens=16&temperature=0&top-k=5&top-p=0.9&seed=7&ignore-eos=1&backend=cpu&ctx-size=64&connect-timeout=0.3&idle-timeout=2&warmup=1');
     expect(r).toEqual({
       model: 'http://h/m/',
       backend: 'cpu',
@@ -18,7 +18,9 @@ describe('page URL parameters', () => {
       prompt: [1, 2, 3],
       request: { maxTokens: 16, temperature: 0, topK: 5, topP: 0.9, seed: 7, ignoreEos: true },
       http: { connectTimeoutMs: 300, idleTimeoutMs: 2000 },
+      warmup: true,
     });
+    expect(parse('model=m').warmup).toBe(false);
     expect(parse('model=m&prompt=hi').request).toEqual({ maxTokens: undefined, temperature: undefined, topK: undefined, topP: undefined, seed: undefined, ignoreEos: false });
   });
 
@@ -36,6 +38,7 @@ describe('page URL parameters', () => {
     ['idle-timeout=soon', 'idle-timeout'],
     ['backend=gpu', 'backend'],
     ['ignore-eos=yes', 'ignore-eos'],
+    ['warmup=twice', 'warmup'],
     ['prompt-tokens=1,a,3', 'prompt-tokens'],
   ];
   for (const [q, key] of bad) {
