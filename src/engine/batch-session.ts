@@ -57,8 +57,9 @@ export async function createBatchSession(gpu: GpuContext, ckpt: Checkpoint, opts
   try {
     // the chunk must hold a whole batch (the step runs through the chunk's activation buffers)
     const chunk = Math.max(opts.chunkSize ?? 128, S);
+    // one set of activations for all sequences: their calls never overlap (BatchSession.serial)
     for (let i = 0; i < S; i++) {
-      seqs.push(new GpuSession(gpu, kernels, c, weights, ctx, precision, chunk, opts.moeDecodeMaxTokens ?? 4, opts.uniformArenaBytes ?? ARENA_BYTES, false));
+      seqs.push(new GpuSession(gpu, kernels, c, weights, ctx, precision, chunk, opts.moeDecodeMaxTokens ?? 4, opts.uniformArenaBytes ?? ARENA_BYTES, false, seqs[0]));
     }
     return new BatchSession(gpu, weights, seqs);
   } catch (err) {

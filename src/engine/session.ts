@@ -141,9 +141,11 @@ export class GpuSession implements InferenceSession {
 
   /**
    * `ownsWeights` false: the weights are shared with other sessions (the sequences of a BatchSession) and are not
-   * destroyed by dispose().
+   * destroyed by dispose(). `scratchOf`: reuse that session's activations, RoPE table, sampling buffers and uniform
+   * arena (same context size and chunk) and allocate only a KV cache: for sequences whose steps never overlap
+   * (a BatchSession runs one call at a time), so S sequences hold one set of activations, not S.
    */
-  constructor(readonly gpu: GpuContext, kernels: Kernels, readonly config: ModelConfig, weights: GpuWeights, ctx: number, readonly precision: Precision, chunkSize: number, moeDecodeMaxTokens: number, arenaBytes: number, private readonly ownsWeights = true) {
+  constructor(readonly gpu: GpuContext, kernels: Kernels, readonly config: ModelConfig, weights: GpuWeights, ctx: number, readonly precision: Precision, chunkSize: number, moeDecodeMaxTokens: number, arenaBytes: number, private readonly ownsWeights = true, scratchOf?: GpuSession) {
     const c = config;
     this.contextSize = ctx;
     this.vocabSize = c.vocab_size;
@@ -155,6 +157,14 @@ export class GpuSession implements InferenceSession {
     const fit = Math.floor(limit / (4 * widestRow(c, mla, moe)));
     if (fit < 1) throw new DeviceError(`one token's activations exceed maxStorageBufferBindingSize ${limit}`, { limit: 'maxStorageBufferBindingSize', value: limit });
     this.chunk = Math.max(1, Math.min(chunkSize, ctx, fit));
+    if (scratchOf) {
+      if (scratchOf.chunk !== this.chunk || scratchOf.contextSize !== ctx) {
+        throw new InputError(`a session shares scratch only with one of the same context (${ctx}) and chunk (${this.chunk})`, 'scratchOf');
+      }
+      this.model = { ...scratchOf.model, cache: new LatentKvCache(gpu, c.num_hidden_layers, ctx, mla), moeDecodeMaxTokens };
+      [this.probs, this.picked, this.tokenReadback, this.arena] = [scratchOf.probs, scratchOf.picked, scratchOf.tokenReadback, scratchOf.arena];
+      return;
+    }
     const Tc = this.chunk;
     const buf = (floats: number, label: string, usage = STORAGE_RW): GPUBuffer => {
       const b = createBuffer(gpu, Math.max(16, floats * 4), label, usage);
