@@ -12,10 +12,10 @@
  */
 import { createBuffer, UniformArena } from '../src/gpu/buffers.js';
 import type { GpuContext } from '../src/gpu/device.js';
-import { expertShards, fp8StackLayout } from '../src/gpu/ops/fp8-layout.js';
+import { expertShards, fp8StackLayout, int4StackLayout } from '../src/gpu/ops/fp8-layout.js';
 import { chooseSplits, createMlaScratch, fusedCacheView, mlaAttention, type MlaAttentionTuning, type MlaScratch } from '../src/gpu/ops/attention.js';
 import { chooseMoeDecode, createMoeScratch, moeExpertsDecode, moeExpertsPrefill, moeRouter, type ExpertShardBuffers } from '../src/gpu/ops/moe.js';
-import { randomBf16Buffer, randomF32Buffer, randomFp8Stack, rng, zeroBuffer } from './data.js';
+import { randomBf16Buffer, randomF32Buffer, randomFp8Stack, randomInt4Stack, rng, zeroBuffer } from './data.js';
 import { naiveExperts, naiveFp8Gemm, naiveFp8Gemv, naiveMlaDecode, naiveRouter, type EncodedOp, type ExpertShard } from './naive.js';
 import { optimisedFp8Gemm, optimisedFp8Gemv, optimisedRouterLogits } from './optimised.js';
 import { arenaOp, chain, pipelinesOf, requireKernels, type BenchVariant, type CaseContext } from './op.js';
@@ -51,6 +51,11 @@ const SMALL = { D: 256, F: 128, Rq: 128, Rkv: 64, Dr: 16, E: 32, K: 8, H: 4, G: 
 
 function fp8Bytes(rows: number, cols: number): number {
   return rows * cols + Math.ceil(rows / 128) * Math.ceil(cols / 128) * 4;
+}
+
+/** Bytes of an INT4 [rows, cols] weight as the GPU reads it: packed codes, one f32 scale per row and 32 columns. */
+function int4Bytes(rows: number, cols: number): number {
+  return rows * Math.ceil(cols / 8) * 4 + rows * Math.ceil(cols / 32) * 4;
 }
 
 // ------------------------------------------------------------------------------------------------------------
@@ -202,7 +207,8 @@ function routerShape(shape: string, r: { tokens: number; hidden: number; experts
 }
 
 // ------------------------------------------------------------------------------------------------------------
-// Routed experts for one decode token (SwiGLU, ids on the GPU)
+// Routed experts for one decode token (SwiGLU, ids on the GPU), FP8 and the INT4 instances of the same kernel
+// families (Kimi K2-Thinking / K2.5 routed experts) on the same shape, timed interleaved
 
 function expertShape(shape: string, D: number, F: number, E: number, K: number, tier: BenchShape['tier']): BenchShape {
   return {
@@ -232,6 +238,37 @@ function expertShape(shape: string, D: number, F: number, E: number, K: number, 
       const optShards: ExpertShardBuffers[] = stacks.map((s) => ({
         first: s.first, count: s.count, gateUp: { codes: s.g.codes, scales: s.g.scales }, down: { codes: s.d.codes, scales: s.d.scales },
       }));
+      // the same experts in INT4 (own random data; the kernels' work does not depend on the values)
+      const gu4 = int4StackLayout(2, F, D);
+      const shards4 = expertShards(E, gu4.codeBytes, gpu.limits.maxStorageBufferBindingSize, 'bench int4 experts');
+      const int4Shards: ExpertShardBuffers[] = shards4.map((s, i) => {
+        const g = randomInt4Stack(gpu, `int4 gate_up ${i}`, 2 * s.count, F, D, 500 + i);
+        const d = randomInt4Stack(gpu, `int4 down ${i}`, s.count, D, F, 600 + i);
+        [g.codes, g.scales, d.codes, d.scales].forEach((bf) => pool.track(bf));
+        return { first: s.first, count: s.count, gateUp: { format: 'int4', ...g }, down: { format: 'int4', ...d } };
+      });
+      const int4Default = chooseMoeDecode(kernels, D) === 'subgroup' ? 'wide' : chooseMoeDecode(kernels, D);
+      const int4Variants = (['f32', 'wide'] as const).map((variant): BenchVariant => {
+        const names = variant === 'f32' ? ['moe_gateup_id_int4', 'moe_down_id_int4'] : ['moe_gateup_id_wide_int4', 'moe_down_id_wide_int4'];
+        return {
+          variant: 'optimised',
+          impl: names.join(' + '),
+          engineDefault: variant === int4Default,
+          format: 'int4',
+          bytes: K * (2 * int4Bytes(F, D) + int4Bytes(D, F)) + 4 * (2 * D + 2 * K),
+          build: () => {
+            requireKernels({ gpu, kernels }, ...names);
+            const geometry = { hidden: D, experts: E, topK: K, inter: F, sharedInter: 0 };
+            const scratch = createMoeScratch(gpu, geometry, 1, false);
+            pool.track(scratch.hidden);
+            return arenaOp(gpu, 2 * shards4.length, (pass, arena) =>
+              moeExpertsDecode(kernels, pass, arena, {
+                x, ids: idsBuf, weights, out, accumulate: false, tokens: 1, geometry, w: { shards: int4Shards, shared: null }, scratch, variant,
+              }),
+            );
+          },
+        };
+      });
       return [
         {
           variant: 'naive',
@@ -244,6 +281,7 @@ function expertShape(shape: string, D: number, F: number, E: number, K: number, 
             variant: 'optimised',
             impl: names.join(' + '),
             engineDefault: variant === chooseMoeDecode(kernels, D),
+            format: 'fp8',
             build: () => {
               requireKernels({ gpu, kernels }, ...names);
               const geometry = { hidden: D, experts: E, topK: K, inter: F, sharedInter: 0 };
@@ -257,6 +295,7 @@ function expertShape(shape: string, D: number, F: number, E: number, K: number, 
             },
           };
         }),
+        ...int4Variants,
       ];
     },
   };

@@ -12,6 +12,7 @@ import type { GpuContext } from '../src/gpu/device.js';
 import type { Kernels } from '../src/gpu/kernels.js';
 import { timeOp, type Timing, type TimingOptions } from './harness.js';
 import { bindAt, uniformBuffer, type EncodedOp } from './naive.js';
+import '../src/gpu/shaders-extra.gen.js'; // the naive twins and bench kernels (shaders/reference, shaders/bench)
 
 export interface CeilingVariant {
   variant: string;
@@ -29,6 +30,11 @@ export interface Ceilings {
    * at 1 byte per weight: the most an FP8 GEMV could reach on this device if its loads were free.
    */
   fp8_decode_gbps: number;
+  /**
+   * The same for packed INT4 (bench_int4_decode.wgsl, the wide INT4 expert kernels' decode), GB/s at half a byte
+   * per weight.
+   */
+  int4_decode_gbps?: number;
   /** Fixed cost of one (near-empty, dependent) dispatch inside a pass, µs: what a toy-scale step pays per kernel. */
   dispatch_us: number;
   /** One submission of one tiny dispatch, submit to onSubmittedWorkDone, wall ms: the floor of any step. */
@@ -53,9 +59,13 @@ const MiB = 1 << 20;
 export async function measureCeilings(gpu: GpuContext, kernels: Kernels, opts: CeilingOptions = {}): Promise<Ceilings> {
   const bandwidth = await measureBandwidth(gpu, kernels, opts);
   const fma = await measureFma(gpu, kernels, opts);
-  const fp8 = await measureFp8Decode(gpu, kernels, opts);
+  const fp8 = await measureDecode(gpu, kernels, opts, 'bench_fp8_decode', 16);
+  const int4 = await measureDecode(gpu, kernels, opts, 'bench_int4_decode', 16);
   const fixed = await measureFixedCosts(gpu, kernels, opts);
-  return { bandwidth_gbps: bandwidth.best.gbps!, fma_gflops: fma.best.gflops!, fp8_decode_gbps: fp8, ...fixed, bandwidth: bandwidth.report, fma: fma.report };
+  return {
+    bandwidth_gbps: bandwidth.best.gbps!, fma_gflops: fma.best.gflops!, fp8_decode_gbps: fp8, int4_decode_gbps: int4, ...fixed,
+    bandwidth: bandwidth.report, fma: fma.report,
+  };
 }
 
 /**
@@ -68,6 +78,7 @@ export function mergeCeilings(a: Ceilings, b: Ceilings): Ceilings {
     bandwidth_gbps: Math.max(a.bandwidth_gbps, b.bandwidth_gbps),
     fma_gflops: Math.max(a.fma_gflops, b.fma_gflops),
     fp8_decode_gbps: Math.max(a.fp8_decode_gbps, b.fp8_decode_gbps),
+    int4_decode_gbps: Math.max(a.int4_decode_gbps ?? 0, b.int4_decode_gbps ?? 0),
     dispatch_us: Math.min(a.dispatch_us, b.dispatch_us),
     submit_ms: Math.min(a.submit_ms, b.submit_ms),
     bandwidth: { ...(a.bandwidth_gbps >= b.bandwidth_gbps ? a.bandwidth : b.bandwidth), variants: [...a.bandwidth.variants, ...b.bandwidth.variants] },
@@ -79,15 +90,18 @@ export function mergeCeilings(a: Ceilings, b: Ceilings): Ceilings {
   };
 }
 
-/** FP8 decode + FMA throughput from registers (bench_fp8_decode.wgsl), as GB/s of FP8 weights. */
-async function measureFp8Decode(gpu: GpuContext, kernels: Kernels, opts: CeilingOptions): Promise<number> {
-  opts.onProgress?.('ceiling: FP8 decode throughput');
+/**
+ * Decode + FMA throughput from registers of a bench_*_decode kernel, as GB/s of stored weights: bench_fp8_decode
+ * (FP8, 16 bytes of codes per iteration and invocation) or bench_int4_decode (INT4, 16 bytes = 32 codes).
+ */
+async function measureDecode(gpu: GpuContext, kernels: Kernels, opts: CeilingOptions, kernel: string, bytesPerIter: number): Promise<number> {
+  opts.onProgress?.(`ceiling: ${kernel} throughput`);
   let best = 0;
   for (const [wg, groups] of [[64, 64], [64, 1024], [256, 64]] as const) {
-    const sink = createBuffer(gpu, wg * groups * 4, 'bench_fp8_decode sink');
-    const pipeline = kernels.pipeline('bench_fp8_decode', { WG: wg });
+    const sink = createBuffer(gpu, wg * groups * 4, `${kernel} sink`);
+    const pipeline = kernels.pipeline(kernel, { WG: wg });
     const run = async (iters: number): Promise<number> => {
-      const params = uniformBuffer(gpu, 'bench_fp8_decode params', [iters, 12345, 0, 0]);
+      const params = uniformBuffer(gpu, `${kernel} params`, [iters, 12345, 0, 0]);
       const group = bindAt(gpu, pipeline, { 0: sink, 1: params });
       const op: EncodedOp = { dispatches: 1, encode: (pass) => kernels.dispatch(pass, pipeline, group, groups) };
       const t = await timeOp(gpu, op, { ...opts.timing, targetPassMs: 0, repeats: 5, warmup: 1 });
@@ -98,7 +112,7 @@ async function measureFp8Decode(gpu: GpuContext, kernels: Kernels, opts: Ceiling
     const probe = await run(probeIters);
     const iters = Math.max(probeIters, Math.min(1 << 20, Math.round((probeIters * 40) / Math.max(probe, 1e-3))));
     const ms = await run(iters);
-    best = Math.max(best, (16 * iters * wg * groups) / (ms * 1e6));
+    best = Math.max(best, (bytesPerIter * iters * wg * groups) / (ms * 1e6));
     sink.destroy();
   }
   return best;

@@ -6,7 +6,7 @@
  */
 import { createBuffer } from '../src/gpu/buffers.js';
 import type { GpuContext } from '../src/gpu/device.js';
-import { fp8StackLayout, type Fp8StackLayout } from '../src/gpu/ops/fp8-layout.js';
+import { fp8StackLayout, int4StackLayout, type Fp8StackLayout } from '../src/gpu/ops/fp8-layout.js';
 import { mulberry32 } from '../src/random.js';
 
 /** mulberry32: small, fast, seeded. */
@@ -61,6 +61,28 @@ export function randomFp8Stack(gpu: GpuContext, label: string, count: number, ro
   const scales = createBuffer(gpu, s.byteLength, `${label} scales`);
   gpu.device.queue.writeBuffer(scales, 0, s);
   return { codes, scales, layout };
+}
+
+/**
+ * A stack of `count` INT4 [rows, cols] matrices in the GPU layout (int4StackLayout): seeded random packed words
+ * (every code 0..15) and f32 group scales in [0.005, 0.015).
+ */
+export function randomInt4Stack(gpu: GpuContext, label: string, count: number, rows: number, cols: number, seed: number): { codes: GPUBuffer; scales: GPUBuffer } {
+  const layout = int4StackLayout(count, rows, cols);
+  const codes = createBuffer(gpu, layout.codeBytes, `${label} codes`);
+  const chunk = new Uint8Array(layout.matrixWords * 4);
+  for (let m = 0; m < count; m++) {
+    const rand = rng(seed + m);
+    const words = new Uint32Array(chunk.buffer);
+    for (let i = 0; i < words.length; i++) words[i] = (rand() * 0x100000000) >>> 0;
+    gpu.device.queue.writeBuffer(codes, m * chunk.byteLength, chunk);
+  }
+  const rand = rng(seed ^ 0x5bd1e995);
+  const s = new Float32Array(count * layout.matrixScales);
+  for (let i = 0; i < s.length; i++) s[i] = 0.005 + 0.01 * rand();
+  const scales = createBuffer(gpu, s.byteLength, `${label} scales`);
+  gpu.device.queue.writeBuffer(scales, 0, s);
+  return { codes, scales };
 }
 
 /** An f32 buffer of seeded uniform values in [-amp, amp). */

@@ -122,7 +122,7 @@ export async function runKernelBench(gpu: GpuContext, opts: KernelBenchOptions =
   const ceilingOpts = { full: opts.full, timing: { method: timing.method }, streamBytes: opts.streamBytes };
   opts.onProgress?.(0, total, 'ceilings: streaming read and FMA');
   const before = await measureCeilings(gpu, kernels, ceilingOpts);
-  const timed: Array<{ base: Parameters<typeof kernelRow>[0]; t: Timing; engineDefault?: boolean; naiveMs?: number }> = [];
+  const timed: Array<{ base: Parameters<typeof kernelRow>[0]; t: Timing; engineDefault?: boolean; naiveMs?: number; format?: 'fp8' | 'int4' }> = [];
   const skipped: KernelBenchResult['skipped'] = [];
   for (const [i, shape] of shapes.entries()) {
     opts.onProgress?.(i + 1, total, `${shape.kernel} ${shape.shape}`);
@@ -154,8 +154,8 @@ export async function runKernelBench(gpu: GpuContext, opts: KernelBenchOptions =
           skipped.push({ kernel: shape.kernel, shape: shape.shape, variant: `${v.variant} ${v.impl}`, reason: t.message });
           return;
         }
-        const base = { kernel: shape.kernel, variant: v.variant, impl: v.impl, shape: shape.shape, dims: shape.dims, bytes: shape.bytes, flops: shape.flops };
-        timed.push({ base, t, engineDefault: v.engineDefault, naiveMs: v.variant === 'naive' ? undefined : naive?.ms });
+        const base = { kernel: shape.kernel, variant: v.variant, impl: v.impl, shape: shape.shape, dims: shape.dims, bytes: v.bytes ?? shape.bytes, flops: shape.flops };
+        timed.push({ base, t, engineDefault: v.engineDefault, naiveMs: v.variant === 'naive' ? undefined : naive?.ms, format: v.format });
       });
     } finally {
       await gpu.device.queue.onSubmittedWorkDone();
@@ -165,9 +165,15 @@ export async function runKernelBench(gpu: GpuContext, opts: KernelBenchOptions =
   // the ceilings again: on a shared machine the better of the two is what the device can do (drift is kept)
   opts.onProgress?.(total - 1, total, 'ceilings again (drift check)');
   const ceilings = mergeCeilings(before, await measureCeilings(gpu, kernels, ceilingOpts));
-  const rows = timed.map(({ base, t, engineDefault, naiveMs }) => {
+  const rows = timed.map(({ base, t, engineDefault, naiveMs, format }) => {
     const row = kernelRow(base, t, ceilings);
     if (engineDefault) row.engine_default = true;
+    if (format) {
+      // the fraction of this format's decode ceiling (codes decoded into FMAs from registers, no memory)
+      const cap = (format === 'int4' ? ceilings.int4_decode_gbps : ceilings.fp8_decode_gbps) ?? 0;
+      row.weight_format = format;
+      if (cap > 0) row.fraction_of_decode_ceiling = row.gbps / cap;
+    }
     if (naiveMs !== undefined) row.speedup_vs_naive = naiveMs / t.ms;
     return row;
   });

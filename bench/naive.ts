@@ -13,6 +13,7 @@ import type { GpuContext } from '../src/gpu/device.js';
 import type { Kernels } from '../src/gpu/kernels.js';
 import { createBuffer } from '../src/gpu/buffers.js';
 import { fp8RowStrideWords, fp8StackLayout } from '../src/gpu/ops/fp8-layout.js';
+import '../src/gpu/shaders-extra.gen.js'; // the naive twins and bench kernels (shaders/reference, shaders/bench)
 
 /** Something the harness can record into a compute pass, any number of times. */
 export interface EncodedOp {

@@ -20,6 +20,10 @@ export interface BenchVariant {
   build(): EncodedOp;
   /** The variant the engine uses on this device by default. */
   engineDefault?: boolean;
+  /** Compulsory bytes of this variant when they differ from the shape's (another weight format). */
+  bytes?: number;
+  /** The weight format it reads (its row gets the fraction of that format's decode ceiling). */
+  format?: 'fp8' | 'int4';
 }
 
 /**

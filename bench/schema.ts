@@ -77,6 +77,10 @@ export interface KernelRow {
   engine_default?: boolean;
   /** Optimised rows: naive time / optimised time for the same shape, when both ran. */
   speedup_vs_naive?: number;
+  /** The weight format the row's kernel reads, when the shape is run in several formats. */
+  weight_format?: 'fp8' | 'int4';
+  /** gbps / the format's decode ceiling (ceilings.fp8_decode_gbps or int4_decode_gbps), not clamped. */
+  fraction_of_decode_ceiling?: number;
   targets?: TargetCheck[];
 }
 
@@ -213,6 +217,8 @@ export function validateKernelRow(errors: string[], r: unknown, where: string): 
   num(errors, r, 'inner', where, { min: 1 });
   num(errors, r, 'samples', where, { min: 1 });
   num(errors, r, 'speedup_vs_naive', where, { min: 0, optional: true });
+  num(errors, r, 'fraction_of_decode_ceiling', where, { min: 0, optional: true });
+  if (r.weight_format !== undefined && r.weight_format !== 'fp8' && r.weight_format !== 'int4') errors.push(`${where}.weight_format: expected 'fp8' or 'int4'`);
   if (!isObj(r.dims)) errors.push(`${where}.dims: expected an object of numbers`);
   targets(errors, r.targets, `${where}.targets`);
 }
@@ -288,6 +294,7 @@ export function validateReport(report: unknown): string[] {
     num(errors, c, 'bandwidth_gbps', 'ceilings', { min: 0 });
     num(errors, c, 'fma_gflops', 'ceilings', { min: 0 });
     num(errors, c, 'fp8_decode_gbps', 'ceilings', { min: 0, optional: true });
+    num(errors, c, 'int4_decode_gbps', 'ceilings', { min: 0, optional: true });
     num(errors, c, 'dispatch_us', 'ceilings', { min: 0, optional: true });
     num(errors, c, 'submit_ms', 'ceilings', { min: 0, optional: true });
     if (!((c.bandwidth_gbps as number) > 0) || !((c.fma_gflops as number) > 0)) errors.push('ceilings: both must be > 0');

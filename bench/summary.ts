@@ -20,6 +20,7 @@ export function formatSummary(r: BenchReport): string {
     `ceilings  ${f(r.ceilings.bandwidth_gbps)} GB/s streaming read (${r.ceilings.bandwidth.best}), ${f(r.ceilings.fma_gflops)} GFLOP/s FMA` +
       (r.ceilings.drift ? ` (before/after the kernels: ${r.ceilings.drift.bandwidth_gbps.map((x) => f(x)).join('/')} GB/s, ${r.ceilings.drift.fma_gflops.map((x) => f(x)).join('/')} GFLOP/s)` : ''),
     `fp8       ${f(r.ceilings.fp8_decode_gbps)} GB/s of FP8 weights decoded into FMAs from registers (the most an FP8 GEMV could read)`,
+    ...(r.ceilings.int4_decode_gbps ? [`int4      ${f(r.ceilings.int4_decode_gbps)} GB/s of packed INT4 weights decoded into FMAs from registers (the same for INT4)`] : []),
     `fixed     ${f(r.ceilings.dispatch_us, 1)} µs per dispatch, ${f(r.ceilings.submit_ms, 3)} ms per submit-and-wait`,
   ];
   if (r.kernels.length) {

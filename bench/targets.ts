@@ -5,6 +5,8 @@
  *                        shape, same run, interleaved samples)
  *   decode_roofline      a decode step of the `small` toy >= 50 % of its roofline (bytes / bandwidth)
  *   one_submission       one queue submission per decode step
+ *   int4_experts_vs_fp8  (issue 14) the INT4 by-id expert kernels the engine runs take <= 0.75x the time of the FP8
+ *                        ones on the same Kimi-width shape (same run, interleaved samples)
  * An unmet target carries `limited_by`: what this run's own numbers say keeps it from being met.
  */
 import type { Ceilings } from './ceilings.js';
@@ -13,7 +15,7 @@ import type { E2eRow, KernelRow, TargetCheck } from './schema.js';
 const fmt = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : String(x));
 const pct = (x: number) => `${Math.round(x * 100)}%`;
 
-type Roofs = Pick<Ceilings, 'bandwidth_gbps' | 'fma_gflops'> & Partial<Pick<Ceilings, 'fp8_decode_gbps'>>;
+type Roofs = Pick<Ceilings, 'bandwidth_gbps' | 'fma_gflops'> & Partial<Pick<Ceilings, 'fp8_decode_gbps' | 'int4_decode_gbps'>>;
 
 function explainGemv(r: KernelRow, c: Roofs): string {
   const parts: string[] = [];
@@ -73,6 +75,28 @@ export function kernelTargets(rows: KernelRow[], c: Roofs): TargetCheck[] {
       };
       if (!met) t.limited_by = explainSlower(r, r.time_ms * r.speedup_vs_naive);
       attach(r, t);
+    }
+    if (r.kernel === 'moe_experts' && r.weight_format === 'int4' && r.engine_default && r.shape.startsWith('kimi')) {
+      const fp8 = rows.find((o) => o.kernel === r.kernel && o.shape === r.shape && o.weight_format === 'fp8' && o.engine_default);
+      if (fp8) {
+        const ratio = r.time_ms / fp8.time_ms;
+        const t: TargetCheck = {
+          id: 'int4_experts_vs_fp8',
+          description: `${r.shape}: INT4 ${r.impl} <= 0.75x the time of FP8 ${fp8.impl}`,
+          value: ratio,
+          threshold: 0.75,
+          met: ratio <= 0.75,
+        };
+        if (!t.met) {
+          const cap = c.int4_decode_gbps;
+          t.limited_by =
+            `INT4 ${r.time_ms.toFixed(1)} ms vs FP8 ${fp8.time_ms.toFixed(1)} ms for ${(r.bytes / 1e6).toFixed(0)} vs ${(fp8.bytes / 1e6).toFixed(0)} MB: ` +
+            (cap ? `the INT4 kernels run at ${pct(r.gbps / cap)} of the INT4-decode ceiling (${fmt(cap)} GB/s)` : 'no INT4-decode ceiling measured') +
+            `, the FP8 ones at ${pct(fp8.raw_fraction_of_bandwidth)} of the streaming read: per weight, decoding and the activation loads ` +
+            `(the same for both formats), not bytes, bound a CPU adapter`;
+        }
+        attach(r, t);
+      }
     }
   }
   return out;

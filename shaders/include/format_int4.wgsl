@@ -7,11 +7,8 @@
 // registers, as FP8's chunk; a 32-value chunk spilled registers on lavapipe and ran slower than FP8).
 //   qvals (thread-per-row and grouped kernels): u - 8 exactly, as the f32 (2^23 + u) - (2^23 + 8) (the f32 bit
 //     trick: u in the low mantissa bits of 2^23).
-//   cdot (wide kernels, the decode hot path): u · 2^-24 exactly, two codes per 32-bit op: a nibble in the low bits of
-//     an f16 is the subnormal u · 2^-24 (unpack2x16float, as FP8's F16BITS decode), CMUL = 2^24 folded into the
-//     scale; the -8 of every code is one term per group, coff(x) = -8 · 2^-24 · Σ x over the chunk, added once per
-//     row (Σ (u - 8) x = Σ u x - 8 Σ x: the same sum, decoded codes exact, f32 rounding of the two parts; about 3
-//     shift/and/unpack ops per code pair instead of 4 per code).
+//   cdot (wide kernels, the decode hot path): u - 8 exactly, two codes per 32-bit op through f16 bit patterns
+//     (int4x8.wgsl: 0x6400 | u is the f16 1024 + u; unpack2x16float, minus 1032).
 
 // #include "format_common.wgsl"
 // #include "xin.wgsl"
@@ -20,8 +17,8 @@ const QCOLS: u32 = 8u;
 const SROWS: u32 = 1u;
 const SCOLS: u32 = 32u;
 const HAS_SCALES: bool = true;
-const COFF: bool = true; // cdot leaves out a per-chunk offset term: coff(x)
-fn cmul() -> f32 { return 16777216.0; } // 2^24
+const COFF: bool = false; // no per-chunk offset term (coff)
+fn cmul() -> f32 { return 1.0; }
 
 // codes 0-3 (lo) and 4-7 (hi) of q as u - 8, exact
 fn nib4(q: u32) -> vec4<f32> {
@@ -41,14 +38,6 @@ alias CW = vec2<u32>;
 const CWORDS: u32 = 2u;
 // #include "xc16.wgsl"
 
-// Σ_j u_j · 2^-24 · x_j over the 8 codes of q (codes 0-3 against lo, 4-7 against hi)
-fn udot8(q: u32, lo: vec4<f32>, hi: vec4<f32>) -> f32 {
-  let a = unpack2x16float(q & 0x000F000Fu);          // codes 0, 4
-  let b = unpack2x16float((q >> 4u) & 0x000F000Fu);  // codes 1, 5
-  let c = unpack2x16float((q >> 8u) & 0x000F000Fu);  // codes 2, 6
-  let d = unpack2x16float((q >> 12u) & 0x000F000Fu); // codes 3, 7
-  return dot(vec4<f32>(a.x, b.x, c.x, d.x), lo) + dot(vec4<f32>(a.y, b.y, c.y, d.y), hi);
-}
+// #include "int4x8.wgsl"
 fn cdot(q: CW, x: XC) -> f32 { return udot8(q.x, x.a, x.b) + udot8(q.y, x.c, x.d); }
-// the -8 of every code of the chunk, in cdot's units: -8 · 2^-24 · Σ x
-fn coff(x: XC) -> f32 { return dot((x.a + x.b) + (x.c + x.d), vec4<f32>(-4.76837158203125e-7)); }
+fn coff(x: XC) -> f32 { return 0.0; }

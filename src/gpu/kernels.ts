@@ -19,8 +19,26 @@ export function requiredFeatures(source: string): OptionalFeature[] {
   return out;
 }
 
+/**
+ * Kernels outside the library bundle (the naive reference twins and the bench kernels: shaders/reference/,
+ * shaders/bench/), registered by importing src/gpu/shaders-extra.gen.ts (tests and `webmoe bench` do).
+ */
+const extra: Record<string, string> = {};
+
+export function registerShaders(sources: Readonly<Record<string, string>>): void {
+  for (const [name, src] of Object.entries(sources)) {
+    if (SHADERS[name] !== undefined && SHADERS[name] !== src) throw new WebmoeError('KERNEL', `kernel '${name}' is registered twice`);
+    extra[name] = src;
+  }
+}
+
+function sourceOf(name: string): string | undefined {
+  return SHADERS[name] ?? extra[name];
+}
+
+/** Every kernel: the library's and those registered (registerShaders). */
 export function kernelNames(): string[] {
-  return Object.keys(SHADERS).sort();
+  return [...new Set([...Object.keys(SHADERS), ...Object.keys(extra)])].sort();
 }
 
 /** Bind groups kept per registry before the cache is emptied (bounds memory when callers bind fresh buffers). */
@@ -40,13 +58,15 @@ export class Kernels {
 
   /** True when the kernel exists and the device has every feature it enables. */
   available(name: string): boolean {
-    const src = SHADERS[name];
+    const src = sourceOf(name);
     return src !== undefined && requiredFeatures(src).every((f) => this.gpu.features.has(f));
   }
 
   source(name: string): string {
-    const src = SHADERS[name];
-    if (src === undefined) throw new WebmoeError('KERNEL', `unknown kernel '${name}' (no shaders/${name}.wgsl)`);
+    const src = sourceOf(name);
+    if (src === undefined) {
+      throw new WebmoeError('KERNEL', `unknown kernel '${name}' (no shaders/${name}.wgsl; reference and bench kernels need src/gpu/shaders-extra.gen.js imported)`);
+    }
     return src;
   }
 
