@@ -22,16 +22,7 @@
 
 override WG: u32 = 64u;
 
-// #include "down_params.wgsl"
-
-@group(0) @binding(0) var<storage, read> xin: array<f32>;
-@group(0) @binding(1) var<storage, read> ids: array<u32>;
-@group(0) @binding(2) var<storage, read> codes: array<u32>;
-@group(0) @binding(3) var<storage, read> scales: array<f32>;
-@group(0) @binding(4) var<storage, read> shCodes: array<u32>;
-@group(0) @binding(5) var<storage, read> shScales: array<f32>;
-@group(0) @binding(6) var<storage, read_write> out: array<f32>;
-@group(0) @binding(7) var<uniform> p: Params;
+// #include "down_id_io.wgsl"
 
 // #include "format.wgsl"
 // #include "rowdot.wgsl"

@@ -16,33 +16,7 @@ enable subgroups;
 override WG: u32 = 64u;
 override RPW: u32 = 16u;
 
-struct Params {
-  T: u32,
-  D: u32,
-  K: u32,
-  F: u32,
-  Fs: u32,
-  Fmax: u32,
-  e0: u32,
-  e1: u32,
-  doShared: u32,
-  accumulate: u32,
-  rsF: u32,       // words per routed down row (cols = F)
-  rsFs: u32,      // words per shared down row (cols = Fs)
-  Ks: u32,
-  scF: u32,       // ⌈F / 128⌉
-  scFs: u32,      // ⌈Fs / 128⌉
-  _pad: u32,
-}
-
-@group(0) @binding(0) var<storage, read> xin: array<f32>;
-@group(0) @binding(1) var<storage, read> ids: array<u32>;
-@group(0) @binding(2) var<storage, read> codes: array<u32>;
-@group(0) @binding(3) var<storage, read> scales: array<f32>;
-@group(0) @binding(4) var<storage, read> shCodes: array<u32>;
-@group(0) @binding(5) var<storage, read> shScales: array<f32>;
-@group(0) @binding(6) var<storage, read_write> out: array<f32>;
-@group(0) @binding(7) var<uniform> p: Params;
+// #include "down_id_io.wgsl"
 
 // four E4M3FN codes of a word -> f32 (kernels.md §3.1 (A), exact incl. subnormals; NaN codes give ±480)
 // #include "fp8x4.wgsl"

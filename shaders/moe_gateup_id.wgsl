@@ -26,30 +26,7 @@
 
 override WG: u32 = 64u;
 
-struct Params {
-  T: u32,
-  D: u32,         // hidden
-  K: u32,         // routed slots per token
-  F: u32,         // routed expert width
-  Fs: u32,        // shared expert width (0: none)
-  Fmax: u32,      // row stride of h
-  e0: u32,        // first expert of this shard
-  e1: u32,        // one past its last
-  doShared: u32,  // 1: this dispatch computes slot K
-  rsD: u32,       // words per weight row (cols = D)
-  scD: u32,       // scale columns per scale row (FP8 ⌈D / 128⌉, INT4 ⌈D / 32⌉, BF16 0)
-  Ks: u32,        // slots per token in h
-}
-
-@group(0) @binding(0) var<storage, read> xin: array<f32>;
-@group(0) @binding(1) var<storage, read> ids: array<u32>;
-@group(0) @binding(2) var<storage, read> wts: array<f32>;
-@group(0) @binding(3) var<storage, read> codes: array<u32>;
-@group(0) @binding(4) var<storage, read> scales: array<f32>;
-@group(0) @binding(5) var<storage, read> shCodes: array<u32>;
-@group(0) @binding(6) var<storage, read> shScales: array<f32>;
-@group(0) @binding(7) var<storage, read_write> h: array<f32>;
-@group(0) @binding(8) var<uniform> p: Params;
+// #include "gateup_id_io.wgsl"
 
 // #include "format.wgsl"
 // #include "rowdot.wgsl"

@@ -31,20 +31,7 @@
 override WG: u32 = 64u;
 override RPT: u32 = 2u;         // rows per invocation: 1, 2 or 4
 
-struct Params {
-  T: u32,
-  D: u32,
-  K: u32,
-  F: u32,
-  Fs: u32,
-  Fmax: u32,
-  e0: u32,
-  e1: u32,
-  doShared: u32,
-  rsD: u32,       // words per weight row (a multiple of 4)
-  scD: u32,       // scale columns per scale row
-  Ks: u32,
-}
+// #include "gateup_params.wgsl"
 
 @group(0) @binding(0) var<storage, read> xin: array<f32>;
 @group(0) @binding(1) var<storage, read> ids: array<u32>;
