@@ -49,7 +49,6 @@ fn step_$SUF(b: u32, o: vec3<u32>, k: u32, x: XC, acc: ptr<function, vec4<f32>>)
     (*acc).z += cdot($W[b + o.y + k], x);
     (*acc).w += cdot($W[b + o.z + k], x);
   }
-  if (COFF) { *acc += vec4<f32>(coff(x)); } // lanes past RPT are not used
 }
 
 // s: the first row's scale row, so: the other rows' scale-row offsets

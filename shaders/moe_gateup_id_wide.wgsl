@@ -63,11 +63,6 @@ fn step_$SUF(gb: u32, ub: u32, o: vec3<u32>, k: u32, x: XC, pg: ptr<function, ve
     (*pg).w += cdot($W[gb + o.z + k], x);
     (*pu).w += cdot($W[ub + o.z + k], x);
   }
-  if (COFF) { // lanes past RPT are not used
-    let off = vec4<f32>(coff(x));
-    *pg += off;
-    *pu += off;
-  }
 }
 
 // gate and up rows' dots; gs / us: the first row's scale rows, so: the other rows' scale-row offsets

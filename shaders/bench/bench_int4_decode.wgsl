@@ -1,8 +1,8 @@
 // bench_int4_decode.wgsl — the INT4 twin of bench_fp8_decode.wgsl, a ceiling for `webmoe bench`: how fast this
 // device turns INT4 codes into multiply-adds when memory is not involved. Each invocation makes 4 words (32 codes)
 // per iteration from 4 independent LCG streams in registers, decodes them the way the engine's wide INT4 expert
-// kernels do (moe_*_id_wide_int4: include/int4x8.wgsl, two codes per 32-bit op through unpack2x16float, plus the
-// per-16-column -8 · Σ x term, format_int4.wgsl coff) and accumulates the dot products with x into 4 chains.
+// kernels do (moe_*_id_wide_int4: include/int4x8.wgsl, u - 8 exactly through the f32 bit trick) and accumulates
+// the dot products with x into 4 chains.
 // weights/s from this kernel, at half a byte per weight, is the GB/s of packed INT4 an INT4 GEMV could reach if
 // its loads were free.
 //
@@ -34,8 +34,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   var w3 = w0 ^ 0x94d049bbu;
   let lo = vec4<f32>(0.5, -0.25, 0.125, 1.0) * (1.0 + f32(gid.x & 7u) * 0.01);
   let hi = lo.wzyx;
-  // the wide kernels' -8 per code, once per 16 columns (two words) and row
-  let off = dot(lo + hi, vec4<f32>(-4.76837158203125e-7));
   var a0 = 0.0;
   var a1 = 0.0;
   var a2 = 0.0;
@@ -46,9 +44,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     w2 = w2 * 1664525u + 1013904223u;
     w3 = w3 * 1664525u + 1013904223u;
     a0 += udot8(w0, lo, hi);
-    a1 += udot8(w1, hi, lo) + off;
+    a1 += udot8(w1, hi, lo);
     a2 += udot8(w2, lo, hi);
-    a3 += udot8(w3, hi, lo) + off;
+    a3 += udot8(w3, hi, lo);
   }
   sink[gid.x] = (a0 + a1) + (a2 + a3);
 }

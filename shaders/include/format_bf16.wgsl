@@ -10,7 +10,6 @@ const QCOLS: u32 = 2u;
 const SROWS: u32 = 1u;
 const SCOLS: u32 = 0x40000000u; // one "block" spans any row
 const HAS_SCALES: bool = false;
-const COFF: bool = false; // no per-chunk offset term (coff)
 fn cmul() -> f32 { return 1.0; }
 
 alias WQ = vec2<f32>;
@@ -29,5 +28,4 @@ const CWORDS: u32 = 4u;
 struct XC { a: vec4<f32>, b: vec4<f32> }
 fn xc_full(at: u32) -> XC { return XC(x4(at, 0u, 4u), x4(at + 4u, 0u, 4u)); }
 fn xc_tail(xo: u32, c: u32, n: u32) -> XC { return XC(x4m(xo, c, n), x4m(xo, c + 4u, n)); }
-fn coff(x: XC) -> f32 { return 0.0; }
 fn cdot(q: CW, x: XC) -> f32 { return dot(bf16x4(q.x, q.y), x.a) + dot(bf16x4(q.z, q.w), x.b); }

@@ -12,8 +12,7 @@
 //   qfma(a, w, x)  a + w ⊙ x;   qsum(a) Σ a;   qdot(w, x) Σ w ⊙ x
 //   CW, CWORDS, XC, xc_full(at), xc_tail(xo, c, n), cdot(q, x), CMUL
 //                  the same for one chunk CW of CWORDS words (the wide kernels' load): cdot(q, x) · CMUL is the
-//                  chunk's unscaled dot (CMUL folds a decoder's constant factor into the scale), plus coff(x) · CMUL
-//                  when COFF (a term that depends only on x, e.g. INT4's -8 per code: added once per row and chunk)
+//                  chunk's unscaled dot (CMUL folds a decoder's constant factor into the scale)
 // FP8: the scalar path decodes with the f32 bit trick (kernels.md §3.1 A); the chunk path, when F16BITS (override,
 // default true), two codes per 32-bit op through f16 bit patterns + unpack2x16float (§3.1 B): the f16 value is the
 // E4M3 value / 256, exact (subnormals included), so CMUL = 256.
@@ -26,7 +25,6 @@ const QCOLS: u32 = 4u;
 const SROWS: u32 = 128u;
 const SCOLS: u32 = 128u;
 const HAS_SCALES: bool = true;
-const COFF: bool = false; // no per-chunk offset term (coff)
 override F16BITS: bool = true;
 const CMUL: f32 = 256.0; // used only when F16BITS (cmul())
 
@@ -53,7 +51,6 @@ fn dot4(q: u32, xv: vec4<f32>) -> f32 {
   return dot(fp8x4(q), xv);
 }
 
-fn coff(x: XC) -> f32 { return 0.0; }
 fn cdot(q: CW, x: XC) -> f32 {
   return (dot4(q.x, x.a) + dot4(q.y, x.b)) + (dot4(q.z, x.c) + dot4(q.w, x.d));
 }

@@ -5,29 +5,21 @@
 // columns (the stored BF16 group scale, widened exactly). W[r, c] = (u - 8) · scale, the group's partial dot
 // multiplied by its scale once. The wide kernels' chunk is 2 words (16 columns, half a group: 16 x values in
 // registers, as FP8's chunk; a 32-value chunk spilled registers on lavapipe and ran slower than FP8).
-//   qvals (thread-per-row and grouped kernels): u - 8 exactly, as the f32 (2^23 + u) - (2^23 + 8) (the f32 bit
-//     trick: u in the low mantissa bits of 2^23).
-//   cdot (wide kernels, the decode hot path): u - 8 exactly, two codes per 32-bit op through f16 bit patterns
-//     (int4x8.wgsl: 0x6400 | u is the f16 1024 + u; unpack2x16float, minus 1032).
+//   Every code is decoded exactly as u - 8 (int4x8.wgsl, the f32 bit trick), by qvals (thread-per-row and grouped
+//     kernels) and cdot (wide kernels, the decode hot path).
 
 // #include "format_common.wgsl"
 // #include "xin.wgsl"
+// #include "int4x8.wgsl"
 
 const QCOLS: u32 = 8u;
 const SROWS: u32 = 1u;
 const SCOLS: u32 = 32u;
 const HAS_SCALES: bool = true;
-const COFF: bool = false; // no per-chunk offset term (coff)
 fn cmul() -> f32 { return 1.0; }
 
-// codes 0-3 (lo) and 4-7 (hi) of q as u - 8, exact
-fn nib4(q: u32) -> vec4<f32> {
-  let u = (vec4<u32>(q, q >> 4u, q >> 8u, q >> 12u) & vec4<u32>(0xFu)) | vec4<u32>(0x4B000000u);
-  return bitcast<vec4<f32>>(u) - vec4<f32>(8388616.0);
-}
-
 alias WQ = mat2x4<f32>;
-fn qvals(q: u32) -> WQ { return WQ(nib4(q), nib4(q >> 16u)); }
+fn qvals(q: u32) -> WQ { return int4x8(q); }
 fn xq(xo: u32, c: u32, n: u32) -> WQ { return WQ(x4m(xo, c, n), x4m(xo, c + 4u, n)); }
 fn qfma(a: WQ, w: WQ, x: WQ) -> WQ { return WQ(a[0] + w[0] * x[0], a[1] + w[1] * x[1]); }
 fn qsum(a: WQ) -> f32 { return dot(a[0] + a[1], vec4<f32>(1.0)); }
@@ -38,6 +30,4 @@ alias CW = vec2<u32>;
 const CWORDS: u32 = 2u;
 // #include "xc16.wgsl"
 
-// #include "int4x8.wgsl"
 fn cdot(q: CW, x: XC) -> f32 { return udot8(q.x, x.a, x.b) + udot8(q.y, x.c, x.d); }
-fn coff(x: XC) -> f32 { return 0.0; }

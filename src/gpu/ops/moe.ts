@@ -239,7 +239,8 @@ export function preferSubgroups(k: Kernels, hidden = 0): boolean {
  *         3.5x the subgroup median), 2/4 2520.
  *     So 4 rows per thread in both kernels on both adapters (toy widths: within noise of 2);
  *   - otherwise (GPUs): preferSubgroups.
- * BF16 stacks always run the thread-per-row BF16 twins.
+ * The FP8 choice; INT4 stacks take it too (subgroup -> wide: INT4 has no subgroup kernels), BF16 stacks run the
+ * thread-per-row instances unless wide is asked for (decodeVariantFor).
  */
 export function chooseMoeDecode(k: Kernels, hidden = 0): MoeDecodeVariant {
   const cls = adapterClass(k.gpu);
