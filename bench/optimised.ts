@@ -6,7 +6,7 @@
  */
 import type { GpuContext } from '../src/gpu/device.js';
 import type { Kernels } from '../src/gpu/kernels.js';
-import { chooseGemv, linear, rowStrideWords, type GemmVariant, type GemvVariant, type GpuLinear } from '../src/gpu/ops/linear.js';
+import { chooseGemm, chooseGemv, linear, rowStrideWords, type GemmVariant, type GemvVariant, type GpuLinear } from '../src/gpu/ops/linear.js';
 import { arenaOp, requireKernels, type BenchVariant } from './op.js';
 import type { Fp8GemvBuffers } from './naive.js';
 
@@ -21,7 +21,7 @@ function asLinear(name: string, format: 'fp8' | 'bf16', rows: number, cols: numb
 }
 
 const GEMV_KERNELS: Record<GemvVariant, string> = { f32: 'fp8_gemv', subgroup: 'fp8_gemv_subgroup', f16: 'fp8_gemv_f16', wide: 'fp8_gemv_wide' };
-const GEMM_KERNELS: Record<GemmVariant, string> = { f32: 'fp8_gemm', f16: 'fp8_gemm_f16' };
+const GEMM_KERNELS: Record<GemmVariant, string> = { f32: 'fp8_gemm', f16: 'fp8_gemm_f16', tiled: 'fp8_gemm_tiled' };
 
 type OptimisedVariant = BenchVariant;
 
@@ -43,13 +43,14 @@ export function optimisedFp8Gemv(ctx: Ctx, b: Fp8GemvBuffers, rows: number, cols
 }
 
 export function optimisedFp8Gemm(ctx: Ctx, b: Fp8GemvBuffers, rows: number, cols: number, tokens: number): OptimisedVariant[] {
-  const variants: GemmVariant[] = ['f32', 'f16'];
+  const variants: GemmVariant[] = ['tiled', 'f32', 'f16'];
+  const chosen = chooseGemm('f32', tokens, false);
   return variants
-    .filter((v) => v === 'f32' || ctx.kernels.available(GEMM_KERNELS[v]))
+    .filter((v) => v !== 'f16' || ctx.kernels.available(GEMM_KERNELS[v]))
     .map((v) => ({
       variant: 'optimised' as const,
       impl: GEMM_KERNELS[v],
-      engineDefault: v === 'f32',
+      engineDefault: v === chosen,
       build: () => {
         requireKernels(ctx, GEMM_KERNELS[v]);
         const w = asLinear('bench gemm', 'fp8', rows, cols, b.w, b.scale);

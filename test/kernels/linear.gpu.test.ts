@@ -1,6 +1,6 @@
 /**
- * FP8 / BF16 linear kernels (fp8_gemv, fp8_gemv_subgroup, fp8_gemv_f16, fp8_gemm, fp8_gemm_f16, bf16_gemv,
- * bf16_gemm) against an f64 CPU product on the same decoded weights (format/fp8.ts dequantizeFp8Block,
+ * FP8 / BF16 linear kernels (fp8_gemv, fp8_gemv_subgroup, fp8_gemv_f16, fp8_gemv_wide, fp8_gemm, fp8_gemm_f16,
+ * fp8_gemm_tiled, bf16_gemv, bf16_gemm) against an f64 CPU product on the same decoded weights (format/fp8.ts dequantizeFp8Block,
  * bf16ArrayToF32), on seeded random shapes with ragged 128-blocks, cols not a multiple of 4, rows not a
  * multiple of the workgroup, and one fixed debug case.
  *
@@ -14,7 +14,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { DeviceError, ShapeError } from '../../src/errors.js';
 import { bf16ArrayToF32, dequantizeFp8Block, f32ArrayToBf16, quantizeFp8Block } from '../../src/format/fp8.js';
 import type { GpuContext } from '../../src/gpu/device.js';
-import { destroyLinear, linear, uploadLinear, type GemmVariant, type GemvVariant, type GemvWideTuning, type GpuLinear } from '../../src/gpu/ops/linear.js';
+import { chooseGemm, destroyLinear, linear, uploadLinear, type GemmTiledTuning, type GemmVariant, type GemvVariant, type GemvWideTuning, type GpuLinear } from '../../src/gpu/ops/linear.js';
 import type { LinearWeight } from '../../src/model/checkpoint.js';
 import { compareClose, randInt, randn, rng, testAdapter, testGpu } from '../helpers/gpu.js';
 import { f32Buffer, kernels, readF32, record } from './ops-harness.js';
@@ -65,7 +65,15 @@ function expectWithin(got: Float32Array, want: Float64Array, m: Float64Array, rt
   return compareClose(got, want).maxAbs;
 }
 
-async function runLinear(gpu: GpuContext, gw: GpuLinear, x: Float32Array, T: number, opts: { gemv?: GemvVariant; gemm?: GemmVariant; forceGemm?: boolean; wide?: Partial<GemvWideTuning> } = {}): Promise<Float32Array> {
+interface RunOpts {
+  gemv?: GemvVariant;
+  gemm?: GemmVariant;
+  forceGemm?: boolean;
+  wide?: Partial<GemvWideTuning>;
+  tiled?: Partial<GemmTiledTuning>;
+}
+
+async function runLinear(gpu: GpuContext, gw: GpuLinear, x: Float32Array, T: number, opts: RunOpts = {}): Promise<Float32Array> {
   const xb = f32Buffer(gpu, x, 'x');
   const yb = f32Buffer(gpu, T * gw.rows, 'y');
   await record(gpu, (r) => linear(r.k, r.pass, r.arena, { w: gw, x: xb, y: yb, tokens: T, ...opts }));
@@ -84,6 +92,20 @@ const WIDE: Array<Partial<GemvWideTuning>> = [
   { rpt: 2, f16bits: false },
   { rpt: 8, f16bits: false },
   { rpt: 4, f16bits: true, wg: 16 },
+];
+
+/**
+ * fp8_gemm_tiled settings covered by the tests: rows per invocation 1-8, token quads 1-4, both decoders, two
+ * workgroup sizes ({} = the engine's tuning for this adapter).
+ */
+const TILED: Array<Partial<GemmTiledTuning>> = [
+  {},
+  { rt: 1, tq: 4 },
+  { rt: 3, tq: 3 },
+  { rt: 5, tq: 2 },
+  { rt: 8, tq: 2 },
+  { rt: 7, tq: 1, f16bits: false },
+  { rt: 2, tq: 1, wg: 16 },
 ];
 
 describe(`linear kernels (${testAdapter()})`, () => {
@@ -132,6 +154,25 @@ describe(`linear kernels (${testAdapter()})`, () => {
     }
     const y = await runLinear(gpu, gw, new Float32Array([0, 0, 1]), 1, { forceGemm: true });
     expect(y.every((v, r) => v === want[r * cols + 2]), 'gemm').toBe(true);
+    {
+      // fp8_gemm_tiled: the vec4 body (columns < 16·⌊cols/16⌋) and the one-column tail, both decoders, every
+      // token slot of the tile: token t picks column cols[t % 3], so each slot sees a body and a tail column
+      const c20 = 20;
+      const d20 = new Uint8Array(rows * c20);
+      codes.forEach((c, r) => d20.fill(c, r * c20, (r + 1) * c20));
+      const g20 = uploadLinear(gpu, 'codes20', { format: 'fp8', rows, cols: c20, data: d20, scale });
+      const w20 = dequantizeFp8Block(d20, scale, rows, c20);
+      const T = 16;
+      const pick = [3, 17, 12];
+      const xe = new Float32Array(T * c20);
+      for (let t = 0; t < T; t++) xe[t * c20 + pick[t % 3]!] = 1;
+      for (const tiled of TILED) {
+        const yt = await runLinear(gpu, g20, xe, T, { gemm: 'tiled', tiled });
+        const ok = yt.every((v, i) => v === w20[(i % rows) * c20 + pick[Math.floor(i / rows) % 3]!]);
+        expect(ok, `gemm tiled ${JSON.stringify(tiled)}`).toBe(true);
+      }
+      destroyLinear(g20);
+    }
     destroyLinear(gw);
   });
 
@@ -144,6 +185,7 @@ describe(`linear kernels (${testAdapter()})`, () => {
     const want = [2 * 15, 2 * (2 - 3 + 2.5), 2 * 5];
     expect(Array.from(await runLinear(gpu, gw, x, 1))).toEqual(want);
     expect(Array.from(await runLinear(gpu, gw, x, 1, { forceGemm: true }))).toEqual(want);
+    expect(Array.from(await runLinear(gpu, gw, x, 1, { gemm: 'tiled', forceGemm: true }))).toEqual(want);
     destroyLinear(gw);
   });
 
@@ -165,6 +207,9 @@ describe(`linear kernels (${testAdapter()})`, () => {
       const gw = uploadLinear(gpu, `w${i}`, c.w);
       const ref = reference(c.dense, rows, cols, x, T);
       expectWithin(await runLinear(gpu, gw, x, T, { forceGemm: true }), ref.y, ref.m, F32.rtol, F32.atol, 'fp8_gemm');
+      for (const tiled of TILED) {
+        expectWithin(await runLinear(gpu, gw, x, T, { gemm: 'tiled', forceGemm: true, tiled }), ref.y, ref.m, F32.rtol, F32.atol, `fp8_gemm_tiled ${JSON.stringify(tiled)}`);
+      }
       if (kernels(gpu).available('fp8_gemm_f16')) {
         expectWithin(await runLinear(gpu, gw, x, T, { forceGemm: true, gemm: 'f16' }), ref.y, ref.m, F16.rtol, F16.atol, 'fp8_gemm_f16');
       }
@@ -221,6 +266,49 @@ describe(`linear kernels (${testAdapter()})`, () => {
     });
   }
 
+  for (let seed = 0; seed < 3; seed++) {
+    it(`fp8 prefill GEMM as the engine picks it: random ragged shape, T up to 130, offsets, strides, accumulate (seed ${seed})`, async () => {
+      const gpu = await testGpu();
+      const rand = rng(2000 + seed);
+      // rows and cols never multiples of 128 or of the tile (16 columns, RT·WG rows), T never of 4·TQ
+      const rows = 128 * randInt(rand, 0, 2) + randInt(rand, 1, 127);
+      const cols = 128 * randInt(rand, 0, 2) + 16 * randInt(rand, 0, 7) + randInt(rand, 1, 15);
+      const Ts = [1, randInt(rand, 2, 15), randInt(rand, 17, 63), randInt(rand, 100, 130)].map((t) => (t > 1 && t % 4 === 0 ? t + 1 : t));
+      const c = fp8Case(rand, rows, cols);
+      const gw = uploadLinear(gpu, 'prefill', c.w);
+      for (const T of Ts) {
+        const x = randn(rand, T * cols);
+        const ref = reference(c.dense, rows, cols, x, T);
+        const xOffset = randInt(rand, 0, 5);
+        const xStride = cols + randInt(rand, 0, 6);
+        const xp = new Float32Array(xOffset + T * xStride + 3).fill(NaN); // NaN outside the token rows: never read
+        for (let t = 0; t < T; t++) xp.set(x.subarray(t * cols, (t + 1) * cols), xOffset + t * xStride);
+        const yOffset = randInt(rand, 0, 5);
+        const yStride = rows + randInt(rand, 0, 3);
+        const ylen = yOffset + T * yStride + 1;
+        for (const tiled of T === 1 ? [{}] : [{}, { rt: 1, tq: 4 }, { rt: 4, tq: 1 }, { rt: 3, tq: 3, f16bits: false }]) {
+          const xb = f32Buffer(gpu, xp, 'x');
+          const yb = f32Buffer(gpu, new Float32Array(ylen).fill(1), 'y');
+          const gemm = T > 1 && Object.keys(tiled).length ? ('tiled' as const) : undefined;
+          await record(gpu, (r) => linear(r.k, r.pass, r.arena, { w: gw, x: xb, xOffset, xStride, y: yb, yOffset, yStride, tokens: T, accumulate: true, gemm, tiled }));
+          const yp = await readF32(gpu, yb, ylen);
+          const got = new Float32Array(T * rows);
+          for (let t = 0; t < T; t++) got.set(yp.subarray(yOffset + t * yStride, yOffset + t * yStride + rows), t * rows);
+          const label = `${chooseGemm(gemm ?? 'f32', T, false)} ${JSON.stringify(tiled)} T=${T} [${rows}, ${cols}] seed ${seed}`;
+          expectWithin(got, ref.y.map((v) => v + 1), ref.m.map((v) => v + 1), F32.rtol, F32.atol, label);
+          // nothing outside the token rows' first `rows` columns is written
+          for (let i = 0; i < ylen; i++) {
+            const o = i - yOffset;
+            if (o < 0 || o >= T * yStride || o % yStride >= rows) expect(yp[i], `${label} y[${i}]`).toBe(1);
+          }
+          xb.destroy();
+          yb.destroy();
+        }
+      }
+      destroyLinear(gw);
+    });
+  }
+
   it('fp8_gemv_wide with x/y offsets, accumulate and ragged shapes (engine default tuning and every RPT)', async () => {
     const gpu = await testGpu();
     const rand = rng(4242);
@@ -271,10 +359,16 @@ describe(`linear kernels under a 1 MiB binding cap (${testAdapter()})`, () => {
       const gw = uploadLinear(gpu, fmt, c.w);
       expect(gw.chunks.length).toBeGreaterThan(1);
       for (const ch of gw.chunks) expect(ch.codes.size).toBeLessThanOrEqual(1 << 20);
-      for (const T of [1, 3]) {
+      for (const T of [1, 3, 37]) {
         const x = randn(rand, T * cols);
         const ref = reference(c.dense, rows, cols, x, T);
         expectWithin(await runLinear(gpu, gw, x, T), ref.y, ref.m, F32.rtol, F32.atol, `${fmt} split T=${T}`);
+        if (fmt === 'fp8' && T > 1) {
+          expectWithin(await runLinear(gpu, gw, x, T, { forceGemm: true }), ref.y, ref.m, F32.rtol, F32.atol, `fp8_gemm split T=${T}`);
+          for (const tiled of [{ rt: 3, tq: 2 }, { rt: 4, tq: 4, f16bits: false }]) {
+            expectWithin(await runLinear(gpu, gw, x, T, { gemm: 'tiled', tiled }), ref.y, ref.m, F32.rtol, F32.atol, `tiled split T=${T} ${JSON.stringify(tiled)}`);
+          }
+        }
         if (fmt === 'fp8' && T === 1) {
           for (const wide of [{}, { rpt: 3, f16bits: true }]) {
             expectWithin(await runLinear(gpu, gw, x, T, { gemv: 'wide', wide }), ref.y, ref.m, F32.rtol, F32.atol, `wide split ${JSON.stringify(wide)}`);

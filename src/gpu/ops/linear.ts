@@ -4,7 +4,9 @@
  *   T = 1  → a GEMV: fp8_gemv (f32, barrier-free), fp8_gemv_wide (CPU adapters: vec4 loads, RPT rows per
  *            invocation, unpack2x16float decode), fp8_gemv_subgroup (hardware adapters with `subgroups`),
  *            fp8_gemv_f16 (opt-in f16 precision, `shader-f16`); bf16_gemv — see chooseGemv
- *   T > 1  → a GEMM: fp8_gemm / bf16_gemm (one row x 8 tokens per thread)
+ *   T > 1  → a GEMM: fp8_gemm_tiled (register tile of RT rows x 4·TQ tokens per invocation, vec4 loads,
+ *            unpack2x16float decode) — see chooseGemm; fp8_gemm (one row x 4 tokens per thread) for forced
+ *            GEMMs (batched decode rows); fp8_gemm_f16 (opt-in f16 precision); bf16_gemm
  * and records one dispatch per row chunk of the weight (a weight larger than maxStorageBufferBindingSize is
  * uploaded as several buffers of whole rows, each bound on its own).
  *
@@ -175,9 +177,55 @@ export function gemvWideTuning(k: Kernels): GemvWideTuning {
 }
 
 const GEMV_KERNEL: Record<GemvVariant, string> = { f32: 'fp8_gemv', subgroup: 'fp8_gemv_subgroup', f16: 'fp8_gemv_f16', wide: 'fp8_gemv_wide' };
-/** Which GEMM kernel serves FP8 prefill. */
-export type GemmVariant = 'f32' | 'f16';
-const GEMM_KERNEL: Record<GemmVariant, string> = { f32: 'fp8_gemm', f16: 'fp8_gemm_f16' };
+/**
+ * Which GEMM kernel serves FP8 prefill: 'f32' / 'f16' the thread-per-row kernels (fp8_gemm, fp8_gemm_f16: one
+ * row x 4 tokens per thread, the f32 bit-trick decode); 'tiled' the register-blocked fp8_gemm_tiled (see
+ * chooseGemm). The engine asks for 'f32' or 'f16' (its precision); `linear` serves an 'f32' prefill of enough
+ * tokens with 'tiled'.
+ */
+export type GemmVariant = 'f32' | 'f16' | 'tiled';
+const GEMM_KERNEL: Record<Exclude<GemmVariant, 'tiled'>, string> = { f32: 'fp8_gemm', f16: 'fp8_gemm_f16' };
+
+/** Override constants of fp8_gemm_tiled (tests and the bench sweep them; the engine uses gemmTiledTuning). */
+export interface GemmTiledTuning {
+  /** invocations per workgroup (along rows) */
+  wg: number;
+  /** rows per invocation, 1..8 (rt·tq ≤ 16) */
+  rt: number;
+  /** token quads per invocation, 1..4 (4·tq tokens); fewer when T is smaller */
+  tq: number;
+  /** decode through f16 bit patterns + unpack2x16float (kernels.md §3.1 B) instead of the f32 bit trick */
+  f16bits: boolean;
+}
+
+/** Prefills of at least this many tokens take the tiled GEMM (an 'f32' request, not a forced batch GEMM). */
+export const TILED_MIN_TOKENS = 2;
+
+/**
+ * The FP8 GEMM for a linear of T tokens — the one place the prefill GEMM is chosen:
+ *   - 'f16' when asked (opt-in precision);
+ *   - a forced GEMM (BatchSession's batched decode rows, `forceGemm`) keeps fp8_gemm whatever the row count:
+ *     batch invariance needs one kernel for 1..S rows, and the tiled kernel's token tile would waste most of
+ *     its work on a handful of rows;
+ *   - otherwise, from TILED_MIN_TOKENS tokens on, 'tiled' (fp8_gemm_tiled) on every adapter. Measured
+ *     interleaved at Kimi width 7168→2048 (docs/benchmarks.md "Prefill GEMM"): see gemmTiledTuning.
+ */
+export function chooseGemm(requested: GemmVariant, T: number, forced: boolean): GemmVariant {
+  if (requested !== 'f32' || forced) return requested;
+  return T >= TILED_MIN_TOKENS ? 'tiled' : 'f32';
+}
+
+/** fp8_gemm_tiled's constants for this device and T tokens (see chooseGemm for the measurements). */
+export function gemmTiledTuning(k: Kernels, T: number): GemmTiledTuning {
+  // lavapipe, 7168→512 x 64 tokens, interleaved with the FMA ceiling (fraction of it): rt 8 tq 2 13.7 %,
+  // rt 8 tq 1 12.4 %, rt 4 tq 4 10.2 %, fp8_gemm 4.6 %; before x went through workgroup memory rt 4 tq 4 ran 7 %
+  // and rt 1 tq 1 2.1 %: the cost fell with rows per invocation (the x loads are shared by the rows), barely with
+  // tokens. SwiftShader: rt 8 tq 2 as well (docs/benchmarks.md "Prefill GEMM"). Hardware: not measured here;
+  // a 4 x 16 register tile is the usual GPU choice.
+  const hw = adapterClass(k.gpu) === 'hardware';
+  const tq = hw ? 4 : 2;
+  return { wg: 64, rt: hw ? 4 : 8, tq: Math.max(1, Math.min(tq, Math.ceil(T / 4))), f16bits: true };
+}
 
 export interface LinearArgs {
   w: GpuLinear;
@@ -196,8 +244,10 @@ export interface LinearArgs {
   gemv?: GemvVariant;
   /** fp8_gemv_wide constants (default gemvWideTuning). */
   wide?: Partial<GemvWideTuning>;
-  /** FP8 GEMM kernel for T > 1 (default 'f32'). */
+  /** FP8 GEMM kernel for T > 1 (default 'f32'; see chooseGemm). */
   gemm?: GemmVariant;
+  /** fp8_gemm_tiled constants (default gemmTiledTuning). */
+  tiled?: Partial<GemmTiledTuning>;
   /** Force the GEMM kernel even for T = 1 (tests). */
   forceGemm?: boolean;
 }
@@ -222,17 +272,27 @@ export function linear(k: Kernels, pass: GPUComputePassEncoder, arena: UniformAr
   if (w.format === 'fp8') {
     const scaleCols = Math.ceil(w.cols / 128);
     const variant = a.gemv ?? 'f32';
-    const kernel = gemm ? GEMM_KERNEL[a.gemm ?? 'f32'] : GEMV_KERNEL[variant];
+    const gv = chooseGemm(a.gemm ?? 'f32', T, a.forceGemm === true);
+    const tiled = gemm && gv === 'tiled' ? { ...gemmTiledTuning(k, T), ...a.tiled } : null;
     const wide = !gemm && variant === 'wide' ? { ...gemvWideTuning(k), ...a.wide } : null;
-    if (wide && (w.strideWords % 4 !== 0 || !(wide.rpt >= 1 && wide.rpt <= 8))) {
-      throw new ShapeError(`${name}: fp8_gemv_wide needs a stride of whole vec4 words and 1 ≤ rpt ≤ 8`, 'wide', 4, w.strideWords);
+    if ((wide || tiled) && w.strideWords % 4 !== 0) {
+      throw new ShapeError(`${name}: ${wide ? 'fp8_gemv_wide' : 'fp8_gemm_tiled'} needs a stride of whole vec4 words`, 'strideWords', 4, w.strideWords);
     }
-    const pipe = wide ? k.pipeline(kernel, { WG: wide.wg, RPT: wide.rpt, F16BITS: wide.f16bits ? 1 : 0 }) : k.pipeline(kernel, { WG });
+    if (wide && !(wide.rpt >= 1 && wide.rpt <= 8)) throw new ShapeError(`${name}: fp8_gemv_wide needs 1 ≤ rpt ≤ 8`, 'rpt', 8, wide.rpt);
+    if (tiled && !(tiled.rt >= 1 && tiled.rt <= 8 && tiled.tq >= 1 && tiled.tq <= 4 && tiled.rt * tiled.tq <= 16)) {
+      throw new ShapeError(`${name}: fp8_gemm_tiled needs 1 ≤ rt ≤ 8, 1 ≤ tq ≤ 4 and rt·tq ≤ 16`, 'tiled', 4, Math.max(tiled.rt, tiled.tq));
+    }
+    const pipe = tiled
+      ? k.pipeline('fp8_gemm_tiled', { WG: tiled.wg, RT: tiled.rt, TQ: tiled.tq, F16BITS: tiled.f16bits ? 1 : 0 })
+      : wide
+        ? k.pipeline('fp8_gemv_wide', { WG: wide.wg, RPT: wide.rpt, F16BITS: wide.f16bits ? 1 : 0 })
+        : k.pipeline(gemm ? GEMM_KERNEL[gv === 'f16' ? 'f16' : 'f32'] : GEMV_KERNEL[variant], { WG });
     for (const c of w.chunks) {
       const fields = [c.rows, w.cols, w.strideWords, c.rowStart, xOffset, yOffset, scaleCols, acc];
       const p = params(arena, gemm ? [...fields, T, xStride, yStride, 0] : fields);
       const bg = k.bindGroup(pipe, [c.codes, w.scales!, a.x, a.y, p]);
-      if (gemm) k.dispatch(pass, pipe, bg, Math.ceil(c.rows / WG), Math.ceil(T / 4));
+      if (tiled) k.dispatch(pass, pipe, bg, Math.ceil(c.rows / (tiled.wg * tiled.rt)), Math.ceil(T / (4 * tiled.tq)));
+      else if (gemm) k.dispatch(pass, pipe, bg, Math.ceil(c.rows / WG), Math.ceil(T / 4));
       else if (variant === 'subgroup') k.dispatch(pass, pipe, bg, Math.ceil(c.rows / 4));
       else if (wide) k.dispatch(pass, pipe, bg, Math.ceil(c.rows / (wide.wg * wide.rpt)));
       else k.dispatch(pass, pipe, bg, Math.ceil(c.rows / WG));
