@@ -5,7 +5,7 @@
 #   - libvulkan1 (the Vulkan loader Dawn opens)
 #   - bubblewrap (bwrap): the sandbox the agent's run_command runs in
 # Idempotent: does nothing when everything is present. Needs root (or sudo) to install.
-# See shared docs/webgpu-on-linux.md for why backports Mesa (Debian 12's Mesa 22.3 gives Dawn no adapter).
+# See docs/webgpu-on-linux.md §1 and §3 for why backports Mesa (Debian 12's Mesa 22.3 gives Dawn no adapter).
 set -euo pipefail
 
 LVP_ICD=/usr/share/vulkan/icd.d/lvp_icd.json

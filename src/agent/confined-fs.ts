@@ -2,7 +2,7 @@
  * Opening files and directories inside a workspace so that no path swap can lead a tool outside it.
  *
  * Checking a path (realpath) and then opening it again is a race: a directory swapped for a symlink in between
- * sends the open elsewhere (issue #11: 40/300 reads and 20/100 writes escaped). Here every open is verified
+ * sends the open elsewhere (a test once saw 40/300 reads and 20/100 writes escape). Here every open is verified
  * *after* it happened, on the descriptor itself, and nothing is read or written before that:
  *
  * - Directories are walked one component at a time. Each component is opened relative to the previous,

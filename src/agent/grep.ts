@@ -1,8 +1,8 @@
 /**
  * The grep tool's search: a confined walk on the main thread (see confined-fs.ts) and the model's regular
  * expression run in a worker thread with a time budget. JavaScript regexes backtrack, so a pattern such as
- * `^(a+)+$` on 40 `a`s and a `b` runs for ages, and on the main thread nothing, not even Ctrl-C, could stop it
- * (issue #11). The worker is terminated at the deadline (V8 interrupts a running regex) or when the agent is
+ * `^(a+)+$` on 40 `a`s and a `b` runs for ages, and on the main thread nothing, not even Ctrl-C, could stop it.
+ * The worker is terminated at the deadline (V8 interrupts a running regex) or when the agent is
  * cancelled, and the model gets an error it can act on.
  */
 import { readdir } from 'node:fs/promises';

@@ -1,6 +1,6 @@
 /**
  * ChatBackend over webmoe's own engine: render with the Kimi K2 template, generate, and parse tool calls
- * from the output by token id (model-spec.md §10).
+ * from the output by token id (docs/model.md §10).
  */
 import type { ChatTokenizer } from '../engine/chat-template.js';
 import { KimiOutputParser, chatStopTokenIds, renderChat } from '../engine/chat-template.js';

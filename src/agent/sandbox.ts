@@ -12,7 +12,7 @@
  *
  * In both modes the time limit holds even when a background child keeps the output pipes open: at the
  * deadline the process group is killed and the pipes are closed from our side, without waiting for EOF
- * (issue #11: `sleep 25 & echo started` with a 2 s limit used to take 25 s). When the shell exits, its process
+ * (`sleep 25 & echo started` with a 2 s limit once took 25 s). When the shell exits, its process
  * group is killed too, so background jobs do not linger.
  */
 import { spawn } from 'node:child_process';

@@ -142,7 +142,7 @@ interface HandlerContext {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Who may call: Host and Origin checks, CORS (issue #11)
+// Who may call: Host and Origin checks, CORS
 //
 // The server has no authentication, so a web page the user visits must not be able to use it:
 //   - DNS rebinding: a page on evil.example re-resolves its own name to 127.0.0.1 and calls the server "same
@@ -457,7 +457,7 @@ async function runQueued(ctx: HandlerContext, signal: AbortSignal, task: () => P
 /**
  * Reads the body. Past `limit` the rest is read and discarded (memory stays bounded) before the 413 is sent:
  * answering, or closing, while the client is still uploading makes it see a connection reset instead of the
- * response (issue #11: bodies over 16 MiB were cut off that way). Node's requestTimeout bounds how long a
+ * response (bodies over 16 MiB were once cut off that way). Node's requestTimeout bounds how long a
  * client may keep sending.
  */
 function readJson(req: http.IncomingMessage, limit: number): Promise<unknown> {

@@ -8,7 +8,7 @@ export function visibleControls(s: string): string {
 
 /**
  * `webmoe generate ... | head -c 10`: once the reader closes the pipe, a write to stdout fails with EPIPE, which
- * Node emits as an 'error' event, and an unhandled one crashes with a stack trace (issue #11). The reader has
+ * Node emits as an 'error' event, and an unhandled one crashes with a stack trace. The reader has
  * all it wanted, so exit quietly with 0, as a command killed by SIGPIPE would stop (and `set -o pipefail`
  * scripts do not fail for it). Other stream errors are not ours to hide: rethrown.
  */

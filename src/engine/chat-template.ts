@@ -1,5 +1,5 @@
 /**
- * The Kimi K2 chat template and its streaming tool-call parser (model-spec.md §10).
+ * The Kimi K2 chat template and its streaming tool-call parser (docs/model.md §10).
  *
  * Rendering (special-token mode, the normal case):
  *   [<|im_system|>tool_declare<|im_middle|>{tools JSON, compact}<|im_end|>]

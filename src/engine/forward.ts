@@ -10,7 +10,7 @@
  *     kv = kv_a(xn)                                                        [T, R + Dr]
  *     cache[p0+t, :R] = RMSNorm(kv[t, :R], kv_a_layernorm);  cache[p0+t, R:] = RoPE(kv[t, R:])
  *     RoPE(q[t, h, Dn:]) in place
- *     o  = MLA(q, cache rows 0 .. p0+T-1, kv_b)  (part B: ops/attention.ts mlaAttend, absorbed form)
+ *     o  = MLA(q, cache rows 0 .. p0+T-1, kv_b)  (ops/attention.ts mlaAttend, absorbed form)
  *     h += o_proj(o)                          (tap attn_out)
  *     xn = RMSNorm(h, post_attention_layernorm)   (tap moe.input)
  *     dense: f = down(silu(gate(xn)) ⊙ up(xn))

@@ -1,5 +1,5 @@
 /**
- * The latent KV cache (model-spec §4.5): per layer ONE f32 buffer [ctx, R + Dr] whose row j is
+ * The latent KV cache (docs/model.md §4.5): per layer ONE f32 buffer [ctx, R + Dr] whose row j is
  * [ĉ_j (R values, post kv_a_layernorm) | k_pe_j (Dr values, post RoPE)] — the row of kv_a_proj_with_mqa's output,
  * normalised and rotated. This is the fused layout the attention kernels recommend (ops/attention.ts
  * fusedCacheView): one pass over the cache serves every head. 576 floats per token per layer for K2.

@@ -24,7 +24,7 @@ import type { StepSampling } from './types.js';
 /**
  * Temperatures below this are greedy. The kernel computes 1/T and (l - l_max)/T in f32: below ~1.2e-38 T is
  * subnormal (a GPU may flush it to 0) and below ~2.9e-39 1/T overflows to Infinity, and then the top token's
- * weight is 0·Infinity = NaN (issue #11: T = 1e-40 made the sampler return no token). At T <= 1e-30 the rule is
+ * weight is 0·Infinity = NaN (T = 1e-40 once made the sampler return no token). At T <= 1e-30 the rule is
  * already greedy for any two distinct f32 logits of magnitude >= 1e-7 (their gap, at least one ulp ~7e-15, over
  * T is beyond e^-104, where exp underflows to 0 in f32): the only difference is that exact ties go to the lowest
  * index instead of being drawn. So the cut changes nothing a user can see, and both backends use it.

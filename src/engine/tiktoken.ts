@@ -1,5 +1,5 @@
 /**
- * Kimi K2's tokenizer: tiktoken-style byte-level BPE (model-spec.md §10).
+ * Kimi K2's tokenizer: tiktoken-style byte-level BPE (docs/model.md §10).
  *
  * Files: `tiktoken.model` (one `base64(token bytes) rank` per line; ranks 0..N-1) and tokenizer_config.json
  * (`added_tokens_decoder` names the specials). Specials are the 256 ids N..N+255; unnamed ones are
@@ -42,7 +42,7 @@ const PY_SPACE = /^[\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\
 export interface TiktokenOptions {
   /** Pre-tokenizer regex source (compiled with flags `gv`). Default: KIMI_PATTERN. */
   pattern?: string;
-  /** Special ids after the base vocabulary. Default 256 (spec §11 item 13). */
+  /** Special ids after the base vocabulary. Default 256 (docs/model.md §11 item 13). */
   numReservedSpecials?: number;
   /** For error messages. */
   file?: string;

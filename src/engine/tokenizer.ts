@@ -3,7 +3,7 @@
  *   - `ByteTokenizer`: ids 0..255 are the bytes, then named specials (the toy checkpoints' tokenizer.json,
  *     recognised by its layout and run natively: exact and fast);
  *   - `HfTokenizer` (hf-tokenizer.ts): any other HF `tokenizer.json`, through `@huggingface/tokenizers`;
- *   - `TiktokenTokenizer` (tiktoken.ts): Kimi's `tiktoken.model` BPE file (model-spec.md §10).
+ *   - `TiktokenTokenizer` (tiktoken.ts): Kimi's `tiktoken.model` BPE file (docs/model.md §10).
  * A checkpoint with none of these files has no tokenizer: it runs from token ids, and text input is a
  * TokenizerError (the caller's, see generate.ts).
  *

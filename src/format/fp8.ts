@@ -1,9 +1,9 @@
 /**
- * Number formats of the checkpoints (spec §3): FP8 E4M3FN, BF16, and block-wise (128x128) FP8 (de)quantisation.
+ * Number formats of the checkpoints (docs/model.md §3): FP8 E4M3FN, BF16, and block-wise (128x128) FP8 (de)quantisation.
  *   E4M3FN: s eeee mmm, bias 7, subnormals at e == 0, NaN only at 0x7F / 0xFF, no infinities, max 448.
  *   BF16:   the top 16 bits of an f32.
  * Encoders round to nearest, ties to even (RNE). The FP8 encoder saturates at ±448, as the reference quantisers
- * do by clamping before the cast (spec §3.4); BF16 rounds like torch's f32 -> bf16 cast (overflow gives ±inf).
+ * do by clamping before the cast (docs/model.md §3.4); BF16 rounds like torch's f32 -> bf16 cast (overflow gives ±inf).
  */
 import { InputError, ShapeError } from '../errors.js';
 
@@ -154,7 +154,7 @@ export interface Fp8Block {
 }
 
 /**
- * Block quantisation of a [rows, cols] f32 weight (spec §3.4): per 128x128 tile (partial tiles at the ragged
+ * Block quantisation of a [rows, cols] f32 weight (docs/model.md §3.4): per 128x128 tile (partial tiles at the ragged
  * edges use only their existing elements) s = amax / 448 in f32 (s = 1 for an all-zero tile), and
  * Q = e4m3_rne(clamp(W / s, -448, 448)). Blocks are independent, so quantising a 128-row stripe of a
  * larger matrix gives exactly that stripe of the whole matrix's result.

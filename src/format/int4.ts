@@ -94,7 +94,7 @@ function roundHalfEven(x: number): number {
 
 /**
  * Quantises a [rows, cols] weight (f32 values, rounded to BF16 first) exactly as compressed-tensors'
- * pack-quantized writer (spec §13). `cols` must be a multiple of the group size.
+ * pack-quantized writer (docs/model.md §13). `cols` must be a multiple of the group size.
  */
 export function quantizeInt4(w: Float32Array, rows: number, cols: number, groupSize = INT4_GROUP_SIZE): Int4Packed {
   if (!Number.isSafeInteger(rows) || !Number.isSafeInteger(cols) || rows < 0 || cols < 0 || w.length !== rows * cols) {

@@ -1,7 +1,7 @@
 /**
  * Node-only byte sources: positioned reads on a file handle (never reads the whole file at once), and small text
  * files. Every file is opened with O_NONBLOCK and checked with fstat before a byte is read: a FIFO (or a device)
- * named `config.json` or `model.safetensors` would otherwise block open() or read() forever (issue #11). The check
+ * named `config.json` or `model.safetensors` would otherwise block open() or read() forever. The check
  * is on the opened descriptor, so the file cannot be swapped between the check and the read.
  */
 import { constants } from 'node:fs';

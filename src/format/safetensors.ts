@@ -1,5 +1,5 @@
 /**
- * safetensors reader that validates before it trusts (spec §2.1):
+ * safetensors reader that validates before it trusts (docs/model.md §2.1):
  *   [0, 8)        u64 LE header length N (<= 100 MB and inside the file)
  *   [8, 8+N)      JSON header: name -> {dtype, shape, data_offsets [begin, end)} relative to the data section
  *   [8+N, EOF)    data; tensors tile it contiguously, no gaps or overlaps, and end exactly at EOF
@@ -56,7 +56,7 @@ export async function openSafetensors(source: ByteSource): Promise<SafetensorsFi
     throw new FormatError(`header is not valid UTF-8 JSON (${(err as Error).message})`, name);
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header)) throw new FormatError('header must be a JSON object', name);
-  // JSON.parse keeps the last of duplicate keys silently; the reference reader refuses them (spec §2.1).
+  // JSON.parse keeps the last of duplicate keys silently; the reference reader refuses them (docs/model.md §2.1).
   const dup = findDuplicateKey(new TextDecoder().decode(headerBytes));
   if (dup !== undefined) throw new FormatError(`duplicate key ${JSON.stringify(dup)} in the header`, name);
   const dataStart = 8 + headerLen;

@@ -3,7 +3,7 @@
  * formats (E4M3FN has no infinities; its only NaN codes are 0x7F and 0xFF). A valid checkpoint holds none: the
  * reference quantisers clamp to ±448 before the cast, and scales, norms, biases and embeddings are finite.
  *
- * Why scan at all (issue #11): a NaN in a scale, a norm or the router bias passed silently and the two backends
+ * Why scan at all: a NaN in a scale, a norm or the router bias passed silently and the two backends
  * disagreed about it (E4M3 0x7F decodes as NaN in the CPU reference, as 480 in the GPU decoder, which has no NaN
  * branch). Scanning every tensor as it is read (safetensors.ts readTensorBytes: the one door both loaders use)
  * makes a bad checkpoint the same FormatError, naming the file and the tensor, on both backends, and keeps the

@@ -1,5 +1,5 @@
 /**
- * safetensors writer (spec §2.1, §2.2), single file or K shards with `model.safetensors.index.json`.
+ * safetensors writer (docs/model.md §2.1, §2.2), single file or K shards with `model.safetensors.index.json`.
  * The layout (header, offsets) is computed first from names, dtypes and shapes; tensor bytes are then written
  * with positioned writes in any order and in pieces (e.g. 128-row stripes of a weight), so a multi-GB
  * checkpoint is produced with memory for one stripe. Platform-neutral: the file sink is an interface
@@ -130,7 +130,7 @@ export interface ShardPlan {
 
 /**
  * HF shard file names: model-00001-of-00004.safetensors. `totalDigits` pads the total wider (Kimi K2-Thinking /
- * K2.5 write model-00001-of-000062.safetensors: a reader must never parse counts out of names, spec §2.2).
+ * K2.5 write model-00001-of-000062.safetensors: a reader must never parse counts out of names, docs/model.md §2.2).
  */
 export function shardFileName(i: number, k: number, totalDigits = 5): string {
   const w = Math.max(5, String(k).length);

@@ -179,7 +179,7 @@ export async function openCheckpoint(files: CheckpointFiles): Promise<Checkpoint
   }
 }
 
-/** The key of a stored tensor: its name without the K2.5 `language_model.` prefix (spec §13). */
+/** The key of a stored tensor: its name without the K2.5 `language_model.` prefix (docs/model.md §13). */
 export function logicalTensorName(stored: string, c: ModelConfig): string {
   const p = c.derived.tensorPrefix;
   return p && stored.startsWith(p) ? stored.slice(p.length) : stored;
@@ -221,7 +221,7 @@ export type LinearWeight =
   | { format: 'bf16'; rows: number; cols: number; data: Uint16Array };
 
 /**
- * An INT4 pack-quantized weight as stored (spec §13, format/int4.ts): `data` [rows, ⌈cols/8⌉] words, nibble
+ * An INT4 pack-quantized weight as stored (docs/model.md §13, format/int4.ts): `data` [rows, ⌈cols/8⌉] words, nibble
  * j mod 8 of word j / 8 holds u = q + 8; `scale` [rows, ⌈cols/groupSize⌉] as f32 (widened exactly from the
  * stored BF16/F16/F32), `scaleBf16` the stored BF16 bits when the checkpoint stores BF16 (as Kimi does).
  */

@@ -1,6 +1,6 @@
 /**
  * config.json of an HF `DeepseekV3ForCausalLM` checkpoint (DeepSeek-V3, Kimi K2) as a typed, validated object.
- * Field names are the HF keys (model-spec §1.1); values the forward pass needs are derived once in `derived`.
+ * Field names are the HF keys (docs/model.md §1.1); values the forward pass needs are derived once in `derived`.
  * Every unsupported or inconsistent value fails here, naming the field, so nothing downstream has to guess.
  *
  * Legend: D hidden, H heads, Dn/Dr/Dv nope/rope/v head dims, Rq q_lora_rank, Rkv kv_lora_rank,
@@ -18,7 +18,7 @@ export interface RopeScaling {
   mscale_all_dim: number;
 }
 
-/** DeepSeek / Kimi K2-Instruct block FP8 (spec §1.2). */
+/** DeepSeek / Kimi K2-Instruct block FP8 (docs/model.md §1.2). */
 export interface Fp8QuantizationConfig {
   quant_method: 'fp8';
   fmt: 'e4m3';
@@ -27,7 +27,7 @@ export interface Fp8QuantizationConfig {
 }
 
 /**
- * compressed-tensors "pack-quantized" W4A16 (Kimi K2-Thinking / K2.5, spec §13): symmetric INT4 weights in groups
+ * compressed-tensors "pack-quantized" W4A16 (Kimi K2-Thinking / K2.5, docs/model.md §13): symmetric INT4 weights in groups
  * of `group_size` along the input dimension, activations unquantised. `targets` / `ignore` say which linears a
  * config without weights assumes INT4 (`re:` entries match like Python's re.match, others by full name; the class
  * target "Linear" matches every linear); a checkpoint's own tensors decide per tensor (weights.ts).
@@ -99,7 +99,7 @@ export interface DerivedConfig {
   sharedIntermediate: number;
   /** E / G. */
   expertsPerGroup: number;
-  /** Dq^-0.5 * m^2, with the YaRN mscale correction m (spec §4.4). */
+  /** Dq^-0.5 * m^2, with the YaRN mscale correction m (docs/model.md §4.4). */
   softmaxScale: number;
   /** [128, 128] for FP8 checkpoints. */
   blockSize: [number, number];
@@ -107,7 +107,7 @@ export interface DerivedConfig {
   int4GroupSize: number;
   /** Kimi K2.5 wrapper (text model under `text_config`): tensor names carry the `language_model.` prefix. */
   tensorPrefix: '' | 'language_model.';
-  /** true for layer i when it is a MoE layer (spec §6.5, moe_layer_freq as in vLLM). */
+  /** true for layer i when it is a MoE layer (docs/model.md §6.5, moe_layer_freq as in vLLM). */
   moeLayers: boolean[];
 }
 
@@ -180,7 +180,7 @@ export function parseConfig(json: unknown, file?: string): ModelConfig {
 }
 
 /**
- * Kimi K2.5 (spec §13) wraps the DeepseekV3 config in `text_config` (architectures
+ * Kimi K2.5 (docs/model.md §13) wraps the DeepseekV3 config in `text_config` (architectures
  * ["KimiK25ForConditionalGeneration"], model_type "kimi_k25", a `vision_config` the text runtime skips): the text
  * config's fields are read there first, then at the top level. HF v5 nests other text models the same way.
  */
@@ -200,7 +200,7 @@ function unwrapTextConfig(top: Json, file?: string): { obj: Json; wrapped: boole
   return { obj, wrapped: k25 };
 }
 
-/** Derived values, computed once (spec §4.4, §6). `wrapped`: a Kimi K2.5 wrapper config (prefixed tensor names). */
+/** Derived values, computed once (docs/model.md §4.4, §6). `wrapped`: a Kimi K2.5 wrapper config (prefixed tensor names). */
 export function deriveConfig(c: Omit<ModelConfig, 'derived'>, wrapped = false): DerivedConfig {
   const qkHeadDim = c.qk_nope_head_dim + c.qk_rope_head_dim;
   let m = 1;
@@ -226,7 +226,7 @@ export function deriveConfig(c: Omit<ModelConfig, 'derived'>, wrapped = false): 
   };
 }
 
-/** The shape rules of spec §9.3 that the forward pass relies on. */
+/** The shape rules of docs/model.md §9.3 that the forward pass relies on. */
 function validateShapeRules(c: Omit<ModelConfig, 'derived'>, file?: string): void {
   const fail = (field: string, value: unknown, why: string): never => {
     throw new ConfigError(`${field} = ${JSON.stringify(value)}: ${why}`, field, value, file);
@@ -257,11 +257,11 @@ function validateShapeRules(c: Omit<ModelConfig, 'derived'>, file?: string): voi
     fail(
       'max_position_embeddings',
       c.max_position_embeddings,
-      `must equal rope_scaling.factor * original_max_position_embeddings (${rs.factor * rs.original_max_position_embeddings}); some HF versions recompute factor from this ratio (spec §5.4)`,
+      `must equal rope_scaling.factor * original_max_position_embeddings (${rs.factor * rs.original_max_position_embeddings}); some HF versions recompute factor from this ratio (docs/model.md §5.4)`,
     );
   }
   if (rs && rs.mscale !== rs.mscale_all_dim) {
-    fail('rope_scaling.mscale', rs.mscale, `must equal mscale_all_dim (${rs.mscale_all_dim}); HF and the official code disagree otherwise (spec §5.2)`);
+    fail('rope_scaling.mscale', rs.mscale, `must equal mscale_all_dim (${rs.mscale_all_dim}); HF and the official code disagree otherwise (docs/model.md §5.2)`);
   }
 }
 
@@ -316,7 +316,7 @@ function parseQuantization(obj: Json, file?: string): QuantizationConfig | null 
 }
 
 /**
- * compressed-tensors (spec §13): only the W4A16 "pack-quantized" scheme Kimi ships is accepted: one config group,
+ * compressed-tensors (docs/model.md §13): only the W4A16 "pack-quantized" scheme Kimi ships is accepted: one config group,
  * INT4, symmetric (no zero point), group strategy, static (not dynamic) weights, no activation ordering (g_idx),
  * no activation, output or KV-cache quantisation. Anything else fails naming the field.
  */

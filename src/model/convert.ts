@@ -1,8 +1,8 @@
 /**
  * `webmoe convert`: rewrites a checkpoint of this architecture in another weight format, streaming.
- *   fp8           every linear block-FP8 (E4M3 + one F32 weight_scale_inv per 128x128 block, spec §3.4), the
+ *   fp8           every linear block-FP8 (E4M3 + one F32 weight_scale_inv per 128x128 block, docs/model.md §3.4), the
  *                 DeepSeek-V3 / Kimi K2-Instruct layout
- *   int4-experts  routed experts INT4 pack-quantized (spec §13, bit-exact with compressed-tensors), every other
+ *   int4-experts  routed experts INT4 pack-quantized (docs/model.md §13, bit-exact with compressed-tensors), every other
  *                 linear BF16, Kimi's quantization_config: the K2-Thinking layout
  *   bf16          every linear BF16, no quantization_config
  * Embeddings, norms, lm_head and the router stay BF16, the router bias F32. A leaf already in its target format is
@@ -31,7 +31,7 @@ export type ConvertTarget = (typeof CONVERT_TARGETS)[number];
 
 type Json = Record<string, unknown>;
 
-/** Kimi K2-Thinking's quantization_config (spec §13), verbatim but for the group size. */
+/** Kimi K2-Thinking's quantization_config (docs/model.md §13), verbatim but for the group size. */
 export function kimiInt4QuantizationConfig(groupSize = INT4_GROUP_SIZE): Json {
   return {
     config_groups: {
@@ -130,7 +130,7 @@ async function convertWeights(ckpt: Checkpoint, config: ModelConfig, target: Con
   const leaves = ckpt.weights.map((t) => ({ t, format: targetFormat(t.spec, target) }));
   for (const { t, format } of leaves) {
     if (format === 'int4' && t.spec.shape[1]! % config.derived.int4GroupSize !== 0) {
-      throw new ConfigError(`cannot make '${t.spec.name}' INT4: its ${t.spec.shape[1]} input columns are not a multiple of the group size ${config.derived.int4GroupSize} (spec §13)`, undefined, t.spec.shape, ckpt.name);
+      throw new ConfigError(`cannot make '${t.spec.name}' INT4: its ${t.spec.shape[1]} input columns are not a multiple of the group size ${config.derived.int4GroupSize} (docs/model.md §13)`, undefined, t.spec.shape, ckpt.name);
     }
   }
   const entries: StoredTensorSpec[] = leaves.flatMap(({ t, format }) => storedParts(config, t.spec, format));

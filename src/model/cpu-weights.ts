@@ -1,6 +1,6 @@
 /**
- * A checkpoint loaded for the CPU reference: every weight dequantised to f32 once (spec §8.2: FP8 × block
- * scale in f32, one rounding; INT4 (u - 8) × group scale, exact (spec §13); BF16 widened exactly; the router bias
+ * A checkpoint loaded for the CPU reference: every weight dequantised to f32 once (docs/model.md §8.2: FP8 × block
+ * scale in f32, one rounding; INT4 (u - 8) × group scale, exact (docs/model.md §13); BF16 widened exactly; the router bias
  * as stored F32). Each leaf's format is the stored one (model/weights.ts). Memory is 4 bytes per
  * parameter, which is meant for toy checkpoints and kernel tests, not for Kimi K2 itself.
  *

@@ -7,9 +7,9 @@
  * (8 per u32, BF16 group scales; weight_shape not uploaded); each tensor is padded to whole u32 words. Tensors of
  * MTP layers (>= num_hidden_layers) and a K2.5 checkpoint's vision tower are on disk but not uploaded. A config
  * without weights is counted from the weight tree's groups (a layer's experts counted, never expanded), with the
- * formats its quantization_config implies (spec §13: INT4 for targets not in `ignore`).
+ * formats its quantization_config implies (docs/model.md §13: INT4 for targets not in `ignore`).
  * KV cache: f32, MLA latent = (Rkv + Dr) values per token per layer (c_kv after kv_a_layernorm, k_rope after
- * RoPE, spec §4.5); full K/V = H * (Dq + Dv) per token per layer (keys Dq = Dn + Dr and values Dv per head).
+ * RoPE, docs/model.md §4.5); full K/V = H * (Dq + Dv) per token per layer (keys Dq = Dn + Dr and values Dv per head).
  *
  * Legend: D hidden, L layers, H heads, Dn/Dr/Dv head dims, Rkv kv_lora_rank, E routed experts, K experts per token.
  */
@@ -99,7 +99,7 @@ export interface InspectReport {
     /** Sizes of the safetensors files (checkpoint only). */
     files?: number;
     gpu: GpuBytes;
-    /** Per stored format (a config alone: the formats its quantization_config implies, spec §13 targets/ignore). */
+    /** Per stored format (a config alone: the formats its quantization_config implies, docs/model.md §13 targets/ignore). */
     byFormat: FormatBytes;
   };
   kvCache: KvCacheBytes;

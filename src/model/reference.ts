@@ -1,6 +1,6 @@
 /**
  * The CPU reference forward pass of DeepseekV3ForCausalLM (Kimi K2, DeepSeek-V3): webmoe's executable spec
- * (docs/model-spec.md §4–§8) and the oracle for every GPU kernel. Plain loops, Float64Array activations,
+ * (docs/model.md §4–§8) and the oracle for every GPU kernel. Plain loops, Float64Array activations,
  * f32 weights dequantised once (cpu-weights.ts); no caching beyond the latent KV cache.
  *
  *   embed → per layer [ RMSNorm → MLA → +residual → RMSNorm → dense MLP | MoE (router + experts + shared) →
@@ -40,7 +40,7 @@ export function linear(x: Float64Array, W: Matrix): Float64Array {
   return out;
 }
 
-/** RMSNorm per row: w_i · x_i / sqrt(mean(x²) + eps). [T, n] → [T, n] with n = w.length (spec §4.2). */
+/** RMSNorm per row: w_i · x_i / sqrt(mean(x²) + eps). [T, n] → [T, n] with n = w.length (docs/model.md §4.2). */
 export function rmsNorm(x: Float64Array, w: ArrayLike<number>, eps: number): Float64Array {
   const n = w.length;
   if (x.length % n !== 0) throw new ShapeError(`rmsNorm: input of ${x.length} values is not [T, ${n}]`, undefined, n, x.length);
@@ -66,7 +66,7 @@ export function swiglu(gate: Float64Array, up: Float64Array): Float64Array {
   return out;
 }
 
-/** SwiGLU FFN (spec §6.4): down(silu(gate·x) ⊙ up·x). [T, D] → [T, D]. */
+/** SwiGLU FFN (docs/model.md §6.4): down(silu(gate·x) ⊙ up·x). [T, D] → [T, D]. */
 export function ffn(x: Float64Array, w: FfnWeights): Float64Array {
   return linear(swiglu(linear(x, w.gate), linear(x, w.up)), w.down);
 }
@@ -101,7 +101,7 @@ export function checkTokens(tokens: readonly number[], vocab: number): void {
 }
 
 // ------------------------------------------------------------------------------------------------------------
-// MLA (spec §4.4 naive, §4.5 absorbed)
+// MLA (docs/model.md §4.4 naive, §4.5 absorbed)
 
 /** The attention geometry. */
 export interface MlaShape {
@@ -110,7 +110,7 @@ export interface MlaShape {
   rope: number; // Dr
   v: number; // Dv
   rank: number; // Rkv
-  /** Dq^-0.5 · mscale² (spec §4.4) */
+  /** Dq^-0.5 · mscale² (docs/model.md §4.4) */
   scale: number;
 }
 
@@ -136,7 +136,7 @@ export interface MlaProjection {
 /** Queries, the normalised kv latent and the rotated k_pe of a normalised input x [T, D]; rope row t ↔ token t. */
 export function mlaProject(x: Float64Array, w: AttnWeights, c: ModelConfig, rope: RopeTables): MlaProjection {
   const s = mlaShape(c);
-  const eps = c.rms_norm_eps; // every norm uses rms_norm_eps (spec §12)
+  const eps = c.rms_norm_eps; // every norm uses rms_norm_eps (docs/model.md §12)
   const q = w.q ? linear(x, w.q) : linear(rmsNorm(linear(x, w.qA!), w.qANorm!, eps), w.qB!); // [T, H·Dq]
   const kv = linear(x, w.kvA); // [T, Rkv + Dr]
   const T = kv.length / (s.rank + s.rope);
@@ -176,7 +176,7 @@ export function expandKv(cHat: Float64Array, kvB: Matrix, s: MlaShape): { kNope:
 
 /**
  * Causal softmax over the keys for one (query, head): probs[j] ∝ exp(scale · score(j)) for kPos[j] ≤ qPos,
- * 0 for later positions (the general rule of spec §4.4: works for chunks that do not start at position 0).
+ * 0 for later positions (the general rule of docs/model.md §4.4: works for chunks that do not start at position 0).
  */
 function causalProbs(S: number, kPos: ArrayLike<number>, qPos: number, scale: number, score: (j: number) => number): Float64Array {
   const p = new Float64Array(S);
@@ -192,7 +192,7 @@ function dot(a: Float32Array | Float64Array, aAt: number, b: Float64Array, bAt: 
 }
 
 /**
- * Naive MLA attention with materialised K/V (spec §4.4):
+ * Naive MLA attention with materialised K/V (docs/model.md §4.4):
  *   score[h,t,j] = scale · (qn[t,h]·kn[j,h] + qr[t,h]·kr[j]),  o[t,h] = Σ_j softmax_j · v[j,h]
  * qNope [T, H, Dn], qPe [T, H, Dr], kNope [S, H, Dn], kPe [S, Dr], v [S, H, Dv], qPos [T], kPos [S] → [T, H, Dv]
  */
@@ -216,7 +216,7 @@ export function attentionNaive(
 }
 
 /**
- * Absorbed MLA attention over the latent cache (spec §4.5), kvB = kv_b_proj viewed as [H, Dn+Dv, Rkv]:
+ * Absorbed MLA attention over the latent cache (docs/model.md §4.5), kvB = kv_b_proj viewed as [H, Dn+Dv, Rkv]:
  *   q̃[t,h] = W_UK[h]^T qn[t,h]  ∈ R^Rkv,   score[h,t,j] = scale · (q̃[t,h]·ĉ[j] + qr[t,h]·kr[j])
  *   ō[t,h] = Σ_j softmax_j · ĉ[j]  ∈ R^Rkv,  o[t,h] = W_UV[h] ō[t,h]
  * qNope [T, H, Dn], qPe [T, H, Dr], cHat [S, Rkv], kPe [S, Dr], qPos [T], kPos [S] → [T, H, Dv]
@@ -302,7 +302,7 @@ export function mla(
 }
 
 // ------------------------------------------------------------------------------------------------------------
-// MoE (spec §6)
+// MoE (docs/model.md §6)
 
 export interface MoeOutput {
   out: Float64Array; // [T, D]

@@ -1,6 +1,6 @@
 /**
- * RoPE with YaRN frequency correction (model-spec §5), interleaved pairs (2i, 2i+1) with frequency index i.
- * The GPU engine uploads the same cos/sin tables (spec §5.6: WGSL sin/cos are too coarse), so this file is
+ * RoPE with YaRN frequency correction (docs/model.md §5), interleaved pairs (2i, 2i+1) with frequency index i.
+ * The GPU engine uploads the same cos/sin tables (docs/model.md §5.6: WGSL sin/cos are too coarse), so this file is
  * the single definition of the rotation angles.
  *
  * Legend: T tokens, Dr qk_rope_head_dim, P = Dr / 2 rotation pairs, L0 original_max_position_embeddings.
@@ -14,7 +14,7 @@ export function yarnCorrectionDim(r: number, dim: number, theta: number, origina
   return (dim * Math.log(originalMax / (2 * Math.PI * r))) / (2 * Math.log(theta));
 }
 
-/** [low, high] of the YaRN ramp (spec §5.2): floor/ceil of the correction dims, clamped to [0, Dr − 1]. */
+/** [low, high] of the YaRN ramp (docs/model.md §5.2): floor/ceil of the correction dims, clamped to [0, Dr − 1]. */
 export function yarnCorrectionRange(betaFast: number, betaSlow: number, dim: number, theta: number, originalMax: number): [number, number] {
   const low = Math.max(Math.floor(yarnCorrectionDim(betaFast, dim, theta, originalMax)), 0);
   const high = Math.min(Math.ceil(yarnCorrectionDim(betaSlow, dim, theta, originalMax)), dim - 1);
@@ -53,7 +53,7 @@ export interface RopeTables {
 }
 
 /**
- * The rotation tables for the given absolute positions (spec §5.3, §5.6): the angle is one fp32 product
+ * The rotation tables for the given absolute positions (docs/model.md §5.3, §5.6): the angle is one fp32 product
  * `Math.fround(p · inv_f)` (as both reference implementations form it), cos/sin in f64 then rounded to f32.
  */
 export function ropeTables(c: RopeConfig, positions: ArrayLike<number>): RopeTables {

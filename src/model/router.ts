@@ -1,5 +1,5 @@
 /**
- * The MoE router, `noaux_tc` (model-spec §6.1–6.3 and the decisions of §12), for one token:
+ * The MoE router, `noaux_tc` (docs/model.md §6.1–6.3 and the decisions of §12), for one token:
  *   s_e  = sigmoid(logit_e)                         unbiased scores: they give the weights
  *   b_e  = s_e + bias_e                             biased scores: used ONLY to select
  *   groups of E/G contiguous experts; group score = sum of its 2 largest b_e; keep the TG best groups

@@ -1,16 +1,16 @@
 /**
  * Toy checkpoints: the named toy configs and a seeded generator that writes an HF-layout checkpoint (config.json,
- * safetensors single or sharded, FP8 weights quantised with spec §3.4, and for vocab >= 259 a byte-level
+ * safetensors single or sharded, FP8 weights quantised with docs/model.md §3.4, and for vocab >= 259 a byte-level
  * tokenizer). Used by `webmoe make-toy`, by tests of the CPU reference and the GPU engine, and by benchmarks.
  *
  * Named configs: `tiny`, `small`, `ragged`, `yarn` are the config.json of the golden fixtures of the same name
- * (../shared/golden; their weights differ); `k2-layer` is one MoE layer at Kimi K2 widths (hidden 7168,
+ * (test/fixtures/golden; their weights differ); `k2-layer` is one MoE layer at Kimi K2 widths (hidden 7168,
  * 16 routed experts top-8 + 1 shared, vocab 1024) for benchmarks.
  *
  * Weights (legend: D hidden, V vocab, E experts): linear W[out, in] ~ N(0, 1/in) so every projection keeps O(1)
  * activations; embed_tokens ~ N(0, 1); lm_head and router ~ N(0, 4/D) (logits and router scores of O(1), so the
  * sigmoid scores and hence the routing vary from token to token); norm weights ~ N(1, 0.1^2);
- * e_score_correction_bias ~ U[0, 0.1) (non-negative, spec §6.2). Each tensor has its own PRNG stream seeded from
+ * e_score_correction_bias ~ U[0, 0.1) (non-negative, docs/model.md §6.2). Each tensor has its own PRNG stream seeded from
  * (seed, tensor name), so the weights do not depend on the shard count or the write order.
  * Platform-neutral; `writeToyCheckpoint` (a folder on disk) loads the Node writer lazily.
  */
@@ -131,7 +131,7 @@ export interface ToyLayout {
    * config, routed experts INT4 and every other linear BF16 (K2-Thinking). Default: the config's own. */
   quant?: ToyQuant;
   /** Kimi K2.5 layout: the config under text_config, tensors prefixed `language_model.`, a few vision_tower.* /
-   * mm_projector.* tensors, six-digit shard totals (spec §13). */
+   * mm_projector.* tensors, six-digit shard totals (docs/model.md §13). */
   k25?: boolean;
 }
 
@@ -198,7 +198,7 @@ export async function generateToyCheckpoint(source: ToyName | Json, folder: Fold
   const leaves = [...weightSpecs(config)].map((spec) => ({ spec, format: configFormat(config, spec) }));
   for (const { spec, format } of leaves) {
     if (format === 'int4' && spec.shape[1]! % config.derived.int4GroupSize !== 0) {
-      throw new ConfigError(`INT4 needs rows of whole groups: '${spec.name}' has ${spec.shape[1]} input columns, not a multiple of ${config.derived.int4GroupSize} (spec §13)`, 'quantization_config', spec.shape);
+      throw new ConfigError(`INT4 needs rows of whole groups: '${spec.name}' has ${spec.shape[1]} input columns, not a multiple of ${config.derived.int4GroupSize} (docs/model.md §13)`, 'quantization_config', spec.shape);
     }
   }
   const stored: TensorEntry[] = leaves.flatMap(({ spec, format }) => storedParts(config, spec, format)).map((t) => ({ name: prefix + t.name, dtype: t.dtype, shape: t.shape }));
@@ -285,7 +285,7 @@ async function writeToyTensor(config: ModelConfig, spec: WeightSpec, format: Lea
   const [rows, cols] = spec.shape as [number, number];
   const block = config.derived.blockSize[0];
   if (format === 'int4') {
-    // INT4 (spec §13): the same normal draws, quantised as compressed-tensors does, row stripes in order
+    // INT4 (docs/model.md §13): the same normal draws, quantised as compressed-tensors does, row stripes in order
     const [packed, scale, shape] = storedParts(config, spec, 'int4').map((t) => t.name) as [string, string, string];
     const stripe = new Float32Array(Math.min(block, rows) * cols);
     for (let r0 = 0; r0 < rows; r0 += block) {

@@ -1,5 +1,5 @@
 /**
- * The weight tree: every tensor the forward pass reads, as typed leaf specs built from the config (spec §2.3,
+ * The weight tree: every tensor the forward pass reads, as typed leaf specs built from the config (docs/model.md §2.3,
  * §13), and the check of a checkpoint's headers against it (run before any GPU memory is allocated). A leaf's
  * stored format is what the checkpoint stores; without weights, what the config's quantization_config implies.
  *
@@ -136,7 +136,7 @@ export function moduleName(spec: WeightSpec): string {
 
 /**
  * The format a leaf has by the config alone (no weights): FP8 under an fp8 quantization_config; INT4 for the
- * linears a compressed-tensors config targets and does not ignore (spec §13: `re:` patterns match like Python's
+ * linears a compressed-tensors config targets and does not ignore (docs/model.md §13: `re:` patterns match like Python's
  * re.match, anchored at the start; other entries match the full module name; the class target "Linear" matches
  * every linear; lm_head, embeddings, norms and the router are never quantised); else BF16 (F32 router bias).
  */
@@ -244,7 +244,7 @@ export function isIgnoredTensor(name: string, c: ModelConfig): boolean {
   return m !== null && Number(m[1]) >= c.num_hidden_layers;
 }
 
-/** INT4 companions compressed-tensors writes for schemes webmoe refuses (spec §13: symmetric, no g_idx). */
+/** INT4 companions compressed-tensors writes for schemes webmoe refuses (docs/model.md §13: symmetric, no g_idx). */
 const REFUSED_INT4_PARTS = ['.weight_zero_point', '.weight_g_idx'] as const;
 
 /**
@@ -291,7 +291,7 @@ function checkLinear(c: ModelConfig, spec: WeightSpec, tensors: Map<string, Tens
   const q = c.quantization_config;
   for (const suffix of REFUSED_INT4_PARTS) {
     const t = tensors.get(m + suffix);
-    if (t) throw new FormatError(`${suffix.slice(1)} is stored: only symmetric INT4 without activation ordering is supported (spec §13)`, t.source.name, t.name);
+    if (t) throw new FormatError(`${suffix.slice(1)} is stored: only symmetric INT4 without activation ordering is supported (docs/model.md §13)`, t.source.name, t.name);
   }
   const packed = tensors.get(m + '.weight_packed');
   if (packed) {

@@ -350,7 +350,7 @@ function raw(
   });
 }
 
-describe('server: who may call it, and odd requests (issue #11)', () => {
+describe('server: who may call it, and odd requests', () => {
   let server: RunningServer;
   let port: number;
   const json = { 'Content-Type': 'application/json' };

@@ -11,7 +11,7 @@ describe('bench harness helpers', () => {
     expect(median([])).toBeNaN();
   });
 
-  it('rejects zero and reversed timestamp pairs (kernels.md §3.7)', () => {
+  it('rejects zero and reversed timestamp pairs (docs/kernels.md §3.7)', () => {
     const stamps = [100n, 350n, 0n, 50n, 400n, 400n, 900n, 800n, 1000n, 0n, 7n, 10n];
     expect(validPairs(stamps)).toEqual([250, null, null, null, null, 3]);
   });

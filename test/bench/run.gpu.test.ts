@@ -1,6 +1,6 @@
 /**
  * `webmoe bench` on a real adapter, kept small: a kernel subset and the `tiny` toy end to end, in-process and
- * through the CLI. Checks that the run produces a schema-valid report with the fields the issue asks for, never
+ * through the CLI. Checks that the run produces a schema-valid report with the fields docs/benchmarks.md documents, never
  * how fast anything is.
  */
 import { execFile } from 'node:child_process';

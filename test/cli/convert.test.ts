@@ -5,7 +5,7 @@
  *  - the logits of a converted toy differ from the BF16 model's by no more than the FP8 fixtures' own
  *    quantisation effect (measured here as make-toy does for the golden-shaped FP8 toys: the same seeded
  *    weights as FP8 vs as BF16);
- *  - int4-experts: experts bit-identical to spec §13's quantiser, every other linear copied, Kimi's config;
+ *  - int4-experts: experts bit-identical to docs/model.md §13's quantiser, every other linear copied, Kimi's config;
  *    the golden int4 fixture converts to itself byte for byte; a K2.5 toy converts to its flat twin;
  *  - the CLI end to end: shards + index, refusals on one line.
  */
@@ -139,7 +139,7 @@ describe('convert (library)', () => {
     }
   });
 
-  it('int4-experts: experts are spec §13 codes of the BF16 weights, every other tensor copied, Kimi\'s config', async () => {
+  it('int4-experts: experts are docs/model.md §13 codes of the BF16 weights, every other tensor copied, Kimi\'s config', async () => {
     const bf = await makeToyCheckpointInMemory('small', { seed: 5, quant: 'bf16' });
     const out = await convertMem(bf.data, 'int4-experts');
     const cfg = JSON.parse(new TextDecoder().decode(out.get('config.json'))) as Record<string, unknown>;

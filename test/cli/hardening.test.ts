@@ -1,5 +1,5 @@
 /**
- * The CLI as real processes, attacked as in issue #11 (every case bounded in time):
+ * The CLI as real processes, attacked (every case bounded in time):
  *   - `generate ... | head -c 10`: the reader closes the pipe; the process exits 0 with no stack trace;
  *   - a FIFO named config.json or model.safetensors (and a bare FIFO config for inspect): a one-line FormatError,
  *     exit 2, instead of hanging forever;
@@ -55,7 +55,7 @@ function runUntilOutput(args: string[], onFirstOutput: (child: ReturnType<typeof
   });
 }
 
-describe('webmoe CLI hardening (issue #11)', () => {
+describe('webmoe CLI hardening', () => {
   it('generate | head -c 10: a closed stdout ends the process quietly, exit 0', async () => {
     const args = ['generate', '--backend', 'cpu', '--model', small, '--prompt', 'Hello', '--max-tokens', '400', '--temperature', '0', '--ignore-eos'];
     // like `head -c 10`: read the first bytes, then close the read end of the pipe

@@ -1,7 +1,7 @@
 /**
- * `webmoe logits --backend webgpu` (issue 5's "done when"): the real CLI process on one fixture with --taps, and
+ * `webmoe logits --backend webgpu` (the golden-logits check of docs/model.md §8.3): the real CLI process on one fixture with --taps, and
  * the same backend in-process on every golden fixture (one device, so pipelines compile once per adapter).
- * Tolerance: 2e-3 · max(1, max |ref|) per position and the same argmax (issue 5); measured ~1e-6 relative.
+ * Tolerance: 2e-3 · max(1, max |ref|) per position and the same argmax (docs/model.md §8.3); measured ~1e-6 relative.
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';

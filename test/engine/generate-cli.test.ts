@@ -89,7 +89,7 @@ describe('webmoe generate (CPU backend)', () => {
   });
 });
 
-describe('--stop and --system (issue #11)', () => {
+describe('--stop and --system', () => {
   it('--stop STRING ends generation where the text first contains it, without printing it, streaming and --json', async () => {
     const model = join(dir, 'small');
     const base = { model, prompt: 'Hello', maxTokens: 40, temperature: 0, ignoreEos: true };

@@ -1,5 +1,5 @@
 /**
- * The GPU sampler never lets its sentinel out as a token (issue #11):
+ * The GPU sampler never lets its sentinel out as a token:
  *   - a temperature below GREEDY_BELOW_TEMPERATURE (1e-40, inside the documented range) samples greedily, in the
  *     kernel and through generate() on a real session (it used to return 0xFFFFFFFF: "token id 4294967295 is
  *     outside the vocabulary");

@@ -82,7 +82,7 @@ describe('sampling rule', () => {
   });
 });
 
-describe('tiny temperatures and non-finite logits (issue #11)', () => {
+describe('tiny temperatures and non-finite logits', () => {
   it('temperatures below GREEDY_BELOW_TEMPERATURE are greedy, whatever the uniform', () => {
     expect(GREEDY_BELOW_TEMPERATURE).toBe(1e-30);
     for (const t of [0, 1e-40, Number.MIN_VALUE, 5e-31]) {

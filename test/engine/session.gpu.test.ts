@@ -2,7 +2,7 @@
  * The whole model on the GPU (engine/session.ts) against the golden fixtures and the CPU reference.
  *
  * Tolerances:
- *   golden logits: issue 5 asks |gpu − ref| <= 2e-3 · max(1, max |ref|); checked per position (stricter than
+ *   golden logits (docs/model.md §8.3): |gpu − ref| <= 2e-3 · max(1, max |ref|); checked per position (stricter than
  *     over the whole array), and the argmax must agree at every position. The f32 path differs from the
  *     float64 fixtures only by f32 rounding and summation order; measured ~1e-6 relative, printed per fixture.
  *   greedy continuation: identical tokens (the fixtures' greedy margins are >= 0.02).

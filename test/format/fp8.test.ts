@@ -1,5 +1,5 @@
 /**
- * FP8 E4M3FN and BF16 encoders against spec §3.1/§3.2, and block (de)quantisation against §3.3/§3.4.
+ * FP8 E4M3FN and BF16 encoders against docs/model.md §3.1/§3.2, and block (de)quantisation against §3.3/§3.4.
  */
 import { describe, expect, it } from 'vitest';
 import {
@@ -46,7 +46,7 @@ describe('E4M3FN decode', () => {
     }
   });
 
-  it('has the landmark values of spec §3.1', () => {
+  it('has the landmark values of docs/model.md §3.1', () => {
     expect(E4M3_TABLE[0x7e]).toBe(448);
     expect(E4M3_TABLE[0xfe]).toBe(-448);
     expect(E4M3_TABLE[0x08]).toBe(2 ** -6);
@@ -154,7 +154,7 @@ describe('BF16', () => {
   });
 });
 
-describe('block quantisation (spec §3.4) and dequantisation (§3.3)', () => {
+describe('block quantisation (docs/model.md §3.4) and dequantisation (§3.3)', () => {
   const shapes: [number, number][] = [[1, 1], [128, 128], [200, 300], [129, 127], [576, 256], [3, 517], [0, 5]];
 
   it('keeps every element within half an E4M3 step of the scaled value', () => {

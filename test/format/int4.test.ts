@@ -1,5 +1,5 @@
 /**
- * INT4 pack-quantized (spec §13) against an independent transcription of its rules, written here without
+ * INT4 pack-quantized (docs/model.md §13) against an independent transcription of its rules, written here without
  * src/format/int4.ts: codes and scales bit-identical on random tensors (every one of the 16 codes seen in every
  * one of the 8 nibble positions), the packing order (first element in the lowest nibble), dequantisation
  * `(u - 8) * scale` (not a two's-complement nibble), the epsilon clamp of an all-zero group, and the refusal of
@@ -14,7 +14,7 @@ import { memorySource } from '../../src/format/source.js';
 import { Rng } from '../../src/model/toy.js';
 import { golden } from './shared-paths.js';
 
-// --- an independent transcription of spec §13 (DataView-based bf16, f64 arithmetic with explicit roundings) ---
+// --- an independent transcription of docs/model.md §13 (DataView-based bf16, f64 arithmetic with explicit roundings) ---
 const dv = new DataView(new ArrayBuffer(4));
 /** x (a number) -> f32 -> bf16 (RNE on the 16 dropped bits), as the f32 value of the bf16. */
 function bf16(x: number): number {
@@ -57,7 +57,7 @@ function nibble(packed: Uint32Array, cols: number, i: number, j: number): number
   return (packed[i * Math.ceil(cols / 8) + (j >> 3)]! >>> (4 * (j % 8))) & 15;
 }
 
-describe('INT4 pack-quantized (spec §13)', () => {
+describe('INT4 pack-quantized (docs/model.md §13)', () => {
   it('codes and scales are bit-identical to the spec rules on random tensors, all 16 codes in all 8 nibble positions', () => {
     const seen = new Set<string>();
     for (const [seed, rows, cols, std] of [[1, 64, 256, 1], [2, 33, 96, 0.02], [3, 128, 64, 300], [4, 7, 32, 1e-30]] as const) {

@@ -1,6 +1,6 @@
 /**
  * A checkpoint with NaN/Inf in a scale, a norm, the router bias or an embedding, or an E4M3 NaN code in a weight,
- * is the same FormatError (same message, same tensor) on the webgpu backend as on the cpu backend (issue #11: the
+ * is the same FormatError (same message, same tensor) on the webgpu backend as on the cpu backend (before the scan, the
  * GPU decoded 0x7F as 480 and the CPU as NaN). The scan runs as the bytes are read, before any upload.
  */
 import { afterAll, describe, expect, it } from 'vitest';

@@ -1,6 +1,6 @@
 /**
  * safetensors reader and writer: round trips (single file and shards), and one named case per validation rule
- * of spec §2.1 (the fuzz test covers random corruption).
+ * of docs/model.md §2.1 (the fuzz test covers random corruption).
  */
 import { describe, expect, it } from 'vitest';
 import { FormatError, InputError, ShapeError } from '../../src/errors.js';

@@ -1,5 +1,5 @@
 /**
- * The non-finite scan (src/format/verify.ts) and where it runs (issue #11):
+ * The non-finite scan (src/format/verify.ts) and where it runs:
  *   - findNonFinite on every scanned dtype, element by element against a plain loop, aligned and unaligned views;
  *     E4M3: exactly the codes 0x7F and 0xFF;
  *   - loading a checkpoint with NaN/Inf in a scale, a norm, the router bias, an embedding, or an E4M3 NaN code in

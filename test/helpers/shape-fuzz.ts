@@ -1,6 +1,6 @@
 /**
  * Seeded config fuzzer for the shape sweep (test/engine/shapes.gpu.test.ts, test/model/shapes.test.ts): draws
- * valid DeepseekV3ForCausalLM config.json objects around the edges of the shape rules (model-spec §9.3) —
+ * valid DeepseekV3ForCausalLM config.json objects around the edges of the shape rules (docs/model.md §9.3) —
  * hidden sizes that are not multiples of 4 / 16 / 128, 1..6 heads, q_lora_rank null or ragged, kv_lora_rank
  * 16..160, rope / nope / v dims with v ≠ nope, 2..64 experts in 1/1, 2/1, 4/2, 8/4 groups, 1..8 experts per token,
  * 0..2 shared experts, dense-first and moe_layer_freq 2 layer patterns, yarn or no rope scaling, eps 1e-6 / 1e-5,

@@ -261,7 +261,7 @@ describe(`moe experts (${testAdapter()})`, () => {
     const bias = Float32Array.from({ length: g.experts }, () => 0.1 * rand());
     const rc = { n_routed_experts: g.experts, num_experts_per_tok: g.topK, n_group: 4, topk_group: 2, norm_topk_prob: true, routed_scaling_factor: 2.827 };
     const want = cpuMoe(toF64(x), { gate, bias, experts: l.experts.map((e) => e.w), shared: l.shared!.w }, rc);
-    // logits as part A's GEMV would produce them (f32), computed here in f64 and rounded
+    // logits as bf16_gemv produces them (f32), computed here in f64 and rounded
     const logits = new Float32Array(T * g.experts);
     for (let t = 0; t < T; t++) {
       for (let e = 0; e < g.experts; e++) {

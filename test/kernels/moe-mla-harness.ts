@@ -60,7 +60,7 @@ export async function readU32(gpu: GpuContext, buf: GPUBuffer, n: number): Promi
   return new Uint32Array(await readBuffer(gpu, buf, 0, n * 4));
 }
 
-/** A random FP8 weight: N(0, std) quantised per 128x128 block (spec §3.4), and its exact dequantisation. */
+/** A random FP8 weight: N(0, std) quantised per 128x128 block (docs/model.md §3.4), and its exact dequantisation. */
 export function randomFp8(rand: () => number, rows: number, cols: number, std = 0.05): { m: Fp8Matrix; w: Float32Array } {
   const q = quantizeFp8Block(randn(rand, rows * cols, std), rows, cols);
   return { m: q, w: dequantizeFp8Block(q.data, q.scale, rows, cols) };

@@ -89,7 +89,7 @@ describe(`moe_router (${testAdapter()})`, () => {
     expect(cpuRoute(c).ids).toEqual([4, 0, 5]);
   });
 
-  it('negative biased scores: dropped groups are masked with -inf, not 0 (spec §6.2, HF #45441)', async () => {
+  it('negative biased scores: dropped groups are masked with -inf, not 0 (docs/model.md §6.2, HF #45441)', async () => {
     // all logits 0 ⇒ s = 0.5; biases -1.5 + binary fractions ⇒ every b < 0 and exact in f32.
     // b = [-.75 -1 | -.875 -.875 | -.625 -.9375 | -1 -.9375]; group sums -1.75, -1.75, -1.5625, -1.9375.
     // TG = 2 keeps group 2 and (tie) group 0; top-3 of {0,1,4,5} = 4, 0, 5. A 0.0 mask would pick masked experts.

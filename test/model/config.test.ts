@@ -23,7 +23,7 @@ describe('parseConfig (needs the shared configs)', () => {
     expect(parseConfig(read(`${golden('yarn')}/config.json`)).rope_scaling).toMatchObject({ type: 'yarn', factor: 4, original_max_position_embeddings: 64, beta_fast: 32 });
   });
 
-  it('derives the Kimi K2 values of spec §9.1', () => {
+  it('derives the Kimi K2 values of docs/model.md §9.1', () => {
     const c = parseConfig(kimi);
     expect(c.model_type).toBe('kimi_k2');
     expect(c.derived.softmaxScale).toBeCloseTo(0.1308608, 7);
@@ -35,7 +35,7 @@ describe('parseConfig (needs the shared configs)', () => {
     expect(c.quantization_config?.quant_method === 'fp8' && c.quantization_config.weight_block_size).toEqual([128, 128]);
   });
 
-  it('derives the DeepSeek-V3 softmax scale of spec §5.5', () => {
+  it('derives the DeepSeek-V3 softmax scale of docs/model.md §5.5', () => {
     const c = parseConfig(deepseek);
     expect(c.derived.softmaxScale).toBeCloseTo(0.13523378, 7);
     expect(c.n_group).toBe(8);

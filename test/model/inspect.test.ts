@@ -74,7 +74,7 @@ describe('inspect (needs the shared fixtures)', () => {
     }
   });
 
-  it('gives Kimi K2 numbers from its config alone (spec §9.1: ~1.026 T parameters, 576-value latent cache)', () => {
+  it('gives Kimi K2 numbers from its config alone (docs/model.md §9.1: ~1.026 T parameters, 576-value latent cache)', () => {
     const c = parseConfig(readJson(sharedConfig('kimi-k2.json')));
     const r = inspectConfig(c, 'kimi-k2.json');
     const want = expectedParams(readJson(sharedConfig('kimi-k2.json')));

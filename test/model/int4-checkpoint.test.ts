@@ -1,5 +1,5 @@
 /**
- * INT4 checkpoints (spec §13) through the weight tree: the golden int4 fixture validates with every routed expert
+ * INT4 checkpoints (docs/model.md §13) through the weight tree: the golden int4 fixture validates with every routed expert
  * INT4 and every other linear BF16; corrupt INT4 tensors and unsupported schemes are typed errors naming the
  * tensor or field; a config alone assumes INT4 by quantization_config's targets and ignore list; the Kimi K2.5
  * wrapper (text_config, `language_model.` prefixes, vision tensors, six-digit shard totals) loads and gives the
@@ -148,7 +148,7 @@ describe('INT4 checkpoints (the golden int4 fixture)', () => {
     });
   }
 
-  it('a config alone assumes INT4 for the targets outside the ignore list (spec §13)', () => {
+  it('a config alone assumes INT4 for the targets outside the ignore list (docs/model.md §13)', () => {
     const c = parseConfig(configJson);
     const r = inspectConfig(c, 'int4');
     const ckptBytes = readFileSync(`${dir}/model.safetensors`);
@@ -164,7 +164,7 @@ describe('INT4 checkpoints (the golden int4 fixture)', () => {
   });
 });
 
-describe('Kimi K2.5 wrapper (spec §13)', () => {
+describe('Kimi K2.5 wrapper (docs/model.md §13)', () => {
   it('a K2.5-wrapped, sharded INT4 toy gives the same logits as its flat twin; vision tensors are listed and ignored', async () => {
     const flat = await makeToyCheckpointInMemory('small', { seed: 7, quant: 'int4' });
     const k25 = await makeToyCheckpointInMemory('small', { seed: 7, quant: 'int4', k25: true, shards: 3 });

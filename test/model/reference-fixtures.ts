@@ -15,7 +15,7 @@ export const GOLDEN_DIR: string | undefined = [process.env.WEBMOE_GOLDEN_DIR, SH
   (d): d is string => typeof d === 'string' && existsSync(d),
 );
 
-/** Fixture cases whose weight formats the runtime does not read yet (none: INT4 experts are read since issue 14). */
+/** Fixture cases whose weight formats the runtime does not read yet (none: INT4 experts are read, docs/model.md §13). */
 export const UNSUPPORTED_CASES: ReadonlySet<string> = new Set([]);
 
 /** Fixture names (folders with a config.json), sorted. */

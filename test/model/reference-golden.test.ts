@@ -1,9 +1,9 @@
 /**
  * The CPU reference against the golden fixtures (logits, taps and greedy continuations from an independent
- * float64 implementation of model-spec.md).
+ * float64 implementation of the architecture, docs/model.md).
  *
- * Tolerance: issue 4 asks for |ours − theirs| ≤ 1e-4 · max(1, max |theirs|) per position. The fixtures were
- * made with float64 dequantisation and float64 RoPE angles, while webmoe follows spec §3.3 / §5.6 (fp8 × scale
+ * Tolerance (docs/model.md §8.3): |ours − theirs| ≤ 1e-4 · max(1, max |theirs|) per position. The fixtures were
+ * made with float64 dequantisation and float64 RoPE angles, while webmoe follows docs/model.md §3.3 / §5.6 (fp8 × scale
  * rounded once to f32; fp32 angle, f32 cos/sin tables, which the GPU also uses); those roundings alone cost
  * ~3e-7 relative (measured). So the tests also hold a tighter 2e-6 bound: a real bug such as a wrong norm eps
  * moves taps by ~1e-5 and would hide under 1e-4.
@@ -13,7 +13,7 @@ import { ReferenceSession, referenceForward } from '../../src/model/reference.js
 import type { TapMap } from '../../src/model/taps.js';
 import { compareRows, goldenCases, GOLDEN_DIR, loadGolden, type Golden } from './reference-fixtures.js';
 
-const RTOL = 1e-4; // issue 4
+const RTOL = 1e-4; // docs/model.md §8.3
 const RTOL_TIGHT = 2e-6; // measured worst ≈ 2.5e-7 (yarn logits); see the header
 
 function argmax(x: Float64Array): number {

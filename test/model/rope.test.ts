@@ -1,5 +1,5 @@
 /**
- * YaRN RoPE and the softmax scale against the reference numbers of model-spec §5.5 (Dr = 64, Dq = 192),
+ * YaRN RoPE and the softmax scale against the reference numbers of docs/model.md §5.5 (Dr = 64, Dq = 192),
  * and the interleaved-pair rotation of §5.3.
  */
 import { describe, expect, it } from 'vitest';
@@ -22,7 +22,7 @@ function config(theta: number, yarn: { factor: number; beta_fast: number; beta_s
 
 const relClose = (a: number, b: number, rtol: number) => expect(Math.abs(a - b), `${a} vs ${b}`).toBeLessThanOrEqual(rtol * Math.abs(b));
 
-// spec §5.5: theta, beta_fast / slow, factor → corr_dim raw, (low, high), m = 1 + 0.1 ln f, softmax_scale
+// docs/model.md §5.5: theta, beta_fast / slow, factor → corr_dim raw, (low, high), m = 1 + 0.1 ln f, softmax_scale
 const ROWS = [
   { name: 'Kimi K2-Instruct', theta: 50000, fast: 1, slow: 1, factor: 32, corr: [19.1646, 19.1646], range: [19, 20], m: 1.3465736, scale: 0.1308608 },
   { name: 'K2.5-style', theta: 50000, fast: 32, slow: 1, factor: 64, corr: [8.9145, 19.1646], range: [8, 20], m: 1.4158883, scale: 0.14467963 },
@@ -59,7 +59,7 @@ describe.each(ROWS)('YaRN, $name', (row) => {
   });
 });
 
-describe('Kimi K2 inverse frequencies, spec §5.5 values', () => {
+describe('Kimi K2 inverse frequencies, docs/model.md §5.5 values', () => {
   const inv = ropeInvFreq(config(50000, { factor: 32, beta_fast: 1, beta_slow: 1 }));
   it.each([
     [0, 1.0], [1, 0.7131111], [2, 0.50852746], [19, 1.62176e-3], [20, 3.6140467e-5], [31, 8.7644128e-7],
@@ -78,7 +78,7 @@ describe('without rope_scaling', () => {
 describe('ropeTables / applyRope', () => {
   const c = config(50000, { factor: 32, beta_fast: 1, beta_slow: 1 });
 
-  it('angle is one fp32 product, cos/sin rounded to f32 (spec §5.6)', () => {
+  it('angle is one fp32 product, cos/sin rounded to f32 (docs/model.md §5.6)', () => {
     const positions = [0, 1, 7, 95, 4095, 100000];
     const t = ropeTables(c, positions);
     const inv = ropeInvFreq(c);

@@ -1,5 +1,5 @@
 /**
- * moeRoute on scores built by hand, each with an answer derivable on paper (model-spec §6.1–6.3, §12).
+ * moeRoute on scores built by hand, each with an answer derivable on paper (docs/model.md §6.1–6.3, §12).
  * Inputs are router logits; `logit(s)` makes the sigmoid score exactly the chosen s (up to rounding).
  */
 import { describe, expect, it } from 'vitest';

@@ -1,7 +1,7 @@
 /**
  * Toy checkpoints: the named configs reproduce the golden config.json files, every named toy (except the
  * ~0.9 GB k2-layer) round-trips through the writer and the validating loader, weights are deterministic and
- * non-degenerate, FP8 blocks are quantised per spec §3.4, the router picks different experts for different
+ * non-degenerate, FP8 blocks are quantised per docs/model.md §3.4, the router picks different experts for different
  * tokens, and the byte-level tokenizer loads in @huggingface/tokenizers.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -105,7 +105,7 @@ describe('toy checkpoints', () => {
     expect(w.data.length).toBe(64 * 128);
   });
 
-  it('quantises FP8 blocks per spec §3.4: no NaN codes, and each block reaches ±448', async () => {
+  it('quantises FP8 blocks per docs/model.md §3.4: no NaN codes, and each block reaches ±448', async () => {
     const { ckpt } = await toy('ragged');
     for (const w of ckpt.weights.filter((x) => x.spec.kind === 'linear').slice(0, 40)) {
       const lin = await readLinear(ckpt, w.spec.name);
@@ -151,7 +151,7 @@ describe('toy checkpoints', () => {
     expect(stats(bias).std).toBeGreaterThan(0.01);
   });
 
-  it('routes different tokens to different experts (spec §6 router on random hidden states)', async () => {
+  it('routes different tokens to different experts (docs/model.md §6 router on random hidden states)', async () => {
     for (const name of SMALL_TOYS) {
       const { ckpt } = await toy(name);
       const c = ckpt.config;

@@ -43,7 +43,7 @@ describe('weight table (needs the golden checkpoints)', () => {
     }
   });
 
-  it('gives scale shapes [ceil(out/128), ceil(in/128)] (spec §3.3 production example)', () => {
+  it('gives scale shapes [ceil(out/128), ceil(in/128)] (docs/model.md §3.3 production example)', () => {
     expect(scaleShape(576, 7168)).toEqual([5, 56]);
     expect(scaleShape(72, 200)).toEqual([1, 2]);
     expect(scaleShape(128, 129)).toEqual([1, 2]);

@@ -11,7 +11,7 @@ import type { GenerateOptions, GenerationEvent } from '../../../src/engine/types
 import type { LocalTextModel } from '../../../src/agent/local-backend.js';
 import { AbortError, WebmoeError } from '../../../src/errors.js';
 
-/** Kimi special ids from model-spec.md §10. */
+/** Kimi special ids from docs/model.md §10. */
 export const KIMI_IDS: Record<string, number> = {
   '[BOS]': 163584,
   '[EOS]': 163585,
