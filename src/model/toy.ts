@@ -78,7 +78,7 @@ const TOY_CONFIGS: Record<ToyName, Json> = {
     qk_nope_head_dim: 32, qk_rope_head_dim: 32, v_head_dim: 32, n_routed_experts: 16, num_experts_per_tok: 4,
     quantization_config: {activation_scheme: 'dynamic', fmt: 'e4m3', quant_method: 'fp8', weight_block_size: [128, 128]},
   },
-  // One MoE layer at Kimi K2 widths (../shared/configs/kimi-k2.json with fewer experts, one layer, small vocab).
+  // One MoE layer at Kimi K2 widths (test/fixtures/configs/kimi-k2.json with fewer experts, one layer, small vocab).
   'k2-layer': {
     architectures: ['DeepseekV3ForCausalLM'], model_type: 'kimi_k2', vocab_size: 1024, hidden_size: 7168,
     intermediate_size: 18432, moe_intermediate_size: 2048, num_hidden_layers: 1, num_attention_heads: 64,
