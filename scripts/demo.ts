@@ -18,8 +18,12 @@ const bin = join(root, 'bin', 'webmoe.js');
 const args = process.argv.slice(2);
 const hasPrompt = args.includes('--prompt') || args.includes('--prompt-tokens');
 
-/** A prompt the demo model (a completion model for Python source) continues in kind. */
-export const DEMO_PROMPT = 'import os\n\n\ndef read_lines(path):\n    """Return the lines of the file at path."""\n';
+/**
+ * A prompt the demo model (a completion model for Python source) continues in kind. It ends without a newline on
+ * purpose: the tokenizer makes a newline and the next line's indentation one token, so a prompt ending in a bare
+ * "\n" tells the model that the next line starts at column 0.
+ */
+export const DEMO_PROMPT = 'import os\n\n\ndef read_lines(path):\n    """Return the lines of the file at path."""';
 
 let model: string;
 let defaults: string[];
