@@ -36,8 +36,8 @@ def main():
     print("| weights | run by | bits per byte | vs torch f32 |")
     print("|---|---|---|---|")
     for what, by, bpb, _ in rows:
-        cell = f"{bpb:.4f}" if bpb is not None else "not run"
-        rel = f"{(bpb / base - 1) * 100:+.2f} %" if bpb is not None else ""
+        cell = f"{bpb:.5f}" if bpb is not None else "not run"
+        rel = f"{(bpb / base - 1) * 100:+.3f} %" if bpb is not None else ""
         print(f"| {what} | {by} | {cell} | {rel} |")
     print(f"| byte-level bigram, fitted on the training files (add-0.5) | numpy | {t['bigram_bits_per_byte']:.4f} | |")
     print(f"| gzip -9, each file on its own | Python's gzip | {t['gzip9_bits_per_byte']:.4f} | |")
