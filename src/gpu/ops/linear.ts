@@ -220,7 +220,8 @@ export function gemmTiledTuning(k: Kernels, T: number): GemmTiledTuning {
   // lavapipe, 7168→512 x 64 tokens, interleaved with the FMA ceiling (fraction of it): rt 8 tq 2 13.7 %,
   // rt 8 tq 1 12.4 %, rt 4 tq 4 10.2 %, fp8_gemm 4.6 %; before x went through workgroup memory rt 4 tq 4 ran 7 %
   // and rt 1 tq 1 2.1 %: the cost fell with rows per invocation (the x loads are shared by the rows), barely with
-  // tokens. SwiftShader: rt 8 tq 2 as well (docs/benchmarks.md "Prefill GEMM"). Hardware: not measured here;
+  // tokens. SwiftShader, 7168→512, interleaved: rt 8 tq 2 32.7 % (16 tokens) and 43.5 % (64) against
+  // fp8_gemm's 11.8 / 10.8 %, rt 4 tq 2 32.2 % (docs/benchmarks.md "Prefill GEMM"). Hardware: not measured here;
   // a 4 x 16 register tile is the usual GPU choice.
   const hw = adapterClass(k.gpu) === 'hardware';
   const tq = hw ? 4 : 2;
