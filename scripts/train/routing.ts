@@ -13,6 +13,7 @@
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { readTexts } from '../../src/cli/eval.js';
+import { TokenizerError } from '../../src/errors.js';
 import { loadTokenizer } from '../../src/engine/tokenizer.js';
 import { loadCpuWeights } from '../../src/model/cpu-weights.js';
 import { folderFiles, openCheckpointDir } from '../../src/model/node-checkpoint.js';
@@ -28,7 +29,7 @@ if (!values.model || !values.text) {
 const ckpt = await openCheckpointDir(values.model);
 const c = ckpt.config;
 const tok = await loadTokenizer(folderFiles(values.model), { tokenizerJson: ckpt.tokenizerJson });
-if (!tok) throw new Error(`${values.model} has no tokenizer`);
+if (!tok) throw new TokenizerError(`${values.model} has no tokenizer (tokenizer.json): routing stats read text`);
 const weights = await loadCpuWeights(ckpt);
 await ckpt.close();
 const ctx = values.ctx ? Number(values.ctx) : c.max_position_embeddings;
