@@ -87,6 +87,6 @@ describe(`webmoe bench (${testAdapter()})`, () => {
     );
     expect(res.code).toBe(2);
     expect(res.stderr.trim().split('\n')).toHaveLength(1);
-    expect(res.stderr).toContain("unknown bench suite 'everything': use kernels, e2e or all");
+    expect(res.stderr).toContain("unknown bench suite 'everything': use kernels, e2e, batch or all");
   });
 });
