@@ -1,5 +1,5 @@
 /**
- * `webmoe bench batch`: what concurrent streams cost (issue: concurrent streams), ratios within one run.
+ * `webmoe bench batch`: what concurrent streams cost, ratios within one run.
  *   engine   aggregate decode tokens/s of B streams in batched steps (BatchSession.step, sequences prefilled
  *            first, decode steps only) for B = 1, 2, 4, 8, against the single-stream rate of the ordinary session
  *            (GpuSession.decode); targets: >= 3x at 4 streams and >= 5x at 8 on the `small` toy

@@ -3,7 +3,7 @@
  *   bandwidth_gbps  streaming read of one large buffer (shaders/bench_stream_read.wgsl), best of a few
  *                   access patterns and grid sizes; the kernel's sum is checked once, so no variant can cheat
  *                   by skipping loads. copyBufferToBuffer is NOT used: on CPU adapters it is a memcpy ~10x
- *                   faster than any shader can read (../shared/docs/webgpu-on-linux.md).
+ *                   faster than any shader can read (docs/webgpu-on-linux.md §5).
  *   fma_gflops      f32 FMA throughput (shaders/bench_fma.wgsl), best of a few grid shapes.
  * Browser-safe.
  */

@@ -1,5 +1,5 @@
 /**
- * Timing for `webmoe bench` (kernels.md §3.7). One op (an EncodedOp: the dispatches of one kernel call) is
+ * Timing for `webmoe bench` (docs/kernels.md §3.7). One op (an EncodedOp: the dispatches of one kernel call) is
  *   1. warmed up: pipelines are compiled before (by the op's setup), then `warmup` submissions run it so that
  *      Dawn's lazy first-use clears and the first mapAsync of the timestamp readback happen outside the samples;
  *   2. calibrated: one more submission measures one call, which sets `inner`, the calls per timed pass, so that

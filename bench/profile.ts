@@ -145,7 +145,7 @@ async function passSpanMs(gpu: GpuContext, querySet: GPUQuerySet, passes: number
     for (let i = 0; i < passes; i++) {
       const b = stamps[2 * i]!;
       const e = stamps[2 * i + 1]!;
-      if (b === 0n || e === 0n || e < b) continue; // rejected pair (kernels.md §3.7)
+      if (b === 0n || e === 0n || e < b) continue; // rejected pair (docs/kernels.md §3.7)
       if (first === null || b < first) first = b;
       if (last === null || e > last) last = e;
     }

@@ -1,5 +1,5 @@
 /**
- * The bytes one decode step must read — the numerator of the decode roofline (issue 8):
+ * The bytes one decode step must read — the numerator of the decode roofline (docs/benchmarks.md):
  *   experts    per MoE layer the K selected routed experts + the shared expert (gate, up, down), per dense
  *              layer its MLP; FP8 codes (1 byte) + f32 block scales, or 2 bytes per weight for BF16 checkpoints
  *   attention  per layer q_a + q_b (or q_proj), kv_a, kv_b, o_proj, and the norms (f32 on the GPU)

@@ -28,7 +28,7 @@ export interface AdapterRecord {
   userAgent?: string;
 }
 
-/** A target from issue 8, printed next to its figure and never asserted. */
+/** A benchmark target (docs/benchmarks.md "Targets"), printed next to its figure and never asserted. */
 export interface TargetCheck {
   id: string;
   description: string;

@@ -1,5 +1,5 @@
 /**
- * The targets of issue 8, checked on a run's rows and printed next to the figures (never asserted by tests):
+ * The benchmark targets (docs/benchmarks.md "Targets"), checked on a run's rows and printed next to the figures (never asserted by tests):
  *   fp8_gemv_bandwidth   block-FP8 GEMV at Kimi-K2 widths >= 70 % of the measured streaming-read bandwidth
  *   faster_than_naive    every optimised kernel the engine runs on this device faster than its naive twin (same
  *                        shape, same run, interleaved samples)

@@ -1,4 +1,4 @@
-// add.wgsl — residual add, in place: y[yOffset + i] += x[xOffset + i] for i < n (model-spec §4.3).
+// add.wgsl — residual add, in place: y[yOffset + i] += x[xOffset + i] for i < n (docs/model.md §4.3).
 //
 // Bindings (group 0):
 //   0  y       array<f32>  [n] at yOffset   read and written

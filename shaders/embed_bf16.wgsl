@@ -1,4 +1,4 @@
-// embed_bf16.wgsl — embedding gather from a BF16 table (model-spec §4.1), widened exactly to f32:
+// embed_bf16.wgsl — embedding gather from a BF16 table (docs/model.md §4.1), widened exactly to f32:
 //   out[outOffset + t·D + j] = bf16(table[tokens[t], j])     for the tokens whose row lies in this chunk
 // The table may be split by rows into chunks (binding-size limit); the launcher dispatches once per chunk and
 // each dispatch writes only the tokens in [rowStart, rowStart + chunkRows).

@@ -4,7 +4,7 @@
 // Each thread owns one weight row and a tile of TT = 4 tokens: a decoded word of 4 FP8 codes is reused for the 4
 // tokens from registers (vec4 accumulators, no private arrays: lavapipe spills dynamically indexed private
 // arrays to memory, 10x slower), so the weights are read ⌈T / 4⌉ times instead of T times. The block scale is folded
-// once per 128-column block per token. No workgroup memory, no barriers (slow on CPU adapters, kernels.md §3.4).
+// once per 128-column block per token. No workgroup memory, no barriers (slow on CPU adapters, docs/kernels.md §3.4).
 //
 // Bindings (group 0):
 //   0  w       array<u32>  [rows, stride]            FP8 codes of one row chunk (row padding bytes are 0)
@@ -39,7 +39,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 @group(0) @binding(4) var<uniform> params: Params;
 
-// E4M3FN code (low 8 bits of b) -> f32, exact (kernels.md §3.1 (A)); NaN codes decode to ±480.
+// E4M3FN code (low 8 bits of b) -> f32, exact (docs/kernels.md §3.1 (A)); NaN codes decode to ±480.
 // #include "e4m3.wgsl"
 
 // #include "decode4.wgsl"

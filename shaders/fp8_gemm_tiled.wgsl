@@ -7,7 +7,7 @@
 // indexed private arrays). Per 128-column block (one scale block, KC columns):
 //   1. the workgroup stages the x tile [TT tokens, 128 columns] in workgroup memory (columns past `cols` as 0);
 //   2. each invocation loads one vec4<u32> of codes per row per 16 columns (16 codes), decodes each code once
-//      (F16BITS: two codes per op through f16 bit patterns + unpack2x16float, kernels.md §3.1 B) and multiplies
+//      (F16BITS: two codes per op through f16 bit patterns + unpack2x16float, docs/kernels.md §3.1 (B)) and multiplies
 //      it by its row's block scale, so every decoded weight equals dequantizeFp8Block's f32 value exactly;
 //   3. and reuses it from registers for the TT tokens: one explicit fma per (row, token, column), the x value
 //      read from workgroup memory at a workgroup-uniform address.
@@ -58,7 +58,7 @@ struct Params {
 // the x tile: token slot s (0..15), column cc of the block at s·KC + cc
 var<workgroup> xs: array<f32, 2048>;
 
-// E4M3FN code (low 8 bits of b) -> f32, exact (kernels.md §3.1 A)
+// E4M3FN code (low 8 bits of b) -> f32, exact (docs/kernels.md §3.1 (A))
 // #include "e4m3.wgsl"
 
 // the 4 codes of q in column order; F16BITS: each value / 256 (the caller folds 256 into the scale)

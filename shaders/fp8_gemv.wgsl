@@ -1,7 +1,7 @@
 // fp8_gemv.wgsl — block-FP8 matrix-vector product for decode (one token), the f32 path:
 //   y[yOffset + rowStart + r] (+)= Σ_c e4m3(W[r, c]) · scale[(rowStart + r) / 128, c / 128] · x[xOffset + c]
 // The FP8 codes are read packed (4 per u32, little-endian: byte k of a word is column 4w + k) and decoded in
-// registers (kernels.md §3.1 (A), exact); the F32 block scale is applied once per 128-column block to the
+// registers (docs/kernels.md §3.1 (A), exact); the F32 block scale is applied once per 128-column block to the
 // partial dot of that block. No dequantised weight is ever written.
 //
 // Bindings (group 0):
@@ -12,7 +12,7 @@
 //   3  y       array<f32>  [R] at yOffset            output; row r of the chunk is element rowStart + r
 //   4  params  uniform     Params
 // Workgroup: WG threads (override, default 64), one output row per thread, no barriers (CPU adapters run
-// barrier-heavy reductions 4-7x slower, kernels.md §3.4). Dispatch: ⌈rows / WG⌉ workgroups.
+// barrier-heavy reductions 4-7x slower, docs/kernels.md §3.4). Dispatch: ⌈rows / WG⌉ workgroups.
 // CPU counterpart: src/model/reference.ts matVec on dequantizeFp8Block(W) (src/format/fp8.ts).
 
 override WG: u32 = 64u;

@@ -2,7 +2,7 @@
 //   y[yOffset + rowStart + r] (+)= Σ_c e4m3(W[r, c]) · scale[(rowStart + r) / 128, c / 128] · x[xOffset + c]
 // A workgroup owns ROWS rows; its threads stride along the row in words (coalesced loads, each x chunk reused
 // for the ROWS rows from registers), reduce with subgroupAdd, then combine one value per subgroup through
-// workgroup memory (one barrier) — the llama.cpp mul_mat_vec pattern (kernels.md §3.3). Never hard-codes the
+// workgroup memory (one barrier) — the llama.cpp mul_mat_vec pattern (docs/kernels.md §3.3). Never hard-codes the
 // subgroup size. Same result as fp8_gemv.wgsl up to summation order; selected only where `subgroups` exists
 // and the adapter is not a CPU one (there the barrier-free fp8_gemv is faster, see docs/architecture.md).
 //

@@ -6,7 +6,7 @@
 //   - RPT rows per invocation (override, 1..8): each x chunk is loaded once and reused from registers for
 //     RPT rows, and the RPT independent accumulation chains hide FMA latency;
 //   - F16BITS (override): decode two codes per 32-bit op through f16 bit patterns + unpack2x16float
-//     (kernels.md §3.1 B; core WGSL, no shader-f16): each code's 7 magnitude bits go to f16 bits 7..13 and its
+//     (docs/kernels.md §3.1 (B); core WGSL, no shader-f16): each code's 7 magnitude bits go to f16 bits 7..13 and its
 //     sign to bit 15, so the f16 value is the E4M3 value / 256 (subnormals included), exact in f32; the 256 is
 //     folded into the block scale. 6 integer ops + 2 unpacks per 4 codes against ~14 ops per code for the f32
 //     bit trick (§3.1 A, F16BITS = false, as fp8_gemv.wgsl). Exactness over all 256 codes is tested per

@@ -1,4 +1,4 @@
-// mla_absorb_q.wgsl — absorbs k_up into the queries (model-spec §4.5), reading kv_b_proj's FP8 codes directly:
+// mla_absorb_q.wgsl — absorbs k_up into the queries (docs/model.md §4.5), reading kv_b_proj's FP8 codes directly:
 //   qLat[t, h, r]     = Σ_d W_UK[h][d, r] · q[t, h, d]     r < R      (q̃ = W_UK[h]^T q_nope)
 //   qLat[t, h, R + i] = q[t, h, Dn + i]                    i < Dr     (q_pe copied: one query row per head)
 // with W_UK[h][d, r] = e4m3(kv_b[h·(Dn+Dv) + d, r]) · scale[(h·(Dn+Dv) + d) / 128, r / 128].
@@ -40,7 +40,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> qLat: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
 
-// four E4M3FN codes of a word -> f32 (kernels.md §3.1 (A), exact incl. subnormals; NaN codes give ±480)
+// four E4M3FN codes of a word -> f32 (docs/kernels.md §3.1 (A), exact incl. subnormals; NaN codes give ±480)
 // #include "fp8x4.wgsl"
 
 @compute @workgroup_size(WG)

@@ -1,4 +1,4 @@
-// mla_absorb_q_bf16.wgsl — BF16 twin of mla_absorb_q.wgsl: absorbs k_up into the queries (model-spec §4.5),
+// mla_absorb_q_bf16.wgsl — BF16 twin of mla_absorb_q.wgsl: absorbs k_up into the queries (docs/model.md §4.5),
 // reading kv_b_proj's BF16 codes directly (checkpoints without quantization_config):
 //   qLat[t, h, r]     = Σ_d W_UK[h][d, r] · q[t, h, d]     r < R      (q̃ = W_UK[h]^T q_nope)
 //   qLat[t, h, R + i] = q[t, h, Dn + i]                    i < Dr     (q_pe copied: one query row per head)

@@ -1,4 +1,4 @@
-// mla_absorb_v.wgsl — applies v_up to the latent attention output (model-spec §4.5), FP8 kv_b read directly:
+// mla_absorb_v.wgsl — applies v_up to the latent attention output (docs/model.md §4.5), FP8 kv_b read directly:
 //   out[t, h·Dv + j] = Σ_r W_UV[h][j, r] · oLat[t, h, r]
 // with W_UV[h][j, r] = e4m3(kv_b[h·(Dn+Dv) + Dn + j, r]) · scale[(h·(Dn+Dv) + Dn + j) / 128, r / 128].
 // A mat-vec per head: one thread per output row j and TT tokens (each weight word decoded once, used TT
@@ -39,7 +39,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
 
-// four E4M3FN codes of a word -> f32 (kernels.md §3.1 (A), exact incl. subnormals; NaN codes give ±480)
+// four E4M3FN codes of a word -> f32 (docs/kernels.md §3.1 (A), exact incl. subnormals; NaN codes give ±480)
 // #include "fp8x4.wgsl"
 
 // input word `word` of (token t, head h): 4 floats, lanes at or past R read as 0

@@ -1,5 +1,5 @@
 // mla_absorb_v_bf16.wgsl — BF16 twin of mla_absorb_v.wgsl: applies v_up to the latent attention output
-// (model-spec §4.5), BF16 kv_b read directly (checkpoints without quantization_config):
+// (docs/model.md §4.5), BF16 kv_b read directly (checkpoints without quantization_config):
 //   out[t, h·Dv + j] = Σ_r W_UV[h][j, r] · oLat[t, h, r]
 // with W_UV[h][j, r] = bf16(kv_b[h·(Dn+Dv) + Dn + j, r]) (exact: f32 bits = bf16 << 16; no scales).
 // The FP8 kernel's structure: a mat-vec per head, one thread per output row j and TT tokens (each weight

@@ -1,6 +1,6 @@
-// mla_attention.wgsl — causal flash attention of latent queries over the latent KV cache (model-spec §4.5,
+// mla_attention.wgsl — causal flash attention of latent queries over the latent KV cache (docs/model.md §4.5,
 // absorbed form; the same kernel serves prefill chunks and decode steps):
-//   for each row ρ = (t, h) (ρ = t·H + h), visible keys j ≤ p0 + t (spec §4.4, any chunk start p0):
+//   for each row ρ = (t, h) (ρ = t·H + h), visible keys j ≤ p0 + t (docs/model.md §4.4, any chunk start p0):
 //   score(ρ, j) = scale · qLat[ρ] · [ĉ_j | k_pe_j]         (= scale · (q̃·ĉ_j + q_pe·k_pe_j), L = R + Dr wide)
 //   ō[ρ] = Σ_j softmax_j(score) · ĉ_j                        (R wide)
 // Online softmax (running max m, sum l, rescaled accumulator); no score matrix in memory beyond one

@@ -6,7 +6,7 @@
 // The query row and the R-wide accumulator live in private arrays. On CPU adapters invocations are SIMD
 // lanes: private arrays are per-lane vectors and the cache row read is the same address for every lane
 // (all heads of a token walk the same keys), so there is no gather, no workgroup memory and no barrier
-// (kernels.md §3.4: barriers cost 4-7x on CPU adapters). Measured on lavapipe: ~3.5x faster than the tiled
+// (docs/kernels.md §3.4: barriers cost 4-7x on CPU adapters). Measured on lavapipe: ~3.5x faster than the tiled
 // kernel for prefill, equal for decode; on SwiftShader equal, with a much longer compile (large private
 // arrays), and on a real GPU the big private arrays would spill: ops/attention.ts uses it on lavapipe only.
 //

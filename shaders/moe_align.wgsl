@@ -1,5 +1,5 @@
 // moe_align.wgsl — groups the (token, slot) pairs of a chunk by expert, on the GPU (vLLM's
-// moe_align_block_size, kernels.md §3.5), so the grouped GEMMs read each expert's weights once per step:
+// moe_align_block_size, docs/kernels.md §3.5), so the grouped GEMMs read each expert's weights once per step:
 //   count pairs per expert → segment of each expert padded to BM rows (blocks) → blockExpert[b] → scatter
 //   pair ids p = t·Ks + k into their expert's segment (padding rows hold 0xFFFFFFFF) → indirect grids.
 // The shared expert (hasShared) is expert E with every token at slot K. Order inside a segment follows

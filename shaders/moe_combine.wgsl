@@ -1,6 +1,6 @@
 // moe_combine.wgsl — sums the per-slot expert outputs of each token, with the residual add fused:
 //   out[t, d] = (accumulate ? out[t, d] : 0) + Σ_{k < Ks} y[t, k, d]      (fixed slot order: deterministic)
-// y already carries the combine weights (and slot K is the shared expert, weight 1), model-spec §6.5.
+// y already carries the combine weights (and slot K is the shared expert, weight 1), docs/model.md §6.5.
 //
 // Bindings (group 0):
 //   0  y       array<f32>  [T, Ks, D]

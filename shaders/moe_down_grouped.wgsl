@@ -1,4 +1,4 @@
-// moe_down_grouped.wgsl — grouped GEMM, second half of the experts for prefill (kernels.md §3.4-3.5):
+// moe_down_grouped.wgsl — grouped GEMM, second half of the experts for prefill (docs/kernels.md §3.4-3.5):
 //   y[p, d] = Dn_e[d] · h[p, :Fe]     for the BM pairs p of one block of expert e (moe_align.wgsl)
 // h already carries the combine weight; moe_combine.wgsl sums y over the slots of each token. Thread = one
 // output row d × the block's pairs, 4 at a time (then the 0-3 left one at a time): each word of codes is

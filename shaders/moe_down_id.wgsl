@@ -1,5 +1,5 @@
 // moe_down_id.wgsl — the second half of the experts for decode / small T, with the weighted combine and the
-// residual add fused (model-spec §6.5):
+// residual add fused (docs/model.md §6.5):
 //   out[t, d] = (accumulate ? out[t, d] : 0) + Σ_{k < K, ids[t,k] in shard} Dn_e[d] · h[t, k, :F]
 //                                            + (doShared ? DnS[d] · h[t, K, :Fs] : 0)
 // h already carries the combine weight (moe_gateup_id.wgsl), so this is a sum of mat-vecs; Dn_e = down_proj of

@@ -1,10 +1,10 @@
-// moe_gateup_grouped.wgsl — grouped GEMM, first half of the experts for prefill (kernels.md §3.4-3.5):
+// moe_gateup_grouped.wgsl — grouped GEMM, first half of the experts for prefill (docs/kernels.md §3.4-3.5):
 // every workgroup owns one block of BM (token, slot) pairs that all use the same expert (moe_align.wgsl) and
 // WG of that expert's rows, so the expert's gate/up rows are read once per block instead of once per token:
 //   h[p, f] = w_p · silu(G_e[f] · x_t) · (U_e[f] · x_t),  p = t·Ks + k (w = 1 for the shared slot k = K)
 // Thread = one row f × the block's pairs, 4 at a time (then the 0-3 left one at a time): each u32 word of codes
 // is decoded (× its scale: the exact f32 weights of the reference) and used for 4 tokens from registers; the x reads are the same address for every thread (broadcast). No workgroup memory and no barriers: the shape that runs well
-// on CPU adapters (kernels.md §3.4, as fp8_gemm.wgsl).
+// on CPU adapters (docs/kernels.md §3.4, as fp8_gemm.wgsl).
 //
 // A kernel family: moe_gateup_grouped (FP8), _bf16, _int4 (the weight format from shaders/include/format_*.wgsl).
 //

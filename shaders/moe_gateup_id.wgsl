@@ -1,5 +1,5 @@
 // moe_gateup_id.wgsl — the first half of the routed experts for decode / small T, expert ids read on the GPU
-// (no CPU readback; llama.cpp mul_mat_id_vec pattern, kernels.md §3.5), SwiGLU fused (model-spec §6.4):
+// (no CPU readback; llama.cpp mul_mat_id_vec pattern, docs/kernels.md §3.5), SwiGLU fused (docs/model.md §6.4):
 //   slot k < K:  e = ids[t, k];  h[t, k, f] = w[t, k] · silu(G_e[f] · x_t) · (U_e[f] · x_t)    f < F
 //   slot K:      the shared expert (weight 1), f < Fs
 // A kernel family: moe_gateup_id (FP8), moe_gateup_id_bf16, moe_gateup_id_int4, one body, the weight format
@@ -19,7 +19,7 @@
 //   6  shScales  array<f32>  stack [2, smat(Fs, scD)]
 //   7  h         array<f32>  [T, Ks, Fmax]          written
 //   8  params    uniform     Params
-// Workgroup: WG threads (override, default 64), one output row f each, no barriers (kernels.md §3.4).
+// Workgroup: WG threads (override, default 64), one output row f each, no barriers (docs/kernels.md §3.4).
 // Dispatch: (⌈Fmax / WG⌉, K or Ks slots, T).
 // CPU counterpart: model/reference.ts moe (silu(gate·x) ⊙ up·x per selected expert, × its weight).
 // #formats fp8 bf16 int4

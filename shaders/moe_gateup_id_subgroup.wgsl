@@ -22,7 +22,7 @@ override RPW: u32 = 16u;
 
 var<workgroup> slotExpert: u32;
 
-// four E4M3FN codes of a word -> f32 (kernels.md §3.1 (A), exact incl. subnormals; NaN codes give ±480)
+// four E4M3FN codes of a word -> f32 (docs/kernels.md §3.1 (A), exact incl. subnormals; NaN codes give ±480)
 // #include "fp8x4.wgsl"
 
 // xin[xo + c .. xo + c + 3], lanes at or past n read as 0 (never past the row)

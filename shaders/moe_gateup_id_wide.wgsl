@@ -7,7 +7,7 @@
 //   - RPT consecutive rows per invocation (override, 1, 2 or 4), gate and up of each: every chunk of x is loaded
 //     once and reused from registers by 2·RPT rows (2·RPT independent accumulation chains);
 //   - the format's chunk decoder (shaders/include/format_*.wgsl cdot): FP8 with F16BITS (override) decodes two codes
-//     per 32-bit op through f16 bit patterns + unpack2x16float (kernels.md §3.1 B), exact, the 256 folded into
+//     per 32-bit op through f16 bit patterns + unpack2x16float (docs/kernels.md §3.1 (B)), exact, the 256 folded into
 //     the scale; INT4 nibbles through the f32 bit trick, exact.
 // A kernel family: moe_gateup_id_wide (FP8), _bf16, _int4. Each row has its own scale lookup (FP8: RPT divides
 // 128, so a thread's rows share one scale row). Rows past F (or Fs) recompute the last row and are not written;

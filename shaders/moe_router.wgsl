@@ -1,4 +1,4 @@
-// moe_router.wgsl — the noaux_tc MoE router of one token per workgroup (model-spec §6.1-6.3, decisions §12):
+// moe_router.wgsl — the noaux_tc MoE router of one token per workgroup (docs/model.md §6.1-6.3, decisions §12):
 //   s_e = sigmoid(logit_e);  b_e = s_e + bias_e (selection only)
 //   G > 1: group score = sum of the 2 largest b_e of each group of E/G experts; keep the TG best groups,
 //          b_e = -inf outside them

@@ -1,4 +1,4 @@
-// rmsnorm.wgsl — RMSNorm of T rows (model-spec §4.2), computed in f32:
+// rmsnorm.wgsl — RMSNorm of T rows (docs/model.md §4.2), computed in f32:
 //   out[outOffset + t·outStride + i] = w[i] · v_i / sqrt(mean_j(v_j²) + eps),  v = in[inOffset + t·inStride + 0..n)
 // Strided rows let the engine normalise the first Rkv columns of kv_a's output straight into the latent cache.
 //

@@ -1,8 +1,8 @@
-// rope.wgsl — rotary embedding with YaRN, interleaved pairs (model-spec §5.3), srcAt CPU-computed tables (§5.6):
+// rope.wgsl — rotary embedding with YaRN, interleaved pairs (docs/model.md §5.3), from CPU-computed tables (§5.6):
 //   (a, b) = v[2i], v[2i+1];  v'[2i] = a·cos[p, i] − b·sin[p, i];  v'[2i+1] = a·sin[p, i] + b·cos[p, i]
 // for every token t (position p = pos0 + t), segment h < heads, pair i < P. Entry `main` rotates in place
 // (q_pe inside q, segment h at dstOffset + t·dstTokenStride + h·dstHeadStride); entry `copy` reads the
-// segments srcAt `src` and writes the rotated values to `dst` (k_pe srcAt kv_a's output into the latent cache).
+// segments from `src` and writes the rotated values to `dst` (k_pe from kv_a's output into the latent cache).
 //
 // Bindings (group 0):
 //   0  dst     array<f32>  rotated values (read and written by `main`, written by `copy`)

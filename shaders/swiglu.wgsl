@@ -1,4 +1,4 @@
-// swiglu.wgsl — the SwiGLU gate (model-spec §6.4), elementwise over n = T·F values:
+// swiglu.wgsl — the SwiGLU gate (docs/model.md §6.4), elementwise over n = T·F values:
 //   out[outOffset + i] = silu(gate[gateOffset + i]) · up[upOffset + i],  silu(z) = z / (1 + e^−z)
 //
 // Bindings (group 0):

@@ -1,7 +1,7 @@
 // bench_fp8_decode.wgsl — a third ceiling for `webmoe bench`: how fast this device can turn E4M3 codes into
 // multiply-adds when memory is not involved. Each invocation makes 4 words (16 codes) per iteration from 4
 // independent LCG streams in registers, decodes them the way the engine's decode kernels do (fp8_gemv_wide,
-// moe_*_id_wide: two codes per 32-bit op through f16 bit patterns + unpack2x16float, kernels.md §3.1 B; the
+// moe_*_id_wide: two codes per 32-bit op through f16 bit patterns + unpack2x16float, docs/kernels.md §3.1 (B); the
 // value / 256 that this gives is what those kernels multiply, the 256 being folded into the block scale) and
 // accumulates the dot products with x into 4 chains. F16BITS = false (override) measures the exact f32 bit
 // trick (§3.1 A, fp8_gemv.wgsl, one code at a time) instead.

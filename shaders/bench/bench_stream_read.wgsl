@@ -1,6 +1,6 @@
 // bench_stream_read.wgsl — the bandwidth ceiling for `webmoe bench`: stream a large buffer once with 16-byte
 // loads and sum it. Used instead of copyBufferToBuffer, which on CPU adapters runs a memcpy ~10x faster than
-// any shader can read (../shared/docs/webgpu-on-linux.md), so it is not a ceiling a kernel can reach.
+// any shader can read (docs/webgpu-on-linux.md §5), so it is not a ceiling a kernel can reach.
 //
 // Bindings (group 0):
 //   0  src     array<vec4<f32>>  [n_vec4]          read (the streamed buffer)

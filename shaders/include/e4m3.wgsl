@@ -1,5 +1,5 @@
 // shaders/include/e4m3.wgsl: spliced into kernels by scripts/embed-shaders.ts at `// #include "e4m3.wgsl"`.
-// One E4M3FN code (low 8 bits of b) -> f32, exact (kernels.md §3.1 A): rebias the exponent 7 -> 127;
+// One E4M3FN code (low 8 bits of b) -> f32, exact (docs/kernels.md §3.1 (A)): rebias the exponent 7 -> 127;
 // subnormals as m * 2^-9, never an f32 denormal. NaN codes 0x7F/0xFF decode to +-480.
 fn e4m3(b: u32) -> f32 {
   let s = (b & 0x80u) << 24u;

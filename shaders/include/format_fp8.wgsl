@@ -13,7 +13,7 @@
 //   CW, CWORDS, XC, xc_full(at), xc_tail(xo, c, n), cdot(q, x), CMUL
 //                  the same for one chunk CW of CWORDS words (the wide kernels' load): cdot(q, x) · CMUL is the
 //                  chunk's unscaled dot (CMUL folds a decoder's constant factor into the scale)
-// FP8: the scalar path decodes with the f32 bit trick (kernels.md §3.1 A); the chunk path, when F16BITS (override,
+// FP8: the scalar path decodes with the f32 bit trick (docs/kernels.md §3.1 (A)); the chunk path, when F16BITS (override,
 // default true), two codes per 32-bit op through f16 bit patterns + unpack2x16float (§3.1 B): the f16 value is the
 // E4M3 value / 256, exact (subnormals included), so CMUL = 256.
 

@@ -1,6 +1,6 @@
 // shaders/include/format_int4.wgsl: the INT4 weight format of the kernel families (`// #formats`), spliced at
 // `// #include "format.wgsl"` (interface: format_fp8.wgsl). compressed-tensors pack-quantized, symmetric, group 32
-// (model-spec §13): 8 codes per u32, column j of a row in bits 4 (j mod 8) .. 4 (j mod 8) + 3 of word j / 8,
+// (docs/model.md §13): 8 codes per u32, column j of a row in bits 4 (j mod 8) .. 4 (j mod 8) + 3 of word j / 8,
 // stored u = q + 8; rows padded with 0 words to 16 bytes (int4RowStrideWords); one f32 scale per row and 32
 // columns (the stored BF16 group scale, widened exactly). W[r, c] = (u - 8) · scale, the group's partial dot
 // multiplied by its scale once. The wide kernels' chunk is 2 words (16 columns, half a group: 16 x values in

@@ -1,5 +1,5 @@
 // shaders/include/fp8x4.wgsl: spliced into kernels by scripts/embed-shaders.ts at `// #include "fp8x4.wgsl"`.
-// Four E4M3FN codes packed little-endian in a u32 -> vec4<f32>, exact (kernels.md §3.1 A, vectorised).
+// Four E4M3FN codes packed little-endian in a u32 -> vec4<f32>, exact (docs/kernels.md §3.1 (A), vectorised).
 // Subnormals are built as m * 2^-9, never as f32 denormals (GPUs may flush them). NaN codes 0x7F/0xFF
 // decode to +-480 (weights never hold them).
 fn fp8x4(word: u32) -> vec4<f32> {

@@ -29,7 +29,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 @group(0) @binding(4) var<uniform> params: Params;
 
-// E4M3FN -> f32, exact (kernels.md §3.1 A): rebias the exponent 7 -> 127; subnormals (e == 0) as m * 2^-9.
+// E4M3FN -> f32, exact (docs/kernels.md §3.1 (A)): rebias the exponent 7 -> 127; subnormals (e == 0) as m * 2^-9.
 // #include "e4m3_to_f32.wgsl"
 
 // code of W[r, c]

@@ -1,4 +1,4 @@
-// Part 3 of 3 of the simplest correct MLA decode attention in the absorbed form (model-spec §4.5, kernels.md §3.6),
+// Part 3 of 3 of the simplest correct MLA decode attention in the absorbed form (docs/model.md §4.5, docs/kernels.md §3.6),
 // kept beside the optimised mla_attention kernels so that `webmoe bench` measures the speedup. The three parts
 // run in order in one pass (bench/naive.ts naiveMlaDecode); no split-KV, no online softmax, no reduction tree:
 //   mla_scores_naive:  P[h, s]  = scale · (q[h, :] · cache[s, :])       over the full W = Rkv + Dr width

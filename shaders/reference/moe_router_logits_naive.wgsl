@@ -1,4 +1,4 @@
-// Part 1 of 2 of the simplest correct MoE router (`noaux_tc`, model-spec §6.1-6.3), kept beside the optimised
+// Part 1 of 2 of the simplest correct MoE router (`noaux_tc`, docs/model.md §6.1-6.3), kept beside the optimised
 // bf16_gemv + moe_router so that `webmoe bench` measures the speedup. The two parts run in order in one pass
 // (bench/naive.ts naiveRouter):
 //   moe_router_logits_naive: L[t, e] = Σ_d bf16(G[e, d]) · x[t, d]          one invocation per (expert, token)

@@ -7,7 +7,7 @@
  *   nothing is swallowed, and a lost device is never used silently.
  * - In Node, `adapter: auto|hardware|lavapipe|swiftshader` picks the Vulkan driver (see node-adapter.ts).
  *
- * Trap (docs/webgpu-on-linux.md): the object Dawn's `create()` returns must stay referenced while the device
+ * Trap (docs/webgpu-on-linux.md §4): the object Dawn's `create()` returns must stay referenced while the device
  * lives, or the process crashes when it is garbage-collected. `GpuContext.instance` holds it.
  */
 import { DeviceError } from '../errors.js';

@@ -129,7 +129,7 @@ describe(`linear kernels (${testAdapter()})`, () => {
       // == rather than toEqual: -0 (code 0x80) sums to +0
       expect(y.every((v, r) => v === exp[r]), `gemv ${variant}`).toBe(true);
     }
-    // fp8_gemv_wide: the unpack2x16float decode (kernels.md §3.1 B) must be exact on this adapter, subnormals
+    // fp8_gemv_wide: the unpack2x16float decode (docs/kernels.md §3.1 (B)) must be exact on this adapter, subnormals
     // (codes 0x01-0x07, 0x81-0x87) included; all 256 codes as 16 columns so the vec4 path and the tail both run
     for (const wide of [{}, ...WIDE]) {
       const y = await runLinear(gpu, gw, new Float32Array([1, 0, 0]), 1, { gemv: 'wide', wide });

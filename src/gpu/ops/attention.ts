@@ -1,5 +1,5 @@
 /**
- * MLA attention on the GPU, absorbed form over the latent cache (model-spec §4.5), for prefill AND decode.
+ * MLA attention on the GPU, absorbed form over the latent cache (docs/model.md §4.5), for prefill AND decode.
  *
  * Legend: T query tokens in the chunk, p0 position of its first token (tokens at p0 .. p0+T-1), S = p0 + T
  * cached tokens visible to the chunk, H heads, Dn / Dr / Dv nope / rope / v head dims, Dq = Dn + Dr,
@@ -13,7 +13,7 @@
  *   cache   the latent cache of one layer (LatentCacheView). RECOMMENDED (fusedCacheView): ONE buffer
  *           [ctx, R + Dr], row j = [ĉ_j (R, post kv_a_layernorm) | k_pe_j (Dr, post RoPE)], i.e. exactly the
  *           kv_a_proj_with_mqa output row, normalised / rotated in place. Separate buffers [ctx, R] and
- *           [ctx, Dr] work too (any row strides). Part A writes rows p0 .. p0+T-1 BEFORE these launchers run.
+ *           [ctx, Dr] work too (any row strides). The caller (engine/forward.ts: rmsnorm + rope into the cache) writes rows p0 .. p0+T-1 before these launchers run.
  *   qLat    [T, H, L]        scratch: [q̃ = W_UK[h]^T q_nope (R) | q_pe (Dr)]
  *   oLat    [T, H, R]        scratch: ō = Σ_j P_j ĉ_j (normalised)
  *   out     [T, H·Dv]        o[t, h, :] = W_UV[h] ō[t, h]: the o_proj input
@@ -24,7 +24,7 @@
  *                         BF16 kv_b: mla_absorb_q_bf16)
  *   2. mla_attention      flash attention over the cache: rows = (t, h) pairs, BM rows per workgroup share
  *                         each cache tile (one pass over the cache for all heads of a token when H ≤ BM),
- *                         online softmax, causal rule key j visible iff j ≤ p0 + t (spec §4.4, any p0);
+ *                         online softmax, causal rule key j visible iff j ≤ p0 + t (docs/model.md §4.4, any p0);
  *                         optional split of the key range (flash-decoding) → partials.
  *                         lavapipe gets mla_attention_rows (same contract, one invocation per row, no
  *                         barriers or workgroup memory; ~3.5x faster prefill there), see
@@ -33,7 +33,7 @@
  *   4. mla_absorb_v       out from oLat and kv_b's V half (BF16 kv_b: mla_absorb_v_bf16)
  * No [T, T] (or [T, S]) score matrix ever exists in memory; the cache tile lives in workgroup memory.
  * The absorption (q̃ = W_UK^T q_nope, o = W_UV ō) is done by our two FP8-aware kernels (or their BF16 twins,
- * mla_absorb_q_bf16 / mla_absorb_v_bf16, picked by kv_b's format), not by part A's GEMM:
+ * mla_absorb_q_bf16 / mla_absorb_v_bf16, picked by kv_b's format), not by the dense GEMM (ops/linear.ts):
  * they are batched per head over kv_b's halves, a layout a plain [out, in] GEMM does not cover.
  * Decode: pass a scratch with maxSplits > 1 (chooseSplits splits caches ≥ 2·256 keys when the row blocks
  * alone cannot fill the device).
@@ -235,7 +235,7 @@ export interface MlaAttentionArgs {
   tokens: number; // T
   startPos: number; // p0
   geometry: MlaGeometry;
-  /** softmax_scale = Dq^-0.5 · mscale² (spec §4.4) */
+  /** softmax_scale = Dq^-0.5 · mscale² (docs/model.md §4.4) */
   scale: number;
   /** key-range splits (default 1); > 1 needs partO / partML */
   splits?: number;

@@ -57,7 +57,7 @@ export interface Bf16Buffers {
 }
 
 /**
- * An INT4 pack-quantized stack on the GPU (routed experts, model-spec §13): 8 codes per u32, padded rows
+ * An INT4 pack-quantized stack on the GPU (routed experts, docs/model.md §13): 8 codes per u32, padded rows
  * (int4RowStrideWords), one f32 scale per row and 32 columns.
  */
 export interface Int4Buffers {

@@ -1,5 +1,5 @@
 /**
- * Embedding gather (shaders/embed_bf16.wgsl, model-spec §4.1): out[t] = bf16 table row tokens[t], widened
+ * Embedding gather (shaders/embed_bf16.wgsl, docs/model.md §4.1): out[t] = bf16 table row tokens[t], widened
  * exactly. The table is a BF16 GpuLinear (same upload layout and row chunks as lm_head), so a vocabulary larger
  * than one storage binding is gathered with one dispatch per chunk, each writing the tokens it holds.
  */

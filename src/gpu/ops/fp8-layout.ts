@@ -1,6 +1,6 @@
 /**
- * The GPU upload layout of block-FP8 weights, shared by every FP8 kernel (attention absorb, experts; part A's
- * GEMV/GEMM may use it too). PART A (uploader): produce exactly this layout.
+ * The GPU upload layout of block-FP8 weights, shared by every FP8 kernel (dense GEMV/GEMM, attention absorb, experts;
+ * uploadLinear / uploadExperts write exactly this layout).
  *
  *   codes:  each row of a [rows, cols] FP8 matrix starts on a 16-byte boundary: row r occupies u32 words
  *           [r * rowStrideWords, r * rowStrideWords + ceil(cols / 4)), little-endian, code j of the row in
@@ -33,7 +33,7 @@
  *   Stacks (bf16StackLayout / stackLayout('bf16', ...)): matrix m at word m * matrixWords, matrixScales = 0,
  *   scaleBytes = 0. Kernels: the *_bf16 instances of the expert kernel families and the attention absorb twins.
  *
- * INT4 (routed experts of Kimi K2-Thinking / K2.5, compressed-tensors pack-quantized, model-spec §13):
+ * INT4 (routed experts of Kimi K2-Thinking / K2.5, compressed-tensors pack-quantized, docs/model.md §13):
  *   codes:  the stored I32 words unchanged, 8 codes per word (column j in bits 4 (j mod 8) .. of word j / 8,
  *           u = q + 8), row r at word r * rowStrideWords, padding words 0;
  *           rowStrideWords = roundUp(ceil(cols / 8), 4)   (int4RowStrideWords).
@@ -71,7 +71,7 @@ export function bf16RowStrideWords(cols: number): number {
 /** The formats an expert stack may have on the GPU (dense linears: WeightFormat). */
 export type ExpertFormat = WeightFormat | 'int4';
 
-/** Columns per INT4 scale group the kernels take (model-spec §13: Kimi's group_size). */
+/** Columns per INT4 scale group the kernels take (docs/model.md §13: Kimi's group_size). */
 export const INT4_GROUP = 32;
 
 /** u32 words per row of an INT4 matrix: 8 codes per word, rows padded to 16 bytes. */

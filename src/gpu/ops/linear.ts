@@ -143,7 +143,7 @@ export type GemvVariant = 'f32' | 'subgroup' | 'f16' | 'wide';
 export interface GemvWideTuning {
   /** rows per invocation, 1..8 */
   rpt: number;
-  /** decode through f16 bit patterns + unpack2x16float (kernels.md §3.1 B) instead of the f32 bit trick */
+  /** decode through f16 bit patterns + unpack2x16float (docs/kernels.md §3.1 (B)) instead of the f32 bit trick */
   f16bits: boolean;
   /** threads per workgroup */
   wg: number;
@@ -194,7 +194,7 @@ export interface GemmTiledTuning {
   rt: number;
   /** token quads per invocation, 1..4 (4·tq tokens); fewer when T is smaller */
   tq: number;
-  /** decode through f16 bit patterns + unpack2x16float (kernels.md §3.1 B) instead of the f32 bit trick */
+  /** decode through f16 bit patterns + unpack2x16float (docs/kernels.md §3.1 (B)) instead of the f32 bit trick */
   f16bits: boolean;
 }
 

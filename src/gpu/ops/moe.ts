@@ -1,12 +1,12 @@
 /**
- * MoE on the GPU (model-spec §6): the router and the experts, driven by GPU-resident expert ids (no readback).
+ * MoE on the GPU (docs/model.md §6): the router and the experts, driven by GPU-resident expert ids (no readback).
  *
  * Legend: T tokens, D hidden, E routed experts, K experts per token, G groups, TG groups kept,
  * F = moe_intermediate_size (routed expert width), Fs = S·F shared-expert width (0 = no shared expert),
  * Ks = K + (Fs > 0 ? 1 : 0) slots per token (slot K = the shared expert, weight 1), Fmax = max(F, Fs).
  *
  * Layouts (f32 unless said):
- *   logits   [T, E]        router logits x · gate.weight[e] (part A's BF16 GEMV writes them)
+ *   logits   [T, E]        router logits x · gate.weight[e] (written by bf16_gemv, ops/linear.ts)
  *   bias     [E]           e_score_correction_bias
  *   ids      [T, K] u32    selected experts, by descending biased score (ties: lower index first)
  *   weights  [T, K]        combine weights (normalised iff norm_topk_prob, × routed_scaling_factor)
@@ -20,7 +20,7 @@
  *     One shard holds all E experts unless the stack exceeds maxStorageBufferBindingSize (expertShards()).
  *   shared expert: gateUp stack of 2 matrices [Fs, D] (gate, up), down stack of 1 matrix [D, Fs].
  *   BF16 experts (checkpoints without quantization_config): the same stacks in the BF16 layout (2 codes per
- *     u32, bf16StackLayout, no scales). INT4 experts (Kimi K2-Thinking / K2.5, model-spec §13): 8 codes per u32,
+ *     u32, bf16StackLayout, no scales). INT4 experts (Kimi K2-Thinking / K2.5, docs/model.md §13): 8 codes per u32,
  *     int4StackLayout, one f32 scale per row and 32 columns. Every expert kernel is a family with one body and
  *     one binding layout for all formats (shaders/include/format_*.wgsl: scripts/embed-shaders.ts makes
  *     STEM (FP8), STEM_bf16, STEM_int4; BF16 binds a dummy scales buffer); the launchers pick the instance by the
@@ -203,7 +203,7 @@ export interface MoeWideTuning {
   rptGateUp: number;
   /** rows per thread of moe_down_id_wide (1, 2 or 4) */
   rptDown: number;
-  /** decode through f16 bit patterns + unpack2x16float (kernels.md §3.1 B) instead of the f32 bit trick */
+  /** decode through f16 bit patterns + unpack2x16float (docs/kernels.md §3.1 (B)) instead of the f32 bit trick */
   f16bits: boolean;
   /** threads per workgroup */
   wg: number;

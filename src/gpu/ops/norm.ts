@@ -1,5 +1,5 @@
 /**
- * RMSNorm launcher (shaders/rmsnorm.wgsl, model-spec §4.2): y[t] = w ⊙ x[t] / sqrt(mean(x[t]²) + eps) for T rows
+ * RMSNorm launcher (shaders/rmsnorm.wgsl, docs/model.md §4.2): y[t] = w ⊙ x[t] / sqrt(mean(x[t]²) + eps) for T rows
  * of width n, with element offsets and row strides on both sides (the engine normalises the first Rkv columns of
  * kv_a's output straight into the latent cache).
  */

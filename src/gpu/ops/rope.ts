@@ -1,6 +1,6 @@
 /**
- * RoPE launchers (shaders/rope.wgsl, model-spec §5): the cos/sin tables are computed on the CPU once per
- * session (src/model/rope.ts ropeTables, spec §5.6: WGSL sin/cos are too coarse) and uploaded as one buffer
+ * RoPE launchers (shaders/rope.wgsl, docs/model.md §5): the cos/sin tables are computed on the CPU once per
+ * session (src/model/rope.ts ropeTables, docs/model.md §5.6: WGSL sin/cos are too coarse) and uploaded as one buffer
  * [ctx, P, 2] of (cos, sin); the kernel only multiplies.
  *   ropeInPlace  rotates `heads` segments of Dr values per token inside one buffer (q_pe inside q)
  *   ropeCopy     reads segments from `src` and writes the rotated values to `dst` (k_pe into the latent cache)
