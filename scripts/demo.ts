@@ -8,7 +8,7 @@
  * missing): noise, but the whole path at another size.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isToyName, writeToyCheckpoint } from '../src/model/toy.js';
@@ -19,11 +19,12 @@ const args = process.argv.slice(2);
 const hasPrompt = args.includes('--prompt') || args.includes('--prompt-tokens');
 
 /**
- * A prompt the demo model (a completion model for Python source) continues in kind. It ends without a newline on
- * purpose: the tokenizer makes a newline and the next line's indentation one token, so a prompt ending in a bare
- * "\n" tells the model that the next line starts at column 0.
+ * A prompt the demo model (a completion model for Python source) continues in kind, from models/demo/demo.json
+ * (the page's one-click demo reads the same file). It ends without a newline on purpose: the tokenizer makes a
+ * newline and the next line's indentation one token, so a prompt ending in a bare "\n" tells the model that the
+ * next line starts at column 0.
  */
-export const DEMO_PROMPT = 'import os\n\n\ndef read_lines(path):\n    """Return the lines of the file at path."""';
+export const DEMO_PROMPT: string = (JSON.parse(readFileSync(join(root, 'models', 'demo', 'demo.json'), 'utf8')) as { prompt: string }).prompt;
 
 let model: string;
 let defaults: string[];

@@ -11,6 +11,7 @@
  */
 import { InputError } from '../src/errors.js';
 import { numberParam, parseRunParams, tokenList } from './params.js';
+import demo from '../models/demo/demo.json' with { type: 'json' };
 import type { Backend, FromWorker, GenerateRequest, HttpTimeouts, LoadedInfo, ToWorker } from './protocol.js';
 
 const $ = <T extends HTMLElement>(id: string): T => {
@@ -22,6 +23,7 @@ const $ = <T extends HTMLElement>(id: string): T => {
 const ui = {
   url: $<HTMLInputElement>('model-url'),
   loadUrl: $<HTMLButtonElement>('load-url'),
+  loadDemo: $<HTMLButtonElement>('load-demo'),
   folder: $<HTMLInputElement>('model-folder'),
   backend: $<HTMLSelectElement>('backend'),
   ctxSize: $<HTMLInputElement>('ctx-size'),
@@ -71,6 +73,7 @@ function setBusy(b: boolean): void {
   ui.generate.disabled = b || !loaded;
   ui.stop.disabled = !b;
   ui.loadUrl.disabled = b;
+  ui.loadDemo.disabled = b;
 }
 
 worker.onmessage = (ev: MessageEvent<FromWorker>) => {
@@ -100,6 +103,10 @@ worker.onmessage = (ev: MessageEvent<FromWorker>) => {
       if (!i.hasTokenizer) ui.promptIsTokens.checked = true;
       setBusy(false);
       pending?.resolve(m);
+      if (generateWhenLoaded) {
+        generateWhenLoaded = false;
+        generate();
+      }
       break;
     }
     case 'token': {
@@ -205,6 +212,17 @@ function generate(): void {
 }
 
 ui.loadUrl.onclick = () => ui.url.value && load({ url: ui.url.value });
+// One click: the demo model served by this site (vite.config.ts publicDir), its prompt, greedy; then generate.
+let generateWhenLoaded = false;
+ui.loadDemo.onclick = () => {
+  ui.url.value = new URL('demo/', location.href).href;
+  ui.prompt.value = demo.prompt;
+  ui.promptIsTokens.checked = false;
+  ui.maxTokens.value = String(demo.maxTokens);
+  ui.temperature.value = String(demo.temperature);
+  generateWhenLoaded = true;
+  load({ url: ui.url.value });
+};
 ui.folder.onchange = () => ui.folder.files && ui.folder.files.length > 0 && load({ files: [...ui.folder.files] });
 ui.generate.onclick = generate;
 ui.stop.onclick = () => send({ type: 'stop' });

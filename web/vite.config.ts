@@ -18,6 +18,8 @@ export default defineConfig({
     ],
   },
   worker: { format: 'es' },
+  // the committed demo model is served by the app itself at /demo/ (dev server and build, with HTTP Range)
+  publicDir: fileURLToPath(new URL('../models', import.meta.url)),
   server: { fs: { allow: [fileURLToPath(new URL('..', import.meta.url))] } },
   build: {
     outDir: 'dist',

@@ -110,6 +110,24 @@ describe('the web page in headless Chromium', () => {
     await loadStreamReload('webgpu');
   });
 
+  it('one click: the demo model, served by the page itself, loads and writes indented Python', async () => {
+    const context = await rig.browser.newContext();
+    try {
+      const page = await context.newPage();
+      await page.goto(`${rig.page.url}/`);
+      await page.click('#load-demo');
+      await page.waitForFunction(() => /generated/.test(document.getElementById('final-stats')?.textContent ?? ''), undefined, { timeout: 240_000 });
+      expect(await page.textContent('#info-tokenizer')).toBe('yes');
+      const out = (await page.textContent('#output')) ?? '';
+      expect(out, out).toMatch(/\n {4}\S/); // indentation
+      expect(out, out).toMatch(/\b(def|return|if|for|import|self|in)\b/); // Python keywords
+      // the checkpoint came from the page's own origin
+      expect(rig.page.requests.some((r) => r.path === '/demo/model.safetensors' && r.status === 206)).toBe(true);
+    } finally {
+      await context.close();
+    }
+  });
+
   it('interactive: pick a checkpoint folder, Generate streams text, Stop cancels within a step', async () => {
     const context = await rig.browser.newContext();
     try {
