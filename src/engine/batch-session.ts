@@ -17,7 +17,7 @@ import type { Checkpoint } from '../model/checkpoint.js';
 import { createMlaScratch } from '../gpu/ops/attention.js';
 import { encodeChunk, latentRowsAligned, Recorder, type BatchRows } from './forward.js';
 import { checkSampledToken } from './sampler.js';
-import { checkKernelLimits, checkSampling, DECODE_SPLITS, GpuSession, kernelsFor, pickToken, type SessionOptions } from './session.js';
+import { checkSampling, checkSessionOptions, DECODE_SPLITS, GpuSession, pickToken, type SessionOptions } from './session.js';
 import type { StepSampling } from './types.js';
 import { uploadWeights, type GpuWeights } from './weights-gpu.js';
 
@@ -43,15 +43,7 @@ export async function createBatchSession(gpu: GpuContext, ckpt: Checkpoint, opts
   const S = opts.maxSequences ?? 8;
   if (!Number.isInteger(S) || S < 1 || S > 64) throw new InputError(`--max-sequences must be an integer in 1..64, got ${S}`, 'maxSequences');
   const c = ckpt.config;
-  const ctx = opts.ctxSize ?? Math.min(c.max_position_embeddings, 4096);
-  if (!Number.isInteger(ctx) || ctx < 1) throw new InputError(`--ctx-size must be a positive integer, got ${ctx}`, 'ctxSize');
-  if (ctx > c.max_position_embeddings) throw new InputError(`--ctx-size ${ctx} exceeds the model's max_position_embeddings ${c.max_position_embeddings}`, 'ctxSize');
-  const precision = opts.precision ?? 'f32';
-  const kernels = kernelsFor(gpu);
-  if (precision === 'f16' && !kernels.available('fp8_gemm_f16')) {
-    throw new DeviceError(`--precision f16 needs the 'shader-f16' feature, which this adapter lacks; use --precision f32`, { reason: 'feature' });
-  }
-  checkKernelLimits(gpu, c);
+  const { ctx, precision, kernels } = checkSessionOptions(gpu, c, opts);
   const weights = await uploadWeights(gpu, ckpt, opts.onProgress);
   const seqs: GpuSession[] = [];
   try {

@@ -55,6 +55,21 @@ const ARENA_BYTES = 4 << 20;
 /** Uploads `ckpt` to `gpu` and returns a session ready to prefill. */
 export async function createSession(gpu: GpuContext, ckpt: Checkpoint, opts: SessionOptions = {}): Promise<GpuSession> {
   const c = ckpt.config;
+  const { ctx, precision, kernels } = checkSessionOptions(gpu, c, opts);
+  const weights = await uploadWeights(gpu, ckpt, opts.onProgress);
+  try {
+    return new GpuSession(gpu, kernels, c, weights, ctx, precision, opts.chunkSize ?? 128, opts.moeDecodeMaxTokens ?? 4, opts.uniformArenaBytes ?? ARENA_BYTES);
+  } catch (err) {
+    weights.destroy();
+    throw err;
+  }
+}
+
+/**
+ * The checks every session makes before anything is uploaded (single-sequence and batched): the context size
+ * against the model, the f16 path against the adapter, the kernels' fixed bounds.
+ */
+export function checkSessionOptions(gpu: GpuContext, c: ModelConfig, opts: SessionOptions): { ctx: number; precision: Precision; kernels: Kernels } {
   const ctx = opts.ctxSize ?? Math.min(c.max_position_embeddings, 4096);
   if (!Number.isInteger(ctx) || ctx < 1) throw new InputError(`--ctx-size must be a positive integer, got ${ctx}`, 'ctxSize');
   if (ctx > c.max_position_embeddings) {
@@ -66,13 +81,7 @@ export async function createSession(gpu: GpuContext, ckpt: Checkpoint, opts: Ses
     throw new DeviceError(`--precision f16 needs the 'shader-f16' feature, which this adapter (${gpu.info.description || gpu.info.device}) lacks; use --precision f32`, { reason: 'feature' });
   }
   checkKernelLimits(gpu, c);
-  const weights = await uploadWeights(gpu, ckpt, opts.onProgress);
-  try {
-    return new GpuSession(gpu, kernels, c, weights, ctx, precision, opts.chunkSize ?? 128, opts.moeDecodeMaxTokens ?? 4, opts.uniformArenaBytes ?? ARENA_BYTES);
-  } catch (err) {
-    weights.destroy();
-    throw err;
-  }
+  return { ctx, precision, kernels };
 }
 
 /**
