@@ -2,8 +2,9 @@
 // moe_align_block_size, docs/kernels.md §3.5), so the grouped GEMMs read each expert's weights once per step:
 //   count pairs per expert → segment of each expert padded to BM rows (blocks) → blockExpert[b] → scatter
 //   pair ids p = t·Ks + k into their expert's segment (padding rows hold 0xFFFFFFFF) → indirect grids.
-// The shared expert (hasShared) is expert E with every token at slot K. Order inside a segment follows
-// atomics and is not deterministic, but every pair's result is computed alone, so the outputs are.
+// The shared expert (hasShared) is expert E with every token at slot K; pair ids use the layer's Ks either way.
+// Order inside a segment follows atomics and is not deterministic, but every pair's result is computed alone, so
+// the outputs are. Ids ≥ E are skipped (expert offloading marks the pairs outside a wave so).
 //
 // Bindings (group 0):
 //   0  ids     array<u32>  [T, K]        selected experts (moe_router.wgsl)
@@ -31,6 +32,8 @@ struct Params {
   tilesGU: u32,    // ⌈Fmax / 64⌉
   tilesDown: u32,  // ⌈D / 64⌉
   pb: u32,         // offset of the pair ids in plan (= capacity of blockExpert)
+  Ks: u32,         // slots per token in the pair ids: K + 1 when the layer has a shared expert, even in a launch
+                   // that does not compute it (hasShared = 0: a later wave of expert offloading)
 }
 
 @group(0) @binding(0) var<storage, read> ids: array<u32>;
@@ -47,7 +50,7 @@ var<workgroup> nblocks: u32;
 fn main(@builtin(local_invocation_index) lid: u32) {
   let nE = p.E + p.hasShared;
   let pairs = p.T * p.K;
-  let Ks = p.K + p.hasShared;
+  let Ks = p.Ks;
   for (var e = lid; e < nE; e += WG) {
     atomicStore(&cnt[e], 0u);
     atomicStore(&cur[e], 0u);

@@ -16,7 +16,7 @@
 //   5  shScales  array<f32>  [smat(D, scFs)]
 //   6  out       array<f32>  [T, D]                 read (accumulate) and written
 //   7  params    uniform     Params
-// Workgroup: WG threads (override, default 64), one output row d each, no barriers. Dispatch: (⌈D / WG⌉, T).
+// Workgroup: WG threads (override, default 64), one output row d each, no barriers. Dispatch: (⌈D / WG⌉, Tw): tokens t0 .. t0 + Tw - 1 (Tw = T, t0 = 0 unless offloading runs waves).
 // CPU counterpart: model/reference.ts moe (Σ_k w_k · down_e(…) + shared).
 // #formats fp8 bf16 int4
 
@@ -32,7 +32,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
   _ = &scales; // one binding layout for every format (BF16 reads no scales)
   _ = &shScales;
   let d = gid.x;
-  let t = wid.y;
+  let t = wid.y + p.t0;
   if (d >= p.D) { return; }
   var acc = 0.0;
   if (p.accumulate != 0u) { acc = out[t * p.D + d]; }

@@ -8,7 +8,7 @@
 // Bindings (group 0): as moe_down_id.wgsl (0 xin = h, 1 ids, 2 codes, 3 scales, 4 shCodes, 5 shScales,
 //   6 out, 7 params).
 // Workgroup: WG threads (override, default 64) = WG / subgroup_size subgroups; RPW (override, default 16)
-// rows per workgroup. Dispatch: (⌈D / RPW⌉, T).
+// rows per workgroup. Dispatch: (⌈D / RPW⌉, Tw): tokens t0 .. t0 + Tw - 1.
 // CPU counterpart: model/reference.ts moe (Σ_k w_k · down_e(…) + shared).
 
 enable subgroups;
@@ -32,7 +32,7 @@ fn x4(xo: u32, c: u32, n: u32) -> vec4<f32> {
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
         @builtin(subgroup_size) sgSize: u32, @builtin(subgroup_invocation_id) lane: u32) {
-  let t = wid.y;
+  let t = wid.y + p.t0;
   let nsg = WG / sgSize;
   let sg = lid / sgSize;
   let dBase = wid.x * RPW;

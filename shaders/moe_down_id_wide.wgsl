@@ -19,7 +19,7 @@
 //   5  shScales  array<f32>        [smat(D, scFs)]
 //   6  out       array<f32>        [T, D]                    read (accumulate) and written
 //   7  params    uniform           Params (as moe_down_id.wgsl)
-// Workgroup: WG threads (override, default 64), RPT rows each, no barriers. Dispatch: (⌈D / (WG · RPT)⌉, T).
+// Workgroup: WG threads (override, default 64), RPT rows each, no barriers. Dispatch: (⌈D / (WG · RPT)⌉, Tw): tokens t0 .. t0 + Tw - 1.
 // CPU counterpart: model/reference.ts moe (Σ_k w_k · down_e(…) + shared).
 // #formats fp8 bf16 int4
 
@@ -81,7 +81,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
   _ = &scales; // one binding layout for every format (BF16 reads no scales)
   _ = &shScales;
   let d0 = gid.x * RPT;
-  let t = wid.y;
+  let t = wid.y + p.t0;
   if (d0 >= p.D) { return; }
   let oo = t * p.D + d0;
   let nr = p.D - d0; // valid rows from d0

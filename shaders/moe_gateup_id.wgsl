@@ -20,7 +20,7 @@
 //   7  h         array<f32>  [T, Ks, Fmax]          written
 //   8  params    uniform     Params
 // Workgroup: WG threads (override, default 64), one output row f each, no barriers (docs/kernels.md §3.4).
-// Dispatch: (⌈Fmax / WG⌉, K or Ks slots, T).
+// Dispatch: (⌈Fmax / WG⌉, K or Ks slots, Tw): tokens t0 .. t0 + Tw - 1 (Tw = T, t0 = 0 unless offloading runs waves).
 // CPU counterpart: model/reference.ts moe (silu(gate·x) ⊙ up·x per selected expert, × its weight).
 // #formats fp8 bf16 int4
 
@@ -37,7 +37,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
   _ = &shScales;
   let f = gid.x;
   let k = wid.y;
-  let t = wid.z;
+  let t = wid.z + p.t0;
   let xo = t * p.D;
   var g = 0.0;
   var u = 0.0;

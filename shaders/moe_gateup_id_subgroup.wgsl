@@ -10,7 +10,7 @@
 // Bindings (group 0): as moe_gateup_id.wgsl (0 xin, 1 ids, 2 wts, 3 codes, 4 scales, 5 shCodes,
 //   6 shScales, 7 h, 8 params).
 // Workgroup: WG threads (override, default 64) = WG / subgroup_size subgroups; RPW (override, default 16)
-// rows per workgroup. Dispatch: (⌈Fmax / RPW⌉, K or Ks slots, T).
+// rows per workgroup. Dispatch: (⌈Fmax / RPW⌉, K or Ks slots, Tw): tokens t0 .. t0 + Tw - 1 (Tw = T, t0 = 0 unless offloading runs waves).
 // CPU counterpart: model/reference.ts moe (silu(gate·x) ⊙ up·x per selected expert, × its weight).
 
 enable subgroups;
@@ -57,7 +57,7 @@ fn lane_shared(gRow: u32, uRow: u32, gS: u32, uS: u32, xo: u32, lane: u32, sgSiz
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
         @builtin(subgroup_size) sgSize: u32, @builtin(subgroup_invocation_id) lane: u32) {
   let k = wid.y;
-  let t = wid.z;
+  let t = wid.z + p.t0;
   // the slot's expert, made workgroup-uniform so every exit below is uniform
   if (lid == 0u) {
     var e = 0xFFFFFFFFu;

@@ -24,7 +24,7 @@
 //   7  h         array<f32>        [T, Ks, Fmax]                   written
 //   8  params    uniform           Params (as moe_gateup_id.wgsl)
 // Workgroup: WG threads (override, default 64), RPT rows each, no barriers.
-// Dispatch: (⌈Fmax / (WG · RPT)⌉, K or Ks slots, T).
+// Dispatch: (⌈Fmax / (WG · RPT)⌉, K or Ks slots, Tw): tokens t0 .. t0 + Tw - 1 (Tw = T, t0 = 0 unless offloading runs waves).
 // CPU counterpart: model/reference.ts moe (silu(gate·x) ⊙ up·x per selected expert, × its weight).
 // #formats fp8 bf16 int4
 
@@ -100,7 +100,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
   _ = &shScales;
   let f0 = gid.x * RPT;
   let k = wid.y;
-  let t = wid.z;
+  let t = wid.z + p.t0;
   let xo = t * p.D;
   let rsv = p.rsD / CWORDS;
   var r: GU;

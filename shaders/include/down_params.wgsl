@@ -16,5 +16,5 @@ struct Params {
   Ks: u32,
   scF: u32,       // scale columns per scale row of routed down (FP8 ⌈F / 128⌉, INT4 ⌈F / 32⌉, BF16 0)
   scFs: u32,      // the same for the shared down (cols = Fs)
-  _pad: u32,
+  t0: u32,        // first token of this dispatch: grid y covers tokens t0 .. (expert offloading's waves)
 }

@@ -13,4 +13,5 @@ struct Params {
   rsD: u32,       // words per weight row (cols = D)
   scD: u32,       // scale columns per scale row (FP8 ⌈D / 128⌉, INT4 ⌈D / 32⌉, BF16 0)
   Ks: u32,        // slots per token in h
+  t0: u32,        // first token of this dispatch: grid z covers tokens t0 .. (expert offloading's waves)
 }

@@ -28,7 +28,7 @@ import { chooseSplits, mlaAbsorbQ, mlaAbsorbV, mlaAttend, mlaAttention, type Mla
 import { addInPlace, swiglu } from '../gpu/ops/elementwise.js';
 import { embedTokens } from '../gpu/ops/embed.js';
 import { linear, type GemmVariant, type GemvVariant, type GpuLinear } from '../gpu/ops/linear.js';
-import { moeExperts, moeRouter, type MoeGeometry, type MoeScratch } from '../gpu/ops/moe.js';
+import { moeExperts, moeRouter, usesDecodePath, type MoeGeometry, type MoeScratch, type MoeWeightBuffers } from '../gpu/ops/moe.js';
 import { rmsNorm } from '../gpu/ops/norm.js';
 import { ropeCopy, ropeInPlace, type GpuRopeTable } from '../gpu/ops/rope.js';
 import type { ModelConfig } from '../model/config.js';
@@ -76,6 +76,51 @@ export interface GpuModel {
   gemm: GemmVariant;
   /** Chunks of up to this many tokens use the by-id expert kernels instead of the grouped GEMMs. */
   moeDecodeMaxTokens: number;
+  /**
+   * Expert offloading (engine/expert-offload.ts): the routed experts live in per-layer GPU slots that the host
+   * fills between submissions, so the chunk stops at every MoE layer (encodeChunkSteps yields) until the
+   * layer's experts are resident. Absent: every expert is resident and a chunk records in one go.
+   */
+  offload?: OffloadBuffers;
+}
+
+/** The GPU side of expert offloading that the forward pass writes (the host side is engine/expert-offload.ts). */
+export interface OffloadBuffers {
+  /** The next MoE layer's router on the current MoE input, for prefetch: logits [chunk, E], ids / weights [chunk, K]. */
+  predLogits: GPUBuffer;
+  predIds: GPUBuffer;
+  predWeights: GPUBuffer;
+}
+
+/**
+ * A chunk stopped at MoE layer `layer` (encodeChunkSteps): the router's ids [T, K] are recorded in `ids` and, with
+ * `predicted`, the next MoE layer's predicted ids in OffloadBuffers.predIds; the driver makes wave `wave`'s experts
+ * resident and answers with the wave to record.
+ */
+export interface ExpertsNeeded {
+  layer: number;
+  T: number;
+  wave: number;
+  ids: GPUBuffer;
+  /** true when predIds holds the next MoE layer's predicted ids (only asked with wave 0) */
+  predicted: boolean;
+  /** the chunk runs the by-id (decode-path) kernels: waves are token ranges; else waves are sets of experts */
+  decodePath: boolean;
+}
+
+/** One wave of a MoE layer under offloading: slot weights, the slot ids to read, what part of the layer it runs. */
+export interface ExpertWave {
+  /** the layer's slots as expert stacks (slot s = stack index s); the shared expert stays resident */
+  shards: MoeWeightBuffers['shards'];
+  /** slot count S (the kernels' E) */
+  slots: number;
+  /** u32 [T, K]: slot of each (token, k), ≥ S for a pair outside this wave (grouped path) */
+  slotIds: GPUBuffer;
+  /** decode path: the wave's tokens */
+  tokenRange?: { t0: number; count: number };
+  /** grouped path: the first wave computes the shared expert, the last one combines */
+  first: boolean;
+  last: boolean;
 }
 
 /** Where tapped tensors go: copies into a readback buffer, one region [rows, width] per tap name. */
@@ -89,7 +134,7 @@ export interface TapSink {
  * readback copies), so a whole step stays in one command buffer and one submission.
  */
 export class Recorder {
-  readonly encoder: GPUCommandEncoder;
+  private encoder: GPUCommandEncoder;
   private current: GPUComputePassEncoder;
 
   constructor(readonly kernels: Kernels, readonly arena: UniformArena, label: string) {
@@ -99,6 +144,14 @@ export class Recorder {
 
   get pass(): GPUComputePassEncoder {
     return this.current;
+  }
+
+  /** Ends the recording so far and returns it, then starts a new command encoder (a submission boundary). */
+  cut(): GPUCommandBuffer {
+    const done = this.finish();
+    this.encoder = this.kernels.gpu.device.createCommandEncoder({ label: 'step' });
+    this.current = this.encoder.beginComputePass();
+    return done;
   }
 
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, size: number): void {
@@ -157,8 +210,18 @@ interface Segment {
   T: number;
 }
 
-/** Records the forward pass of one chunk (see the file header). */
+/** Records the forward pass of one chunk (see the file header); every expert must be resident (no offloading). */
 export function encodeChunk(m: GpuModel, rec: Recorder, a: ChunkArgs): void {
+  const steps = encodeChunkSteps(m, rec, a);
+  if (!steps.next().done) throw new Error('encodeChunk: an offloaded model records through encodeChunkSteps (engine/expert-offload.ts drives it)');
+}
+
+/**
+ * The forward pass of one chunk as a generator: without offloading it records everything and never yields; with
+ * offloading it yields at each MoE layer and each of its waves (ExpertsNeeded) and records the wave it is answered
+ * (ExpertWave), so one loop serves the one-submission path and the streaming one.
+ */
+export function* encodeChunkSteps(m: GpuModel, rec: Recorder, a: ChunkArgs): Generator<ExpertsNeeded, void, ExpertWave> {
   const c = m.config;
   const k = m.kernels;
   const arena = rec.arena;
@@ -186,7 +249,7 @@ export function encodeChunk(m: GpuModel, rec: Recorder, a: ChunkArgs): void {
   embedTokens(k, rec.pass, arena, { table: w.embed, tokens: s.tokens, tokOffset: batch ? 0 : p0, count: T, out: s.h });
   taps?.tap(tapNames.embed, s.h, T, D, 'f32');
 
-  w.layers.forEach((lw, i) => {
+  for (const [i, lw] of w.layers.entries()) {
     // --- attention block
     rmsNorm(k, rec.pass, arena, { x: s.h, weight: lw.inputNorm, y: s.xn, n: D, tokens: T, eps });
     if (lw.qA) {
@@ -244,16 +307,38 @@ export function encodeChunk(m: GpuModel, rec: Recorder, a: ChunkArgs): void {
       taps?.tap(tapNames.moeTopkIdx(i), s.ids!, T, mg.topK, 'u32');
       taps?.tap(tapNames.moeTopkWeight(i), s.weights!, T, mg.topK, 'f32');
       // a batch always takes the by-id expert kernels: the grouped ones would make a row's sums depend on the others
-      moeExperts(k, rec.pass, arena, {
-        x: s.xn, ids: s.ids!, weights: s.weights!, out, accumulate: fuse, tokens: T, geometry: mg, w: moe.experts, scratch: s.moe!,
-      }, batch ? T : m.moeDecodeMaxTokens);
+      const decodeMax = batch ? T : m.moeDecodeMaxTokens;
+      const experts = { x: s.xn, weights: s.weights!, out, accumulate: fuse, tokens: T, scratch: s.moe! };
+      if (!m.offload) {
+        moeExperts(k, rec.pass, arena, { ...experts, ids: s.ids!, geometry: mg, w: moe.experts }, decodeMax);
+      } else {
+        const next = w.layers.findIndex((l, j) => j > i && l.moe !== null);
+        const o = m.offload;
+        if (next >= 0) {
+          lin(w.layers[next]!.moe!.router, s.xn, o.predLogits);
+          moeRouter(k, rec.pass, arena, {
+            logits: o.predLogits, bias: w.layers[next]!.moe!.bias, ids: o.predIds, weights: o.predWeights, tokens: T,
+            experts: mg.experts, topK: mg.topK, groups: c.n_group, topkGroups: c.topk_group,
+            normTopkProb: c.norm_topk_prob, scaling: c.routed_scaling_factor,
+          });
+        }
+        const decodePath = usesDecodePath(T, s.moe!, decodeMax);
+        for (let wave = 0; ; wave++) {
+          const wv: ExpertWave = yield { layer: i, T, wave, ids: s.ids!, predicted: next >= 0 && wave === 0, decodePath };
+          moeExperts(k, rec.pass, arena, {
+            ...experts, ids: wv.slotIds, geometry: { ...mg, experts: wv.slots }, w: { shards: wv.shards, shared: moe.experts.shared },
+            tokenRange: wv.tokenRange, includeShared: decodePath || wv.first, combine: decodePath || wv.last,
+          }, decodeMax);
+          if (wv.last) break;
+        }
+      }
     }
     if (!fuse) {
       taps!.tap(tapNames.ffnOut(i), s.f, T, D, 'f32');
       addInPlace(k, rec.pass, arena, { y: s.h, x: s.f, n: T * D });
       taps!.tap(tapNames.hidden(i), s.h, T, D, 'f32');
     }
-  });
+  }
 
   // --- head
   if (a.logits === 'none' && !taps) return;

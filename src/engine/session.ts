@@ -22,7 +22,9 @@ import { uploadRopeTable } from '../gpu/ops/rope.js';
 import type { Checkpoint } from '../model/checkpoint.js';
 import type { ModelConfig } from '../model/config.js';
 import type { TapMap } from '../model/taps.js';
-import { encodeChunk, Recorder, type Activations, type GpuModel, type TapSink } from './forward.js';
+import { Recorder, type Activations, type GpuModel, type TapSink } from './forward.js';
+import { bindResidentSlots, ExpertOffload, offloadFixedBytes, recordChunk, slotBytes, type OffloadOptions } from './expert-offload.js';
+import { checkpointExpertSource, type ExpertShape, type ExpertSource } from '../offload/expert-source.js';
 import { LatentKvCache } from './kv-cache.js';
 import { checkSampledToken } from './sampler.js';
 import type { InferenceSession, StepSampling } from './types.js';
@@ -43,6 +45,11 @@ export interface SessionOptions {
   moeDecodeMaxTokens?: number;
   /** Size of the per-step uniform arena (default 4 MiB); a prompt whose chunks outgrow it takes several submissions. */
   uniformArenaBytes?: number;
+  /**
+   * Expert offloading (engine/expert-offload.ts, docs/offloading.md): every GPU allocation of the session stays
+   * within `offload.gpuMemory` bytes; routed experts that do not fit live in per-layer slots filled on demand.
+   */
+  offload?: OffloadOptions;
 }
 
 const MAP_READ = 0x0001;
@@ -56,13 +63,52 @@ const ARENA_BYTES = 4 << 20;
 export async function createSession(gpu: GpuContext, ckpt: Checkpoint, opts: SessionOptions = {}): Promise<GpuSession> {
   const c = ckpt.config;
   const { ctx, precision, kernels } = checkSessionOptions(gpu, c, opts);
-  const weights = await uploadWeights(gpu, ckpt, opts.onProgress);
+  const off = opts.offload;
+  const source = off ? (off.source ?? checkpointExpertSource(ckpt)) : null;
+  const weights = await uploadWeights(gpu, ckpt, opts.onProgress, { routedExperts: !off });
+  let session: GpuSession;
   try {
-    return new GpuSession(gpu, kernels, c, weights, ctx, precision, opts.chunkSize ?? 128, opts.moeDecodeMaxTokens ?? 4, opts.uniformArenaBytes ?? ARENA_BYTES);
+    session = new GpuSession(gpu, kernels, c, weights, ctx, precision, opts.chunkSize ?? 128, opts.moeDecodeMaxTokens ?? 4, opts.uniformArenaBytes ?? ARENA_BYTES);
   } catch (err) {
     weights.destroy();
     throw err;
   }
+  if (off && source) {
+    try {
+      await session.attachOffload(source, off);
+    } catch (err) {
+      session.dispose();
+      throw err;
+    }
+  }
+  return session;
+}
+
+/**
+ * The expert slots per MoE layer that `budget` bytes leave after `fixed` bytes (resident weights, cache,
+ * activations, the offload buffers): the most S ≤ E whose slots fit, or a typed error naming the minimum budget
+ * (K slots per layer).
+ */
+export function slotsForBudget(c: ModelConfig, shape: ExpertShape, budget: number, fixed: number, maxBinding: number): number {
+  const E = c.n_routed_experts;
+  const K = c.num_experts_per_tok;
+  const layers = c.derived.moeLayers.filter(Boolean).length;
+  const need = (S: number) => fixed + layers * slotBytes(shape, c, S, maxBinding);
+  let lo = 0;
+  let hi = E;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (need(mid) <= budget) lo = mid;
+    else hi = mid - 1;
+  }
+  if (lo < K) {
+    const mib = (b: number) => (b / 2 ** 20).toFixed(2);
+    throw new InputError(
+      `--gpu-memory ${mib(budget)} MiB is below this model's minimum of ${mib(need(K))} MiB: the resident part (attention, dense layers, shared experts, routers, embeddings, KV cache, activations) takes ${mib(fixed)} MiB and each of the ${layers} MoE layers needs at least ${K} expert slots (${mib(slotBytes(shape, c, K, maxBinding))} MiB); raise --gpu-memory or lower --ctx-size`,
+      'gpuMemory',
+    );
+  }
+  return lo;
 }
 
 /**
@@ -147,6 +193,9 @@ export class GpuSession implements InferenceSession {
   private readonly picked: GPUBuffer;
   private readonly tokenReadback: GPUBuffer;
   private busy = false;
+  /** Expert offloading, when the session was created with a budget. */
+  offload: ExpertOffload | null = null;
+  private offloadSource: ExpertSource | null = null;
 
   /**
    * `ownsWeights` false: the weights are shared with other sessions (the sequences of a BatchSession) and are not
@@ -245,12 +294,34 @@ export class GpuSession implements InferenceSession {
   }
 
   gpuBytes(): number {
-    return this.model.weights.bytes + this.model.cache.bytes + this.scratch.reduce((a, b) => a + b.size, 0);
+    return this.model.weights.bytes + this.model.cache.bytes + this.scratch.reduce((a, b) => a + b.size, 0) + (this.offload?.bytes ?? 0);
+  }
+
+  /**
+   * Puts the routed experts into slots sized by the budget (createSession with `offload`): S = E fills them once
+   * and runs today's one-submission path (unless `streaming`), S < E streams them per MoE layer.
+   */
+  async attachOffload(source: ExpertSource, opts: OffloadOptions): Promise<void> {
+    const budget = opts.gpuMemory;
+    if (!Number.isFinite(budget) || budget <= 0) throw new InputError(`--gpu-memory must be a positive number of MiB, got ${budget / 2 ** 20}`, 'gpuMemory');
+    if (!this.model.moe) throw new InputError('--gpu-memory: this model has no MoE layers, so there is nothing to offload', 'gpuMemory');
+    const c = this.config;
+    const limit = Math.min(this.gpu.limits.maxStorageBufferBindingSize, this.gpu.limits.maxBufferSize);
+    const fixed = this.gpuBytes() + offloadFixedBytes(c, this.chunk);
+    const S = slotsForBudget(c, source.shape, budget, fixed, limit);
+    const o = new ExpertOffload(this.gpu, c, source, S, this.chunk, opts);
+    this.offload = o;
+    this.offloadSource = source;
+    if (o.streaming) this.model.offload = o.buffers;
+    else bindResidentSlots(this.model.weights, o);
+    await o.preload();
   }
 
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    this.offload?.destroy();
+    void this.offloadSource?.close();
     if (this.ownsWeights) this.model.weights.destroy();
     this.model.cache.destroy();
     for (const b of this.scratch) b.destroy();
@@ -307,7 +378,7 @@ export class GpuSession implements InferenceSession {
         }
         const before = used(this.arena);
         taps?.begin(s);
-        encodeChunk(m, rec, { T, p0: this.pos + s, logits: a.sampling ? (last ? 'last' : 'none') : 'all', taps: taps?.sink(rec) });
+        await recordChunk(m, rec, this.arena, { T, p0: this.pos + s, logits: a.sampling ? (last ? 'last' : 'none') : 'all', taps: taps?.sink(rec) }, this.offload);
         if (logitsOut) rec.copy(m.act.logits, 0, logitsOut, s * V * 4, T * V * 4);
         lastUse = used(this.arena) - before;
       }

@@ -22,10 +22,11 @@ import { asUint16, readTensorBytes } from '../format/safetensors.js';
 import { createBuffer, writeBuffer } from '../gpu/buffers.js';
 import type { GpuContext } from '../gpu/device.js';
 import type { WeightBuffers } from '../gpu/ops/binding.js';
-import { expertShards, INT4_GROUP, stackLayout, type ExpertFormat } from '../gpu/ops/fp8-layout.js';
-import { destroyLinear, uploadLinear, writeRows, type GpuLinear } from '../gpu/ops/linear.js';
+import { expertShards, stackLayout, type ExpertFormat } from '../gpu/ops/fp8-layout.js';
+import { destroyLinear, uploadLinear, type GpuLinear } from '../gpu/ops/linear.js';
 import type { ExpertShardBuffers, MoeWeightBuffers } from '../gpu/ops/moe.js';
 import { leafFormat, readF32, readLinear, readStoredLinear, type Checkpoint } from '../model/checkpoint.js';
+import { packStack, routedExpertFormat } from '../offload/expert-source.js';
 import type { ModelConfig } from '../model/config.js';
 
 export interface GpuFfn {
@@ -75,13 +76,18 @@ export function kvBBuffers(w: GpuLinear): WeightBuffers {
 
 export type UploadProgress = (done: number, total: number, tensor: string) => void;
 
-/** Reads and uploads every weight the forward pass uses. */
-export async function uploadWeights(gpu: GpuContext, ckpt: Checkpoint, onProgress?: UploadProgress): Promise<GpuWeights> {
+/**
+ * Reads and uploads every weight the forward pass uses. `routedExperts: false` (expert offloading) leaves the
+ * routed experts out (every MoE layer gets no shards; engine/expert-offload.ts supplies slots).
+ */
+export async function uploadWeights(gpu: GpuContext, ckpt: Checkpoint, onProgress?: UploadProgress, opts: { routedExperts?: boolean } = {}): Promise<GpuWeights> {
   const c = ckpt.config;
+  const routed = opts.routedExperts ?? true;
   const buffers: GPUBuffer[] = [];
   const linears: GpuLinear[] = [];
   let bytes = 0;
-  const total = ckpt.weights.length;
+  const routedLeaves = routed ? 0 : ckpt.weights.filter((w) => /\.mlp\.experts\.\d+\./.test(w.spec.name)).length;
+  const total = ckpt.weights.length - routedLeaves;
   let done = 0;
   const tick = (name: string) => onProgress?.(++done, total, name);
 
@@ -145,7 +151,7 @@ export async function uploadWeights(gpu: GpuContext, ckpt: Checkpoint, onProgres
         const experts = await uploadExperts(gpu, ckpt, i, buffers, (n, name) => {
           bytes += n;
           if (name) tick(name);
-        });
+        }, routed);
         layer.moe = { router, bias, experts };
       } else {
         layer.mlp = { gate: await lin(p + 'mlp.gate_proj.weight'), up: await lin(p + 'mlp.up_proj.weight'), down: await lin(p + 'mlp.down_proj.weight') };
@@ -177,17 +183,17 @@ export async function uploadWeights(gpu: GpuContext, ckpt: Checkpoint, onProgres
  * expert. `account(bytes, tensor?)` reports GPU bytes and finished tensors.
  */
 async function uploadExperts(
-  gpu: GpuContext, ckpt: Checkpoint, layer: number, buffers: GPUBuffer[], account: (bytes: number, tensor?: string) => void,
+  gpu: GpuContext, ckpt: Checkpoint, layer: number, buffers: GPUBuffer[], account: (bytes: number, tensor?: string) => void, routed: boolean,
 ): Promise<MoeWeightBuffers> {
   const c = ckpt.config;
   const D = c.hidden_size;
   const F = c.moe_intermediate_size;
   const p = `model.layers.${layer}.mlp.`;
-  const format = expertFormat(ckpt, `${p}experts.0.gate_proj.weight`);
+  const format = routedExpertFormat(ckpt, layer);
   const gu1 = stackLayout(format, 2, F, D);
   const dn1 = stackLayout(format, 1, D, F);
   const limit = Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
-  const ranges = expertShards(c.n_routed_experts, Math.max(gu1.codeBytes, dn1.codeBytes), limit, `${p}experts`);
+  const ranges = routed ? expertShards(c.n_routed_experts, Math.max(gu1.codeBytes, dn1.codeBytes), limit, `${p}experts`) : [];
   const shards: ExpertShardBuffers[] = [];
   for (const r of ranges) {
     const gateUp = await uploadStack(gpu, ckpt, format, `${p}experts[${r.first}:${r.first + r.count}].gate_up`, buffers, account,
@@ -238,24 +244,10 @@ async function uploadStack(
   if (scales) buffers.push(scales);
   account(codes.size + (scales?.size ?? 0));
   for (const [m, name] of names.entries()) {
-    const w = await readStoredLinear(ckpt, name);
-    if (w.format !== format || w.rows !== rows || w.cols !== cols) {
-      throw new ConfigError(`tensor '${name}': expected ${format.toUpperCase()} [${rows}, ${cols}] for the expert stack '${label}', found ${w.format.toUpperCase()} [${w.rows}, ${w.cols}]`, name);
-    }
-    if (w.format === 'fp8') {
-      writeRows(gpu, codes, w.data, 0, rows, cols, L.rowStrideWords * 4, m * L.matrixWords * 4);
-      writeBuffer(gpu, scales!, m * L.matrixScales * 4, w.scale);
-    } else if (w.format === 'int4') {
-      if (w.groupSize !== INT4_GROUP) {
-        throw new FormatError(`INT4 group size ${w.groupSize}: the GPU expert kernels take group_size ${INT4_GROUP} (as Kimi ships)`, ckpt.name, name);
-      }
-      const bytes = new Uint8Array(w.data.buffer, w.data.byteOffset, w.data.byteLength);
-      writeRows(gpu, codes, bytes, 0, rows, Math.ceil(cols / 8) * 4, L.rowStrideWords * 4, m * L.matrixWords * 4);
-      writeBuffer(gpu, scales!, m * L.matrixScales * 4, w.scale);
-    } else {
-      const bytes = new Uint8Array(w.data.buffer, w.data.byteOffset, w.data.byteLength);
-      writeRows(gpu, codes, bytes, 0, rows, cols * 2, L.rowStrideWords * 4, m * L.matrixWords * 4);
-    }
+    // one matrix at a time through the one host-side packer of expert stacks (offload/expert-source.ts)
+    const packed = packStack(format, [await readStoredLinear(ckpt, name)], rows, cols, name);
+    writeBuffer(gpu, codes, m * L.matrixWords * 4, packed.codes);
+    if (scales) writeBuffer(gpu, scales, m * L.matrixScales * 4, packed.scales);
     account(0, name);
   }
   if (format === 'int4') return { format: 'int4', codes, scales: scales! };

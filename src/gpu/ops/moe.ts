@@ -192,6 +192,17 @@ export interface MoeExpertsArgs {
   variant?: MoeDecodeVariant;
   /** moe_*_id_wide constants (default moeWideTuning). */
   wide?: Partial<MoeWideTuning>;
+  /**
+   * Expert offloading's waves (engine/expert-offload.ts), which keep every row's numbers those of one full launch:
+   *   decode path: only tokens t0 .. t0 + count - 1 (default all): their rows, computed exactly as in a launch
+   *     over all tokens (no kernel reduces across tokens);
+   *   grouped path: `includeShared` false skips the shared expert (a later wave: the first one computed it) and
+   *     `combine` false leaves the per-slot outputs in scratch.y for a later wave's combine. Pairs whose id is
+   *     not an expert of the shards (ids ≥ E) are skipped by moe_align.
+   */
+  tokenRange?: { t0: number; count: number };
+  includeShared?: boolean;
+  combine?: boolean;
 }
 
 /** Which kernels serve the decode path's experts. */
@@ -388,6 +399,9 @@ function decodeVariantFor(k: Kernels, format: ExpertFormat, hidden: number, aske
 export function moeExpertsDecode(k: Kernels, pass: GPUComputePassEncoder, arena: UniformArena, a: MoeExpertsArgs): void {
   const c = checkExperts(k, a, 'moe_experts_decode');
   const g = a.geometry;
+  const { t0, count: Tw } = a.tokenRange ?? { t0: 0, count: c.T };
+  requireInt(t0, 0, 'moe_experts_decode', 'tokenRange.t0', c.T - 1);
+  requireInt(Tw, 1, 'moe_experts_decode', 'tokenRange.count', c.T - t0);
   const plans = c.groups.map((grp) => {
     const variant = decodeVariantFor(k, grp.fg.format, g.hidden, a.variant);
     const wide = variant === 'wide' ? { ...moeWideTuning(k), ...a.wide } : null;
@@ -415,11 +429,11 @@ export function moeExpertsDecode(k: Kernels, pass: GPUComputePassEncoder, arena:
   for (const { grp, gu, guRows } of plans) {
     const f = grp.fg;
     for (const d of dispatchesOf(grp)) {
-      const p = params(arena, [c.T, g.hidden, g.topK, g.inter, g.sharedInter, c.Fmax, d.first, d.end, d.doShared, f.rsD, f.scD, c.Ks]);
+      const p = params(arena, [c.T, g.hidden, g.topK, g.inter, g.sharedInter, c.Fmax, d.first, d.end, d.doShared, f.rsD, f.scD, c.Ks, t0, 0, 0, 0]);
       const bg = k.bindGroup(gu, [
         a.x, a.ids, a.weights, ...stackBindings(k, d.gateUp), ...stackBindings(k, d.doShared ? grp.shared?.gateUp : undefined), a.scratch.hidden, p,
       ]);
-      k.dispatch(pass, gu, bg, Math.ceil(c.Fmax / guRows), d.doShared ? c.Ks : g.topK, c.T);
+      k.dispatch(pass, gu, bg, Math.ceil(c.Fmax / guRows), d.doShared ? c.Ks : g.topK, Tw);
     }
   }
   let n = 0;
@@ -429,12 +443,12 @@ export function moeExpertsDecode(k: Kernels, pass: GPUComputePassEncoder, arena:
       const accumulate = n++ > 0 || a.accumulate ? 1 : 0;
       const p = params(arena, [
         c.T, g.hidden, g.topK, g.inter, g.sharedInter, c.Fmax, d.first, d.end,
-        d.doShared, accumulate, f.rsF, f.rsFs, c.Ks, f.scF, f.scFs, 0,
+        d.doShared, accumulate, f.rsF, f.rsFs, c.Ks, f.scF, f.scFs, t0,
       ]);
       const bg = k.bindGroup(dn, [
         a.scratch.hidden, a.ids, ...stackBindings(k, d.down), ...stackBindings(k, d.doShared ? grp.shared?.down : undefined), a.out, p,
       ]);
-      k.dispatch(pass, dn, bg, Math.ceil(g.hidden / dnRows), c.T);
+      k.dispatch(pass, dn, bg, Math.ceil(g.hidden / dnRows), Tw);
     }
   }
 }
@@ -449,14 +463,16 @@ export function moeExpertsPrefill(k: Kernels, pass: GPUComputePassEncoder, arena
   if (maxBlocks > s0.maxBlocks) throw new ShapeError(`moe_experts_prefill: ${c.T} tokens need ${maxBlocks} blocks, scratch has ${s0.maxBlocks}`, 'scratch');
   requireInt(maxBlocks, 1, 'moe_experts_prefill', 'blocks', k.gpu.limits.maxComputeWorkgroupsPerDimension);
   requireBytes(k.gpu, s0.y, c.T * c.Ks * g.hidden * 4, 'moe_experts_prefill', 'scratch.y');
-  const sh = a.w.shared;
+  if (a.tokenRange) throw new ShapeError('moe_experts_prefill: waves of the grouped path select experts (ids), not tokens', 'tokenRange');
+  const sh = a.includeShared === false ? null : a.w.shared;
   const pb = s0.maxBlocks; // offset of the sorted pairs in `plan`
 
   const al = k.pipeline('moe_align', { WG: 256, MAX_E1: Math.ceil((g.experts + 1) / 64) * 64 });
-  const pa = params(arena, [c.T, g.topK, g.experts, sh ? 1 : 0, MOE_BLOCK_M, Math.ceil(c.Fmax / GROUPED_ROWS), Math.ceil(g.hidden / GROUPED_ROWS), pb]);
+  const pa = params(arena, [c.T, g.topK, g.experts, sh ? 1 : 0, MOE_BLOCK_M, Math.ceil(c.Fmax / GROUPED_ROWS), Math.ceil(g.hidden / GROUPED_ROWS), pb, c.Ks]);
   k.dispatch(pass, al, k.bindGroup(al, [a.ids, s0.plan, s0.indirect, pa]), 1);
 
-  for (const grp of c.groups) {
+  const groups = a.includeShared === false ? withoutShared(c.groups) : c.groups;
+  for (const grp of groups) {
     const f = grp.fg;
     const gu = k.pipeline(kernelFor('moe_gateup_grouped', f.format));
     for (const d of dispatchesOf(grp)) {
@@ -469,7 +485,7 @@ export function moeExpertsPrefill(k: Kernels, pass: GPUComputePassEncoder, arena
       pass.dispatchWorkgroupsIndirect(s0.indirect!, 0);
     }
   }
-  for (const grp of c.groups) {
+  for (const grp of groups) {
     const f = grp.fg;
     const dn = k.pipeline(kernelFor('moe_down_grouped', f.format));
     for (const d of dispatchesOf(grp)) {
@@ -483,15 +499,26 @@ export function moeExpertsPrefill(k: Kernels, pass: GPUComputePassEncoder, arena
       pass.dispatchWorkgroupsIndirect(s0.indirect!, 16);
     }
   }
+  if (a.combine === false) return;
   const WG = 64;
   const cb = k.pipeline('moe_combine', { WG });
   const pc = params(arena, [c.T, g.hidden, c.Ks, a.accumulate ? 1 : 0]);
   k.dispatch(pass, cb, k.bindGroup(cb, [s0.y, a.out, pc]), Math.ceil(g.hidden / WG), c.T);
 }
 
+/** The launch groups of a wave that skips the shared expert (a shared-only group drops out). */
+function withoutShared(groups: LaunchGroup[]): LaunchGroup[] {
+  return groups.filter((g) => g.shards.length > 0).map((g) => ({ ...g, shared: null }));
+}
+
+/** True when a chunk of `tokens` tokens runs the decode-path (by-id) expert kernels: the one rule moeExperts follows. */
+export function usesDecodePath(tokens: number, scratch: MoeScratch, decodeMaxTokens = 4): boolean {
+  return tokens <= decodeMaxTokens || !scratch.plan;
+}
+
 /** Decode path up to `decodeMaxTokens` tokens (default 4: each expert row is then read ≤ 4 times), else grouped. */
 export function moeExperts(k: Kernels, pass: GPUComputePassEncoder, arena: UniformArena, a: MoeExpertsArgs, decodeMaxTokens = 4): void {
-  if (a.tokens <= decodeMaxTokens || !a.scratch.plan) moeExpertsDecode(k, pass, arena, a);
+  if (usesDecodePath(a.tokens, a.scratch, decodeMaxTokens)) moeExpertsDecode(k, pass, arena, a);
   else moeExpertsPrefill(k, pass, arena, a);
 }
 
