@@ -30,6 +30,8 @@ export interface AgentCliOptions {
   backend?: Backend;
   adapter?: AdapterChoice;
   ctxSize?: number;
+  /** `--gpu-memory MIB`: expert offloading under this budget (local engine). */
+  gpuMemory?: number;
   endpoint?: string;
   remoteModel?: string;
   apiKeyEnv?: string;
@@ -94,7 +96,7 @@ export function checkAgentOptions(opts: AgentCliOptions): void {
   }
   if (opts.endpoint !== undefined) {
     if (opts.remoteModel !== undefined && !opts.remoteModel.trim()) throw new InputError('--remote-model is empty: give the model name the server lists under /v1/models, or leave it out to use its only model', 'remote-model');
-    for (const [flag, v] of [['--backend', opts.backend], ['--ctx-size', opts.ctxSize]] as const) {
+    for (const [flag, v] of [['--backend', opts.backend], ['--ctx-size', opts.ctxSize], ['--gpu-memory', opts.gpuMemory]] as const) {
       if (v !== undefined) throw new InputError(`${flag} applies to --model (the local engine), not to --endpoint`, flag.slice(2));
     }
   } else {
@@ -126,6 +128,7 @@ export async function agentCliCommand(opts: AgentCliOptions, io: AgentIo = {}): 
           backend: opts.backend,
           adapter: opts.adapter,
           ctxSize: opts.ctxSize,
+          gpuMemory: opts.gpuMemory,
           // sub-agents decode together on the GPU; the cpu backend runs their requests one at a time
           maxSequences: opts.parallel !== undefined && (opts.backend ?? 'webgpu') === 'webgpu' ? opts.parallel : undefined,
           beforeWeights: (ckpt, tok) => {

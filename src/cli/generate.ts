@@ -10,6 +10,9 @@
  * Ctrl-C stops generation after the current step, still prints what was generated and the stats, and exits 130.
  * `--stop STRING` ends generation when the text contains STRING (not printed, in --json too).
  */
+import { writeFile } from 'node:fs/promises';
+import type { ExpertOffload } from '../engine/expert-offload.js';
+import { serializeTrace } from '../offload/traces.js';
 import { Option, type Command } from 'commander';
 import { chatStopTokenIds, DEFAULT_SYSTEM_PROMPT, kimiSpecialIds, KIMI_SPECIALS, renderChat } from '../engine/chat-template.js';
 import { formatStats, type GenerateRunOptions } from '../engine/generate.js';
@@ -20,7 +23,7 @@ import type { AdapterChoice } from '../gpu/device.js';
 import type { Checkpoint } from '../model/checkpoint.js';
 import type { Tokenizer } from '../engine/tokenizer.js';
 import { adapterOption } from './doctor.js';
-import { connectTimeoutOption, idleTimeoutOption, loadCliModel, type CliModel } from './load-model.js';
+import { connectTimeoutOption, gpuMemoryOption, idleTimeoutOption, loadCliModel, type CliModel } from './load-model.js';
 import { visibleControls } from './terminal.js';
 
 export interface GenerateCliOptions {
@@ -46,6 +49,10 @@ export interface GenerateCliOptions {
   /** `--connect-timeout` / `--idle-timeout` (seconds) for a URL. */
   connectTimeout?: number;
   idleTimeout?: number;
+  /** `--gpu-memory MIB`: expert offloading under this budget. */
+  gpuMemory?: number;
+  /** `--record-routing FILE`: write every token's expert ids as a routing trace (offload/traces.ts). */
+  recordRouting?: string;
 }
 
 /** Default token limit when neither --max-tokens nor generation_config.json's max_new_tokens says one. */
@@ -103,6 +110,8 @@ export function registerGenerate(program: Command): void {
     .option('--ctx-size <n>', 'context size in tokens (default: min(max_position_embeddings, 4096))', int('ctx-size', 1))
     .addOption(new Option('--precision <p>', 'webgpu: f32, or f16 (opt-in: FP8 products formed in f16; needs shader-f16)').choices(['f32', 'f16']).default('f32'))
     .addOption(adapterOption())
+    .addOption(gpuMemoryOption())
+    .option('--record-routing <file>', 'write the expert ids every token selected in every MoE layer to FILE (a routing trace for the offloading simulator and bench)')
     .addOption(connectTimeoutOption())
     .addOption(idleTimeoutOption())
     .addOption(new Option('--backend <name>', 'webgpu, or cpu (the f64 CPU reference; slow, needs no adapter)').choices(BACKENDS as string[]).default('webgpu'))
@@ -127,9 +136,16 @@ export async function generateCommand(opts: GenerateCliOptions, out: Out = proce
       if (opts.chat) throw new TokenizerError(`${ckpt.name} has no tokenizer (tokenizer.json or tiktoken.model): --chat needs one`);
       if (promptIds === undefined) throw new TokenizerError(`${ckpt.name} has no tokenizer (tokenizer.json or tiktoken.model): give the prompt as token ids (--prompt-tokens 1,2,3)`);
     };
-    loaded = await loadCliModel({ model: opts.model, backend, adapter: opts.adapter, ctxSize: opts.ctxSize, precision: opts.precision, beforeWeights, connectTimeout: opts.connectTimeout, idleTimeout: opts.idleTimeout }, err);
+    if (opts.recordRouting !== undefined && !opts.recordRouting.trim()) throw new InputError('--record-routing needs a file name', 'record-routing');
+    loaded = await loadCliModel({
+      model: opts.model, backend, adapter: opts.adapter, ctxSize: opts.ctxSize, precision: opts.precision, beforeWeights,
+      connectTimeout: opts.connectTimeout, idleTimeout: opts.idleTimeout, gpuMemory: opts.gpuMemory, recordRouting: opts.recordRouting !== undefined,
+    }, err);
     if (!opts.json) err.write(`webmoe: ${loaded.describe()}\n`);
-    return await run(loaded.model, opts, promptIds, out, err);
+    const done = await run(loaded.model, opts, promptIds, out, err);
+    const offload = (loaded.model.session as { offload?: ExpertOffload | null }).offload;
+    if (opts.recordRouting !== undefined && offload) await writeFile(opts.recordRouting, serializeTrace(offload.trace()));
+    return done;
   } finally {
     await loaded?.close();
   }

@@ -35,6 +35,10 @@ export interface CliModelOptions {
   /** `--connect-timeout` / `--idle-timeout` in seconds, for a URL (default 30 each). */
   connectTimeout?: number;
   idleTimeout?: number;
+  /** `--gpu-memory` in MiB (webgpu): expert offloading under this budget. */
+  gpuMemory?: number;
+  /** `--record-routing`: keep every token's expert ids (written by the command). */
+  recordRouting?: boolean;
 }
 
 export interface CliModel {
@@ -55,7 +59,13 @@ export async function loadCliModel(opts: CliModelOptions, err: Out): Promise<Cli
   try {
     if (backend === 'webgpu') gpu = await createGpu({ adapter: opts.adapter });
     const http: HttpSourceOptions = { connectTimeoutMs: seconds(opts.connectTimeout), idleTimeoutMs: seconds(opts.idleTimeout), onBytes: bar.download };
-    const model = await loadTextModel(checkpointFiles(opts.model, http), { backend, gpu, ctxSize: opts.ctxSize, precision: opts.precision, onProgress: bar.update, beforeWeights: opts.beforeWeights, maxSequences: opts.maxSequences, maxQueue: opts.maxQueue });
+    const offload = opts.gpuMemory !== undefined || opts.recordRouting
+      ? { gpuMemory: opts.gpuMemory !== undefined ? opts.gpuMemory * 2 ** 20 : Number.MAX_SAFE_INTEGER, recordRouting: opts.recordRouting, streaming: opts.gpuMemory === undefined ? true : undefined }
+      : undefined;
+    const model = await loadTextModel(checkpointFiles(opts.model, http), {
+      backend, gpu, ctxSize: opts.ctxSize, precision: opts.precision, onProgress: bar.update, beforeWeights: opts.beforeWeights,
+      maxSequences: opts.maxSequences, maxQueue: opts.maxQueue, offload,
+    });
     bar.stop();
     let closed = false;
     return {
@@ -181,7 +191,20 @@ export function modelLoadOptions(): Option[] {
     new Option('--backend <name>', 'webgpu (default), or cpu (the f64 CPU reference; slow, needs no adapter)').choices(BACKENDS as string[]),
     adapterOption(),
     new Option('--ctx-size <n>', 'context size in tokens (default: min(max_position_embeddings, 4096))').argParser(intArg('ctx-size', 1)),
+    gpuMemoryOption(),
   ];
+}
+
+/**
+ * `--gpu-memory MIB` (fractional allowed): every GPU allocation of the session within this budget; routed experts
+ * that do not fit are streamed into per-layer slots (docs/offloading.md).
+ */
+export function gpuMemoryOption(): Option {
+  return new Option('--gpu-memory <mib>', 'cap on all GPU memory of the model in MiB (e.g. 20.5); routed experts that do not fit are streamed from the checkpoint').argParser((v: string) => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n) || n <= 0) throw new InputError(`--gpu-memory must be a positive number of MiB, got '${v}'`, 'gpuMemory');
+    return n;
+  });
 }
 
 /**

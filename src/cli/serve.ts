@@ -26,6 +26,8 @@ export interface ServeCliOptions {
   backend?: Backend;
   adapter?: AdapterChoice;
   ctxSize?: number;
+  /** `--gpu-memory MIB`: expert offloading under this budget. */
+  gpuMemory?: number;
   /** `--allow-host NAME` (repeatable): Host names accepted besides loopback and --host. */
   allowHost?: string[];
   /** `--allow-origin ORIGIN` (repeatable): web origins that may call the server (CORS). */
@@ -96,6 +98,7 @@ export async function serveCliCommand(opts: ServeCliOptions, io: ServeIo): Promi
       backend: opts.backend,
       adapter: opts.adapter,
       ctxSize: opts.ctxSize,
+      gpuMemory: opts.gpuMemory,
       maxSequences: opts.maxSequences ?? ((opts.backend ?? 'webgpu') === 'webgpu' ? DEFAULT_MAX_SEQUENCES : undefined),
       maxQueue: opts.maxQueue,
       beforeWeights: (ckpt, tok) => {

@@ -15,9 +15,11 @@ import { createBuffer, UniformArena } from '../gpu/buffers.js';
 import type { GpuContext } from '../gpu/device.js';
 import type { Checkpoint } from '../model/checkpoint.js';
 import { createMlaScratch } from '../gpu/ops/attention.js';
-import { encodeChunk, latentRowsAligned, Recorder, type BatchRows } from './forward.js';
+import { latentRowsAligned, Recorder, type BatchRows } from './forward.js';
+import { recordChunk } from './expert-offload.js';
+import { checkpointExpertSource } from '../offload/expert-source.js';
 import { checkSampledToken } from './sampler.js';
-import { checkSampling, checkSessionOptions, DECODE_SPLITS, GpuSession, pickToken, type SessionOptions } from './session.js';
+import { attachOffload, checkSampling, checkSessionOptions, DECODE_SPLITS, GpuSession, pickToken, type SessionOptions } from './session.js';
 import type { StepSampling } from './types.js';
 import { uploadWeights, type GpuWeights } from './weights-gpu.js';
 
@@ -44,7 +46,9 @@ export async function createBatchSession(gpu: GpuContext, ckpt: Checkpoint, opts
   if (!Number.isInteger(S) || S < 1 || S > 64) throw new InputError(`--max-sequences must be an integer in 1..64, got ${S}`, 'maxSequences');
   const c = ckpt.config;
   const { ctx, precision, kernels } = checkSessionOptions(gpu, c, opts);
-  const weights = await uploadWeights(gpu, ckpt, opts.onProgress);
+  const off = opts.offload;
+  const source = off ? (off.source ?? checkpointExpertSource(ckpt)) : null;
+  const weights = await uploadWeights(gpu, ckpt, opts.onProgress, { routedExperts: !off });
   const seqs: GpuSession[] = [];
   try {
     // the chunk must hold a whole batch (the step runs through the chunk's activation buffers)
@@ -53,7 +57,17 @@ export async function createBatchSession(gpu: GpuContext, ckpt: Checkpoint, opts
     for (let i = 0; i < S; i++) {
       seqs.push(new GpuSession(gpu, kernels, c, weights, ctx, precision, chunk, opts.moeDecodeMaxTokens ?? 4, opts.uniformArenaBytes ?? ARENA_BYTES, false, seqs[0]));
     }
-    return new BatchSession(gpu, weights, seqs);
+    const batch = new BatchSession(gpu, weights, seqs);
+    if (off && source) {
+      try {
+        // every row's experts go through the by-id kernels in token-range waves: K slots per layer suffice
+        await attachOffload(seqs, batch.gpuBytes(), source, off);
+      } catch (err) {
+        batch.dispose();
+        throw err;
+      }
+    }
+    return batch;
   } catch (err) {
     for (const s of seqs) s.dispose();
     weights.destroy();
@@ -225,7 +239,7 @@ export class BatchSession {
     };
     this.arena.reset();
     const rec = new Recorder(m.kernels, this.arena, 'batch-step');
-    encodeChunk(m, rec, { T: B, p0: 0, logits: 'all', batch });
+    await recordChunk(m, rec, this.arena, { T: B, p0: 0, logits: 'all', batch }, this.seqs[0]!.offload);
     const target = wantLogits ? createBuffer(this.gpu, B * V * 4, 'batch.logits.readback', MAP_READ | COPY_DST) : this.readback;
     try {
       if (wantLogits) {

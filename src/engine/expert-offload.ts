@@ -619,3 +619,41 @@ export async function recordChunk(m: GpuModel, rec: Recorder, arena: UniformAren
     r = steps.next(await offload.serve(r.value, rec, arena));
   }
 }
+
+/** `after` minus `before` (two stats() of one offloader): the counters of what ran in between. */
+export function subtractOffloadStats(after: OffloadStats, before: OffloadStats): OffloadStats {
+  const layers = after.layers.map((l, i) => {
+    const b = before.layers[i]!;
+    const d = { ...l };
+    for (const k of Object.keys(d) as (keyof LayerOffloadStats)[]) if (k !== 'layer') d[k] = l[k] - b[k];
+    return d;
+  });
+  const sum = (k: keyof LayerOffloadStats) => layers.reduce((a, s) => a + s[k], 0);
+  const lookups = sum('lookups');
+  const recallTotal = sum('recallTotal');
+  return {
+    ...after,
+    tokens: after.tokens - before.tokens,
+    lookups,
+    demandHits: sum('demandHits'),
+    latePrefetches: sum('latePrefetches'),
+    misses: sum('misses'),
+    hitRate: lookups > 0 ? sum('demandHits') / lookups : 1,
+    stallMs: sum('stallMs'),
+    bytesStreamed: sum('bytesStreamed'),
+    prefetchesIssued: sum('prefetchesIssued'),
+    wastedPrefetchBytes: sum('wastedPrefetchBytes'),
+    lookaheadRecall: recallTotal > 0 ? sum('recallHits') / recallTotal : 1,
+    uploadSeconds: after.uploadSeconds - before.uploadSeconds,
+    layers,
+  };
+}
+
+/** One line for people: `experts: 16/64 slots, hit rate 0.93 (2 late, 14 misses), 3.1 MiB streamed, stall 45 ms`. */
+export function formatOffload(s: OffloadStats): string {
+  const mib = (b: number) => (b / 2 ** 20).toFixed(b < 10 * 2 ** 20 ? 2 : 1);
+  return (
+    `experts: ${s.slotsPerLayer}/${s.experts} slots per layer, hit rate ${s.hitRate.toFixed(3)} (${s.latePrefetches} late, ${s.misses} misses), ` +
+    `${mib(s.bytesStreamed)} MiB streamed, stall ${s.stallMs.toFixed(0)} ms, lookahead recall ${s.lookaheadRecall.toFixed(2)}`
+  );
+}

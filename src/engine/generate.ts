@@ -9,6 +9,7 @@
  *
  * P prompt tokens, N generated tokens, C context size.
  */
+import { formatOffload, subtractOffloadStats } from './expert-offload.js';
 import { ContextOverflowError, InputError, TokenizerError } from '../errors.js';
 import { SamplingRng, normalizeSampling, randomSeed } from './sampler.js';
 import { checkTokenIds, type EncodeOptions, type Tokenizer } from './tokenizer.js';
@@ -106,9 +107,11 @@ export async function* generate(
         totalMs: tEnd - t0,
         gpuBytes: session.gpuBytes(),
         finishReason,
+        ...(offload0 ? { offload: subtractOffloadStats(session.offloadStats!()!, offload0) } : {}),
       },
     };
   };
+  const offload0 = session.offloadStats?.() ?? null;
 
   if (limit === 0 || signal?.aborted) {
     if (signal?.aborted) finishReason = 'abort';
@@ -154,6 +157,7 @@ export function formatStats(s: GenerationStats): string {
   return (
     `${s.promptTokens} prompt + ${s.generatedTokens} generated tokens (${s.finishReason}); ` +
     `TTFT ${s.ttftMs.toFixed(0)} ms; prefill ${s.prefillTokensPerSecond.toFixed(1)} tok/s; ` +
-    `decode ${s.decodeTokensPerSecond.toFixed(1)} tok/s; GPU ${mib} MiB`
+    `decode ${s.decodeTokensPerSecond.toFixed(1)} tok/s; GPU ${mib} MiB` +
+    (s.offload ? `; ${formatOffload(s.offload)}` : '')
   );
 }

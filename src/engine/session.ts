@@ -23,7 +23,7 @@ import type { Checkpoint } from '../model/checkpoint.js';
 import type { ModelConfig } from '../model/config.js';
 import type { TapMap } from '../model/taps.js';
 import { Recorder, type Activations, type GpuModel, type TapSink } from './forward.js';
-import { bindResidentSlots, ExpertOffload, offloadFixedBytes, recordChunk, slotBytes, type OffloadOptions } from './expert-offload.js';
+import { bindResidentSlots, ExpertOffload, offloadFixedBytes, recordChunk, slotBytes, type OffloadOptions, type OffloadStats } from './expert-offload.js';
 import { checkpointExpertSource, type ExpertShape, type ExpertSource } from '../offload/expert-source.js';
 import { LatentKvCache } from './kv-cache.js';
 import { checkSampledToken } from './sampler.js';
@@ -75,13 +75,34 @@ export async function createSession(gpu: GpuContext, ckpt: Checkpoint, opts: Ses
   }
   if (off && source) {
     try {
-      await session.attachOffload(source, off);
+      await attachOffload([session], session.gpuBytes(), source, off);
     } catch (err) {
       session.dispose();
       throw err;
     }
   }
   return session;
+}
+
+/**
+ * Puts the routed experts into slots sized by the budget, for sessions that share one upload of the weights (one
+ * session, or the sequences of a BatchSession): `fixed` is what they hold without routed experts. S = E fills the
+ * slots once and runs today's one-submission path (unless `streaming`); S < E streams experts per MoE layer.
+ * The first session owns the slots and the source (its dispose releases them).
+ */
+export async function attachOffload(sessions: readonly GpuSession[], fixed: number, source: ExpertSource, opts: OffloadOptions): Promise<ExpertOffload> {
+  const first = sessions[0]!;
+  const budget = opts.gpuMemory;
+  if (!Number.isFinite(budget) || budget <= 0) throw new InputError(`--gpu-memory must be a positive number of MiB, got ${budget / 2 ** 20}`, 'gpuMemory');
+  if (!first.model.moe) throw new InputError('--gpu-memory: this model has no MoE layers, so there is nothing to offload', 'gpuMemory');
+  const c = first.config;
+  const limit = Math.min(first.gpu.limits.maxStorageBufferBindingSize, first.gpu.limits.maxBufferSize);
+  const S = slotsForBudget(c, source.shape, budget, fixed + offloadFixedBytes(c, first.chunk), limit);
+  const o = new ExpertOffload(first.gpu, c, source, S, first.chunk, opts);
+  for (const [i, s] of sessions.entries()) s.useOffload(o, i === 0 ? source : null);
+  if (!o.streaming) bindResidentSlots(first.model.weights, o);
+  await o.preload();
+  return o;
 }
 
 /**
@@ -294,34 +315,28 @@ export class GpuSession implements InferenceSession {
   }
 
   gpuBytes(): number {
-    return this.model.weights.bytes + this.model.cache.bytes + this.scratch.reduce((a, b) => a + b.size, 0) + (this.offload?.bytes ?? 0);
+    const slots = this.offloadSource ? (this.offload?.bytes ?? 0) : 0; // counted once, by the owner
+    return this.model.weights.bytes + this.model.cache.bytes + this.scratch.reduce((a, b) => a + b.size, 0) + slots;
   }
 
-  /**
-   * Puts the routed experts into slots sized by the budget (createSession with `offload`): S = E fills them once
-   * and runs today's one-submission path (unless `streaming`), S < E streams them per MoE layer.
-   */
-  async attachOffload(source: ExpertSource, opts: OffloadOptions): Promise<void> {
-    const budget = opts.gpuMemory;
-    if (!Number.isFinite(budget) || budget <= 0) throw new InputError(`--gpu-memory must be a positive number of MiB, got ${budget / 2 ** 20}`, 'gpuMemory');
-    if (!this.model.moe) throw new InputError('--gpu-memory: this model has no MoE layers, so there is nothing to offload', 'gpuMemory');
-    const c = this.config;
-    const limit = Math.min(this.gpu.limits.maxStorageBufferBindingSize, this.gpu.limits.maxBufferSize);
-    const fixed = this.gpuBytes() + offloadFixedBytes(c, this.chunk);
-    const S = slotsForBudget(c, source.shape, budget, fixed, limit);
-    const o = new ExpertOffload(this.gpu, c, source, S, this.chunk, opts);
+  offloadStats(): OffloadStats | null {
+    return this.offload?.stats() ?? null;
+  }
+
+  /** Runs this session's MoE layers over `o`'s slots (attachOffload); `source` given: this session owns them. */
+  useOffload(o: ExpertOffload, source: ExpertSource | null): void {
     this.offload = o;
     this.offloadSource = source;
     if (o.streaming) this.model.offload = o.buffers;
-    else bindResidentSlots(this.model.weights, o);
-    await o.preload();
   }
 
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    this.offload?.destroy();
-    void this.offloadSource?.close();
+    if (this.offloadSource) {
+      this.offload?.destroy();
+      void this.offloadSource.close();
+    }
     if (this.ownsWeights) this.model.weights.destroy();
     this.model.cache.destroy();
     for (const b of this.scratch) b.destroy();

@@ -6,6 +6,7 @@
  * Load progress is measured on the byte sources: bytes read so far over the bytes of all weight tensors, so it
  * needs nothing from the engine and shows the same bar for a disk, a picked folder or a URL.
  */
+import type { OffloadOptions } from './expert-offload.js';
 import { InputError, TokenizerError } from '../errors.js';
 import type { ByteSource } from '../format/source.js';
 import type { GpuContext } from '../gpu/device.js';
@@ -43,6 +44,11 @@ export interface LoadTextModelOptions {
   maxSequences?: number;
   /** With maxSequences: generations that may wait for a free sequence before more are refused (default 64). */
   maxQueue?: number;
+  /**
+   * webgpu: expert offloading (docs/offloading.md): every GPU allocation within `offload.gpuMemory` bytes, the
+   * routed experts that do not fit streamed from the checkpoint (or `offload.source`) into per-layer slots.
+   */
+  offload?: OffloadOptions;
 }
 
 /** Sampling defaults of a checkpoint (generation_config.json), in webmoe's option names. */
@@ -145,6 +151,7 @@ export async function loadTextModel(files: CheckpointFiles, opts: LoadTextModelO
   );
   try {
     if (opts.precision === 'f16' && backend !== 'webgpu') throw new InputError('--precision f16 needs --backend webgpu', 'precision');
+    if (opts.offload && backend !== 'webgpu') throw new InputError('--gpu-memory needs --backend webgpu (the cpu backend holds the weights in host memory)', 'gpuMemory');
     if (opts.ctxSize !== undefined && (!Number.isInteger(opts.ctxSize) || opts.ctxSize < 1)) {
       throw new InputError(`--ctx-size must be a positive integer, got ${opts.ctxSize}`, 'ctxSize');
     }
@@ -157,7 +164,7 @@ export async function loadTextModel(files: CheckpointFiles, opts: LoadTextModelO
       if (backend !== 'webgpu') throw new InputError('--max-sequences needs --backend webgpu', 'maxSequences');
       const { createBatchSession } = await import('./batch-session.js');
       const { BatchScheduler } = await import('./scheduler.js');
-      const batch = await createBatchSession(opts.gpu!, ckpt, { ctxSize: opts.ctxSize, precision: opts.precision, maxSequences: opts.maxSequences });
+      const batch = await createBatchSession(opts.gpu!, ckpt, { ctxSize: opts.ctxSize, precision: opts.precision, maxSequences: opts.maxSequences, offload: opts.offload });
       phase = 'ready';
       loaded = total;
       report();
@@ -180,7 +187,7 @@ async function createBackendSession(backend: Backend, ckpt: Checkpoint, opts: Lo
     return createCpuSession(ckpt, { ctxSize: opts.ctxSize });
   }
   const { createSession } = await import('./session.js');
-  return createSession(opts.gpu!, ckpt, { ctxSize: opts.ctxSize, precision: opts.precision });
+  return createSession(opts.gpu!, ckpt, { ctxSize: opts.ctxSize, precision: opts.precision, offload: opts.offload });
 }
 
 /** A TextModel over an already created session (tests, or a caller that builds its own session). */

@@ -2,6 +2,7 @@
  * The engine's public streaming types, shared by `generate`, the CLI, the server and the agent.
  * Kept free of GPU imports so the agent and server can be type-checked and tested on their own.
  */
+import type { OffloadStats } from './expert-offload.js';
 
 export interface SamplingOptions {
   /** 0 = greedy (argmax). Default 1. */
@@ -46,6 +47,8 @@ export interface GenerationStats {
   totalMs: number;
   gpuBytes: number;
   finishReason: 'stop' | 'length' | 'abort';
+  /** Expert offloading (a session with a GPU memory budget): this generation's hits, misses, stalls, bytes. */
+  offload?: OffloadStats;
 }
 
 export interface DoneEvent {
@@ -87,5 +90,7 @@ export interface InferenceSession {
   forwardLogits(tokens: number[]): Promise<Float32Array>;
   /** Bytes of GPU memory this session holds (weights + cache + scratch). */
   gpuBytes(): number;
+  /** Cumulative expert-offloading counters since the session was created; absent or null without offloading. */
+  offloadStats?(): OffloadStats | null;
   dispose(): void;
 }

@@ -147,6 +147,7 @@ export class PacedLink {
   private closing?: Promise<void>;
   private started = false;
   private readonly online: Promise<void>;
+  private readyPromise?: Promise<void>;
   private readonly exited: Promise<void>;
   private readonly counters = { requests: 0, bytes: 0, waitMs: 0, busyMs: 0, lateMs: 0 };
 
@@ -172,10 +173,13 @@ export class PacedLink {
    * them after this); rejects with AbortError if the worker exited first.
    */
   ready(): Promise<void> {
-    const gone = this.exited.then((): never => {
-      throw new AbortError('paced link: its worker thread exited before it started');
-    });
-    return Promise.race([this.online, gone]);
+    this.readyPromise ??= Promise.race([
+      this.online,
+      this.exited.then((): never => {
+        throw new AbortError('paced link: its worker thread exited before it started');
+      }),
+    ]);
+    return this.readyPromise;
   }
 
   /** Transfers issued and not settled. */
@@ -312,9 +316,10 @@ export interface ThrottledExpertSource extends ExpertSource {
 }
 
 /**
- * `inner` behind a paced link: each read awaits inner.read(), then moves shape.total bytes over the link. Given
- * options, the source creates (and close() closes) its own link; given a PacedLink, the caller keeps it (several
- * sources may share one link). The inner source stays open either way: its owner closes it.
+ * `inner` behind a paced link: each read awaits inner.read() (and, once, the link's worker start), then moves
+ * shape.total bytes over the link. Given options, the source creates (and close() closes) its own link; given a
+ * PacedLink, the caller keeps it (several sources may share one link). The inner source stays open either way:
+ * its owner closes it.
  */
 export function throttledExpertSource(inner: ExpertSource, link: PacedLink | PacedLinkOptions): ThrottledExpertSource {
   const owned = !(link instanceof PacedLink);
@@ -325,6 +330,7 @@ export function throttledExpertSource(inner: ExpertSource, link: PacedLink | Pac
     link: l,
     async read(layer: number, expert: number): Promise<ExpertBytes> {
       const b = await inner.read(layer, expert);
+      await l.ready(); // the first read's deadline counts from the worker's start, not from before it
       await l.transfer(inner.shape.total);
       return b;
     },
