@@ -5,3 +5,4 @@
 export { folderFiles, openCheckpointDir } from './model/node-checkpoint.js';
 export { fileSource } from './format/node-source.js';
 export { runAgent, startServer, Toolbox } from './agent/index.js';
+export { PacedLink, throttledExpertSource, type PacedLinkOptions } from './offload/throttled.js';

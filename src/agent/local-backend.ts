@@ -24,6 +24,8 @@ export interface LocalTextModel {
   concurrency?: number;
   /** One line about the batched engine's state for logs (steps, mean rows per step, queue), when it batches. */
   batchSummary?(): string;
+  /** With expert offloading: hits, misses, stalls and bytes streamed so far (for logs). */
+  offloadSummary?(): string | undefined;
 }
 
 export interface LocalBackendOptions {

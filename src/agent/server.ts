@@ -444,7 +444,8 @@ async function runQueued(ctx: HandlerContext, signal: AbortSignal, task: () => P
   const t0 = performance.now();
   try {
     await ctx.queue.run(task, signal);
-    if (ctx.model.batchSummary) ctx.log(`done in ${(performance.now() - t0).toFixed(0)} ms; ${ctx.model.batchSummary()}`);
+    const summaries = [ctx.model.batchSummary?.(), ctx.model.offloadSummary?.()].filter(Boolean);
+    if (summaries.length) ctx.log(`done in ${(performance.now() - t0).toFixed(0)} ms; ${summaries.join('; ')}`);
   } catch (err) {
     if (signal.aborted) {
       ctx.log('client disconnected; generation aborted');

@@ -16,7 +16,7 @@ import type { GpuContext } from '../gpu/device.js';
 import type { Checkpoint } from '../model/checkpoint.js';
 import { createMlaScratch } from '../gpu/ops/attention.js';
 import { latentRowsAligned, Recorder, type BatchRows } from './forward.js';
-import { recordChunk } from './expert-offload.js';
+import { recordChunk, type OffloadStats } from './expert-offload.js';
 import { checkpointExpertSource } from '../offload/expert-source.js';
 import { checkSampledToken } from './sampler.js';
 import { attachOffload, checkSampling, checkSessionOptions, DECODE_SPLITS, GpuSession, pickToken, type SessionOptions } from './session.js';
@@ -192,6 +192,11 @@ export class BatchSession {
     const full = rows.map((r) => ({ ...r, sampling: { temperature: 0, topK: 0, topP: 1, uniform: 0 } }));
     this.validate(full);
     return this.serial(async () => (await this.record(full, true)) as Float32Array);
+  }
+
+  /** Cumulative expert-offloading counters (all sequences share the slots); null without offloading. */
+  offloadStats(): OffloadStats | null {
+    return this.seqs[0]!.offloadStats();
   }
 
   gpuBytes(): number {

@@ -6,7 +6,7 @@
  * Load progress is measured on the byte sources: bytes read so far over the bytes of all weight tensors, so it
  * needs nothing from the engine and shows the same bar for a disk, a picked folder or a URL.
  */
-import type { OffloadOptions } from './expert-offload.js';
+import { formatOffload, type OffloadOptions } from './expert-offload.js';
 import { InputError, TokenizerError } from '../errors.js';
 import type { ByteSource } from '../format/source.js';
 import type { GpuContext } from '../gpu/device.js';
@@ -72,6 +72,8 @@ export interface TextModel {
   readonly concurrency: number;
   /** With a scheduler: steps, mean rows per step, sequences in use, queue (for logs). */
   batchSummary?(): string;
+  /** With expert offloading: the cumulative counters as one line (formatOffload), for logs. */
+  offloadSummary?(): string | undefined;
   /**
    * generate() on this model's session with its tokenizer and eos ids; `opts` override the defaults. With a
    * scheduler, calls may overlap: each runs on a lane of its own and their decode steps are batched.
@@ -205,6 +207,10 @@ export function textModel(ckpt: Checkpoint, session: InferenceSession, tokenizer
     contextSize: session.contextSize,
     backend,
     concurrency: 1,
+    offloadSummary: () => {
+      const st = session.offloadStats?.();
+      return st ? formatOffload(st) : undefined;
+    },
     generate: (prompt, o = {}) => generate(session, tokenizer, prompt, { eosTokenIds, ...defaults, ...definedOnly(o) }),
     async close() {
       if (closed) return;
@@ -228,6 +234,10 @@ export function batchedTextModel(ckpt: Checkpoint, scheduler: BatchScheduler, to
     ...base,
     scheduler,
     concurrency: scheduler.batch.maxSequences,
+    offloadSummary: () => {
+      const st = scheduler.batch.offloadStats();
+      return st ? formatOffload(st) : undefined;
+    },
     batchSummary: () => {
       const s = scheduler.stats();
       return `batch: ${s.steps} steps, ${(s.rows / Math.max(1, s.steps)).toFixed(2)} rows per step, ${s.running}/${scheduler.batch.maxSequences} sequences in use, ${s.waiting} waiting (${s.queued} queued so far, ${(s.queueWaitMs / Math.max(1, s.queued)).toFixed(0)} ms mean wait)`;
