@@ -112,6 +112,11 @@ export function checkpointExpertSource(ckpt: Checkpoint): ExpertSource {
   const firstMoe = c.derived.moeLayers.findIndex(Boolean);
   if (firstMoe < 0) throw new InputError(`${ckpt.name} has no MoE layers: nothing to offload`, 'gpuMemory');
   const format = routedExpertFormat(ckpt, firstMoe);
+  const q = c.quantization_config;
+  if (format === 'int4' && q?.quant_method === 'compressed-tensors' && q.group_size !== INT4_GROUP) {
+    // refused here, not at the first miss: every read would fail
+    throw new FormatError(`INT4 group size ${q.group_size}: the GPU expert kernels take group_size ${INT4_GROUP} (as Kimi ships)`, ckpt.name);
+  }
   const shape = expertShape(c, format);
   const D = c.hidden_size;
   const F = c.moe_intermediate_size;
