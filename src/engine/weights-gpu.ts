@@ -27,7 +27,6 @@ import { destroyLinear, uploadLinear, type GpuLinear } from '../gpu/ops/linear.j
 import type { ExpertShardBuffers, MoeWeightBuffers } from '../gpu/ops/moe.js';
 import { leafFormat, readF32, readLinear, readStoredLinear, type Checkpoint } from '../model/checkpoint.js';
 import { packStack, routedExpertFormat } from '../offload/expert-source.js';
-import type { ModelConfig } from '../model/config.js';
 
 export interface GpuFfn {
   gate: GpuLinear; // [I, D]
@@ -252,9 +251,4 @@ async function uploadStack(
   }
   if (format === 'int4') return { format: 'int4', codes, scales: scales! };
   return scales ? { codes, scales } : { format: 'bf16', codes };
-}
-
-/** Human-readable summary of what the upload will need (for errors and `inspect`). */
-export function describeModel(c: ModelConfig): string {
-  return `${c.model_type} D=${c.hidden_size} L=${c.num_hidden_layers} H=${c.num_attention_heads} E=${c.n_routed_experts} V=${c.vocab_size}`;
 }

@@ -92,7 +92,6 @@ export const MOE_MAX_GROUPS = 64;
 /** Rows (token, slot pairs) per tile of the grouped GEMMs; expert segments are padded to it. */
 export const MOE_BLOCK_M = 16;
 const GROUPED_ROWS = 64; // weight rows per workgroup of the grouped GEMMs (moe_*_grouped.wgsl WG)
-const SENTINEL = 0xffffffff;
 
 export function slotsPerToken(g: MoeGeometry): number {
   return g.topK + (g.sharedInter > 0 ? 1 : 0);
@@ -231,7 +230,7 @@ export interface MoeWideTuning {
  *     subgroup kernels 1.2x slower at toy width.
  * `hidden` is the geometry's D (omitted: the toy-width choice).
  */
-export function preferSubgroups(k: Kernels, hidden = 0): boolean {
+function preferSubgroups(k: Kernels, hidden = 0): boolean {
   if (!k.available('moe_gateup_id_subgroup') || !k.available('moe_down_id_subgroup')) return false;
   const cls = adapterClass(k.gpu);
   return cls === 'hardware' || (cls === 'swiftshader' && hidden >= 2048);
@@ -522,4 +521,3 @@ export function moeExperts(k: Kernels, pass: GPUComputePassEncoder, arena: Unifo
   else moeExpertsPrefill(k, pass, arena, a);
 }
 
-export { SENTINEL as MOE_PAIR_SENTINEL };
