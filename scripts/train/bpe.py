@@ -1,7 +1,7 @@
 """A small byte-level BPE trainer and encoder that writes a Hugging Face `tokenizer.json`.
 
 No HF tokenizer trainer is installable here, so this is our own (issue #15). The format it writes is the one
-webmoe's HfTokenizer loads through @huggingface/tokenizers (src/engine/hf-tokenizer.ts):
+webmoe's HfTokenizer loads through @huggingface/tokenizers (src/text/hf-tokenizer.ts):
 
   pre_tokenizer  Sequence[ Split(PATTERN, Isolated), ByteLevel(use_regex=false) ]
   model          BPE, vocab = 256 byte symbols (GPT-2 ByteLevel alphabet, id = byte) + specials + merges

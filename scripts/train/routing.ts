@@ -14,7 +14,7 @@ import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { readTexts } from '../../src/cli/eval.js';
 import { TokenizerError } from '../../src/errors.js';
-import { loadTokenizer } from '../../src/engine/tokenizer.js';
+import { loadTokenizer } from '../../src/text/load-tokenizer.js';
 import { loadCpuWeights } from '../../src/model/cpu-weights.js';
 import { folderFiles, openCheckpointDir } from '../../src/model/node-checkpoint.js';
 import { referenceForward } from '../../src/model/reference.js';

@@ -3,10 +3,10 @@
  * Implemented by LocalBackend (webmoe's engine with the Kimi template) and OpenAIBackend (any
  * OpenAI-compatible server: webmoe serve, vLLM, SGLang).
  */
-import type { ChatMessage, ChatToolCall, ToolDefinition } from '../engine/chat-template.js';
+import type { ChatMessage, ChatToolCall, ToolDefinition } from '../text/chat-template.js';
 import { WebmoeError } from '../errors.js';
 
-export type { ChatMessage, ChatToolCall, ToolDefinition } from '../engine/chat-template.js';
+export type { ChatMessage, ChatToolCall, ToolDefinition } from '../text/chat-template.js';
 
 export interface ChatRequest {
   messages: ChatMessage[];

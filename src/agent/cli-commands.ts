@@ -5,7 +5,7 @@
 import path from 'node:path';
 import OpenAI from 'openai';
 import { InputError } from '../errors.js';
-import { visibleControls } from '../cli/terminal.js';
+import { visibleControls } from '../text/visible-controls.js';
 import type { AgentEvent, AgentOptions } from './agent.js';
 import { runAgent } from './agent.js';
 import { runSwarm } from './swarm.js';

@@ -2,8 +2,8 @@
  * ChatBackend over webmoe's own engine: render with the Kimi K2 template, generate, and parse tool calls
  * from the output by token id (docs/model.md §10).
  */
-import type { ChatTokenizer } from '../engine/chat-template.js';
-import { KimiOutputParser, chatStopTokenIds, renderChat } from '../engine/chat-template.js';
+import type { ChatTokenizer } from '../text/chat-template.js';
+import { KimiOutputParser, chatStopTokenIds, renderChat } from '../text/chat-template.js';
 import type { GenerateOptions, GenerationEvent } from '../engine/types.js';
 import { AbortError, ContextOverflowError, InputError } from '../errors.js';
 import type { ChatBackend, ChatChunk, ChatRequest, FinishReason } from './backend.js';

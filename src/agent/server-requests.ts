@@ -2,7 +2,7 @@
  * Validation of OpenAI-style request bodies into typed requests. Every problem is an HttpError naming the
  * offending field (`param`), which the server sends as `{"error": {message, type, param, code}}`.
  */
-import type { ChatMessage, ChatToolCall, ToolDefinition } from '../engine/chat-template.js';
+import type { ChatMessage, ChatToolCall, ToolDefinition } from '../text/chat-template.js';
 import { WebmoeError } from '../errors.js';
 
 /** An error with an HTTP status and the OpenAI error object's fields. */

@@ -14,17 +14,17 @@ import { writeFile } from 'node:fs/promises';
 import type { ExpertOffload } from '../engine/expert-offload.js';
 import { serializeTrace } from '../offload/traces.js';
 import { Option, type Command } from 'commander';
-import { chatStopTokenIds, DEFAULT_SYSTEM_PROMPT, kimiSpecialIds, KIMI_SPECIALS, renderChat } from '../engine/chat-template.js';
+import { chatStopTokenIds, DEFAULT_SYSTEM_PROMPT, kimiSpecialIds, KIMI_SPECIALS, renderChat } from '../text/chat-template.js';
 import { formatStats, type GenerateRunOptions } from '../engine/generate.js';
 import { BACKENDS, type Backend, type TextModel } from '../engine/text-model.js';
 import type { DoneEvent } from '../engine/types.js';
 import { InputError, TokenizerError } from '../errors.js';
 import type { AdapterChoice } from '../gpu/device.js';
 import type { Checkpoint } from '../model/checkpoint.js';
-import type { Tokenizer } from '../engine/tokenizer.js';
+import type { Tokenizer } from '../text/tokenizer.js';
 import { adapterOption } from './doctor.js';
 import { connectTimeoutOption, gpuMemoryOption, idleTimeoutOption, loadCliModel, type CliModel } from './load-model.js';
-import { visibleControls } from './terminal.js';
+import { visibleControls } from '../text/visible-controls.js';
 
 export interface GenerateCliOptions {
   model: string;

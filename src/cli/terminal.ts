@@ -1,12 +1,4 @@
 /**
- * On a terminal, control characters a model emits (ESC above all) would be interpreted as terminal commands:
- * show them as Unicode control pictures (␛, ␀...) instead; newlines and tabs pass. Pipes get the text as is.
- */
-export function visibleControls(s: string): string {
-  return s.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, (c) => String.fromCharCode(c === '\x7f' ? 0x2421 : 0x2400 + c.charCodeAt(0)));
-}
-
-/**
  * `webmoe generate ... | head -c 10`: once the reader closes the pipe, a write to stdout fails with EPIPE, which
  * Node emits as an 'error' event, and an unhandled one crashes with a stack trace. The reader has
  * all it wanted, so exit quietly with 0, as a command killed by SIGPIPE would stop (and `set -o pipefail`

@@ -12,9 +12,9 @@
 import { formatOffload, subtractOffloadStats } from './expert-offload.js';
 import { ContextOverflowError, InputError, TokenizerError } from '../errors.js';
 import { SamplingRng, normalizeSampling, randomSeed } from './sampler.js';
-import { checkTokenIds, type EncodeOptions, type Tokenizer } from './tokenizer.js';
+import { checkTokenIds, type EncodeOptions, type Tokenizer } from '../text/tokenizer.js';
 import type { DoneEvent, GenerateOptions, GenerationEvent, GenerationStats, InferenceSession, StepSampling } from './types.js';
-import { StopStringFilter, Utf8Stream } from './utf8-stream.js';
+import { StopStringFilter, Utf8Stream } from '../text/utf8-stream.js';
 
 export interface GenerateRunOptions extends GenerateOptions {
   /**

@@ -19,6 +19,7 @@ import { chooseGemv, type GemmVariant } from '../gpu/ops/linear.js';
 import { createMoeScratch, MOE_MAX_EXPERTS, MOE_MAX_GROUPS, MOE_MAX_TOPK, slotsPerToken, type MoeGeometry } from '../gpu/ops/moe.js';
 import { sampleToken, type PickArgs } from '../gpu/ops/sample.js';
 import { uploadRopeTable } from '../gpu/ops/rope.js';
+import { ropeTables } from '../model/rope.js';
 import type { Checkpoint } from '../model/checkpoint.js';
 import type { ModelConfig } from '../model/config.js';
 import type { TapMap } from '../model/taps.js';
@@ -284,7 +285,7 @@ export class GpuSession implements InferenceSession {
         mlaDecode,
         moe: moeScratch,
       };
-      const rope = uploadRopeTable(gpu, c, ctx);
+      const rope = uploadRopeTable(gpu, ropeTables(c, Array.from({ length: ctx }, (_, i) => i)), ctx);
       this.scratch.push(rope.buffer);
       const gemm: GemmVariant = precision === 'f16' ? 'f16' : 'f32';
       this.model = { config: c, kernels, weights, cache, rope, act, mla, moe, gemv: chooseGemv(kernels, precision), gemm, moeDecodeMaxTokens };

@@ -12,7 +12,8 @@ import type { ByteSource } from '../format/source.js';
 import type { GpuContext } from '../gpu/device.js';
 import { openCheckpoint, type Checkpoint, type CheckpointFiles } from '../model/checkpoint.js';
 import { generate, type GenerateRunOptions } from './generate.js';
-import { loadTokenizer, type Tokenizer } from './tokenizer.js';
+import { type Tokenizer } from '../text/tokenizer.js';
+import { loadTokenizer } from '../text/load-tokenizer.js';
 import type { GenerationEvent, InferenceSession, SamplingOptions } from './types.js';
 import type { BatchScheduler, Lane } from './scheduler.js';
 

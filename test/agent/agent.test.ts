@@ -5,7 +5,7 @@ import type { AgentEvent } from '../../src/agent/agent.js';
 import { SUMMARY_HEADER, estimateTokens, runAgent, summaryRequest } from '../../src/agent/agent.js';
 import type { ChatMessage } from '../../src/agent/backend.js';
 import { LocalBackend } from '../../src/agent/local-backend.js';
-import { KIMI_SPECIALS } from '../../src/engine/chat-template.js';
+import { KIMI_SPECIALS } from '../../src/text/chat-template.js';
 import { ToyModel, kimiByteTokenizer, toolCallReply } from './helpers/toy-model.js';
 import { ScriptedBackend } from './helpers/scripted-backend.js';
 import type { TempWorkspace } from './helpers/workspace.js';

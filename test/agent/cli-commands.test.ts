@@ -4,7 +4,7 @@ import OpenAI from 'openai';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { EventPrinter, agentCommand, defaultRemoteModel, modelIdFromDir, remoteBackend, serveCommand } from '../../src/agent/cli-commands.js';
 import { agentCliCommand } from '../../src/cli/agent.js';
-import { KIMI_SPECIALS } from '../../src/engine/chat-template.js';
+import { KIMI_SPECIALS } from '../../src/text/chat-template.js';
 import { InputError } from '../../src/errors.js';
 import { ScriptedBackend } from './helpers/scripted-backend.js';
 import { ToyModel, kimiByteTokenizer } from './helpers/toy-model.js';

@@ -13,7 +13,7 @@ import { BackendError, collectReply } from '../../src/agent/backend.js';
 import { OpenAIBackend } from '../../src/agent/openai-backend.js';
 import type { RunningServer } from '../../src/agent/server.js';
 import { startServer } from '../../src/agent/server.js';
-import { KIMI_SPECIALS as S } from '../../src/engine/chat-template.js';
+import { KIMI_SPECIALS as S } from '../../src/text/chat-template.js';
 import { AbortError } from '../../src/errors.js';
 import { ToyModel, kimiByteTokenizer } from './helpers/toy-model.js';
 import type { TempWorkspace } from './helpers/workspace.js';

@@ -9,7 +9,7 @@ import type { ChatCompletionChunk, ChatCompletionMessageParam, ChatCompletionToo
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { RunningServer } from '../../src/agent/server.js';
 import { SerialQueue, hostName, isLoopbackName, startServer } from '../../src/agent/server.js';
-import { KIMI_SPECIALS, renderChat } from '../../src/engine/chat-template.js';
+import { KIMI_SPECIALS, renderChat } from '../../src/text/chat-template.js';
 import { AbortError, NumericError } from '../../src/errors.js';
 import { clientFor, describeServerContract } from './helpers/server-contract.js';
 import type { ToyScriptStep } from './helpers/toy-model.js';

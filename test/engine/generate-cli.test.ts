@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateCommand, type GenerateCliOptions } from '../../src/cli/generate.js';
-import { DEFAULT_SYSTEM_PROMPT } from '../../src/engine/chat-template.js';
+import { DEFAULT_SYSTEM_PROMPT } from '../../src/text/chat-template.js';
 import { generationDefaults } from '../../src/engine/text-model.js';
 import { InputError, TokenizerError } from '../../src/errors.js';
 import { writeToyCheckpoint } from '../../src/model/toy.js';

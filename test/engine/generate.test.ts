@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { generate, formatStats } from '../../src/engine/generate.js';
 import { argmax } from '../../src/engine/sampler.js';
-import { ByteTokenizer } from '../../src/engine/tokenizer.js';
+import { ByteTokenizer } from '../../src/text/tokenizer.js';
 import type { DoneEvent, GenerationEvent, TokenEvent } from '../../src/engine/types.js';
 import { ContextOverflowError, InputError, TokenizerError } from '../../src/errors.js';
 import { BigramSession, ScriptSession } from './helpers/cpu-session.js';

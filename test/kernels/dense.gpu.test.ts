@@ -89,7 +89,7 @@ describe(`dense kernels (${testAdapter()})`, () => {
       const rand = rng(10 + seed);
       const Dr = c.qk_rope_head_dim;
       const ctx = 200;
-      const table = uploadRopeTable(gpu, c, ctx);
+      const table = uploadRopeTable(gpu, ropeTables(c, Array.from({ length: ctx }, (_, i) => i)), ctx);
       const T = randInt(rand, 1, 6);
       const pos0 = randInt(rand, 0, ctx - T);
       const H = 3;

@@ -6,8 +6,6 @@
  *   ropeCopy     reads segments from `src` and writes the rotated values to `dst` (k_pe into the latent cache)
  */
 import { ShapeError } from '../../errors.js';
-import type { RopeConfig } from '../../model/rope.js';
-import { ropeTables } from '../../model/rope.js';
 import { createBuffer, writeBuffer, type UniformArena } from '../buffers.js';
 import type { GpuContext } from '../device.js';
 import type { Kernels } from '../kernels.js';
@@ -20,9 +18,14 @@ export interface GpuRopeTable {
   pairs: number;
 }
 
-export function uploadRopeTable(gpu: GpuContext, c: RopeConfig, positions: number): GpuRopeTable {
-  const pos = Array.from({ length: positions }, (_, i) => i);
-  const t = ropeTables(c, pos);
+/**
+ * Uploads cos/sin tables [positions, P] (model/rope.ts ropeTables of positions 0 .. positions-1) interleaved as
+ * [positions, P, 2]. The GPU layer takes the tables, not the model's RoPE config: it knows no model.
+ */
+export function uploadRopeTable(gpu: GpuContext, t: { cos: ArrayLike<number>; sin: ArrayLike<number>; pairs: number }, positions: number): GpuRopeTable {
+  if (t.cos.length !== positions * t.pairs || t.sin.length !== positions * t.pairs) {
+    throw new ShapeError(`rope table: ${t.cos.length} cos / ${t.sin.length} sin values, expected ${positions} positions x ${t.pairs} pairs`, 'rope', positions * t.pairs, t.cos.length);
+  }
   const cs = new Float32Array(positions * t.pairs * 2);
   for (let i = 0; i < positions * t.pairs; i++) {
     cs[2 * i] = t.cos[i]!;

@@ -28,7 +28,7 @@ import { startServer } from '../../../src/agent/server.js';
 import { Toolbox } from '../../../src/agent/tools.js';
 import { agentCliCommand } from '../../../src/cli/agent.js';
 import { interactiveModel } from '../../../src/cli/load-model.js';
-import { renderChat } from '../../../src/engine/chat-template.js';
+import { renderChat } from '../../../src/text/chat-template.js';
 import { loadTextModel, requireTokenizer, type Backend, type TextModel } from '../../../src/engine/text-model.js';
 import type { AdapterChoice, GpuContext } from '../../../src/gpu/device.js';
 import { folderFiles } from '../../../src/model/node-checkpoint.js';

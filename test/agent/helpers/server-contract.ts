@@ -15,7 +15,7 @@ import { LocalBackend } from '../../../src/agent/local-backend.js';
 import { OpenAIBackend } from '../../../src/agent/openai-backend.js';
 import type { RunningServer } from '../../../src/agent/server.js';
 import { startServer } from '../../../src/agent/server.js';
-import { renderChat } from '../../../src/engine/chat-template.js';
+import { renderChat } from '../../../src/text/chat-template.js';
 import { tempWorkspace } from './workspace.js';
 
 export interface ContractSetup {

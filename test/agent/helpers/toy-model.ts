@@ -5,8 +5,8 @@
  * tokenizer has them, else stay bytes. It honours maxTokens, stopTokens, stopStrings and AbortSignal the way
  * the engine's `generate` is specified to (src/engine/types.ts).
  */
-import type { ChatTokenizer } from '../../../src/engine/chat-template.js';
-import { KIMI_SPECIALS } from '../../../src/engine/chat-template.js';
+import type { ChatTokenizer } from '../../../src/text/chat-template.js';
+import { KIMI_SPECIALS } from '../../../src/text/chat-template.js';
 import type { GenerateOptions, GenerationEvent } from '../../../src/engine/types.js';
 import type { LocalTextModel } from '../../../src/agent/local-backend.js';
 import { AbortError, WebmoeError } from '../../../src/errors.js';

@@ -6,11 +6,12 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { renderChat } from '../../src/engine/chat-template.js';
-import { HfTokenizer } from '../../src/engine/hf-tokenizer.js';
-import { TiktokenTokenizer, bytePairEncode, bytePairEncodeSimple, kimiChunks } from '../../src/engine/tiktoken.js';
-import { ByteTokenizer, byteLevelMaps, loadTokenizer, tokenizerFromJson, type Json, type Tokenizer } from '../../src/engine/tokenizer.js';
-import { Utf8Stream } from '../../src/engine/utf8-stream.js';
+import { renderChat } from '../../src/text/chat-template.js';
+import { HfTokenizer } from '../../src/text/hf-tokenizer.js';
+import { TiktokenTokenizer, bytePairEncode, bytePairEncodeSimple, kimiChunks } from '../../src/text/tiktoken.js';
+import { ByteTokenizer, byteLevelMaps, type Json, type Tokenizer } from '../../src/text/tokenizer.js';
+import { loadTokenizer, tokenizerFromJson } from '../../src/text/load-tokenizer.js';
+import { Utf8Stream } from '../../src/text/utf8-stream.js';
 import { memoryFiles } from '../../src/model/checkpoint.js';
 import { byteLevelTokenizerConfig, byteLevelTokenizerJson } from '../../src/model/toy.js';
 import { rng } from '../helpers/gpu.js';

@@ -1,6 +1,6 @@
 /** Streaming UTF-8 and stop-string holdback. */
 import { describe, expect, it } from 'vitest';
-import { StopStringFilter, Utf8Stream } from '../../src/engine/utf8-stream.js';
+import { StopStringFilter, Utf8Stream } from '../../src/text/utf8-stream.js';
 
 const bytes = (s: string): number[] => [...new TextEncoder().encode(s)];
 

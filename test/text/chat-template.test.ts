@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { ChatMessage, ParsedOutput } from '../../src/engine/chat-template.js';
+import type { ChatMessage, ParsedOutput } from '../../src/text/chat-template.js';
 import {
   DEFAULT_SYSTEM_PROMPT,
   KIMI_SPECIALS as S,
@@ -8,7 +8,7 @@ import {
   kimiSpecialIds,
   parseCallHeader,
   renderChat,
-} from '../../src/engine/chat-template.js';
+} from '../../src/text/chat-template.js';
 import { ByteTokenizer, KIMI_IDS, kimiByteTokenizer } from '../agent/helpers/toy-model.js';
 
 const enc = (s: string): number[] => [...new TextEncoder().encode(s)];
