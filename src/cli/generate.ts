@@ -23,7 +23,8 @@ import type { AdapterChoice } from '../gpu/device.js';
 import type { Checkpoint } from '../model/checkpoint.js';
 import type { Tokenizer } from '../text/tokenizer.js';
 import { adapterOption } from './doctor.js';
-import { connectTimeoutOption, gpuMemoryOption, idleTimeoutOption, loadCliModel, type CliModel } from './load-model.js';
+import { connectTimeoutOption, gpuMemoryOption, idleTimeoutOption, intArg, loadCliModel, numArg, type CliModel } from './load-model.js';
+import type { Out } from '../agent/cli-commands.js';
 import { visibleControls } from '../text/visible-controls.js';
 
 export interface GenerateCliOptions {
@@ -58,27 +59,8 @@ export interface GenerateCliOptions {
 /** Default token limit when neither --max-tokens nor generation_config.json's max_new_tokens says one. */
 export const DEFAULT_MAX_TOKENS = 128;
 
-/** Something to print to (process.stdout / stderr, or a test's collector). */
-export interface Out {
-  write(s: string): unknown;
-  isTTY?: boolean;
-}
-
-function int(name: string, min: number): (v: string) => number {
-  return (v) => {
-    const n = Number(v);
-    if (!/^-?\d+$/.test(v.trim()) || n < min || !Number.isSafeInteger(n)) throw new InputError(`--${name} must be an integer >= ${min}, got '${v}'`, name);
-    return n;
-  };
-}
-
-function num(name: string): (v: string) => number {
-  return (v) => {
-    const n = Number(v);
-    if (v.trim() === '' || !Number.isFinite(n)) throw new InputError(`--${name} must be a number, got '${v}'`, name);
-    return n;
-  };
-}
+/** Something to print to (process.stdout / stderr, or a test's collector): the agent CLI's Out. */
+export type { Out } from '../agent/cli-commands.js';
 
 /** "1,2,3" → [1, 2, 3]. */
 export function parsePromptTokens(text: string): number[] {
@@ -94,11 +76,11 @@ export function registerGenerate(program: Command): void {
     .requiredOption('--model <dir|url>', 'checkpoint folder (config.json + *.safetensors), or its URL (read with HTTP Range requests)')
     .option('--prompt <text>', 'the prompt as text (needs a tokenizer in the checkpoint)')
     .option('--prompt-tokens <ids>', 'the prompt as comma-separated token ids')
-    .option('--max-tokens <n>', `tokens to generate (default: generation_config.json, else ${DEFAULT_MAX_TOKENS})`, int('max-tokens', 0))
-    .option('--temperature <t>', '0 = greedy (default: generation_config.json, else 1)', num('temperature'))
-    .option('--top-k <k>', 'sample among the k most likely tokens (0 = off)', int('top-k', 0))
-    .option('--top-p <p>', 'nucleus sampling (1 = off)', num('top-p'))
-    .option('--seed <s>', 'random seed: the same seed gives the same output (default: random, printed)', int('seed', 0))
+    .option('--max-tokens <n>', `tokens to generate (default: generation_config.json, else ${DEFAULT_MAX_TOKENS})`, intArg('max-tokens', 0))
+    .option('--temperature <t>', '0 = greedy (default: generation_config.json, else 1)', numArg('temperature'))
+    .option('--top-k <k>', 'sample among the k most likely tokens (0 = off)', intArg('top-k', 0))
+    .option('--top-p <p>', 'nucleus sampling (1 = off)', numArg('top-p'))
+    .option('--seed <s>', 'random seed: the same seed gives the same output (default: random, printed)', intArg('seed', 0))
     .option('--chat', `wrap the prompt in the Kimi K2 chat template as one user turn, after a system turn (default system prompt: "${DEFAULT_SYSTEM_PROMPT}")`)
     .option('--system <text>', "with --chat: the system prompt instead of the default ('' for an empty one)")
     .option('--stop <string>', 'stop when the generated text contains STRING, which is not printed (repeatable)', (v: string, prev: string[] = []) => {
@@ -107,7 +89,7 @@ export function registerGenerate(program: Command): void {
     })
     .option('--json', 'print only one JSON object on stdout at the end')
     .option('--ignore-eos', 'do not stop at the end-of-sequence token')
-    .option('--ctx-size <n>', 'context size in tokens (default: min(max_position_embeddings, 4096))', int('ctx-size', 1))
+    .option('--ctx-size <n>', 'context size in tokens (default: min(max_position_embeddings, 4096))', intArg('ctx-size', 1))
     .addOption(new Option('--precision <p>', 'webgpu: f32, or f16 (opt-in: FP8 products formed in f16; needs shader-f16)').choices(['f32', 'f16']).default('f32'))
     .addOption(adapterOption())
     .addOption(gpuMemoryOption())

@@ -47,6 +47,7 @@ import type { GpuContext } from '../device.js';
 import type { Kernels } from '../kernels.js';
 import { bf16RowStrideWords, fp8RowStrideWords, scaleGrid } from './fp8-layout.js';
 import { params, requireBytes, requireInt, weightFormat, type Buf, type WeightBuffers } from './binding.js';
+import { unusedBuffer } from './unused.js';
 
 /** Attention geometry (same field names as model/reference.ts MlaShape, minus the scale). */
 export interface MlaGeometry {
@@ -301,7 +302,7 @@ export function mlaAttention(k: Kernels, pass: GPUComputePassEncoder, arena: Uni
     { f32: a.scale }, chunk, split ? 1 : 0, rpt, bm, bn, 0, 0,
   ]);
   // outputs: split → (partO, partML); no split → (oLat, an unused 16-byte buffer)
-  const bg = k.bindGroup(pipe, [a.qLat, c.c, c.pe, split ? a.partO! : a.oLat, split ? a.partML! : dummy(k), p]);
+  const bg = k.bindGroup(pipe, [a.qLat, c.c, c.pe, split ? a.partO! : a.oLat, split ? a.partML! : unusedBuffer(k), p]);
   k.dispatch(pass, pipe, bg, rowBlocks, splits);
   if (split) {
     const rname = 'mla_decode_reduce';
@@ -311,17 +312,6 @@ export function mlaAttention(k: Kernels, pass: GPUComputePassEncoder, arena: Uni
     const rbg = k.bindGroup(rp, [a.partO!, a.partML!, a.oLat, pr]);
     k.dispatch(pass, rp, rbg, Math.ceil(R / RWG), rows);
   }
-}
-
-const dummies = new WeakMap<Kernels, GPUBuffer>();
-/** A tiny storage buffer bound where a kernel's optional output is unused. */
-function dummy(k: Kernels): GPUBuffer {
-  let b = dummies.get(k);
-  if (!b) {
-    b = createBuffer(k.gpu, 16, 'mla.unused');
-    dummies.set(k, b);
-  }
-  return b;
 }
 
 export interface MlaAttendArgs {

@@ -62,6 +62,7 @@ import type { GpuContext } from '../device.js';
 import type { Kernels } from '../kernels.js';
 import { expertRowStrideWords, scaleColumns, stackLayout, type ExpertFormat } from './fp8-layout.js';
 import { params, requireBytes, requireInt, weightFormat, type Buf, type WeightBuffers } from './binding.js';
+import { unusedBuffer } from './unused.js';
 
 export interface MoeGeometry {
   hidden: number; // D
@@ -357,23 +358,13 @@ function checkExperts(k: Kernels, a: MoeExpertsArgs, kernel: string): Checked {
 
 /** The weight bindings of a stack, (codes, scales) in every format; a missing stack or BF16's scales bind a dummy. */
 function stackBindings(k: Kernels, w: WeightBuffers | undefined): Buf[] {
-  if (!w) return [dummy(k), dummy(k)];
-  return [w.codes, w.format === 'bf16' ? dummy(k) : w.scales];
+  if (!w) return [unusedBuffer(k), unusedBuffer(k)];
+  return [w.codes, w.format === 'bf16' ? unusedBuffer(k) : w.scales];
 }
 
 /** The instance of a kernel family for a format: STEM for FP8, STEM_bf16, STEM_int4 (scripts/embed-shaders.ts). */
 function kernelFor(name: string, format: ExpertFormat): string {
   return format === 'fp8' ? name : `${name}_${format}`;
-}
-
-const dummies = new WeakMap<Kernels, GPUBuffer>();
-function dummy(k: Kernels): GPUBuffer {
-  let b = dummies.get(k);
-  if (!b) {
-    b = createBuffer(k.gpu, 16, 'moe.unused');
-    dummies.set(k, b);
-  }
-  return b;
 }
 
 /**
