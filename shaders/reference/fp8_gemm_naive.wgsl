@@ -31,7 +31,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 @group(0) @binding(4) var<uniform> params: Params;
 
-// #include "e4m3_to_f32.wgsl"
+// #include "e4m3.wgsl"
 
 // code of W[r, c]
 fn code(r: u32, c: u32) -> u32 {
@@ -46,7 +46,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   var acc = 0.0;
   for (var c = 0u; c < params.cols; c++) {
     let s = scale[(r / 128u) * params.scale_cols + c / 128u];
-    acc += e4m3_to_f32(code(r, c)) * s * x[t * params.cols + c];
+    acc += e4m3(code(r, c)) * s * x[t * params.cols + c];
   }
   y[t * params.rows + r] = acc;
 }

@@ -30,7 +30,7 @@ struct Params {
 @group(0) @binding(4) var<uniform> params: Params;
 
 // E4M3FN -> f32, exact (docs/kernels.md §3.1 (A)): rebias the exponent 7 -> 127; subnormals (e == 0) as m * 2^-9.
-// #include "e4m3_to_f32.wgsl"
+// #include "e4m3.wgsl"
 
 // code of W[r, c]
 fn code(r: u32, c: u32) -> u32 {
@@ -44,7 +44,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   var acc = 0.0;
   for (var c = 0u; c < params.cols; c++) {
     let s = scale[(r / 128u) * params.scale_cols + c / 128u];
-    acc += e4m3_to_f32(code(r, c)) * s * x[c];
+    acc += e4m3(code(r, c)) * s * x[c];
   }
   y[r] = acc;
 }

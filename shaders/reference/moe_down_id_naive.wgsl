@@ -44,7 +44,7 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 @group(0) @binding(6) var<uniform> params: Params;
 
-// #include "e4m3_to_f32.wgsl"
+// #include "e4m3.wgsl"
 
 fn byte_of(word: u32, c: u32) -> u32 {
   return (word >> ((c & 3u) * 8u)) & 0xFFu;
@@ -71,7 +71,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     var y = 0.0;
     for (var f = 0u; f < F; f++) {
       let word = d * params.stride_f + (f >> 2u);
-      y += e4m3_to_f32(byte_of(dn[m * mwords + word], f)) * dn_s[m * mscales + (d / 128u) * scols + f / 128u] * h[k * F + f];
+      y += e4m3(byte_of(dn[m * mwords + word], f)) * dn_s[m * mscales + (d / 128u) * scols + f / 128u] * h[k * F + f];
     }
     acc += weights[k] * y;
   }

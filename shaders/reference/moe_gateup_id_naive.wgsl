@@ -42,7 +42,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> h: array<f32>;
 @group(0) @binding(5) var<uniform> params: Params;
 
-// #include "e4m3_to_f32.wgsl"
+// #include "e4m3.wgsl"
 
 fn byte_of(word: u32, c: u32) -> u32 {
   return (word >> ((c & 3u) * 8u)) & 0xFFu;
@@ -70,8 +70,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   for (var d = 0u; d < D; d++) {
     let word = f * params.stride_d + (d >> 2u);
     let sidx = (f / 128u) * scols + d / 128u;
-    g += e4m3_to_f32(byte_of(gu[g_m * mwords + word], d)) * gu_s[g_m * mscales + sidx] * x[d];
-    u += e4m3_to_f32(byte_of(gu[(g_m + 1u) * mwords + word], d)) * gu_s[(g_m + 1u) * mscales + sidx] * x[d];
+    g += e4m3(byte_of(gu[g_m * mwords + word], d)) * gu_s[g_m * mscales + sidx] * x[d];
+    u += e4m3(byte_of(gu[(g_m + 1u) * mwords + word], d)) * gu_s[(g_m + 1u) * mscales + sidx] * x[d];
   }
   h[k * F + f] = g / (1.0 + exp(-g)) * u;
 }
