@@ -178,3 +178,11 @@ export function oneLineMessage(err: unknown): string {
   if (err instanceof Error) return `${err.name === 'Error' ? 'error' : err.name}: ${err.message}`.replace(/\s*\n\s*/g, ' ');
   return `error: ${String(err)}`.replace(/\s*\n\s*/g, ' ');
 }
+
+/** A kernel launcher's arguments disagree with the kernel's WGSL (a missing, extra or mistyped binding or param). */
+export class KernelContractError extends WebmoeError {
+  static override readonly errorName = 'KernelContractError';
+  constructor(readonly kernel: string, message: string, readonly field?: string) {
+    super('KERNEL', `kernel '${kernel}': ${message}`);
+  }
+}

@@ -46,7 +46,7 @@ import { createBuffer, type UniformArena } from '../buffers.js';
 import type { GpuContext } from '../device.js';
 import type { Kernels } from '../kernels.js';
 import { bf16RowStrideWords, fp8RowStrideWords, scaleGrid } from './fp8-layout.js';
-import { params, requireBytes, requireInt, weightFormat, type Buf, type WeightBuffers } from './binding.js';
+import { requireBytes, requireInt, weightFormat, type Buf, type WeightBuffers } from './binding.js';
 import { unusedBuffer } from './unused.js';
 
 /** Attention geometry (same field names as model/reference.ts MlaShape, minus the scale). */
@@ -199,10 +199,12 @@ export function mlaAbsorbQ(
   const { rowStride, scaleCols } = checkKvB(k.gpu, a.kvB, g, name);
   const WG = 64;
   const TT = tokensPerThread(T);
-  const pipe = k.pipeline(name, { WG });
-  const p = params(arena, [T, g.heads, g.nope, g.rope, g.v, g.rank, rowStride, scaleCols, TT]);
-  const bg = k.bindGroup(pipe, a.kvB.format === 'bf16' ? [a.q, a.kvB.codes, a.qLat, p] : [a.q, a.kvB.codes, a.kvB.scales, a.qLat, p]);
-  k.dispatch(pass, pipe, bg, Math.max(1, Math.ceil(Math.ceil(g.rank / 4) / WG)), g.heads, Math.ceil(T / TT));
+  k.run(pass, arena, name, {
+    constants: { WG },
+    bind: { q: a.q, w: a.kvB.codes, ...(a.kvB.format === 'bf16' ? {} : { scale: a.kvB.scales }), qLat: a.qLat },
+    params: { T, H: g.heads, Dn: g.nope, Dr: g.rope, Dv: g.v, R: g.rank, rowStride, TT, ...(bf16 ? {} : { scaleCols }) },
+    grid: [Math.max(1, Math.ceil(Math.ceil(g.rank / 4) / WG)), g.heads, Math.ceil(T / TT)],
+  });
 }
 
 /** oLat [T, H, R] → out [T, H·Dv], out[t, h, d] = W_UV[h][d, :] · ō[t, h]. */
@@ -221,10 +223,12 @@ export function mlaAbsorbV(
   const { rowStride, scaleCols } = checkKvB(k.gpu, a.kvB, g, name);
   const WG = 64;
   const TT = tokensPerThread(T);
-  const pipe = k.pipeline(name, { WG });
-  const p = params(arena, [T, g.heads, g.nope, g.rope, g.v, g.rank, rowStride, scaleCols, TT]);
-  const bg = k.bindGroup(pipe, a.kvB.format === 'bf16' ? [a.oLat, a.kvB.codes, a.out, p] : [a.oLat, a.kvB.codes, a.kvB.scales, a.out, p]);
-  k.dispatch(pass, pipe, bg, Math.ceil(g.v / WG), g.heads, Math.ceil(T / TT));
+  k.run(pass, arena, name, {
+    constants: { WG },
+    bind: { oLat: a.oLat, w: a.kvB.codes, ...(a.kvB.format === 'bf16' ? {} : { scale: a.kvB.scales }), out: a.out },
+    params: { T, H: g.heads, Dn: g.nope, Dr: g.rope, Dv: g.v, R: g.rank, rowStride, TT, ...(bf16 ? {} : { scaleCols }) },
+    grid: [Math.ceil(g.v / WG), g.heads, Math.ceil(T / TT)],
+  });
 }
 
 export interface MlaAttentionArgs {
@@ -294,23 +298,24 @@ export function mlaAttention(k: Kernels, pass: GPUComputePassEncoder, arena: Uni
   }
   // the tile is sized to the shape (rounded to 64 floats): SwiftShader's compile time grows with array sizes
   const tile = Math.ceil((bn * L) / 64) * 64;
-  const pipe = variant === 'rows'
-    ? k.pipeline('mla_attention_rows', { WG })
-    : k.pipeline(name, { WG, TILE: tile, SC: Math.ceil((bm * bn) / 16) * 16, ROWS: Math.ceil(bm / 4) * 4 });
-  const p = params(arena, [
-    T, H, R, g.rope, a.startPos, c.cStride, c.peStride, c.peOffset,
-    { f32: a.scale }, chunk, split ? 1 : 0, rpt, bm, bn, 0, 0,
-  ]);
-  // outputs: split → (partO, partML); no split → (oLat, an unused 16-byte buffer)
-  const bg = k.bindGroup(pipe, [a.qLat, c.c, c.pe, split ? a.partO! : a.oLat, split ? a.partML! : unusedBuffer(k), p]);
-  k.dispatch(pass, pipe, bg, rowBlocks, splits);
+  k.run(pass, arena, variant === 'rows' ? 'mla_attention_rows' : name, {
+    constants: variant === 'rows' ? { WG } : { WG, TILE: tile, SC: Math.ceil((bm * bn) / 16) * 16, ROWS: Math.ceil(bm / 4) * 4 },
+    // outputs: split → (partO, partML); no split → (oLat, an unused 16-byte buffer)
+    bind: { qLat: a.qLat, cacheC: c.c, cachePe: c.pe, outO: split ? a.partO! : a.oLat, outML: split ? a.partML! : unusedBuffer(k) },
+    params: {
+      T, H, R, Dr: g.rope, p0: a.startPos, cStride: c.cStride, peStride: c.peStride, peOffset: c.peOffset,
+      scale: a.scale, chunk, split: split ? 1 : 0, rpt, BM: bm, BN: bn,
+    },
+    grid: [rowBlocks, splits],
+  });
   if (split) {
-    const rname = 'mla_decode_reduce';
     const RWG = 64;
-    const rp = k.pipeline(rname, { WG: RWG });
-    const pr = params(arena, [rows, R, splits, 0]);
-    const rbg = k.bindGroup(rp, [a.partO!, a.partML!, a.oLat, pr]);
-    k.dispatch(pass, rp, rbg, Math.ceil(R / RWG), rows);
+    k.run(pass, arena, 'mla_decode_reduce', {
+      constants: { WG: RWG },
+      bind: { partO: a.partO!, partML: a.partML!, oLat: a.oLat },
+      params: { rows, R, splits },
+      grid: [Math.ceil(R / RWG), rows],
+    });
   }
 }
 

@@ -5,7 +5,7 @@
 import { ShapeError } from '../../errors.js';
 import type { UniformArena } from '../buffers.js';
 import type { Kernels } from '../kernels.js';
-import { params, requireBytes, requireInt, type Buf } from './binding.js';
+import { requireBytes, requireInt, type Buf } from './binding.js';
 
 const MAX_X = 65535;
 
@@ -32,10 +32,8 @@ export function addInPlace(
   requireBytes(k.gpu, a.y, (yOffset + a.n) * 4, name, 'y');
   requireBytes(k.gpu, a.x, (xOffset + a.n) * 4, name, 'x');
   const WG = 256;
-  const pipe = k.pipeline(name, { WG });
-  const p = params(arena, [a.n, yOffset, xOffset, 0]);
   const [gx, gy] = grid2d(Math.ceil(a.n / WG));
-  k.dispatch(pass, pipe, k.bindGroup(pipe, [a.y, a.x, p]), gx, gy);
+  k.run(pass, arena, name, { constants: { WG }, bind: { y: a.y, x: a.x }, params: { n: a.n, yOffset, xOffset }, grid: [gx, gy] });
 }
 
 /** out[outOffset + i] = silu(gate[gateOffset + i]) · up[upOffset + i], i < n (gate and up may share a buffer). */
@@ -54,8 +52,11 @@ export function swiglu(
   requireBytes(k.gpu, a.up, (u + a.n) * 4, name, 'up');
   requireBytes(k.gpu, a.out, (o + a.n) * 4, name, 'out');
   const WG = 256;
-  const pipe = k.pipeline(name, { WG });
-  const p = params(arena, [a.n, g, u, o]);
   const [gx, gy] = grid2d(Math.ceil(a.n / WG));
-  k.dispatch(pass, pipe, k.bindGroup(pipe, [a.gate, a.up, a.out, p]), gx, gy);
+  k.run(pass, arena, name, {
+    constants: { WG },
+    bind: { gate: a.gate, up: a.up, out: a.out },
+    params: { n: a.n, gateOffset: g, upOffset: u, outOffset: o },
+    grid: [gx, gy],
+  });
 }

@@ -6,7 +6,7 @@
 import { ShapeError } from '../../errors.js';
 import type { UniformArena } from '../buffers.js';
 import type { Kernels } from '../kernels.js';
-import { params, requireBytes, requireInt, type Buf } from './binding.js';
+import { requireBytes, requireInt, type Buf } from './binding.js';
 import type { GpuLinear } from './linear.js';
 
 export interface EmbedArgs {
@@ -31,9 +31,12 @@ export function embedTokens(k: Kernels, pass: GPUComputePassEncoder, arena: Unif
   requireBytes(k.gpu, a.tokens, (tokOffset + a.count) * 4, name, 'tokens');
   requireBytes(k.gpu, a.out, (outOffset + a.count * D) * 4, name, 'out');
   const WG = 64;
-  const pipe = k.pipeline(name, { WG });
   for (const c of a.table.chunks) {
-    const p = params(arena, [D, a.table.strideWords, c.rowStart, c.rows, outOffset, tokOffset, 0, 0]);
-    k.dispatch(pass, pipe, k.bindGroup(pipe, [c.codes, a.tokens, a.out, p]), Math.ceil(D / WG), a.count);
+    k.run(pass, arena, name, {
+      constants: { WG },
+      bind: { table: c.codes, tokens: a.tokens, out: a.out },
+      params: { D, stride: a.table.strideWords, rowStart: c.rowStart, chunkRows: c.rows, outOffset, tokOffset },
+      grid: [Math.ceil(D / WG), a.count],
+    });
   }
 }

@@ -61,7 +61,7 @@ import { createBuffer, STORAGE, type UniformArena } from '../buffers.js';
 import type { GpuContext } from '../device.js';
 import type { Kernels } from '../kernels.js';
 import { expertRowStrideWords, scaleColumns, stackLayout, type ExpertFormat } from './fp8-layout.js';
-import { params, requireBytes, requireInt, weightFormat, type Buf, type WeightBuffers } from './binding.js';
+import { requireBytes, requireInt, weightFormat, type Buf, type WeightBuffers } from './binding.js';
 import { unusedBuffer } from './unused.js';
 
 export interface MoeGeometry {
@@ -130,9 +130,12 @@ export function moeRouter(k: Kernels, pass: GPUComputePassEncoder, arena: Unifor
   requireBytes(k.gpu, a.weights, T * K * 4, name, 'weights');
   const WG = 64;
   // workgroup arrays sized to E (SwiftShader's compile time grows with array sizes)
-  const pipe = k.pipeline(name, { WG, MAX_E: Math.ceil(E / 64) * 64 });
-  const p = params(arena, [T, E, K, G, TG, a.normTopkProb ? 1 : 0, { f32: a.scaling }, 0]);
-  k.dispatch(pass, pipe, k.bindGroup(pipe, [a.logits, a.bias, a.ids, a.weights, p]), T);
+  k.run(pass, arena, name, {
+    constants: { WG, MAX_E: Math.ceil(E / 64) * 64 },
+    bind: { logits: a.logits, bias: a.bias, ids: a.ids, weights: a.weights },
+    params: { T, E, K, G, TG, norm: a.normTopkProb ? 1 : 0, scaling: a.scaling },
+    grid: [T],
+  });
 }
 
 // ------------------------------------------------------------------------------------------------------------
@@ -356,10 +359,15 @@ function checkExperts(k: Kernels, a: MoeExpertsArgs, kernel: string): Checked {
   return { T, Ks, Fmax, groups };
 }
 
-/** The weight bindings of a stack, (codes, scales) in every format; a missing stack or BF16's scales bind a dummy. */
-function stackBindings(k: Kernels, w: WeightBuffers | undefined): Buf[] {
-  if (!w) return [unusedBuffer(k), unusedBuffer(k)];
-  return [w.codes, w.format === 'bf16' ? unusedBuffer(k) : w.scales];
+/**
+ * The weight bindings of the routed stack and the shared one by name (codes, scales, shCodes, shScales), in every
+ * format; a missing stack or BF16's scales bind the unused buffer (one binding layout for all formats).
+ */
+function stackBindings(k: Kernels, routed: WeightBuffers | undefined, shared: WeightBuffers | undefined): Record<'codes' | 'scales' | 'shCodes' | 'shScales', Buf> {
+  const pair = (w: WeightBuffers | undefined): [Buf, Buf] => (!w ? [unusedBuffer(k), unusedBuffer(k)] : [w.codes, w.format === 'bf16' ? unusedBuffer(k) : w.scales]);
+  const [codes, scales] = pair(routed);
+  const [shCodes, shScales] = pair(shared);
+  return { codes, scales, shCodes, shScales };
 }
 
 /** The instance of a kernel family for a format: STEM for FP8, STEM_bf16, STEM_int4 (scripts/embed-shaders.ts). */
@@ -402,28 +410,31 @@ export function moeExpertsDecode(k: Kernels, pass: GPUComputePassEncoder, arena:
     const WG = wide ? wide.wg : 64;
     const RPW = 16; // rows per workgroup of the subgroup kernels
     const f16: Record<string, number> = wide && grp.fg.format === 'fp8' ? { F16BITS: wide.f16bits ? 1 : 0 } : {};
-    const pipe = (stem: string, rpt: number) => sub
-      ? k.pipeline(`${stem}_subgroup`, { WG, RPW })
+    // the kernel instance and its override constants
+    const kernel = (stem: string, rpt: number): { name: string; constants: Record<string, number> } => sub
+      ? { name: `${stem}_subgroup`, constants: { WG, RPW } }
       : wide
-        ? k.pipeline(kernelFor(`${stem}_wide`, grp.fg.format), { WG, RPT: rpt, ...f16 })
-        : k.pipeline(kernelFor(stem, grp.fg.format), { WG });
+        ? { name: kernelFor(`${stem}_wide`, grp.fg.format), constants: { WG, RPT: rpt, ...f16 } }
+        : { name: kernelFor(stem, grp.fg.format), constants: { WG } };
     return {
       grp,
       // rows per workgroup of each kernel
       guRows: sub ? RPW : wide ? WG * wide.rptGateUp : WG,
       dnRows: sub ? RPW : wide ? WG * wide.rptDown : WG,
-      gu: pipe('moe_gateup_id', wide?.rptGateUp ?? 1),
-      dn: pipe('moe_down_id', wide?.rptDown ?? 1),
+      gu: kernel('moe_gateup_id', wide?.rptGateUp ?? 1),
+      dn: kernel('moe_down_id', wide?.rptDown ?? 1),
     };
   });
+  const shape = { T: c.T, D: g.hidden, K: g.topK, F: g.inter, Fs: g.sharedInter, Fmax: c.Fmax, Ks: c.Ks, t0 };
   for (const { grp, gu, guRows } of plans) {
     const f = grp.fg;
     for (const d of dispatchesOf(grp)) {
-      const p = params(arena, [c.T, g.hidden, g.topK, g.inter, g.sharedInter, c.Fmax, d.first, d.end, d.doShared, f.rsD, f.scD, c.Ks, t0, 0, 0, 0]);
-      const bg = k.bindGroup(gu, [
-        a.x, a.ids, a.weights, ...stackBindings(k, d.gateUp), ...stackBindings(k, d.doShared ? grp.shared?.gateUp : undefined), a.scratch.hidden, p,
-      ]);
-      k.dispatch(pass, gu, bg, Math.ceil(c.Fmax / guRows), d.doShared ? c.Ks : g.topK, Tw);
+      k.run(pass, arena, gu.name, {
+        constants: gu.constants,
+        bind: { xin: a.x, ids: a.ids, wts: a.weights, ...stackBindings(k, d.gateUp, d.doShared ? grp.shared?.gateUp : undefined), h: a.scratch.hidden },
+        params: { ...shape, e0: d.first, e1: d.end, doShared: d.doShared, rsD: f.rsD, scD: f.scD },
+        grid: [Math.ceil(c.Fmax / guRows), d.doShared ? c.Ks : g.topK, Tw],
+      });
     }
   }
   let n = 0;
@@ -431,14 +442,12 @@ export function moeExpertsDecode(k: Kernels, pass: GPUComputePassEncoder, arena:
     const f = grp.fg;
     for (const d of dispatchesOf(grp)) {
       const accumulate = n++ > 0 || a.accumulate ? 1 : 0;
-      const p = params(arena, [
-        c.T, g.hidden, g.topK, g.inter, g.sharedInter, c.Fmax, d.first, d.end,
-        d.doShared, accumulate, f.rsF, f.rsFs, c.Ks, f.scF, f.scFs, t0,
-      ]);
-      const bg = k.bindGroup(dn, [
-        a.scratch.hidden, a.ids, ...stackBindings(k, d.down), ...stackBindings(k, d.doShared ? grp.shared?.down : undefined), a.out, p,
-      ]);
-      k.dispatch(pass, dn, bg, Math.ceil(g.hidden / dnRows), Tw);
+      k.run(pass, arena, dn.name, {
+        constants: dn.constants,
+        bind: { xin: a.scratch.hidden, ids: a.ids, ...stackBindings(k, d.down, d.doShared ? grp.shared?.down : undefined), out: a.out },
+        params: { ...shape, e0: d.first, e1: d.end, doShared: d.doShared, accumulate, rsF: f.rsF, rsFs: f.rsFs, scF: f.scF, scFs: f.scFs },
+        grid: [Math.ceil(g.hidden / dnRows), Tw],
+      });
     }
   }
 }
@@ -457,43 +466,45 @@ export function moeExpertsPrefill(k: Kernels, pass: GPUComputePassEncoder, arena
   const sh = a.includeShared === false ? null : a.w.shared;
   const pb = s0.maxBlocks; // offset of the sorted pairs in `plan`
 
-  const al = k.pipeline('moe_align', { WG: 256, MAX_E1: Math.ceil((g.experts + 1) / 64) * 64 });
-  const pa = params(arena, [c.T, g.topK, g.experts, sh ? 1 : 0, MOE_BLOCK_M, Math.ceil(c.Fmax / GROUPED_ROWS), Math.ceil(g.hidden / GROUPED_ROWS), pb, c.Ks]);
-  k.dispatch(pass, al, k.bindGroup(al, [a.ids, s0.plan, s0.indirect, pa]), 1);
-
+  k.run(pass, arena, 'moe_align', {
+    constants: { WG: 256, MAX_E1: Math.ceil((g.experts + 1) / 64) * 64 },
+    bind: { ids: a.ids, plan: s0.plan, args: s0.indirect },
+    params: {
+      T: c.T, K: g.topK, E: g.experts, hasShared: sh ? 1 : 0, BM: MOE_BLOCK_M,
+      tilesGU: Math.ceil(c.Fmax / GROUPED_ROWS), tilesDown: Math.ceil(g.hidden / GROUPED_ROWS), pb, Ks: c.Ks,
+    },
+    grid: [1],
+  });
+  const shape = { T: c.T, D: g.hidden, K: g.topK, F: g.inter, Fs: g.sharedInter, Fmax: c.Fmax, Ks: c.Ks, E: g.experts, pb };
   const groups = a.includeShared === false ? withoutShared(c.groups) : c.groups;
   for (const grp of groups) {
     const f = grp.fg;
-    const gu = k.pipeline(kernelFor('moe_gateup_grouped', f.format));
     for (const d of dispatchesOf(grp)) {
-      const p = params(arena, [c.T, g.hidden, g.topK, g.inter, g.sharedInter, c.Fmax, d.first, d.end, d.doShared, f.rsD, f.scD, c.Ks, g.experts, pb, 0, 0]);
-      const bg = k.bindGroup(gu, [
-        a.x, s0.plan!, a.weights, ...stackBindings(k, d.gateUp), ...stackBindings(k, d.doShared ? grp.shared?.gateUp : undefined), s0.hidden, p,
-      ]);
-      pass.setPipeline(gu);
-      pass.setBindGroup(0, bg);
-      pass.dispatchWorkgroupsIndirect(s0.indirect!, 0);
+      k.run(pass, arena, kernelFor('moe_gateup_grouped', f.format), {
+        bind: { xin: a.x, plan: s0.plan, wts: a.weights, ...stackBindings(k, d.gateUp, d.doShared ? grp.shared?.gateUp : undefined), h: s0.hidden },
+        params: { ...shape, e0: d.first, e1: d.end, doShared: d.doShared, rsD: f.rsD, scD: f.scD },
+        grid: { indirect: s0.indirect, offset: 0 },
+      });
     }
   }
   for (const grp of groups) {
     const f = grp.fg;
-    const dn = k.pipeline(kernelFor('moe_down_grouped', f.format));
     for (const d of dispatchesOf(grp)) {
-      const p = params(arena, [
-        c.T, g.hidden, g.topK, g.inter, g.sharedInter, c.Fmax, d.first, d.end,
-        d.doShared, f.rsF, f.rsFs, c.Ks, g.experts, pb, f.scF, f.scFs,
-      ]);
-      const bg = k.bindGroup(dn, [s0.hidden, s0.plan!, ...stackBindings(k, d.down), ...stackBindings(k, d.doShared ? grp.shared?.down : undefined), s0.y!, p]);
-      pass.setPipeline(dn);
-      pass.setBindGroup(0, bg);
-      pass.dispatchWorkgroupsIndirect(s0.indirect!, 16);
+      k.run(pass, arena, kernelFor('moe_down_grouped', f.format), {
+        bind: { xin: s0.hidden, plan: s0.plan, ...stackBindings(k, d.down, d.doShared ? grp.shared?.down : undefined), y: s0.y },
+        params: { ...shape, e0: d.first, e1: d.end, doShared: d.doShared, rsF: f.rsF, rsFs: f.rsFs, scF: f.scF, scFs: f.scFs },
+        grid: { indirect: s0.indirect, offset: 16 },
+      });
     }
   }
   if (a.combine === false) return;
   const WG = 64;
-  const cb = k.pipeline('moe_combine', { WG });
-  const pc = params(arena, [c.T, g.hidden, c.Ks, a.accumulate ? 1 : 0]);
-  k.dispatch(pass, cb, k.bindGroup(cb, [s0.y, a.out, pc]), Math.ceil(g.hidden / WG), c.T);
+  k.run(pass, arena, 'moe_combine', {
+    constants: { WG },
+    bind: { y: s0.y, out: a.out },
+    params: { T: c.T, D: g.hidden, Ks: c.Ks, accumulate: a.accumulate ? 1 : 0 },
+    grid: [Math.ceil(g.hidden / WG), c.T],
+  });
 }
 
 /** The launch groups of a wave that skips the shared expert (a shared-only group drops out). */

@@ -6,7 +6,7 @@
 import { ShapeError } from '../../errors.js';
 import type { UniformArena } from '../buffers.js';
 import type { Kernels } from '../kernels.js';
-import { params, requireBytes, requireInt, type Buf } from './binding.js';
+import { requireBytes, requireInt, type Buf } from './binding.js';
 
 export interface RmsNormArgs {
   /** [T, xStride] f32 at xOffset; never the same buffer as y */
@@ -40,7 +40,10 @@ export function rmsNorm(k: Kernels, pass: GPUComputePassEncoder, arena: UniformA
   requireBytes(k.gpu, a.x, (xOffset + (a.tokens - 1) * xStride + a.n) * 4, name, 'x');
   requireBytes(k.gpu, a.weight, a.n * 4, name, 'weight');
   requireBytes(k.gpu, a.y, (yOffset + (a.tokens - 1) * yStride + a.n) * 4, name, 'y');
-  const pipe = k.pipeline(name, { WG: 64 });
-  const p = params(arena, [a.n, xOffset, xStride, yOffset, yStride, { f32: a.eps }, 0, 0]);
-  k.dispatch(pass, pipe, k.bindGroup(pipe, [a.x, a.weight, a.y, p]), a.tokens);
+  k.run(pass, arena, name, {
+    constants: { WG: 64 },
+    bind: { src: a.x, weight: a.weight, dst: a.y },
+    params: { n: a.n, inOffset: xOffset, inStride: xStride, outOffset: yOffset, outStride: yStride, eps: a.eps },
+    grid: [a.tokens],
+  });
 }

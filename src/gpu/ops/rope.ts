@@ -3,13 +3,14 @@
  * session (src/model/rope.ts ropeTables, docs/model.md §5.6: WGSL sin/cos are too coarse) and uploaded as one buffer
  * [ctx, P, 2] of (cos, sin); the kernel only multiplies.
  *   ropeInPlace  rotates `heads` segments of Dr values per token inside one buffer (q_pe inside q)
- *   ropeCopy     reads segments from `src` and writes the rotated values to `dst` (k_pe into the latent cache)
+ *   ropeCopy     reads segments from `src` and writes the rotated values to `dst` (k_pe into the latent cache;
+ *                shaders/rope_copy.wgsl)
  */
 import { ShapeError } from '../../errors.js';
 import { createBuffer, writeBuffer, type UniformArena } from '../buffers.js';
 import type { GpuContext } from '../device.js';
 import type { Kernels } from '../kernels.js';
-import { params, requireBytes, requireInt, type Buf } from './binding.js';
+import { requireBytes, requireInt, type Buf } from './binding.js';
 
 /** The interleaved (cos, sin) table [positions, P, 2] of positions 0 .. positions-1 on the GPU. */
 export interface GpuRopeTable {
@@ -64,26 +65,31 @@ function check(k: Kernels, a: RopeArgs, seg: RopeSegments, arg: string, name: st
 }
 
 export function ropeInPlace(k: Kernels, pass: GPUComputePassEncoder, arena: UniformArena, a: RopeArgs & { x: RopeSegments }): void {
-  const name = 'rope';
-  check(k, a, a.x, 'x', name);
+  check(k, a, a.x, 'x', 'rope');
   const WG = 64;
-  const pipe = k.pipeline(name, { WG }, 'main');
-  const p = params(arena, [a.table.pairs, a.heads, a.pos0, a.x.offset, a.x.tokenStride, a.x.headStride, 0, 0, 0, 0, 0, 0]);
-  k.dispatch(pass, pipe, k.bindGroup(pipe, [a.x.buf, a.table.buffer, p]), Math.ceil((a.heads * a.table.pairs) / WG), a.tokens);
+  k.run(pass, arena, 'rope', {
+    constants: { WG },
+    bind: { dst: a.x.buf, cs: a.table.buffer },
+    params: { pairs: a.table.pairs, heads: a.heads, pos0: a.pos0, dstOffset: a.x.offset, dstTokenStride: a.x.tokenStride, dstHeadStride: a.x.headStride, srcOffset: 0, srcTokenStride: 0, srcHeadStride: 0 },
+    grid: [Math.ceil((a.heads * a.table.pairs) / WG), a.tokens],
+  });
 }
 
 export function ropeCopy(k: Kernels, pass: GPUComputePassEncoder, arena: UniformArena, a: RopeArgs & { src: RopeSegments; dst: RopeSegments }): void {
-  const name = 'rope';
+  const name = 'rope_copy';
   check(k, a, a.src, 'src', name);
   check(k, a, a.dst, 'dst', name);
   const sb = 'buffer' in a.src.buf ? a.src.buf.buffer : a.src.buf;
   const db = 'buffer' in a.dst.buf ? a.dst.buf.buffer : a.dst.buf;
   if (sb === db) throw new ShapeError(`${name}: src and dst must be different buffers (use ropeInPlace)`, 'dst');
   const WG = 64;
-  const pipe = k.pipeline(name, { WG }, 'copy');
-  const p = params(arena, [
-    a.table.pairs, a.heads, a.pos0, a.dst.offset, a.dst.tokenStride, a.dst.headStride,
-    a.src.offset, a.src.tokenStride, a.src.headStride, 0, 0, 0,
-  ]);
-  k.dispatch(pass, pipe, k.bindGroup(pipe, [a.dst.buf, a.table.buffer, p, a.src.buf]), Math.ceil((a.heads * a.table.pairs) / WG), a.tokens);
+  k.run(pass, arena, name, {
+    constants: { WG },
+    bind: { dst: a.dst.buf, cs: a.table.buffer, src: a.src.buf },
+    params: {
+      pairs: a.table.pairs, heads: a.heads, pos0: a.pos0, dstOffset: a.dst.offset, dstTokenStride: a.dst.tokenStride, dstHeadStride: a.dst.headStride,
+      srcOffset: a.src.offset, srcTokenStride: a.src.tokenStride, srcHeadStride: a.src.headStride,
+    },
+    grid: [Math.ceil((a.heads * a.table.pairs) / WG), a.tokens],
+  });
 }

@@ -6,7 +6,7 @@
 import { ShapeError } from '../../errors.js';
 import type { UniformArena } from '../buffers.js';
 import type { Kernels } from '../kernels.js';
-import { params, requireBytes, requireInt, type Buf } from './binding.js';
+import { requireBytes, requireInt, type Buf } from './binding.js';
 
 export interface PickArgs {
   /** [V] f32 at logitsOffset */
@@ -25,8 +25,7 @@ export function argmaxToken(k: Kernels, pass: GPUComputePassEncoder, arena: Unif
   const oi = a.outIndex ?? 0;
   requireBytes(k.gpu, a.logits, (lo + a.vocab) * 4, name, 'logits');
   requireBytes(k.gpu, a.out, (oi + 1) * 4, name, 'out');
-  const pipe = k.pipeline(name, { WG: 256 });
-  k.dispatch(pass, pipe, k.bindGroup(pipe, [a.logits, a.out, params(arena, [a.vocab, lo, oi, 0])]), 1);
+  k.run(pass, arena, name, { constants: { WG: 256 }, bind: { logits: a.logits, out: a.out }, params: { V: a.vocab, logitsOffset: lo, outIndex: oi }, grid: [1] });
 }
 
 export interface SampleArgs extends PickArgs {
@@ -49,7 +48,9 @@ export function sampleToken(k: Kernels, pass: GPUComputePassEncoder, arena: Unif
   requireBytes(k.gpu, a.logits, (lo + a.vocab) * 4, name, 'logits');
   requireBytes(k.gpu, a.probs, a.vocab * 4, name, 'probs');
   requireBytes(k.gpu, a.out, (oi + 1) * 4, name, 'out');
-  const pipe = k.pipeline(name);
-  const p = params(arena, [a.vocab, lo, oi, a.topK, { f32: a.temperature }, { f32: a.topP }, { f32: a.uniform }, 0]);
-  k.dispatch(pass, pipe, k.bindGroup(pipe, [a.logits, a.probs, a.out, p]), 1);
+  k.run(pass, arena, name, {
+    bind: { logits: a.logits, probs: a.probs, out: a.out },
+    params: { V: a.vocab, logitsOffset: lo, outIndex: oi, topK: a.topK, temperature: a.temperature, topP: a.topP, uniform: a.uniform },
+    grid: [1],
+  });
 }

@@ -1,0 +1,28 @@
+// shaders/include/rope_common.wgsl: what rope.wgsl (in place) and rope_copy.wgsl share: the Params, the
+// bindings 0-2 (dst, the (cos, sin) table, params) and the rotation of one pair by the table row of its position.
+struct Params {
+  pairs: u32,          // P = Dr / 2
+  heads: u32,          // segments per token
+  pos0: u32,           // position of token 0 (row of the table)
+  dstOffset: u32,      // in elements, start of token 0 segment 0
+  dstTokenStride: u32, // in elements
+  dstHeadStride: u32,  // in elements
+  srcOffset: u32,      // rope_copy only
+  srcTokenStride: u32,
+  srcHeadStride: u32,
+  _pad0: u32,
+  _pad1: u32,
+  _pad2: u32,
+}
+
+@group(0) @binding(0) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(1) var<storage, read> cs: array<f32>;
+@group(0) @binding(2) var<uniform> params: Params;
+
+// (a, b) rotated by θ of pair i at position pos0 + t
+fn rotate(a: f32, b: f32, t: u32, i: u32) -> vec2<f32> {
+  let at = ((params.pos0 + t) * params.pairs + i) * 2u;
+  let c = cs[at];
+  let s = cs[at + 1u];
+  return vec2<f32>(a * c - b * s, a * s + b * c);
+}
