@@ -11,7 +11,7 @@ import { createBuffer, readBuffer } from '../src/gpu/buffers.js';
 import type { GpuContext } from '../src/gpu/device.js';
 import type { Kernels } from '../src/gpu/kernels.js';
 import { timeOp, type Timing, type TimingOptions } from './harness.js';
-import { bindAt, uniformBuffer, type EncodedOp } from './naive.js';
+import type { EncodedOp } from './naive.js';
 import '../src/gpu/shaders-extra.gen.js'; // the naive twins and bench kernels (shaders/reference, shaders/bench)
 
 export interface CeilingVariant {
@@ -99,13 +99,11 @@ async function measureDecode(gpu: GpuContext, kernels: Kernels, opts: CeilingOpt
   let best = 0;
   for (const [wg, groups] of [[64, 64], [64, 1024], [256, 64]] as const) {
     const sink = createBuffer(gpu, wg * groups * 4, `${kernel} sink`);
-    const pipeline = kernels.pipeline(kernel, { WG: wg });
     const run = async (iters: number): Promise<number> => {
-      const params = uniformBuffer(gpu, `${kernel} params`, [iters, 12345, 0, 0]);
-      const group = bindAt(gpu, pipeline, { 0: sink, 1: params });
-      const op: EncodedOp = { dispatches: 1, encode: (pass) => kernels.dispatch(pass, pipeline, group, groups) };
+      const d = kernels.prepare(kernel, { constants: { WG: wg }, bind: { sink }, params: { iters, seed: 12345 }, grid: [groups] });
+      const op: EncodedOp = { dispatches: 1, encode: (pass) => d.encode(pass) };
       const t = await timeOp(gpu, op, { ...opts.timing, targetPassMs: 0, repeats: 5, warmup: 1 });
-      params.destroy();
+      d.destroy();
       return t.ms;
     };
     const probeIters = 16;
@@ -122,17 +120,15 @@ async function measureDecode(gpu: GpuContext, kernels: Kernels, opts: CeilingOpt
 async function measureFixedCosts(gpu: GpuContext, kernels: Kernels, opts: CeilingOptions): Promise<{ dispatch_us: number; submit_ms: number }> {
   opts.onProgress?.('ceiling: fixed cost per dispatch and per submission');
   const sink = createBuffer(gpu, 256, 'bench_fma sink');
-  const params = uniformBuffer(gpu, 'bench_fma params', [0, { f: 0.5 }, 0, 0]);
-  const pipeline = kernels.pipeline('bench_fma', { WG: 64 });
-  const group = bindAt(gpu, pipeline, { 0: sink, 1: params });
-  const op: EncodedOp = { dispatches: 1, encode: (pass) => kernels.dispatch(pass, pipeline, group, 1) };
+  const d = kernels.prepare('bench_fma', { constants: { WG: 64 }, bind: { sink }, params: { iters: 0, seed: 0.5 }, grid: [1] });
+  const op: EncodedOp = { dispatches: 1, encode: (pass) => d.encode(pass) };
   try {
     const many = await timeOp(gpu, op, { ...opts.timing, targetPassMs: 1e9, maxInner: 200, repeats: 5, warmup: 1 });
     const one = await timeOp(gpu, op, { ...opts.timing, method: 'wall', targetPassMs: 0, repeats: 9, warmup: 2 });
     return { dispatch_us: many.ms * 1000, submit_ms: one.wallMs };
   } finally {
     sink.destroy();
-    params.destroy();
+    d.destroy();
   }
 }
 
@@ -190,10 +186,8 @@ function streamOp(gpu: GpuContext, kernels: Kernels, src: GPUBuffer, nVec4: numb
   const threads = s.wg * s.groups;
   const sink = createBuffer(gpu, threads * 4, 'bench_stream_read sink');
   sinks.push(sink);
-  const params = uniformBuffer(gpu, 'bench_stream_read params', [nVec4, Math.ceil(nVec4 / threads), 0, 0]);
-  const pipeline = kernels.pipeline('bench_stream_read', { WG: s.wg, MODE: s.mode });
-  const group = bindAt(gpu, pipeline, { 0: src, 1: sink, 2: params });
-  return { dispatches: 1, encode: (pass) => kernels.dispatch(pass, pipeline, group, s.groups) };
+  const d = kernels.prepare('bench_stream_read', { constants: { WG: s.wg, MODE: s.mode }, bind: { src, sink }, params: { n_vec4: nVec4, per_thread: Math.ceil(nVec4 / threads) }, grid: [s.groups] });
+  return { dispatches: 1, encode: (pass) => d.encode(pass) };
 }
 
 async function measureFma(gpu: GpuContext, kernels: Kernels, opts: CeilingOptions) {
@@ -204,13 +198,11 @@ async function measureFma(gpu: GpuContext, kernels: Kernels, opts: CeilingOption
     opts.onProgress?.(`ceiling: FMA WG ${s.wg} x ${s.groups}`);
     const threads = s.wg * s.groups;
     const sink = createBuffer(gpu, threads * 4, 'bench_fma sink');
-    const pipeline = kernels.pipeline('bench_fma', { WG: s.wg });
     const run = async (iters: number): Promise<Timing> => {
-      const params = uniformBuffer(gpu, 'bench_fma params', [iters, { f: 0.5 }, 0, 0]);
-      const group = bindAt(gpu, pipeline, { 0: sink, 1: params });
-      const op: EncodedOp = { dispatches: 1, encode: (pass) => kernels.dispatch(pass, pipeline, group, s.groups) };
+      const d = kernels.prepare('bench_fma', { constants: { WG: s.wg }, bind: { sink }, params: { iters, seed: 0.5 }, grid: [s.groups] });
+      const op: EncodedOp = { dispatches: 1, encode: (pass) => d.encode(pass) };
       const t = await timeOp(gpu, op, { ...opts.timing, targetPassMs: 0, repeats: 3, warmup: 1 });
-      params.destroy();
+      d.destroy();
       return t;
     };
     // size the loop so one dispatch takes ~40 ms: long enough to hide dispatch overhead

@@ -11,7 +11,6 @@
 import { ShapeError } from '../src/errors.js';
 import type { GpuContext } from '../src/gpu/device.js';
 import type { Kernels } from '../src/gpu/kernels.js';
-import { createBuffer } from '../src/gpu/buffers.js';
 import { fp8RowStrideWords, fp8StackLayout } from '../src/gpu/ops/fp8-layout.js';
 import '../src/gpu/shaders-extra.gen.js'; // the naive twins and bench kernels (shaders/reference, shaders/bench)
 
@@ -28,26 +27,6 @@ export interface EncodedOp {
 }
 
 const WG = 64;
-const UNIFORM = 0x0040 | 0x0008; // UNIFORM | COPY_DST
-
-/** A uniform buffer filled from 32-bit fields (`f` marks the f32 ones). */
-export function uniformBuffer(gpu: GpuContext, label: string, fields: Array<number | { f: number }>): GPUBuffer {
-  const bytes = Math.max(16, Math.ceil((fields.length * 4) / 16) * 16);
-  const view = new DataView(new ArrayBuffer(bytes));
-  fields.forEach((v, i) => (typeof v === 'number' ? view.setUint32(i * 4, v, true) : view.setFloat32(i * 4, v.f, true)));
-  const buf = createBuffer(gpu, bytes, label, UNIFORM);
-  gpu.device.queue.writeBuffer(buf, 0, view.buffer);
-  return buf;
-}
-
-/** A bind group with explicit binding numbers (entry points of one file bind different subsets). */
-export function bindAt(gpu: GpuContext, pipeline: GPUComputePipeline, entries: Record<number, GPUBuffer>): GPUBindGroup {
-  return gpu.device.createBindGroup({
-    label: pipeline.label,
-    layout: pipeline.getBindGroupLayout(0),
-    entries: Object.entries(entries).map(([b, buffer]) => ({ binding: Number(b), resource: { buffer } })),
-  });
-}
 
 function checkBinding(gpu: GpuContext, what: string, bytes: number): void {
   if (bytes > gpu.limits.maxStorageBufferBindingSize) {
@@ -55,22 +34,20 @@ function checkBinding(gpu: GpuContext, what: string, bytes: number): void {
   }
 }
 
+/** A dispatch by name (Kernels.prepare: bindings and Params checked against the WGSL once). */
 interface Step {
   name: string;
-  entry: string;
-  bind: Record<number, GPUBuffer>;
+  bind: Record<string, GPUBuffer>;
+  params: Record<string, number>;
   grid: [number, number?];
 }
 
-function steps(gpu: GpuContext, kernels: Kernels, list: Step[]): EncodedOp {
-  const prepared = list.map((s) => {
-    const pipeline = kernels.pipeline(s.name, { WG }, s.entry);
-    return { pipeline, group: bindAt(gpu, pipeline, s.bind), grid: s.grid };
-  });
+function steps(kernels: Kernels, list: Step[]): EncodedOp {
+  const prepared = list.map((s) => kernels.prepare(s.name, { constants: { WG }, bind: s.bind, params: s.params, grid: s.grid }));
   return {
     dispatches: prepared.length,
     encode(pass) {
-      for (const p of prepared) kernels.dispatch(pass, p.pipeline, p.group, p.grid[0], p.grid[1] ?? 1);
+      for (const p of prepared) p.encode(pass);
     },
   };
 }
@@ -92,9 +69,8 @@ export interface Fp8GemvBuffers {
 export function naiveFp8Gemv(gpu: GpuContext, kernels: Kernels, b: Fp8GemvBuffers, rows: number, cols: number): EncodedOp {
   const stride = fp8RowStrideWords(cols);
   checkBinding(gpu, 'fp8_gemv_naive weight', rows * stride * 4);
-  const params = uniformBuffer(gpu, 'fp8_gemv_naive params', [rows, cols, Math.ceil(cols / 128), stride]);
-  return steps(gpu, kernels, [
-    { name: 'fp8_gemv_naive', entry: 'main', bind: { 0: b.w, 1: b.scale, 2: b.x, 3: b.y, 4: params }, grid: [Math.ceil(rows / WG)] },
+  return steps(kernels, [
+    { name: 'fp8_gemv_naive', bind: { w: b.w, scale: b.scale, x: b.x, y: b.y }, params: { rows, cols, scale_cols: Math.ceil(cols / 128), stride }, grid: [Math.ceil(rows / WG)] },
   ]);
 }
 
@@ -102,9 +78,8 @@ export function naiveFp8Gemv(gpu: GpuContext, kernels: Kernels, b: Fp8GemvBuffer
 export function naiveFp8Gemm(gpu: GpuContext, kernels: Kernels, b: Fp8GemvBuffers, rows: number, cols: number, tokens: number): EncodedOp {
   const stride = fp8RowStrideWords(cols);
   checkBinding(gpu, 'fp8_gemm_naive weight', rows * stride * 4);
-  const params = uniformBuffer(gpu, 'fp8_gemm_naive params', [rows, cols, Math.ceil(cols / 128), tokens, stride]);
-  return steps(gpu, kernels, [
-    { name: 'fp8_gemm_naive', entry: 'main', bind: { 0: b.w, 1: b.scale, 2: b.x, 3: b.y, 4: params }, grid: [Math.ceil(rows / WG), tokens] },
+  return steps(kernels, [
+    { name: 'fp8_gemm_naive', bind: { w: b.w, scale: b.scale, x: b.x, y: b.y }, params: { rows, cols, scale_cols: Math.ceil(cols / 128), tokens, stride }, grid: [Math.ceil(rows / WG), tokens] },
   ]);
 }
 
@@ -133,11 +108,11 @@ export interface MlaDecodeBuffers {
 export function naiveMlaDecode(gpu: GpuContext, kernels: Kernels, b: MlaDecodeBuffers, s: MlaDecodeShape): EncodedOp {
   const width = s.rank + s.rope;
   checkBinding(gpu, 'mla_scores_naive cache', s.tokens * width * 4);
-  const params = uniformBuffer(gpu, 'mla naive params', [s.heads, s.tokens, width, s.rank, { f: s.scale }]);
-  return steps(gpu, kernels, [
-    { name: 'mla_scores_naive', entry: 'main', bind: { 0: b.q, 1: b.cache, 2: b.p, 3: params }, grid: [Math.ceil(s.tokens / WG), s.heads] },
-    { name: 'mla_softmax_naive', entry: 'main', bind: { 0: b.p, 1: params }, grid: [Math.ceil(s.heads / WG)] },
-    { name: 'mla_combine_naive', entry: 'main', bind: { 0: b.cache, 1: b.p, 2: b.out, 3: params }, grid: [Math.ceil(s.rank / WG), s.heads] },
+  const params = { heads: s.heads, tokens: s.tokens, width, rank: s.rank, scale: s.scale };
+  return steps(kernels, [
+    { name: 'mla_scores_naive', bind: { q: b.q, cache: b.cache, p: b.p }, params, grid: [Math.ceil(s.tokens / WG), s.heads] },
+    { name: 'mla_softmax_naive', bind: { p: b.p }, params, grid: [Math.ceil(s.heads / WG)] },
+    { name: 'mla_combine_naive', bind: { cache: b.cache, p: b.p, out: b.out }, params, grid: [Math.ceil(s.rank / WG), s.heads] },
   ]);
 }
 
@@ -174,10 +149,10 @@ export function naiveRouter(gpu: GpuContext, kernels: Kernels, b: RouterBuffers,
   if (s.experts % s.groups !== 0 || s.groups > 64 || s.topk > 32 || s.topkGroup > s.groups) {
     throw new ShapeError(`moe_router_select_naive: E ${s.experts} must divide into G ${s.groups} <= 64 groups, K ${s.topk} <= 32, TG ${s.topkGroup} <= G`);
   }
-  const params = uniformBuffer(gpu, 'router naive params', [s.tokens, s.hidden, s.experts, s.topk, s.groups, s.topkGroup, s.norm ? 1 : 0, { f: s.scaling }]);
-  return steps(gpu, kernels, [
-    { name: 'moe_router_logits_naive', entry: 'main', bind: { 0: b.x, 1: b.gate, 2: b.logits, 3: params }, grid: [Math.ceil(s.experts / WG), s.tokens] },
-    { name: 'moe_router_select_naive', entry: 'main', bind: { 0: b.bias, 1: b.logits, 2: b.ids, 3: b.weights, 4: params }, grid: [Math.ceil(s.tokens / WG)] },
+  const params = { tokens: s.tokens, hidden: s.hidden, experts: s.experts, topk: s.topk, groups: s.groups, topk_group: s.topkGroup, norm: s.norm ? 1 : 0, scaling: s.scaling };
+  return steps(kernels, [
+    { name: 'moe_router_logits_naive', bind: { x: b.x, gate: b.gate, logits: b.logits }, params, grid: [Math.ceil(s.experts / WG), s.tokens] },
+    { name: 'moe_router_select_naive', bind: { bias: b.bias, logits: b.logits, ids: b.ids, weights: b.weights }, params, grid: [Math.ceil(s.tokens / WG)] },
   ]);
 }
 
@@ -222,11 +197,11 @@ export function naiveExperts(gpu: GpuContext, kernels: Kernels, b: ExpertBuffers
   const list = b.shards.flatMap((sh, i): Step[] => {
     checkBinding(gpu, `moe_gateup_id_naive shard ${i}`, fp8StackLayout(2 * sh.count, s.inter, s.hidden).codeBytes);
     checkBinding(gpu, `moe_down_id_naive shard ${i}`, fp8StackLayout(sh.count, s.hidden, s.inter).codeBytes);
-    const params = uniformBuffer(gpu, `moe experts naive params ${i}`, [s.hidden, s.inter, s.topk, sh.first, sh.count, strideD, strideF, i === 0 ? 0 : 1]);
+    const params = { hidden: s.hidden, inter: s.inter, topk: s.topk, first: sh.first, count: sh.count, stride_d: strideD, stride_f: strideF, accumulate: i === 0 ? 0 : 1 };
     return [
-      { name: 'moe_gateup_id_naive', entry: 'main', bind: { 0: b.x, 1: b.ids, 2: sh.gu, 3: sh.guScale, 4: b.h, 5: params }, grid: [Math.ceil(s.inter / WG), s.topk] },
-      { name: 'moe_down_id_naive', entry: 'main', bind: { 0: b.ids, 1: b.weights, 2: sh.dn, 3: sh.dnScale, 4: b.h, 5: b.out, 6: params }, grid: [Math.ceil(s.hidden / WG)] },
+      { name: 'moe_gateup_id_naive', bind: { x: b.x, ids: b.ids, gu: sh.gu, gu_s: sh.guScale, h: b.h }, params, grid: [Math.ceil(s.inter / WG), s.topk] },
+      { name: 'moe_down_id_naive', bind: { ids: b.ids, weights: b.weights, dn: sh.dn, dn_s: sh.dnScale, h: b.h, out: b.out }, params, grid: [Math.ceil(s.hidden / WG)] },
     ];
   });
-  return steps(gpu, kernels, list);
+  return steps(kernels, list);
 }

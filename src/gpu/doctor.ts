@@ -1,6 +1,6 @@
 /** `webmoe doctor`: which adapter this machine gives, its features and limits, and a kernel that must run right. */
 import { WebmoeError } from '../errors.js';
-import { createBuffer, readBuffer, UniformArena } from './buffers.js';
+import { createBuffer, readBuffer } from './buffers.js';
 import { createGpu, type AdapterChoice, type AdapterDescription, type GpuContext } from './device.js';
 import { Kernels } from './kernels.js';
 
@@ -24,17 +24,10 @@ export function expectedSequence(n: number, a: number, b: number): Float32Array 
 export async function runFillSequence(gpu: GpuContext, n = 1000, a = 0.5, b = 3): Promise<number> {
   const kernels = new Kernels(gpu);
   const out = createBuffer(gpu, n * 4, 'doctor-out');
-  const arena = new UniformArena(gpu, 4096);
-  const params = arena.alloc(16, (v) => {
-    v.setUint32(0, n, true);
-    v.setFloat32(4, a, true);
-    v.setFloat32(8, b, true);
-  });
-  arena.flush();
-  const pipeline = kernels.pipeline('fill_sequence', { WG: 64 });
+  const d = kernels.prepare('fill_sequence', { constants: { WG: 64 }, bind: { out }, params: { n, a, b }, grid: [Math.ceil(n / 64)] });
   const enc = gpu.device.createCommandEncoder({ label: 'doctor' });
   const pass = enc.beginComputePass({ label: 'doctor' });
-  kernels.dispatch(pass, pipeline, kernels.bindGroup(pipeline, [out, params]), Math.ceil(n / 64));
+  d.encode(pass);
   pass.end();
   gpu.device.queue.submit([enc.finish()]);
   const got = new Float32Array(await readBuffer(gpu, out, 0, n * 4));
@@ -42,7 +35,7 @@ export async function runFillSequence(gpu: GpuContext, n = 1000, a = 0.5, b = 3)
   let maxError = 0;
   for (let i = 0; i < n; i++) maxError = Math.max(maxError, Math.abs(got[i]! - want[i]!));
   out.destroy();
-  arena.buffer.destroy();
+  d.destroy();
   return maxError;
 }
 

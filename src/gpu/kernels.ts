@@ -8,10 +8,17 @@
 import { DeviceError, WebmoeError } from '../errors.js';
 import type { GpuContext, OptionalFeature } from './device.js';
 import { SHADERS } from './shaders.gen.js';
-import type { UniformArena } from './buffers.js';
+import { createBuffer, type UniformArena } from './buffers.js';
 import { checkArguments, packParams, parseContract, type KernelContract, type ParamValues } from './contract.js';
 
 export type OverrideConstants = Record<string, number>;
+
+/** A dispatch whose bind group and Params are built once (Kernels.prepare). */
+export interface PreparedDispatch {
+  encode(pass: GPUComputePassEncoder): void;
+  /** frees its Params buffer */
+  destroy(): void;
+}
 
 /** The arguments of one dispatch by name (Kernels.run). */
 export interface RunArgs {
@@ -183,13 +190,46 @@ export class Kernels {
       uniform = arena.alloc(Math.ceil(fields.length / 4) * 16, (v) => packParams(fields, values, v));
     }
     const resources = c.bindings.map((b) => (b.kind === 'uniform' ? uniform! : a.bind[b.name]!));
-    const bg = this.bindGroup(pipe, resources);
-    if ('indirect' in a.grid) {
+    this.encodeGrid(pass, pipe, this.bindGroup(pipe, resources), a.grid);
+  }
+
+  /**
+   * A dispatch prepared once and encoded many times (benchmarks' timing loops, the doctor's check): the same
+   * contract checks as run(), with the Params packed into a uniform buffer of its own (destroy() frees it).
+   */
+  prepare(name: string, a: RunArgs): PreparedDispatch {
+    const pipe = this.pipeline(name, a.constants);
+    const c = this.contract(name);
+    checkArguments(c, a.bind, a.params);
+    let uniform: GPUBuffer | undefined;
+    if (c.params) {
+      const fields = c.params;
+      const bytes = new ArrayBuffer(Math.ceil(fields.length / 4) * 16);
+      packParams(fields, a.params ?? {}, new DataView(bytes));
+      uniform = createBuffer(this.gpu, bytes.byteLength, `${name} params`, 0x0040 | 0x0008); // UNIFORM | COPY_DST
+      this.gpu.device.queue.writeBuffer(uniform, 0, bytes);
+    }
+    const bg = this.gpu.device.createBindGroup({
+      label: name,
+      layout: pipe.getBindGroupLayout(0),
+      entries: c.bindings.map((b) => {
+        const r = b.kind === 'uniform' ? uniform! : a.bind[b.name]!;
+        return { binding: b.index, resource: 'buffer' in r ? r : { buffer: r } };
+      }),
+    });
+    return {
+      encode: (pass) => this.encodeGrid(pass, pipe, bg, a.grid),
+      destroy: () => uniform?.destroy(),
+    };
+  }
+
+  private encodeGrid(pass: GPUComputePassEncoder, pipe: GPUComputePipeline, bg: GPUBindGroup, grid: RunArgs['grid']): void {
+    if ('indirect' in grid) {
       pass.setPipeline(pipe);
       pass.setBindGroup(0, bg);
-      pass.dispatchWorkgroupsIndirect(a.grid.indirect, a.grid.offset ?? 0);
+      pass.dispatchWorkgroupsIndirect(grid.indirect, grid.offset ?? 0);
     } else {
-      const [x, y = 1, z = 1] = a.grid;
+      const [x, y = 1, z = 1] = grid;
       this.dispatch(pass, pipe, bg, x, y, z);
     }
   }
