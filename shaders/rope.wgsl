@@ -18,15 +18,10 @@ override WG: u32 = 64u;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let hi = gid.x;
-  let t = gid.y;
-  if (hi >= params.heads * params.pairs) {
-    return;
-  }
-  let h = hi / params.pairs;
-  let i = hi % params.pairs;
-  let at = params.dstOffset + t * params.dstTokenStride + h * params.dstHeadStride + 2u * i;
-  let v = rotate(dst[at], dst[at + 1u], t, i);
+  let q = pair_of(gid);
+  if (q.w == 0u) { return; }
+  let at = dst_at(q.x, q.y, q.z);
+  let v = rotate(dst[at], dst[at + 1u], q.x, q.z);
   dst[at] = v.x;
   dst[at + 1u] = v.y;
 }

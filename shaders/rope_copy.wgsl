@@ -3,13 +3,9 @@
 //   dst[dstOffset + t·dstTokenStride + h·dstHeadStride + 2i ..] = rotate(src[srcOffset + t·srcTokenStride
 //                                                                     + h·srcHeadStride + 2i ..])
 //
-// Bindings (group 0):
-//   0  dst     array<f32>  written
-//   1  cs      array<f32>  [ctx, P, 2]  (cos, sin), as rope.wgsl
-//   2  params  uniform     Params (include/rope_common.wgsl)
+// Bindings (group 0): as rope.wgsl (0 dst, written here; 1 cs; 2 params, every field used), and
 //   3  src     array<f32>  read (never the same buffer as dst)
-// Workgroup: WG threads (override, default 64) over (h, i) flattened. Dispatch: (⌈heads·P / WG⌉, T).
-// CPU counterpart: src/model/rope.ts applyRope.
+// Workgroup and dispatch as rope.wgsl. CPU counterpart: src/model/rope.ts applyRope.
 
 override WG: u32 = 64u;
 
@@ -19,16 +15,11 @@ override WG: u32 = 64u;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let hi = gid.x;
-  let t = gid.y;
-  if (hi >= params.heads * params.pairs) {
-    return;
-  }
-  let h = hi / params.pairs;
-  let i = hi % params.pairs;
-  let si = params.srcOffset + t * params.srcTokenStride + h * params.srcHeadStride + 2u * i;
-  let v = rotate(src[si], src[si + 1u], t, i);
-  let at = params.dstOffset + t * params.dstTokenStride + h * params.dstHeadStride + 2u * i;
+  let q = pair_of(gid);
+  if (q.w == 0u) { return; }
+  let si = params.srcOffset + q.x * params.srcTokenStride + q.y * params.srcHeadStride + 2u * q.z;
+  let v = rotate(src[si], src[si + 1u], q.x, q.z);
+  let at = dst_at(q.x, q.y, q.z);
   dst[at] = v.x;
   dst[at + 1u] = v.y;
 }

@@ -26,3 +26,14 @@ fn rotate(a: f32, b: f32, t: u32, i: u32) -> vec2<f32> {
   let s = cs[at + 1u];
   return vec2<f32>(a * c - b * s, a * s + b * c);
 }
+
+// (t, h, i) of an invocation: token t = gid.y, segment h and pair i from gid.x; valid = gid.x < heads · pairs
+fn pair_of(gid: vec3<u32>) -> vec4<u32> {
+  let hi = gid.x;
+  return vec4<u32>(gid.y, hi / params.pairs, hi % params.pairs, select(0u, 1u, hi < params.heads * params.pairs));
+}
+
+// element index of pair i of segment h of token t in dst
+fn dst_at(t: u32, h: u32, i: u32) -> u32 {
+  return params.dstOffset + t * params.dstTokenStride + h * params.dstHeadStride + 2u * i;
+}

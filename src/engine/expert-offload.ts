@@ -263,29 +263,8 @@ export class ExpertOffload {
   }
 
   stats(): OffloadStats {
-    const layers = this.moeLayers.map((l) => ({ ...this.state(l).stats }));
-    const sum = (k: keyof LayerOffloadStats) => layers.reduce((a, s) => a + s[k], 0);
-    const lookups = sum('lookups');
-    const recallTotal = sum('recallTotal');
-    return {
-      slotsPerLayer: this.slots,
-      experts: this.config.n_routed_experts,
-      expertBytes: this.source.shape.total,
-      streaming: this.streaming,
-      tokens: this.tokens,
-      lookups,
-      demandHits: sum('demandHits'),
-      latePrefetches: sum('latePrefetches'),
-      misses: sum('misses'),
-      hitRate: lookups > 0 ? sum('demandHits') / lookups : 1,
-      stallMs: sum('stallMs'),
-      bytesStreamed: sum('bytesStreamed'),
-      prefetchesIssued: sum('prefetchesIssued'),
-      wastedPrefetchBytes: sum('wastedPrefetchBytes'),
-      lookaheadRecall: recallTotal > 0 ? sum('recallHits') / recallTotal : 1,
-      uploadSeconds: this.uploadSeconds,
-      layers,
-    };
+    const head = { slotsPerLayer: this.slots, experts: this.config.n_routed_experts, expertBytes: this.source.shape.total, streaming: this.streaming };
+    return withTotals(head, this.moeLayers.map((l) => ({ ...this.state(l).stats })), this.tokens, this.uploadSeconds);
   }
 
   /** Zeroes the counters (the slots and the cache's history stay). */
@@ -628,12 +607,22 @@ export function subtractOffloadStats(after: OffloadStats, before: OffloadStats):
     for (const k of Object.keys(d) as (keyof LayerOffloadStats)[]) if (k !== 'layer') d[k] = l[k] - b[k];
     return d;
   });
+  return withTotals(after, layers, after.tokens - before.tokens, after.uploadSeconds - before.uploadSeconds);
+}
+
+/** OffloadStats from per-layer counters: the totals summed over layers, the rates from the sums. */
+function withTotals(
+  head: Pick<OffloadStats, 'slotsPerLayer' | 'experts' | 'expertBytes' | 'streaming'>, layers: LayerOffloadStats[], tokens: number, uploadSeconds: number,
+): OffloadStats {
   const sum = (k: keyof LayerOffloadStats) => layers.reduce((a, s) => a + s[k], 0);
   const lookups = sum('lookups');
   const recallTotal = sum('recallTotal');
   return {
-    ...after,
-    tokens: after.tokens - before.tokens,
+    slotsPerLayer: head.slotsPerLayer,
+    experts: head.experts,
+    expertBytes: head.expertBytes,
+    streaming: head.streaming,
+    tokens,
     lookups,
     demandHits: sum('demandHits'),
     latePrefetches: sum('latePrefetches'),
@@ -644,7 +633,7 @@ export function subtractOffloadStats(after: OffloadStats, before: OffloadStats):
     prefetchesIssued: sum('prefetchesIssued'),
     wastedPrefetchBytes: sum('wastedPrefetchBytes'),
     lookaheadRecall: recallTotal > 0 ? sum('recallHits') / recallTotal : 1,
-    uploadSeconds: after.uploadSeconds - before.uploadSeconds,
+    uploadSeconds,
     layers,
   };
 }
