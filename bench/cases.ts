@@ -2,7 +2,7 @@
  * What `webmoe bench kernels` measures: each BenchShape uploads one set of seeded data and returns the
  * variants (naive twin, optimised kernel) to time on it, so both run on the same buffers.
  * Shapes go from the `small` toy (golden fixture) to Kimi-K2 widths (shared/configs/kimi-k2.json):
- *   D 7168 hidden, F 2048 expert width, Rq 1536, Rkv 512 + Dr 64 latent, E 384 experts, K 8 per token.
+ *   D 7168 hidden, F 2048 expert width, Rq 1536, R 512 + Dr 64 latent, E 384 experts, K 8 per token.
  * tier 'default' runs by default (~minutes on a 2-core CPU adapter); 'full' only with --full.
  *
  * Byte counts are the compulsory traffic of one call: every weight code and scale once, inputs read once,
@@ -46,8 +46,8 @@ export interface BenchShape {
   prepare(ctx: CaseContext, pool: BufferPool): BenchVariant[];
 }
 
-const KIMI = { D: 7168, F: 2048, Rq: 1536, Rkv: 512, Dr: 64, E: 384, K: 8, H: 64, Dn: 128, Dv: 128 };
-const SMALL = { D: 256, F: 128, Rq: 128, Rkv: 64, Dr: 16, E: 32, K: 8, H: 4, G: 8, TG: 4 };
+const KIMI = { D: 7168, F: 2048, Rq: 1536, R: 512, Dr: 64, E: 384, K: 8, H: 64, Dn: 128, Dv: 128 };
+const SMALL = { D: 256, F: 128, Rq: 128, R: 64, Dr: 16, E: 32, K: 8, H: 4, G: 8, TG: 4 };
 
 function fp8Bytes(rows: number, cols: number): number {
   return rows * cols + Math.ceil(rows / 128) * Math.ceil(cols / 128) * 4;
@@ -374,16 +374,16 @@ export function benchShapes(): BenchShape[] {
     gemvShape('kimi expert gate/up', K.F, K.D, 'default'),
     gemvShape('kimi expert down', K.D, K.F, 'default'),
     gemvShape('kimi q_a', K.Rq, K.D, 'default'),
-    gemvShape('kimi kv_a', K.Rkv + K.Dr, K.D, 'default'),
+    gemvShape('kimi kv_a', K.R + K.Dr, K.D, 'default'),
     gemvShape('kimi q_b', K.H * (K.Dn + K.Dr), K.Rq, 'full'),
     gemvShape('kimi o_proj', K.D, K.H * K.Dv, 'full'),
     gemmShape('small expert gate/up', S.F, S.D, 64, 'default'),
     gemmShape('kimi expert gate/up', K.F, K.D, 16, 'default'),
     gemmShape('kimi expert gate/up', K.F, K.D, 64, 'default'),
     ...[128, 256, 512].map((t) => gemmShape('kimi expert gate/up', K.F, K.D, t, 'full')),
-    mlaShape('small', S.H, S.Rkv, S.Dr, 256, 'default'),
-    ...[256, 4096, 32768].map((t) => mlaShape('kimi', 8, K.Rkv, K.Dr, t, 'default')),
-    ...[1024, 16384].map((t) => mlaShape('kimi', 8, K.Rkv, K.Dr, t, 'full')),
+    mlaShape('small', S.H, S.R, S.Dr, 256, 'default'),
+    ...[256, 4096, 32768].map((t) => mlaShape('kimi', 8, K.R, K.Dr, t, 'default')),
+    ...[1024, 16384].map((t) => mlaShape('kimi', 8, K.R, K.Dr, t, 'full')),
     routerShape('small', { tokens: 1, hidden: S.D, experts: S.E, topk: S.K, groups: S.G, topkGroup: S.TG, scaling: 2.5 }, 'default'),
     routerShape('kimi', { tokens: 1, hidden: K.D, experts: K.E, topk: K.K, groups: 1, topkGroup: 1, scaling: 2.827 }, 'default'),
     routerShape('kimi', { tokens: 64, hidden: K.D, experts: K.E, topk: K.K, groups: 1, topkGroup: 1, scaling: 2.827 }, 'full'),

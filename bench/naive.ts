@@ -6,7 +6,7 @@
  * in one timed pass). Browser-safe: no Node imports.
  *
  * Legend: D hidden, F expert width, E experts, K experts per token, T tokens, H heads, S cached tokens,
- * Rkv kv_lora_rank, W = Rkv + Dr latent-cache width.
+ * R kv_lora_rank, W = R + Dr latent-cache width.
  */
 import { ShapeError } from '../src/errors.js';
 import type { GpuContext } from '../src/gpu/device.js';
@@ -88,7 +88,7 @@ export function naiveFp8Gemm(gpu: GpuContext, kernels: Kernels, b: Fp8GemvBuffer
 export interface MlaDecodeShape {
   heads: number; // H
   tokens: number; // S
-  rank: number; // Rkv
+  rank: number; // R
   rope: number; // Dr
   scale: number;
 }
@@ -100,7 +100,7 @@ export interface MlaDecodeBuffers {
   cache: GPUBuffer;
   /** [H, S] f32 scratch */
   p: GPUBuffer;
-  /** [H, Rkv] f32 */
+  /** [H, R] f32 */
   out: GPUBuffer;
 }
 

@@ -1,6 +1,6 @@
 // rmsnorm.wgsl — RMSNorm of T rows (docs/model.md §4.2), computed in f32:
 //   out[outOffset + t·outStride + i] = w[i] · v_i / sqrt(mean_j(v_j²) + eps),  v = in[inOffset + t·inStride + 0..n)
-// Strided rows let the engine normalise the first Rkv columns of kv_a's output straight into the latent cache.
+// Strided rows let the engine normalise the first R columns of kv_a's output straight into the latent cache.
 //
 // Bindings (group 0):
 //   0  src     array<f32>  [T, inStride] at inOffset     (never the same buffer as dst)

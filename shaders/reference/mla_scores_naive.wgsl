@@ -1,18 +1,18 @@
 // Part 1 of 3 of the simplest correct MLA decode attention in the absorbed form (docs/model.md §4.5, docs/kernels.md §3.6),
 // kept beside the optimised mla_attention kernels so that `webmoe bench` measures the speedup. The three parts
 // run in order in one pass (bench/naive.ts naiveMlaDecode); no split-KV, no online softmax, no reduction tree:
-//   mla_scores_naive:  P[h, s]  = scale · (q[h, :] · cache[s, :])       over the full W = Rkv + Dr width
+//   mla_scores_naive:  P[h, s]  = scale · (q[h, :] · cache[s, :])       over the full W = R + Dr width
 //   mla_softmax_naive: P[h, :] ← softmax(P[h, :])                       one invocation per head, three sweeps
-//   mla_combine_naive: out[h, d] = Σ_s P[h, s] · cache[s, d]            d < Rkv (the latent part only)
-// Legend: H heads, S cached tokens (this one included), Rkv kv_lora_rank (512), Dr rope dim (64), W = Rkv + Dr.
-// The query row is [q_nope · W_UK (Rkv) | q_pe after RoPE (Dr)]; the cache row is [c_kv (Rkv) | k_pe (Dr)]
+//   mla_combine_naive: out[h, d] = Σ_s P[h, s] · cache[s, d]            d < R (the latent part only)
+// Legend: H heads, S cached tokens (this one included), R kv_lora_rank (512), Dr rope dim (64), W = R + Dr.
+// The query row is [q_nope · W_UK (R) | q_pe after RoPE (Dr)]; the cache row is [c_kv (R) | k_pe (Dr)]
 // (src/gpu/ops/attention.ts fusedCacheView), so one dot product over W gives q_nope·k_nope + q_pe·k_pe.
 //
 // Bindings (group 0):
 //   0  q       array<f32>  [H, W]   read
 //   1  cache   array<f32>  [S, W]   read: the latent cache of one layer
 //   2  p       array<f32>  [H, S]   written: scaled scores
-//   3  params  uniform     { heads, tokens = S, width = W, rank = Rkv, scale: f32 }
+//   3  params  uniform     { heads, tokens = S, width = W, rank = R, scale: f32 }
 // Workgroup: WG (override, default 64) invocations along S; dispatch (ceil(S / WG), H).
 // CPU counterpart: reference.ts attentionAbsorbed (its scores).
 
@@ -21,8 +21,8 @@ override WG: u32 = 64u;
 struct Params {
   heads: u32,  // H
   tokens: u32, // S, in tokens
-  width: u32,  // W = Rkv + Dr, in elements
-  rank: u32,   // Rkv, in elements
+  width: u32,  // W = R + Dr, in elements
+  rank: u32,   // R, in elements
   scale: f32,  // softmax scale (Dq^-0.5 · mscale²)
   _pad0: u32,
   _pad1: u32,

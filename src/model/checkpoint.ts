@@ -274,11 +274,13 @@ export function expertFormat(ckpt: Checkpoint, layer: number): LeafFormat {
 
 /**
  * Reads one linear weight (and its scales) by HF name, e.g. `model.layers.0.self_attn.q_a_proj.weight`: FP8 or
- * BF16 as stored. An INT4 leaf is a FormatError here (callers that handle INT4 use readStoredLinear).
+ * BF16 as stored, for callers that take only those two. An INT4 leaf is a FormatError here naming the tensor; the
+ * readers of every format (the GPU upload, which runs INT4 dense linears through fp8_gemv_wide_int4, the CPU
+ * reference, the expert stacks) use readStoredLinear.
  */
 export async function readLinear(ckpt: Checkpoint, name: string): Promise<LinearWeight> {
   const w = await readStoredLinear(ckpt, name);
-  if (w.format === 'int4') throw new FormatError('is stored INT4 (pack-quantized); this reader takes FP8 or BF16 only (use readStoredLinear)', ckpt.name, name);
+  if (w.format === 'int4') throw new FormatError('is stored INT4 (pack-quantized); this reader takes FP8 or BF16 only (readStoredLinear reads every format)', ckpt.name, name);
   return w;
 }
 

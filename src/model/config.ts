@@ -3,7 +3,7 @@
  * Field names are the HF keys (docs/model.md §1.1); values the forward pass needs are derived once in `derived`.
  * Every unsupported or inconsistent value fails here, naming the field, so nothing downstream has to guess.
  *
- * Legend: D hidden, H heads, Dn/Dr/Dv nope/rope/v head dims, Rq q_lora_rank, Rkv kv_lora_rank,
+ * Legend: D hidden, H heads, Dn/Dr/Dv nope/rope/v head dims, Rq q_lora_rank, R kv_lora_rank,
  * E routed experts, K experts per token, G groups, TG groups kept.
  */
 import { ConfigError } from '../errors.js';
@@ -87,7 +87,7 @@ export interface ModelConfig {
 export interface DerivedConfig {
   /** Dq = Dn + Dr: per-head query/key width. */
   qkHeadDim: number;
-  /** Rkv + Dr: rows of kv_a_proj_with_mqa, and the latent-cache width per token per layer. */
+  /** R + Dr: rows of kv_a_proj_with_mqa, and the latent-cache width per token per layer. */
   kvAWidth: number;
   /** H * Dq: rows of q_b_proj / q_proj. */
   qWidth: number;
@@ -95,7 +95,7 @@ export interface DerivedConfig {
   kvBWidth: number;
   /** H * Dv: columns of o_proj. */
   oWidth: number;
-  /** Fm * S: width of the fused shared expert. */
+  /** F * S: width of the fused shared expert. */
   sharedIntermediate: number;
   /** E / G. */
   expertsPerGroup: number;

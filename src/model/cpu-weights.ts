@@ -4,8 +4,8 @@
  * as stored F32). Each leaf's format is the stored one (model/weights.ts). Memory is 4 bytes per
  * parameter, which is meant for toy checkpoints and kernel tests, not for Kimi K2 itself.
  *
- * Legend: D hidden, V vocab, H heads, Dq = Dn + Dr, Rq q_lora_rank, Rkv kv_lora_rank, Dv v head dim,
- * I dense intermediate, Fm expert intermediate, S shared experts, E routed experts.
+ * Legend: D hidden, V vocab, H heads, Dq = Dn + Dr, Rq q_lora_rank, R kv_lora_rank, Dv v head dim,
+ * I dense intermediate, F expert intermediate, S shared experts, E routed experts.
  */
 import { dequantizeFp8Block } from '../format/fp8.js';
 import { bf16ArrayToF32 } from '../format/fp8.js';
@@ -34,17 +34,17 @@ export interface AttnWeights {
   qANorm: Float32Array | null; // [Rq]
   qB: Matrix | null; // [H·Dq, Rq]
   q: Matrix | null; // [H·Dq, D]
-  kvA: Matrix; // [Rkv + Dr, D]
-  kvANorm: Float32Array; // [Rkv]
-  kvB: Matrix; // [H·(Dn+Dv), Rkv]
+  kvA: Matrix; // [R + Dr, D]
+  kvANorm: Float32Array; // [R]
+  kvB: Matrix; // [H·(Dn+Dv), R]
   o: Matrix; // [D, H·Dv]
 }
 
 export interface MoeWeights {
   gate: Matrix; // [E, D] router
   bias: Float32Array; // [E] e_score_correction_bias
-  experts: FfnWeights[]; // E × (Fm)
-  shared: FfnWeights | null; // S·Fm wide, fused
+  experts: FfnWeights[]; // E × (F)
+  shared: FfnWeights | null; // S·F wide, fused
 }
 
 export interface LayerWeights {

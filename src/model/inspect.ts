@@ -8,10 +8,10 @@
  * MTP layers (>= num_hidden_layers) and a K2.5 checkpoint's vision tower are on disk but not uploaded. A config
  * without weights is counted from the weight tree's groups (a layer's experts counted, never expanded), with the
  * formats its quantization_config implies (docs/model.md §13: INT4 for targets not in `ignore`).
- * KV cache: f32, MLA latent = (Rkv + Dr) values per token per layer (c_kv after kv_a_layernorm, k_rope after
+ * KV cache: f32, MLA latent = (R + Dr) values per token per layer (c_kv after kv_a_layernorm, k_rope after
  * RoPE, docs/model.md §4.5); full K/V = H * (Dq + Dv) per token per layer (keys Dq = Dn + Dr and values Dv per head).
  *
- * Legend: D hidden, L layers, H heads, Dn/Dr/Dv head dims, Rkv kv_lora_rank, E routed experts, K experts per token.
+ * Legend: D hidden, L layers, H heads, Dn/Dr/Dv head dims, R kv_lora_rank, E routed experts, K experts per token.
  */
 import type { Dtype } from '../format/safetensors.js';
 import { tensorByteLength } from '../format/safetensors.js';
@@ -58,7 +58,7 @@ export type FormatBytes = Record<LeafFormat, { leaves: number; params: number; b
 
 export interface KvCacheBytes {
   layers: number;
-  /** (Rkv + Dr) values per token per layer. */
+  /** (R + Dr) values per token per layer. */
   latentValues: number;
   /** H * (Dq + Dv) values per token per layer. */
   fullValues: number;
@@ -435,7 +435,7 @@ export function formatInspect(r: InspectReport, opts: { allTensors?: boolean } =
     table(
       ['cache', 'values / token / layer', 'bytes / token', ...ctxs.map((t) => `at ${int(t)} tokens`)],
       [
-        ['MLA latent: c_kv + k_rope (Rkv + Dr)', int(kv.latentValues), int(kv.latentBytesPerToken), ...ctxs.map((t) => humanBytes(kv.latentBytesPerToken * t))],
+        ['MLA latent: c_kv + k_rope (R + Dr)', int(kv.latentValues), int(kv.latentBytesPerToken), ...ctxs.map((t) => humanBytes(kv.latentBytesPerToken * t))],
         ['full multi-head K/V: H x (Dq + Dv)', int(kv.fullValues), int(kv.fullBytesPerToken), ...ctxs.map((t) => humanBytes(kv.fullBytesPerToken * t))],
       ],
       [false, true, true, ...ctxs.map(() => true)],

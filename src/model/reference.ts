@@ -7,7 +7,7 @@
  *   +residual ] → RMSNorm → lm_head
  *
  * Legend: T tokens in the chunk, S tokens in the cache (this chunk included), D hidden, V vocab, H heads,
- * Dn / Dr / Dv nope / rope / v head dims, Dq = Dn + Dr, Rq q_lora_rank, Rkv kv_lora_rank, F an FFN width,
+ * Dn / Dr / Dv nope / rope / v head dims, Dq = Dn + Dr, Rq q_lora_rank, R kv_lora_rank, F an FFN width,
  * E routed experts, K experts per token.
  */
 import { ContextOverflowError, InputError, ShapeError } from '../errors.js';
@@ -109,7 +109,7 @@ export interface MlaShape {
   nope: number; // Dn
   rope: number; // Dr
   v: number; // Dv
-  rank: number; // Rkv
+  rank: number; // R
   /** Dq^-0.5 · mscale² (docs/model.md §4.4) */
   scale: number;
 }
@@ -129,7 +129,7 @@ export function mlaShape(c: ModelConfig): MlaShape {
 export interface MlaProjection {
   qNope: Float64Array; // [T, H, Dn]
   qPe: Float64Array; // [T, H, Dr]
-  cHat: Float64Array; // [T, Rkv]  RMSNorm_{kv_a_layernorm}(c): what the latent cache stores
+  cHat: Float64Array; // [T, R]  RMSNorm_{kv_a_layernorm}(c): what the latent cache stores
   kPe: Float64Array; // [T, Dr]   shared by all heads, not normalised: the cache's other half
 }
 
@@ -138,7 +138,7 @@ export function mlaProject(x: Float64Array, w: AttnWeights, c: ModelConfig, rope
   const s = mlaShape(c);
   const eps = c.rms_norm_eps; // every norm uses rms_norm_eps (docs/model.md §12)
   const q = w.q ? linear(x, w.q) : linear(rmsNorm(linear(x, w.qA!), w.qANorm!, eps), w.qB!); // [T, H·Dq]
-  const kv = linear(x, w.kvA); // [T, Rkv + Dr]
+  const kv = linear(x, w.kvA); // [T, R + Dr]
   const T = kv.length / (s.rank + s.rope);
   const dq = s.nope + s.rope;
   const qNope = new Float64Array(T * s.heads * s.nope);
@@ -216,10 +216,10 @@ export function attentionNaive(
 }
 
 /**
- * Absorbed MLA attention over the latent cache (docs/model.md §4.5), kvB = kv_b_proj viewed as [H, Dn+Dv, Rkv]:
- *   q̃[t,h] = W_UK[h]^T qn[t,h]  ∈ R^Rkv,   score[h,t,j] = scale · (q̃[t,h]·ĉ[j] + qr[t,h]·kr[j])
- *   ō[t,h] = Σ_j softmax_j · ĉ[j]  ∈ R^Rkv,  o[t,h] = W_UV[h] ō[t,h]
- * qNope [T, H, Dn], qPe [T, H, Dr], cHat [S, Rkv], kPe [S, Dr], qPos [T], kPos [S] → [T, H, Dv]
+ * Absorbed MLA attention over the latent cache (docs/model.md §4.5), kvB = kv_b_proj viewed as [H, Dn+Dv, R]:
+ *   q̃[t,h] = W_UK[h]^T qn[t,h]  ∈ R^R,   score[h,t,j] = scale · (q̃[t,h]·ĉ[j] + qr[t,h]·kr[j])
+ *   ō[t,h] = Σ_j softmax_j · ĉ[j]  ∈ R^R,  o[t,h] = W_UV[h] ō[t,h]
+ * qNope [T, H, Dn], qPe [T, H, Dr], cHat [S, R], kPe [S, Dr], qPos [T], kPos [S] → [T, H, Dv]
  */
 export function attentionAbsorbed(
   qNope: Float64Array, qPe: Float64Array, cHat: Float64Array, kPe: Float64Array, kvB: Matrix,
@@ -228,8 +228,8 @@ export function attentionAbsorbed(
   const { heads: H, nope: Dn, rope: Dr, v: Dv, rank: R } = s;
   const W = kvB.data;
   const out = new Float64Array(qPos.length * H * Dv);
-  const qt = new Float64Array(R); // q̃ [Rkv]
-  const ob = new Float64Array(R); // ō [Rkv]
+  const qt = new Float64Array(R); // q̃ [R]
+  const ob = new Float64Array(R); // ō [R]
   for (let t = 0; t < qPos.length; t++) {
     for (let h = 0; h < H; h++) {
       const th = t * H + h;
@@ -247,10 +247,10 @@ export function attentionAbsorbed(
 }
 
 // ------------------------------------------------------------------------------------------------------------
-// The latent KV cache: per layer, per token ĉ [Rkv] (post kv_a_layernorm) and k_pe [Dr] (post RoPE).
+// The latent KV cache: per layer, per token ĉ [R] (post kv_a_layernorm) and k_pe [Dr] (post RoPE).
 
 export class LatentCache {
-  readonly cHat: Float64Array[]; // per layer [S, Rkv]
+  readonly cHat: Float64Array[]; // per layer [S, R]
   readonly kPe: Float64Array[]; // per layer [S, Dr]
   constructor(layers: number, readonly rank: number, readonly rope: number) {
     this.cHat = Array.from({ length: layers }, () => new Float64Array(0));

@@ -22,8 +22,8 @@
  * Names here are the logical HF names (`model.layers.0...`); a Kimi K2.5 checkpoint stores them with the
  * `language_model.` prefix (config.derived.tensorPrefix), which checkpoint.ts strips when it opens the files.
  *
- * Legend: D hidden, H heads, Dq = Dn + Dr, Rq q_lora_rank, Rkv kv_lora_rank, Dv v head dim, I dense intermediate,
- * Fm expert intermediate, S shared experts, E routed experts, V vocab, G INT4 group size.
+ * Legend: D hidden, H heads, Dq = Dn + Dr, Rq q_lora_rank, R kv_lora_rank, Dv v head dim, I dense intermediate,
+ * F expert intermediate, S shared experts, E routed experts, V vocab, G INT4 group size.
  */
 import { FormatError, MissingTensorError, ShapeError } from '../errors.js';
 import type { Dtype, TensorInfo } from '../format/safetensors.js';

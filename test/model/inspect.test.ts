@@ -25,11 +25,11 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 function expectedParams(c: Record<string, number | null>): { total: number; active: number } {
   const n = (k: string): number => c[k] as number;
   const [D, V, L, H] = [n('hidden_size'), n('vocab_size'), n('num_hidden_layers'), n('num_attention_heads')];
-  const [Dn, Dr, Dv, Rkv] = [n('qk_nope_head_dim'), n('qk_rope_head_dim'), n('v_head_dim'), n('kv_lora_rank')];
+  const [Dn, Dr, Dv, R] = [n('qk_nope_head_dim'), n('qk_rope_head_dim'), n('v_head_dim'), n('kv_lora_rank')];
   const [E, K, S, Fm, I] = [n('n_routed_experts'), n('num_experts_per_tok'), n('n_shared_experts'), n('moe_intermediate_size'), n('intermediate_size')];
   const Rq = c.q_lora_rank;
   const q = Rq === null ? H * (Dn + Dr) * D : Rq * D + Rq + H * (Dn + Dr) * Rq;
-  const attn = q + (Rkv + Dr) * D + Rkv + H * (Dn + Dv) * Rkv + D * H * Dv + 2 * D;
+  const attn = q + (R + Dr) * D + R + H * (Dn + Dv) * R + D * H * Dv + 2 * D;
   const expert = 3 * Fm * D;
   let total = 2 * V * D + D;
   let active = total;
@@ -88,7 +88,7 @@ describe('inspect (needs the shared fixtures)', () => {
     expect(r.bytes.gpu.total).toBe(r.bytes.tensorData);
     const text = formatInspect(r);
     expect(text).toContain('1,026,408,232,448');
-    expect(text).toContain('| MLA latent: c_kv + k_rope (Rkv + Dr) | 576 | 140,544 |');
+    expect(text).toContain('| MLA latent: c_kv + k_rope (R + Dr) | 576 | 140,544 |');
   });
 
   it('k2-layer: numbers from its config (the ~0.9 GB checkpoint itself is not written in tests)', () => {

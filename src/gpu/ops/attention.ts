@@ -3,7 +3,7 @@
  *
  * Legend: T query tokens in the chunk, p0 position of its first token (tokens at p0 .. p0+T-1), S = p0 + T
  * cached tokens visible to the chunk, H heads, Dn / Dr / Dv nope / rope / v head dims, Dq = Dn + Dr,
- * R = Rkv kv_lora_rank, L = R + Dr (latent query / cache row width).
+ * R = R kv_lora_rank, L = R + Dr (latent query / cache row width).
  *
  * Layouts (all f32 unless said; "[a, b]" is row-major):
  *   q       [T, H, Dq]       q_b_proj output per head [q_nope (Dn) | q_pe (Dr)], q_pe ALREADY rotated (RoPE)

@@ -1,6 +1,6 @@
 /**
  * RMSNorm launcher (shaders/rmsnorm.wgsl, docs/model.md §4.2): y[t] = w ⊙ x[t] / sqrt(mean(x[t]²) + eps) for T rows
- * of width n, with element offsets and row strides on both sides (the engine normalises the first Rkv columns of
+ * of width n, with element offsets and row strides on both sides (the engine normalises the first R columns of
  * kv_a's output straight into the latent cache).
  */
 import { ShapeError } from '../../errors.js';
