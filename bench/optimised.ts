@@ -59,9 +59,9 @@ export function optimisedFp8Gemm(ctx: Ctx, b: Fp8GemvBuffers, rows: number, cols
     }));
 }
 
-/** Router logits with the engine's BF16 linear (bf16_gemv for one token, bf16_gemm for more). */
+/** Router logits with the engine's BF16 linear (fp8_gemv_wide_bf16 for one token, bf16_gemm for more). */
 export function optimisedRouterLogits(ctx: Ctx, b: { x: GPUBuffer; gate: GPUBuffer; logits: GPUBuffer }, hidden: number, experts: number, tokens: number): OptimisedVariant[] {
-  const kernel = tokens > 1 ? 'bf16_gemm' : 'bf16_gemv';
+  const kernel = tokens > 1 ? 'bf16_gemm' : 'fp8_gemv_wide_bf16';
   return [
     {
       variant: 'optimised',

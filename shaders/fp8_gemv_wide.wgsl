@@ -1,77 +1,69 @@
-// fp8_gemv_wide.wgsl — block-FP8 matrix-vector product for decode (one token), tuned for CPU adapters:
-//   y[yOffset + rowStart + r] (+)= Σ_c e4m3(W[r, c]) · scale[(rowStart + r) / 128, c / 128] · x[xOffset + c]
-// Same contract and result (up to summation order) as fp8_gemv.wgsl, with three changes measured on lavapipe and
-// SwiftShader (docs/benchmarks.md, "Tuning"):
-//   - vec4<u32> loads: 16 codes per load (the upload stride is a multiple of 4 words, fp8-layout.ts);
-//   - RPT rows per invocation (override, 1..8): each x chunk is loaded once and reused from registers for
-//     RPT rows, and the RPT independent accumulation chains hide FMA latency;
-//   - F16BITS (override): decode two codes per 32-bit op through f16 bit patterns + unpack2x16float
-//     (docs/kernels.md §3.1 (B); core WGSL, no shader-f16): each code's 7 magnitude bits go to f16 bits 7..13 and its
-//     sign to bit 15, so the f16 value is the E4M3 value / 256 (subnormals included), exact in f32; the 256 is
-//     folded into the block scale. 6 integer ops + 2 unpacks per 4 codes against ~14 ops per code for the f32
-//     bit trick (§3.1 A, F16BITS = false, as fp8_gemv.wgsl). Exactness over all 256 codes is tested per
-//     adapter (test/kernels/linear.gpu.test.ts). NaN codes 0x7F/0xFF decode to ±480 in both modes.
+// fp8_gemv_wide.wgsl — the dense matrix-vector product for decode, tuned for CPU adapters; a kernel family:
+// fp8_gemv_wide (block FP8), fp8_gemv_wide_bf16 (BF16), fp8_gemv_wide_int4 (INT4 pack-quantized, group 32), one
+// body, the weight format spliced from shaders/include/format_*.wgsl (docs/kernels.md §1 "Kernel families"):
+//   y[yOffset + t·yStride + rowStart + r] (+)= Σ_c W[rowStart + r, c] · xin[xOffset + t·xStride + c]
+//                                                                              r < rows (this chunk), t < T
+//   FP8:  W[i, c] = e4m3(code) · scale[⌊i / 128⌋, ⌊c / 128⌋]   (weight_scale_inv, docs/model.md §3)
+//   BF16: W[i, c] = bf16(code)                                (no scales: the scale binding is bound, not read)
+//   INT4: W[i, c] = (u − 8) · scale[i, ⌊c / 32⌋]               (pack-quantized nibbles, docs/model.md §13)
+// The scale lookup is the format's srow (format_common.wgsl) of the GLOBAL row rowStart + r: the scales of the
+// whole tensor are bound whatever row chunk runs.
+// What makes it fast on lavapipe and SwiftShader (docs/benchmarks.md, "Tuning"):
+//   - chunk loads CW of the format: FP8 a vec4<u32> (16 columns), BF16 a vec4<u32> (8), INT4 a vec2<u32> (16: half
+//     a scale group); rows start on 16-byte boundaries (fp8-layout.ts), padding 0;
+//   - RPT rows per invocation (override, 1..8): each x chunk is loaded once and reused from registers for RPT
+//     rows, and the RPT independent accumulation chains hide FMA latency;
+//   - the format's chunk decoder cdot: FP8 with F16BITS (override, FP8 instance only) decodes two codes per
+//     32-bit op through f16 bit patterns + unpack2x16float (docs/kernels.md §3.1 (B); exact, the 256 folded
+//     into the block scale: cmul()), else the f32 bit trick; INT4 nibbles through the f32 bit trick (§3.1 (D));
+//     BF16 by bits << 16. Every decode is exact; NaN codes 0x7F/0xFF decode to ±480 (the loader refuses them).
+//   - the partial dot of one scale block (FP8: 128 columns, INT4: 32) is multiplied by its scale once.
+// The ragged last chunk of a row multiplies x masked to 0 past `cols` (padding codes are 0 too). Rows past
+// `rows` recompute the last row and are not written. The FP8 instance sums in exactly the order of the FP8-only
+// kernel it replaced (bit-identical outputs).
+// Prefill through this kernel (INT4 dense linears, T > 1) is the GEMV per token row: grid y = token, each token
+// row computed alone (so a row's result does not depend on T: batch-invariant).
 //
-// Bindings (group 0): as fp8_gemv.wgsl, with the codes viewed as vec4<u32>
-//   0  w       array<vec4<u32>> [rows, stride / 4]   FP8 codes; stride (in u32 words) must be a multiple of 4,
-//                                                    bytes past `cols` in a row are 0 (padded at upload)
-//   1  scale   array<f32>  [⌈R/128⌉, scaleCols]      block scales of the whole tensor (R = all rows)
-//   2  x       array<f32>  [cols] at xOffset         input vector
-//   3  y       array<f32>  [R] at yOffset            output; row r of the chunk is element rowStart + r
-//   4  params  uniform     Params (as fp8_gemv.wgsl)
+// Bindings (group 0):
+//   0  w       array<CW>   [rows, stride / CWORDS]   codes of one row chunk; stride (u32 words) a multiple of 4
+//   1  scale   array<f32>  FP8 [⌈R/128⌉, scaleCols], INT4 [R, scaleCols], BF16 any 16 bytes (R = all rows)
+//   2  xin     array<f32>  [T, xStride] at xOffset   input rows (cols used per token)
+//   3  y       array<f32>  [T, yStride] at yOffset   output rows; chunk row r is column rowStart + r
+//   4  params  uniform     Params
 // Workgroup: WG threads (override, default 64), RPT consecutive rows per thread, no barriers.
-// Dispatch: ⌈rows / (WG · RPT)⌉ workgroups.
-// CPU counterpart: src/model/reference.ts matVec on dequantizeFp8Block(W) (src/format/fp8.ts).
+// Dispatch: (⌈rows / (WG · RPT)⌉, T).
+// CPU counterpart: src/model/reference.ts matVec on the dequantised weight: dequantizeFp8Block (src/format/fp8.ts),
+// bf16ArrayToF32, dequantizeInt4 (src/format/int4.ts).
+// #formats fp8 bf16 int4
 
 override WG: u32 = 64u;
 override RPT: u32 = 4u;        // rows per invocation, 1..8
-override F16BITS: bool = true; // decode via unpack2x16float (true) or the f32 bit trick (false)
 
 struct Params {
   rows: u32,       // rows of this chunk
   cols: u32,       // columns (input width), in elements
-  stride: u32,     // words per weight row (a multiple of 4, >= ⌈cols / 4⌉)
+  stride: u32,     // words per weight row (a multiple of 4)
   rowStart: u32,   // global row index of chunk row 0
   xOffset: u32,    // in elements
   yOffset: u32,    // in elements
-  scaleCols: u32,  // ⌈cols / 128⌉
+  scaleCols: u32,  // scales per scale row: FP8 ⌈cols / 128⌉, INT4 ⌈cols / 32⌉, BF16 0
   accumulate: u32, // 1: y += W·x, 0: y = W·x
+  xStride: u32,    // elements between consecutive tokens of x (T > 1)
+  yStride: u32,    // elements between consecutive tokens of y (T > 1)
+  _pad0: u32,
+  _pad1: u32,
 }
 
-@group(0) @binding(0) var<storage, read> w: array<vec4<u32>>;
+@group(0) @binding(0) var<storage, read> w: array<CW>;
 @group(0) @binding(1) var<storage, read> scale: array<f32>;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> xin: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 @group(0) @binding(4) var<uniform> params: Params;
 
-// E4M3FN code (low 8 bits of b) -> f32, exact (the f32 bit trick, as fp8_gemv.wgsl)
-// #include "e4m3.wgsl"
+// #include "format.wgsl"
+// #include "wide_rows.wgsl"
 
-// Σ_j code_j(q) · xv[j] for the 4 codes of q; F16BITS: the sum / 256 (the caller folds 256 into the scale)
-fn dot4(q: u32, xv: vec4<f32>) -> f32 {
-  if (F16BITS) {
-    // codes 0 and 2 (bytes 0, 2) -> the two halves of `ev`; codes 1 and 3 -> `od`
-    let ev = unpack2x16float(((q << 7u) & 0x3F803F80u) | ((q << 8u) & 0x80008000u));
-    let od = unpack2x16float(((q >> 1u) & 0x3F803F80u) | (q & 0x80008000u));
-    return dot(ev, xv.xz) + dot(od, xv.yw);
-  }
-  return dot(vec4<f32>(e4m3(q), e4m3(q >> 8u), e4m3(q >> 16u), e4m3(q >> 24u)), xv);
-}
-
-fn dot16(q: vec4<u32>, x0: vec4<f32>, x1: vec4<f32>, x2: vec4<f32>, x3: vec4<f32>) -> f32 {
-  return (dot4(q.x, x0) + dot4(q.y, x1)) + (dot4(q.z, x2) + dot4(q.w, x3));
-}
-
-fn x4(at: u32) -> vec4<f32> {
-  return vec4<f32>(x[at], x[at + 1u], x[at + 2u], x[at + 3u]);
-}
-
-fn xmasked(c: u32) -> f32 {
-  return select(0.0, x[params.xOffset + min(c, params.cols - 1u)], c < params.cols);
-}
-
-fn store(r: u32, v: f32) {
-  let o = params.yOffset + params.rowStart + r;
+fn store(o: u32, v: f32) {
   if (params.accumulate != 0u) {
     y[o] += v;
   } else {
@@ -80,14 +72,17 @@ fn store(r: u32, v: f32) {
 }
 
 @compute @workgroup_size(WG)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+  _ = &scale; // one binding layout for every format (BF16 reads no scales)
   let r0 = gid.x * RPT;
   if (r0 >= params.rows) {
     return;
   }
+  let t = wid.y;
+  let xo = params.xOffset + t * params.xStride;
   // rows past the end recompute the last row and are not written
   let last = params.rows - 1u;
-  let sv = params.stride / 4u; // vec4 words per row
+  let sv = params.stride / CWORDS; // chunks per row
   let b0 = r0 * sv;
   let b1 = min(r0 + 1u, last) * sv;
   let b2 = min(r0 + 2u, last) * sv;
@@ -96,16 +91,18 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let b5 = min(r0 + 5u, last) * sv;
   let b6 = min(r0 + 6u, last) * sv;
   let b7 = min(r0 + 7u, last) * sv;
-  let s0 = ((params.rowStart + r0) / 128u) * params.scaleCols;
-  let s1 = ((params.rowStart + min(r0 + 1u, last)) / 128u) * params.scaleCols;
-  let s2 = ((params.rowStart + min(r0 + 2u, last)) / 128u) * params.scaleCols;
-  let s3 = ((params.rowStart + min(r0 + 3u, last)) / 128u) * params.scaleCols;
-  let s4 = ((params.rowStart + min(r0 + 4u, last)) / 128u) * params.scaleCols;
-  let s5 = ((params.rowStart + min(r0 + 5u, last)) / 128u) * params.scaleCols;
-  let s6 = ((params.rowStart + min(r0 + 6u, last)) / 128u) * params.scaleCols;
-  let s7 = ((params.rowStart + min(r0 + 7u, last)) / 128u) * params.scaleCols;
-  let mul = select(1.0, 256.0, F16BITS);
-  let full = params.cols / 16u; // vec4 words whose 16 columns all exist
+  let g = params.rowStart;
+  let sc = params.scaleCols;
+  let s0 = srow(g + r0, sc);
+  let s1 = srow(g + min(r0 + 1u, last), sc);
+  let s2 = srow(g + min(r0 + 2u, last), sc);
+  let s3 = srow(g + min(r0 + 3u, last), sc);
+  let s4 = srow(g + min(r0 + 4u, last), sc);
+  let s5 = srow(g + min(r0 + 5u, last), sc);
+  let s6 = srow(g + min(r0 + 6u, last), sc);
+  let s7 = srow(g + min(r0 + 7u, last), sc);
+  let mul = cmul();
+  let ch = chunks(params.cols); // (chunks whose columns all exist, all chunks, chunks per scale block)
   var a0 = 0.0;
   var a1 = 0.0;
   var a2 = 0.0;
@@ -114,9 +111,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   var a5 = 0.0;
   var a6 = 0.0;
   var a7 = 0.0;
-  var k = 0u;
-  for (var kb = 0u; kb < params.scaleCols; kb++) {
-    let kend = min(kb * 8u + 8u, full); // 8 vec4 words = one 128-column block
+  for (var k0 = 0u; k0 < ch.y; k0 += ch.z) {
+    let kend = min(k0 + ch.z, ch.x);
     var p0 = 0.0;
     var p1 = 0.0;
     var p2 = 0.0;
@@ -125,52 +121,58 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     var p5 = 0.0;
     var p6 = 0.0;
     var p7 = 0.0;
-    for (; k < kend; k++) {
-      let at = params.xOffset + 16u * k;
-      let x0 = x4(at + 0u);
-      let x1 = x4(at + 4u);
-      let x2 = x4(at + 8u);
-      let x3 = x4(at + 12u);
-      p0 += dot16(w[b0 + k], x0, x1, x2, x3);
-      if (RPT > 1u) { p1 += dot16(w[b1 + k], x0, x1, x2, x3); }
-      if (RPT > 2u) { p2 += dot16(w[b2 + k], x0, x1, x2, x3); }
-      if (RPT > 3u) { p3 += dot16(w[b3 + k], x0, x1, x2, x3); }
-      if (RPT > 4u) { p4 += dot16(w[b4 + k], x0, x1, x2, x3); }
-      if (RPT > 5u) { p5 += dot16(w[b5 + k], x0, x1, x2, x3); }
-      if (RPT > 6u) { p6 += dot16(w[b6 + k], x0, x1, x2, x3); }
-      if (RPT > 7u) { p7 += dot16(w[b7 + k], x0, x1, x2, x3); }
+    for (var k = k0; k < kend; k++) {
+      let xc = xc_full(xo + CCOLS * k);
+      p0 += cdot(w[b0 + k], xc);
+      if (RPT > 1u) { p1 += cdot(w[b1 + k], xc); }
+      if (RPT > 2u) { p2 += cdot(w[b2 + k], xc); }
+      if (RPT > 3u) { p3 += cdot(w[b3 + k], xc); }
+      if (RPT > 4u) { p4 += cdot(w[b4 + k], xc); }
+      if (RPT > 5u) { p5 += cdot(w[b5 + k], xc); }
+      if (RPT > 6u) { p6 += cdot(w[b6 + k], xc); }
+      if (RPT > 7u) { p7 += cdot(w[b7 + k], xc); }
     }
-    if (k == full && (params.cols & 15u) != 0u && kb == params.scaleCols - 1u) {
-      // the last, partial vec4 word (always in the last block): padding bytes are 0, missing x masked to 0
-      let c = 16u * full;
-      let x0 = vec4<f32>(xmasked(c + 0u), xmasked(c + 1u), xmasked(c + 2u), xmasked(c + 3u));
-      let x1 = vec4<f32>(xmasked(c + 4u), xmasked(c + 5u), xmasked(c + 6u), xmasked(c + 7u));
-      let x2 = vec4<f32>(xmasked(c + 8u), xmasked(c + 9u), xmasked(c + 10u), xmasked(c + 11u));
-      let x3 = vec4<f32>(xmasked(c + 12u), xmasked(c + 13u), xmasked(c + 14u), xmasked(c + 15u));
-      p0 += dot16(w[b0 + k], x0, x1, x2, x3);
-      if (RPT > 1u) { p1 += dot16(w[b1 + k], x0, x1, x2, x3); }
-      if (RPT > 2u) { p2 += dot16(w[b2 + k], x0, x1, x2, x3); }
-      if (RPT > 3u) { p3 += dot16(w[b3 + k], x0, x1, x2, x3); }
-      if (RPT > 4u) { p4 += dot16(w[b4 + k], x0, x1, x2, x3); }
-      if (RPT > 5u) { p5 += dot16(w[b5 + k], x0, x1, x2, x3); }
-      if (RPT > 6u) { p6 += dot16(w[b6 + k], x0, x1, x2, x3); }
-      if (RPT > 7u) { p7 += dot16(w[b7 + k], x0, x1, x2, x3); }
+    if (kend < min(k0 + ch.z, ch.y)) {
+      // the last, partial chunk (always in the last block): padding codes are 0, x masked to 0 past cols
+      let k = ch.x;
+      let xc = xc_tail(xo, CCOLS * k, params.cols);
+      p0 += cdot(w[b0 + k], xc);
+      if (RPT > 1u) { p1 += cdot(w[b1 + k], xc); }
+      if (RPT > 2u) { p2 += cdot(w[b2 + k], xc); }
+      if (RPT > 3u) { p3 += cdot(w[b3 + k], xc); }
+      if (RPT > 4u) { p4 += cdot(w[b4 + k], xc); }
+      if (RPT > 5u) { p5 += cdot(w[b5 + k], xc); }
+      if (RPT > 6u) { p6 += cdot(w[b6 + k], xc); }
+      if (RPT > 7u) { p7 += cdot(w[b7 + k], xc); }
     }
-    a0 += p0 * (scale[s0 + kb] * mul);
-    if (RPT > 1u) { a1 += p1 * (scale[s1 + kb] * mul); }
-    if (RPT > 2u) { a2 += p2 * (scale[s2 + kb] * mul); }
-    if (RPT > 3u) { a3 += p3 * (scale[s3 + kb] * mul); }
-    if (RPT > 4u) { a4 += p4 * (scale[s4 + kb] * mul); }
-    if (RPT > 5u) { a5 += p5 * (scale[s5 + kb] * mul); }
-    if (RPT > 6u) { a6 += p6 * (scale[s6 + kb] * mul); }
-    if (RPT > 7u) { a7 += p7 * (scale[s7 + kb] * mul); }
+    if (HAS_SCALES) {
+      let kb = k0 / ch.z;
+      a0 += p0 * (scale[s0 + kb] * mul);
+      if (RPT > 1u) { a1 += p1 * (scale[s1 + kb] * mul); }
+      if (RPT > 2u) { a2 += p2 * (scale[s2 + kb] * mul); }
+      if (RPT > 3u) { a3 += p3 * (scale[s3 + kb] * mul); }
+      if (RPT > 4u) { a4 += p4 * (scale[s4 + kb] * mul); }
+      if (RPT > 5u) { a5 += p5 * (scale[s5 + kb] * mul); }
+      if (RPT > 6u) { a6 += p6 * (scale[s6 + kb] * mul); }
+      if (RPT > 7u) { a7 += p7 * (scale[s7 + kb] * mul); }
+    } else {
+      a0 += p0;
+      a1 += p1;
+      a2 += p2;
+      a3 += p3;
+      a4 += p4;
+      a5 += p5;
+      a6 += p6;
+      a7 += p7;
+    }
   }
-  store(r0, a0);
-  if (RPT > 1u && r0 + 1u < params.rows) { store(r0 + 1u, a1); }
-  if (RPT > 2u && r0 + 2u < params.rows) { store(r0 + 2u, a2); }
-  if (RPT > 3u && r0 + 3u < params.rows) { store(r0 + 3u, a3); }
-  if (RPT > 4u && r0 + 4u < params.rows) { store(r0 + 4u, a4); }
-  if (RPT > 5u && r0 + 5u < params.rows) { store(r0 + 5u, a5); }
-  if (RPT > 6u && r0 + 6u < params.rows) { store(r0 + 6u, a6); }
-  if (RPT > 7u && r0 + 7u < params.rows) { store(r0 + 7u, a7); }
+  let o = params.yOffset + t * params.yStride + g + r0;
+  store(o, a0);
+  if (RPT > 1u && r0 + 1u < params.rows) { store(o + 1u, a1); }
+  if (RPT > 2u && r0 + 2u < params.rows) { store(o + 2u, a2); }
+  if (RPT > 3u && r0 + 3u < params.rows) { store(o + 3u, a3); }
+  if (RPT > 4u && r0 + 4u < params.rows) { store(o + 4u, a4); }
+  if (RPT > 5u && r0 + 5u < params.rows) { store(o + 5u, a5); }
+  if (RPT > 6u && r0 + 6u < params.rows) { store(o + 6u, a6); }
+  if (RPT > 7u && r0 + 7u < params.rows) { store(o + 7u, a7); }
 }

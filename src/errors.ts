@@ -186,3 +186,15 @@ export class KernelContractError extends WebmoeError {
     super('KERNEL', `kernel '${kernel}': ${message}`);
   }
 }
+
+/** The browser's storage (OPFS) refused a write: the quota is too small for what the page keeps there. */
+export class StorageQuotaError extends WebmoeError {
+  static override readonly errorName = 'StorageQuotaError';
+  constructor(
+    message: string,
+    readonly neededBytes: number,
+    readonly freeBytes?: number,
+  ) {
+    super('STORAGE_QUOTA', message);
+  }
+}

@@ -16,8 +16,7 @@ import type { GpuContext } from '../gpu/device.js';
 import type { Checkpoint } from '../model/checkpoint.js';
 import { createMlaScratch } from '../gpu/ops/attention.js';
 import { latentRowsAligned, Recorder, type BatchRows } from './forward.js';
-import { recordChunk, type OffloadStats } from './expert-offload.js';
-import { checkpointExpertSource } from '../offload/expert-source.js';
+import { expertSourceFor, recordChunk, type OffloadStats } from './expert-offload.js';
 import { checkSampledToken } from './sampler.js';
 import { attachOffload, checkSampling, checkSessionOptions, DECODE_SPLITS, GpuSession, pickToken, type SessionOptions } from './session.js';
 import type { StepSampling } from './types.js';
@@ -47,7 +46,7 @@ export async function createBatchSession(gpu: GpuContext, ckpt: Checkpoint, opts
   const c = ckpt.config;
   const { ctx, precision, kernels } = checkSessionOptions(gpu, c, opts);
   const off = opts.offload;
-  const source = off ? (off.source ?? checkpointExpertSource(ckpt)) : null;
+  const source = off ? expertSourceFor(ckpt, off) : null;
   const weights = await uploadWeights(gpu, ckpt, opts.onProgress, { routedExperts: !off });
   const seqs: GpuSession[] = [];
   try {

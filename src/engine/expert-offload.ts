@@ -36,7 +36,9 @@ import type { GpuContext } from '../gpu/device.js';
 import type { WeightBuffers } from '../gpu/ops/binding.js';
 import { expertShards, stackLayout } from '../gpu/ops/fp8-layout.js';
 import type { ExpertShardBuffers } from '../gpu/ops/moe.js';
+import type { Checkpoint } from '../model/checkpoint.js';
 import type { ModelConfig } from '../model/config.js';
+import { checkpointExpertSource } from '../offload/expert-source.js';
 import { mulberry32 } from '../random.js';
 import { ExpertCache, type CachePolicy } from '../offload/expert-cache.js';
 import { checkExpertBytes, type ExpertShape, type ExpertSource } from '../offload/expert-source.js';
@@ -51,8 +53,11 @@ const NOT_IN_WAVE = 0xffffffff;
 export interface OffloadOptions {
   /** GPU bytes the session may allocate in all (weights, KV cache, activations, scratch, slots). */
   gpuMemory: number;
-  /** Where the routed experts come from (default: the checkpoint's own files / URL). */
-  source?: ExpertSource;
+  /**
+   * Where the routed experts come from (default: the checkpoint's own files / URL), or a function that makes the
+   * source from the opened checkpoint (the page's OPFS store over the checkpoint's files).
+   */
+  source?: ExpertSource | ((ckpt: Checkpoint) => ExpertSource);
   /** Eviction policy (default 'lfu': LFU with recency). */
   policy?: CachePolicy;
   /** Most predicted experts prefetched per layer and step (default K; 0 or false: no prefetch). */
@@ -645,4 +650,10 @@ export function formatOffload(s: OffloadStats): string {
     `experts: ${s.slotsPerLayer}/${s.experts} slots per layer, hit rate ${s.hitRate.toFixed(3)} (${s.latePrefetches} late, ${s.misses} misses), ` +
     `${mib(s.bytesStreamed)} MiB streamed, stall ${s.stallMs.toFixed(0)} ms, lookahead recall ${s.lookaheadRecall.toFixed(2)}`
   );
+}
+
+/** The expert source an offloading session reads: OffloadOptions.source (or what it makes), else the checkpoint's. */
+export function expertSourceFor(ckpt: Checkpoint, opts: OffloadOptions): ExpertSource {
+  const s = opts.source;
+  return typeof s === 'function' ? s(ckpt) : (s ?? checkpointExpertSource(ckpt));
 }

@@ -24,8 +24,8 @@ import type { Checkpoint } from '../model/checkpoint.js';
 import type { ModelConfig } from '../model/config.js';
 import type { TapMap } from '../model/taps.js';
 import { Recorder, type Activations, type GpuModel, type TapSink } from './forward.js';
-import { bindResidentSlots, ExpertOffload, offloadFixedBytes, recordChunk, slotBytes, type OffloadOptions, type OffloadStats } from './expert-offload.js';
-import { checkpointExpertSource, type ExpertShape, type ExpertSource } from '../offload/expert-source.js';
+import { bindResidentSlots, ExpertOffload, expertSourceFor, offloadFixedBytes, recordChunk, slotBytes, type OffloadOptions, type OffloadStats } from './expert-offload.js';
+import type { ExpertShape, ExpertSource } from '../offload/expert-source.js';
 import { LatentKvCache } from './kv-cache.js';
 import { checkSampledToken } from './sampler.js';
 import type { InferenceSession, StepSampling } from './types.js';
@@ -65,7 +65,7 @@ export async function createSession(gpu: GpuContext, ckpt: Checkpoint, opts: Ses
   const c = ckpt.config;
   const { ctx, precision, kernels } = checkSessionOptions(gpu, c, opts);
   const off = opts.offload;
-  const source = off ? (off.source ?? checkpointExpertSource(ckpt)) : null;
+  const source = off ? expertSourceFor(ckpt, off) : null;
   const weights = await uploadWeights(gpu, ckpt, opts.onProgress, { routedExperts: !off });
   let session: GpuSession;
   try {

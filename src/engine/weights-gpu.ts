@@ -25,7 +25,7 @@ import type { WeightBuffers } from '../gpu/ops/binding.js';
 import { expertShards, stackLayout, type ExpertFormat } from '../gpu/ops/fp8-layout.js';
 import { destroyLinear, uploadLinear, type GpuLinear } from '../gpu/ops/linear.js';
 import type { ExpertShardBuffers, MoeWeightBuffers } from '../gpu/ops/moe.js';
-import { leafFormat, readF32, readLinear, readStoredLinear, type Checkpoint } from '../model/checkpoint.js';
+import { leafFormat, readF32, readStoredLinear, type Checkpoint } from '../model/checkpoint.js';
 import { packStack, routedExpertFormat } from '../offload/expert-source.js';
 
 export interface GpuFfn {
@@ -73,6 +73,18 @@ export function kvBBuffers(w: GpuLinear): WeightBuffers {
   return { codes: w.chunks[0]!.codes, scales: w.scales! };
 }
 
+/**
+ * kv_b_proj's name once checked to be FP8 or BF16: the MLA attention kernels (mla_absorb_q / mla_absorb_v and their
+ * _bf16 twins, ops/attention.ts) read it in place as FP8 or BF16 codes, and have no INT4 instance, so an INT4
+ * kv_b_proj is a FormatError naming the tensor (every other dense linear may be INT4).
+ */
+function kvBName(ckpt: Checkpoint, name: string): string {
+  if (leafFormat(ckpt, name) === 'int4') {
+    throw new FormatError('is stored INT4 (pack-quantized); the GPU attention kernels read kv_b_proj as FP8 or BF16 only (`webmoe convert --to int4-experts` stores it BF16; the cpu backend reads it as it is)', ckpt.name, name);
+  }
+  return name;
+}
+
 export type UploadProgress = (done: number, total: number, tensor: string) => void;
 
 /**
@@ -82,6 +94,8 @@ export type UploadProgress = (done: number, total: number, tensor: string) => vo
 export async function uploadWeights(gpu: GpuContext, ckpt: Checkpoint, onProgress?: UploadProgress, opts: { routedExperts?: boolean } = {}): Promise<GpuWeights> {
   const c = ckpt.config;
   const routed = opts.routedExperts ?? true;
+  // refused before anything is allocated
+  for (let i = 0; i < c.num_hidden_layers; i++) kvBName(ckpt, `model.layers.${i}.self_attn.kv_b_proj.weight`);
   const buffers: GPUBuffer[] = [];
   const linears: GpuLinear[] = [];
   let bytes = 0;
@@ -90,8 +104,9 @@ export async function uploadWeights(gpu: GpuContext, ckpt: Checkpoint, onProgres
   let done = 0;
   const tick = (name: string) => onProgress?.(++done, total, name);
 
+  // a dense linear as stored: FP8, BF16 or INT4 (GpuLinear 'int4', run by fp8_gemv_wide_int4, ops/linear.ts)
   const lin = async (name: string): Promise<GpuLinear> => {
-    const w = uploadLinear(gpu, name, await readLinear(ckpt, name));
+    const w = uploadLinear(gpu, name, await readStoredLinear(ckpt, name));
     linears.push(w);
     bytes += w.bytes;
     tick(name);
@@ -130,7 +145,7 @@ export async function uploadWeights(gpu: GpuContext, ckpt: Checkpoint, onProgres
         q: lowRank ? null : await lin(a + 'q_proj.weight'),
         kvA: await lin(a + 'kv_a_proj_with_mqa.weight'),
         kvANorm: await vec(a + 'kv_a_layernorm.weight'),
-        kvB: await lin(a + 'kv_b_proj.weight'),
+        kvB: await lin(kvBName(ckpt, a + 'kv_b_proj.weight')),
         o: await lin(a + 'o_proj.weight'),
         postNorm: await vec(p + 'post_attention_layernorm.weight'),
         mlp: null,

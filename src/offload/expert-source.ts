@@ -44,7 +44,11 @@ export interface ExpertSource {
   readonly name: string;
   /** The expert format and array sizes every read returns. */
   readonly shape: ExpertShape;
-  /** Expert `expert` of decoder layer `layer` (a MoE layer). Rejects with a typed error naming what failed. */
+  /**
+   * Expert `expert` of decoder layer `layer` (a MoE layer). Rejects with a typed error naming what failed. The
+   * arrays may be views of a buffer the source reuses once the caller's task ends (the page's OPFS store reads
+   * into one): copy them, or upload them, before awaiting anything else.
+   */
   read(layer: number, expert: number): Promise<ExpertBytes>;
   close(): Promise<void>;
 }
@@ -155,7 +159,11 @@ export async function loadExpertsIntoMemory(c: ModelConfig, source: ExpertSource
   for (let l = 0; l < c.num_hidden_layers; l++) {
     if (!c.derived.moeLayers[l]) continue;
     const list: ExpertBytes[] = [];
-    for (let e = 0; e < c.n_routed_experts; e++) list.push(checkExpertBytes(await source.read(l, e), source.shape, `${source.name} layer ${l} expert ${e}`));
+    for (let e = 0; e < c.n_routed_experts; e++) {
+      const b = checkExpertBytes(await source.read(l, e), source.shape, `${source.name} layer ${l} expert ${e}`);
+      // copies: a source may reuse its buffers (ExpertSource.read)
+      list.push({ gateUpCodes: b.gateUpCodes.slice(), gateUpScales: b.gateUpScales.slice(), downCodes: b.downCodes.slice(), downScales: b.downScales.slice() });
+    }
     map.set(l, list);
   }
   return memoryExpertSource(source.shape, map, `memory(${source.name})`);

@@ -31,7 +31,8 @@
  *           always covers 2 · ceil(cols / 4) words, so the BF16 kernels read whole 4-column groups (two
  *           words) exactly where the FP8 kernels read one word.
  *   Stacks (bf16StackLayout / stackLayout('bf16', ...)): matrix m at word m * matrixWords, matrixScales = 0,
- *   scaleBytes = 0. Kernels: the *_bf16 instances of the expert kernel families and the attention absorb twins.
+ *   scaleBytes = 0. Kernels: the *_bf16 instances of the expert kernel families and of the dense GEMV family
+ *   (fp8_gemv_wide_bf16), and the attention absorb twins.
  *
  * INT4 (routed experts of Kimi K2-Thinking / K2.5, compressed-tensors pack-quantized, docs/model.md §13):
  *   codes:  the stored I32 words unchanged, 8 codes per word (column j in bits 4 (j mod 8) .. of word j / 8,
@@ -40,7 +41,8 @@
  *   scales: the stored group scales widened to f32 (exact), [rows, ceil(cols / 32)] per matrix: one scale per row
  *           and 32 columns (the kernels take group 32, the size Kimi ships; INT4_GROUP).
  *   Stacks (int4StackLayout / stackLayout('int4', ...)): as FP8's, matrixScales = rows * ceil(cols / 32).
- *   Kernels: the *_int4 instances of the expert kernel families.
+ *   Kernels: the *_int4 instances of the expert kernel families, and fp8_gemv_wide_int4 for a dense linear stored
+ *   INT4 (one matrix of this layout, GpuLinear 'int4', ops/linear.ts).
  */
 import { DeviceError, ShapeError } from '../../errors.js';
 
@@ -92,6 +94,17 @@ export function expertRowStrideWords(format: ExpertFormat, cols: number): number
 /** u32 words per row in the upload layout of `format`. */
 export function rowStrideWordsFor(format: WeightFormat, cols: number): number {
   return format === 'fp8' ? fp8RowStrideWords(cols) : bf16RowStrideWords(cols);
+}
+
+/**
+ * The formats a dense linear (GpuLinear, ops/linear.ts) may have on the GPU: FP8, BF16, or INT4 (any linear a
+ * checkpoint stores pack-quantized, group 32: one matrix in int4StackLayout's layout).
+ */
+export type LinearFormat = WeightFormat | 'int4';
+
+/** u32 words per row of a dense linear in `format` (the rows of an expert stack of that format). */
+export function linearRowStrideWords(format: LinearFormat, cols: number): number {
+  return expertRowStrideWords(format, cols);
 }
 
 /** [ceil(rows/128), ceil(cols/128)] */

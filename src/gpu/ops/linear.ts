@@ -1,33 +1,53 @@
 /**
- * Linear layers on the GPU: y = x @ W^T with W stored as block-FP8 (E4M3 codes + F32 128x128 block scales) or
- * BF16, never dequantised to memory. One launcher, `linear`, picks the kernel:
- *   T = 1  → a GEMV: fp8_gemv (f32, barrier-free), fp8_gemv_wide (CPU adapters: vec4 loads, RPT rows per
- *            invocation, unpack2x16float decode), fp8_gemv_subgroup (hardware adapters with `subgroups`),
- *            fp8_gemv_f16 (opt-in f16 precision, `shader-f16`); bf16_gemv — see chooseGemv
- *   T > 1  → a GEMM: fp8_gemm_tiled (register tile of RT rows x 4·TQ tokens per invocation, vec4 loads,
- *            unpack2x16float decode) — see chooseGemm; fp8_gemm (one row x 4 tokens per thread) for forced
- *            GEMMs (batched decode rows); fp8_gemm_f16 (opt-in f16 precision); bf16_gemm
+ * Linear layers on the GPU: y = x @ W^T with W stored as block-FP8 (E4M3 codes + F32 128x128 block scales), BF16
+ * or INT4 (compressed-tensors pack-quantized, group 32), never dequantised to memory. One launcher, `linear`,
+ * picks the kernel:
+ *   FP8,  T = 1  → a GEMV: fp8_gemv (f32, barrier-free), fp8_gemv_wide (CPU adapters: vec4 loads, RPT rows per
+ *                  invocation, unpack2x16float decode), fp8_gemv_subgroup (hardware adapters with `subgroups`),
+ *                  fp8_gemv_f16 (opt-in f16 precision, `shader-f16`) — see chooseGemv
+ *   FP8,  T > 1  → a GEMM: fp8_gemm_tiled (register tile of RT rows x 4·TQ tokens per invocation, vec4 loads,
+ *                  unpack2x16float decode) — see chooseGemm; fp8_gemm (one row x 4 tokens per thread) for forced
+ *                  GEMMs (batched decode rows); fp8_gemm_f16 (opt-in f16 precision)
+ *   BF16, T = 1  → fp8_gemv_wide_bf16 (the BF16 instance of the fp8_gemv_wide family, on every adapter: 2-3x
+ *                  faster than the thread-per-row bf16_gemv it replaced on lavapipe, 2-5x on SwiftShader; gemvWideTuning)
+ *   BF16, T > 1  → bf16_gemm (and forced GEMMs)
+ *   INT4, any T  → fp8_gemv_wide_int4 (the INT4 instance of the family), prefill as the GEMV per token row (grid
+ *                  y = token; see linear): only routed experts need fast INT4 kernels (docs/model.md §13), a dense
+ *                  INT4 linear is allowed but rare, so it has no GEMM of its own
  * and records one dispatch per row chunk of the weight (a weight larger than maxStorageBufferBindingSize is
  * uploaded as several buffers of whole rows, each bound on its own).
  *
  * Upload layout (shared with the attention/MoE kernels, fp8-layout.ts): row r of the codes starts at word
- * r·strideWords, strideWords = roundUp(⌈cols / 4⌉, 4) for FP8 and roundUp(⌈cols / 2⌉, 4) for BF16, padding
- * bytes 0; scales are the checkpoint's weight_scale_inv unchanged [⌈rows/128⌉, ⌈cols/128⌉]. When the stored row
- * is already 16-byte aligned (every production shape) the tensor bytes are written as they are; otherwise rows
- * are re-laid through a bounded staging block (≤ 4 MiB), never a second full copy.
+ * r·strideWords, strideWords = roundUp(⌈cols / 4⌉, 4) for FP8, roundUp(⌈cols / 2⌉, 4) for BF16 and
+ * roundUp(⌈cols / 8⌉, 4) for INT4, padding bytes 0; FP8 scales are the checkpoint's weight_scale_inv unchanged
+ * [⌈rows/128⌉, ⌈cols/128⌉], INT4 scales the group scales widened to f32 [rows, ⌈cols/32⌉] (as int4StackLayout
+ * lays out one matrix). When the stored row is already 16-byte aligned (every production shape) the tensor bytes
+ * are written as they are; otherwise rows are re-laid through a bounded staging block (≤ 4 MiB), never a second
+ * full copy.
  *
  * Legend: T tokens, R rows (out features), C cols (in features).
  */
-import { DeviceError, ShapeError } from '../../errors.js';
-import type { LinearWeight } from '../../model/checkpoint.js';
+import { DeviceError, FormatError, ShapeError } from '../../errors.js';
 import { createBuffer, writeBuffer, type UniformArena } from '../buffers.js';
 import type { GpuContext } from '../device.js';
 import type { Kernels } from '../kernels.js';
 import { adapterClass } from './adapter-class.js';
 import { params, requireBytes, requireInt, type Buf } from './binding.js';
-import { rowStrideWordsFor, type WeightFormat } from './fp8-layout.js';
+import { INT4_GROUP, linearRowStrideWords, scaleColumns, type LinearFormat } from './fp8-layout.js';
+import { unusedBuffer } from './unused.js';
 
-export type { WeightFormat } from './fp8-layout.js';
+export type { LinearFormat, WeightFormat } from './fp8-layout.js';
+
+/**
+ * A dense linear weight as the host holds it, [rows, cols] = [out, in]: FP8 codes + block scales, BF16 codes, or
+ * INT4 packed words + group scales widened to f32. Structurally model/checkpoint.ts StoredLinear (what
+ * readStoredLinear returns), declared here because the GPU layer imports no model code (docs/architecture.md,
+ * "Folders").
+ */
+export type HostLinear =
+  | { format: 'fp8'; rows: number; cols: number; data: Uint8Array; scale: Float32Array }
+  | { format: 'bf16'; rows: number; cols: number; data: Uint16Array }
+  | { format: 'int4'; rows: number; cols: number; groupSize: number; data: Uint32Array; scale: Float32Array };
 
 /** A contiguous range of rows held by one buffer. */
 export interface RowChunk {
@@ -39,22 +59,22 @@ export interface RowChunk {
 /** A linear weight on the GPU, [rows, cols] = [out, in]. */
 export interface GpuLinear {
   name: string;
-  format: WeightFormat;
+  format: LinearFormat;
   rows: number;
   cols: number;
   /** u32 words per row in `codes`. */
   strideWords: number;
   /** Row chunks, in order, covering all rows (one chunk unless the tensor exceeds the binding limit). */
   chunks: RowChunk[];
-  /** FP8: the block scales [⌈rows/128⌉, ⌈cols/128⌉] f32; null for BF16. */
+  /** FP8: the block scales [⌈rows/128⌉, ⌈cols/128⌉] f32; INT4: the group scales [rows, ⌈cols/32⌉] f32; null for BF16. */
   scales: GPUBuffer | null;
   /** GPU bytes held. */
   bytes: number;
 }
 
 /** u32 words per row in the upload layout. */
-export function rowStrideWords(format: WeightFormat, cols: number): number {
-  return rowStrideWordsFor(format, cols);
+export function rowStrideWords(format: LinearFormat, cols: number): number {
+  return linearRowStrideWords(format, cols);
 }
 
 /** Rows per buffer so that each fits maxStorageBufferBindingSize (and maxBufferSize); DeviceError when one row cannot. */
@@ -98,35 +118,65 @@ export function writeRows(gpu: GpuContext, buf: GPUBuffer, data: Uint8Array, r0:
 }
 
 /**
- * Uploads one linear weight as stored (FP8 stays FP8, BF16 stays BF16), split into row chunks that each fit a
- * storage binding. `name` labels the buffers and errors.
+ * Uploads one linear weight as stored (FP8 stays FP8, BF16 stays BF16, INT4 stays INT4), split into row chunks that
+ * each fit a storage binding. `name` labels the buffers and errors. INT4: the packed words with rows padded to 16
+ * bytes (int4RowStrideWords) and the group scales as f32 [rows, ⌈cols/32⌉] in one buffer (bound whole by every row
+ * chunk); a group size other than 32 is a FormatError naming the tensor.
  */
-export function uploadLinear(gpu: GpuContext, name: string, w: LinearWeight): GpuLinear {
+export function uploadLinear(gpu: GpuContext, name: string, w: HostLinear): GpuLinear {
   const { rows, cols, format } = w;
+  if (w.format === 'int4' && w.groupSize !== INT4_GROUP) {
+    throw new FormatError(`is stored INT4 with group size ${w.groupSize}; the GPU kernels take group size ${INT4_GROUP} only (Kimi's, docs/model.md §13)`, undefined, name);
+  }
   const strideWords = rowStrideWords(format, cols);
   const strideBytes = strideWords * 4;
-  const rowBytes = format === 'fp8' ? cols : cols * 2;
-  const bytes = format === 'fp8' ? w.data : new Uint8Array(w.data.buffer, w.data.byteOffset, w.data.byteLength);
+  const rowBytes = format === 'fp8' ? cols : format === 'int4' ? Math.ceil(cols / 8) * 4 : cols * 2;
+  const bytes = w.format === 'fp8' ? w.data : new Uint8Array(w.data.buffer, w.data.byteOffset, w.data.byteLength);
   if (bytes.byteLength !== rows * rowBytes) {
     throw new ShapeError(`tensor '${name}': ${bytes.byteLength} bytes do not make a [${rows}, ${cols}] ${format} matrix`, name, rows * rowBytes, bytes.byteLength);
+  }
+  let scaleData: Float32Array | null = null;
+  let scaleLabel = '';
+  if (w.format === 'fp8') {
+    const want = Math.ceil(rows / 128) * Math.ceil(cols / 128);
+    if (w.scale.length !== want) throw new ShapeError(`tensor '${name}_scale_inv': ${w.scale.length} scales, need ${want}`, name, want, w.scale.length);
+    scaleData = w.scale;
+    scaleLabel = `${name}_scale_inv`;
+  } else if (w.format === 'int4') {
+    const want = rows * scaleColumns('int4', cols);
+    if (w.scale.length !== want) throw new ShapeError(`tensor '${name}_scale': ${w.scale.length} scales, need ${want} ([${rows}, ${scaleColumns('int4', cols)}])`, name, want, w.scale.length);
+    const limit = Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
+    if (w.scale.byteLength > limit) {
+      throw new DeviceError(`tensor '${name}': its INT4 group scales need ${w.scale.byteLength} bytes in one binding, more than maxStorageBufferBindingSize ${limit}`, {
+        limit: 'maxStorageBufferBindingSize',
+        value: limit,
+        required: w.scale.byteLength,
+      });
+    }
+    scaleData = w.scale;
+    scaleLabel = `${name}_scale`;
   }
   const per = rowsPerChunk(gpu, strideBytes, rows, name);
   const chunks: RowChunk[] = [];
   let total = 0;
-  for (let r0 = 0; r0 < rows; r0 += per) {
-    const n = Math.min(per, rows - r0);
-    const codes = createBuffer(gpu, n * strideBytes, chunks.length === 0 && n === rows ? name : `${name}[${r0}:${r0 + n}]`);
-    writeRows(gpu, codes, bytes, r0, n, rowBytes, strideBytes);
-    chunks.push({ rowStart: r0, rows: n, codes });
-    total += codes.size;
-  }
   let scales: GPUBuffer | null = null;
-  if (w.format === 'fp8') {
-    const want = Math.ceil(rows / 128) * Math.ceil(cols / 128);
-    if (w.scale.length !== want) throw new ShapeError(`tensor '${name}_scale_inv': ${w.scale.length} scales, need ${want}`, name, want, w.scale.length);
-    scales = createBuffer(gpu, w.scale.byteLength, `${name}_scale_inv`);
-    writeBuffer(gpu, scales, 0, w.scale);
-    total += scales.size;
+  try {
+    for (let r0 = 0; r0 < rows; r0 += per) {
+      const n = Math.min(per, rows - r0);
+      const codes = createBuffer(gpu, n * strideBytes, chunks.length === 0 && n === rows ? name : `${name}[${r0}:${r0 + n}]`);
+      chunks.push({ rowStart: r0, rows: n, codes });
+      writeRows(gpu, codes, bytes, r0, n, rowBytes, strideBytes);
+      total += codes.size;
+    }
+    if (scaleData) {
+      scales = createBuffer(gpu, Math.max(16, scaleData.byteLength), scaleLabel);
+      writeBuffer(gpu, scales, 0, scaleData);
+      total += scales.size;
+    }
+  } catch (err) {
+    for (const c of chunks) c.codes.destroy();
+    scales?.destroy();
+    throw err;
   }
   return { name, format, rows, cols, strideWords, chunks, scales, bytes: total };
 }
@@ -169,11 +219,20 @@ export function chooseGemv(k: Kernels, precision: 'f32' | 'f16' = 'f32'): GemvVa
   return 'f32';
 }
 
-/** fp8_gemv_wide's constants for this device (see chooseGemv for the measurements). */
-export function gemvWideTuning(k: Kernels): GemvWideTuning {
+/**
+ * The fp8_gemv_wide family's constants for this device and weight format (see chooseGemv for FP8's measurements).
+ * BF16 and INT4 (fp8_gemv_wide_bf16, _int4): 4 rows per invocation on both CPU adapters. Measured interleaved on this
+ * 2-core machine under other jobs' load (medians of 7 rounds on lavapipe, 5 on SwiftShader, ms per dispatch;
+ * docs/kernels.md §4): BF16 7168→2048 lavapipe rpt 4 22.2, rpt 2 26.3, rpt 1 54.6 vs bf16_gemv 67.8; SwiftShader
+ * 82.6 / 112.5 / 168.8 vs 292.6; INT4 7168→2048 lavapipe rpt 4 19.6 vs rpt 2 27.5, SwiftShader 210 vs 302. GPUs: one
+ * row per invocation (the thread-per-row layout bf16_gemv had; not measured here).
+ */
+export function gemvWideTuning(k: Kernels, format: LinearFormat = 'fp8'): GemvWideTuning {
+  const cls = adapterClass(k.gpu);
+  if (format !== 'fp8') return { rpt: cls === 'hardware' ? 1 : 4, f16bits: true, wg: 64 };
   // lavapipe: 4-8 rows per invocation ran alike (3.0-3.2 GB/s at 7168→2048 and 7168→576) and 2 rows ~1.6x
   // slower; SwiftShader: 2 rows best at kv_a (13.7 ms vs 15.9 at 4), equal at 7168→2048 (docs/benchmarks.md)
-  return { rpt: adapterClass(k.gpu) === 'llvmpipe' ? 4 : 2, f16bits: true, wg: 64 };
+  return { rpt: cls === 'llvmpipe' ? 4 : 2, f16bits: true, wg: 64 };
 }
 
 const GEMV_KERNEL: Record<GemvVariant, string> = { f32: 'fp8_gemv', subgroup: 'fp8_gemv_subgroup', f16: 'fp8_gemv_f16', wide: 'fp8_gemv_wide' };
@@ -241,16 +300,24 @@ export interface LinearArgs {
   tokens: number;
   /** y += x @ W^T instead of y = (default false). */
   accumulate?: boolean;
-  /** FP8 GEMV kernel for T = 1 (default 'f32'). */
+  /** FP8 GEMV kernel for T = 1 (default 'f32'; BF16 and INT4 always run their fp8_gemv_wide instance). */
   gemv?: GemvVariant;
-  /** fp8_gemv_wide constants (default gemvWideTuning). */
+  /** fp8_gemv_wide family constants (default gemvWideTuning; f16bits applies to FP8 only). */
   wide?: Partial<GemvWideTuning>;
   /** FP8 GEMM kernel for T > 1 (default 'f32'; see chooseGemm). */
   gemm?: GemmVariant;
   /** fp8_gemm_tiled constants (default gemmTiledTuning). */
   tiled?: Partial<GemmTiledTuning>;
-  /** Force the GEMM kernel even for T = 1 (tests). */
+  /** Force the GEMM kernel even for T = 1 (batched decode rows, tests); INT4 has no GEMM: the GEMV per row. */
   forceGemm?: boolean;
+}
+
+/**
+ * The dense GEMV family's instance for a weight format: fp8_gemv_wide (FP8), fp8_gemv_wide_bf16, fp8_gemv_wide_int4
+ * (one source, shaders/fp8_gemv_wide.wgsl `// #formats fp8 bf16 int4`).
+ */
+export function gemvWideKernel(format: LinearFormat): string {
+  return format === 'fp8' ? 'fp8_gemv_wide' : `fp8_gemv_wide_${format}`;
 }
 
 /** Records y (+)= x @ W^T: one dispatch per row chunk of W. Shapes are checked first (ShapeError). */
@@ -270,24 +337,32 @@ export function linear(k: Kernels, pass: GPUComputePassEncoder, arena: UniformAr
   const acc = a.accumulate ? 1 : 0;
   const gemm = T > 1 || a.forceGemm === true;
   const WG = 64;
+  if (w.format === 'int4' || (w.format === 'bf16' && !gemm)) {
+    // The GEMV family for INT4 (any T) and BF16 decode. INT4 prefill (T > 1, and forced GEMMs: batched decode
+    // rows) is the GEMV per token row, grid y = token: correct and batch-invariant (each row alone), but it reads
+    // the weight once per token where a GEMM would once per tile. Only routed experts need fast INT4 kernels
+    // (docs/model.md §13: INT4 is accepted wherever it is stored); a dense INT4 linear prefills at GEMV speed.
+    gemvWide(k, pass, arena, a, name, T, xOffset, yOffset, xStride, yStride, acc);
+    return;
+  }
   if (w.format === 'fp8') {
     const scaleCols = Math.ceil(w.cols / 128);
     const variant = a.gemv ?? 'f32';
     const gv = chooseGemm(a.gemm ?? 'f32', T, a.forceGemm === true);
     const tiled = gemm && gv === 'tiled' ? { ...gemmTiledTuning(k, T), ...a.tiled } : null;
-    const wide = !gemm && variant === 'wide' ? { ...gemvWideTuning(k), ...a.wide } : null;
-    if ((wide || tiled) && w.strideWords % 4 !== 0) {
-      throw new ShapeError(`${name}: ${wide ? 'fp8_gemv_wide' : 'fp8_gemm_tiled'} needs a stride of whole vec4 words`, 'strideWords', 4, w.strideWords);
+    if (!gemm && variant === 'wide') {
+      gemvWide(k, pass, arena, a, name, T, xOffset, yOffset, xStride, yStride, acc);
+      return;
     }
-    if (wide && !(wide.rpt >= 1 && wide.rpt <= 8)) throw new ShapeError(`${name}: fp8_gemv_wide needs 1 ≤ rpt ≤ 8`, 'rpt', 8, wide.rpt);
+    if (tiled && w.strideWords % 4 !== 0) {
+      throw new ShapeError(`${name}: fp8_gemm_tiled needs a stride of whole vec4 words`, 'strideWords', 4, w.strideWords);
+    }
     if (tiled && !(tiled.rt >= 1 && tiled.rt <= 8 && tiled.tq >= 1 && tiled.tq <= 4 && tiled.rt * tiled.tq <= 16)) {
       throw new ShapeError(`${name}: fp8_gemm_tiled needs 1 ≤ rt ≤ 8, 1 ≤ tq ≤ 4 and rt·tq ≤ 16`, 'tiled', 4, Math.max(tiled.rt, tiled.tq));
     }
     const pipe = tiled
       ? k.pipeline('fp8_gemm_tiled', { WG: tiled.wg, RT: tiled.rt, TQ: tiled.tq, F16BITS: tiled.f16bits ? 1 : 0 })
-      : wide
-        ? k.pipeline('fp8_gemv_wide', { WG: wide.wg, RPT: wide.rpt, F16BITS: wide.f16bits ? 1 : 0 })
-        : k.pipeline(gemm ? GEMM_KERNEL[gv === 'f16' ? 'f16' : 'f32'] : GEMV_KERNEL[variant], { WG });
+      : k.pipeline(gemm ? GEMM_KERNEL[gv === 'f16' ? 'f16' : 'f32'] : GEMV_KERNEL[variant], { WG });
     for (const c of w.chunks) {
       const fields = [c.rows, w.cols, w.strideWords, c.rowStart, xOffset, yOffset, scaleCols, acc];
       const p = params(arena, gemm ? [...fields, T, xStride, yStride, 0] : fields);
@@ -295,17 +370,43 @@ export function linear(k: Kernels, pass: GPUComputePassEncoder, arena: UniformAr
       if (tiled) k.dispatch(pass, pipe, bg, Math.ceil(c.rows / (tiled.wg * tiled.rt)), Math.ceil(T / (4 * tiled.tq)));
       else if (gemm) k.dispatch(pass, pipe, bg, Math.ceil(c.rows / WG), Math.ceil(T / 4));
       else if (variant === 'subgroup') k.dispatch(pass, pipe, bg, Math.ceil(c.rows / 4));
-      else if (wide) k.dispatch(pass, pipe, bg, Math.ceil(c.rows / (wide.wg * wide.rpt)));
       else k.dispatch(pass, pipe, bg, Math.ceil(c.rows / WG));
     }
   } else {
-    const kernel = gemm ? 'bf16_gemm' : 'bf16_gemv';
-    const pipe = k.pipeline(kernel, { WG });
+    const pipe = k.pipeline('bf16_gemm', { WG });
     for (const c of w.chunks) {
       const fields = [c.rows, w.cols, w.strideWords, c.rowStart, xOffset, yOffset, acc];
-      const p = params(arena, gemm ? [...fields, T, xStride, yStride, 0, 0] : [...fields, 0]);
+      const p = params(arena, [...fields, T, xStride, yStride, 0, 0]);
       const bg = k.bindGroup(pipe, [c.codes, a.x, a.y, p]);
-      k.dispatch(pass, pipe, bg, Math.ceil(c.rows / WG), gemm ? Math.ceil(T / 4) : 1);
+      k.dispatch(pass, pipe, bg, Math.ceil(c.rows / WG), Math.ceil(T / 4));
+    }
+  }
+}
+
+/**
+ * The fp8_gemv_wide family (FP8 'wide' decode, BF16 decode, INT4 any T): one dispatch per row chunk and per run of
+ * at most maxComputeWorkgroupsPerDimension tokens (grid y = token).
+ */
+function gemvWide(
+  k: Kernels, pass: GPUComputePassEncoder, arena: UniformArena, a: LinearArgs, name: string,
+  T: number, xOffset: number, yOffset: number, xStride: number, yStride: number, acc: number,
+): void {
+  const w = a.w;
+  const kernel = gemvWideKernel(w.format);
+  const wide = { ...gemvWideTuning(k, w.format), ...a.wide };
+  if (w.strideWords % 4 !== 0) throw new ShapeError(`${name}: ${kernel} needs a stride of whole vec4 words`, 'strideWords', 4, w.strideWords);
+  if (!(Number.isInteger(wide.rpt) && wide.rpt >= 1 && wide.rpt <= 8)) throw new ShapeError(`${name}: ${kernel} needs 1 ≤ rpt ≤ 8`, 'rpt', 8, wide.rpt);
+  // F16BITS is an override of the FP8 instance only (format_fp8.wgsl)
+  const pipe = k.pipeline(kernel, w.format === 'fp8' ? { WG: wide.wg, RPT: wide.rpt, F16BITS: wide.f16bits ? 1 : 0 } : { WG: wide.wg, RPT: wide.rpt });
+  const scales = w.scales ?? unusedBuffer(k);
+  const scaleCols = scaleColumns(w.format, w.cols);
+  const maxT = k.gpu.limits.maxComputeWorkgroupsPerDimension || 65535;
+  for (const c of w.chunks) {
+    for (let t0 = 0; t0 < T; t0 += maxT) {
+      const n = Math.min(maxT, T - t0);
+      const p = params(arena, [c.rows, w.cols, w.strideWords, c.rowStart, xOffset + t0 * xStride, yOffset + t0 * yStride, scaleCols, acc, xStride, yStride, 0, 0]);
+      const bg = k.bindGroup(pipe, [c.codes, scales, a.x, a.y, p]);
+      k.dispatch(pass, pipe, bg, Math.ceil(c.rows / (wide.wg * wide.rpt)), n);
     }
   }
 }
