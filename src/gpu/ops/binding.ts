@@ -1,9 +1,8 @@
 /**
  * Small helpers shared by the attention and MoE launchers: buffer-or-binding arguments with size checks, the
- * GPU-side FP8 weight handle, and packing a Params uniform into the arena.
+ * GPU-side weight handles (Params are packed by name: Kernels.run, gpu/contract.ts).
  */
 import { DeviceError, ShapeError } from '../../errors.js';
-import type { UniformArena } from '../buffers.js';
 import type { GpuContext } from '../device.js';
 
 /** A whole buffer or a (buffer, offset, size) range of one. */
@@ -73,19 +72,4 @@ export type WeightBuffers = Fp8Buffers | Bf16Buffers | Int4Buffers;
 
 export function weightFormat(w: WeightBuffers): 'fp8' | 'bf16' | 'int4' {
   return w.format ?? 'fp8';
-}
-
-/** A Params field: a plain number is written as u32; `{ f32: x }` as f32; `{ i32: x }` as i32. */
-export type Field = number | { f32: number } | { i32: number };
-
-/** Writes the fields (4 bytes each, padded to 16 bytes) into an arena slot. */
-export function params(arena: UniformArena, fields: Field[]): GPUBufferBinding {
-  const n = Math.ceil(fields.length / 4) * 4;
-  return arena.alloc(n * 4, (v) => {
-    fields.forEach((f, i) => {
-      if (typeof f === 'number') v.setUint32(i * 4, f >>> 0, true);
-      else if ('f32' in f) v.setFloat32(i * 4, f.f32, true);
-      else v.setInt32(i * 4, f.i32, true);
-    });
-  });
 }

@@ -32,7 +32,7 @@ import { createBuffer, writeBuffer, type UniformArena } from '../buffers.js';
 import type { GpuContext } from '../device.js';
 import type { Kernels } from '../kernels.js';
 import { adapterClass } from './adapter-class.js';
-import { params, requireBytes, requireInt, type Buf } from './binding.js';
+import { requireBytes, requireInt, type Buf } from './binding.js';
 import { INT4_GROUP, linearRowStrideWords, scaleColumns, type LinearFormat } from './fp8-layout.js';
 import { unusedBuffer } from './unused.js';
 
@@ -360,25 +360,28 @@ export function linear(k: Kernels, pass: GPUComputePassEncoder, arena: UniformAr
     if (tiled && !(tiled.rt >= 1 && tiled.rt <= 8 && tiled.tq >= 1 && tiled.tq <= 4 && tiled.rt * tiled.tq <= 16)) {
       throw new ShapeError(`${name}: fp8_gemm_tiled needs 1 ≤ rt ≤ 8, 1 ≤ tq ≤ 4 and rt·tq ≤ 16`, 'tiled', 4, Math.max(tiled.rt, tiled.tq));
     }
-    const pipe = tiled
-      ? k.pipeline('fp8_gemm_tiled', { WG: tiled.wg, RT: tiled.rt, TQ: tiled.tq, F16BITS: tiled.f16bits ? 1 : 0 })
-      : k.pipeline(gemm ? GEMM_KERNEL[gv === 'f16' ? 'f16' : 'f32'] : GEMV_KERNEL[variant], { WG });
+    const kernel = tiled ? 'fp8_gemm_tiled' : gemm ? GEMM_KERNEL[gv === 'f16' ? 'f16' : 'f32'] : GEMV_KERNEL[variant];
+    const constants: Record<string, number> = tiled ? { WG: tiled.wg, RT: tiled.rt, TQ: tiled.tq, F16BITS: tiled.f16bits ? 1 : 0 } : { WG };
     for (const c of w.chunks) {
-      const fields = [c.rows, w.cols, w.strideWords, c.rowStart, xOffset, yOffset, scaleCols, acc];
-      const p = params(arena, gemm ? [...fields, T, xStride, yStride, 0] : fields);
-      const bg = k.bindGroup(pipe, [c.codes, w.scales!, a.x, a.y, p]);
-      if (tiled) k.dispatch(pass, pipe, bg, Math.ceil(c.rows / (tiled.wg * tiled.rt)), Math.ceil(T / (4 * tiled.tq)));
-      else if (gemm) k.dispatch(pass, pipe, bg, Math.ceil(c.rows / WG), Math.ceil(T / 4));
-      else if (variant === 'subgroup') k.dispatch(pass, pipe, bg, Math.ceil(c.rows / 4));
-      else k.dispatch(pass, pipe, bg, Math.ceil(c.rows / WG));
+      const fields = { rows: c.rows, cols: w.cols, stride: w.strideWords, rowStart: c.rowStart, xOffset, yOffset, scaleCols, accumulate: acc };
+      const grid: [number, number?] = tiled
+        ? [Math.ceil(c.rows / (tiled.wg * tiled.rt)), Math.ceil(T / (4 * tiled.tq))]
+        : gemm ? [Math.ceil(c.rows / WG), Math.ceil(T / 4)] : [variant === 'subgroup' ? Math.ceil(c.rows / 4) : Math.ceil(c.rows / WG)];
+      k.run(pass, arena, kernel, {
+        constants,
+        bind: { w: c.codes, scale: w.scales!, x: a.x, y: a.y },
+        params: gemm ? { ...fields, T, xStride, yStride } : fields,
+        grid,
+      });
     }
   } else {
-    const pipe = k.pipeline('bf16_gemm', { WG });
     for (const c of w.chunks) {
-      const fields = [c.rows, w.cols, w.strideWords, c.rowStart, xOffset, yOffset, acc];
-      const p = params(arena, [...fields, T, xStride, yStride, 0, 0]);
-      const bg = k.bindGroup(pipe, [c.codes, a.x, a.y, p]);
-      k.dispatch(pass, pipe, bg, Math.ceil(c.rows / WG), Math.ceil(T / 4));
+      k.run(pass, arena, 'bf16_gemm', {
+        constants: { WG },
+        bind: { w: c.codes, x: a.x, y: a.y },
+        params: { rows: c.rows, cols: w.cols, stride: w.strideWords, rowStart: c.rowStart, xOffset, yOffset, accumulate: acc, T, xStride, yStride },
+        grid: [Math.ceil(c.rows / WG), Math.ceil(T / 4)],
+      });
     }
   }
 }
@@ -397,16 +400,22 @@ function gemvWide(
   if (w.strideWords % 4 !== 0) throw new ShapeError(`${name}: ${kernel} needs a stride of whole vec4 words`, 'strideWords', 4, w.strideWords);
   if (!(Number.isInteger(wide.rpt) && wide.rpt >= 1 && wide.rpt <= 8)) throw new ShapeError(`${name}: ${kernel} needs 1 ≤ rpt ≤ 8`, 'rpt', 8, wide.rpt);
   // F16BITS is an override of the FP8 instance only (format_fp8.wgsl)
-  const pipe = k.pipeline(kernel, w.format === 'fp8' ? { WG: wide.wg, RPT: wide.rpt, F16BITS: wide.f16bits ? 1 : 0 } : { WG: wide.wg, RPT: wide.rpt });
+  const constants: Record<string, number> = w.format === 'fp8' ? { WG: wide.wg, RPT: wide.rpt, F16BITS: wide.f16bits ? 1 : 0 } : { WG: wide.wg, RPT: wide.rpt };
   const scales = w.scales ?? unusedBuffer(k);
   const scaleCols = scaleColumns(w.format, w.cols);
   const maxT = k.gpu.limits.maxComputeWorkgroupsPerDimension || 65535;
   for (const c of w.chunks) {
     for (let t0 = 0; t0 < T; t0 += maxT) {
       const n = Math.min(maxT, T - t0);
-      const p = params(arena, [c.rows, w.cols, w.strideWords, c.rowStart, xOffset + t0 * xStride, yOffset + t0 * yStride, scaleCols, acc, xStride, yStride, 0, 0]);
-      const bg = k.bindGroup(pipe, [c.codes, scales, a.x, a.y, p]);
-      k.dispatch(pass, pipe, bg, Math.ceil(c.rows / (wide.wg * wide.rpt)), n);
+      k.run(pass, arena, kernel, {
+        constants,
+        bind: { w: c.codes, scale: scales, xin: a.x, y: a.y },
+        params: {
+          rows: c.rows, cols: w.cols, stride: w.strideWords, rowStart: c.rowStart, xOffset: xOffset + t0 * xStride, yOffset: yOffset + t0 * yStride,
+          scaleCols, accumulate: acc, xStride, yStride,
+        },
+        grid: [Math.ceil(c.rows / (wide.wg * wide.rpt)), n],
+      });
     }
   }
 }
