@@ -4,13 +4,15 @@
  *
  * URL-driven mode (tests, shared runs): `?model=URL&prompt-tokens=1,2,3&max-tokens=N&temperature=0[&ignore-eos=1]`
  * (also `prompt`, `top-k`, `top-p`, `seed`, `ctx-size`, `backend=webgpu|cpu`, `connect-timeout` and
- * `idle-timeout` in seconds; `warmup=1`: one untimed generation first) loads the checkpoint folder at URL and
- * generates; then `#result` gets `{"tokens": [...], "stats": {...}}` (with warm-up also `"warmup": {"ttftMs",
- * "totalMs", "pipelineCompileMs"}`) and `data-done="true"`, or only `data-error` with the message when anything
- * fails, a parameter that does not parse included (params.ts).
+ * `idle-timeout` in seconds; `gpu-memory` in MiB: expert offloading; `warmup=1`: one untimed generation first)
+ * loads the checkpoint folder at URL and generates; then `#result` gets `{"tokens": [...], "stats": {...},
+ * "loaded": LoadedInfo}` (with warm-up also `"warmup": {"ttftMs", "totalMs", "pipelineCompileMs"}`; with a GPU
+ * memory budget the stats hold `offload` and, for a URL, `"experts"` the expert store's counters) and
+ * `data-done="true"`, or only `data-error` with the message when anything fails, a parameter that does not parse
+ * included (params.ts).
  */
 import { InputError } from '../src/errors.js';
-import { numberParam, parseRunParams, tokenList } from './params.js';
+import { gpuMemoryParam, numberParam, parseRunParams, tokenList } from './params.js';
 import demo from '../models/demo/demo.json' with { type: 'json' };
 import type { Backend, FromWorker, GenerateRequest, HttpTimeouts, LoadedInfo, ToWorker } from './protocol.js';
 
@@ -27,6 +29,7 @@ const ui = {
   folder: $<HTMLInputElement>('model-folder'),
   backend: $<HTMLSelectElement>('backend'),
   ctxSize: $<HTMLInputElement>('ctx-size'),
+  gpuMemory: $<HTMLInputElement>('gpu-memory'),
   clearCache: $<HTMLButtonElement>('clear-cache'),
   progress: $<HTMLProgressElement>('load-progress'),
   loadLabel: $('load-label'),
@@ -48,6 +51,7 @@ const ui = {
   liveStats: $('live-stats'),
   output: $('output'),
   finalStats: $('final-stats'),
+  offloadStats: $('offload-stats'),
   status: $('status'),
   result: $('result'),
 };
@@ -89,6 +93,12 @@ worker.onmessage = (ev: MessageEvent<FromWorker>) => {
     case 'download':
       if (!loaded) ui.loadLabel.textContent = `downloading… ${mib(m.networkBytes)}`;
       break;
+    case 'experts': {
+      const st = m.store;
+      const from = st ? ` (${st.storeReads} from the OPFS expert store, ${st.fetches} downloaded)` : '';
+      ui.loadLabel.textContent = `filling expert slots ${m.done} / ${m.total}${from}`;
+      break;
+    }
     case 'loaded': {
       loaded = m.info;
       const i = m.info;
@@ -97,7 +107,13 @@ worker.onmessage = (ev: MessageEvent<FromWorker>) => {
       ui.loadLabel.textContent = `loaded in ${(i.loadMs / 1000).toFixed(1)} s (${from})`;
       ui.infoName.textContent = i.name;
       ui.infoAdapter.textContent = i.adapter;
-      ui.infoGpu.textContent = i.backend === 'webgpu' ? mib(i.gpuBytes) : '– (CPU backend)';
+      const o = i.offload;
+      ui.infoGpu.textContent =
+        i.backend !== 'webgpu'
+          ? '– (CPU backend)'
+          : o
+            ? `${mib(i.gpuBytes)} of a ${mib(o.budgetBytes)} budget: ${o.slotsPerLayer}/${o.experts} expert slots per MoE layer${o.streaming ? `, the rest streamed from ${o.source}` : ' (every expert fits)'}`
+            : mib(i.gpuBytes);
       ui.infoCtx.textContent = `${i.contextSize} tokens / ${i.vocabSize}`;
       ui.infoTokenizer.textContent = i.hasTokenizer ? 'yes' : 'none: give token ids';
       if (!i.hasTokenizer) ui.promptIsTokens.checked = true;
@@ -124,6 +140,13 @@ worker.onmessage = (ev: MessageEvent<FromWorker>) => {
       ui.finalStats.textContent =
         `${s.promptTokens} prompt + ${s.generatedTokens} generated (${s.finishReason}) · TTFT ${s.ttftMs.toFixed(0)} ms · ` +
         `prefill ${s.prefillTokensPerSecond.toFixed(1)} tok/s · decode ${s.decodeTokensPerSecond.toFixed(1)} tok/s · GPU ${mib(s.gpuBytes)} · seed ${m.seed}`;
+      const st = m.experts;
+      const store = st
+        ? st.mode === 'opfs'
+          ? ` · expert store: ${st.storeReads} read from OPFS (${mib(st.storeBytes)}), ${st.fetches} downloaded (${mib(st.fetchBytes)}), ${st.present}/${st.capacity} stored`
+          : ` · no expert store (${st.reason ?? st.mode}): ${st.fetches} experts downloaded`
+        : '';
+      ui.offloadStats.textContent = m.offload ? `${m.offload}${store}` : '';
       ui.liveStats.textContent = '';
       setBusy(false);
       pending?.resolve(m);
@@ -166,13 +189,16 @@ function load(source: { url: string } | { files: File[] }): void {
   ui.loadLabel.textContent = 'opening…';
   setBusy(true);
   let ctx: number | undefined;
+  let gpuMemoryMiB: number | undefined;
   try {
     ctx = numberParam(new URLSearchParams({ 'ctx-size': ui.ctxSize.value }), 'ctx-size', { int: true, min: 1 }, 'field');
+    if (ui.gpuMemory.validity.badInput) throw new InputError('field gpu-memory is not a number (MiB, e.g. 512 or 0.75; empty: no cap)', 'gpu-memory');
+    gpuMemoryMiB = gpuMemoryParam(new URLSearchParams({ 'gpu-memory': ui.gpuMemory.value }), 'field');
   } catch (err) {
     fail(err);
     return;
   }
-  send({ type: 'load', source, backend: ui.backend.value as Backend, ctxSize: ctx, http: httpTimeouts });
+  send({ type: 'load', source, backend: ui.backend.value as Backend, ctxSize: ctx, http: httpTimeouts, ...(gpuMemoryMiB !== undefined ? { gpuMemoryMiB } : {}) });
 }
 
 /** Shows an error the page found itself (a bad value) as the worker's errors are shown. */
@@ -205,6 +231,7 @@ function generate(): void {
   ui.output.textContent = '';
   streamed = '';
   ui.finalStats.textContent = '';
+  ui.offloadStats.textContent = '';
   ui.status.textContent = '';
   tokenCount = 0;
   setBusy(true);
@@ -253,6 +280,7 @@ async function runFromUrl(q: URLSearchParams): Promise<void> {
     ui.url.value = run.model;
     if (run.backend) ui.backend.value = run.backend;
     put(ui.ctxSize, run.ctxSize);
+    put(ui.gpuMemory, run.gpuMemoryMiB);
     put(ui.maxTokens, r.maxTokens);
     put(ui.temperature, r.temperature);
     put(ui.topK, r.topK);
@@ -263,14 +291,20 @@ async function runFromUrl(q: URLSearchParams): Promise<void> {
     if (run.prompt !== undefined) ui.prompt.value = isTokens ? (run.prompt as number[]).join(',') : (run.prompt as string);
     if (isTokens) ui.promptIsTokens.checked = true;
     httpTimeouts = run.http;
-    await step(() => load({ url: run.model }));
+    const ready = await step(() => load({ url: run.model }));
     if (isTokens) ui.promptIsTokens.checked = true;
     // warm-up: the first generation compiles the pipelines; its TTFT minus the measured one is the compile time
     const cold = run.warmup ? await step(generate) : undefined;
     const done = await step(generate);
     if (done.type !== 'done' || (cold && cold.type !== 'done')) throw new Error('generation did not finish');
     const warmup = cold?.type === 'done' ? { ttftMs: cold.stats.ttftMs, totalMs: cold.stats.totalMs, pipelineCompileMs: Math.max(0, cold.stats.ttftMs - done.stats.ttftMs) } : undefined;
-    ui.result.textContent = JSON.stringify({ tokens: done.tokens, stats: done.stats, ...(warmup ? { warmup } : {}) });
+    ui.result.textContent = JSON.stringify({
+      tokens: done.tokens,
+      stats: done.stats,
+      ...(warmup ? { warmup } : {}),
+      ...(ready.type === 'loaded' ? { loaded: ready.info } : {}),
+      ...(done.experts ? { experts: done.experts } : {}),
+    });
     ui.result.dataset.done = 'true';
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);

@@ -21,6 +21,11 @@
  * A read the cached ranges cover is served from <file>.bin without touching the network; any other read is
  * fetched with one Range request, written into <file>.bin at its offset and added to the ranges.
  * If the cache cannot be used (another tab holds the file's lock, quota exceeded), reads go to the network.
+ *
+ * The page's expert store (opfs-experts.ts) lives in webmoe-cache/experts/ (so clearOpfsCache removes it too) and
+ * reads the routed experts it lacks with `readThrough` (from the copy when cached, else from the network pinned
+ * to the copy's version, without adding them to the copy: the store keeps them once, expert-major); it ties
+ * itself to the version with `validators()` of the files (`sources`, by URL, as the loader opened them).
  */
 import { FormatError, SourceChangedError } from '../src/errors.js';
 import { urlFiles, type CheckpointFiles } from '../src/model/checkpoint.js';
@@ -57,7 +62,8 @@ export interface CacheStats {
   downloadedBytes: number;
 }
 
-const CACHE_DIR = 'webmoe-cache';
+/** The cache's folder in the origin's OPFS root (the expert store is its `experts/` folder). */
+export const CACHE_DIR = 'webmoe-cache';
 
 async function cacheKey(url: string): Promise<string> {
   const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(url));
@@ -119,7 +125,7 @@ export async function cachedUrlFiles(
   fetchFn: FetchFn = (u, i) => fetch(u, i),
   http: HttpSourceOptions = {},
   onDownload?: (networkBytes: number) => void,
-): Promise<{ files: CheckpointFiles; stats: CacheStats }> {
+): Promise<{ files: CheckpointFiles; stats: CacheStats; sources: Map<string, CachedByteSource> }> {
   const stats: CacheStats = { networkBytes: 0, cachedBytes: 0, requests: 0, downloadedBytes: 0 };
   const counting: FetchFn = async (u, i) => {
     stats.requests++;
@@ -146,6 +152,7 @@ export async function cachedUrlFiles(
   const saveTexts = async (): Promise<void> => {
     if (dir) await writeJson(dir, TEXTS, texts).catch(() => {});
   };
+  const sources = new Map<string, CachedByteSource>();
   const base = baseUrl.endsWith('/') ? baseUrl : baseUrl + '/';
   const urlOf = (file: string): string => base + file.split('/').map(encodeURIComponent).join('/');
 
@@ -181,10 +188,20 @@ export async function cachedUrlFiles(
     async open(file) {
       const url = urlOf(file);
       if (!dir) return countNetwork(httpSource(url, counting, opts), stats);
-      return cachedSource(dir, file, url, counting, opts, stats);
+      const src = await cachedSource(dir, file, url, counting, opts, stats);
+      sources.set(url, src);
+      return src;
     },
   };
-  return { files, stats };
+  return { files, stats, sources };
+}
+
+/** A file read through its OPFS copy (see the header: `readThrough` and `validators` serve the expert store). */
+export interface CachedByteSource extends ByteSource {
+  /** The version the copy holds (revalidated against the server on first use). */
+  validators(): Promise<Validators>;
+  /** As read(), but bytes that come from the network are not added to the copy. */
+  readThrough(offset: number, length: number): Promise<Uint8Array>;
 }
 
 /** A small file as cached: its text and the version it is. */
@@ -244,7 +261,7 @@ async function withHandle<T>(fh: FileHandleWithSync, fn: (h: SyncAccessHandle) =
  * copy holds, so a read can never combine bytes of two versions: on a SourceChangedError the copy is dropped and
  * the error goes up (the worker then loads again, from the new version).
  */
-async function cachedSource(dir: FileSystemDirectoryHandle, file: string, url: string, fetchFn: FetchFn, opts: HttpSourceOptions, stats: CacheStats): Promise<ByteSource> {
+async function cachedSource(dir: FileSystemDirectoryHandle, file: string, url: string, fetchFn: FetchFn, opts: HttpSourceOptions, stats: CacheStats): Promise<CachedByteSource> {
   const metaName = `${safeName(file)}.meta.json`;
   const fh = (await dir.getFileHandle(`${safeName(file)}.bin`, { create: true })) as FileHandleWithSync;
   // one OPFS operation at a time per file (the handle is exclusive); network reads still overlap
@@ -281,47 +298,51 @@ async function cachedSource(dir: FileSystemDirectoryHandle, file: string, url: s
     });
     return state;
   };
+  const read = async (offset: number, length: number, keep: boolean): Promise<Uint8Array> => {
+    const { meta: m, net } = await open();
+    checkRange(url, offset, length, m.v.size!);
+    if (covers(m.ranges, offset, offset + length)) {
+      const buf = new Uint8Array(length);
+      const n = await serial(() => withHandle(fh, (h) => h.read(buf, { at: offset }))).catch(() => -1);
+      if (n === length) {
+        stats.cachedBytes += length;
+        return buf;
+      }
+      if (n >= 0) m.ranges = []; // the cache file is shorter than its ranges say: start over
+    }
+    let bytes: Uint8Array;
+    try {
+      bytes = await net.read(offset, length);
+    } catch (err) {
+      if (err instanceof SourceChangedError) {
+        m.ranges = [];
+        state = undefined;
+        await drop();
+      }
+      throw err;
+    }
+    stats.networkBytes += bytes.length;
+    if (!keep) return bytes;
+    try {
+      await serial(async () => {
+        await withHandle(fh, (h) => {
+          h.write(bytes, { at: offset });
+          h.flush();
+        });
+        m.ranges = addRange(m.ranges, offset, offset + length);
+        await writeJson(dir, metaName, m);
+      });
+    } catch {
+      // quota, lock or I/O error: the read still succeeds from the network
+    }
+    return bytes;
+  };
   return {
     name: url,
     size: async () => (await open()).meta.v.size!,
-    async read(offset, length) {
-      const { meta: m, net } = await open();
-      checkRange(url, offset, length, m.v.size!);
-      if (covers(m.ranges, offset, offset + length)) {
-        const buf = new Uint8Array(length);
-        const n = await serial(() => withHandle(fh, (h) => h.read(buf, { at: offset }))).catch(() => -1);
-        if (n === length) {
-          stats.cachedBytes += length;
-          return buf;
-        }
-        if (n >= 0) m.ranges = []; // the cache file is shorter than its ranges say: start over
-      }
-      let bytes: Uint8Array;
-      try {
-        bytes = await net.read(offset, length);
-      } catch (err) {
-        if (err instanceof SourceChangedError) {
-          m.ranges = [];
-          state = undefined;
-          await drop();
-        }
-        throw err;
-      }
-      stats.networkBytes += bytes.length;
-      try {
-        await serial(async () => {
-          await withHandle(fh, (h) => {
-            h.write(bytes, { at: offset });
-            h.flush();
-          });
-          m.ranges = addRange(m.ranges, offset, offset + length);
-          await writeJson(dir, metaName, m);
-        });
-      } catch {
-        // quota, lock or I/O error: the read still succeeds from the network
-      }
-      return bytes;
-    },
+    validators: async () => ({ ...(await open()).meta.v }),
+    read: (offset, length) => read(offset, length, true),
+    readThrough: (offset, length) => read(offset, length, false),
     close: async () => {
       const s = state;
       state = undefined;

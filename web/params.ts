@@ -11,6 +11,8 @@ export interface UrlRun {
   model: string;
   backend?: Backend;
   ctxSize?: number;
+  /** `gpu-memory`: the GPU memory budget in MiB (fractional allowed; expert offloading), absent or empty: no cap. */
+  gpuMemoryMiB?: number;
   /** The prompt: token ids (`prompt-tokens`) or text (`prompt`). */
   prompt?: string | number[];
   request: Omit<GenerateRequest, 'prompt'>;
@@ -63,6 +65,7 @@ export function parseRunParams(q: URLSearchParams, what = 'URL parameter'): UrlR
     model,
     backend: backend ?? undefined,
     ctxSize: numberParam(q, 'ctx-size', { int: true, min: 1 }),
+    gpuMemoryMiB: gpuMemoryParam(q),
     prompt: tokens !== null ? tokenList(tokens, 'URL parameter prompt-tokens') : (q.get('prompt') ?? undefined),
     request: {
       maxTokens: numberParam(q, 'max-tokens', { int: true, min: 0 }, what),
@@ -75,6 +78,11 @@ export function parseRunParams(q: URLSearchParams, what = 'URL parameter'): UrlR
     http: { connectTimeoutMs: secs('connect-timeout'), idleTimeoutMs: secs('idle-timeout') },
     warmup: boolParam(q, 'warmup'),
   };
+}
+
+/** `gpu-memory=MIB`: a number of MiB > 0 (fractional allowed), or undefined when absent or empty (no cap). */
+export function gpuMemoryParam(q: URLSearchParams, what = 'URL parameter'): number | undefined {
+  return numberParam(q, 'gpu-memory', { int: false, min: 0, minExclusive: true }, what);
 }
 
 /** A flag: absent, empty, 0 or false is off; 1 or true is on; anything else an InputError naming it. */

@@ -1,5 +1,6 @@
 /** Messages between the page (main.ts) and the engine's Web Worker (worker.ts). */
 import type { GenerationStats } from '../src/engine/types.js';
+import type { ExpertStoreStats } from './opfs-experts.js';
 
 export type Backend = 'webgpu' | 'cpu';
 
@@ -21,7 +22,15 @@ export interface HttpTimeouts {
 }
 
 export type ToWorker =
-  | { type: 'load'; source: { url: string } | { files: File[] }; backend: Backend; ctxSize?: number; http?: HttpTimeouts }
+  | {
+      type: 'load';
+      source: { url: string } | { files: File[] };
+      backend: Backend;
+      ctxSize?: number;
+      http?: HttpTimeouts;
+      /** Expert offloading: every GPU allocation within this many MiB (fractional allowed); absent: no cap. */
+      gpuMemoryMiB?: number;
+    }
   | { type: 'generate'; request: GenerateRequest }
   | { type: 'stop' }
   | { type: 'clear-cache' };
@@ -38,6 +47,19 @@ export interface LoadedInfo {
   networkBytes: number;
   cachedBytes: number;
   loadMs: number;
+  /** Set when the model was loaded with a GPU memory budget (expert offloading). */
+  offload?: OffloadInfo;
+}
+
+export interface OffloadInfo {
+  /** The budget, in bytes. */
+  budgetBytes: number;
+  slotsPerLayer: number;
+  experts: number;
+  /** False when every expert fits the budget (no streaming). */
+  streaming: boolean;
+  /** Where streamed experts come from, for people ("the OPFS expert store", "the picked folder", ...). */
+  source: string;
 }
 
 export type FromWorker =
@@ -46,6 +68,9 @@ export type FromWorker =
   | { type: 'download'; networkBytes: number }
   | { type: 'loaded'; info: LoadedInfo }
   | { type: 'token'; token: number; text: string; index: number; elapsedMs: number; special: boolean }
-  | { type: 'done'; tokens: number[]; text: string; stats: GenerationStats; seed: number }
+  /** While a budgeted load fills the expert slots: slots filled of all, and the expert store's counters (URL loads). */
+  | { type: 'experts'; done: number; total: number; store?: ExpertStoreStats }
+  /** `offload`: the generation's expert offloading line (formatOffload); `experts`: the store's counters since the load. */
+  | { type: 'done'; tokens: number[]; text: string; stats: GenerationStats; seed: number; offload?: string; experts?: ExpertStoreStats }
   | { type: 'cleared' }
   | { type: 'error'; name: string; message: string };

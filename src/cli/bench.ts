@@ -1,7 +1,8 @@
 /**
  * `webmoe bench [kernels|e2e|all] [--json FILE] [--html FILE] [--full] [--adapter ...]`: kernel micro-benchmarks
- * and end-to-end toy-model benchmarks against this device's own measured ceilings (docs/benchmarks.md).
- * The options are declared here; the work lives in bench/ (bench/cli.ts), loaded when the command runs, so the
+ * and end-to-end toy-model benchmarks against this device's own measured ceilings (docs/benchmarks.md); `batch`
+ * (docs/batching.md) and `offload` (expert offloading, docs/offloading.md: bench/offload.ts).
+ * The options are declared here; the work lives in bench/ (bench/cli.ts, bench/offload.ts), loaded when the command runs, so the
  * library build (src/ only) does not pull the benchmark suite in.
  */
 import type { Command } from 'commander';
@@ -25,13 +26,18 @@ export interface BenchCliOptions {
   promptTokens?: string;
   decodeTokens?: string;
   streamMib?: string;
+  /** offload suite (bench/offload.ts) */
+  warmupTokens?: string;
+  recall?: string;
+  quick?: boolean;
+  offloadDir?: string;
 }
 
 export function registerBench(program: Command): void {
   program
     .command('bench')
     .description('benchmark kernels (against the measured streaming-read and FMA ceilings) and toy models end to end')
-    .argument('[suite]', 'kernels | e2e | batch (concurrent streams) | all', 'all')
+    .argument('[suite]', 'kernels | e2e | batch (concurrent streams) | offload (expert offloading, issue #16) | all', 'all')
     .addOption(adapterOption())
     .option('--json <file>', 'write the JSON report (schema: docs/benchmarks.md)')
     .option('--html <file>', 'write the self-contained HTML report (roofline, bar charts, expert-load histograms)')
@@ -44,16 +50,21 @@ export function registerBench(program: Command): void {
     .option('--no-naive', 'skip the naive twins (no speedups)')
     .option('--wall', 'time with wall-clock even when the adapter has timestamp-query')
     .option('--prompt-tokens <n>', 'e2e prompt length', '64')
-    .option('--decode-tokens <n>', 'e2e decode steps', '32')
+    .option('--decode-tokens <n>', 'e2e decode steps (default 32); offload: timed steps per row (default 128)')
     .option('--stream-mib <n>', 'MiB streamed by the bandwidth ceiling (default 128, capped by the binding limit)')
+    .option('--warmup-tokens <n>', 'offload: decode steps per row left out of the counts (default 32)')
+    .option('--recall <p>', 'offload: lookahead recall of the routing replay (default 0.9)')
+    .option('--quick', 'offload: skip the real-files row (also WEBMOE_BENCH_QUICK=1)')
+    .option('--offload-dir <dir>', 'offload: folder of the real-files checkpoint, kept and reused (default: the OS temporary folder)')
     .action(async (suite: string, opts: BenchCliOptions) => {
-      const path = '../../bench/cli.js'; // a variable: keeps bench/ out of the src/ build
-      let mod: { benchAction(suite: string, opts: BenchCliOptions): Promise<void> };
+      // variables: keep bench/ out of the src/ build
+      const path = suite === 'offload' ? '../../bench/offload.js' : '../../bench/cli.js';
+      let mod: { benchAction?(suite: string, opts: BenchCliOptions): Promise<void>; offloadAction?(opts: BenchCliOptions): Promise<void> };
       try {
         mod = (await import(/* @vite-ignore */ path)) as typeof mod;
       } catch (err) {
         throw new WebmoeError('BENCH', `the benchmark suite (bench/) could not be loaded: run webmoe from a source checkout (${(err as Error).message})`);
       }
-      await mod.benchAction(suite, opts);
+      await (suite === 'offload' ? mod.offloadAction!(opts) : mod.benchAction!(suite, opts));
     });
 }

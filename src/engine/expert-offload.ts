@@ -111,7 +111,10 @@ export interface OffloadStats {
   prefetchesIssued: number;
   wastedPrefetchBytes: number;
   lookaheadRecall: number;
-  /** seconds spent reading from the source and uploading, summed over uploads (overlaps compute) */
+  /**
+   * wall seconds with at least one expert read or upload in flight (overlapping uploads counted once; overlaps
+   * compute): bytesStreamed / uploadSeconds is the expert path's throughput
+   */
   uploadSeconds: number;
   layers: LayerOffloadStats[];
 }
@@ -444,7 +447,7 @@ export class ExpertOffload {
       st.pending.delete(adm.evicted);
       if (st.prefetched.delete(adm.evicted)) st.stats.wastedPrefetchBytes += this.source.shape.total;
     }
-    const started = performance.now();
+    this.uploadStarted();
     // the job compares itself with the pending entry once its read is done (a newer admission replaces it)
     let job: Promise<void> | undefined = undefined;
     job = (async () => {
@@ -454,8 +457,8 @@ export class ExpertOffload {
       await this.write(st, e, adm.slot, bytes);
       st.pending.delete(e);
       st.stats.bytesStreamed += this.source.shape.total;
-      this.uploadSeconds += (performance.now() - started) / 1000;
     })();
+    void job.finally(() => this.uploadEnded()).catch(() => {});
     st.pending.set(e, job);
     job.catch((err: unknown) => {
       st.pending.delete(e);
@@ -463,6 +466,18 @@ export class ExpertOffload {
       this.failed ??= err;
     });
     return job;
+  }
+
+  /** Busy-time bookkeeping of the expert path: uploadSeconds grows while at least one upload is in flight. */
+  private inflight = 0;
+  private busySince = 0;
+
+  private uploadStarted(): void {
+    if (this.inflight++ === 0) this.busySince = performance.now();
+  }
+
+  private uploadEnded(): void {
+    if (--this.inflight === 0) this.uploadSeconds += (performance.now() - this.busySince) / 1000;
   }
 
   /** Writes an expert's four arrays into slot `slot` of `st`. */

@@ -86,6 +86,28 @@ export async function createSession(gpu: GpuContext, ckpt: Checkpoint, opts: Ses
 }
 
 /**
+ * GPU bytes a session over `ckpt` holds without routed experts (weights, KV cache, activations, scratch), and its
+ * chunk: what createSession with `offload` measures before it sizes the slots (tests and the bench size budgets
+ * from it). Uploads the resident weights once and frees them.
+ */
+export async function residentBytes(gpu: GpuContext, ckpt: Checkpoint, opts: SessionOptions = {}): Promise<{ bytes: number; chunk: number }> {
+  const { ctx, precision, kernels } = checkSessionOptions(gpu, ckpt.config, opts);
+  const weights = await uploadWeights(gpu, ckpt, undefined, { routedExperts: false });
+  let s: GpuSession;
+  try {
+    s = new GpuSession(gpu, kernels, ckpt.config, weights, ctx, precision, opts.chunkSize ?? 128, opts.moeDecodeMaxTokens ?? 4, opts.uniformArenaBytes ?? ARENA_BYTES);
+  } catch (err) {
+    weights.destroy();
+    throw err;
+  }
+  try {
+    return { bytes: s.gpuBytes(), chunk: s.chunk };
+  } finally {
+    s.dispose();
+  }
+}
+
+/**
  * Puts the routed experts into slots sized by the budget, for sessions that share one upload of the weights (one
  * session, or the sequences of a BatchSession): `fixed` is what they hold without routed experts. S = E fills the
  * slots once and runs today's one-submission path (unless `streaming`); S < E streams experts per MoE layer.

@@ -10,17 +10,22 @@ const parse = (q: string): ReturnType<typeof parseRunParams> => parseRunParams(n
 
 describe('page URL parameters', () => {
   it('parses a full run', () => {
-    const r = parse('model=http://h/m/&prompt-tokens=1,2,3&max-tokens=16&temperature=0&top-k=5&top-p=0.9&seed=7&ignore-eos=1&backend=cpu&ctx-size=64&connect-timeout=0.3&idle-timeout=2&warmup=1');
+    const r = parse('model=http://h/m/&prompt-tokens=1,2,3&max-tokens=16&temperature=0&top-k=5&top-p=0.9&seed=7&ignore-eos=1&backend=cpu&ctx-size=64&connect-timeout=0.3&idle-timeout=2&warmup=1&gpu-memory=12.5');
     expect(r).toEqual({
       model: 'http://h/m/',
       backend: 'cpu',
       ctxSize: 64,
+      gpuMemoryMiB: 12.5,
       prompt: [1, 2, 3],
       request: { maxTokens: 16, temperature: 0, topK: 5, topP: 0.9, seed: 7, ignoreEos: true },
       http: { connectTimeoutMs: 300, idleTimeoutMs: 2000 },
       warmup: true,
     });
     expect(parse('model=m').warmup).toBe(false);
+    expect(parse('model=m').gpuMemoryMiB).toBeUndefined();
+    expect(parse('model=m&gpu-memory=').gpuMemoryMiB).toBeUndefined(); // an empty field: no cap
+    expect(parse('model=m&gpu-memory=0.25').gpuMemoryMiB).toBe(0.25);
+    expect(parse('model=m&gpu-memory=2048').gpuMemoryMiB).toBe(2048);
     expect(parse('model=m&prompt=hi').request).toEqual({ maxTokens: undefined, temperature: undefined, topK: undefined, topP: undefined, seed: undefined, ignoreEos: false });
   });
 
@@ -39,6 +44,10 @@ describe('page URL parameters', () => {
     ['backend=gpu', 'backend'],
     ['ignore-eos=yes', 'ignore-eos'],
     ['warmup=twice', 'warmup'],
+    ['gpu-memory=0', 'gpu-memory'],
+    ['gpu-memory=-64', 'gpu-memory'],
+    ['gpu-memory=lots', 'gpu-memory'],
+    ['gpu-memory=1e999', 'gpu-memory'],
     ['prompt-tokens=1,a,3', 'prompt-tokens'],
   ];
   for (const [q, key] of bad) {
