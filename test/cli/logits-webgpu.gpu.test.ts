@@ -16,6 +16,7 @@ import { openSafetensors } from '../../src/format/safetensors.js';
 import { openCheckpointDir } from '../../src/model/node-checkpoint.js';
 import { compareRows, goldenCases, GOLDEN_DIR } from '../model/reference-fixtures.js';
 import { testAdapter } from '../helpers/gpu.js';
+import { argmaxRows } from '../helpers/session-checks.js';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const tmp = mkdtempSync(join(tmpdir(), 'webmoe-logits-gpu-'));
@@ -26,14 +27,6 @@ function webmoe(args: string[]): Promise<{ code: number; stdout: string; stderr:
     execFile(process.execPath, ['--import', 'tsx', join(repo, 'src/cli.ts'), ...args], { cwd: repo }, (err, stdout, stderr) => {
       done({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
     });
-  });
-}
-
-function argmaxRows(x: Float32Array, V: number): number[] {
-  return Array.from({ length: x.length / V }, (_, t) => {
-    let best = 0;
-    for (let i = 1; i < V; i++) if (x[t * V + i]! > x[t * V + best]!) best = i;
-    return best;
   });
 }
 

@@ -16,7 +16,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCpuSession } from '../../src/engine/cpu-session.js';
 import { createSession, type GpuSession } from '../../src/engine/session.js';
-import type { InferenceSession } from '../../src/engine/types.js';
 import { loadCpuWeights } from '../../src/model/cpu-weights.js';
 import type { Checkpoint } from '../../src/model/checkpoint.js';
 import { openCheckpointDir } from '../../src/model/node-checkpoint.js';
@@ -24,25 +23,7 @@ import { referenceForward } from '../../src/model/reference.js';
 import { toyConfigJson, writeToyCheckpoint, type ToyName } from '../../src/model/toy.js';
 import { compareRows } from '../model/reference-fixtures.js';
 import { testAdapter, testGpu } from '../helpers/gpu.js';
-
-const GREEDY = { temperature: 0, topK: 0, topP: 1, uniform: 0 };
-
-function argmaxRows(x: ArrayLike<number>, V: number): number[] {
-  const out: number[] = [];
-  for (let t = 0; t * V < x.length; t++) {
-    let best = 0;
-    for (let i = 1; i < V; i++) if (x[t * V + i]! > x[t * V + best]!) best = i;
-    out.push(best);
-  }
-  return out;
-}
-
-async function greedy(s: InferenceSession, prompt: number[], n: number): Promise<number[]> {
-  s.reset();
-  const out = [await s.prefill(prompt, GREEDY)];
-  while (out.length < n) out.push(await s.decode(out[out.length - 1]!, GREEDY));
-  return out;
-}
+import { argmaxRows, greedy, greedyOneSubmitPerStep } from '../helpers/session-checks.js';
 
 const dirs: string[] = [];
 afterAll(async () => {
@@ -101,25 +82,7 @@ describe.each(['small', 'ragged'] as const)(`GPU engine on a BF16-linear checkpo
     const n = 6;
     const want = await greedy(cpu, prompt, n);
     cpu.dispose();
-    const queue = s.gpu.device.queue;
-    const submit = queue.submit.bind(queue);
-    let submits = 0;
-    (queue as { submit: GPUQueue['submit'] }).submit = (cbs) => {
-      submits++;
-      submit(cbs);
-    };
-    try {
-      s.reset();
-      const out = [await s.prefill(prompt, GREEDY)];
-      while (out.length < n) {
-        submits = 0;
-        out.push(await s.decode(out[out.length - 1]!, GREEDY));
-        expect(submits).toBe(1);
-      }
-      expect(out).toEqual(want);
-    } finally {
-      (queue as { submit: GPUQueue['submit'] }).submit = submit;
-    }
+    expect(await greedyOneSubmitPerStep(s, prompt, n)).toEqual(want);
   });
 });
 

@@ -28,8 +28,8 @@ import { sampleToken } from '../../src/engine/sampler.js';
 import type { StepSampling } from '../../src/engine/types.js';
 import { compareRows, goldenCases, GOLDEN_DIR } from '../model/reference-fixtures.js';
 import { testAdapter, testGpu } from '../helpers/gpu.js';
+import { argmaxRows, GREEDY } from '../helpers/session-checks.js';
 
-const GREEDY = { temperature: 0, topK: 0, topP: 1, uniform: 0 };
 
 interface Fixture {
   dir: string;
@@ -53,16 +53,6 @@ async function session(gpu: GpuContext, name: string, opts: SessionOptions = {})
   } finally {
     await ckpt.close();
   }
-}
-
-function argmaxRows(x: ArrayLike<number>, V: number): number[] {
-  const out: number[] = [];
-  for (let t = 0; t * V < x.length; t++) {
-    let best = 0;
-    for (let i = 1; i < V; i++) if (x[t * V + i]! > x[t * V + best]!) best = i;
-    out.push(best);
-  }
-  return out;
 }
 
 afterAll(async () => (await testGpu()).destroy());

@@ -1,0 +1,51 @@
+/**
+ * Checks shared by the engine tests: the argmax of each row of logits, a greedy continuation, and a greedy run on a
+ * GPU session that counts its submissions (one per decode step is the engine's rule).
+ */
+import { expect } from 'vitest';
+import type { GpuSession } from '../../src/engine/session.js';
+import type { InferenceSession } from '../../src/engine/types.js';
+
+export const GREEDY = { temperature: 0, topK: 0, topP: 1, uniform: 0 };
+
+/** The argmax of each row of [rows, V] logits (lowest index on ties). */
+export function argmaxRows(x: ArrayLike<number>, V: number): number[] {
+  const out: number[] = [];
+  for (let t = 0; t * V < x.length; t++) {
+    let best = 0;
+    for (let i = 1; i < V; i++) if (x[t * V + i]! > x[t * V + best]!) best = i;
+    out.push(best);
+  }
+  return out;
+}
+
+/** `n` greedy tokens after `prompt` (the first from the prefill), from an empty cache. */
+export async function greedy(s: InferenceSession, prompt: number[], n: number): Promise<number[]> {
+  s.reset();
+  const out = [await s.prefill(prompt, GREEDY)];
+  while (out.length < n) out.push(await s.decode(out[out.length - 1]!, GREEDY));
+  return out;
+}
+
+/** `n` greedy tokens on a GPU session, expecting exactly one queue submission per decode step. */
+export async function greedyOneSubmitPerStep(s: GpuSession, prompt: number[], n: number): Promise<number[]> {
+  const queue = s.gpu.device.queue;
+  const submit = queue.submit.bind(queue);
+  let submits = 0;
+  (queue as { submit: GPUQueue['submit'] }).submit = (cbs) => {
+    submits++;
+    submit(cbs);
+  };
+  try {
+    s.reset();
+    const out = [await s.prefill(prompt, GREEDY)];
+    while (out.length < n) {
+      submits = 0;
+      out.push(await s.decode(out[out.length - 1]!, GREEDY));
+      expect(submits).toBe(1);
+    }
+    return out;
+  } finally {
+    (queue as { submit: GPUQueue['submit'] }).submit = submit;
+  }
+}
