@@ -15,7 +15,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { golden } from '../format/shared-paths.js';
-import { buildPage, startRig, waitForResult, watchOutput, type PageRig } from './helpers/page.js';
+import { buildPage, openWatchedPage, startRig, waitForResult, type PageRig } from './helpers/page.js';
 
 const FIXTURE = golden('int4');
 /** docs/model.md §8.3: |gpu − ref| <= 2e-3 · max(1, max |ref|) against the golden logits. */
@@ -56,11 +56,7 @@ describe('an INT4 checkpoint in headless Chromium', () => {
     });
     const context = await rig.browser.newContext(); // fresh profile: empty OPFS, so the weights come by URL
     try {
-      const page = await context.newPage();
-      const logs: string[] = [];
-      page.on('console', (m) => logs.push(m.text()));
-      page.on('pageerror', (e) => logs.push(String(e)));
-      await watchOutput(page);
+      const { page, logs } = await openWatchedPage(context);
       await page.goto(`${rig.page.url}/?${q}`);
       const res = await waitForResult(page);
       expect(res.error, logs.join('\n')).toBeUndefined();

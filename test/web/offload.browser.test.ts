@@ -31,7 +31,7 @@ import { checkpointExpertSource } from '../../src/offload/expert-source.js';
 import type { ExpertStoreStats } from '../../web/opfs-experts.js';
 import type { LoadedInfo } from '../../web/protocol.js';
 import { golden } from '../format/shared-paths.js';
-import { buildPage, startRig, watchOutput, type PageRig } from './helpers/page.js';
+import { buildPage, openWatchedPage, startRig, type PageRig } from './helpers/page.js';
 import { opfsFiles, opfsText, resultJson } from './helpers/opfs.js';
 import type { LoggedRequest } from './helpers/static-server.js';
 
@@ -122,11 +122,7 @@ describe('expert offloading in headless Chromium', () => {
     const context = await rig.browser.newContext(); // fresh profile: empty OPFS
     const timings: string[] = [];
     try {
-      const page = await context.newPage();
-      const logs: string[] = [];
-      page.on('console', (m) => logs.push(m.text()));
-      page.on('pageerror', (e) => logs.push(String(e)));
-      await watchOutput(page);
+      const { page, logs } = await openWatchedPage(context);
       const run = async (label: string, gpuMemory?: number, maxTokens = N): Promise<{ res: Run; reqs: LoggedRequest[] }> => {
         const t0 = performance.now();
         const mark = rig.models.requests.length;

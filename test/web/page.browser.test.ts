@@ -16,7 +16,7 @@ import { createGpu, type GpuContext } from '../../src/gpu/device.js';
 import { folderFiles } from '../../src/model/node-checkpoint.js';
 import { writeToyCheckpoint } from '../../src/model/toy.js';
 import type { BrowserContext } from 'playwright-core';
-import { buildPage, startRig, waitForResult, watchOutput, type PageRig, type RunResult } from './helpers/page.js';
+import { buildPage, openWatchedPage, startRig, waitForResult, type PageRig, type RunResult } from './helpers/page.js';
 import { startStaticServer, type StaticServer } from './helpers/static-server.js';
 
 const PROMPT = [79, 110, 99, 101, 32, 117, 112, 111, 110]; // "Once upon" as byte tokens
@@ -63,11 +63,7 @@ async function loadStreamReload(backend: Backend): Promise<void> {
   expect(want).toHaveLength(MAX_TOKENS);
   const context = await rig.browser.newContext(); // fresh profile: empty OPFS
   try {
-    const page = await context.newPage();
-    const logs: string[] = [];
-    page.on('console', (m) => logs.push(m.text()));
-    page.on('pageerror', (e) => logs.push(String(e)));
-    await watchOutput(page);
+    const { page, logs } = await openWatchedPage(context);
     const before = rig.models.requests.length;
     await page.goto(pageUrl(backend));
     const first = await waitForResult(page);

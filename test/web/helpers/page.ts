@@ -6,7 +6,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { build } from 'vite';
 import { startStaticServer, type StaticServer } from './static-server.js';
 
@@ -56,6 +56,19 @@ export interface RunResult {
 }
 
 /** Counts #output mutations from the start of the page, to check tokens arrive one by one. */
+/**
+ * A new page in `context` with its console messages and page errors collected into `logs` (for failure messages)
+ * and its output watched (watchOutput).
+ */
+export async function openWatchedPage(context: BrowserContext): Promise<{ page: Page; logs: string[] }> {
+  const page = await context.newPage();
+  const logs: string[] = [];
+  page.on('console', (m) => logs.push(m.text()));
+  page.on('pageerror', (e) => logs.push(String(e)));
+  await watchOutput(page);
+  return { page, logs };
+}
+
 export async function watchOutput(page: Page): Promise<void> {
   await page.addInitScript(() => {
     const w = window as unknown as { __outputUpdates: number };
