@@ -14,11 +14,12 @@ import { createBuffer, UniformArena } from '../src/gpu/buffers.js';
 import type { GpuContext } from '../src/gpu/device.js';
 import { expertShards, fp8StackLayout, int4StackLayout } from '../src/gpu/ops/fp8-layout.js';
 import { chooseSplits, createMlaScratch, fusedCacheView, mlaAttention, type MlaAttentionTuning, type MlaScratch } from '../src/gpu/ops/attention.js';
-import { chooseMoeDecode, createMoeScratch, moeExpertsDecode, moeExpertsPrefill, moeRouter, type ExpertShardBuffers } from '../src/gpu/ops/moe.js';
+import { createMoeScratch, moeExpertsDecode, moeExpertsPrefill, moeRouter, type ExpertShardBuffers } from '../src/gpu/ops/moe.js';
 import { randomBf16Buffer, randomF32Buffer, randomFp8Stack, randomInt4Stack, rng, zeroBuffer } from './data.js';
 import { naiveExperts, naiveFp8Gemm, naiveFp8Gemv, naiveMlaDecode, naiveRouter, type EncodedOp, type ExpertShard } from './naive.js';
 import { optimisedFp8Gemm, optimisedFp8Gemv, optimisedRouterLogits } from './optimised.js';
 import { arenaOp, chain, pipelinesOf, requireKernels, type BenchVariant, type CaseContext } from './op.js';
+import { chooseMoeDecode } from '../src/gpu/plan.js';
 
 export type { BenchVariant, CaseContext } from './op.js';
 

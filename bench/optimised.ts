@@ -6,9 +6,10 @@
  */
 import type { GpuContext } from '../src/gpu/device.js';
 import type { Kernels } from '../src/gpu/kernels.js';
-import { chooseGemm, chooseGemv, linear, rowStrideWords, type GemmVariant, type GemvVariant, type GpuLinear } from '../src/gpu/ops/linear.js';
+import { linear, rowStrideWords, type GemmVariant, type GemvVariant, type GpuLinear } from '../src/gpu/ops/linear.js';
 import { arenaOp, requireKernels, type BenchVariant } from './op.js';
 import type { Fp8GemvBuffers } from './naive.js';
+import { chooseGemm, chooseGemv } from '../src/gpu/plan.js';
 
 interface Ctx {
   gpu: GpuContext;

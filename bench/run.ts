@@ -14,6 +14,7 @@ import { DEFAULT_TIMING } from './harness.js';
 import { adapterRecord, runKernelBench, type KernelBenchOptions } from './kernels.js';
 import { SCHEMA_ID, type BenchReport, type E2eRow } from './schema.js';
 import { e2eTargets } from './targets.js';
+import { planKernels } from '../src/gpu/plan.js';
 
 export type Suite = 'kernels' | 'e2e' | 'all';
 
@@ -61,6 +62,7 @@ export async function runBench(gpu: GpuContext, opts: RunOptions): Promise<Bench
     schema: SCHEMA_ID,
     created,
     adapter: adapterRecord(gpu, opts.runtime),
+    plan: planKernels(new Kernels(gpu)),
     ceilings,
     kernels: kernelPart.kernels,
     e2e: [],

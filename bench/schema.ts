@@ -7,6 +7,7 @@
 import type { MoeTelemetry } from '../src/engine/telemetry.js';
 import type { KernelTime } from './profile.js';
 import type { Ceilings } from './ceilings.js';
+import type { KernelPlan } from '../src/gpu/plan.js';
 
 export type { LayerLoad, MoeTelemetry } from '../src/engine/telemetry.js';
 
@@ -135,6 +136,8 @@ export interface BenchReport {
   schema: typeof SCHEMA_ID;
   created: string;
   adapter: AdapterRecord;
+  /** the kernel plan of this device (src/gpu/plan.ts; no model shapes: the toy-width choices) */
+  plan?: KernelPlan;
   ceilings: Ceilings;
   kernels: KernelRow[];
   e2e: E2eRow[];

@@ -33,6 +33,7 @@ import { rmsNorm } from '../gpu/ops/norm.js';
 import { ropeCopy, ropeInPlace, type GpuRopeTable } from '../gpu/ops/rope.js';
 import type { ModelConfig } from '../model/config.js';
 import { tapNames } from '../model/taps.js';
+import type { KernelPlan } from '../gpu/plan.js';
 import type { LatentKvCache } from './kv-cache.js';
 import { kvBBuffers, type GpuWeights } from './weights-gpu.js';
 
@@ -74,6 +75,8 @@ export interface GpuModel {
   moe: MoeGeometry | null;
   gemv: GemvVariant;
   gemm: GemmVariant;
+  /** every kernel choice for this device and model, made once (gpu/plan.ts) */
+  plan: KernelPlan;
   /** Chunks of up to this many tokens use the by-id expert kernels instead of the grouped GEMMs. */
   moeDecodeMaxTokens: number;
   /**
@@ -275,6 +278,7 @@ export function* encodeChunkSteps(m: GpuModel, rec: Recorder, a: ChunkArgs): Gen
       mlaAttend(k, rec.pass, arena, {
         q: rowSlice(q, sg.t0, qStride, sg.T), kvB: kvBBuffers(lw.kvB), cache: sg.cache.view(i), out: rowSlice(attn, sg.t0, attnStride, sg.T),
         tokens: sg.T, startPos: sg.pos, geometry: g, scale: c.derived.softmaxScale, scratch: sg.T === 1 ? s.mlaDecode : s.mla,
+        tuning: { variant: attentionRows(m.plan, sg.T) },
       });
     }
     if (merged) attendRowsMerged(m, rec, lw.kvB, i, segments, q, attn, merged);
@@ -308,7 +312,7 @@ export function* encodeChunkSteps(m: GpuModel, rec: Recorder, a: ChunkArgs): Gen
       taps?.tap(tapNames.moeTopkWeight(i), s.weights!, T, mg.topK, 'f32');
       // a batch always takes the by-id expert kernels: the grouped ones would make a row's sums depend on the others
       const decodeMax = batch ? T : m.moeDecodeMaxTokens;
-      const experts = { x: s.xn, weights: s.weights!, out, accumulate: fuse, tokens: T, scratch: s.moe! };
+      const experts = { x: s.xn, weights: s.weights!, out, accumulate: fuse, tokens: T, scratch: s.moe!, variant: m.plan.moeDecode, wide: m.plan.moeWide };
       if (!m.offload) {
         moeExperts(k, rec.pass, arena, { ...experts, ids: s.ids!, geometry: mg, w: moe.experts }, decodeMax);
       } else {
@@ -369,6 +373,7 @@ function attendRowsMerged(m: GpuModel, rec: Recorder, kvBw: GpuLinear, layer: nu
       qLat: rowSlice(sc.qLat, r.t0, g.heads * L, 1), cache: r.cache.view(layer), oLat: rowSlice(sc.oLat, r.t0, g.heads * g.rank, 1),
       tokens: 1, startPos: r.pos, geometry: g, scale: m.config.derived.softmaxScale,
       splits: chooseSplits(1, r.pos + 1, g, sc.maxSplits), partO: sc.partO ?? undefined, partML: sc.partML ?? undefined,
+      tuning: { variant: attentionRows(m.plan, 1) },
     });
   }
   mlaAbsorbV(k, rec.pass, rec.arena, { oLat: sc.oLat, kvB, out: attn, tokens: T, geometry: g });
@@ -382,4 +387,9 @@ export function latentRowsAligned(g: MlaGeometry): boolean {
 /** Rows t0 .. t0+T-1 of a [*, stride] f32 buffer as a binding (the whole buffer when t0 = 0). */
 function rowSlice(buf: GPUBuffer, t0: number, stride: number, T: number): GPUBuffer | GPUBufferBinding {
   return t0 === 0 ? buf : { buffer: buf, offset: t0 * stride * 4, size: T * stride * 4 };
+}
+
+/** The plan's attention kernel for T query tokens. */
+function attentionRows(p: KernelPlan, T: number): 'rows' | 'tiled' {
+  return (T === 1 ? p.attentionRows.decode : p.attentionRows.prefill) ? 'rows' : 'tiled';
 }

@@ -1,6 +1,7 @@
 /** `webmoe doctor`: which adapter this machine gives, its features and limits, and a kernel that must run right. */
 import { WebmoeError } from '../errors.js';
 import { createBuffer, readBuffer } from './buffers.js';
+import { planKernels, type KernelPlan } from './plan.js';
 import { createGpu, type AdapterChoice, type AdapterDescription, type GpuContext } from './device.js';
 import { Kernels } from './kernels.js';
 
@@ -10,6 +11,8 @@ export interface DoctorReport {
   features: string[];
   limits: Record<string, number>;
   kernel: { name: string; elements: number; maxError: number };
+  /** with a model (`doctor --model`): the kernels the engine would run for it here */
+  plan?: KernelPlan;
   error?: string;
 }
 
@@ -39,7 +42,11 @@ export async function runFillSequence(gpu: GpuContext, n = 1000, a = 0.5, b = 3)
   return maxError;
 }
 
-export async function doctor(adapter?: AdapterChoice): Promise<DoctorReport> {
+/**
+ * Checks the adapter; with `shapes` (a model's hidden size, latent rank and rope width: `webmoe doctor --model`)
+ * also reports the kernel plan the engine would run for that model here (gpu/plan.ts).
+ */
+export async function doctor(adapter?: AdapterChoice, shapes?: { hidden: number; rank: number; rope: number }): Promise<DoctorReport> {
   const gpu = await createGpu({ adapter });
   try {
     const n = 1000;
@@ -47,6 +54,7 @@ export async function doctor(adapter?: AdapterChoice): Promise<DoctorReport> {
     const ok = maxError === 0;
     return {
       ok,
+      ...(shapes ? { plan: planKernels(new Kernels(gpu), shapes) } : {}),
       adapter: gpu.info,
       features: [...gpu.adapter.features].sort(),
       limits: { ...gpu.limits },

@@ -1,5 +1,5 @@
 /**
- * The adapter classes that kernel choices are keyed on (linear.ts chooseGemv, attention.ts, moe.ts): the two
+ * The adapter classes that kernel choices are keyed on (gpu/plan.ts, the kernel plan): the two
  * software Vulkan drivers this project measures on (docs/benchmarks.md) behave differently enough that a
  * kernel that wins on one can lose on the other, and neither says much about real GPUs.
  *   'llvmpipe'    Mesa lavapipe/llvmpipe (SIMD lanes of 8 on AVX2, shader-f16)

@@ -48,6 +48,7 @@ import type { Kernels } from '../kernels.js';
 import { bf16RowStrideWords, fp8RowStrideWords, scaleGrid } from './fp8-layout.js';
 import { requireBytes, requireInt, weightFormat, type Buf, type WeightBuffers } from './binding.js';
 import { unusedBuffer } from './unused.js';
+import { attentionVariant, MLA_ROWS_MAX_L, MLA_ROWS_MAX_R } from '../plan.js';
 
 /** Attention geometry (same field names as model/reference.ts MlaShape, minus the scale). */
 export interface MlaGeometry {
@@ -110,19 +111,6 @@ export function attentionTileFloats(gpu: GpuContext): number {
   return Math.min(gpu.info.software ? 1024 : 4096, Math.floor((gpu.limits.maxComputeWorkgroupStorageSize - 1536) / 4));
 }
 
-/**
- * Whether mla_attention_rows is the default (within its R ≤ 512, R + Dr ≤ 640 limits) — the one place it is
- * chosen. Measured (docs/benchmarks.md, interleaved against the tiled kernel):
- *   lavapipe: rows 1.9-3.6x faster at decode (Kimi H8 over 256-32k tokens) and ~3.5x at prefill → always;
- *   SwiftShader: rows 1.6-2.3x faster at decode (41 vs 66 ms over 256 tokens, 376 vs 642 ms over 4k, 5.2 vs
- *   8.6 s over 32k; 1.3-1.7x in Chromium) but only equal at prefill and slower to compile → decode (T = 1) only;
- *   GPUs: the tiled kernel (rows share cache tiles in workgroup memory).
- */
-function preferRows(gpu: GpuContext, T: number): boolean {
-  const cls = adapterClass(gpu);
-  return cls === 'llvmpipe' || (cls === 'swiftshader' && T === 1);
-}
-
 /** Tunables of mla_attention (override constants). */
 export interface MlaAttentionTuning {
   /**
@@ -141,8 +129,6 @@ export interface MlaAttentionTuning {
 }
 
 const MAX_ACC = 64; // private accumulator slots per thread in mla_attention.wgsl
-const ROWS_MAX_R = 512; // private arrays of mla_attention_rows.wgsl
-const ROWS_MAX_L = 640;
 const MAX_TT = 8; // tokens per thread in the absorb kernels
 
 /**
@@ -273,9 +259,9 @@ export function mlaAttention(k: Kernels, pass: GPUComputePassEncoder, arena: Uni
   requireBytes(k.gpu, c.c, ((S - 1) * c.cStride + R) * 4, name, 'cache.c');
   requireBytes(k.gpu, c.pe, ((S - 1) * c.peStride + c.peOffset + g.rope) * 4, name, 'cache.pe');
 
-  const variant = a.tuning?.variant ?? (preferRows(k.gpu, T) && R <= ROWS_MAX_R && L <= ROWS_MAX_L ? 'rows' : 'tiled');
-  if (variant === 'rows' && (R > ROWS_MAX_R || L > ROWS_MAX_L)) {
-    throw new ShapeError(`mla_attention_rows: R = ${R}, R + Dr = ${L} exceed ${ROWS_MAX_R}, ${ROWS_MAX_L}; use the tiled variant`, 'tuning');
+  const variant = a.tuning?.variant ?? attentionVariant(k.gpu, T, R, L);
+  if (variant === 'rows' && (R > MLA_ROWS_MAX_R || L > MLA_ROWS_MAX_L)) {
+    throw new ShapeError(`mla_attention_rows: R = ${R}, R + Dr = ${L} exceed ${MLA_ROWS_MAX_R}, ${MLA_ROWS_MAX_L}; use the tiled variant`, 'tuning');
   }
   const WG = a.tuning?.wg ?? (variant === 'rows' ? 16 : 64);
   const rpt = Math.ceil(R / WG);

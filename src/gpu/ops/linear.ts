@@ -35,6 +35,7 @@ import { adapterClass } from './adapter-class.js';
 import { requireBytes, requireInt, type Buf } from './binding.js';
 import { INT4_GROUP, linearRowStrideWords, scaleColumns, type LinearFormat } from './fp8-layout.js';
 import { unusedBuffer } from './unused.js';
+import { chooseGemm, gemmTiledTuning, gemvWideTuning } from '../plan.js';
 
 export type { LinearFormat, WeightFormat } from './fp8-layout.js';
 
@@ -199,42 +200,6 @@ export interface GemvWideTuning {
   wg: number;
 }
 
-/**
- * The FP8 GEMV for this device — the one place the decode GEMV is chosen:
- *   - 'f16' only when asked (opt-in precision) and `shader-f16` exists;
- *   - CPU adapters: 'wide' (fp8_gemv_wide: vec4 loads, several rows per invocation, unpack2x16float decode).
- *     Measured interleaved at Kimi widths (docs/benchmarks.md "Tuning"): on lavapipe 2.2-2.5x faster than the
- *     f32 GEMV (7168→2048: 4.7 vs 10.4 ms; kv_a 7168→576: 1.3 vs 3.0 ms) and faster than fp8_gemv_subgroup
- *     on every shape; on SwiftShader 1.5x faster than f32 (60 vs 91 ms, 13.7 vs 21.1 ms), the subgroup GEMV
- *     being 1.7-1.9x slower than f32 there;
- *   - GPUs with `subgroups` of at most 64 lanes: 'subgroup' (coalesced loads; not measured here);
- *   - otherwise the barrier-free 'f32'.
- */
-export function chooseGemv(k: Kernels, precision: 'f32' | 'f16' = 'f32'): GemvVariant {
-  if (precision === 'f16' && k.available('fp8_gemv_f16')) return 'f16';
-  if (adapterClass(k.gpu) !== 'hardware') return 'wide';
-  // fp8_gemv_subgroup runs 64 threads per workgroup: it needs subgroups of at most 64 lanes
-  const maxLanes = k.gpu.info.subgroupMaxSize ?? 64;
-  if (maxLanes <= 64 && k.available('fp8_gemv_subgroup')) return 'subgroup';
-  return 'f32';
-}
-
-/**
- * The fp8_gemv_wide family's constants for this device and weight format (see chooseGemv for FP8's measurements).
- * BF16 and INT4 (fp8_gemv_wide_bf16, _int4): 4 rows per invocation on both CPU adapters. Measured interleaved on this
- * 2-core machine under other jobs' load (medians of 7 rounds on lavapipe, 5 on SwiftShader, ms per dispatch;
- * docs/kernels.md §4): BF16 7168→2048 lavapipe rpt 4 22.2, rpt 2 26.3, rpt 1 54.6 vs bf16_gemv 67.8; SwiftShader
- * 82.6 / 112.5 / 168.8 vs 292.6; INT4 7168→2048 lavapipe rpt 4 19.6 vs rpt 2 27.5, SwiftShader 210 vs 302. GPUs: one
- * row per invocation (the thread-per-row layout bf16_gemv had; not measured here).
- */
-export function gemvWideTuning(k: Kernels, format: LinearFormat = 'fp8'): GemvWideTuning {
-  const cls = adapterClass(k.gpu);
-  if (format !== 'fp8') return { rpt: cls === 'hardware' ? 1 : 4, f16bits: true, wg: 64 };
-  // lavapipe: 4-8 rows per invocation ran alike (3.0-3.2 GB/s at 7168→2048 and 7168→576) and 2 rows ~1.6x
-  // slower; SwiftShader: 2 rows best at kv_a (13.7 ms vs 15.9 at 4), equal at 7168→2048 (docs/benchmarks.md)
-  return { rpt: cls === 'llvmpipe' ? 4 : 2, f16bits: true, wg: 64 };
-}
-
 const GEMV_KERNEL: Record<GemvVariant, string> = { f32: 'fp8_gemv', subgroup: 'fp8_gemv_subgroup', f16: 'fp8_gemv_f16', wide: 'fp8_gemv_wide' };
 /**
  * Which GEMM kernel serves FP8 prefill: 'f32' / 'f16' the thread-per-row kernels (fp8_gemm, fp8_gemm_f16: one
@@ -255,36 +220,6 @@ export interface GemmTiledTuning {
   tq: number;
   /** decode through f16 bit patterns + unpack2x16float (docs/kernels.md §3.1 (B)) instead of the f32 bit trick */
   f16bits: boolean;
-}
-
-/** Prefills of at least this many tokens take the tiled GEMM (an 'f32' request, not a forced batch GEMM). */
-export const TILED_MIN_TOKENS = 2;
-
-/**
- * The FP8 GEMM for a linear of T tokens — the one place the prefill GEMM is chosen:
- *   - 'f16' when asked (opt-in precision);
- *   - a forced GEMM (BatchSession's batched decode rows, `forceGemm`) keeps fp8_gemm whatever the row count:
- *     batch invariance needs one kernel for 1..S rows, and the tiled kernel's token tile would waste most of
- *     its work on a handful of rows;
- *   - otherwise, from TILED_MIN_TOKENS tokens on, 'tiled' (fp8_gemm_tiled) on every adapter. Measured
- *     interleaved at Kimi width 7168→2048 (docs/benchmarks.md "Prefill GEMM"): see gemmTiledTuning.
- */
-export function chooseGemm(requested: GemmVariant, T: number, forced: boolean): GemmVariant {
-  if (requested !== 'f32' || forced) return requested;
-  return T >= TILED_MIN_TOKENS ? 'tiled' : 'f32';
-}
-
-/** fp8_gemm_tiled's constants for this device and T tokens (see chooseGemm for the measurements). */
-export function gemmTiledTuning(k: Kernels, T: number): GemmTiledTuning {
-  // lavapipe, 7168→512 x 64 tokens, interleaved with the FMA ceiling (fraction of it): rt 8 tq 2 13.7 %,
-  // rt 8 tq 1 12.4 %, rt 4 tq 4 10.2 %, fp8_gemm 4.6 %; before x went through workgroup memory rt 4 tq 4 ran 7 %
-  // and rt 1 tq 1 2.1 %: the cost fell with rows per invocation (the x loads are shared by the rows), barely with
-  // tokens. SwiftShader, 7168→512, interleaved: rt 8 tq 2 32.7 % (16 tokens) and 43.5 % (64) against
-  // fp8_gemm's 11.8 / 10.8 %, rt 4 tq 2 32.2 % (docs/benchmarks.md "Prefill GEMM"). Hardware: not measured here;
-  // a 4 x 16 register tile is the usual GPU choice.
-  const hw = adapterClass(k.gpu) === 'hardware';
-  const tq = hw ? 4 : 2;
-  return { wg: 64, rt: hw ? 4 : 8, tq: Math.max(1, Math.min(tq, Math.ceil(T / 4))), f16bits: true };
 }
 
 export interface LinearArgs {

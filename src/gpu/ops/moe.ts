@@ -63,6 +63,7 @@ import type { Kernels } from '../kernels.js';
 import { expertRowStrideWords, scaleColumns, stackLayout, type ExpertFormat } from './fp8-layout.js';
 import { requireBytes, requireInt, weightFormat, type Buf, type WeightBuffers } from './binding.js';
 import { unusedBuffer } from './unused.js';
+import { decodeVariantFor, moeWideTuning } from '../plan.js';
 
 export interface MoeGeometry {
   hidden: number; // D
@@ -223,51 +224,6 @@ export interface MoeWideTuning {
   wg: number;
 }
 
-/**
- * The decode-path variant used by default — the one place it is chosen:
- *   - GPUs with the feature: 'subgroup' (coalesced loads; no GPU measurement exists yet);
- *   - SwiftShader at wide rows (hidden ≥ 2048): 'subgroup'. Measured interleaved (docs/benchmarks.md,
- *     SwiftShader table): Kimi D7168 F2048 top-8 took 3.27 s with the subgroup kernels against 6.00 s
- *     thread-per-row (1.8x); at toy width (D256 F128) they lose, 16.7 vs 12.9 ms. The crossover between the two
- *     widths is unmeasured: 2048 splits them;
- *   - lavapipe and other CPU adapters: 'f32' (thread per row): equal at Kimi width (548 vs 543 ms), the
- *     subgroup kernels 1.2x slower at toy width.
- * `hidden` is the geometry's D (omitted: the toy-width choice).
- */
-function preferSubgroups(k: Kernels, hidden = 0): boolean {
-  if (!k.available('moe_gateup_id_subgroup') || !k.available('moe_down_id_subgroup')) return false;
-  const cls = adapterClass(k.gpu);
-  return cls === 'hardware' || (cls === 'swiftshader' && hidden >= 2048);
-}
-
-/**
- * The decode-path expert kernels for this device — the one place they are chosen:
- *   - CPU adapters: 'wide' (moe_*_id_wide: vec4<u32> loads, RPT rows per thread, unpack2x16float decode, as
- *     fp8_gemv_wide). Measured interleaved, one token, median ms (2-core machine under load ~8, so compare
- *     within a line; docs/benchmarks.md "Tuning"):
- *       lavapipe, Kimi D7168 F2048 top-8: f32 550, wide RPT 4/4 207 (2.7x), 2/4 219, 4/2 231, 4/4 with the
- *         f32 bit-trick decode 410; another run: f32 1075, subgroup 1175, wide 1/1 621, 2/2 513, 4/4 445;
- *       lavapipe, small D256 F128 top-8 of 32: f32 1.34, subgroup 1.69, wide 1/1 0.76, 2/2 0.56, 4/4 0.60;
- *       SwiftShader, small: f32 9.3, subgroup 12.2, wide 1/1 4.7, 2/2 4.3, 4/4 4.4, 2/2 f32-decode 5.3;
- *       SwiftShader, Kimi: f32 7653, subgroup 8009 (min 3841), wide 1/1 3799, 2/2 2843, 4/4 2195 (min 1550,
- *         3.5x the subgroup median), 2/4 2520.
- *     So 4 rows per thread in both kernels on both adapters (toy widths: within noise of 2);
- *   - otherwise (GPUs): preferSubgroups.
- * The FP8 choice; INT4 stacks take it too (subgroup -> wide: INT4 has no subgroup kernels), BF16 stacks run the
- * thread-per-row instances unless wide is asked for (decodeVariantFor).
- */
-export function chooseMoeDecode(k: Kernels, hidden = 0): MoeDecodeVariant {
-  const cls = adapterClass(k.gpu);
-  if (cls !== 'hardware' && k.available('moe_gateup_id_wide') && k.available('moe_down_id_wide')) return 'wide';
-  return preferSubgroups(k, hidden) ? 'subgroup' : 'f32';
-}
-
-/** moe_*_id_wide's constants for this device (see chooseMoeDecode for the measurements). */
-export function moeWideTuning(k: Kernels): MoeWideTuning {
-  void k; // the same on both measured CPU adapters (lavapipe, SwiftShader); GPUs do not run the wide kernels by default
-  return { rptGateUp: 4, rptDown: 4, f16bits: true, wg: 64 };
-}
-
 /** Row strides and scale columns of one format's stacks (the kernels' rsD / scD / rsF / scF / rsFs / scFs). */
 interface FormatGeometry {
   format: ExpertFormat;
@@ -382,15 +338,6 @@ function kernelFor(name: string, format: ExpertFormat): string {
 function dispatchesOf(grp: LaunchGroup): Array<{ first: number; end: number; gateUp?: WeightBuffers; down?: WeightBuffers; doShared: number }> {
   if (grp.shards.length === 0) return [{ first: 0, end: 0, doShared: 1 }];
   return grp.shards.map((s, i) => ({ first: s.first, end: s.first + s.count, gateUp: s.gateUp, down: s.down, doShared: i === 0 && grp.shared ? 1 : 0 }));
-}
-
-/** The decode kernels a format runs for a requested variant (only FP8 has the subgroup kernels). */
-function decodeVariantFor(k: Kernels, format: ExpertFormat, hidden: number, asked?: MoeDecodeVariant): MoeDecodeVariant {
-  if (format === 'fp8') return asked ?? chooseMoeDecode(k, hidden);
-  // BF16: the thread-per-row kernels unless the wide ones are asked for; INT4: as FP8, wide for subgroup
-  if (format === 'bf16') return asked === 'wide' ? 'wide' : 'f32';
-  const v = asked ?? chooseMoeDecode(k, hidden);
-  return v === 'subgroup' ? 'wide' : v;
 }
 
 /** Decode / small-T experts: one SwiGLU dispatch and one down dispatch per shard, expert ids read on the GPU. */

@@ -1,0 +1,218 @@
+/**
+ * The kernel plan: the ONE module that decides every kernel variant and its constants from the adapter class and
+ * the model's shapes, each rule next to the measurements that justify it (docs/benchmarks.md rows). The engine
+ * computes a plan once per (device, model) and passes its choices to the launchers (forward.ts); a launcher called
+ * without a choice (tests, the bench) asks the same functions here. `webmoe doctor --model DIR` prints the plan,
+ * and the bench report records it.
+ *
+ * Legend: T tokens of a dispatch, D hidden.
+ */
+import type { GpuContext } from './device.js';
+import type { Kernels } from './kernels.js';
+import { adapterClass, type AdapterClass } from './ops/adapter-class.js';
+import type { LinearFormat, ExpertFormat } from './ops/fp8-layout.js';
+import type { GemmTiledTuning, GemmVariant, GemvVariant, GemvWideTuning } from './ops/linear.js';
+import type { MoeDecodeVariant, MoeWideTuning } from './ops/moe.js';
+
+/** What the engine runs on one device for one model (planKernels). */
+export interface KernelPlan {
+  adapter: AdapterClass;
+  /** FP8 decode GEMV (chooseGemv) */
+  gemv: GemvVariant;
+  /** fp8_gemv_wide family constants per weight format (gemvWideTuning) */
+  gemvWide: Record<LinearFormat, GemvWideTuning>;
+  /** prefills of at least this many tokens take the tiled GEMM (chooseGemm), with these constants at 64 tokens */
+  gemmTiledFrom: number;
+  gemmTiled: GemmTiledTuning;
+  /** MoE decode-path kernels for FP8 experts (chooseMoeDecode) and the wide kernels' constants */
+  moeDecode: MoeDecodeVariant;
+  moeWide: MoeWideTuning;
+  /** mla_attention_rows (true) or the tiled kernel, for one-token decode and for prefill (preferRows) */
+  attentionRows: { decode: boolean; prefill: boolean };
+}
+
+/**
+ * The plan for this device and a model's shapes (hidden D, latent rank R, rope width Dr; the GPU layer knows no
+ * model config), `precision` 'f16' being the opt-in f16 GEMV.
+ */
+export function planKernels(k: Kernels, shapes: { hidden?: number; rank?: number; rope?: number } = {}, precision: 'f32' | 'f16' = 'f32'): KernelPlan {
+  const D = shapes.hidden ?? 0;
+  const R = shapes.rank ?? 0;
+  const L = R + (shapes.rope ?? 0);
+  return {
+    adapter: adapterClass(k.gpu),
+    gemv: chooseGemv(k, precision),
+    gemvWide: { fp8: gemvWideTuning(k, 'fp8'), bf16: gemvWideTuning(k, 'bf16'), int4: gemvWideTuning(k, 'int4') },
+    gemmTiledFrom: TILED_MIN_TOKENS,
+    gemmTiled: gemmTiledTuning(k, 64),
+    moeDecode: chooseMoeDecode(k, D),
+    moeWide: moeWideTuning(k),
+    attentionRows: { decode: attentionVariant(k.gpu, 1, R, L) === 'rows', prefill: attentionVariant(k.gpu, 2, R, L) === 'rows' },
+  };
+}
+
+/** The plan as lines for people (`webmoe doctor --model`), each with the rule that chose it. */
+export function describePlan(p: KernelPlan): string[] {
+  const w = (t: GemvWideTuning, fp8 = false) => `rpt ${t.rpt}, wg ${t.wg}${fp8 && t.f16bits ? ', f16-bit decode' : ''}`;
+  return [
+    `adapter class: ${p.adapter}`,
+    `dense decode GEMV (FP8): ${p.gemv} (chooseGemv: wide on CPU adapters, 1.5-2.5x the f32 GEMV; subgroup on GPUs)`,
+    `  fp8_gemv_wide: FP8 ${w(p.gemvWide.fp8, true)}; BF16 ${w(p.gemvWide.bf16)}; INT4 ${w(p.gemvWide.int4)} (gemvWideTuning)`,
+    `prefill GEMM (FP8): fp8_gemm_tiled from ${p.gemmTiledFrom} tokens, rt ${p.gemmTiled.rt} x tq ${p.gemmTiled.tq}, wg ${p.gemmTiled.wg} (chooseGemm, gemmTiledTuning); batched decode rows keep fp8_gemm (batch invariance)`,
+    `MoE experts by id: ${p.moeDecode}${p.moeDecode === 'wide' ? ` (rpt ${p.moeWide.rptGateUp}/${p.moeWide.rptDown}, wg ${p.moeWide.wg})` : ''} (chooseMoeDecode: wide on CPU adapters, 2.5-3.8x thread-per-row); grouped GEMMs above 4 tokens`,
+    `MLA attention: decode ${p.attentionRows.decode ? 'rows' : 'tiled'}, prefill ${p.attentionRows.prefill ? 'rows' : 'tiled'} (preferRows)`,
+  ];
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Dense linears
+
+/**
+ * The FP8 GEMV for this device — the one place the decode GEMV is chosen:
+ *   - 'f16' only when asked (opt-in precision) and `shader-f16` exists;
+ *   - CPU adapters: 'wide' (fp8_gemv_wide: vec4 loads, several rows per invocation, unpack2x16float decode).
+ *     Measured interleaved at Kimi widths (docs/benchmarks.md "Tuning"): on lavapipe 2.2-2.5x faster than the
+ *     f32 GEMV (7168→2048: 4.7 vs 10.4 ms; kv_a 7168→576: 1.3 vs 3.0 ms) and faster than fp8_gemv_subgroup
+ *     on every shape; on SwiftShader 1.5x faster than f32 (60 vs 91 ms, 13.7 vs 21.1 ms), the subgroup GEMV
+ *     being 1.7-1.9x slower than f32 there;
+ *   - GPUs with `subgroups` of at most 64 lanes: 'subgroup' (coalesced loads; not measured here);
+ *   - otherwise the barrier-free 'f32'.
+ */
+export function chooseGemv(k: Kernels, precision: 'f32' | 'f16' = 'f32'): GemvVariant {
+  if (precision === 'f16' && k.available('fp8_gemv_f16')) return 'f16';
+  if (adapterClass(k.gpu) !== 'hardware') return 'wide';
+  // fp8_gemv_subgroup runs 64 threads per workgroup: it needs subgroups of at most 64 lanes
+  const maxLanes = k.gpu.info.subgroupMaxSize ?? 64;
+  if (maxLanes <= 64 && k.available('fp8_gemv_subgroup')) return 'subgroup';
+  return 'f32';
+}
+
+/**
+ * The fp8_gemv_wide family's constants for this device and weight format (see chooseGemv for FP8's measurements).
+ * BF16 and INT4 (fp8_gemv_wide_bf16, _int4): 4 rows per invocation on both CPU adapters. Measured interleaved on this
+ * 2-core machine under other jobs' load (medians of 7 rounds on lavapipe, 5 on SwiftShader, ms per dispatch;
+ * docs/kernels.md §4): BF16 7168→2048 lavapipe rpt 4 22.2, rpt 2 26.3, rpt 1 54.6 vs bf16_gemv 67.8; SwiftShader
+ * 82.6 / 112.5 / 168.8 vs 292.6; INT4 7168→2048 lavapipe rpt 4 19.6 vs rpt 2 27.5, SwiftShader 210 vs 302. GPUs: one
+ * row per invocation (the thread-per-row layout bf16_gemv had; not measured here).
+ */
+export function gemvWideTuning(k: Kernels, format: LinearFormat = 'fp8'): GemvWideTuning {
+  const cls = adapterClass(k.gpu);
+  if (format !== 'fp8') return { rpt: cls === 'hardware' ? 1 : 4, f16bits: true, wg: 64 };
+  // lavapipe: 4-8 rows per invocation ran alike (3.0-3.2 GB/s at 7168→2048 and 7168→576) and 2 rows ~1.6x
+  // slower; SwiftShader: 2 rows best at kv_a (13.7 ms vs 15.9 at 4), equal at 7168→2048 (docs/benchmarks.md)
+  return { rpt: cls === 'llvmpipe' ? 4 : 2, f16bits: true, wg: 64 };
+}
+
+/** Prefills of at least this many tokens take the tiled GEMM (an 'f32' request, not a forced batch GEMM). */
+export const TILED_MIN_TOKENS = 2;
+
+/**
+ * The FP8 GEMM for a linear of T tokens — the one place the prefill GEMM is chosen:
+ *   - 'f16' when asked (opt-in precision);
+ *   - a forced GEMM (BatchSession's batched decode rows, `forceGemm`) keeps fp8_gemm whatever the row count:
+ *     batch invariance needs one kernel for 1..S rows, and the tiled kernel's token tile would waste most of
+ *     its work on a handful of rows;
+ *   - otherwise, from TILED_MIN_TOKENS tokens on, 'tiled' (fp8_gemm_tiled) on every adapter. Measured
+ *     interleaved at Kimi width 7168→2048 (docs/benchmarks.md "Prefill GEMM"): see gemmTiledTuning.
+ */
+export function chooseGemm(requested: GemmVariant, T: number, forced: boolean): GemmVariant {
+  if (requested !== 'f32' || forced) return requested;
+  return T >= TILED_MIN_TOKENS ? 'tiled' : 'f32';
+}
+
+/** fp8_gemm_tiled's constants for this device and T tokens (see chooseGemm for the measurements). */
+export function gemmTiledTuning(k: Kernels, T: number): GemmTiledTuning {
+  // lavapipe, 7168→512 x 64 tokens, interleaved with the FMA ceiling (fraction of it): rt 8 tq 2 13.7 %,
+  // rt 8 tq 1 12.4 %, rt 4 tq 4 10.2 %, fp8_gemm 4.6 %; before x went through workgroup memory rt 4 tq 4 ran 7 %
+  // and rt 1 tq 1 2.1 %: the cost fell with rows per invocation (the x loads are shared by the rows), barely with
+  // tokens. SwiftShader, 7168→512, interleaved: rt 8 tq 2 32.7 % (16 tokens) and 43.5 % (64) against
+  // fp8_gemm's 11.8 / 10.8 %, rt 4 tq 2 32.2 % (docs/benchmarks.md "Prefill GEMM"). Hardware: not measured here;
+  // a 4 x 16 register tile is the usual GPU choice.
+  const hw = adapterClass(k.gpu) === 'hardware';
+  const tq = hw ? 4 : 2;
+  return { wg: 64, rt: hw ? 4 : 8, tq: Math.max(1, Math.min(tq, Math.ceil(T / 4))), f16bits: true };
+}
+
+
+// ------------------------------------------------------------------------------------------------------------
+// MoE experts
+
+/**
+ * The decode-path variant used by default — the one place it is chosen:
+ *   - GPUs with the feature: 'subgroup' (coalesced loads; no GPU measurement exists yet);
+ *   - SwiftShader at wide rows (hidden ≥ 2048): 'subgroup'. Measured interleaved (docs/benchmarks.md,
+ *     SwiftShader table): Kimi D7168 F2048 top-8 took 3.27 s with the subgroup kernels against 6.00 s
+ *     thread-per-row (1.8x); at toy width (D256 F128) they lose, 16.7 vs 12.9 ms. The crossover between the two
+ *     widths is unmeasured: 2048 splits them;
+ *   - lavapipe and other CPU adapters: 'f32' (thread per row): equal at Kimi width (548 vs 543 ms), the
+ *     subgroup kernels 1.2x slower at toy width.
+ * `hidden` is the geometry's D (omitted: the toy-width choice).
+ */
+function preferSubgroups(k: Kernels, hidden = 0): boolean {
+  if (!k.available('moe_gateup_id_subgroup') || !k.available('moe_down_id_subgroup')) return false;
+  const cls = adapterClass(k.gpu);
+  return cls === 'hardware' || (cls === 'swiftshader' && hidden >= 2048);
+}
+
+/**
+ * The decode-path expert kernels for this device — the one place they are chosen:
+ *   - CPU adapters: 'wide' (moe_*_id_wide: vec4<u32> loads, RPT rows per thread, unpack2x16float decode, as
+ *     fp8_gemv_wide). Measured interleaved, one token, median ms (2-core machine under load ~8, so compare
+ *     within a line; docs/benchmarks.md "Tuning"):
+ *       lavapipe, Kimi D7168 F2048 top-8: f32 550, wide RPT 4/4 207 (2.7x), 2/4 219, 4/2 231, 4/4 with the
+ *         f32 bit-trick decode 410; another run: f32 1075, subgroup 1175, wide 1/1 621, 2/2 513, 4/4 445;
+ *       lavapipe, small D256 F128 top-8 of 32: f32 1.34, subgroup 1.69, wide 1/1 0.76, 2/2 0.56, 4/4 0.60;
+ *       SwiftShader, small: f32 9.3, subgroup 12.2, wide 1/1 4.7, 2/2 4.3, 4/4 4.4, 2/2 f32-decode 5.3;
+ *       SwiftShader, Kimi: f32 7653, subgroup 8009 (min 3841), wide 1/1 3799, 2/2 2843, 4/4 2195 (min 1550,
+ *         3.5x the subgroup median), 2/4 2520.
+ *     So 4 rows per thread in both kernels on both adapters (toy widths: within noise of 2);
+ *   - otherwise (GPUs): preferSubgroups.
+ * The FP8 choice; INT4 stacks take it too (subgroup -> wide: INT4 has no subgroup kernels), BF16 stacks run the
+ * thread-per-row instances unless wide is asked for (decodeVariantFor).
+ */
+export function chooseMoeDecode(k: Kernels, hidden = 0): MoeDecodeVariant {
+  const cls = adapterClass(k.gpu);
+  if (cls !== 'hardware' && k.available('moe_gateup_id_wide') && k.available('moe_down_id_wide')) return 'wide';
+  return preferSubgroups(k, hidden) ? 'subgroup' : 'f32';
+}
+
+/** moe_*_id_wide's constants for this device (see chooseMoeDecode for the measurements). */
+export function moeWideTuning(k: Kernels): MoeWideTuning {
+  void k; // the same on both measured CPU adapters (lavapipe, SwiftShader); GPUs do not run the wide kernels by default
+  return { rptGateUp: 4, rptDown: 4, f16bits: true, wg: 64 };
+}
+
+/** The decode kernels a format runs for a requested variant (only FP8 has the subgroup kernels). */
+export function decodeVariantFor(k: Kernels, format: ExpertFormat, hidden: number, asked?: MoeDecodeVariant): MoeDecodeVariant {
+  if (format === 'fp8') return asked ?? chooseMoeDecode(k, hidden);
+  // BF16: the thread-per-row kernels unless the wide ones are asked for; INT4: as FP8, wide for subgroup
+  if (format === 'bf16') return asked === 'wide' ? 'wide' : 'f32';
+  const v = asked ?? chooseMoeDecode(k, hidden);
+  return v === 'subgroup' ? 'wide' : v;
+}
+
+
+// ------------------------------------------------------------------------------------------------------------
+// MLA attention
+
+/**
+ * Whether mla_attention_rows is the default (within its R ≤ 512, R + Dr ≤ 640 limits) — the one place it is
+ * chosen. Measured (docs/benchmarks.md, interleaved against the tiled kernel):
+ *   lavapipe: rows 1.9-3.6x faster at decode (Kimi H8 over 256-32k tokens) and ~3.5x at prefill → always;
+ *   SwiftShader: rows 1.6-2.3x faster at decode (41 vs 66 ms over 256 tokens, 376 vs 642 ms over 4k, 5.2 vs
+ *   8.6 s over 32k; 1.3-1.7x in Chromium) but only equal at prefill and slower to compile → decode (T = 1) only;
+ *   GPUs: the tiled kernel (rows share cache tiles in workgroup memory).
+ */
+export function preferRows(gpu: GpuContext, T: number): boolean {
+  const cls = adapterClass(gpu);
+  return cls === 'llvmpipe' || (cls === 'swiftshader' && T === 1);
+}
+
+/** Private-array bounds of mla_attention_rows.wgsl: larger latent ranks take the tiled kernel. */
+export const MLA_ROWS_MAX_R = 512;
+export const MLA_ROWS_MAX_L = 640;
+
+/** The attention kernel for T query tokens over a latent of rank R and row width L = R + Dr (preferRows within the bounds). */
+export function attentionVariant(gpu: GpuContext, T: number, R: number, L: number): 'rows' | 'tiled' {
+  return preferRows(gpu, T) && R <= MLA_ROWS_MAX_R && L <= MLA_ROWS_MAX_L ? 'rows' : 'tiled';
+}
