@@ -177,7 +177,7 @@ export interface RunMeasurement {
   stepMs: number;
 }
 
-export interface OffloadRow {
+export interface OffloadRow extends OffloadCounters {
   id: string;
   label: string;
   model: string;
@@ -201,21 +201,16 @@ export interface OffloadRow {
   baseTokensPerSecond: number;
   /** tok/s over the streaming-mode run with every expert resident */
   ratio: number;
-  hitRate: number;
-  lookups: number;
-  demandHits: number;
-  latePrefetches: number;
-  misses: number;
-  stallMs: number;
-  bytesStreamed: number;
-  prefetchesIssued: number;
-  wastedPrefetchBytes: number;
-  lookaheadRecall: number;
-  uploadSeconds: number;
   /** the paced link over the timed steps: requests, and how late the pacing resolved them (mean ms) */
   link: { requests: number; meanWaitMs: number; meanLateMs: number };
   sim: SimSummary;
 }
+
+/** The engine's counters a row reports (OffloadStats of its timed steps). */
+type OffloadCounters = Pick<
+  OffloadStats,
+  'hitRate' | 'lookups' | 'demandHits' | 'latePrefetches' | 'misses' | 'stallMs' | 'bytesStreamed' | 'prefetchesIssued' | 'wastedPrefetchBytes' | 'lookaheadRecall' | 'uploadSeconds'
+>;
 
 export interface SimSummary {
   /** the simulator's own speed: its all-resident time over its time (MoE layers only) */

@@ -28,7 +28,7 @@ import { sampleToken } from '../../src/engine/sampler.js';
 import type { StepSampling } from '../../src/engine/types.js';
 import { compareRows, goldenCases, GOLDEN_DIR } from '../model/reference-fixtures.js';
 import { testAdapter, testGpu } from '../helpers/gpu.js';
-import { argmaxRows, GREEDY } from '../helpers/session-checks.js';
+import { argmaxRows, countingSubmits, GREEDY } from '../helpers/session-checks.js';
 
 
 interface Fixture {
@@ -185,19 +185,13 @@ describe(`GPU engine: steps, submissions, taps (${testAdapter()})`, () => {
     const gpu = await testGpu();
     const yarn = loadFixture('yarn');
     const small = await session(gpu, 'yarn', { chunkSize: 8, uniformArenaBytes: 32 << 10 }); // ~10 KiB per chunk
-    const queue = gpu.device.queue;
-    const submit = queue.submit.bind(queue);
-    let submits = 0;
-    (queue as { submit: GPUQueue['submit'] }).submit = (cbs) => {
-      submits++;
-      submit(cbs);
-    };
     try {
-      const got = await small.forwardLogits(yarn.prompt); // 96 tokens = 12 chunks
-      expect(submits).toBeGreaterThan(1);
-      expect(compareRows(got, yarn.logits, yarn.V, 2e-3).failures).toEqual([]);
+      await countingSubmits(gpu.device.queue, async (submits) => {
+        const got = await small.forwardLogits(yarn.prompt); // 96 tokens = 12 chunks
+        expect(submits()).toBeGreaterThan(1);
+        expect(compareRows(got, yarn.logits, yarn.V, 2e-3).failures).toEqual([]);
+      });
     } finally {
-      (queue as { submit: GPUQueue['submit'] }).submit = submit;
       small.dispose();
     }
   });

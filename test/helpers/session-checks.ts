@@ -27,25 +27,31 @@ export async function greedy(s: InferenceSession, prompt: number[], n: number): 
   return out;
 }
 
-/** `n` greedy tokens on a GPU session, expecting exactly one queue submission per decode step. */
-export async function greedyOneSubmitPerStep(s: GpuSession, prompt: number[], n: number): Promise<number[]> {
-  const queue = s.gpu.device.queue;
+/** Runs `f` while counting the device queue's submissions (`submits()`; `reset()` zeroes the count). */
+export async function countingSubmits<T>(queue: GPUQueue, f: (submits: () => number, reset: () => void) => Promise<T>): Promise<T> {
   const submit = queue.submit.bind(queue);
-  let submits = 0;
+  let n = 0;
   (queue as { submit: GPUQueue['submit'] }).submit = (cbs) => {
-    submits++;
+    n++;
     submit(cbs);
   };
   try {
-    s.reset();
-    const out = [await s.prefill(prompt, GREEDY)];
-    while (out.length < n) {
-      submits = 0;
-      out.push(await s.decode(out[out.length - 1]!, GREEDY));
-      expect(submits).toBe(1);
-    }
-    return out;
+    return await f(() => n, () => (n = 0));
   } finally {
     (queue as { submit: GPUQueue['submit'] }).submit = submit;
   }
+}
+
+/** `n` greedy tokens on a GPU session, expecting exactly one queue submission per decode step. */
+export async function greedyOneSubmitPerStep(s: GpuSession, prompt: number[], n: number): Promise<number[]> {
+  return countingSubmits(s.gpu.device.queue, async (submits, reset) => {
+    s.reset();
+    const out = [await s.prefill(prompt, GREEDY)];
+    while (out.length < n) {
+      reset();
+      out.push(await s.decode(out[out.length - 1]!, GREEDY));
+      expect(submits()).toBe(1);
+    }
+    return out;
+  });
 }
