@@ -45,7 +45,7 @@ export function registerDoctor(program: Command): void {
 }
 
 /** The shapes the kernel plan depends on, from a checkpoint folder's config.json (or a config file). */
-async function modelShapes(path: string): Promise<{ hidden: number; rank: number; rope: number }> {
+export async function modelShapes(path: string): Promise<{ hidden: number; rank: number; rope: number }> {
   const isDir = await stat(path).then((s) => s.isDirectory(), () => false);
   const file = isDir ? join(path, 'config.json') : path;
   const text = await readTextFile(file, 16 * 2 ** 20);
