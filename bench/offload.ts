@@ -43,7 +43,8 @@
  *            from the safetensors files (checkpointExpertSource, the default) with the router's own ids: GB/s of
  *            the expert path per busy second (bytesStreamed / uploadSeconds: seconds with at least one upload in
  *            flight), per stall second and per wall second of the timed
- *            steps; the source alone (read + pack, no GPU) beside it. Reads mostly come from the OS page cache
+ *            steps; the source alone (read + pack, no GPU) beside it. Reads mostly come from the OS page cache.
+ *            The same row in the page, from OPFS: bench/offload-page.ts (`webmoe bench offload --page`)
  * Greedy sampling. Node only (the paced link is a worker thread; the files row writes to disk).
  *
  * Legend: E routed experts, K experts per token, S slots per MoE layer, r upload time of one expert in t_c.
@@ -456,7 +457,7 @@ class Toy {
   }
 }
 
-function toySummary(name: string, ckpt: Checkpoint, expertBytes: number): ToySummary {
+export function toySummary(name: string, ckpt: Checkpoint, expertBytes: number): ToySummary {
   const c = ckpt.config;
   return {
     name, layers: c.num_hidden_layers, moeLayers: c.derived.moeLayers.filter(Boolean).length, hidden: c.hidden_size,
@@ -472,7 +473,7 @@ async function residentPart(gpu: GpuContext, ckpt: Checkpoint, so: SessionOption
 }
 
 /** The budget that leaves `share` of every MoE layer's routed experts resident (at least K slots). */
-function budgetFor(gpu: GpuContext, ckpt: Checkpoint, part: { fixed: number; chunk: number }, expertShape: ExpertSource['shape'], share: number): { bytes: number; slots: number } {
+export function budgetFor(gpu: GpuContext, ckpt: Checkpoint, part: { fixed: number; chunk: number }, expertShape: ExpertSource['shape'], share: number): { bytes: number; slots: number } {
   const c = ckpt.config;
   const limit = Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
   const layers = c.derived.moeLayers.filter(Boolean).length;
@@ -772,26 +773,54 @@ export async function runFilesRow(gpu: GpuContext, fo: FilesRowOptions = {}, opt
   return measureFiles({ gpu, o, progress: opts.onProgress ?? (() => {}), sessionOpts: {} }, fo);
 }
 
-async function measureFiles(b: BenchCtx, fo: FilesRowOptions): Promise<FilesRow> {
+/** The files row's checkpoint on disk: where it is, and whether it was written now or reused. */
+export interface FilesCheckpoint {
+  dir: string;
+  /** kept for the next run (the default folder, or `dir`), else a fresh temporary folder the caller removes */
+  kept: boolean;
+  reusedFiles: boolean;
+  /** seconds spent writing it (or checking it, when reused) */
+  writeSeconds: number;
+}
+
+/**
+ * Writes the files row's checkpoint (`config`, default k2LayerFilesConfig(): ~3 GB) once, or reuses a kept folder
+ * that holds a complete one of the same config and seed (a marker file with the seed is written last, so a write
+ * cut short is never reused). Shared by the Node files row and the page's (bench/offload-page.ts).
+ */
+export async function ensureFilesCheckpoint(
+  fo: Pick<FilesRowOptions, 'config' | 'dir' | 'keep'> = {},
+  opts: { seed?: number; onProgress?: (label: string) => void } = {},
+): Promise<FilesCheckpoint> {
   const config = fo.config ?? k2LayerFilesConfig();
-  const tokens = positive(fo.tokens ?? 4, 'files tokens');
-  const share = fo.share ?? 0.25;
+  const seed = opts.seed ?? 0;
   const kept = fo.keep ?? true;
   const dir = fo.dir ?? (kept ? join(tmpdir(), DEFAULT_FILES_DIR) : await mkdtemp(join(tmpdir(), 'webmoe-bench-offload-')));
-  try {
-    const w0 = performance.now();
-    let reusedFiles = false;
-    const existing = kept ? await readFile(join(dir, 'config.json'), 'utf8').catch(() => null) : null;
-    const marker = kept ? await readFile(join(dir, FILES_MARKER), 'utf8').catch(() => null) : null;
-    if (existing !== null && marker === String(b.o.seed) && sameJson(JSON.parse(existing) as Json, config)) {
-      reusedFiles = true;
-    } else {
-      b.progress(`files: writing a ${String(config.n_routed_experts)}-expert checkpoint at hidden ${String(config.hidden_size)} to ${dir}`);
-      await rm(join(dir, FILES_MARKER), { force: true }); // a write cut short is never reused
-      await writeToyCheckpoint(config, dir, { seed: b.o.seed });
-      if (kept) await writeFile(join(dir, FILES_MARKER), String(b.o.seed));
+  const w0 = performance.now();
+  let reusedFiles = false;
+  const existing = kept ? await readFile(join(dir, 'config.json'), 'utf8').catch(() => null) : null;
+  const marker = kept ? await readFile(join(dir, FILES_MARKER), 'utf8').catch(() => null) : null;
+  if (existing !== null && marker === String(seed) && sameJson(JSON.parse(existing) as Json, config)) {
+    reusedFiles = true;
+  } else {
+    opts.onProgress?.(`files: writing a ${String(config.n_routed_experts)}-expert checkpoint at hidden ${String(config.hidden_size)} to ${dir}`);
+    await rm(join(dir, FILES_MARKER), { force: true }); // a write cut short is never reused
+    try {
+      await writeToyCheckpoint(config, dir, { seed });
+    } catch (err) {
+      if (!kept) await rm(dir, { recursive: true, force: true });
+      throw err;
     }
-    const writeSeconds = (performance.now() - w0) / 1000;
+    if (kept) await writeFile(join(dir, FILES_MARKER), String(seed));
+  }
+  return { dir, kept, reusedFiles, writeSeconds: (performance.now() - w0) / 1000 };
+}
+
+async function measureFiles(b: BenchCtx, fo: FilesRowOptions): Promise<FilesRow> {
+  const tokens = positive(fo.tokens ?? 4, 'files tokens');
+  const share = fo.share ?? 0.25;
+  const { dir, kept, reusedFiles, writeSeconds } = await ensureFilesCheckpoint(fo, { seed: b.o.seed, onProgress: b.progress });
+  try {
     const ckpt = await openCheckpointDir(dir);
     try {
       const c = ckpt.config;
@@ -921,7 +950,7 @@ const mib = (b: number) => `${(b / 2 ** 20).toFixed(b < 10 * 2 ** 20 ? 2 : 1)} M
 const f2 = (x: number) => x.toFixed(2);
 const f3 = (x: number) => x.toFixed(3);
 
-function toyLine(t: ToySummary): string {
+export function toyLine(t: ToySummary): string {
   return `${t.name}: ${t.layers} layers (${t.moeLayers} MoE), hidden ${t.hidden}, moe_intermediate ${t.moeIntermediate}, ${t.experts} routed experts top-${t.topK} + ${t.sharedExperts} shared, block FP8; one expert ${(t.expertBytes / 1024).toFixed(1)} KiB`;
 }
 

@@ -4,7 +4,9 @@
  *
  * URL-driven mode (tests, shared runs): `?model=URL&prompt-tokens=1,2,3&max-tokens=N&temperature=0[&ignore-eos=1]`
  * (also `prompt`, `top-k`, `top-p`, `seed`, `ctx-size`, `backend=webgpu|cpu`, `connect-timeout` and
- * `idle-timeout` in seconds; `gpu-memory` in MiB: expert offloading; `warmup=1`: one untimed generation first)
+ * `idle-timeout` in seconds; `gpu-memory` in MiB: expert offloading; `warmup=1`: one untimed generation first;
+ * `step-stats=1`: `"steps"`, the session's offload and expert-store counters before the generation and after every
+ * token, for bench/offload-page.ts)
  * loads the checkpoint folder at URL and generates; then `#result` gets `{"tokens": [...], "stats": {...},
  * "loaded": LoadedInfo}` (with warm-up also `"warmup": {"ttftMs", "totalMs", "pipelineCompileMs"}`; with a GPU
  * memory budget the stats hold `offload` and, for a URL, `"experts"` the expert store's counters) and
@@ -71,6 +73,8 @@ let streamed = '';
 let pending: { resolve: (m: FromWorker) => void; reject: (e: Error) => void } | undefined;
 /** Timeouts of URL loads (the connect-timeout / idle-timeout parameters). */
 let httpTimeouts: HttpTimeouts = {};
+/** URL parameter step-stats=1: generations report the counters after every token. */
+let stepStats = false;
 
 function setBusy(b: boolean): void {
   busy = b;
@@ -216,7 +220,7 @@ function request(): GenerateRequest {
   const badInput = [ui.maxTokens, ui.temperature, ui.topK, ui.topP, ui.seed].find((el) => el.validity.badInput);
   if (badInput) throw new InputError(`${badInput.id} is not a number`, badInput.id);
   const q = new URLSearchParams({ model: 'form', 'max-tokens': ui.maxTokens.value, temperature: ui.temperature.value, 'top-k': ui.topK.value, 'top-p': ui.topP.value, seed: ui.seed.value });
-  return { prompt, ...parseRunParams(q, 'field').request, ignoreEos: ui.ignoreEos.checked };
+  return { prompt, ...parseRunParams(q, 'field').request, ignoreEos: ui.ignoreEos.checked, ...(stepStats ? { stepStats } : {}) };
 }
 
 function generate(): void {
@@ -291,6 +295,7 @@ async function runFromUrl(q: URLSearchParams): Promise<void> {
     if (run.prompt !== undefined) ui.prompt.value = isTokens ? (run.prompt as number[]).join(',') : (run.prompt as string);
     if (isTokens) ui.promptIsTokens.checked = true;
     httpTimeouts = run.http;
+    stepStats = run.stepStats === true;
     const ready = await step(() => load({ url: run.model }));
     if (isTokens) ui.promptIsTokens.checked = true;
     // warm-up: the first generation compiles the pipelines; its TTFT minus the measured one is the compile time
@@ -304,6 +309,7 @@ async function runFromUrl(q: URLSearchParams): Promise<void> {
       ...(warmup ? { warmup } : {}),
       ...(ready.type === 'loaded' ? { loaded: ready.info } : {}),
       ...(done.experts ? { experts: done.experts } : {}),
+      ...(done.steps ? { steps: done.steps } : {}),
     });
     ui.result.dataset.done = 'true';
   } catch (err) {

@@ -74,6 +74,17 @@ export interface ExpertStoreStats {
   /** Experts present in the store now, of E · L. */
   present: number;
   capacity: number;
+  /**
+   * Time on the expert path, ms: `fetchMs` wall time with at least one fetch in flight (overlapping fetches
+   * counted once), `writeMs` the writes into the store (the repack: write + flush of the expert and its presence
+   * bit, synchronous), `readMs` the store's read() calls (synchronous). Benchmarks divide bytes by them.
+   */
+  fetchMs: number;
+  writeMs: number;
+  readMs: number;
+  /** Experts written into the store, and their bytes. */
+  writes: number;
+  writeBytes: number;
 }
 
 export interface ExpertStoreOptions {
@@ -129,7 +140,10 @@ export class OpfsExpertStore implements ExpertSource {
   private readonly inflight = new Map<number, Promise<ExpertBytes>>();
   private readonly pool: ArrayBuffer[] = [];
   private readonly poolMax: number;
-  private readonly counts = { storeReads: 0, storeBytes: 0, fetches: 0, fetchBytes: 0 };
+  private readonly counts = { storeReads: 0, storeBytes: 0, fetches: 0, fetchBytes: 0, fetchMs: 0, writeMs: 0, readMs: 0, writes: 0, writeBytes: 0 };
+  /** Fetches in flight, and since when at least one is (fetchMs). */
+  private fetching = 0;
+  private fetchingSince = 0;
   /** A SourceChangedError seen: this session's checkpoint is outdated, every later read fails with it. */
   private failed: unknown = null;
 
@@ -194,11 +208,13 @@ export class OpfsExpertStore implements ExpertSource {
     const total = this.shape.total;
     const buf = this.buffer();
     let n: number;
+    const t0 = performance.now();
     try {
       n = s.files[li]!.read(buf, { at: expert * total });
     } catch {
       n = -1;
     }
+    this.counts.readMs += performance.now() - t0;
     if (n !== total) {
       clearBit(s.bitmap, li * this.bytesPerLayer, expert);
       return null;
@@ -221,9 +237,11 @@ export class OpfsExpertStore implements ExpertSource {
   /** Fetches an absent expert through the checkpoint and writes it into the store (when open and not suspended since). */
   private async fetch(layer: number, li: number, expert: number, s: Opened | null): Promise<ExpertBytes> {
     let bytes: ExpertBytes;
+    if (this.fetching++ === 0) this.fetchingSince = performance.now();
     try {
       bytes = checkExpertBytes(await this.opts.network.read(layer, expert), this.shape, `${this.opts.network.name}: layer ${layer} expert ${expert}`);
     } catch (err) {
+      this.fetchEnded();
       // the file changed on the server: nothing stored of the old version may be served again, and nothing of the
       // new one may join this session's weights (the next load starts over)
       if (err instanceof SourceChangedError) {
@@ -232,10 +250,15 @@ export class OpfsExpertStore implements ExpertSource {
       }
       throw err;
     }
+    this.fetchEnded();
     this.counts.fetches++;
     this.counts.fetchBytes += this.shape.total;
     if (s && s === this.live && s.epoch === this.epoch) await this.write(s, li, layer, expert, bytes);
     return bytes;
+  }
+
+  private fetchEnded(): void {
+    if (--this.fetching === 0) this.counts.fetchMs += performance.now() - this.fetchingSince;
   }
 
   /** Writes the expert at e · total of its layer file, flushes, then sets and writes its presence bit. */
@@ -243,6 +266,7 @@ export class OpfsExpertStore implements ExpertSource {
     const h = s.files[li]!;
     const at0 = expert * this.shape.total;
     let grow = 0;
+    const t0 = performance.now();
     try {
       grow = Math.max(0, at0 + this.shape.total - h.getSize());
       let at = at0;
@@ -259,6 +283,9 @@ export class OpfsExpertStore implements ExpertSource {
       setBit(s.bitmap, li * this.bytesPerLayer, expert);
       s.present.write(s.bitmap.subarray(byte, byte + 1), { at: byte });
       s.present.flush();
+      this.counts.writeMs += performance.now() - t0;
+      this.counts.writes++;
+      this.counts.writeBytes += this.shape.total;
     } catch (err) {
       clearBit(s.bitmap, li * this.bytesPerLayer, expert);
       if (isQuota(err)) throw await this.quotaError(grow, `to store layer ${layer} expert ${expert} (bytes ${at0}-${at0 + this.shape.total - 1} of layer-${layer}.bin)`);

@@ -19,6 +19,8 @@ export interface UrlRun {
   http: HttpTimeouts;
   /** `warmup=1`: one untimed generation first (pipelines compile), then the measured one. */
   warmup: boolean;
+  /** `step-stats=1`: `#result` also gets `steps`, the session's counters after every token (protocol.ts StepSnapshot); absent when off. */
+  stepStats?: true;
 }
 
 type Kind = { int: true; min: number } | { int: false; min: number; max?: number; minExclusive?: boolean };
@@ -77,6 +79,7 @@ export function parseRunParams(q: URLSearchParams, what = 'URL parameter'): UrlR
     },
     http: { connectTimeoutMs: secs('connect-timeout'), idleTimeoutMs: secs('idle-timeout') },
     warmup: boolParam(q, 'warmup'),
+    ...(boolParam(q, 'step-stats') ? { stepStats: true as const } : {}),
   };
 }
 

@@ -1,4 +1,5 @@
 /** Messages between the page (main.ts) and the engine's Web Worker (worker.ts). */
+import type { OffloadStats } from '../src/engine/expert-offload.js';
 import type { GenerationStats } from '../src/engine/types.js';
 import type { ExpertStoreStats } from './opfs-experts.js';
 
@@ -13,6 +14,23 @@ export interface GenerateRequest {
   topP?: number;
   seed?: number;
   ignoreEos?: boolean;
+  /** Also report a StepSnapshot before the generation and after every token (`done.steps`; URL parameter step-stats=1). */
+  stepStats?: boolean;
+}
+
+/**
+ * The session's cumulative counters at one point of a generation: before it (`token` -1) and after each token
+ * (`token` i: the i-th generated token has been sampled). Benchmarks subtract two of them (subtractOffloadStats) to
+ * time a window of decode steps, leaving out the prefill and the steps that compile pipelines.
+ */
+export interface StepSnapshot {
+  token: number;
+  /** performance.now() in the worker, ms */
+  ms: number;
+  /** the session's offload counters (cumulative, since the load) */
+  offload?: OffloadStats;
+  /** the expert store's counters (cumulative, since the load) */
+  experts?: ExpertStoreStats;
 }
 
 /** Timeouts of a URL load, in milliseconds (default 30 000 each; page parameters connect-timeout, idle-timeout). */
@@ -71,6 +89,6 @@ export type FromWorker =
   /** While a budgeted load fills the expert slots: slots filled of all, and the expert store's counters (URL loads). */
   | { type: 'experts'; done: number; total: number; store?: ExpertStoreStats }
   /** `offload`: the generation's expert offloading line (formatOffload); `experts`: the store's counters since the load. */
-  | { type: 'done'; tokens: number[]; text: string; stats: GenerationStats; seed: number; offload?: string; experts?: ExpertStoreStats }
+  | { type: 'done'; tokens: number[]; text: string; stats: GenerationStats; seed: number; offload?: string; experts?: ExpertStoreStats; steps?: StepSnapshot[] }
   | { type: 'cleared' }
   | { type: 'error'; name: string; message: string };

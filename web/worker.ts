@@ -15,7 +15,7 @@ import { fileListFiles, type Checkpoint, type CheckpointFiles } from '../src/mod
 import { SourceChangedError } from '../src/errors.js';
 import { cachedUrlFiles, clearOpfsCache, type CacheStats, type CachedByteSource } from './opfs-files.js';
 import { urlExpertStore, type OpfsExpertStore } from './opfs-experts.js';
-import type { FromWorker, GenerateRequest, LoadedInfo, ToWorker } from './protocol.js';
+import type { FromWorker, GenerateRequest, LoadedInfo, StepSnapshot, ToWorker } from './protocol.js';
 
 const post = (m: FromWorker): void => postMessage(m);
 
@@ -142,6 +142,13 @@ async function run(req: GenerateRequest): Promise<void> {
   const ac = new AbortController();
   running = ac;
   let seed = 0;
+  // with stepStats: the cumulative counters before the generation and after every token (one MoE layer's stats each)
+  const steps: StepSnapshot[] | undefined = req.stepStats ? [] : undefined;
+  const snapshot = (token: number): void => {
+    const offload = model.session.offloadStats?.() ?? undefined;
+    steps?.push({ token, ms: performance.now(), ...(offload ? { offload } : {}), ...(store ? { experts: store.stats() } : {}) });
+  };
+  if (steps) snapshot(-1);
   try {
     for await (const ev of model.generate(req.prompt, {
       maxTokens: req.maxTokens,
@@ -154,10 +161,12 @@ async function run(req: GenerateRequest): Promise<void> {
       encode: { allowSpecial: true, addSpecialTokens: true },
       onSeed: (s) => (seed = s),
     })) {
-      if (ev.type === 'token') post({ ...ev, special: model.tokenizer?.isSpecial(ev.token) ?? false });
-      else {
+      if (ev.type === 'token') {
+        if (steps) snapshot(ev.index);
+        post({ ...ev, special: model.tokenizer?.isSpecial(ev.token) ?? false });
+      } else {
         const offload = ev.stats.offload ? formatOffload(ev.stats.offload) : undefined;
-        post({ type: 'done', tokens: ev.tokens, text: ev.text, stats: ev.stats, seed, ...(offload ? { offload } : {}), ...(store ? { experts: store.stats() } : {}) });
+        post({ type: 'done', tokens: ev.tokens, text: ev.text, stats: ev.stats, seed, ...(offload ? { offload } : {}), ...(store ? { experts: store.stats() } : {}), ...(steps ? { steps } : {}) });
       }
     }
   } finally {

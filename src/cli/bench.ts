@@ -1,12 +1,13 @@
 /**
  * `webmoe bench [kernels|e2e|all] [--json FILE] [--html FILE] [--full] [--adapter ...]`: kernel micro-benchmarks
  * and end-to-end toy-model benchmarks against this device's own measured ceilings (docs/benchmarks.md); `batch`
- * (docs/batching.md) and `offload` (expert offloading, docs/offloading.md: bench/offload.ts).
+ * (docs/batching.md) and `offload` (expert offloading, docs/offloading.md: bench/offload.ts; with --page its real-files
+ * row in headless Chromium from OPFS: bench/offload-page.ts).
  * The options are declared here; the work lives in bench/ (bench/cli.ts, bench/offload.ts), loaded when the command runs, so the
  * library build (src/ only) does not pull the benchmark suite in.
  */
 import type { Command } from 'commander';
-import { WebmoeError } from '../errors.js';
+import { InputError, WebmoeError } from '../errors.js';
 import type { AdapterChoice } from '../gpu/device.js';
 import { TOY_CONFIG_NAMES } from '../model/toy.js';
 import { adapterOption } from './doctor.js';
@@ -31,6 +32,8 @@ export interface BenchCliOptions {
   recall?: string;
   quick?: boolean;
   offloadDir?: string;
+  /** offload --page: the real-files row in headless Chromium from OPFS (bench/offload-page.ts) */
+  page?: boolean;
 }
 
 export function registerBench(program: Command): void {
@@ -56,15 +59,21 @@ export function registerBench(program: Command): void {
     .option('--recall <p>', 'offload: lookahead recall of the routing replay (default 0.9)')
     .option('--quick', 'offload: skip the real-files row (also WEBMOE_BENCH_QUICK=1)')
     .option('--offload-dir <dir>', 'offload: folder of the real-files checkpoint, kept and reused (default: the OS temporary folder)')
+    .option('--page', 'offload: only the real-files row, in the page (headless Chromium, HTTP Range, the OPFS expert store): two page loads (bench/offload-page.ts)')
     .action(async (suite: string, opts: BenchCliOptions) => {
+      if (opts.page && suite !== 'offload') throw new InputError(`--page is an option of 'bench offload', not of 'bench ${suite}'`, 'page');
       // variables: keep bench/ out of the src/ build
-      const path = suite === 'offload' ? '../../bench/offload.js' : '../../bench/cli.js';
-      let mod: { benchAction?(suite: string, opts: BenchCliOptions): Promise<void>; offloadAction?(opts: BenchCliOptions): Promise<void> };
+      const path = opts.page ? '../../bench/offload-page.js' : suite === 'offload' ? '../../bench/offload.js' : '../../bench/cli.js';
+      let mod: {
+        benchAction?(suite: string, opts: BenchCliOptions): Promise<void>;
+        offloadAction?(opts: BenchCliOptions): Promise<void>;
+        offloadPageAction?(opts: BenchCliOptions): Promise<void>;
+      };
       try {
         mod = (await import(/* @vite-ignore */ path)) as typeof mod;
       } catch (err) {
         throw new WebmoeError('BENCH', `the benchmark suite (bench/) could not be loaded: run webmoe from a source checkout (${(err as Error).message})`);
       }
-      await (suite === 'offload' ? mod.offloadAction!(opts) : mod.benchAction!(suite, opts));
+      await (opts.page ? mod.offloadPageAction!(opts) : suite === 'offload' ? mod.offloadAction!(opts) : mod.benchAction!(suite, opts));
     });
 }
