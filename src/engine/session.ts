@@ -29,8 +29,8 @@ import { bindResidentSlots, ExpertOffload, expertSourceFor, offloadFixedBytes, r
 import type { ExpertShape, ExpertSource } from '../offload/expert-source.js';
 import { LatentKvCache } from './kv-cache.js';
 import { checkSampledToken } from './sampler.js';
-import type { InferenceSession, StepSampling } from './types.js';
-import { uploadWeights, type GpuWeights, type UploadProgress } from './weights-gpu.js';
+import type { InferenceSession, LoadProgress, StepSampling } from './types.js';
+import { uploadWeights, type GpuWeights } from './weights-gpu.js';
 
 export type Precision = 'f32' | 'f16';
 
@@ -41,8 +41,8 @@ export interface SessionOptions {
   precision?: Precision;
   /** Most tokens per prefill chunk (default 128; lowered to fit the binding limit). */
   chunkSize?: number;
-  /** Called after each uploaded tensor. */
-  onProgress?: UploadProgress;
+  /** Called after each uploaded leaf of the weight tree: stored bytes read so far and in all (phase 'weights'). */
+  onProgress?: (p: LoadProgress) => void;
   /** Chunks of up to this many tokens run the MoE experts by id (decode kernels) instead of grouped (default 4). */
   moeDecodeMaxTokens?: number;
   /** Size of the per-step uniform arena (default 4 MiB); a prompt whose chunks outgrow it takes several submissions. */

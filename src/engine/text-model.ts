@@ -11,21 +11,17 @@ import { InputError, TokenizerError } from '../errors.js';
 import type { ByteSource } from '../format/source.js';
 import type { GpuContext } from '../gpu/device.js';
 import { openCheckpoint, type Checkpoint, type CheckpointFiles } from '../model/checkpoint.js';
+import { storedBytes } from '../model/weights.js';
 import { generate, type GenerateRunOptions } from './generate.js';
 import { type Tokenizer } from '../text/tokenizer.js';
 import { loadTokenizer } from '../text/load-tokenizer.js';
-import type { GenerationEvent, InferenceSession, SamplingOptions } from './types.js';
+import type { GenerationEvent, InferenceSession, LoadProgress, SamplingOptions } from './types.js';
 import type { BatchScheduler, Lane } from './scheduler.js';
 
 export type Backend = 'webgpu' | 'cpu';
 export const BACKENDS: readonly Backend[] = ['webgpu', 'cpu'];
 
-export interface LoadProgress {
-  /** 'open': reading config and headers; 'weights': reading tensors to the device; 'ready': done. */
-  phase: 'open' | 'weights' | 'ready';
-  loadedBytes: number;
-  totalBytes: number;
-}
+export type { LoadProgress } from './types.js';
 
 export interface LoadTextModelOptions {
   backend?: Backend;
@@ -160,7 +156,7 @@ export async function loadTextModel(files: CheckpointFiles, opts: LoadTextModelO
     }
     const tokenizer = await loadTokenizer(files, { tokenizerJson: ckpt.tokenizerJson });
     opts.beforeWeights?.(ckpt, tokenizer);
-    for (const w of ckpt.weights) total += w.weight.byteLength + (w.scale?.byteLength ?? 0);
+    for (const w of ckpt.weights) total += storedBytes(w);
     phase = 'weights';
     report();
     if (opts.maxSequences !== undefined) {

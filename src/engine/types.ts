@@ -4,6 +4,18 @@
  */
 import type { OffloadStats } from './expert-offload.js';
 
+/**
+ * Progress of loading a model, the one progress type of a load: loadTextModel reports it from the bytes read
+ * through the checkpoint's byte sources (the CLI's and the page's bars), uploadWeights (createSession's
+ * `onProgress`) from the stored bytes of the leaves it has uploaded.
+ */
+export interface LoadProgress {
+  /** 'open': reading config and headers; 'weights': reading tensors to the device; 'ready': done. */
+  phase: 'open' | 'weights' | 'ready';
+  loadedBytes: number;
+  totalBytes: number;
+}
+
 export interface SamplingOptions {
   /** 0 = greedy (argmax). Default 1. */
   temperature?: number;

@@ -5,28 +5,37 @@
  * written to its GPU buffer(s) straight away (row re-layout for unaligned rows goes through a bounded staging
  * block), so the peak JS memory is one tensor, never a second full copy.
  *
- * Layouts (see docs/architecture.md):
- *   linear weights   GpuLinear (ops/linear.ts): padded rows, row chunks that each fit one storage binding
- *   kv_b_proj        one GpuLinear chunk, bound by the attention kernels as WeightBuffers (ops/attention.ts)
- *   experts          per layer, shards of whole experts (ops/moe.ts): gateUp stack [2·count, F, D] (gate_e,
- *                    up_e interleaved), down stack [count, D, F]; the shared expert as a 1-expert stack; FP8
- *                    (fp8StackLayout + scales), BF16 (bf16StackLayout, no scales) or INT4 (int4StackLayout: the
- *                    packed words as stored, group scales widened to f32) as the checkpoint stores them: the
- *                    routed experts in one format, the shared expert in its own (Kimi: INT4 routed, BF16 shared)
- *   embed / lm_head  BF16 GpuLinear [V, D] (row chunks when V·D·2 exceeds the binding limit)
+ * The loader walks the weight tree (model/weights.ts weightGroups) with the checkpoint's checked leaves
+ * (model/checkpoint.ts leafAt) and writes no tensor name: a leaf goes where its position says (role, layer,
+ * expert, slot; `place`), and its shape says how it is held:
+ *   2-D leaf         GpuLinear as stored (ops/linear.ts): padded rows, row chunks that each fit one storage
+ *                    binding; embed / lm_head / router BF16, the linears FP8, BF16 or INT4
+ *   1-D leaf         f32 buffer (norms, router bias)
+ *   kv_b_proj        (slot kvB) one GpuLinear chunk, bound by the attention kernels as WeightBuffers (ops/attention.ts)
+ *   expert groups    (roles routed_expert, shared_expert) per layer, shards of whole experts (ops/moe.ts): gateUp
+ *                    stack [2·count, F, D] (gate_e at matrix 2e, up_e at 2e + 1), down stack [count, D, F]; the
+ *                    shared expert as a 1-expert stack; FP8 (fp8StackLayout + scales), BF16 (bf16StackLayout, no
+ *                    scales) or INT4 (int4StackLayout: the packed words as stored, group scales widened to f32) as
+ *                    the checkpoint stores them: each group in one format (Kimi: INT4 routed, BF16 shared); stacks
+ *                    are labelled by the group's module (`model.layers.i.mlp.experts[a:b].gate_up`)
+ * Everything that can refuse a checkpoint (an INT4 kv_b_proj, a row, an expert or a stack larger than one
+ * binding, an INT4 group size the kernels do not take, a group in two formats) is checked by `planUpload` before
+ * the first buffer is created.
  *
  * Legend: D hidden, V vocab, E routed experts, F moe_intermediate_size, Fs shared width, R kv_lora_rank.
  */
-import { ConfigError, DeviceError, FormatError } from '../errors.js';
+import { DeviceError, FormatError } from '../errors.js';
 import { asUint16, readTensorBytes } from '../format/safetensors.js';
 import { createBuffer, writeBuffer } from '../gpu/buffers.js';
 import type { GpuContext } from '../gpu/device.js';
 import type { WeightBuffers } from '../gpu/ops/binding.js';
-import { expertShards, stackLayout, type ExpertFormat } from '../gpu/ops/fp8-layout.js';
-import { destroyLinear, uploadLinear, type GpuLinear } from '../gpu/ops/linear.js';
+import { expertShards, INT4_GROUP, scaleColumns, stackLayout, type ExpertFormat, type Fp8StackLayout } from '../gpu/ops/fp8-layout.js';
+import { destroyLinear, rowStrideWords, rowsPerChunk, uploadLinear, type GpuLinear, type HostLinear } from '../gpu/ops/linear.js';
 import type { ExpertShardBuffers, MoeWeightBuffers } from '../gpu/ops/moe.js';
-import { leafFormat, readF32, readStoredLinear, type Checkpoint } from '../model/checkpoint.js';
-import { packStack, routedExpertFormat } from '../offload/expert-source.js';
+import { leafAt, oneFormat, readF32, readStoredLinear, type Checkpoint } from '../model/checkpoint.js';
+import { storedBytes, weightGroups, type CheckedTensor, type WeightSpec } from '../model/weights.js';
+import { packStack } from '../offload/expert-source.js';
+import type { LoadProgress } from './types.js';
 
 export interface GpuFfn {
   gate: GpuLinear; // [I, D]
@@ -42,6 +51,10 @@ export interface GpuMoe {
   experts: MoeWeightBuffers;
 }
 
+/**
+ * One decoder layer's weights. Leaf fields are named by the leaves' slots (model/weights.ts WeightSlot): `place`
+ * puts the leaf of slot `s` at `layer[s]` (norms, attention), `layer.mlp[s]` or `layer.moe[s]`.
+ */
 export interface GpuLayer {
   inputNorm: GPUBuffer; // f32 [D]
   qA: GpuLinear | null; // [Rq, D]
@@ -73,197 +86,267 @@ export function kvBBuffers(w: GpuLinear): WeightBuffers {
   return { codes: w.chunks[0]!.codes, scales: w.scales! };
 }
 
+/** Every field a leaf may fill, null until placed. */
+type Unplaced<T> = { [K in keyof T]: T[K] | null };
+
 /**
- * kv_b_proj's name once checked to be FP8 or BF16: the MLA attention kernels (mla_absorb_q / mla_absorb_v and their
- * _bf16 twins, ops/attention.ts) read it in place as FP8 or BF16 codes, and have no INT4 instance, so an INT4
- * kv_b_proj is a FormatError naming the tensor (every other dense linear may be INT4).
+ * A layer before its leaves are placed: every leaf field null, the containers of a dense or MoE layer made (a new
+ * GpuLayer field gets its null here; the compiler asks for it).
  */
-function kvBName(ckpt: Checkpoint, name: string): string {
-  if (leafFormat(ckpt, name) === 'int4') {
-    throw new FormatError('is stored INT4 (pack-quantized); the GPU attention kernels read kv_b_proj as FP8 or BF16 only (`webmoe convert --to int4-experts` stores it BF16; the cpu backend reads it as it is)', ckpt.name, name);
-  }
-  return name;
+function emptyGpuLayer(moe: boolean): GpuLayer {
+  const mlp: Unplaced<GpuFfn> = { gate: null, up: null, down: null };
+  const moeParts: Unplaced<GpuMoe> = { router: null, bias: null, experts: { shards: [], shared: null } };
+  const layer: Unplaced<GpuLayer> = {
+    inputNorm: null, qA: null, qANorm: null, qB: null, q: null, kvA: null, kvANorm: null, kvB: null, o: null, postNorm: null,
+    mlp: moe ? null : (mlp as GpuFfn),
+    moe: moe ? (moeParts as GpuMoe) : null,
+  };
+  return layer as GpuLayer;
 }
 
-export type UploadProgress = (done: number, total: number, tensor: string) => void;
+/** The global leaves of GpuWeights, placed like a layer's. */
+type GpuGlobals = Pick<GpuWeights, 'embed' | 'norm' | 'lmHead'>;
 
 /**
- * Reads and uploads every weight the forward pass uses. `routedExperts: false` (expert offloading) leaves the
- * routed experts out (every MoE layer gets no shards; engine/expert-offload.ts supplies slots).
+ * Puts one uploaded leaf where its position says: the role picks the container (the model for global leaves, the
+ * layer for norms and attention, its `moe` for the router and its bias, its `mlp` for a dense FFN) and the slot
+ * is the field's name there. Expert leaves go into stacks (`uploadExpertGroup`).
  */
-export async function uploadWeights(gpu: GpuContext, ckpt: Checkpoint, onProgress?: UploadProgress, opts: { routedExperts?: boolean } = {}): Promise<GpuWeights> {
+function place(globals: Unplaced<GpuGlobals>, layers: GpuLayer[], s: WeightSpec, v: GpuLinear | GPUBuffer): void {
+  const layer = s.layer < 0 ? null : layers[s.layer]!;
+  const container: object | null | undefined =
+    layer === null ? globals
+    : s.role === 'norm' || s.role === 'attention' ? layer
+    : s.role === 'router' || s.role === 'router_bias' ? layer.moe
+    : s.role === 'dense_mlp' ? layer.mlp
+    : null;
+  if (!container || !(s.slot in container)) throw new Error(`no place on the GPU for the ${s.role} leaf '${s.name}' (slot ${s.slot})`);
+  (container as Record<string, unknown>)[s.slot] = v;
+}
+
+/** One step of the upload: a leaf of its own, or a layer's routed or shared expert group. */
+type UploadStep = { kind: 'leaf'; leaf: CheckedTensor } | { kind: 'experts'; group: ExpertGroupPlan };
+
+/** One stack buffer pair of an expert group, as planned. */
+interface StackPlan {
+  label: string;
+  layout: Fp8StackLayout;
+}
+
+/** A layer's routed experts (shards of whole experts) or its shared expert (one 1-expert shard), as planned. */
+interface ExpertGroupPlan {
+  role: 'routed_expert' | 'shared_expert';
+  layer: number;
+  format: ExpertFormat;
+  /** The group's leaves in tree order (expert e's gate, up, down, for e = 0..count-1). */
+  leaves: CheckedTensor[];
+  /** Experts per shard (every shard but the last holds this many). */
+  perShard: number;
+  shards: Array<{ first: number; count: number; gateUp: StackPlan; down: StackPlan }>;
+}
+
+/**
+ * The upload of `ckpt`, checked and nothing allocated: the steps in tree order, and the stored bytes they read.
+ * Every refusal the upload could meet is raised here (see the header).
+ */
+function planUpload(gpu: GpuContext, ckpt: Checkpoint, routed: boolean): { steps: UploadStep[]; totalBytes: number } {
   const c = ckpt.config;
-  const routed = opts.routedExperts ?? true;
-  // refused before anything is allocated
-  for (let i = 0; i < c.num_hidden_layers; i++) kvBName(ckpt, `model.layers.${i}.self_attn.kv_b_proj.weight`);
+  const steps: UploadStep[] = [];
+  let totalBytes = 0;
+  for (const g of weightGroups(c)) {
+    if (g.role === 'routed_expert' && !routed) continue;
+    const leaves: CheckedTensor[] = [];
+    for (let i = 0; i < g.count; i++) for (const spec of g.leaves(i)) leaves.push(leafAt(ckpt, spec));
+    for (const l of leaves) totalBytes += storedBytes(l);
+    if (g.role === 'routed_expert' || g.role === 'shared_expert') {
+      steps.push({ kind: 'experts', group: planExpertGroup(gpu, ckpt, g.role, g.layer, g.module, g.count, leaves) });
+    } else {
+      for (const leaf of leaves) {
+        if (leaf.spec.shape.length === 2) checkLinear(gpu, ckpt, leaf);
+        steps.push({ kind: 'leaf', leaf });
+      }
+    }
+  }
+  return { steps, totalBytes };
+}
+
+/** The binding checks of a 2-D leaf (uploadLinear's, made before anything is allocated), and kv_b_proj's rules. */
+function checkLinear(gpu: GpuContext, ckpt: Checkpoint, leaf: CheckedTensor): void {
+  const { name, slot } = leaf.spec;
+  const [rows, cols] = leaf.spec.shape as [number, number];
+  const format = leaf.format;
+  if (format === 'f32') throw new FormatError('an F32 matrix: the GPU linears take FP8, BF16 or INT4', ckpt.name, name);
+  if (slot === 'kvB' && format === 'int4') {
+    // the MLA attention kernels (mla_absorb_q / mla_absorb_v and their _bf16 twins, ops/attention.ts) read it in
+    // place as FP8 or BF16 codes and have no INT4 instance (every other dense linear may be INT4)
+    throw new FormatError('is stored INT4 (pack-quantized); the GPU attention kernels read kv_b_proj as FP8 or BF16 only (`webmoe convert --to int4-experts` stores it BF16; the cpu backend reads it as it is)', ckpt.name, name);
+  }
+  const limit = Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
+  if (format === 'int4') {
+    const groupSize = ckpt.config.derived.int4GroupSize;
+    if (groupSize !== INT4_GROUP) {
+      throw new FormatError(`is stored INT4 with group size ${groupSize}; the GPU kernels take group size ${INT4_GROUP} only (Kimi's, docs/model.md §13)`, undefined, name);
+    }
+    const scaleBytes = rows * scaleColumns('int4', cols) * 4;
+    if (scaleBytes > limit) {
+      throw new DeviceError(`tensor '${name}': its INT4 group scales need ${scaleBytes} bytes in one binding, more than maxStorageBufferBindingSize ${limit}`, {
+        limit: 'maxStorageBufferBindingSize',
+        value: limit,
+        required: scaleBytes,
+      });
+    }
+  }
+  const strideWords = rowStrideWords(format, cols);
+  const per = rowsPerChunk(gpu, strideWords * 4, rows, name);
+  if (slot === 'kvB' && per < rows) {
+    const bindingLimit = gpu.limits.maxStorageBufferBindingSize;
+    throw new DeviceError(`tensor '${name}' (${rows}x${cols}) exceeds maxStorageBufferBindingSize ${bindingLimit}: the attention kernels bind it whole`, {
+      limit: 'maxStorageBufferBindingSize',
+      value: bindingLimit,
+      required: rows * strideWords * 4,
+    });
+  }
+}
+
+/**
+ * An expert group's stacks: one format for all its leaves, shards of whole experts that each fit a binding (the
+ * routed experts; a shared expert is one shard), each stack checked against the binding limit.
+ */
+function planExpertGroup(
+  gpu: GpuContext, ckpt: Checkpoint, role: 'routed_expert' | 'shared_expert', layer: number, module: string, count: number, leaves: CheckedTensor[],
+): ExpertGroupPlan {
+  const stored = oneFormat(ckpt.name, leaves);
+  const first = leaves[0]!.spec.name;
+  if (stored === 'f32') throw new FormatError('an F32 expert weight: the expert kernels take FP8, BF16 or INT4', ckpt.name, first);
+  const format: ExpertFormat = stored;
+  if (format === 'int4' && ckpt.config.derived.int4GroupSize !== INT4_GROUP) {
+    throw new FormatError(`INT4 group size ${ckpt.config.derived.int4GroupSize}: the GPU expert kernels take group_size ${INT4_GROUP} (as Kimi ships)`, ckpt.name, first);
+  }
+  const shapeOf = (slot: 'gate' | 'down'): [number, number] => leaves.find((l) => l.spec.slot === slot)!.spec.shape as [number, number];
+  const [F, D] = shapeOf('gate');
+  const gu1 = stackLayout(format, 2, F, D);
+  const dn1 = stackLayout(format, 1, D, F);
+  const limit = Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
+  const ranges = role === 'routed_expert' ? expertShards(count, Math.max(gu1.codeBytes, dn1.codeBytes), limit, module) : [{ first: 0, count: 1 }];
+  const stack = (label: string, L: Fp8StackLayout): StackPlan => {
+    const bindingLimit = gpu.limits.maxStorageBufferBindingSize;
+    if (L.codeBytes > bindingLimit) {
+      throw new DeviceError(`tensor '${label}' needs ${L.codeBytes} bytes in one binding, more than maxStorageBufferBindingSize ${bindingLimit}`, {
+        limit: 'maxStorageBufferBindingSize',
+        value: bindingLimit,
+        required: L.codeBytes,
+      });
+    }
+    return { label, layout: L };
+  };
+  const shards = ranges.map((r) => {
+    const name = role === 'routed_expert' ? `${module}[${r.first}:${r.first + r.count}]` : module;
+    return { ...r, gateUp: stack(`${name}.gate_up`, stackLayout(format, 2 * r.count, F, D)), down: stack(`${name}.down`, stackLayout(format, r.count, D, F)) };
+  });
+  return { role, layer, format, leaves, perShard: ranges[0]!.count, shards };
+}
+
+/**
+ * Reads and uploads every weight the forward pass uses, walking the weight tree. `routedExperts: false` (expert
+ * offloading) leaves the routed experts out (every MoE layer gets no shards; engine/expert-offload.ts supplies
+ * slots). `onProgress` gets the stored bytes read so far after each leaf (phase 'weights').
+ */
+export async function uploadWeights(gpu: GpuContext, ckpt: Checkpoint, onProgress?: (p: LoadProgress) => void, opts: { routedExperts?: boolean } = {}): Promise<GpuWeights> {
+  const c = ckpt.config;
+  // every refusal before anything is allocated
+  const plan = planUpload(gpu, ckpt, opts.routedExperts ?? true);
   const buffers: GPUBuffer[] = [];
   const linears: GpuLinear[] = [];
   let bytes = 0;
-  const routedLeaves = routed ? 0 : ckpt.weights.filter((w) => /\.mlp\.experts\.\d+\./.test(w.spec.name)).length;
-  const total = ckpt.weights.length - routedLeaves;
-  let done = 0;
-  const tick = (name: string) => onProgress?.(++done, total, name);
-
-  // a dense linear as stored: FP8, BF16 or INT4 (GpuLinear 'int4', run by fp8_gemv_wide_int4, ops/linear.ts)
-  const lin = async (name: string): Promise<GpuLinear> => {
-    const w = uploadLinear(gpu, name, await readStoredLinear(ckpt, name));
-    linears.push(w);
-    bytes += w.bytes;
-    tick(name);
-    return w;
+  let loadedBytes = 0;
+  const done = (leaf: CheckedTensor): void => {
+    loadedBytes += storedBytes(leaf);
+    onProgress?.({ phase: 'weights', loadedBytes, totalBytes: plan.totalBytes });
   };
-  const bf16 = async (name: string, rows: number, cols: number): Promise<GpuLinear> => {
-    const t = ckpt.tensors.get(name)!;
-    const w = uploadLinear(gpu, name, { format: 'bf16', rows, cols, data: asUint16(await readTensorBytes(t)) });
-    linears.push(w);
-    bytes += w.bytes;
-    tick(name);
-    return w;
-  };
-  const vec = async (name: string): Promise<GPUBuffer> => {
-    const data = await readF32(ckpt, name);
-    const b = createBuffer(gpu, data.byteLength, name);
-    writeBuffer(gpu, b, 0, data);
-    buffers.push(b);
-    bytes += b.size;
-    tick(name);
-    return b;
+  const destroyAll = (): void => {
+    for (const w of linears) destroyLinear(w);
+    for (const b of buffers) b.destroy();
   };
 
   try {
-    const embed = await bf16('model.embed_tokens.weight', c.vocab_size, c.hidden_size);
-    const layers: GpuLayer[] = [];
-    for (let i = 0; i < c.num_hidden_layers; i++) {
-      const p = `model.layers.${i}.`;
-      const a = p + 'self_attn.';
-      const lowRank = c.q_lora_rank !== null;
-      const layer: GpuLayer = {
-        inputNorm: await vec(p + 'input_layernorm.weight'),
-        qA: lowRank ? await lin(a + 'q_a_proj.weight') : null,
-        qANorm: lowRank ? await vec(a + 'q_a_layernorm.weight') : null,
-        qB: lowRank ? await lin(a + 'q_b_proj.weight') : null,
-        q: lowRank ? null : await lin(a + 'q_proj.weight'),
-        kvA: await lin(a + 'kv_a_proj_with_mqa.weight'),
-        kvANorm: await vec(a + 'kv_a_layernorm.weight'),
-        kvB: await lin(kvBName(ckpt, a + 'kv_b_proj.weight')),
-        o: await lin(a + 'o_proj.weight'),
-        postNorm: await vec(p + 'post_attention_layernorm.weight'),
-        mlp: null,
-        moe: null,
-      };
-      if (layer.kvB.chunks.length !== 1) {
-        const limit = gpu.limits.maxStorageBufferBindingSize;
-        throw new DeviceError(`tensor '${layer.kvB.name}' (${layer.kvB.rows}x${layer.kvB.cols}) exceeds maxStorageBufferBindingSize ${limit}: the attention kernels bind it whole`, {
-          limit: 'maxStorageBufferBindingSize',
-          value: limit,
-          required: layer.kvB.rows * layer.kvB.strideWords * 4,
-        });
+    const globals: Unplaced<GpuGlobals> = { embed: null, norm: null, lmHead: null };
+    const layers = c.derived.moeLayers.map((moe) => emptyGpuLayer(moe));
+    for (const step of plan.steps) {
+      if (step.kind === 'experts') {
+        const g = step.group;
+        const up = await uploadExpertGroup(gpu, ckpt, g, buffers, done);
+        bytes += up.bytes;
+        const experts = layers[g.layer]!.moe!.experts;
+        if (g.role === 'routed_expert') experts.shards = up.shards;
+        else experts.shared = { gateUp: up.shards[0]!.gateUp, down: up.shards[0]!.down };
+        continue;
       }
-      if (c.derived.moeLayers[i]) {
-        const router = await bf16(p + 'mlp.gate.weight', c.n_routed_experts, c.hidden_size);
-        const bias = await vec(p + 'mlp.gate.e_score_correction_bias');
-        const experts = await uploadExperts(gpu, ckpt, i, buffers, (n, name) => {
-          bytes += n;
-          if (name) tick(name);
-        }, routed);
-        layer.moe = { router, bias, experts };
+      const leaf = step.leaf;
+      const s = leaf.spec;
+      let value: GpuLinear | GPUBuffer;
+      if (s.shape.length === 2) {
+        // a matrix as stored: FP8, BF16 or INT4 (GpuLinear 'int4', run by fp8_gemv_wide_int4, ops/linear.ts)
+        const w = uploadLinear(gpu, s.name, await readMatrix(ckpt, leaf));
+        linears.push(w);
+        bytes += w.bytes;
+        value = w;
       } else {
-        layer.mlp = { gate: await lin(p + 'mlp.gate_proj.weight'), up: await lin(p + 'mlp.up_proj.weight'), down: await lin(p + 'mlp.down_proj.weight') };
+        const data = await readF32(ckpt, leaf);
+        const b = createBuffer(gpu, data.byteLength, s.name);
+        buffers.push(b);
+        writeBuffer(gpu, b, 0, data);
+        bytes += b.size;
+        value = b;
       }
-      layers.push(layer);
+      place(globals, layers, s, value);
+      done(leaf);
     }
-    const norm = await vec('model.norm.weight');
-    const lmHead = await bf16('lm_head.weight', c.vocab_size, c.hidden_size);
-    return {
-      embed,
-      layers,
-      norm,
-      lmHead,
-      bytes,
-      destroy() {
-        for (const w of linears) destroyLinear(w);
-        for (const b of buffers) b.destroy();
-      },
-    };
+    return { ...(globals as GpuGlobals), layers, bytes, destroy: destroyAll };
   } catch (err) {
-    for (const w of linears) destroyLinear(w);
-    for (const b of buffers) b.destroy();
+    destroyAll();
     throw err;
   }
 }
 
-/**
- * One layer's routed experts in shards of whole experts (each stack fits a storage binding), and the shared
- * expert. `account(bytes, tensor?)` reports GPU bytes and finished tensors.
- */
-async function uploadExperts(
-  gpu: GpuContext, ckpt: Checkpoint, layer: number, buffers: GPUBuffer[], account: (bytes: number, tensor?: string) => void, routed: boolean,
-): Promise<MoeWeightBuffers> {
-  const c = ckpt.config;
-  const D = c.hidden_size;
-  const F = c.moe_intermediate_size;
-  const p = `model.layers.${layer}.mlp.`;
-  const format = routedExpertFormat(ckpt, layer);
-  const gu1 = stackLayout(format, 2, F, D);
-  const dn1 = stackLayout(format, 1, D, F);
-  const limit = Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
-  const ranges = routed ? expertShards(c.n_routed_experts, Math.max(gu1.codeBytes, dn1.codeBytes), limit, `${p}experts`) : [];
-  const shards: ExpertShardBuffers[] = [];
-  for (const r of ranges) {
-    const gateUp = await uploadStack(gpu, ckpt, format, `${p}experts[${r.first}:${r.first + r.count}].gate_up`, buffers, account,
-      Array.from({ length: 2 * r.count }, (_, m) => `${p}experts.${r.first + (m >> 1)}.${m & 1 ? 'up' : 'gate'}_proj.weight`), F, D);
-    const down = await uploadStack(gpu, ckpt, format, `${p}experts[${r.first}:${r.first + r.count}].down`, buffers, account,
-      Array.from({ length: r.count }, (_, m) => `${p}experts.${r.first + m}.down_proj.weight`), D, F);
-    shards.push({ first: r.first, count: r.count, gateUp, down });
-  }
-  let shared: MoeWeightBuffers['shared'] = null;
-  if (c.n_shared_experts > 0) {
-    const Fs = c.derived.sharedIntermediate;
-    const sf = expertFormat(ckpt, `${p}shared_experts.gate_proj.weight`);
-    shared = {
-      gateUp: await uploadStack(gpu, ckpt, sf, `${p}shared_experts.gate_up`, buffers, account, [`${p}shared_experts.gate_proj.weight`, `${p}shared_experts.up_proj.weight`], Fs, D),
-      down: await uploadStack(gpu, ckpt, sf, `${p}shared_experts.down`, buffers, account, [`${p}shared_experts.down_proj.weight`], D, Fs),
-    };
-  }
-  return { shards, shared };
-}
-
-/** The GPU format of an expert stack: the stored format of its first matrix (FP8, BF16 or INT4). */
-function expertFormat(ckpt: Checkpoint, name: string): ExpertFormat {
-  const f = leafFormat(ckpt, name);
-  if (f === 'f32') throw new FormatError('an F32 expert weight: the expert kernels take FP8, BF16 or INT4', ckpt.name, name);
-  return f;
+/** A 2-D leaf as the host holds it: a linear as stored, or a BF16 matrix (embed, lm_head, router). */
+async function readMatrix(ckpt: Checkpoint, leaf: CheckedTensor): Promise<HostLinear> {
+  if (leaf.spec.kind === 'linear') return readStoredLinear(ckpt, leaf);
+  const [rows, cols] = leaf.spec.shape as [number, number];
+  return { format: 'bf16', rows, cols, data: asUint16(await readTensorBytes(leaf.weight)) };
 }
 
 /**
- * Same-shape matrices back to back in one codes buffer (fp8-layout.ts stacks): FP8 or INT4 with one scales
- * buffer, or BF16 (2 codes per u32, no scales).
+ * Creates an expert group's stacks and writes each leaf into its matrix: expert e of the shard starting at
+ * `first` has its gate at gateUp matrix 2(e - first), its up at 2(e - first) + 1, its down at down matrix
+ * e - first. One matrix at a time through packStack (offload/expert-source.ts, the one host-side packer of expert
+ * stacks). Returns the shards' buffers and the GPU bytes they hold.
  */
-async function uploadStack(
-  gpu: GpuContext, ckpt: Checkpoint, format: ExpertFormat, label: string, buffers: GPUBuffer[], account: (bytes: number, tensor?: string) => void,
-  names: string[], rows: number, cols: number,
-): Promise<WeightBuffers> {
-  const L = stackLayout(format, names.length, rows, cols);
-  const limit = gpu.limits.maxStorageBufferBindingSize;
-  if (L.codeBytes > limit) {
-    throw new DeviceError(`tensor '${label}' needs ${L.codeBytes} bytes in one binding, more than maxStorageBufferBindingSize ${limit}`, {
-      limit: 'maxStorageBufferBindingSize',
-      value: limit,
-      required: L.codeBytes,
-    });
+async function uploadExpertGroup(
+  gpu: GpuContext, ckpt: Checkpoint, g: ExpertGroupPlan, buffers: GPUBuffer[], done: (leaf: CheckedTensor) => void,
+): Promise<{ shards: ExpertShardBuffers[]; bytes: number }> {
+  let bytes = 0;
+  const alloc = (p: StackPlan): { plan: StackPlan; codes: GPUBuffer; scales: GPUBuffer | null; buffers: WeightBuffers } => {
+    const codes = createBuffer(gpu, p.layout.codeBytes, p.label);
+    buffers.push(codes);
+    const scales = g.format !== 'bf16' ? createBuffer(gpu, Math.max(16, p.layout.scaleBytes), `${p.label}_${g.format === 'fp8' ? 'scale_inv' : 'scale'}`) : null;
+    if (scales) buffers.push(scales);
+    bytes += codes.size + (scales?.size ?? 0);
+    const wb: WeightBuffers = g.format === 'int4' ? { format: 'int4', codes, scales: scales! } : scales ? { codes, scales } : { format: 'bf16', codes };
+    return { plan: p, codes, scales, buffers: wb };
+  };
+  const stacks = g.shards.map((s) => ({ first: s.first, gateUp: alloc(s.gateUp), down: alloc(s.down) }));
+  for (const leaf of g.leaves) {
+    const s = leaf.spec;
+    const e = s.expert ?? 0;
+    const shard = stacks[Math.floor(e / g.perShard)]!;
+    const local = e - shard.first;
+    if (s.slot !== 'gate' && s.slot !== 'up' && s.slot !== 'down') throw new Error(`no place in an expert stack for the ${s.role} leaf '${s.name}' (slot ${s.slot})`);
+    const [stack, m] = s.slot === 'down' ? [shard.down, local] : [shard.gateUp, 2 * local + (s.slot === 'up' ? 1 : 0)];
+    const L = stack.plan.layout;
+    const packed = packStack(g.format, [await readStoredLinear(ckpt, leaf)], L.rows, L.cols, s.name);
+    writeBuffer(gpu, stack.codes, m * L.matrixWords * 4, packed.codes);
+    if (stack.scales) writeBuffer(gpu, stack.scales, m * L.matrixScales * 4, packed.scales);
+    done(leaf);
   }
-  const codes = createBuffer(gpu, L.codeBytes, label);
-  buffers.push(codes);
-  const scales = format !== 'bf16' ? createBuffer(gpu, Math.max(16, L.scaleBytes), `${label}_${format === 'fp8' ? 'scale_inv' : 'scale'}`) : null;
-  if (scales) buffers.push(scales);
-  account(codes.size + (scales?.size ?? 0));
-  for (const [m, name] of names.entries()) {
-    // one matrix at a time through the one host-side packer of expert stacks (offload/expert-source.ts)
-    const packed = packStack(format, [await readStoredLinear(ckpt, name)], rows, cols, name);
-    writeBuffer(gpu, codes, m * L.matrixWords * 4, packed.codes);
-    if (scales) writeBuffer(gpu, scales, m * L.matrixScales * 4, packed.scales);
-    account(0, name);
-  }
-  if (format === 'int4') return { format: 'int4', codes, scales: scales! };
-  return scales ? { codes, scales } : { format: 'bf16', codes };
+  return { shards: g.shards.map((s, i) => ({ first: s.first, count: s.count, gateUp: stacks[i]!.gateUp.buffers, down: stacks[i]!.down.buffers })), bytes };
 }

@@ -10,7 +10,7 @@ import { blobSource, fetchText, httpSource, memorySource, type ByteSource, type 
 import { bf16ArrayToF32 } from '../format/fp8.js';
 import { f16ArrayToF32 } from '../format/int4.js';
 import { parseConfig, type ModelConfig } from './config.js';
-import { checkWeights, type CheckedTensor, type LeafFormat } from './weights.js';
+import { checkWeights, leafKey, type CheckedTensor, type LeafFormat, type WeightPosition } from './weights.js';
 
 /** How to reach the files of one checkpoint folder. */
 export interface CheckpointFiles {
@@ -214,6 +214,8 @@ function parseJson(text: string, file: string): unknown {
 
 /** Table entries by name, per checkpoint (Kimi K2 has ~70k linear weights: no linear search per read). */
 const weightIndex = new WeakMap<Checkpoint, Map<string, CheckedTensor>>();
+/** Table entries by position (weights.ts leafKey), per checkpoint. */
+const positionIndex = new WeakMap<Checkpoint, Map<string, CheckedTensor>>();
 
 /** A linear weight as stored: FP8 codes with block scales, or BF16. [rows, cols] = [out, in]. */
 export type LinearWeight =
@@ -247,6 +249,19 @@ export function leafOf(ckpt: Checkpoint, name: string): CheckedTensor {
   return entry;
 }
 
+/**
+ * The checked leaf at a position of the tree (role, layer, expert, slot; e.g. `{ role: 'routed_expert', layer: 3,
+ * expert: 7, slot: 'up' }`), or a FormatError: how code outside the loaders' tree walk finds a leaf without
+ * spelling its name.
+ */
+export function leafAt(ckpt: Checkpoint, pos: WeightPosition): CheckedTensor {
+  let byPos = positionIndex.get(ckpt);
+  if (!byPos) positionIndex.set(ckpt, (byPos = new Map(ckpt.weights.map((w) => [leafKey(w.spec), w]))));
+  const entry = byPos.get(leafKey(pos));
+  if (!entry) throw new FormatError(`no ${pos.role} leaf '${pos.slot}' at layer ${pos.layer}${pos.expert === undefined ? '' : `, expert ${pos.expert}`} in this checkpoint`, ckpt.name);
+  return entry;
+}
+
 /** The stored format of a leaf by logical HF name ('fp8' | 'bf16' | 'int4' | 'f32'). */
 export function leafFormat(ckpt: Checkpoint, name: string): LeafFormat {
   return leafOf(ckpt, name).format;
@@ -257,19 +272,27 @@ export function leafFormat(ckpt: Checkpoint, name: string): LeafFormat {
  * expert's gate + up): a FormatError naming the first leaf that differs.
  */
 export function stackFormat(ckpt: Checkpoint, names: readonly string[]): LeafFormat {
-  const first = leafFormat(ckpt, names[0]!);
-  for (const n of names) {
-    const f = leafFormat(ckpt, n);
-    if (f !== first) throw new FormatError(`is stored ${f.toUpperCase()} but '${names[0]}' of the same stack is ${first.toUpperCase()}: a stack needs one format`, ckpt.name, n);
+  return oneFormat(ckpt.name, names.map((n) => leafOf(ckpt, n)));
+}
+
+/** stackFormat of checked leaves: the format of the first, a FormatError naming the first leaf that differs. */
+export function oneFormat(file: string, leaves: readonly CheckedTensor[]): LeafFormat {
+  const first = leaves[0]!;
+  for (const l of leaves) {
+    if (l.format !== first.format) {
+      throw new FormatError(`is stored ${l.format.toUpperCase()} but '${first.spec.name}' of the same stack is ${first.format.toUpperCase()}: a stack needs one format`, file, l.spec.name);
+    }
   }
-  return first;
+  return first.format;
 }
 
 /** The stored format of layer `layer`'s routed experts (all of them: a FormatError if they differ). */
 export function expertFormat(ckpt: Checkpoint, layer: number): LeafFormat {
-  const names: string[] = [];
-  for (let e = 0; e < ckpt.config.n_routed_experts; e++) for (const p of ['gate', 'up', 'down']) names.push(`model.layers.${layer}.mlp.experts.${e}.${p}_proj.weight`);
-  return stackFormat(ckpt, names);
+  const leaves: CheckedTensor[] = [];
+  for (let expert = 0; expert < ckpt.config.n_routed_experts; expert++) {
+    for (const slot of ['gate', 'up', 'down'] as const) leaves.push(leafAt(ckpt, { role: 'routed_expert', layer, expert, slot }));
+  }
+  return oneFormat(ckpt.name, leaves);
 }
 
 /**
@@ -284,10 +307,13 @@ export async function readLinear(ckpt: Checkpoint, name: string): Promise<Linear
   return w;
 }
 
-/** Reads one linear leaf as stored: FP8 + block scales, BF16, or INT4 + group scales (weight_shape checked). */
-export async function readStoredLinear(ckpt: Checkpoint, name: string): Promise<StoredLinear> {
-  const entry = leafOf(ckpt, name);
-  if (entry.spec.kind !== 'linear') throw new FormatError('not a linear weight of this checkpoint', ckpt.name, name);
+/**
+ * Reads one linear leaf as stored: FP8 + block scales, BF16, or INT4 + group scales (weight_shape checked). The leaf
+ * by HF name, or as checked (a tree walk's leaf, or leafAt's).
+ */
+export async function readStoredLinear(ckpt: Checkpoint, leaf: string | CheckedTensor): Promise<StoredLinear> {
+  const entry = typeof leaf === 'string' ? leafOf(ckpt, leaf) : leaf;
+  if (entry.spec.kind !== 'linear') throw new FormatError('not a linear weight of this checkpoint', ckpt.name, entry.spec.name);
   const [rows, cols] = entry.spec.shape as [number, number];
   if (entry.format === 'int4') return readInt4(ckpt, entry, rows, cols);
   const bytes = await readTensorBytes(entry.weight);
@@ -324,9 +350,10 @@ export async function checkInt4WeightShape(entry: CheckedTensor): Promise<void> 
 }
 
 
-/** Reads a BF16 or F32 tensor (norms, embeddings, router, bias) widened to f32. */
-export async function readF32(ckpt: Checkpoint, name: string): Promise<Float32Array> {
-  const t = ckpt.tensors.get(name);
+/** Reads a BF16 or F32 tensor (norms, embeddings, router, bias) widened to f32: by name, or a checked leaf's weight. */
+export async function readF32(ckpt: Checkpoint, tensor: string | CheckedTensor): Promise<Float32Array> {
+  const name = typeof tensor === 'string' ? tensor : tensor.spec.name;
+  const t = typeof tensor === 'string' ? ckpt.tensors.get(name) : tensor.weight;
   if (!t) throw new FormatError('tensor not found', ckpt.name, name);
   const bytes = await readTensorBytes(t);
   if (t.dtype === 'F32') return asFloat32(bytes);

@@ -41,12 +41,17 @@ export interface AttnWeights {
 }
 
 export interface MoeWeights {
-  gate: Matrix; // [E, D] router
+  router: Matrix; // [E, D] router (mlp.gate.weight)
   bias: Float32Array; // [E] e_score_correction_bias
   experts: FfnWeights[]; // E × (F)
   shared: FfnWeights | null; // S·F wide, fused
 }
 
+/**
+ * One decoder layer's weights. Leaf fields are named by the leaves' slots (model/weights.ts WeightSlot): `place`
+ * puts the leaf of slot `s` at `layer[s]` (norms), `layer.attn[s]`, `layer.mlp[s]`, `layer.moe[s]` (router, bias),
+ * `layer.moe.experts[e][s]` or `layer.moe.shared[s]`.
+ */
 export interface LayerWeights {
   inputNorm: Float32Array; // [D]
   attn: AttnWeights;
@@ -73,73 +78,59 @@ export function dequantLinear(w: StoredLinear): Matrix {
   return { rows: w.rows, cols: w.cols, data };
 }
 
+/** A layer before its leaves are placed: the containers its leaves go into, every leaf field empty or null. */
+function emptyLayerWeights(moe: boolean, routedExperts: number, shared: boolean): LayerWeights {
+  const ffn = (): FfnWeights => ({ gate: emptyMatrix(), up: emptyMatrix(), down: emptyMatrix() });
+  return {
+    inputNorm: new Float32Array(0),
+    attn: { qA: null, qANorm: null, qB: null, q: null, kvA: emptyMatrix(), kvANorm: new Float32Array(0), kvB: emptyMatrix(), o: emptyMatrix() },
+    postNorm: new Float32Array(0),
+    mlp: moe ? null : ffn(),
+    moe: moe ? { router: emptyMatrix(), bias: new Float32Array(0), experts: Array.from({ length: routedExperts }, ffn), shared: shared ? ffn() : null } : null,
+  };
+}
+
+function emptyMatrix(): Matrix {
+  return { rows: 0, cols: 0, data: new Float32Array(0) };
+}
+
 /**
  * Reads and dequantises every leaf of the checkpoint's weight tree (model/weights.ts), in load order, and puts it
- * where its (role, layer, expert, slot) says: no tensor name is written here.
+ * where its (role, layer, expert, slot) says: no tensor name is written here. A 2-D leaf becomes a Matrix, a 1-D
+ * leaf a Float32Array.
  */
 export async function loadCpuWeights(ckpt: Checkpoint): Promise<CpuWeights> {
   const c = ckpt.config;
-  const empty = (): Matrix => ({ rows: 0, cols: 0, data: new Float32Array(0) });
-  const ffn = (): FfnWeights => ({ gate: empty(), up: empty(), down: empty() });
-  const w: CpuWeights = { config: c, embed: empty(), layers: [], norm: new Float32Array(0), lmHead: empty() };
-  for (let i = 0; i < c.num_hidden_layers; i++) {
-    const moe = c.derived.moeLayers[i]!;
-    w.layers.push({
-      inputNorm: new Float32Array(0),
-      attn: { qA: null, qANorm: null, qB: null, q: null, kvA: empty(), kvANorm: new Float32Array(0), kvB: empty(), o: empty() },
-      postNorm: new Float32Array(0),
-      mlp: moe ? null : ffn(),
-      moe: moe ? { gate: empty(), bias: new Float32Array(0), experts: Array.from({ length: c.n_routed_experts }, ffn), shared: c.n_shared_experts > 0 ? ffn() : null } : null,
-    });
-  }
+  const w: CpuWeights = { config: c, embed: emptyMatrix(), layers: [], norm: new Float32Array(0), lmHead: emptyMatrix() };
+  for (let i = 0; i < c.num_hidden_layers; i++) w.layers.push(emptyLayerWeights(c.derived.moeLayers[i]!, c.n_routed_experts, c.n_shared_experts > 0));
   for (const leaf of ckpt.weights) {
     const s = leaf.spec;
     if (s.kind === 'linear') {
-      place(w, s, dequantLinear(await readStoredLinear(ckpt, s.name)));
+      place(w, s, dequantLinear(await readStoredLinear(ckpt, leaf)));
     } else {
-      const data = await readF32(ckpt, s.name);
+      const data = await readF32(ckpt, leaf);
       place(w, s, s.shape.length === 2 ? { rows: s.shape[0]!, cols: s.shape[1]!, data } : data);
     }
   }
   return w;
 }
 
-/** Puts one loaded leaf where its role, layer, expert and slot say. */
+/**
+ * Puts one loaded leaf where its position says: the role picks the container (the model for global leaves; the
+ * layer for norms; its `attn` for attention; its `moe` for the router and its bias; `mlp`, `moe.experts[e]` or
+ * `moe.shared` for an FFN) and the slot is the field's name there.
+ */
 function place(w: CpuWeights, s: WeightSpec, v: Matrix | Float32Array): void {
-  const mat = (): Matrix => v as Matrix;
-  const vec = (): Float32Array => v as Float32Array;
-  if (s.layer < 0) {
-    if (s.slot === 'embed') w.embed = mat();
-    else if (s.slot === 'lmHead') w.lmHead = mat();
-    else w.norm = vec();
-    return;
-  }
-  const layer = w.layers[s.layer]!;
-  switch (s.role) {
-    case 'norm':
-      if (s.slot === 'inputNorm') layer.inputNorm = vec();
-      else layer.postNorm = vec();
-      return;
-    case 'attention':
-      if (s.slot === 'qANorm' || s.slot === 'kvANorm') layer.attn[s.slot] = vec();
-      else layer.attn[s.slot as 'qA' | 'qB' | 'q' | 'kvA' | 'kvB' | 'o'] = mat();
-      return;
-    case 'router':
-      layer.moe!.gate = mat();
-      return;
-    case 'router_bias':
-      layer.moe!.bias = vec();
-      return;
-    case 'dense_mlp':
-      layer.mlp![s.slot as keyof FfnWeights] = mat();
-      return;
-    case 'routed_expert':
-      layer.moe!.experts[s.expert!]![s.slot as keyof FfnWeights] = mat();
-      return;
-    case 'shared_expert':
-      layer.moe!.shared![s.slot as keyof FfnWeights] = mat();
-      return;
-    default:
-      throw new Error(`no place for the ${s.role} leaf '${s.name}'`);
-  }
+  const layer = s.layer < 0 ? null : w.layers[s.layer]!;
+  const container: object | null | undefined =
+    layer === null ? w
+    : s.role === 'norm' ? layer
+    : s.role === 'attention' ? layer.attn
+    : s.role === 'router' || s.role === 'router_bias' ? layer.moe
+    : s.role === 'dense_mlp' ? layer.mlp
+    : s.role === 'routed_expert' ? layer.moe?.experts[s.expert!]
+    : s.role === 'shared_expert' ? layer.moe?.shared
+    : null;
+  if (!container || !(s.slot in container)) throw new Error(`no place for the ${s.role} leaf '${s.name}' (slot ${s.slot})`);
+  (container as Record<string, unknown>)[s.slot] = v;
 }

@@ -319,14 +319,14 @@ export function routerLogits(x: Float64Array, xAt: number, gate: Matrix): Float6
 
 /** f = Σ_{e∈Sel} w_e · FFN_e(x) + FFN_shared(x), per token. x [T, D] (post_attention_layernorm output). */
 export function moe(x: Float64Array, w: MoeWeights, c: RouterConfig): MoeOutput {
-  const D = w.gate.cols;
+  const D = w.router.cols;
   const T = x.length / D;
   const K = c.num_experts_per_tok;
   const out = w.shared ? ffn(x, w.shared) : new Float64Array(x.length);
   const ids = new Int32Array(T * K);
   const weights = new Float64Array(T * K);
   for (let t = 0; t < T; t++) {
-    const route = moeRoute(routerLogits(x, t * D, w.gate), w.bias, c);
+    const route = moeRoute(routerLogits(x, t * D, w.router), w.bias, c);
     ids.set(route.ids, t * K);
     weights.set(route.weights, t * K);
     const xt = x.subarray(t * D, (t + 1) * D);

@@ -260,16 +260,18 @@ function bytesOf(a: Float32Array | Uint16Array | Uint32Array | Int32Array): Uint
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 
-/** How one table entry is initialised: a normal (mean, std) or a uniform [lo, hi). */
+/**
+ * How one leaf is initialised, by its role and shape (never its name): a normal (mean, std) or a uniform [lo, hi).
+ * Every 1-D BF16 leaf (the norms) is N(1, 0.1^2).
+ */
 function initFor(config: ModelConfig, spec: WeightSpec): { dist: 'normal'; mean: number; std: number } | { dist: 'uniform'; lo: number; hi: number } {
   const D = config.hidden_size;
-  const n = spec.name;
-  if (n.endsWith('e_score_correction_bias')) return { dist: 'uniform', lo: 0, hi: 0.1 };
-  if (n.endsWith('norm.weight')) return { dist: 'normal', mean: 1, std: 0.1 };
-  if (n === 'model.embed_tokens.weight') return { dist: 'normal', mean: 0, std: 1 };
-  if (n === 'lm_head.weight' || n.endsWith('mlp.gate.weight')) return { dist: 'normal', mean: 0, std: 2 / Math.sqrt(D) };
+  if (spec.role === 'router_bias') return { dist: 'uniform', lo: 0, hi: 0.1 };
+  if (spec.role === 'embed') return { dist: 'normal', mean: 0, std: 1 };
+  if (spec.role === 'lm_head' || spec.role === 'router') return { dist: 'normal', mean: 0, std: 2 / Math.sqrt(D) };
   if (spec.kind === 'linear') return { dist: 'normal', mean: 0, std: 1 / Math.sqrt(spec.shape[1]!) };
-  throw new ConfigError(`no initialiser for tensor '${n}'`);
+  if (spec.kind === 'bf16' && spec.shape.length === 1) return { dist: 'normal', mean: 1, std: 0.1 };
+  throw new ConfigError(`no initialiser for the ${spec.role} leaf '${spec.name}'`);
 }
 
 async function writeToyTensor(config: ModelConfig, spec: WeightSpec, format: LeafFormat, seed: number, write: (name: string, bytes: Uint8Array) => Promise<void>): Promise<void> {

@@ -4,10 +4,13 @@
  * stored format is what the checkpoint stores; without weights, what the config's quantization_config implies.
  *
  * API (the CPU loader, the GPU loader, make-toy, inspect and convert all walk this tree):
- *   weightGroups(c)      lazy, O(layers): one group per leaf or per layer's routed experts (`count` = E,
- *                        `leaves(e)` = expert e's gate, up, down); counting multiplies, it never expands experts
+ *   weightGroups(c)      lazy, O(layers): one group per leaf, per layer's routed experts (`count` = E,
+ *                        `leaves(e)` = expert e's gate, up, down) and per shared expert (gate, up, down);
+ *                        `module` names the group (labels of the GPU's expert stacks); counting multiplies, it
+ *                        never expands experts
  *   weightSpecs(c)       lazy: every leaf (WeightSpec: name, kind, role, slot, shape [out, in], layer, expert);
- *                        loaders place a leaf by (role, layer, expert, slot), never by parsing its name
+ *                        loaders place a leaf by its position (role, layer, expert, slot; leafKey), never by
+ *                        parsing its name (the loaders spell no tensor name: the names are made here)
  *   weightTable(c)       the same as an array (toy-sized configs only)
  *   configFormat(c, s)   LeafFormat a leaf has when nothing is stored: 'fp8' | 'bf16' | 'int4' | 'f32'
  *   storedParts(c, s, f) the tensors that hold leaf s in format f (name, dtype, shape, part):
@@ -18,7 +21,8 @@
  *                        where `<m>` is the module name (the leaf name without `.weight`)
  *   storedTensors(c) / iterStoredTensors(c)   every stored tensor of a checkpoint of this config (config formats)
  *   checkWeights(c, tensors) -> CheckedTensor[] {spec, format, weight, scale?, shape?}: the format of each leaf
- *                        from what is stored (`<m>.weight_packed` present means INT4), strictly validated
+ *                        from what is stored (`<m>.weight_packed` present means INT4), strictly validated;
+ *                        storedBytes(t) is what reading a checked leaf reads (load progress)
  * Names here are the logical HF names (`model.layers.0...`); a Kimi K2.5 checkpoint stores them with the
  * `language_model.` prefix (config.derived.tensorPrefix), which checkpoint.ts strips when it opens the files.
  *
@@ -39,8 +43,10 @@ export type WeightRole = 'embed' | 'norm' | 'attention' | 'dense_mlp' | 'router'
 export type LeafFormat = 'fp8' | 'bf16' | 'int4' | 'f32';
 
 /**
- * Where a leaf goes in the loaded model (the field of CpuWeights / GpuWeights at its role and layer): loaders
- * place leaves by (role, layer, expert, slot) and never parse names.
+ * Where a leaf goes in the loaded model: the NAME of its field in CpuWeights / GpuWeights, in the container its role
+ * and layer pick (the model, the layer, its attention, MLP, router or expert; on the GPU an expert's gate, up and
+ * down are matrices of its expert stacks instead). Loaders place leaves by (role,
+ * layer, expert, slot) and never parse names; a new slot needs its field in both structs (docs/architecture.md §7).
  */
 export type WeightSlot =
   | 'embed' | 'norm' | 'lmHead' // global
@@ -62,13 +68,30 @@ export interface WeightSpec {
   expert?: number;
 }
 
-/** Leaves that repeat: a layer's routed experts are one group of `count` = E instances of (gate, up, down). */
+/** A leaf's place in the loaded model; unique per leaf (test/model/weights.test.ts). */
+export type WeightPosition = Pick<WeightSpec, 'role' | 'layer' | 'slot' | 'expert'>;
+
+/** The key of a position (`role|layer|expert|slot`), for indexes of a checkpoint's leaves (model/checkpoint.ts leafAt). */
+export function leafKey(p: WeightPosition): string {
+  return `${p.role}|${p.layer}|${p.expert ?? ''}|${p.slot}`;
+}
+
+/**
+ * Leaves loaded together: a layer's routed experts are one group of `count` = E instances of (gate, up, down),
+ * a shared expert one group of one instance (gate, up, down), every other leaf a group of its own.
+ */
 export interface WeightGroup {
   role: WeightRole;
   layer: number;
   /** Instances: E for routed experts, else 1. */
   count: number;
-  /** The leaves of instance i (expert i's gate, up, down; or the group's single leaf). */
+  /**
+   * The module that holds the group: the leaf's module (moduleName) for a single leaf, `model.layers.i.mlp.experts`
+   * for routed experts, `model.layers.i.mlp.shared_experts` for a shared expert (the GPU loader labels its expert
+   * stacks with it).
+   */
+  module: string;
+  /** The leaves of instance i (expert i's gate, up, down; or the group's leaves). */
   leaves(i: number): WeightSpec[];
 }
 
@@ -76,7 +99,7 @@ export interface WeightGroup {
 export function* weightGroups(c: ModelConfig): Generator<WeightGroup> {
   const D = c.hidden_size;
   const d = c.derived;
-  const one = (spec: WeightSpec): WeightGroup => ({ role: spec.role, layer: spec.layer, count: 1, leaves: () => [spec] });
+  const one = (spec: WeightSpec): WeightGroup => ({ role: spec.role, layer: spec.layer, count: 1, module: moduleName(spec), leaves: () => [spec] });
   yield one({ name: 'model.embed_tokens.weight', kind: 'bf16', role: 'embed', slot: 'embed', shape: [c.vocab_size, D], layer: -1 });
   for (let i = 0; i < c.num_hidden_layers; i++) {
     const p = `model.layers.${i}.`;
@@ -98,9 +121,10 @@ export function* weightGroups(c: ModelConfig): Generator<WeightGroup> {
       yield leaf('mlp.gate.weight', 'bf16', 'router', 'router', [c.n_routed_experts, D]);
       yield leaf('mlp.gate.e_score_correction_bias', 'f32', 'router_bias', 'bias', [c.n_routed_experts]);
       const F = c.moe_intermediate_size;
-      yield { role: 'routed_expert', layer: i, count: c.n_routed_experts, leaves: (e) => ffn(`${p}mlp.experts.${e}.`, F, D, 'routed_expert', i, e) };
+      yield { role: 'routed_expert', layer: i, count: c.n_routed_experts, module: `${p}mlp.experts`, leaves: (e) => ffn(`${p}mlp.experts.${e}.`, F, D, 'routed_expert', i, e) };
       if (c.n_shared_experts > 0) {
-        for (const s of ffn(p + 'mlp.shared_experts.', d.sharedIntermediate, D, 'shared_expert', i)) yield one(s);
+        const shared = ffn(p + 'mlp.shared_experts.', d.sharedIntermediate, D, 'shared_expert', i);
+        yield { role: 'shared_expert', layer: i, count: 1, module: `${p}mlp.shared_experts`, leaves: () => shared };
       }
     } else {
       for (const s of ffn(p + 'mlp.', c.intermediate_size, D, 'dense_mlp', i)) yield one(s);
@@ -236,6 +260,11 @@ export interface CheckedTensor {
 /** Names of the stored tensors of a checked leaf. */
 export function checkedParts(t: CheckedTensor): TensorInfo[] {
   return [t.weight, ...(t.scale ? [t.scale] : []), ...(t.shape ? [t.shape] : [])];
+}
+
+/** Bytes stored for a checked leaf (weight, scales, INT4 weight_shape): what loading it reads. */
+export function storedBytes(t: CheckedTensor): number {
+  return checkedParts(t).reduce((n, p) => n + p.byteLength, 0);
 }
 
 /** Tensors of MTP layers (model.layers.{>= L}) are ignored, as the official and HF loaders do. */

@@ -18,7 +18,7 @@
  */
 import { FormatError, InputError } from '../errors.js';
 import { expertRowStrideWords, INT4_GROUP, stackLayout, type ExpertFormat } from '../gpu/ops/fp8-layout.js';
-import { leafFormat, readStoredLinear, type Checkpoint, type StoredLinear } from '../model/checkpoint.js';
+import { leafAt, readStoredLinear, type Checkpoint, type StoredLinear } from '../model/checkpoint.js';
 import type { ModelConfig } from '../model/config.js';
 
 /** One routed expert in the GPU stack layout (see the header). */
@@ -101,15 +101,15 @@ export function packStack(format: ExpertFormat, mats: readonly StoredLinear[], r
 
 /** The GPU format of a layer's routed experts: the stored format of expert 0's gate_proj. */
 export function routedExpertFormat(ckpt: Checkpoint, layer: number): ExpertFormat {
-  const name = `model.layers.${layer}.mlp.experts.0.gate_proj.weight`;
-  const f = leafFormat(ckpt, name);
-  if (f === 'f32') throw new FormatError('an F32 expert weight: the expert kernels take FP8, BF16 or INT4', ckpt.name, name);
-  return f;
+  const leaf = leafAt(ckpt, { role: 'routed_expert', layer, expert: 0, slot: 'gate' });
+  if (leaf.format === 'f32') throw new FormatError('an F32 expert weight: the expert kernels take FP8, BF16 or INT4', ckpt.name, leaf.spec.name);
+  return leaf.format;
 }
 
 /**
- * Experts read from the checkpoint itself (its six tensors: gate/up/down codes and scales), through the
- * checkpoint's byte sources: positioned reads of the safetensors files in Node, Range requests for a URL.
+ * Experts read from the checkpoint itself (its six tensors: gate/up/down codes and scales; the leaves found by their
+ * position in the weight tree, model/checkpoint.ts leafAt), through the checkpoint's byte sources: positioned
+ * reads of the safetensors files in Node, Range requests for a URL.
  */
 export function checkpointExpertSource(ckpt: Checkpoint): ExpertSource {
   const c = ckpt.config;
@@ -129,10 +129,10 @@ export function checkpointExpertSource(ckpt: Checkpoint): ExpertSource {
     shape,
     async read(layer, expert) {
       checkExpertId(c, layer, expert);
-      const p = `model.layers.${layer}.mlp.experts.${expert}.`;
-      const [gate, up, down] = await Promise.all(['gate_proj', 'up_proj', 'down_proj'].map((n) => readStoredLinear(ckpt, `${p}${n}.weight`)));
-      const gu = packStack(format, [gate!, up!], F, D, `${p}gate_up`);
-      const dn = packStack(format, [down!], D, F, `${p}down_proj`);
+      const leaves = (['gate', 'up', 'down'] as const).map((slot) => leafAt(ckpt, { role: 'routed_expert', layer, expert, slot }));
+      const [gate, up, down] = await Promise.all(leaves.map((l) => readStoredLinear(ckpt, l)));
+      const gu = packStack(format, [gate!, up!], F, D, `${leaves[0]!.spec.name} + ${leaves[1]!.spec.name}`);
+      const dn = packStack(format, [down!], D, F, leaves[2]!.spec.name);
       return { gateUpCodes: gu.codes, gateUpScales: gu.scales, downCodes: dn.codes, downScales: dn.scales };
     },
     async close() {},

@@ -1,6 +1,6 @@
 /**
  * The GPU upload layout of block-FP8 weights, shared by every FP8 kernel (dense GEMV/GEMM, attention absorb, experts;
- * uploadLinear / uploadExperts write exactly this layout).
+ * uploadLinear / uploadExpertGroup write exactly this layout).
  *
  *   codes:  each row of a [rows, cols] FP8 matrix starts on a 16-byte boundary: row r occupies u32 words
  *           [r * rowStrideWords, r * rowStrideWords + ceil(cols / 4)), little-endian, code j of the row in
