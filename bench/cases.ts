@@ -358,6 +358,23 @@ function expertPrefillShape(shape: string, D: number, F: number, E: number, K: n
             return arenaOp(gpu, 2 * shards.length, (pass, arena) => moeExpertsDecode(kernels, pass, arena, { ...args, variant: 'f32' }));
           },
         },
+        {
+          // a batched decode step's candidates (docs/batching.md): per (token, slot) wide, or by expert
+          variant: 'optimised',
+          impl: 'moe_gateup_id_wide + moe_down_id_wide (per token)',
+          build: () => {
+            requireKernels({ gpu, kernels }, 'moe_gateup_id_wide', 'moe_down_id_wide');
+            return arenaOp(gpu, 2 * shards.length, (pass, arena) => moeExpertsDecode(kernels, pass, arena, { ...args, variant: 'wide' }));
+          },
+        },
+        {
+          variant: 'optimised',
+          impl: 'moe_gateup_union + moe_down_union + moe_combine (by expert)',
+          build: () => {
+            requireKernels({ gpu, kernels }, 'moe_gateup_union', 'moe_down_union', 'moe_combine');
+            return arenaOp(gpu, 2 * shards.length + 1, (pass, arena) => moeExpertsDecode(kernels, pass, arena, { ...args, variant: 'union' }));
+          },
+        },
       ];
     },
   };
@@ -392,6 +409,7 @@ export function benchShapes(): BenchShape[] {
     expertShape('small', S.D, S.F, S.E, S.K, 'default'),
     expertShape('kimi', K.D, K.F, 8, K.K, 'default'),
     expertShape('kimi', K.D, K.F, 16, K.K, 'full'),
+    expertPrefillShape('small', S.D, S.F, S.E, S.K, 8, 'default'), // a batched decode step of 8 streams
     expertPrefillShape('small', S.D, S.F, S.E, S.K, 64, 'default'),
     expertPrefillShape('kimi', K.D, K.F, 8, K.K, 16, 'full'),
     expertPrefillShape('kimi', K.D, K.F, 16, K.K, 64, 'full'),

@@ -6,12 +6,15 @@
  *                                              bench kernels, registered with the kernel registry on import: imported
  *                                              by tests and `webmoe bench` only, never by the library, so they stay
  *                                              out of its bundle)
- * Three directives, each on a line of its own:
+ * Four directives, each on a line of its own:
  *   // #include "NAME.wgsl"   replaced by shaders/include/NAME.wgsl (includes may include; each file once per kernel):
  *                             the helpers many kernels share (E4M3 / BF16 decoders) live once, like ggml's snippets.
  *   // #formats fp8 bf16 int4 a kernel family: one kernel per weight format, named STEM for fp8 and STEM_FMT for the
  *                             others; `// #include "format.wgsl"` splices shaders/include/format_FMT.wgsl, the
  *                             format's code loads, scale lookup and decode (the interface is in format_fp8.wgsl).
+ *   // #precisions f32 f16    the same for the precision the products are formed in: STEM for f32, STEM_f16;
+ *                             `// #include "precision.wgsl"` splices shaders/include/precision_PREC.wgsl (the
+ *                             interface is in precision_f32.wgsl). A file is a family of one kind at most.
  *   // #each A B: a1 b1; a2 b2   ...   // #end
  *                             the lines between are written once per `;`-separated tuple with $A, $B replaced (the
  *                             routed / shared copies of a dot product over two buffers: WGSL cannot pass a storage
@@ -27,27 +30,41 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const shaderDir = join(root, 'shaders');
 const includeDir = join(shaderDir, 'include');
 const INCLUDE = /^\/\/ #include "([a-z0-9_]+\.wgsl)"$/;
-const FORMATS = /^\/\/ #formats((?: [a-z0-9]+)+)$/;
+/** The kinds of kernel family: the directive, the include its instances splice and the instance named STEM. */
+const FAMILIES = [
+  { directive: /^\/\/ #formats((?: [a-z0-9]+)+)$/, include: 'format', plain: 'fp8' },
+  { directive: /^\/\/ #precisions((?: [a-z0-9]+)+)$/, include: 'precision', plain: 'f32' },
+] as const;
 const EACH = /^\/\/ #each ([A-Za-z0-9_ ]+):(.*)$/;
 const END = /^\/\/ #end$/;
 
-/** The kernel source with its `// #include` lines replaced (recursively; a file already spliced is skipped). */
-export function expandIncludes(file: string, src: string, format?: string, seen = new Set<string>()): string {
+/** A kernel family's instance: its kind's include (`format`, `precision`) and the variant (`fp8`, `f16`, ...). */
+export interface Variant {
+  include: string;
+  name: string;
+}
+
+/**
+ * The kernel source with its `// #include` lines replaced (recursively; a file already spliced is skipped);
+ * `// #include "format.wgsl"` / `"precision.wgsl"` become the variant's include.
+ */
+export function expandIncludes(file: string, src: string, variant?: Variant, seen = new Set<string>()): string {
   return src
     .split('\n')
     .map((line) => {
       const m = INCLUDE.exec(line.trim());
       if (!m) return line;
       let name = m[1]!;
-      if (name === 'format.wgsl') {
-        if (!format) throw new Error(`${file}: #include "format.wgsl" outside a kernel family (no // #formats line)`);
-        name = `format_${format}.wgsl`;
+      const kind = FAMILIES.find((f) => name === `${f.include}.wgsl`);
+      if (kind) {
+        if (variant?.include !== kind.include) throw new Error(`${file}: #include "${name}" outside a kernel family of that kind`);
+        name = `${kind.include}_${variant.name}.wgsl`;
       }
       if (seen.has(name)) return `// (${name}: spliced above)`;
       seen.add(name);
       const inc = join(includeDir, name);
       if (!existsSync(inc)) throw new Error(`${file}: #include of missing shaders/include/${name}`);
-      return expandIncludes(name, expandEach(name, readFileSync(inc, 'utf8').replace(/\n$/, '')), format, seen);
+      return expandIncludes(name, expandEach(name, readFileSync(inc, 'utf8').replace(/\n$/, '')), variant, seen);
     })
     .join('\n');
 }
@@ -81,13 +98,15 @@ export function expandEach(file: string, src: string): string {
   return out.join('\n');
 }
 
-/** The kernels of one .wgsl file: [name, source] per format of a family, else the file itself. */
+/** The kernels of one .wgsl file: [name, source] per variant of a family, else the file itself. */
 export function kernelsOf(file: string, src: string): Array<[string, string]> {
   const stem = file.replace(/\.wgsl$/, '');
-  const fm = src.split('\n').map((l) => FORMATS.exec(l.trim())).find((m) => m);
-  if (!fm) return [[stem, expandIncludes(file, expandEach(file, src))]];
-  const formats = fm[1]!.trim().split(' ');
-  return formats.map((f) => [f === 'fp8' ? stem : `${stem}_${f}`, expandIncludes(file, expandEach(file, src), f)]);
+  const lines = src.split('\n').map((l) => l.trim());
+  const found = FAMILIES.flatMap((f) => lines.map((l) => f.directive.exec(l)).filter((m) => m).map((m) => ({ f, names: m![1]!.trim().split(' ') })));
+  if (found.length > 1) throw new Error(`${file}: more than one family line (// #formats, // #precisions)`);
+  if (!found.length) return [[stem, expandIncludes(file, expandEach(file, src))]];
+  const { f, names } = found[0]!;
+  return names.map((n) => [n === f.plain ? stem : `${stem}_${n}`, expandIncludes(file, expandEach(file, src), { include: f.include, name: n })]);
 }
 
 function module(dirs: string[], exportName: string, comment: string, register = false): string {

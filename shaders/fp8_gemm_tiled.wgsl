@@ -23,7 +23,7 @@
 //   1  scale   array<f32>  [⌈R/128⌉, scaleCols]      block scales of the whole tensor (R = all rows)
 //   2  x       array<f32>  [T, xStride] at xOffset   inputs (cols used per token)
 //   3  y       array<f32>  [T, yStride] at yOffset   outputs; chunk row r is column rowStart + r
-//   4  params  uniform     Params (as fp8_gemm.wgsl)
+//   4  params  uniform     Params (include/linear.wgsl; stride a multiple of 4)
 // Workgroup: WG invocations (override) along rows, RT consecutive rows each (override, 1..8), TT = 4·TQ tokens
 // each (override TQ, 1..4), all sharing the workgroup's tokens. Dispatch: (⌈rows / (WG·RT)⌉, ⌈T / TT⌉).
 // CPU counterpart: src/model/reference.ts linear on dequantizeFp8Block(W) (src/format/fp8.ts).
@@ -34,20 +34,7 @@ override TQ: u32 = 2u;         // token quads per invocation, 1..4 (TT = 4·TQ t
 override F16BITS: bool = true; // decode via unpack2x16float (true) or the f32 bit trick (false)
 const KC: u32 = 128u;          // columns per stage: one scale block
 
-struct Params {
-  rows: u32,       // rows of this chunk
-  cols: u32,       // in elements
-  stride: u32,     // words per weight row (a multiple of 4, >= ⌈cols / 4⌉)
-  rowStart: u32,   // global row index of chunk row 0
-  xOffset: u32,    // in elements
-  yOffset: u32,    // in elements
-  scaleCols: u32,  // ⌈cols / 128⌉
-  accumulate: u32, // 1: y += W·x, 0: y = W·x
-  T: u32,          // tokens
-  xStride: u32,    // elements between consecutive tokens of x
-  yStride: u32,    // elements between consecutive tokens of y
-  _pad: u32,
-}
+// #include "linear.wgsl"
 
 @group(0) @binding(0) var<storage, read> w: array<vec4<u32>>;
 @group(0) @binding(1) var<storage, read> scale: array<f32>;
@@ -157,31 +144,11 @@ fn word(acc: ptr<function, Acc>, wv: ptr<function, Wq>, c: u32) {
   }
 }
 
-fn store(t: u32, r: u32, v: f32) {
-  let o = params.yOffset + t * params.yStride + params.rowStart + r;
-  if (params.accumulate != 0u) {
-    y[o] += v;
-  } else {
-    y[o] = v;
-  }
-}
-
-// the valid tokens t .. t+3 of row r
-fn store4(t: u32, r: u32, v: vec4<f32>) {
-  if (r >= params.rows || t >= params.T) {
-    return;
-  }
-  store(t, r, v.x);
-  if (t + 1u < params.T) { store(t + 1u, r, v.y); }
-  if (t + 2u < params.T) { store(t + 2u, r, v.z); }
-  if (t + 3u < params.T) { store(t + 3u, r, v.w); }
-}
-
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
         @builtin(workgroup_id) wid: vec3<u32>) {
   // no early return (barriers below): rows past the end recompute the last row, token slots past T hold the last
-  // token; neither is written (store4)
+  // token; neither is written (store4, include/linear.wgsl)
   let r0 = gid.x * RT;
   let t0 = wid.y * TQ * 4u;
   let lastR = params.rows - 1u;

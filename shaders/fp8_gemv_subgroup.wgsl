@@ -6,9 +6,9 @@
 // subgroup size. Same result as fp8_gemv.wgsl up to summation order; selected only where `subgroups` exists
 // and the adapter is not a CPU one (there the barrier-free fp8_gemv is faster, see docs/architecture.md).
 //
-// Bindings (group 0): as fp8_gemv.wgsl
+// Bindings (group 0): as fp8_gemv.wgsl (include/linear_io.wgsl)
 //   0  w array<u32> [rows, stride]   1  scale array<f32> [⌈R/128⌉, scaleCols]   2  x array<f32>
-//   3  y array<f32>                  4  params uniform Params
+//   3  y array<f32>                  4  params uniform Params (include/linear.wgsl; T, xStride, yStride unused)
 // Workgroup: WG threads (override, default 64; a multiple of the subgroup size), ROWS = 4 rows.
 // Dispatch: ⌈rows / ROWS⌉ workgroups.
 // CPU counterpart: src/model/reference.ts matVec on dequantizeFp8Block(W).
@@ -17,22 +17,7 @@ enable subgroups;
 override WG: u32 = 64u;
 const ROWS: u32 = 4u;
 
-struct Params {
-  rows: u32,
-  cols: u32,
-  stride: u32,
-  rowStart: u32,
-  xOffset: u32,
-  yOffset: u32,
-  scaleCols: u32,
-  accumulate: u32,
-}
-
-@group(0) @binding(0) var<storage, read> w: array<u32>;
-@group(0) @binding(1) var<storage, read> scale: array<f32>;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
-@group(0) @binding(4) var<uniform> params: Params;
+// #include "linear_io.wgsl"
 
 var<workgroup> red: array<f32, ROWS * WG>; // [ROWS, subgroups] (at most WG subgroups)
 
@@ -85,11 +70,6 @@ fn main(
     for (var s = 0u; s < WG / sgSize; s++) {
       sum += red[lid * WG + s];
     }
-    let o = params.yOffset + params.rowStart + r0 + lid;
-    if (params.accumulate != 0u) {
-      y[o] += sum;
-    } else {
-      y[o] = sum;
-    }
+    put(params.yOffset + params.rowStart + r0 + lid, sum);
   }
 }

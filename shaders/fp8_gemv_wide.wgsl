@@ -29,7 +29,7 @@
 //   1  scale   array<f32>  FP8 [⌈R/128⌉, scaleCols], INT4 [R, scaleCols], BF16 any 16 bytes (R = all rows)
 //   2  xin     array<f32>  [T, xStride] at xOffset   input rows (cols used per token)
 //   3  y       array<f32>  [T, yStride] at yOffset   output rows; chunk row r is column rowStart + r
-//   4  params  uniform     Params
+//   4  params  uniform     Params (include/linear.wgsl; T unused: grid y is the token)
 // Workgroup: WG threads (override, default 64), RPT consecutive rows per thread, no barriers.
 // Dispatch: (⌈rows / (WG · RPT)⌉, T).
 // CPU counterpart: src/model/reference.ts matVec on the dequantised weight: dequantizeFp8Block (src/format/fp8.ts),
@@ -39,20 +39,7 @@
 override WG: u32 = 64u;
 override RPT: u32 = 4u;        // rows per invocation, 1..8
 
-struct Params {
-  rows: u32,       // rows of this chunk
-  cols: u32,       // columns (input width), in elements
-  stride: u32,     // words per weight row (a multiple of 4)
-  rowStart: u32,   // global row index of chunk row 0
-  xOffset: u32,    // in elements
-  yOffset: u32,    // in elements
-  scaleCols: u32,  // scales per scale row: FP8 ⌈cols / 128⌉, INT4 ⌈cols / 32⌉, BF16 0
-  accumulate: u32, // 1: y += W·x, 0: y = W·x
-  xStride: u32,    // elements between consecutive tokens of x (T > 1)
-  yStride: u32,    // elements between consecutive tokens of y (T > 1)
-  _pad0: u32,
-  _pad1: u32,
-}
+// #include "linear.wgsl"
 
 @group(0) @binding(0) var<storage, read> w: array<CW>;
 @group(0) @binding(1) var<storage, read> scale: array<f32>;
@@ -63,12 +50,17 @@ struct Params {
 // #include "format.wgsl"
 // #include "wide_rows.wgsl"
 
-fn store(o: u32, v: f32) {
-  if (params.accumulate != 0u) {
-    y[o] += v;
-  } else {
-    y[o] = v;
-  }
+// chunk k of the RPT rows (chunk offsets bl: rows 0-3, bh: rows 4-7) against one chunk of x, into the partial
+// dots pl (rows 0-3) and ph (rows 4-7)
+fn step(bl: vec4<u32>, bh: vec4<u32>, k: u32, xc: XC, pl: ptr<function, vec4<f32>>, ph: ptr<function, vec4<f32>>) {
+  (*pl).x += cdot(w[bl.x + k], xc);
+  if (RPT > 1u) { (*pl).y += cdot(w[bl.y + k], xc); }
+  if (RPT > 2u) { (*pl).z += cdot(w[bl.z + k], xc); }
+  if (RPT > 3u) { (*pl).w += cdot(w[bl.w + k], xc); }
+  if (RPT > 4u) { (*ph).x += cdot(w[bh.x + k], xc); }
+  if (RPT > 5u) { (*ph).y += cdot(w[bh.y + k], xc); }
+  if (RPT > 6u) { (*ph).z += cdot(w[bh.z + k], xc); }
+  if (RPT > 7u) { (*ph).w += cdot(w[bh.w + k], xc); }
 }
 
 @compute @workgroup_size(WG)
@@ -83,14 +75,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
   // rows past the end recompute the last row and are not written
   let last = params.rows - 1u;
   let sv = params.stride / CWORDS; // chunks per row
-  let b0 = r0 * sv;
-  let b1 = min(r0 + 1u, last) * sv;
-  let b2 = min(r0 + 2u, last) * sv;
-  let b3 = min(r0 + 3u, last) * sv;
-  let b4 = min(r0 + 4u, last) * sv;
-  let b5 = min(r0 + 5u, last) * sv;
-  let b6 = min(r0 + 6u, last) * sv;
-  let b7 = min(r0 + 7u, last) * sv;
+  let bl = vec4<u32>(r0, min(r0 + 1u, last), min(r0 + 2u, last), min(r0 + 3u, last)) * sv;
+  let bh = vec4<u32>(min(r0 + 4u, last), min(r0 + 5u, last), min(r0 + 6u, last), min(r0 + 7u, last)) * sv;
   let g = params.rowStart;
   let sc = params.scaleCols;
   let s0 = srow(g + r0, sc);
@@ -103,76 +89,41 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
   let s7 = srow(g + min(r0 + 7u, last), sc);
   let mul = cmul();
   let ch = chunks(params.cols); // (chunks whose columns all exist, all chunks, chunks per scale block)
-  var a0 = 0.0;
-  var a1 = 0.0;
-  var a2 = 0.0;
-  var a3 = 0.0;
-  var a4 = 0.0;
-  var a5 = 0.0;
-  var a6 = 0.0;
-  var a7 = 0.0;
+  var al = vec4<f32>(0.0); // rows 0-3
+  var ah = vec4<f32>(0.0); // rows 4-7
   for (var k0 = 0u; k0 < ch.y; k0 += ch.z) {
     let kend = min(k0 + ch.z, ch.x);
-    var p0 = 0.0;
-    var p1 = 0.0;
-    var p2 = 0.0;
-    var p3 = 0.0;
-    var p4 = 0.0;
-    var p5 = 0.0;
-    var p6 = 0.0;
-    var p7 = 0.0;
+    var pl = vec4<f32>(0.0);
+    var ph = vec4<f32>(0.0);
     for (var k = k0; k < kend; k++) {
-      let xc = xc_full(xo + CCOLS * k);
-      p0 += cdot(w[b0 + k], xc);
-      if (RPT > 1u) { p1 += cdot(w[b1 + k], xc); }
-      if (RPT > 2u) { p2 += cdot(w[b2 + k], xc); }
-      if (RPT > 3u) { p3 += cdot(w[b3 + k], xc); }
-      if (RPT > 4u) { p4 += cdot(w[b4 + k], xc); }
-      if (RPT > 5u) { p5 += cdot(w[b5 + k], xc); }
-      if (RPT > 6u) { p6 += cdot(w[b6 + k], xc); }
-      if (RPT > 7u) { p7 += cdot(w[b7 + k], xc); }
+      step(bl, bh, k, xc_full(xo + CCOLS * k), &pl, &ph);
     }
     if (kend < min(k0 + ch.z, ch.y)) {
       // the last, partial chunk (always in the last block): padding codes are 0, x masked to 0 past cols
-      let k = ch.x;
-      let xc = xc_tail(xo, CCOLS * k, params.cols);
-      p0 += cdot(w[b0 + k], xc);
-      if (RPT > 1u) { p1 += cdot(w[b1 + k], xc); }
-      if (RPT > 2u) { p2 += cdot(w[b2 + k], xc); }
-      if (RPT > 3u) { p3 += cdot(w[b3 + k], xc); }
-      if (RPT > 4u) { p4 += cdot(w[b4 + k], xc); }
-      if (RPT > 5u) { p5 += cdot(w[b5 + k], xc); }
-      if (RPT > 6u) { p6 += cdot(w[b6 + k], xc); }
-      if (RPT > 7u) { p7 += cdot(w[b7 + k], xc); }
+      step(bl, bh, ch.x, xc_tail(xo, CCOLS * ch.x, params.cols), &pl, &ph);
     }
     if (HAS_SCALES) {
       let kb = k0 / ch.z;
-      a0 += p0 * (scale[s0 + kb] * mul);
-      if (RPT > 1u) { a1 += p1 * (scale[s1 + kb] * mul); }
-      if (RPT > 2u) { a2 += p2 * (scale[s2 + kb] * mul); }
-      if (RPT > 3u) { a3 += p3 * (scale[s3 + kb] * mul); }
-      if (RPT > 4u) { a4 += p4 * (scale[s4 + kb] * mul); }
-      if (RPT > 5u) { a5 += p5 * (scale[s5 + kb] * mul); }
-      if (RPT > 6u) { a6 += p6 * (scale[s6 + kb] * mul); }
-      if (RPT > 7u) { a7 += p7 * (scale[s7 + kb] * mul); }
+      al.x += pl.x * (scale[s0 + kb] * mul);
+      if (RPT > 1u) { al.y += pl.y * (scale[s1 + kb] * mul); }
+      if (RPT > 2u) { al.z += pl.z * (scale[s2 + kb] * mul); }
+      if (RPT > 3u) { al.w += pl.w * (scale[s3 + kb] * mul); }
+      if (RPT > 4u) { ah.x += ph.x * (scale[s4 + kb] * mul); }
+      if (RPT > 5u) { ah.y += ph.y * (scale[s5 + kb] * mul); }
+      if (RPT > 6u) { ah.z += ph.z * (scale[s6 + kb] * mul); }
+      if (RPT > 7u) { ah.w += ph.w * (scale[s7 + kb] * mul); }
     } else {
-      a0 += p0;
-      a1 += p1;
-      a2 += p2;
-      a3 += p3;
-      a4 += p4;
-      a5 += p5;
-      a6 += p6;
-      a7 += p7;
+      al += pl;
+      ah += ph;
     }
   }
   let o = params.yOffset + t * params.yStride + g + r0;
-  store(o, a0);
-  if (RPT > 1u && r0 + 1u < params.rows) { store(o + 1u, a1); }
-  if (RPT > 2u && r0 + 2u < params.rows) { store(o + 2u, a2); }
-  if (RPT > 3u && r0 + 3u < params.rows) { store(o + 3u, a3); }
-  if (RPT > 4u && r0 + 4u < params.rows) { store(o + 4u, a4); }
-  if (RPT > 5u && r0 + 5u < params.rows) { store(o + 5u, a5); }
-  if (RPT > 6u && r0 + 6u < params.rows) { store(o + 6u, a6); }
-  if (RPT > 7u && r0 + 7u < params.rows) { store(o + 7u, a7); }
+  put(o, al.x);
+  if (RPT > 1u && r0 + 1u < params.rows) { put(o + 1u, al.y); }
+  if (RPT > 2u && r0 + 2u < params.rows) { put(o + 2u, al.z); }
+  if (RPT > 3u && r0 + 3u < params.rows) { put(o + 3u, al.w); }
+  if (RPT > 4u && r0 + 4u < params.rows) { put(o + 4u, ah.x); }
+  if (RPT > 5u && r0 + 5u < params.rows) { put(o + 5u, ah.y); }
+  if (RPT > 6u && r0 + 6u < params.rows) { put(o + 6u, ah.z); }
+  if (RPT > 7u && r0 + 7u < params.rows) { put(o + 7u, ah.w); }
 }

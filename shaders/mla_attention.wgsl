@@ -15,7 +15,7 @@
 //   2  cachePe array<f32>  k_pe_j[i] at j·peStride + peOffset + i (may alias cacheC: both read-only)
 //   3  outO    array<f32>  no split: ō [T·H, R]; split: partial o [splits, T·H, R]
 //   4  outML   array<f32>  split: [splits, T·H, 2] (m, l); no split: unused (any 16-byte buffer)
-//   5  params  uniform     Params
+//   5  params  uniform     Params (include/mla_attention_io.wgsl)
 // Workgroup: WG threads (override, default 64); BM rows and BN cache rows per tile (parameters) within the
 // array capacities TILE ≥ BN·L, SC ≥ BM·BN, ROWS ≥ BM (overrides). Thread i accumulates latent dims i, i+WG, ... (rpt = ⌈R/WG⌉) of all
 // BM rows: BM·rpt ≤ 64 private floats. Dispatch: (⌈T·H / BM⌉, splits).
@@ -31,31 +31,7 @@ override ROWS: u32 = 8u;   // ≥ BM
 const MAX_ACC: u32 = 64u;
 const NEG: f32 = -3.0e38; // "-inf" of the running max; exp(NEG - m) == 0 for every finite m
 
-struct Params {
-  T: u32,         // query tokens
-  H: u32,         // heads
-  R: u32,         // kv_lora_rank
-  Dr: u32,        // qk_rope_head_dim
-  p0: u32,        // position of query token 0
-  cStride: u32,   // elements between cache rows of ĉ
-  peStride: u32,  // elements between cache rows of k_pe
-  peOffset: u32,  // element offset of k_pe within its row
-  scale: f32,     // softmax_scale
-  chunk: u32,     // keys per split
-  split: u32,     // 1: write partials
-  rpt: u32,       // ⌈R / WG⌉
-  BM: u32,        // rows per workgroup
-  BN: u32,        // cache rows per tile
-  _pad0: u32,
-  _pad1: u32,
-}
-
-@group(0) @binding(0) var<storage, read> qLat: array<f32>;
-@group(0) @binding(1) var<storage, read> cacheC: array<f32>;
-@group(0) @binding(2) var<storage, read> cachePe: array<f32>;
-@group(0) @binding(3) var<storage, read_write> outO: array<f32>;
-@group(0) @binding(4) var<storage, read_write> outML: array<f32>;
-@group(0) @binding(5) var<uniform> p: Params;
+// #include "mla_attention_io.wgsl"
 
 var<workgroup> kt: array<f32, TILE>;   // [BN, L] cache tile
 var<workgroup> sc: array<f32, SC>;     // [BM, BN] scores, then probabilities

@@ -16,7 +16,7 @@
 //   2  cachePe array<f32>  k_pe_j[i] at j·peStride + peOffset + i
 //   3  outO    array<f32>  no split: ō [T·H, R]; split: partial o [splits, T·H, R]
 //   4  outML   array<f32>  split: [splits, T·H, 2] (m, l); no split: unused
-//   5  params  uniform     Params (as mla_attention.wgsl; rpt, BM, BN unused)
+//   5  params  uniform     Params (include/mla_attention_io.wgsl; rpt, BM, BN unused)
 // Workgroup: WG invocations (override, default 16), one row each. Dispatch: (⌈T·H / WG⌉, splits).
 // L ≤ 640, R ≤ 512.
 // CPU counterpart: model/reference.ts attentionAbsorbed (up to the W_UV product).
@@ -29,31 +29,7 @@ const MAX_L: u32 = 640u;
 const MAX_R: u32 = 512u;
 const NEG: f32 = -3.0e38;
 
-struct Params {
-  T: u32,
-  H: u32,
-  R: u32,
-  Dr: u32,
-  p0: u32,
-  cStride: u32,
-  peStride: u32,
-  peOffset: u32,
-  scale: f32,
-  chunk: u32,
-  split: u32,
-  rpt: u32,
-  BM: u32,
-  BN: u32,
-  _pad0: u32,
-  _pad1: u32,
-}
-
-@group(0) @binding(0) var<storage, read> qLat: array<f32>;
-@group(0) @binding(1) var<storage, read> cacheC: array<f32>;
-@group(0) @binding(2) var<storage, read> cachePe: array<f32>;
-@group(0) @binding(3) var<storage, read_write> outO: array<f32>;
-@group(0) @binding(4) var<storage, read_write> outML: array<f32>;
-@group(0) @binding(5) var<uniform> p: Params;
+// #include "mla_attention_io.wgsl"
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {

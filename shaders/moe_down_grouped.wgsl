@@ -15,34 +15,11 @@
 //   4  shCodes   array<u32>  [D, rsFs] shared expert down_proj (any 16 bytes when Fs = 0)
 //   5  shScales  array<f32>  [smat(D, scFs)]
 //   6  y         array<f32>  [T, Ks, D] written (rows of this block's pairs)
-//   7  params    uniform     Params
+//   7  params    uniform     Params (include/grouped.wgsl, one layout for both grouped kernels)
 // Workgroup: WG = 64 threads (one row each), BM = 16 pairs. Dispatch: indirect (blocks, ⌈D / 64⌉, 1)
 // written by moe_align.wgsl.
 // CPU counterpart: model/reference.ts moe (down_proj of each selected expert).
 // #formats fp8 bf16 int4
-
-const WG: u32 = 64u;
-const BM: u32 = 16u;
-const SENTINEL: u32 = 0xFFFFFFFFu;
-
-struct Params {
-  T: u32,
-  D: u32,
-  K: u32,
-  F: u32,
-  Fs: u32,
-  Fmax: u32,
-  e0: u32,
-  e1: u32,
-  doShared: u32,
-  rsF: u32,     // words per routed down row (cols = F)
-  rsFs: u32,    // words per shared down row (cols = Fs)
-  Ks: u32,
-  E: u32,
-  pb: u32,
-  scF: u32,     // scale columns per scale row of routed down (FP8 ⌈F / 128⌉, INT4 ⌈F / 32⌉, BF16 0)
-  scFs: u32,    // the same for the shared down
-}
 
 @group(0) @binding(0) var<storage, read> xin: array<f32>;
 @group(0) @binding(1) var<storage, read> plan: array<u32>;
@@ -54,13 +31,9 @@ struct Params {
 @group(0) @binding(7) var<uniform> p: Params;
 
 // #include "format.wgsl"
+// #include "grouped.wgsl"
 
-// #each SUF W S: routed codes scales; shared shCodes shScales
-fn scale_$SUF(i: u32) -> f32 {
-  if (HAS_SCALES) { return $S[i]; }
-  return 1.0;
-}
-
+// #each SUF W: routed codes; shared shCodes
 // dots of one weight row with 4 (or 1) h rows at offsets o; the buffer choice stays outside the word loop
 // (SwiftShader ran 2x slower with the routed/shared branch inside it)
 fn rows4_$SUF(row: u32, sr: u32, o: vec4<u32>, n: u32) -> vec4<f32> {
@@ -90,22 +63,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   _ = &shScales;
   let b = wid.x;
   let e = plan[b];
+  if (!runs(e)) { return; }
   let isShared = e == p.E;
-  if (isShared) {
-    if (p.doShared == 0u) { return; }
-  } else if (e < p.e0 || e >= p.e1) {
-    return;
-  }
   let d = wid.y * WG + lid;
   if (d >= p.D) { return; }
   let Fe = select(p.F, p.Fs, isShared);
   let rs = select(p.rsF, p.rsFs, isShared);
   let sc = select(p.scF, p.scFs, isShared);
 
-  // valid pairs are a prefix of the block (see moe_gateup_grouped.wgsl)
   let pb = p.pb + b * BM;
-  var n = 0u;
-  for (var i = 0u; i < BM; i++) { if (plan[pb + i] != SENTINEL) { n = i + 1u; } }
+  let n = pairs(pb);
   var m = 0u;
   if (!isShared) { m = e - p.e0; }
   let row = m * p.D * rs + d * rs;                 // matrix m, row d

@@ -17,59 +17,26 @@
 //   5  shCodes   array<u32>  stack [2, Fs, rsD] shared expert (any 16 bytes when Fs = 0)
 //   6  shScales  array<f32>  stack [2, smat(Fs, scD)]
 //   7  h         array<f32>  [T, Ks, Fmax] written (rows of this block's pairs)
-//   8  params    uniform     Params
+//   8  params    uniform     Params (include/grouped.wgsl, one layout for both grouped kernels)
 // Workgroup: WG = 64 threads (one row each), BM = 16 pairs. Dispatch: indirect (blocks, ⌈Fmax / 64⌉, 1)
 // written by moe_align.wgsl; blocks of experts outside the shard [e0, e1) (or the shared expert when
 // doShared = 0) and rows past the expert's width exit at once.
 // CPU counterpart: model/reference.ts moe (silu(gate·x) ⊙ up·x, × the combine weight).
 // #formats fp8 bf16 int4
 
-const WG: u32 = 64u;
-const BM: u32 = 16u;
-const SENTINEL: u32 = 0xFFFFFFFFu;
-
-struct Params {
-  T: u32,
-  D: u32,
-  K: u32,
-  F: u32,
-  Fs: u32,
-  Fmax: u32,
-  e0: u32,
-  e1: u32,
-  doShared: u32,
-  rsD: u32,
-  scD: u32,       // scale columns per scale row (FP8 ⌈D / 128⌉, INT4 ⌈D / 32⌉, BF16 0)
-  Ks: u32,
-  E: u32,         // the shared expert's id in plan
-  pb: u32,        // offset of the pair ids in plan
-  _pad0: u32,
-  _pad1: u32,
-}
-
 @group(0) @binding(0) var<storage, read> xin: array<f32>;
 @group(0) @binding(1) var<storage, read> plan: array<u32>;
-@group(0) @binding(2) var<storage, read> wts: array<f32>;
-@group(0) @binding(3) var<storage, read> codes: array<u32>;
-@group(0) @binding(4) var<storage, read> scales: array<f32>;
-@group(0) @binding(5) var<storage, read> shCodes: array<u32>;
-@group(0) @binding(6) var<storage, read> shScales: array<f32>;
-@group(0) @binding(7) var<storage, read_write> h: array<f32>;
-@group(0) @binding(8) var<uniform> p: Params;
+// #include "gateup_bindings.wgsl"
 
 // #include "format.wgsl"
+// #include "grouped.wgsl"
 
 struct GU4 {
   g: vec4<f32>,
   u: vec4<f32>,
 }
 
-// #each SUF W S: routed codes scales; shared shCodes shScales
-fn scale_$SUF(i: u32) -> f32 {
-  if (HAS_SCALES) { return $S[i]; }
-  return 1.0;
-}
-
+// #each SUF W: routed codes; shared shCodes
 // gate and up dots of one weight row pair with 4 x rows (offsets o); the buffer choice stays outside the word
 // loop (SwiftShader ran 2x slower with the routed/shared branch inside it)
 fn rows4_$SUF(gRow: u32, uRow: u32, gS: u32, uS: u32, o: vec4<u32>) -> GU4 {
@@ -118,22 +85,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   _ = &shScales;
   let b = wid.x;
   let e = plan[b];
+  if (!runs(e)) { return; }
   let isShared = e == p.E;
-  if (isShared) {
-    if (p.doShared == 0u) { return; }
-  } else if (e < p.e0 || e >= p.e1) {
-    return;
-  }
   let Fe = select(p.F, p.Fs, isShared);
   let f = wid.y * WG + lid;
   if (f >= Fe) { return; }
 
-  // the block's valid pairs are a prefix of its BM rows (moe_align scatters each expert's pairs from the start
-  // of its segment); a sparse block (Kimi K2 prefill: ~5 tokens per expert per 256-token chunk) does not pay
-  // for 16 rows
   let pb = p.pb + b * BM;
-  var n = 0u;
-  for (var i = 0u; i < BM; i++) { if (plan[pb + i] != SENTINEL) { n = i + 1u; } }
+  let n = pairs(pb);
   let mw = Fe * p.rsD;           // words per matrix
   let ms = smat(Fe, p.scD);      // scales per matrix
   var m = 0u;

@@ -8,7 +8,7 @@
 // weights/s from this kernel, at 1 byte per weight, is the GB/s an FP8 GEMV could reach if its loads were free:
 // on CPU adapters (no fp8 hardware) it is usually far below the streaming-read bandwidth.
 //
-// Bindings (group 0):
+// Bindings (group 0), include/bench_lcg.wgsl:
 //   0  sink    array<f32>  [threads]   written: one value per invocation, so no decode is dead code
 //   1  params  uniform     { iters: u32 (loop trips), seed: u32 }
 // Workgroup: WG invocations (override). Dispatch: any grid along x; weights = 16 * iters * WG * num_workgroups.x.
@@ -17,50 +17,34 @@
 override WG: u32 = 64u;
 override F16BITS: bool = true; // engine decode (true) or the f32 bit trick (false)
 
-struct Params {
-  iters: u32, // loop trips
-  seed: u32,  // keeps the codes unknown to the compiler
-  _pad0: u32,
-  _pad1: u32,
-}
-
-@group(0) @binding(0) var<storage, read_write> sink: array<f32>;
-@group(0) @binding(1) var<uniform> params: Params;
+// #include "bench_lcg.wgsl"
 
 // #include "e4m3.wgsl"
+// #include "decode4.wgsl"
 
-// Σ_j code_j(q) · xv[j] over the 4 codes of q (F16BITS: / 256), exactly as fp8_gemv_wide.wgsl dot4
+// Σ_j code_j(q) · xv[j] over the 4 codes of q (F16BITS: / 256), exactly as format_fp8.wgsl dot4
 fn dot4(q: u32, xv: vec4<f32>) -> f32 {
   if (F16BITS) {
     let ev = unpack2x16float(((q << 7u) & 0x3F803F80u) | ((q << 8u) & 0x80008000u)); // codes 0, 2
     let od = unpack2x16float(((q >> 1u) & 0x3F803F80u) | (q & 0x80008000u));        // codes 1, 3
     return dot(ev, xv.xz) + dot(od, xv.yw);
   }
-  return dot(vec4<f32>(e4m3(q), e4m3(q >> 8u), e4m3(q >> 16u), e4m3(q >> 24u)), xv);
+  return dot(decode4(q), xv);
 }
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  var w0 = params.seed ^ (gid.x * 2654435761u);
-  var w1 = w0 ^ 0x9e3779b9u;
-  var w2 = w0 ^ 0x7f4a7c15u;
-  var w3 = w0 ^ 0x94d049bbu;
+  var w = lcg_start(gid.x);
   // clear bit 6 of every code (exponent <= 7): values stay small, never NaN codes
   let mask = 0xbfbfbfbfu;
   let x = vec4<f32>(0.5, -0.25, 0.125, 1.0) * (1.0 + f32(gid.x & 7u) * 0.01);
-  var a0 = 0.0;
-  var a1 = 0.0;
-  var a2 = 0.0;
-  var a3 = 0.0;
+  var a = vec4<f32>(0.0); // one chain per stream
   for (var i = 0u; i < params.iters; i++) {
-    w0 = w0 * 1664525u + 1013904223u;
-    w1 = w1 * 1664525u + 1013904223u;
-    w2 = w2 * 1664525u + 1013904223u;
-    w3 = w3 * 1664525u + 1013904223u;
-    a0 += dot4(w0 & mask, x);
-    a1 += dot4(w1 & mask, x);
-    a2 += dot4(w2 & mask, x);
-    a3 += dot4(w3 & mask, x);
+    w = lcg_next(w);
+    a.x += dot4(w.x & mask, x);
+    a.y += dot4(w.y & mask, x);
+    a.z += dot4(w.z & mask, x);
+    a.w += dot4(w.w & mask, x);
   }
-  sink[gid.x] = (a0 + a1) + (a2 + a3);
+  sink[gid.x] = (a.x + a.y) + (a.z + a.w);
 }

@@ -6,7 +6,7 @@
 // weights/s from this kernel, at half a byte per weight, is the GB/s of packed INT4 an INT4 GEMV could reach if
 // its loads were free.
 //
-// Bindings (group 0):
+// Bindings (group 0), include/bench_lcg.wgsl:
 //   0  sink    array<f32>  [threads]   written: one value per invocation, so no decode is dead code
 //   1  params  uniform     { iters: u32 (loop trips), seed: u32 }
 // Workgroup: WG invocations (override). Dispatch: any grid along x; weights = 32 * iters * WG * num_workgroups.x.
@@ -14,39 +14,21 @@
 
 override WG: u32 = 64u;
 
-struct Params {
-  iters: u32, // loop trips
-  seed: u32,  // keeps the codes unknown to the compiler
-  _pad0: u32,
-  _pad1: u32,
-}
-
-@group(0) @binding(0) var<storage, read_write> sink: array<f32>;
-@group(0) @binding(1) var<uniform> params: Params;
-
+// #include "bench_lcg.wgsl"
 // #include "int4x8.wgsl"
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  var w0 = params.seed ^ (gid.x * 2654435761u);
-  var w1 = w0 ^ 0x9e3779b9u;
-  var w2 = w0 ^ 0x7f4a7c15u;
-  var w3 = w0 ^ 0x94d049bbu;
+  var w = lcg_start(gid.x);
   let lo = vec4<f32>(0.5, -0.25, 0.125, 1.0) * (1.0 + f32(gid.x & 7u) * 0.01);
   let hi = lo.wzyx;
-  var a0 = 0.0;
-  var a1 = 0.0;
-  var a2 = 0.0;
-  var a3 = 0.0;
+  var a = vec4<f32>(0.0); // one chain per stream
   for (var i = 0u; i < params.iters; i++) {
-    w0 = w0 * 1664525u + 1013904223u;
-    w1 = w1 * 1664525u + 1013904223u;
-    w2 = w2 * 1664525u + 1013904223u;
-    w3 = w3 * 1664525u + 1013904223u;
-    a0 += udot8(w0, lo, hi);
-    a1 += udot8(w1, hi, lo);
-    a2 += udot8(w2, lo, hi);
-    a3 += udot8(w3, hi, lo);
+    w = lcg_next(w);
+    a.x += udot8(w.x, lo, hi);
+    a.y += udot8(w.y, hi, lo);
+    a.z += udot8(w.z, lo, hi);
+    a.w += udot8(w.w, hi, lo);
   }
-  sink[gid.x] = (a0 + a1) + (a2 + a3);
+  sink[gid.x] = (a.x + a.y) + (a.z + a.w);
 }

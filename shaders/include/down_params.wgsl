@@ -1,15 +1,7 @@
 // shaders/include/down_params.wgsl: the Params of the decode-path down kernels (moe_down_id, moe_down_id_wide,
 // moe_down_id_subgroup), one uniform layout for every format.
 struct Params {
-  T: u32,
-  D: u32,
-  K: u32,
-  F: u32,
-  Fs: u32,
-  Fmax: u32,
-  e0: u32,
-  e1: u32,
-  doShared: u32,
+// #include "expert_shape.wgsl"
   accumulate: u32,
   rsF: u32,       // words per routed down row (cols = F)
   rsFs: u32,      // words per shared down row (cols = Fs)

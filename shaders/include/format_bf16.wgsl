@@ -21,6 +21,7 @@ fn xq(xo: u32, c: u32, n: u32) -> WQ {
 fn qfma(a: WQ, w: WQ, x: WQ) -> WQ { return a + w * x; }
 fn qsum(a: WQ) -> f32 { return a.x + a.y; }
 fn qdot(w: WQ, x: WQ) -> f32 { return dot(w, x); }
+fn wvals(q: u32) -> WQ { return qvals(q); }
 
 // one 8-column chunk (a vec4<u32> of codes) and its x, in registers
 alias CW = vec4<u32>;

@@ -10,6 +10,7 @@
 //   qvals(q)       the word's values, exact, unscaled
 //   xq(xo, c, n)   the activations its columns c .. c + QCOLS - 1 multiply: xin[xo + c ..], 0 at or past n
 //   qfma(a, w, x)  a + w ⊙ x;   qsum(a) Σ a;   qdot(w, x) Σ w ⊙ x
+//   wvals(q)       the word's values for kernels that reuse them across tokens (moe_*_union), × cmul() exact
 //   CW, CWORDS, XC, xc_full(at), xc_tail(xo, c, n), cdot(q, x), CMUL
 //                  the same for one chunk CW of CWORDS words (the wide kernels' load): cdot(q, x) · CMUL is the
 //                  chunk's unscaled dot (CMUL folds a decoder's constant factor into the scale)
@@ -49,6 +50,16 @@ fn dot4(q: u32, xv: vec4<f32>) -> f32 {
     return dot(ev, xv.xz) + dot(od, xv.yw);
   }
   return dot(fp8x4(q), xv);
+}
+
+// the 4 codes of q for reuse (rowdot4.wgsl); F16BITS: the values / 256 (cmul() restores them)
+fn wvals(q: u32) -> WQ {
+  if (F16BITS) {
+    let ev = unpack2x16float(((q << 7u) & 0x3F803F80u) | ((q << 8u) & 0x80008000u)); // codes 0, 2
+    let od = unpack2x16float(((q >> 1u) & 0x3F803F80u) | (q & 0x80008000u));        // codes 1, 3
+    return vec4<f32>(ev.x, od.x, ev.y, od.y);
+  }
+  return fp8x4(q);
 }
 
 fn cdot(q: CW, x: XC) -> f32 {

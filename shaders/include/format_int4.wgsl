@@ -24,6 +24,7 @@ fn xq(xo: u32, c: u32, n: u32) -> WQ { return WQ(x4m(xo, c, n), x4m(xo, c + 4u, 
 fn qfma(a: WQ, w: WQ, x: WQ) -> WQ { return WQ(a[0] + w[0] * x[0], a[1] + w[1] * x[1]); }
 fn qsum(a: WQ) -> f32 { return dot(a[0] + a[1], vec4<f32>(1.0)); }
 fn qdot(w: WQ, x: WQ) -> f32 { return dot(w[0], x[0]) + dot(w[1], x[1]); }
+fn wvals(q: u32) -> WQ { return qvals(q); }
 
 // one 16-column chunk of x (2 words, half a scale group), in registers
 alias CW = vec2<u32>;

@@ -2,12 +2,9 @@
 // their format include. The dot of one weight row with an activation row, for the routed stack (codes, scales)
 // and the shared one (shCodes, shScales): Σ_c W[row, c] · xin[xo + c] for the row at word `base` whose scale row
 // starts at `sr`; one partial sum per scale block, times its scale.
-// #each SUF W S: routed codes scales; shared shCodes shScales
-fn scale_$SUF(i: u32) -> f32 {
-  if (HAS_SCALES) { return $S[i]; }
-  return 1.0;
-}
+// #include "expert_scales.wgsl"
 
+// #each SUF W: routed codes; shared shCodes
 fn dot_$SUF(base: u32, sr: u32, xo: u32, cols: u32) -> f32 {
   let words = (cols + QCOLS - 1u) / QCOLS;
   let bw = SCOLS / QCOLS; // words per scale block

@@ -25,18 +25,7 @@ struct Params {
   _pad2: u32,
 }
 
-@group(0) @binding(0) var<storage, read> w: array<u32>;
-@group(0) @binding(1) var<storage, read> scale: array<f32>;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
-@group(0) @binding(4) var<uniform> params: Params;
-
-// #include "e4m3.wgsl"
-
-// code of W[r, c]
-fn code(r: u32, c: u32) -> u32 {
-  return (w[r * params.stride + (c >> 2u)] >> ((c & 3u) * 8u)) & 0xFFu;
-}
+// #include "naive_linear.wgsl"
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {

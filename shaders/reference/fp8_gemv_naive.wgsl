@@ -23,19 +23,7 @@ struct Params {
   stride: u32,     // u32 words per weight row (>= ceil(cols / 4))
 }
 
-@group(0) @binding(0) var<storage, read> w: array<u32>;
-@group(0) @binding(1) var<storage, read> scale: array<f32>;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
-@group(0) @binding(4) var<uniform> params: Params;
-
-// E4M3FN -> f32, exact (docs/kernels.md §3.1 (A)): rebias the exponent 7 -> 127; subnormals (e == 0) as m * 2^-9.
-// #include "e4m3.wgsl"
-
-// code of W[r, c]
-fn code(r: u32, c: u32) -> u32 {
-  return (w[r * params.stride + (c >> 2u)] >> ((c & 3u) * 8u)) & 0xFFu;
-}
+// #include "naive_linear.wgsl"
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {

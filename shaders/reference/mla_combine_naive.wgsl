@@ -18,16 +18,7 @@
 
 override WG: u32 = 64u;
 
-struct Params {
-  heads: u32,  // H
-  tokens: u32, // S, in tokens
-  width: u32,  // W = R + Dr, in elements
-  rank: u32,   // R, in elements
-  scale: f32,  // softmax scale (Dq^-0.5 · mscale²)
-  _pad0: u32,
-  _pad1: u32,
-  _pad2: u32,
-}
+// #include "naive_mla.wgsl"
 
 @group(0) @binding(0) var<storage, read> cache: array<f32>;
 @group(0) @binding(1) var<storage, read> p: array<f32>;

@@ -25,16 +25,7 @@
 
 override WG: u32 = 64u;
 
-struct Params {
-  hidden: u32,     // D
-  inter: u32,      // F
-  topk: u32,       // K
-  first: u32,      // first expert id in this shard
-  count: u32,      // experts in this shard
-  stride_d: u32,   // words per gate/up row (>= ceil(D / 4))
-  stride_f: u32,   // words per down row (>= ceil(F / 4))
-  accumulate: u32, // down: 0 writes out, 1 adds to it
-}
+// #include "naive_experts.wgsl"
 
 @group(0) @binding(0) var<storage, read> ids: array<u32>;
 @group(0) @binding(1) var<storage, read> weights: array<f32>;
@@ -43,16 +34,6 @@ struct Params {
 @group(0) @binding(4) var<storage, read> h: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 @group(0) @binding(6) var<uniform> params: Params;
-
-// #include "e4m3.wgsl"
-
-fn byte_of(word: u32, c: u32) -> u32 {
-  return (word >> ((c & 3u) * 8u)) & 0xFFu;
-}
-
-fn in_shard(e: u32) -> bool {
-  return e >= params.first && e < params.first + params.count;
-}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {

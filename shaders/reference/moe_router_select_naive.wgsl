@@ -19,16 +19,7 @@
 
 override WG: u32 = 64u;
 
-struct Params {
-  tokens: u32,     // T
-  hidden: u32,     // D, in elements
-  experts: u32,    // E
-  topk: u32,       // K
-  groups: u32,     // G
-  topk_group: u32, // TG
-  norm: u32,       // norm_topk_prob (0 / 1)
-  scaling: f32,    // routed_scaling_factor
-}
+// #include "naive_router.wgsl"
 
 @group(0) @binding(0) var<storage, read> bias: array<f32>;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;

@@ -10,6 +10,7 @@
  *
  * Legend: B rows in a step (at most S = maxSequences), V vocab, H heads, Dq = Dn + Dr, Dv value head dim.
  */
+import type { KernelPlan } from '../gpu/plan.js';
 import { ContextOverflowError, DeviceError, InputError } from '../errors.js';
 import { createBuffer, UniformArena } from '../gpu/buffers.js';
 import type { GpuContext } from '../gpu/device.js';
@@ -88,6 +89,11 @@ export class BatchSession {
   private readonly own: GPUBuffer[] = [];
   private tail: Promise<unknown> = Promise.resolve();
   private disposed = false;
+
+  /** The kernel plan the steps run (src/gpu/plan.ts): batchLinear and moeBatch say how rows are batched. */
+  get plan(): KernelPlan {
+    return this.seqs[0]!.model.plan;
+  }
 
   constructor(readonly gpu: GpuContext, private readonly weights: GpuWeights, private readonly seqs: GpuSession[]) {
     const first = seqs[0]!;

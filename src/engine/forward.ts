@@ -238,9 +238,11 @@ export function* encodeChunkSteps(m: GpuModel, rec: Recorder, a: ChunkArgs): Gen
   const L = g.rank + g.rope;
   const fuse = taps === undefined; // residual adds fused into o_proj / down / MoE combine
   const batch = a.batch;
-  const forceGemm = batch !== undefined; // batch-invariant: one kernel for any number of rows
+  // a batch is batch-invariant: one kernel for any number of rows (the plan's: the decode GEMV per row, or a GEMM)
+  const perRow = batch !== undefined && m.plan.batchLinear === 'gemv-rows';
+  const forceGemm = batch !== undefined && !perRow;
   const lin = (wt: GpuLinear, x: GPUBuffer, y: GPUBuffer, accumulate = false, strides: { xStride?: number; yStride?: number } = {}) =>
-    linear(k, rec.pass, arena, { w: wt, x, y, tokens: T, accumulate, gemv: m.gemv, gemm: m.gemm, forceGemm, ...strides });
+    linear(k, rec.pass, arena, { w: wt, x, y, tokens: T, accumulate, gemv: m.gemv, gemm: m.gemm, forceGemm, perRow, ...strides });
   const segments: Segment[] = batch
     ? batch.caches.map((cache, t) => ({ cache, pos: batch.positions[t]!, t0: t, T: 1 }))
     : [{ cache: m.cache, pos: p0, t0: 0, T }];
@@ -310,9 +312,11 @@ export function* encodeChunkSteps(m: GpuModel, rec: Recorder, a: ChunkArgs): Gen
       });
       taps?.tap(tapNames.moeTopkIdx(i), s.ids!, T, mg.topK, 'u32');
       taps?.tap(tapNames.moeTopkWeight(i), s.weights!, T, mg.topK, 'f32');
-      // a batch always takes the by-id expert kernels: the grouped ones would make a row's sums depend on the others
+      // a batch always takes the decode path with the plan's batch variant (by expert) for any number of rows: the
+      // grouped kernels would make a row's sums depend on the others
       const decodeMax = batch ? T : m.moeDecodeMaxTokens;
-      const experts = { x: s.xn, weights: s.weights!, out, accumulate: fuse, tokens: T, scratch: s.moe!, variant: m.plan.moeDecode, wide: m.plan.moeWide };
+      const variant = batch ? m.plan.moeBatch : m.plan.moeDecode;
+      const experts = { x: s.xn, weights: s.weights!, out, accumulate: fuse, tokens: T, scratch: s.moe!, variant, wide: m.plan.moeWide };
       if (!m.offload) {
         moeExperts(k, rec.pass, arena, { ...experts, ids: s.ids!, geometry: mg, w: moe.experts }, decodeMax);
       } else {
@@ -353,7 +357,7 @@ export function* encodeChunkSteps(m: GpuModel, rec: Recorder, a: ChunkArgs): Gen
   if (a.logits === 'last') {
     linear(k, rec.pass, arena, { w: w.lmHead, x: s.z, xOffset: (rows - 1) * D, y: s.logits, tokens: 1 });
   } else {
-    linear(k, rec.pass, arena, { w: w.lmHead, x: s.z, y: s.logits, tokens: T, forceGemm });
+    linear(k, rec.pass, arena, { w: w.lmHead, x: s.z, y: s.logits, tokens: T, forceGemm, perRow });
   }
 }
 

@@ -115,7 +115,7 @@ function scratchBytes(c: ModelConfig, ctx: number, Tc: number): number {
     Tc * H * (Lat + R), // prefill attention scratch
     H * (Lat + R) + DECODE_SPLITS * H * (R + 2), // decode attention scratch
     moe ? Tc * Ks * Fmax : 0, // moe.hidden
-    moe && Tc > 4 ? Tc * Ks * D : 0, // moe.y (grouped path)
+    moe ? Tc * Ks * D : 0, // moe.y (grouped path, by-expert decode)
     ctx * c.qk_rope_head_dim, // RoPE cos/sin
     c.vocab_size + 8, // sampling
   ];

@@ -27,6 +27,10 @@ export interface KernelPlan {
   /** MoE decode-path kernels for FP8 experts (chooseMoeDecode) and the wide kernels' constants */
   moeDecode: MoeDecodeVariant;
   moeWide: MoeWideTuning;
+  /** MoE experts of a batched decode step (any number of rows, every format): chooseMoeBatch */
+  moeBatch: MoeDecodeVariant;
+  /** dense linears of a batched decode step: the decode GEMV per row, or a GEMM for any number of rows */
+  batchLinear: BatchLinear;
   /** mla_attention_rows (true) or the tiled kernel, for one-token decode and for prefill (preferRows) */
   attentionRows: { decode: boolean; prefill: boolean };
 }
@@ -47,6 +51,8 @@ export function planKernels(k: Kernels, shapes: { hidden?: number; rank?: number
     gemmTiled: gemmTiledTuning(k, 64),
     moeDecode: chooseMoeDecode(k, D),
     moeWide: moeWideTuning(k),
+    moeBatch: chooseMoeBatch(k, D),
+    batchLinear: chooseBatchLinear(chooseGemv(k, precision)),
     attentionRows: { decode: attentionVariant(k.gpu, 1, R, L) === 'rows', prefill: attentionVariant(k.gpu, 2, R, L) === 'rows' },
   };
 }
@@ -58,8 +64,10 @@ export function describePlan(p: KernelPlan): string[] {
     `adapter class: ${p.adapter}`,
     `dense decode GEMV (FP8): ${p.gemv} (chooseGemv: wide on CPU adapters, 1.5-2.5x the f32 GEMV; subgroup on GPUs)`,
     `  fp8_gemv_wide: FP8 ${w(p.gemvWide.fp8, true)}; BF16 ${w(p.gemvWide.bf16)}; INT4 ${w(p.gemvWide.int4)} (gemvWideTuning)`,
-    `prefill GEMM (FP8): fp8_gemm_tiled from ${p.gemmTiledFrom} tokens, rt ${p.gemmTiled.rt} x tq ${p.gemmTiled.tq}, wg ${p.gemmTiled.wg} (chooseGemm, gemmTiledTuning); batched decode rows keep fp8_gemm (batch invariance)`,
+    `prefill GEMM (FP8): fp8_gemm_tiled from ${p.gemmTiledFrom} tokens, rt ${p.gemmTiled.rt} x tq ${p.gemmTiled.tq}, wg ${p.gemmTiled.wg} (chooseGemm, gemmTiledTuning)`,
     `MoE experts by id: ${p.moeDecode}${p.moeDecode === 'wide' ? ` (rpt ${p.moeWide.rptGateUp}/${p.moeWide.rptDown}, wg ${p.moeWide.wg})` : ''} (chooseMoeDecode: wide on CPU adapters, 2.5-3.8x thread-per-row); grouped GEMMs above 4 tokens`,
+    `dense linears of a batched decode step: ${p.batchLinear} (chooseBatchLinear: one kernel for any number of rows)`,
+    `MoE experts of a batched decode step: ${p.moeBatch} (chooseMoeBatch: one variant for any number of rows)`,
     `MLA attention: decode ${p.attentionRows.decode ? 'rows' : 'tiled'}, prefill ${p.attentionRows.prefill ? 'rows' : 'tiled'} (preferRows)`,
   ];
 }
@@ -182,8 +190,40 @@ export function moeWideTuning(k: Kernels): MoeWideTuning {
   return { rptGateUp: 4, rptDown: 4, f16bits: true, wg: 64 };
 }
 
+/**
+ * The expert kernels of a batched decode step: one variant for every number of rows (batch invariance,
+ * docs/batching.md), so the choice never depends on the batch. The decode path's own choice (chooseMoeDecode:
+ * 'wide' on CPU adapters). Not 'union' (moe_*_union: each selected expert's rows read and decoded once per step
+ * for all rows that chose it): measured interleaved on lavapipe (bench row "moe_experts_prefill small ... x 8
+ * tokens", docs/batching.md), it ran 2.7-3.3x slower than the wide kernels per (token, slot) at 1 and 8 tokens,
+ * at toy and at Kimi widths: CPU adapters are bound by decode and activation loads per row, not by weight bytes,
+ * and the union kernel reuses an activation load over 2 rows where the wide one reuses it over 8.
+ */
+export function chooseMoeBatch(k: Kernels, hidden: number): MoeDecodeVariant {
+  return chooseMoeDecode(k, hidden);
+}
+
+/** How a batched decode step runs its dense linears: see chooseBatchLinear. */
+export type BatchLinear = 'gemv-rows' | 'gemm';
+
+/**
+ * The dense linears of a batched decode step, one kernel for any number of rows (batch invariance):
+ *   - 'gemv-rows' where the decode GEMV is the wide family (CPU adapters): each row runs the one-token decode GEMV
+ *     (grid y = row), so a batched row gets exactly a one-token decode's numbers. Measured on lavapipe (`small`,
+ *     per-dispatch profile of a step, docs/batching.md): the 15 FP8 linears of a 1-row step took 3.35 ms as
+ *     fp8_gemm and 0.99 ms as GEMVs; of an 8-row step 7.6 ms as fp8_gemm and 8.4 ms as GEMVs per row (the GEMV per
+ *     row decodes the weights once per row, which a CPU adapter pays either way: decode and loads bound it, not
+ *     bytes);
+ *   - 'gemm' (fp8_gemm / bf16_gemm, 4 rows per thread) elsewhere: on a GPU, weight bytes bound the step and a GEMM
+ *     reads them once for all rows.
+ */
+export function chooseBatchLinear(gemv: GemvVariant): BatchLinear {
+  return gemv === 'wide' ? 'gemv-rows' : 'gemm';
+}
+
 /** The decode kernels a format runs for a requested variant (only FP8 has the subgroup kernels). */
 export function decodeVariantFor(k: Kernels, format: ExpertFormat, hidden: number, asked?: MoeDecodeVariant): MoeDecodeVariant {
+  if (asked === 'union') return 'union'; // every format
   if (format === 'fp8') return asked ?? chooseMoeDecode(k, hidden);
   // BF16: the thread-per-row kernels unless the wide ones are asked for; INT4: as FP8, wide for subgroup
   if (format === 'bf16') return asked === 'wide' ? 'wide' : 'f32';

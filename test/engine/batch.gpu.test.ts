@@ -2,6 +2,8 @@
  * Batched decode (src/engine/batch-session.ts) on the adapter of the vitest project:
  *   - greedy streams that join and leave mid-run produce exactly the tokens of the same request run alone
  *     (batch invariance), and the golden prompt's stream equals the fixture's greedy continuation;
+ *   - with the plan's per-row GEMVs (CPU adapters) a batched row is bit-identical to a one-token decode of the
+ *     ordinary engine;
  *   - bad use is a typed error: a full session, a row for a closed or repeated sequence, a step past the context.
  */
 import { readFileSync } from 'node:fs';
@@ -99,6 +101,26 @@ describe('batched decode', () => {
     const together = await session.stepLogits(ids.map((sequence, i) => ({ sequence, token: next[i]! })));
     const V = session.vocabSize;
     prompts.forEach((_, i) => expect(together.subarray(i * V, (i + 1) * V), `row ${i}`).toEqual(alone[i]));
+    for (const id of ids) session.closeSequence(id);
+  });
+
+  it("per-row GEMVs (the plan's batchLinear on CPU adapters): a batched row equals the ordinary engine's one-token decode, bit for bit", async (ctx) => {
+    // elsewhere (GPUs) batched rows run a GEMM for batch invariance, whose summation order differs from the GEMV's
+    if (session.plan.batchLinear !== 'gemv-rows') ctx.skip();
+    const prompts = [fixture.prompt.slice(1, 12), [...fixture.prompt].reverse().slice(0, 6)];
+    const next = [5, 9];
+    const single: Float32Array[] = [];
+    for (const [i, p] of prompts.entries()) {
+      const id = session.openSequence();
+      await session.prefill(id, p, GREEDY);
+      single.push(await session.forwardLogits(id, [next[i]!])); // the sequence's own GpuSession: one token, T = 1
+      session.closeSequence(id);
+    }
+    const ids = prompts.map(() => session.openSequence());
+    for (const [i, p] of prompts.entries()) await session.prefill(ids[i]!, p, GREEDY);
+    const together = await session.stepLogits(ids.map((sequence, i) => ({ sequence, token: next[i]! })));
+    const V = session.vocabSize;
+    prompts.forEach((_, i) => expect(together.subarray(i * V, (i + 1) * V), `row ${i}`).toEqual(single[i]));
     for (const id of ids) session.closeSequence(id);
   });
 

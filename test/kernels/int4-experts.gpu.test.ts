@@ -133,13 +133,14 @@ function maxAbs(a: ArrayLike<number>): number {
 // 2e-5 · max(1, max|ref|) leaves an order of magnitude.
 const TOL = 2e-5;
 
-/** Decode variants: thread-per-row, wide at every rows-per-thread, and 'subgroup' (INT4 has none: runs wide). */
+/** Decode variants: thread-per-row, wide at every rows-per-thread, 'subgroup' (INT4 has none: runs wide), by expert. */
 const DECODE: Array<[MoeDecodeVariant, Partial<MoeWideTuning> | undefined]> = [
   ['f32', undefined],
   ['wide', { rptGateUp: 1, rptDown: 1 }],
   ['wide', { rptGateUp: 2, rptDown: 4, wg: 32 }],
   ['wide', { rptGateUp: 4, rptDown: 2 }],
   ['subgroup', undefined],
+  ['union', undefined],
 ];
 
 const TINY: MoeGeometry = { hidden: 64, experts: 8, topK: 2, inter: 32, sharedInter: 32 };

@@ -92,6 +92,21 @@ async function gpuExperts(
   return readF32(gpu, out, T * l.g.hidden);
 }
 
+/** The by-expert decode path run in token waves (tokenRange per wave), as expert offloading does. */
+async function gpuExpertsWaves(
+  l: Layer, x: Float32Array, ids: Uint32Array, wts: Float32Array, residual: Float32Array, maxBindingBytes: number | undefined, waves: Array<[number, number]>,
+): Promise<Float32Array> {
+  const gpu = await testGpu();
+  const h = harness(gpu);
+  const T = x.length / l.g.hidden;
+  const args = {
+    x: upload(gpu, x), ids: upload(gpu, ids), weights: upload(gpu, wts), out: upload(gpu, residual), accumulate: true,
+    tokens: T, geometry: l.g, w: uploadLayer(gpu, l, maxBindingBytes), scratch: createMoeScratch(gpu, l.g, T, false), variant: 'union' as const,
+  };
+  await runPass(h, (pass) => { for (const [t0, count] of waves) moeExpertsDecode(h.k, pass, h.arena, { ...args, tokenRange: { t0, count } }); });
+  return readF32(gpu, args.out, T * l.g.hidden);
+}
+
 function maxAbs(a: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]!));
@@ -102,10 +117,10 @@ function maxAbs(a: ArrayLike<number>): number {
 // ~1e-6 relative; 2e-5 · max|ref| leaves an order of magnitude.
 const TOL = 2e-5;
 
-/** The decode kernels this adapter runs: f32 and wide always, the subgroup variants where the feature exists. */
+/** The decode kernels this adapter runs: f32, wide and by expert always, the subgroup variants where the feature exists. */
 async function decodeVariants(): Promise<MoeDecodeVariant[]> {
   const gpu = await testGpu();
-  return gpu.features.has('subgroups') ? ['f32', 'wide', 'subgroup'] : ['f32', 'wide'];
+  return gpu.features.has('subgroups') ? ['f32', 'wide', 'union', 'subgroup'] : ['f32', 'wide', 'union'];
 }
 
 /** moe_*_id_wide settings tested beside the default: every rows-per-thread, both decoders. */
@@ -170,6 +185,41 @@ describe(`moe experts (${testAdapter()})`, () => {
         const got = await gpuExperts(l, x, ids, wts, residual, 'decode', maxBinding, 'wide', wide);
         checkClose(got, want, TOL, `decode wide ${JSON.stringify(wide)} ${JSON.stringify(g)} T=${T} cap=${cap}`);
       }
+    }
+  });
+
+  it('by expert (union): hot experts in groups of 4 and a remainder, shards, token waves; a token alone gives its bits', async () => {
+    // T = 9 tokens; ids drawn from few experts so that one expert serves 5-9 tokens (groups of 4, 4, 1), others 1-3
+    for (const [g, seed, cap] of [[RAGGED, 40, 0], [ODD, 41, 2], [WIDE, 42, 1]] as const) {
+      const T = 9;
+      const l = layer(seed, g);
+      const rand = rng(seed + 100);
+      const x = randn(rand, T * g.hidden);
+      const residual = randn(rand, T * g.hidden);
+      const ids = new Uint32Array(T * g.topK);
+      const wts = new Float32Array(T * g.topK);
+      for (let t = 0; t < T; t++) {
+        // slot 0 always expert 1 (hot), the rest distinct from it and each other
+        const pick = [1, ...Array.from({ length: g.experts }, (_, e) => e).filter((e) => e !== 1).sort(() => rand() - 0.5)].slice(0, g.topK);
+        for (let k = 0; k < g.topK; k++) {
+          ids[t * g.topK + k] = pick[k]!;
+          wts[t * g.topK + k] = 0.2 + rand();
+        }
+      }
+      const want = cpuExperts(l, x, ids, wts, residual);
+      const maxBinding = cap ? cap * 2 * fp8StackLayout(1, g.inter, g.hidden).codeBytes : undefined;
+      const got = await gpuExperts(l, x, ids, wts, residual, 'decode', maxBinding, 'union');
+      checkClose(got, want, TOL, `union ${JSON.stringify(g)} T=${T} cap=${cap}`);
+      // batch invariance: token t run alone (its x, ids, weights, residual) gives bit-identical outputs
+      const D = g.hidden;
+      for (const t of [0, 4, 8]) {
+        const one = await gpuExperts(l, x.slice(t * D, (t + 1) * D), ids.slice(t * g.topK, (t + 1) * g.topK), wts.slice(t * g.topK, (t + 1) * g.topK),
+          residual.slice(t * D, (t + 1) * D), 'decode', maxBinding, 'union');
+        expect(new Uint32Array(one.buffer)).toEqual(new Uint32Array(got.slice(t * D, (t + 1) * D).buffer));
+      }
+      // token waves (expert offloading): tokens 0..4 then 5..8 give the same bits as one launch
+      const waves = await gpuExpertsWaves(l, x, ids, wts, residual, maxBinding, [[0, 5], [5, 4]]);
+      expect(new Uint32Array(waves.buffer)).toEqual(new Uint32Array(got.buffer));
     }
   });
 
@@ -260,7 +310,7 @@ describe(`moe experts (${testAdapter()})`, () => {
     const gate: Matrix = { rows: g.experts, cols: g.hidden, data: randn(rand, g.experts * g.hidden, 0.1) };
     const bias = Float32Array.from({ length: g.experts }, () => 0.1 * rand());
     const rc = { n_routed_experts: g.experts, num_experts_per_tok: g.topK, n_group: 4, topk_group: 2, norm_topk_prob: true, routed_scaling_factor: 2.827 };
-    const want = cpuMoe(toF64(x), { gate, bias, experts: l.experts.map((e) => e.w), shared: l.shared!.w }, rc);
+    const want = cpuMoe(toF64(x), { router: gate, bias, experts: l.experts.map((e) => e.w), shared: l.shared!.w }, rc);
     // logits as bf16_gemv produces them (f32), computed here in f64 and rounded
     const logits = new Float32Array(T * g.experts);
     for (let t = 0; t < T; t++) {

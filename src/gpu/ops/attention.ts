@@ -9,7 +9,8 @@
  *   q       [T, H, Dq]       q_b_proj output per head [q_nope (Dn) | q_pe (Dr)], q_pe ALREADY rotated (RoPE)
  *   kv_b    FP8 [H·(Dn+Dv), R] in the padded-row layout of fp8-layout.ts (+ scales [⌈H(Dn+Dv)/128⌉, ⌈R/128⌉]),
  *           or BF16 [H·(Dn+Dv), R] (2 codes per u32, bf16RowStrideWords, no scales) for checkpoints without
- *           quantization_config: the absorb launchers then run the *_bf16.wgsl twins (same grid, same math)
+ *           quantization_config: the absorb launchers then run the _bf16 instances of the absorb kernel families
+ *           (same grid, same math)
  *   cache   the latent cache of one layer (LatentCacheView). RECOMMENDED (fusedCacheView): ONE buffer
  *           [ctx, R + Dr], row j = [ĉ_j (R, post kv_a_layernorm) | k_pe_j (Dr, post RoPE)], i.e. exactly the
  *           kv_a_proj_with_mqa output row, normalised / rotated in place. Separate buffers [ctx, R] and
@@ -21,7 +22,7 @@
  *
  * Dispatches (mlaAttend records all of them; the pieces are exported for tests and custom wiring):
  *   1. mla_absorb_q       qLat from q and kv_b's K half (FP8 read directly, never dequantised to memory;
- *                         BF16 kv_b: mla_absorb_q_bf16)
+ *                         BF16 kv_b: mla_absorb_q_bf16, the family's BF16 instance)
  *   2. mla_attention      flash attention over the cache: rows = (t, h) pairs, BM rows per workgroup share
  *                         each cache tile (one pass over the cache for all heads of a token when H ≤ BM),
  *                         online softmax, causal rule key j visible iff j ≤ p0 + t (docs/model.md §4.4, any p0);
@@ -32,7 +33,7 @@
  *   3. mla_decode_reduce  (splits > 1 only) merges the partials: ō = Σ_s e^{m_s−M} o_s / Σ_s e^{m_s−M} l_s
  *   4. mla_absorb_v       out from oLat and kv_b's V half (BF16 kv_b: mla_absorb_v_bf16)
  * No [T, T] (or [T, S]) score matrix ever exists in memory; the cache tile lives in workgroup memory.
- * The absorption (q̃ = W_UK^T q_nope, o = W_UV ō) is done by our two FP8-aware kernels (or their BF16 twins,
+ * The absorption (q̃ = W_UK^T q_nope, o = W_UV ō) is done by our two kernel families (FP8 or BF16 instance,
  * mla_absorb_q_bf16 / mla_absorb_v_bf16, picked by kv_b's format), not by the dense GEMM (ops/linear.ts):
  * they are batched per head over kv_b's halves, a layout a plain [out, in] GEMM does not cover.
  * Decode: pass a scratch with maxSplits > 1 (chooseSplits splits caches ≥ 2·256 keys when the row blocks
@@ -164,6 +165,11 @@ function checkKvB(gpu: GpuContext, w: KvBWeight, g: MlaGeometry, kernel: string)
   return { rowStride, scaleCols: sc };
 }
 
+/** kv_b's scales as the absorb families bind them: one layout for both formats, any 16 bytes for BF16 (not read). */
+function kvBScales(k: Kernels, w: KvBWeight): Buf {
+  return w.format === 'bf16' ? unusedBuffer(k) : w.scales;
+}
+
 function tokensPerThread(T: number): number {
   return Math.min(MAX_TT, Math.max(1, T));
 }
@@ -187,8 +193,8 @@ export function mlaAbsorbQ(
   const TT = tokensPerThread(T);
   k.run(pass, arena, name, {
     constants: { WG },
-    bind: { q: a.q, w: a.kvB.codes, ...(a.kvB.format === 'bf16' ? {} : { scale: a.kvB.scales }), qLat: a.qLat },
-    params: { T, H: g.heads, Dn: g.nope, Dr: g.rope, Dv: g.v, R: g.rank, rowStride, TT, ...(bf16 ? {} : { scaleCols }) },
+    bind: { xin: a.q, w: a.kvB.codes, scale: kvBScales(k, a.kvB), out: a.qLat },
+    params: { T, H: g.heads, Dn: g.nope, Dr: g.rope, Dv: g.v, R: g.rank, rowStride, scaleCols, TT },
     grid: [Math.max(1, Math.ceil(Math.ceil(g.rank / 4) / WG)), g.heads, Math.ceil(T / TT)],
   });
 }
@@ -211,8 +217,8 @@ export function mlaAbsorbV(
   const TT = tokensPerThread(T);
   k.run(pass, arena, name, {
     constants: { WG },
-    bind: { oLat: a.oLat, w: a.kvB.codes, ...(a.kvB.format === 'bf16' ? {} : { scale: a.kvB.scales }), out: a.out },
-    params: { T, H: g.heads, Dn: g.nope, Dr: g.rope, Dv: g.v, R: g.rank, rowStride, TT, ...(bf16 ? {} : { scaleCols }) },
+    bind: { xin: a.oLat, w: a.kvB.codes, scale: kvBScales(k, a.kvB), out: a.out },
+    params: { T, H: g.heads, Dn: g.nope, Dr: g.rope, Dv: g.v, R: g.rank, rowStride, scaleCols, TT },
     grid: [Math.ceil(g.v / WG), g.heads, Math.ceil(T / TT)],
   });
 }

@@ -245,6 +245,12 @@ export interface LinearArgs {
   tiled?: Partial<GemmTiledTuning>;
   /** Force the GEMM kernel even for T = 1 (batched decode rows, tests); INT4 has no GEMM: the GEMV per row. */
   forceGemm?: boolean;
+  /**
+   * Batched decode rows on the wide GEMV family (KernelPlan.batchLinear 'gemv-rows'): each token row runs the
+   * one-token decode GEMV of its format (grid y = token), so a row's numbers are those of a one-token decode
+   * whatever the other rows. Only with `gemv` 'wide' for FP8 (BF16 and INT4 decode on the family anyway).
+   */
+  perRow?: boolean;
 }
 
 /**
@@ -269,24 +275,30 @@ export function linear(k: Kernels, pass: GPUComputePassEncoder, arena: UniformAr
   if (yStride < w.rows) throw new ShapeError(`${name}: yStride ${yStride} < rows ${w.rows}`, 'yStride', w.rows, yStride);
   requireBytes(k.gpu, a.x, (xOffset + (T - 1) * xStride + w.cols) * 4, name, 'x');
   requireBytes(k.gpu, a.y, (yOffset + (T - 1) * yStride + w.rows) * 4, name, 'y');
-  const acc = a.accumulate ? 1 : 0;
   const gemm = T > 1 || a.forceGemm === true;
+  if (a.perRow && w.format === 'fp8' && (a.gemv ?? 'f32') !== 'wide') {
+    throw new ShapeError(`${name}: per-row GEMVs need the wide FP8 GEMV (gemv '${a.gemv ?? 'f32'}'); use forceGemm`, 'gemv');
+  }
   const WG = 64;
-  if (w.format === 'int4' || (w.format === 'bf16' && !gemm)) {
+  // every dense linear kernel takes these Params (shaders/include/linear.wgsl), per row chunk with its rows and rowStart
+  const params: LinearParams = {
+    cols: w.cols, stride: w.strideWords, xOffset, yOffset, scaleCols: scaleColumns(w.format, w.cols), accumulate: a.accumulate ? 1 : 0,
+    T, xStride, yStride,
+  };
+  if (w.format === 'int4' || (w.format === 'bf16' && !gemm) || a.perRow) {
     // The GEMV family for INT4 (any T) and BF16 decode. INT4 prefill (T > 1, and forced GEMMs: batched decode
     // rows) is the GEMV per token row, grid y = token: correct and batch-invariant (each row alone), but it reads
     // the weight once per token where a GEMM would once per tile. Only routed experts need fast INT4 kernels
     // (docs/model.md §13: INT4 is accepted wherever it is stored); a dense INT4 linear prefills at GEMV speed.
-    gemvWide(k, pass, arena, a, name, T, xOffset, yOffset, xStride, yStride, acc);
+    gemvWide(k, pass, arena, a, name, params);
     return;
   }
   if (w.format === 'fp8') {
-    const scaleCols = Math.ceil(w.cols / 128);
     const variant = a.gemv ?? 'f32';
     const gv = chooseGemm(a.gemm ?? 'f32', T, a.forceGemm === true);
     const tiled = gemm && gv === 'tiled' ? { ...gemmTiledTuning(k, T), ...a.tiled } : null;
     if (!gemm && variant === 'wide') {
-      gemvWide(k, pass, arena, a, name, T, xOffset, yOffset, xStride, yStride, acc);
+      gemvWide(k, pass, arena, a, name, params);
       return;
     }
     if (tiled && w.strideWords % 4 !== 0) {
@@ -298,14 +310,13 @@ export function linear(k: Kernels, pass: GPUComputePassEncoder, arena: UniformAr
     const kernel = tiled ? 'fp8_gemm_tiled' : gemm ? GEMM_KERNEL[gv === 'f16' ? 'f16' : 'f32'] : GEMV_KERNEL[variant];
     const constants: Record<string, number> = tiled ? { WG: tiled.wg, RT: tiled.rt, TQ: tiled.tq, F16BITS: tiled.f16bits ? 1 : 0 } : { WG };
     for (const c of w.chunks) {
-      const fields = { rows: c.rows, cols: w.cols, stride: w.strideWords, rowStart: c.rowStart, xOffset, yOffset, scaleCols, accumulate: acc };
       const grid: [number, number?] = tiled
         ? [Math.ceil(c.rows / (tiled.wg * tiled.rt)), Math.ceil(T / (4 * tiled.tq))]
         : gemm ? [Math.ceil(c.rows / WG), Math.ceil(T / 4)] : [variant === 'subgroup' ? Math.ceil(c.rows / 4) : Math.ceil(c.rows / WG)];
       k.run(pass, arena, kernel, {
         constants,
         bind: { w: c.codes, scale: w.scales!, x: a.x, y: a.y },
-        params: gemm ? { ...fields, T, xStride, yStride } : fields,
+        params: { ...params, rows: c.rows, rowStart: c.rowStart },
         grid,
       });
     }
@@ -314,21 +325,31 @@ export function linear(k: Kernels, pass: GPUComputePassEncoder, arena: UniformAr
       k.run(pass, arena, 'bf16_gemm', {
         constants: { WG },
         bind: { w: c.codes, x: a.x, y: a.y },
-        params: { rows: c.rows, cols: w.cols, stride: w.strideWords, rowStart: c.rowStart, xOffset, yOffset, accumulate: acc, T, xStride, yStride },
+        params: { ...params, rows: c.rows, rowStart: c.rowStart },
         grid: [Math.ceil(c.rows / WG), Math.ceil(T / 4)],
       });
     }
   }
 }
 
+/** The Params of the dense linear kernels (shaders/include/linear.wgsl) but the row chunk's rows and rowStart. */
+interface LinearParams {
+  cols: number;
+  stride: number;
+  xOffset: number;
+  yOffset: number;
+  scaleCols: number;
+  accumulate: number;
+  T: number;
+  xStride: number;
+  yStride: number;
+}
+
 /**
  * The fp8_gemv_wide family (FP8 'wide' decode, BF16 decode, INT4 any T): one dispatch per row chunk and per run of
  * at most maxComputeWorkgroupsPerDimension tokens (grid y = token).
  */
-function gemvWide(
-  k: Kernels, pass: GPUComputePassEncoder, arena: UniformArena, a: LinearArgs, name: string,
-  T: number, xOffset: number, yOffset: number, xStride: number, yStride: number, acc: number,
-): void {
+function gemvWide(k: Kernels, pass: GPUComputePassEncoder, arena: UniformArena, a: LinearArgs, name: string, params: LinearParams): void {
   const w = a.w;
   const kernel = gemvWideKernel(w.format);
   const wide = { ...gemvWideTuning(k, w.format), ...a.wide };
@@ -337,7 +358,7 @@ function gemvWide(
   // F16BITS is an override of the FP8 instance only (format_fp8.wgsl)
   const constants: Record<string, number> = w.format === 'fp8' ? { WG: wide.wg, RPT: wide.rpt, F16BITS: wide.f16bits ? 1 : 0 } : { WG: wide.wg, RPT: wide.rpt };
   const scales = w.scales ?? unusedBuffer(k);
-  const scaleCols = scaleColumns(w.format, w.cols);
+  const { T, xOffset, yOffset, xStride, yStride } = params;
   const maxT = k.gpu.limits.maxComputeWorkgroupsPerDimension || 65535;
   for (const c of w.chunks) {
     for (let t0 = 0; t0 < T; t0 += maxT) {
@@ -345,10 +366,7 @@ function gemvWide(
       k.run(pass, arena, kernel, {
         constants,
         bind: { w: c.codes, scale: scales, xin: a.x, y: a.y },
-        params: {
-          rows: c.rows, cols: w.cols, stride: w.strideWords, rowStart: c.rowStart, xOffset: xOffset + t0 * xStride, yOffset: yOffset + t0 * yStride,
-          scaleCols, accumulate: acc, xStride, yStride,
-        },
+        params: { ...params, rows: c.rows, rowStart: c.rowStart, xOffset: xOffset + t0 * xStride, yOffset: yOffset + t0 * yStride, T: n },
         grid: [Math.ceil(c.rows / (wide.wg * wide.rpt)), n],
       });
     }

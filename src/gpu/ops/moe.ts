@@ -171,7 +171,8 @@ export function createMoeScratch(gpu: GpuContext, g: MoeGeometry, maxTokens: num
     maxTokens,
     maxBlocks,
     hidden: createBuffer(gpu, maxTokens * Ks * Fmax * 4, 'moe.hidden'),
-    y: grouped ? createBuffer(gpu, maxTokens * Ks * g.hidden * 4, 'moe.y') : null,
+    // the per-slot outputs: the grouped path and the by-expert decode path (variant 'union') write them
+    y: createBuffer(gpu, maxTokens * Ks * g.hidden * 4, 'moe.y'),
     plan: grouped ? createBuffer(gpu, maxBlocks * (1 + MOE_BLOCK_M) * 4, 'moe.plan') : null,
     indirect: grouped ? createBuffer(gpu, 32, 'moe.indirect', STORAGE | INDIRECT) : null,
   };
@@ -191,7 +192,9 @@ export interface MoeExpertsArgs {
   /**
    * Decode-path kernels: 'f32' (a thread per weight row, moe_gateup_id / moe_down_id), 'subgroup' (a subgroup
    * per row, contiguous loads + subgroupAdd: *_subgroup.wgsl, needs the `subgroups` feature) or 'wide'
-   * (moe_*_id_wide.wgsl: vec4 loads, RPT rows per thread, unpack2x16float decode). Default: chooseMoeDecode.
+   * (moe_*_id_wide.wgsl: vec4 loads, RPT rows per thread, unpack2x16float decode), or 'union' (by expert,
+   * moe_*_union.wgsl + moe_combine: each selected expert's rows read once for all the tokens that chose it; needs
+   * scratch.y; batched decode). Default: chooseMoeDecode.
    */
   variant?: MoeDecodeVariant;
   /** moe_*_id_wide constants (default moeWideTuning). */
@@ -210,7 +213,7 @@ export interface MoeExpertsArgs {
 }
 
 /** Which kernels serve the decode path's experts. */
-export type MoeDecodeVariant = 'f32' | 'subgroup' | 'wide';
+export type MoeDecodeVariant = 'f32' | 'subgroup' | 'wide' | 'union';
 
 /** Override constants of moe_gateup_id_wide / moe_down_id_wide (tests and sweeps; the engine uses moeWideTuning). */
 export interface MoeWideTuning {
@@ -347,6 +350,10 @@ export function moeExpertsDecode(k: Kernels, pass: GPUComputePassEncoder, arena:
   const { t0, count: Tw } = a.tokenRange ?? { t0: 0, count: c.T };
   requireInt(t0, 0, 'moe_experts_decode', 'tokenRange.t0', c.T - 1);
   requireInt(Tw, 1, 'moe_experts_decode', 'tokenRange.count', c.T - t0);
+  if (a.variant === 'union') {
+    moeExpertsUnion(k, pass, arena, a, c, t0, Tw);
+    return;
+  }
   const plans = c.groups.map((grp) => {
     const variant = decodeVariantFor(k, grp.fg.format, g.hidden, a.variant);
     const wide = variant === 'wide' ? { ...moeWideTuning(k), ...a.wide } : null;
@@ -399,6 +406,45 @@ export function moeExpertsDecode(k: Kernels, pass: GPUComputePassEncoder, arena:
   }
 }
 
+/**
+ * The decode path by expert (variant 'union'): per launch group and shard, moe_gateup_union then moe_down_union
+ * over the shard's experts (and the shared one), each expert's rows read once for all tokens t0 .. t0 + Tw - 1
+ * that chose it, the per-slot outputs in scratch.y; then moe_combine sums the slots in order (+ the residual).
+ */
+function moeExpertsUnion(k: Kernels, pass: GPUComputePassEncoder, arena: UniformArena, a: MoeExpertsArgs, c: Checked, t0: number, Tw: number): void {
+  const g = a.geometry;
+  const y = a.scratch.y;
+  if (!y) throw new ShapeError('moe_experts_decode: the union variant needs scratch.y (createMoeScratch with grouped or union buffers)', 'scratch');
+  requireBytes(k.gpu, y, c.T * c.Ks * g.hidden * 4, 'moe_experts_decode', 'scratch.y');
+  const WG = 64;
+  // T: one past the last token of the dispatch (the by-expert kernels scan ids of tokens t0 .. T - 1)
+  const shape = { T: t0 + Tw, D: g.hidden, K: g.topK, F: g.inter, Fs: g.sharedInter, Fmax: c.Fmax, Ks: c.Ks, t0 };
+  for (const grp of c.groups) {
+    const f = grp.fg;
+    for (const d of dispatchesOf(grp)) {
+      const experts = d.end - d.first + d.doShared;
+      k.run(pass, arena, kernelFor('moe_gateup_union', f.format), {
+        constants: { WG },
+        bind: { xin: a.x, ids: a.ids, wts: a.weights, ...stackBindings(k, d.gateUp, d.doShared ? grp.shared?.gateUp : undefined), h: a.scratch.hidden },
+        params: { ...shape, e0: d.first, e1: d.end, doShared: d.doShared, rsD: f.rsD, scD: f.scD },
+        grid: [Math.ceil(c.Fmax / WG), experts],
+      });
+      k.run(pass, arena, kernelFor('moe_down_union', f.format), {
+        constants: { WG },
+        bind: { xin: a.scratch.hidden, ids: a.ids, ...stackBindings(k, d.down, d.doShared ? grp.shared?.down : undefined), out: y },
+        params: { ...shape, e0: d.first, e1: d.end, doShared: d.doShared, accumulate: 0, rsF: f.rsF, rsFs: f.rsFs, scF: f.scF, scFs: f.scFs },
+        grid: [Math.ceil(g.hidden / WG), experts],
+      });
+    }
+  }
+  k.run(pass, arena, 'moe_combine', {
+    constants: { WG },
+    bind: { y, out: a.out },
+    params: { T: c.T, D: g.hidden, Ks: c.Ks, accumulate: a.accumulate ? 1 : 0, t0 },
+    grid: [Math.ceil(g.hidden / WG), Tw],
+  });
+}
+
 /** Prefill experts: tokens grouped by expert on the GPU, grouped GEMMs over indirect grids, then the combine. */
 export function moeExpertsPrefill(k: Kernels, pass: GPUComputePassEncoder, arena: UniformArena, a: MoeExpertsArgs): void {
   const c = checkExperts(k, a, 'moe_experts_prefill');
@@ -423,13 +469,15 @@ export function moeExpertsPrefill(k: Kernels, pass: GPUComputePassEncoder, arena
     grid: [1],
   });
   const shape = { T: c.T, D: g.hidden, K: g.topK, F: g.inter, Fs: g.sharedInter, Fmax: c.Fmax, Ks: c.Ks, E: g.experts, pb };
+  // both grouped kernels take one Params (shaders/include/grouped.wgsl): the row strides and scale columns of both halves
+  const grouped = (f: FormatGeometry) => ({ rsD: f.rsD, scD: f.scD, rsF: f.rsF, rsFs: f.rsFs, scF: f.scF, scFs: f.scFs });
   const groups = a.includeShared === false ? withoutShared(c.groups) : c.groups;
   for (const grp of groups) {
     const f = grp.fg;
     for (const d of dispatchesOf(grp)) {
       k.run(pass, arena, kernelFor('moe_gateup_grouped', f.format), {
         bind: { xin: a.x, plan: s0.plan, wts: a.weights, ...stackBindings(k, d.gateUp, d.doShared ? grp.shared?.gateUp : undefined), h: s0.hidden },
-        params: { ...shape, e0: d.first, e1: d.end, doShared: d.doShared, rsD: f.rsD, scD: f.scD },
+        params: { ...shape, e0: d.first, e1: d.end, doShared: d.doShared, ...grouped(f) },
         grid: { indirect: s0.indirect, offset: 0 },
       });
     }
@@ -439,7 +487,7 @@ export function moeExpertsPrefill(k: Kernels, pass: GPUComputePassEncoder, arena
     for (const d of dispatchesOf(grp)) {
       k.run(pass, arena, kernelFor('moe_down_grouped', f.format), {
         bind: { xin: s0.hidden, plan: s0.plan, ...stackBindings(k, d.down, d.doShared ? grp.shared?.down : undefined), y: s0.y },
-        params: { ...shape, e0: d.first, e1: d.end, doShared: d.doShared, rsF: f.rsF, rsFs: f.rsFs, scF: f.scF, scFs: f.scFs },
+        params: { ...shape, e0: d.first, e1: d.end, doShared: d.doShared, ...grouped(f) },
         grid: { indirect: s0.indirect, offset: 16 },
       });
     }
@@ -449,7 +497,7 @@ export function moeExpertsPrefill(k: Kernels, pass: GPUComputePassEncoder, arena
   k.run(pass, arena, 'moe_combine', {
     constants: { WG },
     bind: { y: s0.y, out: a.out },
-    params: { T: c.T, D: g.hidden, Ks: c.Ks, accumulate: a.accumulate ? 1 : 0 },
+    params: { T: c.T, D: g.hidden, Ks: c.Ks, accumulate: a.accumulate ? 1 : 0, t0: 0 },
     grid: [Math.ceil(g.hidden / WG), c.T],
   });
 }
