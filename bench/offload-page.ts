@@ -48,7 +48,7 @@ import type { ExpertStoreStats } from '../web/opfs-experts.js';
 import type { LoadedInfo, StepSnapshot } from '../web/protocol.js';
 import { buildPage, CHROMIUM, CHROMIUM_ARGS } from '../test/web/helpers/page.js';
 import { startStaticServer, type LoggedRequest, type StaticServer } from '../test/web/helpers/static-server.js';
-import { budgetFor, ensureFilesCheckpoint, toyLine, toySummary, type FilesRowOptions, type ToySummary } from './offload.js';
+import { budgetFor, ensureFilesCheckpoint, toyLine, toySummary, type ExpertPathRates, type FilesRowOptions, type ToySummary } from './offload.js';
 
 export const OFFLOAD_PAGE_SCHEMA = 'webmoe-bench-offload-page/1';
 
@@ -77,23 +77,11 @@ export interface OffloadPageOptions {
 export type StoreCounters = Pick<ExpertStoreStats, 'storeReads' | 'storeBytes' | 'fetches' | 'fetchBytes' | 'fetchMs' | 'writeMs' | 'readMs' | 'writes' | 'writeBytes'>;
 
 /** The engine's expert path over a stretch of decode steps (or a generation), and the store's part in it. */
-export interface ExpertPath {
+export interface ExpertPath extends ExpertPathRates {
   tokens: number;
   seconds: number;
   tokensPerSecond: number;
   lookups: number;
-  hitRate: number;
-  misses: number;
-  latePrefetches: number;
-  stallMs: number;
-  bytesStreamed: number;
-  uploadSeconds: number;
-  /** bytesStreamed / uploadSeconds (seconds with at least one expert read or upload in flight) */
-  gbpsPerUploadSecond: number;
-  /** bytesStreamed / wall seconds */
-  gbpsPerWallSecond: number;
-  /** bytesStreamed / stall seconds */
-  gbpsPerStallSecond: number;
   store: StoreCounters;
 }
 

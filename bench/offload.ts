@@ -249,7 +249,23 @@ export interface ModelSection {
   base: { trace: TraceSummary; runs: RunMeasurement[]; tokensPerSecond: number };
 }
 
-export interface FilesRow {
+/** What the expert path moved in a timed window, and how fast (the real-files rows in Node and in the page). */
+export interface ExpertPathRates {
+  hitRate: number;
+  misses: number;
+  latePrefetches: number;
+  stallMs: number;
+  bytesStreamed: number;
+  uploadSeconds: number;
+  /** bytesStreamed / uploadSeconds (seconds with at least one expert read or upload in flight) */
+  gbpsPerUploadSecond: number;
+  /** bytesStreamed / wall seconds of the timed steps */
+  gbpsPerWallSecond: number;
+  /** bytesStreamed / stall seconds (the time the steps waited for experts) */
+  gbpsPerStallSecond: number;
+}
+
+export interface FilesRow extends ExpertPathRates {
   dir: string;
   kept: boolean;
   writeSeconds: number;
@@ -262,18 +278,6 @@ export interface FilesRow {
   gpuBytes: number;
   createSeconds: number;
   run: RunMeasurement;
-  hitRate: number;
-  misses: number;
-  latePrefetches: number;
-  stallMs: number;
-  bytesStreamed: number;
-  uploadSeconds: number;
-  /** bytesStreamed / uploadSeconds (seconds with at least one upload in flight) */
-  gbpsPerUploadSecond: number;
-  /** bytesStreamed / wall seconds of the timed steps */
-  gbpsPerWallSecond: number;
-  /** bytesStreamed / stall seconds (the time the steps waited for experts) */
-  gbpsPerStallSecond: number;
   /** checkpointExpertSource.read of `sourceExperts` experts one after another (read + pack, no GPU) */
   sourceExperts: number;
   sourceGbps: number;
