@@ -1,7 +1,7 @@
 /**
  * Uploads a checkpoint's weights to the GPU, once, as stored: FP8 codes stay FP8 (with their F32 block scales),
  * BF16 stays BF16 (also the linear weights of checkpoints without quantization_config: 2 codes per u32, read by
- * the BF16 GEMV/GEMM and the *_bf16.wgsl attention / expert twins), norms and the router bias become f32 (tiny). Each tensor is read into JS memory once and
+ * the BF16 GEMV/GEMM and the `_bf16` instances of the attention / expert kernel families), norms and the router bias become f32 (tiny). Each tensor is read into JS memory once and
  * written to its GPU buffer(s) straight away (row re-layout for unaligned rows goes through a bounded staging
  * block), so the peak JS memory is one tensor, never a second full copy.
  *

@@ -2,7 +2,7 @@
  * BF16-linear checkpoints (no quantization_config, as many small DeepSeek-V3-architecture checkpoints ship) on
  * the GPU engine: toy checkpoints written by the toy writer (model/toy.ts) with quantization_config removed, so
  * every linear weight (attention projections, kv_b_proj, dense MLP, experts) is BF16 and runs through the BF16
- * GEMV/GEMM and the *_bf16.wgsl absorb / expert twins; compared with the CPU reference on the same file.
+ * GEMV/GEMM and the `_bf16` instances of the absorb and expert kernel families; compared with the CPU reference on the same file.
  *
  * Tolerances (as the golden fixtures, session.gpu.test.ts):
  *   logits: |gpu − ref| <= 2e-3 · max(1, max |ref|) per position and the same argmax at every position. The
