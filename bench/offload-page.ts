@@ -31,9 +31,9 @@
  *               bytes (from the server's log and the tensors' byte ranges); navigator.storage.estimate()
  * Greedy sampling. GB = 1e9 bytes.
  */
-import { lstat, mkdir, mkdtemp, readdir, rm, statfs, writeFile } from 'node:fs/promises';
+import { lstat, mkdtemp, readdir, rm, statfs } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
-import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { InputError, WebmoeError } from '../src/errors.js';
@@ -48,7 +48,7 @@ import type { ExpertStoreStats } from '../web/opfs-experts.js';
 import type { LoadedInfo, StepSnapshot } from '../web/protocol.js';
 import { buildPage, CHROMIUM, CHROMIUM_ARGS } from '../test/web/helpers/page.js';
 import { startStaticServer, type LoggedRequest, type StaticServer } from '../test/web/helpers/static-server.js';
-import { budgetFor, ensureFilesCheckpoint, toyLine, toySummary, type ExpertPathRates, type FilesRowOptions, type ToySummary } from './offload.js';
+import { budgetFor, ensureFilesCheckpoint, writeBenchReport, toyLine, toySummary, type ExpertPathRates, type FilesRowOptions, type ToySummary } from './offload.js';
 
 export const OFFLOAD_PAGE_SCHEMA = 'webmoe-bench-offload-page/1';
 
@@ -533,21 +533,7 @@ export async function offloadPageAction(opts: BenchCliOptions): Promise<void> {
     adapter: opts.adapter === undefined || opts.adapter === 'auto' ? 'swiftshader' : opts.adapter,
     onProgress: (l) => process.stderr.write(`[offload page ${((performance.now() - t0) / 1000).toFixed(0)} s] ${l}\n`),
   });
-  const problems = validateOffloadPageReport(report);
-  if (problems.length) throw new WebmoeError('BENCH', `the offload page report is not well-formed: ${problems.slice(0, 5).join('; ')}`);
-  const json = JSON.stringify(report, null, 1) + '\n';
-  if (opts.json === '-') {
-    process.stderr.write(formatOffloadPageSummary(report) + '\n');
-    process.stdout.write(json);
-  } else {
-    process.stdout.write(formatOffloadPageSummary(report) + '\n');
-    if (opts.json) {
-      const path = resolve(opts.json);
-      await mkdir(dirname(path), { recursive: true });
-      await writeFile(path, json);
-      process.stderr.write(`wrote ${path}\n`);
-    }
-  }
+  await writeBenchReport(report, 'offload page', validateOffloadPageReport(report), formatOffloadPageSummary(report), opts.json);
 }
 
 /** `npx tsx bench/offload-page.ts [--offload-dir DIR] [--json FILE|-] [--decode-tokens N] [--warmup-tokens N] [--adapter A]` */

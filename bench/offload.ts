@@ -1066,22 +1066,29 @@ export async function offloadAction(opts: BenchCliOptions): Promise<void> {
       files: quick ? false : { dir: opts.offloadDir },
       onProgress: (l) => process.stderr.write(`[offload ${((performance.now() - t0) / 1000).toFixed(0)} s] ${l}\n`),
     });
-    const problems = validateOffloadReport(report);
-    if (problems.length) throw new WebmoeError('BENCH', `the offload report is not well-formed: ${problems.slice(0, 5).join('; ')}`);
-    const json = JSON.stringify(report, null, 1) + '\n';
-    if (opts.json === '-') {
-      process.stderr.write(formatOffloadSummary(report) + '\n');
-      process.stdout.write(json);
-    } else {
-      process.stdout.write(formatOffloadSummary(report) + '\n');
-      if (opts.json) {
-        const path = resolve(opts.json);
-        await mkdir(dirname(path), { recursive: true });
-        await writeFile(path, json);
-        process.stderr.write(`wrote ${path}\n`);
-      }
-    }
+    await writeBenchReport(report, 'offload', validateOffloadReport(report), formatOffloadSummary(report), opts.json);
   } finally {
     gpu.destroy();
+  }
+}
+
+/**
+ * A bench report out: refused when its validator found problems; the summary on stdout and the JSON to `json`
+ * (a file), or with `json` '-' the JSON on stdout and the summary on stderr.
+ */
+export async function writeBenchReport(report: object, what: string, problems: string[], summary: string, json: string | undefined): Promise<void> {
+  if (problems.length) throw new WebmoeError('BENCH', `the ${what} report is not well-formed: ${problems.slice(0, 5).join('; ')}`);
+  const text = JSON.stringify(report, null, 1) + '\n';
+  if (json === '-') {
+    process.stderr.write(summary + '\n');
+    process.stdout.write(text);
+    return;
+  }
+  process.stdout.write(summary + '\n');
+  if (json) {
+    const path = resolve(json);
+    await mkdir(dirname(path), { recursive: true });
+    await writeFile(path, text);
+    process.stderr.write(`wrote ${path}\n`);
   }
 }

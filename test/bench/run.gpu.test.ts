@@ -89,4 +89,15 @@ describe(`webmoe bench (${testAdapter()})`, () => {
     expect(res.stderr.trim().split('\n')).toHaveLength(1);
     expect(res.stderr).toContain("unknown bench suite 'everything': use kernels, e2e, batch or all");
   });
+
+  it('rejects --page outside the offload suite with a one-line error', async () => {
+    const res = await new Promise<{ code: number; stderr: string }>((done) =>
+      execFile(process.execPath, ['--import', 'tsx', join(repo, 'src/cli.ts'), 'bench', 'kernels', '--page', '--adapter', testAdapter()], { cwd: repo }, (err, _o, stderr) =>
+        done({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stderr }),
+      ),
+    );
+    expect(res.code).toBe(2);
+    expect(res.stderr.trim().split('\n')).toHaveLength(1);
+    expect(res.stderr).toContain("--page is an option of 'bench offload', not of 'bench kernels'");
+  });
 });

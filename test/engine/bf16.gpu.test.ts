@@ -14,16 +14,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createCpuSession } from '../../src/engine/cpu-session.js';
 import { createSession, type GpuSession } from '../../src/engine/session.js';
-import { loadCpuWeights } from '../../src/model/cpu-weights.js';
 import type { Checkpoint } from '../../src/model/checkpoint.js';
 import { openCheckpointDir } from '../../src/model/node-checkpoint.js';
-import { referenceForward } from '../../src/model/reference.js';
 import { toyConfigJson, writeToyCheckpoint, type ToyName } from '../../src/model/toy.js';
-import { compareRows } from '../model/reference-fixtures.js';
 import { testAdapter, testGpu } from '../helpers/gpu.js';
-import { argmaxRows, greedy, greedyOneSubmitPerStep } from '../helpers/session-checks.js';
+import { expectGreedyMatchesCpu, expectLogitsMatchReference } from '../helpers/session-checks.js';
 
 const dirs: string[] = [];
 afterAll(async () => {
@@ -68,21 +64,11 @@ describe.each(['small', 'ragged'] as const)(`GPU engine on a BF16-linear checkpo
   });
 
   it('logits match the CPU reference within 2e-3 · max(1, max|ref|) at every position, same argmax', async () => {
-    const want = referenceForward(await loadCpuWeights(ckpt), prompt);
-    s.reset();
-    const got = await s.forwardLogits(prompt);
-    const r = compareRows(got, want, V, 2e-3);
-    console.log(`[${testAdapter()}] BF16 ${name}: GPU logits max |Δ| ${r.maxAbs.toExponential(2)} (relative ${r.maxRel.toExponential(2)})`);
-    expect(r.failures).toEqual([]);
-    expect(argmaxRows(got, V)).toEqual(argmaxRows(want, V));
+    await expectLogitsMatchReference(s, ckpt, prompt, 2e-3, `[${testAdapter()}] BF16 ${name}`);
   });
 
   it('greedy generation equals the CPU reference greedy; a decode step is one submission', async () => {
-    const cpu = await createCpuSession(ckpt, { ctxSize: 64 });
-    const n = 6;
-    const want = await greedy(cpu, prompt, n);
-    cpu.dispose();
-    expect(await greedyOneSubmitPerStep(s, prompt, n)).toEqual(want);
+    await expectGreedyMatchesCpu(s, ckpt, prompt, 6);
   });
 });
 
@@ -105,12 +91,7 @@ describe(`GPU engine on a BF16-linear checkpoint under a 128 KiB binding cap (${
       expect(w.layers[1]!.moe!.experts.shards.length).toBe(32); // gate_up of one expert: 2 x 128 x 256 BF16 = 128 KiB
       const V = ckpt.config.vocab_size;
       const prompt = Array.from({ length: 9 }, (_, i) => (i * 29 + 3) % V);
-      const want = referenceForward(await loadCpuWeights(ckpt), prompt);
-      const got = await s.forwardLogits(prompt);
-      const r = compareRows(got, want, V, 2e-3);
-      console.log(`[${testAdapter()}] BF16 small, 128 KiB cap: GPU logits max |Δ| ${r.maxAbs.toExponential(2)} (relative ${r.maxRel.toExponential(2)})`);
-      expect(r.failures).toEqual([]);
-      expect(argmaxRows(got, V)).toEqual(argmaxRows(want, V));
+      await expectLogitsMatchReference(s, ckpt, prompt, 2e-3, `[${testAdapter()}] BF16 small, 128 KiB cap`);
     } finally {
       s.dispose();
       await ckpt.close();

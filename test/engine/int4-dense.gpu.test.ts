@@ -19,15 +19,13 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FormatError } from '../../src/errors.js';
-import { createCpuSession } from '../../src/engine/cpu-session.js';
 import { createSession, type GpuSession } from '../../src/engine/session.js';
 import { memoryFiles, openCheckpoint, type Checkpoint } from '../../src/model/checkpoint.js';
 import { loadCpuWeights } from '../../src/model/cpu-weights.js';
 import { referenceForward } from '../../src/model/reference.js';
 import { makeToyCheckpointInMemory, toyLayoutJson, type ToyName } from '../../src/model/toy.js';
-import { compareRows } from '../model/reference-fixtures.js';
 import { testAdapter, testGpu } from '../helpers/gpu.js';
-import { argmaxRows, greedy, greedyOneSubmitPerStep } from '../helpers/session-checks.js';
+import { expectGreedyMatchesCpu, expectLogitsMatchReference } from '../helpers/session-checks.js';
 
 /** A toy in memory with Kimi's INT4 quantization_config whose ignore list is `ignore` (every other linear INT4). */
 async function int4Toy(name: ToyName, ignore: string[], seed: number): Promise<Checkpoint> {
@@ -76,21 +74,11 @@ describe(`GPU engine on a checkpoint with INT4 dense linears (${testAdapter()})`
   });
 
   it('logits match the CPU reference within 1e-4 · max(1, max|ref|) at every position, same argmax', async () => {
-    const want = referenceForward(await loadCpuWeights(ckpt), prompt);
-    s.reset();
-    const got = await s.forwardLogits(prompt);
-    const r = compareRows(got, want, V, 1e-4);
-    console.log(`[${testAdapter()}] INT4 dense linears (small): GPU logits max |Δ| ${r.maxAbs.toExponential(2)} (relative ${r.maxRel.toExponential(2)})`);
-    expect(r.failures).toEqual([]);
-    expect(argmaxRows(got, V)).toEqual(argmaxRows(want, V));
+    await expectLogitsMatchReference(s, ckpt, prompt, 1e-4, `[${testAdapter()}] INT4 dense linears (small)`);
   });
 
   it('greedy generation equals the CPU reference greedy; a decode step is one submission', async () => {
-    const cpu = await createCpuSession(ckpt, { ctxSize: 64 });
-    const n = 6;
-    const want = await greedy(cpu, prompt, n);
-    cpu.dispose();
-    expect(await greedyOneSubmitPerStep(s, prompt, n)).toEqual(want);
+    await expectGreedyMatchesCpu(s, ckpt, prompt, 6);
   });
 });
 

@@ -26,8 +26,9 @@ import { dequantizeInt4, quantizeInt4 } from '../../src/format/int4.js';
 import type { GpuContext } from '../../src/gpu/device.js';
 import { destroyLinear, gemvWideKernel, linear, uploadLinear, type GpuLinear } from '../../src/gpu/ops/linear.js';
 import { int4RowStrideWords } from '../../src/gpu/ops/fp8-layout.js';
-import type { Int4Weight, LinearWeight } from '../../src/model/checkpoint.js';
+import type { Int4Weight } from '../../src/model/checkpoint.js';
 import { compareClose, randInt, randn, rng, testAdapter, testGpu } from '../helpers/gpu.js';
+import { bf16Case, linearReference } from './linear-cases.js';
 import { f32Buffer, readF32, record } from './ops-harness.js';
 
 const U = 2 ** -24;
@@ -67,30 +68,7 @@ function quantInt4(rand: () => number, rows: number, cols: number): { w: Int4Wei
   return { w: { format: 'int4', rows, cols, groupSize: 32, data: q.packed, scale, scaleBf16: q.scale }, dense: dequantizeInt4(q.packed, scale, rows, cols) };
 }
 
-function bf16Case(rand: () => number, rows: number, cols: number): { w: LinearWeight; dense: Float32Array } {
-  const data = f32ArrayToBf16(randn(rand, rows * cols, 0.5));
-  return { w: { format: 'bf16', rows, cols, data }, dense: bf16ArrayToF32(data) };
-}
 
-/** y[t, r] = Σ_c W[r, c] x[t, c] in f64 (the reference's matVec on the dequantised weight), m[t, r] = Σ_c |W x|. */
-function reference(dense: Float32Array, rows: number, cols: number, x: Float32Array, T: number): { y: Float64Array; m: Float64Array } {
-  const y = new Float64Array(T * rows);
-  const m = new Float64Array(T * rows);
-  for (let t = 0; t < T; t++) {
-    for (let r = 0; r < rows; r++) {
-      let s = 0;
-      let a = 0;
-      for (let c = 0; c < cols; c++) {
-        const p = dense[r * cols + c]! * x[t * cols + c]!;
-        s += p;
-        a += Math.abs(p);
-      }
-      y[t * rows + r] = s;
-      m[t * rows + r] = a;
-    }
-  }
-  return { y, m };
-}
 
 /** |got − want| <= rtol·m + atol per element; the report lists the first mismatches. Returns max |got − want| / m. */
 function expectWithin(got: Float32Array, want: Float64Array, m: Float64Array, rtol: number, label: string): number {
@@ -200,7 +178,7 @@ describe(`dense INT4 and BF16 linears through the fp8_gemv_wide family (${testAd
       const c = how === 'quant' ? quantInt4(rand, rows, cols) : handInt4(rand, rows, cols);
       const gw = uploadLinear(gpu, `w${i}`, c.w);
       const x = randn(rand, T * cols);
-      const ref = reference(c.dense, rows, cols, x, T);
+      const ref = linearReference(c.dense, rows, cols, x, T);
       let worst = 0;
       for (const wide of WIDE) {
         worst = Math.max(worst, expectWithin((await run(gpu, gw, x, { T, wide })).got, ref.y, ref.m, int4Rtol(cols), `int4 ${label} ${JSON.stringify(wide)}`));
@@ -220,7 +198,7 @@ describe(`dense INT4 and BF16 linears through the fp8_gemv_wide family (${testAd
       const gw = uploadLinear(gpu, 'int4', c.w);
       for (const T of [1, randInt(rand, 2, 9), randInt(rand, 30, 70)]) {
         const x = randn(rand, T * cols);
-        const ref = reference(c.dense, rows, cols, x, T);
+        const ref = linearReference(c.dense, rows, cols, x, T);
         const io: Io = { T, xOffset: randInt(rand, 0, 5), xStride: cols + randInt(rand, 0, 6), yOffset: randInt(rand, 0, 5), yStride: rows + randInt(rand, 0, 3), accumulate: true };
         for (const forceGemm of [false, true]) {
           const label = `int4 T=${T} [${rows}, ${cols}] forceGemm ${forceGemm}`;
@@ -262,7 +240,7 @@ describe(`dense INT4 and BF16 linears through the fp8_gemv_wide family (${testAd
       const c = bf16Case(rand, rows, cols);
       const gw = uploadLinear(gpu, 'bf16', c.w);
       const x = randn(rand, cols);
-      const ref = reference(c.dense, rows, cols, x, 1);
+      const ref = linearReference(c.dense, rows, cols, x, 1);
       let worst = 0;
       for (const wide of WIDE) {
         const label = `bf16 [${rows}, ${cols}] ${JSON.stringify(wide)}`;
@@ -306,7 +284,7 @@ describe(`dense INT4 under a 64 KiB binding cap (${testAdapter()})`, () => {
     for (const ch of gw.chunks) expect(ch.codes.size).toBeLessThanOrEqual(cap);
     for (const T of [1, 5]) {
       const x = randn(rand, T * cols);
-      const ref = reference(c.dense.subarray(0, rowsOk * cols), rowsOk, cols, x, T);
+      const ref = linearReference(c.dense.subarray(0, rowsOk * cols), rowsOk, cols, x, T);
       expectWithin((await run(gpu, gw, x, { T })).got, ref.y, ref.m, int4Rtol(cols), `int4 split T=${T}`);
     }
     destroyLinear(gw);

@@ -12,50 +12,23 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { DeviceError, ShapeError } from '../../src/errors.js';
-import { bf16ArrayToF32, dequantizeFp8Block, f32ArrayToBf16, quantizeFp8Block } from '../../src/format/fp8.js';
+import { dequantizeFp8Block, quantizeFp8Block } from '../../src/format/fp8.js';
 import type { GpuContext } from '../../src/gpu/device.js';
 import { destroyLinear, linear, uploadLinear, type GemmTiledTuning, type GemmVariant, type GemvVariant, type GemvWideTuning, type GpuLinear } from '../../src/gpu/ops/linear.js';
 import { chooseGemm } from '../../src/gpu/plan.js';
 import type { LinearWeight } from '../../src/model/checkpoint.js';
 import { compareClose, randInt, randn, rng, testAdapter, testGpu } from '../helpers/gpu.js';
+import { bf16Case, linearReference, type LinearCase } from './linear-cases.js';
 import { f32Buffer, kernels, readF32, record } from './ops-harness.js';
 
-interface Case {
-  w: LinearWeight;
-  dense: Float32Array; // dequantised [rows, cols]
-}
-
-function fp8Case(rand: () => number, rows: number, cols: number): Case {
+function fp8Case(rand: () => number, rows: number, cols: number): LinearCase {
   const q = quantizeFp8Block(randn(rand, rows * cols, 0.5), rows, cols);
   // vary the block scales so a wrong block index shows
   for (let i = 0; i < q.scale.length; i++) q.scale[i] = q.scale[i]! * (0.5 + rand());
   return { w: { format: 'fp8', rows, cols, data: q.data, scale: q.scale }, dense: dequantizeFp8Block(q.data, q.scale, rows, cols) };
 }
 
-function bf16Case(rand: () => number, rows: number, cols: number): Case {
-  const data = f32ArrayToBf16(randn(rand, rows * cols, 0.5));
-  return { w: { format: 'bf16', rows, cols, data }, dense: bf16ArrayToF32(data) };
-}
 
-/** y[t, r] = Σ_c W[r, c] x[t, c] in f64, and m[t, r] = Σ_c |W[r, c] x[t, c]|. */
-function reference(dense: Float32Array, rows: number, cols: number, x: Float32Array, T: number): { y: Float64Array; m: Float64Array } {
-  const y = new Float64Array(T * rows);
-  const m = new Float64Array(T * rows);
-  for (let t = 0; t < T; t++) {
-    for (let r = 0; r < rows; r++) {
-      let s = 0;
-      let a = 0;
-      for (let c = 0; c < cols; c++) {
-        const p = dense[r * cols + c]! * x[t * cols + c]!;
-        s += p;
-        a += Math.abs(p);
-      }
-      y[t * rows + r] = s;
-      m[t * rows + r] = a;
-    }
-  }
-  return { y, m };
-}
 
 /** Per-element check |got - want| <= rtol·m + atol, with an llm.c-style report. */
 function expectWithin(got: Float32Array, want: Float64Array, m: Float64Array, rtol: number, atol: number, label: string): number {
@@ -70,6 +43,7 @@ interface RunOpts {
   gemv?: GemvVariant;
   gemm?: GemmVariant;
   forceGemm?: boolean;
+  perRow?: boolean;
   wide?: Partial<GemvWideTuning>;
   tiled?: Partial<GemmTiledTuning>;
 }
@@ -206,7 +180,7 @@ describe(`linear kernels (${testAdapter()})`, () => {
       const c = fp8Case(rand, rows, cols);
       const x = randn(rand, T * cols);
       const gw = uploadLinear(gpu, `w${i}`, c.w);
-      const ref = reference(c.dense, rows, cols, x, T);
+      const ref = linearReference(c.dense, rows, cols, x, T);
       expectWithin(await runLinear(gpu, gw, x, T, { forceGemm: true }), ref.y, ref.m, F32.rtol, F32.atol, 'fp8_gemm');
       for (const tiled of TILED) {
         expectWithin(await runLinear(gpu, gw, x, T, { gemm: 'tiled', forceGemm: true, tiled }), ref.y, ref.m, F32.rtol, F32.atol, `fp8_gemm_tiled ${JSON.stringify(tiled)}`);
@@ -241,7 +215,7 @@ describe(`linear kernels (${testAdapter()})`, () => {
         const c = fmt === 'fp8' ? fp8Case(rand, rows, cols) : bf16Case(rand, rows, cols);
         const gw = uploadLinear(gpu, fmt, c.w);
         const x = randn(rand, T * cols);
-        const ref = reference(c.dense, rows, cols, x, T);
+        const ref = linearReference(c.dense, rows, cols, x, T);
         // x with a 3-element offset and stride cols + 5; y with offset 7, stride rows + 2, accumulating on 1.0
         const xOffset = 3;
         const xStride = cols + 5;
@@ -279,7 +253,7 @@ describe(`linear kernels (${testAdapter()})`, () => {
       const gw = uploadLinear(gpu, 'prefill', c.w);
       for (const T of Ts) {
         const x = randn(rand, T * cols);
-        const ref = reference(c.dense, rows, cols, x, T);
+        const ref = linearReference(c.dense, rows, cols, x, T);
         const xOffset = randInt(rand, 0, 5);
         const xStride = cols + randInt(rand, 0, 6);
         const xp = new Float32Array(xOffset + T * xStride + 3).fill(NaN); // NaN outside the token rows: never read
@@ -317,7 +291,7 @@ describe(`linear kernels (${testAdapter()})`, () => {
       const c = fp8Case(rand, rows, cols);
       const gw = uploadLinear(gpu, 'wide', c.w);
       const x = randn(rand, cols);
-      const ref = reference(c.dense, rows, cols, x, 1);
+      const ref = linearReference(c.dense, rows, cols, x, 1);
       const xOffset = 5;
       const xp = new Float32Array(xOffset + cols + 3).fill(NaN);
       xp.set(x, xOffset);
@@ -332,6 +306,26 @@ describe(`linear kernels (${testAdapter()})`, () => {
         expect(yp[yOffset + rows]).toBe(1);
         xb.destroy();
         yb.destroy();
+      }
+      destroyLinear(gw);
+    }
+  });
+
+  it('per-row GEMVs (batched decode rows): each of T rows equals the one-token GEMV bit for bit; other GEMVs are refused', async () => {
+    const gpu = await testGpu();
+    const rand = rng(77);
+    for (const c of [fp8Case(rand, 70, 300), bf16Case(rand, 33, 130)]) {
+      const gw = uploadLinear(gpu, 'rows', c.w);
+      const T = 3;
+      const x = randn(rand, T * c.w.cols);
+      const all = await runLinear(gpu, gw, x, T, { gemv: 'wide', perRow: true });
+      for (let t = 0; t < T; t++) {
+        const one = await runLinear(gpu, gw, x.slice(t * c.w.cols, (t + 1) * c.w.cols), 1, { gemv: 'wide' });
+        expect(new Uint32Array(all.slice(t * c.w.rows, (t + 1) * c.w.rows).buffer), `${c.w.format} row ${t}`).toEqual(new Uint32Array(one.buffer));
+      }
+      if (c.w.format === 'fp8') {
+        await expect(runLinear(gpu, gw, x, T, { gemv: 'f32', perRow: true })).rejects.toThrow(/per-row GEMVs need the wide FP8 GEMV/);
+        await expect(runLinear(gpu, gw, x, T, { gemv: 'f32', perRow: true })).rejects.toBeInstanceOf(ShapeError);
       }
       destroyLinear(gw);
     }
@@ -362,7 +356,7 @@ describe(`linear kernels under a 1 MiB binding cap (${testAdapter()})`, () => {
       for (const ch of gw.chunks) expect(ch.codes.size).toBeLessThanOrEqual(1 << 20);
       for (const T of [1, 3, 37]) {
         const x = randn(rand, T * cols);
-        const ref = reference(c.dense, rows, cols, x, T);
+        const ref = linearReference(c.dense, rows, cols, x, T);
         expectWithin(await runLinear(gpu, gw, x, T), ref.y, ref.m, F32.rtol, F32.atol, `${fmt} split T=${T}`);
         if (fmt === 'fp8' && T > 1) {
           expectWithin(await runLinear(gpu, gw, x, T, { forceGemm: true }), ref.y, ref.m, F32.rtol, F32.atol, `fp8_gemm split T=${T}`);

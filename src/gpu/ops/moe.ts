@@ -146,8 +146,8 @@ export interface MoeScratch {
   maxTokens: number;
   /** [maxTokens, Ks, Fmax] */
   hidden: GPUBuffer;
-  /** grouped path only: [maxTokens, Ks, D] */
-  y: GPUBuffer | null;
+  /** [maxTokens, Ks, D] the per-slot expert outputs: the grouped path and the by-expert decode path (moe_combine sums them) */
+  y: GPUBuffer;
   /** grouped path only: [maxBlocks] block → expert (E = shared), then [maxBlocks · BM] sorted pairs t·Ks + k */
   plan: GPUBuffer | null;
   /** grouped path only: two indirect grids (gate_up at byte 0, down at byte 16) */
@@ -414,7 +414,6 @@ export function moeExpertsDecode(k: Kernels, pass: GPUComputePassEncoder, arena:
 function moeExpertsUnion(k: Kernels, pass: GPUComputePassEncoder, arena: UniformArena, a: MoeExpertsArgs, c: Checked, t0: number, Tw: number): void {
   const g = a.geometry;
   const y = a.scratch.y;
-  if (!y) throw new ShapeError('moe_experts_decode: the union variant needs scratch.y (createMoeScratch with grouped or union buffers)', 'scratch');
   requireBytes(k.gpu, y, c.T * c.Ks * g.hidden * 4, 'moe_experts_decode', 'scratch.y');
   const WG = 64;
   // T: one past the last token of the dispatch (the by-expert kernels scan ids of tokens t0 .. T - 1)
@@ -450,7 +449,7 @@ export function moeExpertsPrefill(k: Kernels, pass: GPUComputePassEncoder, arena
   const c = checkExperts(k, a, 'moe_experts_prefill');
   const g = a.geometry;
   const s0 = a.scratch;
-  if (!s0.y || !s0.plan || !s0.indirect) throw new ShapeError('moe_experts_prefill: the scratch was created without the grouped buffers', 'scratch');
+  if (!s0.plan || !s0.indirect) throw new ShapeError('moe_experts_prefill: the scratch was created without the grouped buffers', 'scratch');
   const maxBlocks = maxExpertBlocks(g, c.T);
   if (maxBlocks > s0.maxBlocks) throw new ShapeError(`moe_experts_prefill: ${c.T} tokens need ${maxBlocks} blocks, scratch has ${s0.maxBlocks}`, 'scratch');
   requireInt(maxBlocks, 1, 'moe_experts_prefill', 'blocks', k.gpu.limits.maxComputeWorkgroupsPerDimension);
