@@ -343,10 +343,18 @@ function expertPrefillShape(shape: string, D: number, F: number, E: number, K: n
         {
           variant: 'optimised',
           impl: 'moe_align + moe_gateup_grouped + moe_down_grouped + moe_combine',
-          engineDefault: T > 4, // moeExperts: the grouped path above 4 tokens
           build: () => {
             requireKernels({ gpu, kernels }, 'moe_align', 'moe_gateup_grouped', 'moe_down_grouped', 'moe_combine');
-            return arenaOp(gpu, 2 + 2 * shards.length, (pass, arena) => moeExpertsPrefill(kernels, pass, arena, args));
+            return arenaOp(gpu, 2 + 2 * shards.length, (pass, arena) => moeExpertsPrefill(kernels, pass, arena, { ...args, prefill: 'grouped' }));
+          },
+        },
+        {
+          variant: 'optimised',
+          impl: 'moe_align + moe_gateup_tiled + moe_down_tiled + moe_combine',
+          engineDefault: T > 4, // moeExperts: the grouped path above 4 tokens, the plan's tiled kernels (chooseMoePrefill)
+          build: () => {
+            requireKernels({ gpu, kernels }, 'moe_align', 'moe_gateup_tiled', 'moe_down_tiled', 'moe_combine');
+            return arenaOp(gpu, 2 + 2 * shards.length, (pass, arena) => moeExpertsPrefill(kernels, pass, arena, { ...args, prefill: 'tiled' }));
           },
         },
         {

@@ -5,12 +5,14 @@
 // Same contract as fp8_gemm.wgsl. A workgroup owns WG·RT rows x TT = 4·TQ tokens; each invocation a register
 // tile of RT rows x TT tokens (vec4 accumulators in a struct with named fields: lavapipe spills dynamically
 // indexed private arrays). Per 128-column block (one scale block, KC columns):
-//   1. the workgroup stages the x tile [TT tokens, 128 columns] in workgroup memory (columns past `cols` as 0);
+//   1. the workgroup stages the x tile [TT tokens, 128 columns] in workgroup memory (columns past `cols` as 0), as
+//      one vec4 per 4 columns of a token, so one load feeds a word of codes (1.2-1.6x the scalar layout on
+//      lavapipe, interleaved runs against the previous commit; docs/benchmarks.md "Prefill GEMM");
 //   2. each invocation loads one vec4<u32> of codes per row per 16 columns (16 codes), decodes each code once
 //      (F16BITS: two codes per op through f16 bit patterns + unpack2x16float, docs/kernels.md §3.1 (B)) and multiplies
 //      it by its row's block scale, so every decoded weight equals dequantizeFp8Block's f32 value exactly;
-//   3. and reuses it from registers for the TT tokens: one explicit fma per (row, token, column), the x value
-//      read from workgroup memory at a workgroup-uniform address.
+//   3. and reuses it from registers for the TT tokens: one explicit fma per (row, token, column), the x values
+//      read from workgroup memory at workgroup-uniform addresses.
 // Why x goes through workgroup memory (measured on lavapipe, docs/benchmarks.md "Prefill GEMM"): reading x from
 // the storage buffer at uniform addresses costs a bounds-checked scalar load per element, which dominated (the
 // time fell with rows per invocation and not with tokens); workgroup memory has no bounds checks. Two barriers
@@ -29,7 +31,7 @@
 // CPU counterpart: src/model/reference.ts linear on dequantizeFp8Block(W) (src/format/fp8.ts).
 
 override WG: u32 = 64u;
-override RT: u32 = 4u;         // rows per invocation, 1..8 (RT·TQ <= 16: the register tile)
+override RT: u32 = 4u;         // rows per invocation, 1..8 (the register tile: RT x 4·TQ accumulators)
 override TQ: u32 = 2u;         // token quads per invocation, 1..4 (TT = 4·TQ tokens)
 override F16BITS: bool = true; // decode via unpack2x16float (true) or the f32 bit trick (false)
 const KC: u32 = 128u;          // columns per stage: one scale block
@@ -42,8 +44,9 @@ const KC: u32 = 128u;          // columns per stage: one scale block
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 @group(0) @binding(4) var<uniform> params: Params;
 
-// the x tile: token slot s (0..15), column cc of the block at s·KC + cc
-var<workgroup> xs: array<f32, 2048>;
+// the x tile: token slot s (0..15), columns 4j .. 4j+3 of the block at s·KW + j (one vec4 load feeds a word)
+const KW: u32 = KC / 4u;
+var<workgroup> xs: array<vec4<f32>, 512>;
 
 // E4M3FN code (low 8 bits of b) -> f32, exact (docs/kernels.md §3.1 (A))
 // #include "e4m3.wgsl"
@@ -70,6 +73,11 @@ struct Acc {
   a70: vec4<f32>, a71: vec4<f32>, a72: vec4<f32>, a73: vec4<f32>,
 }
 
+// the x values of token slots s .. s+3 at the 4 columns c .. c+3 of the stage: column j's 4 tokens in X[j]
+fn xcols(s: u32, c: u32) -> mat4x4<f32> {
+  return transpose(mat4x4<f32>(xs[s * KW + c / 4u], xs[(s + 1u) * KW + c / 4u], xs[(s + 2u) * KW + c / 4u], xs[(s + 3u) * KW + c / 4u]));
+}
+
 // the decoded, scaled weights of one u32 word (4 columns) of each of the RT rows
 struct Wq {
   w0: vec4<f32>,
@@ -87,10 +95,11 @@ struct Wq {
 // fma (bench_fma.wgsl) — with the decoded weight per lane and 4 tokens' x at that column
 fn word(acc: ptr<function, Acc>, wv: ptr<function, Wq>, c: u32) {
   {
-    let x0 = vec4<f32>(xs[0u * KC + c + 0u], xs[1u * KC + c + 0u], xs[2u * KC + c + 0u], xs[3u * KC + c + 0u]);
-    let x1 = vec4<f32>(xs[0u * KC + c + 1u], xs[1u * KC + c + 1u], xs[2u * KC + c + 1u], xs[3u * KC + c + 1u]);
-    let x2 = vec4<f32>(xs[0u * KC + c + 2u], xs[1u * KC + c + 2u], xs[2u * KC + c + 2u], xs[3u * KC + c + 2u]);
-    let x3 = vec4<f32>(xs[0u * KC + c + 3u], xs[1u * KC + c + 3u], xs[2u * KC + c + 3u], xs[3u * KC + c + 3u]);
+    let X = xcols(0u, c);
+    let x0 = X[0];
+    let x1 = X[1];
+    let x2 = X[2];
+    let x3 = X[3];
     { (*acc).a00 = fma(vec4<f32>((*wv).w0.w), x3, fma(vec4<f32>((*wv).w0.z), x2, fma(vec4<f32>((*wv).w0.y), x1, fma(vec4<f32>((*wv).w0.x), x0, (*acc).a00)))); }
     if (RT > 1u) { (*acc).a10 = fma(vec4<f32>((*wv).w1.w), x3, fma(vec4<f32>((*wv).w1.z), x2, fma(vec4<f32>((*wv).w1.y), x1, fma(vec4<f32>((*wv).w1.x), x0, (*acc).a10)))); }
     if (RT > 2u) { (*acc).a20 = fma(vec4<f32>((*wv).w2.w), x3, fma(vec4<f32>((*wv).w2.z), x2, fma(vec4<f32>((*wv).w2.y), x1, fma(vec4<f32>((*wv).w2.x), x0, (*acc).a20)))); }
@@ -101,10 +110,11 @@ fn word(acc: ptr<function, Acc>, wv: ptr<function, Wq>, c: u32) {
     if (RT > 7u) { (*acc).a70 = fma(vec4<f32>((*wv).w7.w), x3, fma(vec4<f32>((*wv).w7.z), x2, fma(vec4<f32>((*wv).w7.y), x1, fma(vec4<f32>((*wv).w7.x), x0, (*acc).a70)))); }
   }
   if (TQ > 1u) {
-    let x0 = vec4<f32>(xs[4u * KC + c + 0u], xs[5u * KC + c + 0u], xs[6u * KC + c + 0u], xs[7u * KC + c + 0u]);
-    let x1 = vec4<f32>(xs[4u * KC + c + 1u], xs[5u * KC + c + 1u], xs[6u * KC + c + 1u], xs[7u * KC + c + 1u]);
-    let x2 = vec4<f32>(xs[4u * KC + c + 2u], xs[5u * KC + c + 2u], xs[6u * KC + c + 2u], xs[7u * KC + c + 2u]);
-    let x3 = vec4<f32>(xs[4u * KC + c + 3u], xs[5u * KC + c + 3u], xs[6u * KC + c + 3u], xs[7u * KC + c + 3u]);
+    let X = xcols(4u, c);
+    let x0 = X[0];
+    let x1 = X[1];
+    let x2 = X[2];
+    let x3 = X[3];
     { (*acc).a01 = fma(vec4<f32>((*wv).w0.w), x3, fma(vec4<f32>((*wv).w0.z), x2, fma(vec4<f32>((*wv).w0.y), x1, fma(vec4<f32>((*wv).w0.x), x0, (*acc).a01)))); }
     if (RT > 1u) { (*acc).a11 = fma(vec4<f32>((*wv).w1.w), x3, fma(vec4<f32>((*wv).w1.z), x2, fma(vec4<f32>((*wv).w1.y), x1, fma(vec4<f32>((*wv).w1.x), x0, (*acc).a11)))); }
     if (RT > 2u) { (*acc).a21 = fma(vec4<f32>((*wv).w2.w), x3, fma(vec4<f32>((*wv).w2.z), x2, fma(vec4<f32>((*wv).w2.y), x1, fma(vec4<f32>((*wv).w2.x), x0, (*acc).a21)))); }
@@ -115,10 +125,11 @@ fn word(acc: ptr<function, Acc>, wv: ptr<function, Wq>, c: u32) {
     if (RT > 7u) { (*acc).a71 = fma(vec4<f32>((*wv).w7.w), x3, fma(vec4<f32>((*wv).w7.z), x2, fma(vec4<f32>((*wv).w7.y), x1, fma(vec4<f32>((*wv).w7.x), x0, (*acc).a71)))); }
   }
   if (TQ > 2u) {
-    let x0 = vec4<f32>(xs[8u * KC + c + 0u], xs[9u * KC + c + 0u], xs[10u * KC + c + 0u], xs[11u * KC + c + 0u]);
-    let x1 = vec4<f32>(xs[8u * KC + c + 1u], xs[9u * KC + c + 1u], xs[10u * KC + c + 1u], xs[11u * KC + c + 1u]);
-    let x2 = vec4<f32>(xs[8u * KC + c + 2u], xs[9u * KC + c + 2u], xs[10u * KC + c + 2u], xs[11u * KC + c + 2u]);
-    let x3 = vec4<f32>(xs[8u * KC + c + 3u], xs[9u * KC + c + 3u], xs[10u * KC + c + 3u], xs[11u * KC + c + 3u]);
+    let X = xcols(8u, c);
+    let x0 = X[0];
+    let x1 = X[1];
+    let x2 = X[2];
+    let x3 = X[3];
     { (*acc).a02 = fma(vec4<f32>((*wv).w0.w), x3, fma(vec4<f32>((*wv).w0.z), x2, fma(vec4<f32>((*wv).w0.y), x1, fma(vec4<f32>((*wv).w0.x), x0, (*acc).a02)))); }
     if (RT > 1u) { (*acc).a12 = fma(vec4<f32>((*wv).w1.w), x3, fma(vec4<f32>((*wv).w1.z), x2, fma(vec4<f32>((*wv).w1.y), x1, fma(vec4<f32>((*wv).w1.x), x0, (*acc).a12)))); }
     if (RT > 2u) { (*acc).a22 = fma(vec4<f32>((*wv).w2.w), x3, fma(vec4<f32>((*wv).w2.z), x2, fma(vec4<f32>((*wv).w2.y), x1, fma(vec4<f32>((*wv).w2.x), x0, (*acc).a22)))); }
@@ -129,10 +140,11 @@ fn word(acc: ptr<function, Acc>, wv: ptr<function, Wq>, c: u32) {
     if (RT > 7u) { (*acc).a72 = fma(vec4<f32>((*wv).w7.w), x3, fma(vec4<f32>((*wv).w7.z), x2, fma(vec4<f32>((*wv).w7.y), x1, fma(vec4<f32>((*wv).w7.x), x0, (*acc).a72)))); }
   }
   if (TQ > 3u) {
-    let x0 = vec4<f32>(xs[12u * KC + c + 0u], xs[13u * KC + c + 0u], xs[14u * KC + c + 0u], xs[15u * KC + c + 0u]);
-    let x1 = vec4<f32>(xs[12u * KC + c + 1u], xs[13u * KC + c + 1u], xs[14u * KC + c + 1u], xs[15u * KC + c + 1u]);
-    let x2 = vec4<f32>(xs[12u * KC + c + 2u], xs[13u * KC + c + 2u], xs[14u * KC + c + 2u], xs[15u * KC + c + 2u]);
-    let x3 = vec4<f32>(xs[12u * KC + c + 3u], xs[13u * KC + c + 3u], xs[14u * KC + c + 3u], xs[15u * KC + c + 3u]);
+    let X = xcols(12u, c);
+    let x0 = X[0];
+    let x1 = X[1];
+    let x2 = X[2];
+    let x3 = X[3];
     { (*acc).a03 = fma(vec4<f32>((*wv).w0.w), x3, fma(vec4<f32>((*wv).w0.z), x2, fma(vec4<f32>((*wv).w0.y), x1, fma(vec4<f32>((*wv).w0.x), x0, (*acc).a03)))); }
     if (RT > 1u) { (*acc).a13 = fma(vec4<f32>((*wv).w1.w), x3, fma(vec4<f32>((*wv).w1.z), x2, fma(vec4<f32>((*wv).w1.y), x1, fma(vec4<f32>((*wv).w1.x), x0, (*acc).a13)))); }
     if (RT > 2u) { (*acc).a23 = fma(vec4<f32>((*wv).w2.w), x3, fma(vec4<f32>((*wv).w2.z), x2, fma(vec4<f32>((*wv).w2.y), x1, fma(vec4<f32>((*wv).w2.x), x0, (*acc).a23)))); }
@@ -176,10 +188,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation
   for (var kb = 0u; kb < params.scaleCols; kb++) {
     // 1. stage x[t0 .. t0 + TT, kb·KC .. + KC] (columns past cols as 0: their codes are 0 too)
     workgroupBarrier();
-    for (var i = lid; i < TQ * 4u * KC; i += WG) {
-      let col = kb * KC + i % KC;
-      let tok = min(t0 + i / KC, lastT);
-      xs[i] = select(0.0, x[params.xOffset + tok * params.xStride + min(col, params.cols - 1u)], col < params.cols);
+    for (var i = lid; i < TQ * 4u * KW; i += WG) {
+      let col = kb * KC + (i % KW) * 4u;
+      let at = params.xOffset + min(t0 + i / KW, lastT) * params.xStride;
+      var v = vec4<f32>(0.0);
+      for (var e = 0u; e < 4u; e++) {
+        if (col + e < params.cols) { v[e] = x[at + col + e]; }
+      }
+      xs[i] = v;
     }
     workgroupBarrier();
     // 2-3. the block's codes, 16 columns at a time

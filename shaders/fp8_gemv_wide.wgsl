@@ -23,6 +23,15 @@
 // kernel it replaced (bit-identical outputs).
 // Prefill through this kernel (INT4 dense linears, T > 1) is the GEMV per token row: grid y = token, each token
 // row computed alone (so a row's result does not depend on T: batch-invariant).
+// NORM (override, default false): the input is RMSNorm'ed on the fly (docs/model.md §4.2), replacing the rmsnorm
+// dispatch before the GEMV (docs/kernels.md "Fused decode dispatches"):
+//   y[.. r] (+)= inv_t · Σ_c W[rowStart + r, c] · (nw[c] · xin[xo + c]),  inv_t = 1 / sqrt(Σ_c xin[xo + c]² / cols + EPS)
+// every invocation sums the squares of the x chunks it loads anyway (no barrier, no extra x loads) and multiplies
+// each chunk by the norm weight before the dots; its RPT sums are scaled by inv_t at the end.
+// XN (override, with NORM): the normalised rows are also written, in xin's layout, for the other readers of the
+// norm (the MoE experts read what the router GEMV normalises): workgroup (0, t)'s invocations that own rows write
+//   xn[xo + c] = nw[c] · (xin[xo + c] · inv_t)   c < cols   (strided over those invocations; each row chunk's dispatch
+// writes the same values)
 //
 // Bindings (group 0):
 //   0  w       array<CW>   [rows, stride / CWORDS]   codes of one row chunk; stride (u32 words) a multiple of 4
@@ -30,14 +39,20 @@
 //   2  xin     array<f32>  [T, xStride] at xOffset   input rows (cols used per token)
 //   3  y       array<f32>  [T, yStride] at yOffset   output rows; chunk row r is column rowStart + r
 //   4  params  uniform     Params (include/linear.wgsl; T unused: grid y is the token)
+//   5  nw      array<vec4<f32>>  [⌈cols / 4⌉]          NORM: the RMSNorm weight, padded to whole vec4; otherwise any
+//                                                       16 bytes, not read
+//   6  xn      array<f32>  [T, xStride] at xOffset    XN: the normalised rows (written); otherwise any 16 bytes
 // Workgroup: WG threads (override, default 64), RPT consecutive rows per thread, no barriers.
 // Dispatch: (⌈rows / (WG · RPT)⌉, T).
 // CPU counterpart: src/model/reference.ts matVec on the dequantised weight: dequantizeFp8Block (src/format/fp8.ts),
-// bf16ArrayToF32, dequantizeInt4 (src/format/int4.ts).
+// bf16ArrayToF32, dequantizeInt4 (src/format/int4.ts); NORM: of reference.ts rmsNorm(x, nw, EPS).
 // #formats fp8 bf16 int4
 
 override WG: u32 = 64u;
 override RPT: u32 = 4u;        // rows per invocation, 1..8
+override NORM: bool = false;   // RMSNorm the input row on the fly (nw, EPS)
+override EPS: f32 = 1e-6;      // NORM: the norm's epsilon
+override XN: bool = false;     // NORM: also write the normalised rows to xn
 
 // #include "linear.wgsl"
 
@@ -46,6 +61,8 @@ override RPT: u32 = 4u;        // rows per invocation, 1..8
 @group(0) @binding(2) var<storage, read> xin: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 @group(0) @binding(4) var<uniform> params: Params;
+@group(0) @binding(5) var<storage, read> nw: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read_write> xn: array<f32>;
 
 // #include "format.wgsl"
 // #include "wide_rows.wgsl"
@@ -63,9 +80,36 @@ fn step(bl: vec4<u32>, bh: vec4<u32>, k: u32, xc: XC, pl: ptr<function, vec4<f32
   if (RPT > 7u) { (*ph).w += cdot(w[bh.w + k], xc); }
 }
 
+// NORM: nw[b .. b + 3] (b a multiple of 4; nw padded to whole vec4 with finite values). The tail chunk's lanes past
+// cols multiply x = 0, whatever they read (a vec4 past the buffer's end reads, by WebGPU's robust access, values of
+// the buffer or 0: finite)
+fn nw4(b: u32) -> vec4<f32> {
+  return nw[b / 4u];
+}
+
+// the x chunk at column c (xc_full / xc_tail), normalised by nw under NORM, its Σ x² added to *ss
+fn xload(xo: u32, c: u32, full: bool, ss: ptr<function, f32>) -> XC {
+  var xc: XC;
+  if (full) { xc = xc_full(xo + c); } else { xc = xc_tail(xo, c, params.cols); }
+  if (NORM) {
+    *ss += xc_sq(xc);
+    // the norm weights of the chunk (an 8-column chunk uses g0, g1)
+    var g2 = vec4<f32>(0.0);
+    var g3 = vec4<f32>(0.0);
+    if (CCOLS > 8u) {
+      g2 = nw4(c + 8u);
+      g3 = nw4(c + 12u);
+    }
+    xc = xc_mul(xc, nw4(c), nw4(c + 4u), g2, g3);
+  }
+  return xc;
+}
+
 @compute @workgroup_size(WG)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   _ = &scale; // one binding layout for every format (BF16 reads no scales)
+  _ = &nw;    // and with or without NORM, XN
+  _ = &xn;
   let r0 = gid.x * RPT;
   if (r0 >= params.rows) {
     return;
@@ -89,6 +133,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
   let s7 = srow(g + min(r0 + 7u, last), sc);
   let mul = cmul();
   let ch = chunks(params.cols); // (chunks whose columns all exist, all chunks, chunks per scale block)
+  var ss = 0.0; // NORM: Σ x²
   var al = vec4<f32>(0.0); // rows 0-3
   var ah = vec4<f32>(0.0); // rows 4-7
   for (var k0 = 0u; k0 < ch.y; k0 += ch.z) {
@@ -96,11 +141,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
     var pl = vec4<f32>(0.0);
     var ph = vec4<f32>(0.0);
     for (var k = k0; k < kend; k++) {
-      step(bl, bh, k, xc_full(xo + CCOLS * k), &pl, &ph);
+      step(bl, bh, k, xload(xo, CCOLS * k, true, &ss), &pl, &ph);
     }
     if (kend < min(k0 + ch.z, ch.y)) {
       // the last, partial chunk (always in the last block): padding codes are 0, x masked to 0 past cols
-      step(bl, bh, ch.x, xc_tail(xo, CCOLS * ch.x, params.cols), &pl, &ph);
+      step(bl, bh, ch.x, xload(xo, CCOLS * ch.x, false, &ss), &pl, &ph);
     }
     if (HAS_SCALES) {
       let kb = k0 / ch.z;
@@ -115,6 +160,17 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
     } else {
       al += pl;
       ah += ph;
+    }
+  }
+  if (NORM) {
+    let inv = 1.0 / sqrt(ss / f32(params.cols) + EPS);
+    al *= inv;
+    ah *= inv;
+    if (XN && wid.x == 0u) {
+      let owners = min(WG, (params.rows + RPT - 1u) / RPT); // invocations of workgroup 0 that own rows (did not return)
+      for (var c = lid; c < params.cols; c += owners) {
+        xn[xo + c] = nw[c / 4u][c % 4u] * (xin[xo + c] * inv);
+      }
     }
   }
   let o = params.yOffset + t * params.yStride + g + r0;

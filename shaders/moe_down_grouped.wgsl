@@ -33,6 +33,8 @@
 // #include "format.wgsl"
 // #include "grouped.wgsl"
 
+const WG: u32 = 64u;
+
 // #each SUF W: routed codes; shared shCodes
 // dots of one weight row with 4 (or 1) h rows at offsets o; the buffer choice stays outside the word loop
 // (SwiftShader ran 2x slower with the routed/shared branch inside it)

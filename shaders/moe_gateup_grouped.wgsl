@@ -31,6 +31,8 @@
 // #include "format.wgsl"
 // #include "grouped.wgsl"
 
+const WG: u32 = 64u;
+
 struct GU4 {
   g: vec4<f32>,
   u: vec4<f32>,
@@ -70,14 +72,7 @@ fn row1_$SUF(gRow: u32, uRow: u32, gS: u32, uS: u32, o: u32) -> vec2<f32> {
 }
 // #end
 
-// h[pr, f] = w · silu(g) · u for pair pr = t·Ks + k (w = 1 for the shared slot)
-fn store(pr: u32, f: u32, g: f32, u: f32) {
-  let t = pr / p.Ks;
-  let k = pr % p.Ks;
-  var wt = 1.0;
-  if (k < p.K) { wt = wts[t * p.K + k]; }
-  h[pr * p.Fmax + f] = wt * (g / (1.0 + exp(-g))) * u;
-}
+// #include "silu_store.wgsl"
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {

@@ -8,7 +8,7 @@
 //   2  dst     array<f32>  [T, outStride] at outOffset
 //   3  params  uniform     Params
 // Workgroup: WG threads (override, default 64) per row: strided partial sums of squares, one barrier, thread 0
-// adds the WG partials in order, a second barrier, then every thread writes its strided outputs.
+// adds the WG partials in order, a second barrier (include/rms_inv.wgsl), then every thread writes its strided outputs.
 // Dispatch: T workgroups.
 // CPU counterpart: src/model/reference.ts rmsNorm.
 
@@ -30,29 +30,13 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
 @group(0) @binding(3) var<uniform> params: Params;
 
-var<workgroup> partial: array<f32, WG>;
-var<workgroup> inv: f32;
+// #include "rms_inv.wgsl"
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let t = wid.x;
   let ib = params.inOffset + t * params.inStride;
-  var ss = 0.0;
-  for (var i = lid; i < params.n; i += WG) {
-    let v = src[ib + i];
-    ss += v * v;
-  }
-  partial[lid] = ss;
-  workgroupBarrier();
-  if (lid == 0u) {
-    var total = 0.0;
-    for (var j = 0u; j < WG; j++) {
-      total += partial[j];
-    }
-    inv = 1.0 / sqrt(total / f32(params.n) + params.eps);
-  }
-  workgroupBarrier();
-  let s = inv;
+  let s = rms_inv(ib, params.n, params.eps, lid);
   let ob = params.outOffset + t * params.outStride;
   for (var i = lid; i < params.n; i += WG) {
     dst[ob + i] = weight[i] * (src[ib + i] * s);

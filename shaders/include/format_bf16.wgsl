@@ -21,6 +21,10 @@ fn xq(xo: u32, c: u32, n: u32) -> WQ {
 fn qfma(a: WQ, w: WQ, x: WQ) -> WQ { return a + w * x; }
 fn qsum(a: WQ) -> f32 { return a.x + a.y; }
 fn qdot(w: WQ, x: WQ) -> f32 { return dot(w, x); }
+fn xt(a: vec4<f32>, b: vec4<f32>, c: u32) -> WQ { return select(a.xy, a.zw, (c & 2u) != 0u); }
+fn qfma4(a: vec4<f32>, w: WQ, x0: WQ, x1: WQ, x2: WQ, x3: WQ) -> vec4<f32> {
+  return fma(vec4<f32>(w.y), vec4<f32>(x0.y, x1.y, x2.y, x3.y), fma(vec4<f32>(w.x), vec4<f32>(x0.x, x1.x, x2.x, x3.x), a));
+}
 fn wvals(q: u32) -> WQ { return qvals(q); }
 
 // one 8-column chunk (a vec4<u32> of codes) and its x, in registers
@@ -30,3 +34,6 @@ struct XC { a: vec4<f32>, b: vec4<f32> }
 fn xc_full(at: u32) -> XC { return XC(x4(at, 0u, 4u), x4(at + 4u, 0u, 4u)); }
 fn xc_tail(xo: u32, c: u32, n: u32) -> XC { return XC(x4m(xo, c, n), x4m(xo, c + 4u, n)); }
 fn cdot(q: CW, x: XC) -> f32 { return dot(bf16x4(q.x, q.y), x.a) + dot(bf16x4(q.z, q.w), x.b); }
+// the fused RMSNorm of fp8_gemv_wide (NORM, as xc16.wgsl): Σ x² over a chunk, the chunk times g0, g1 (g2, g3 unused)
+fn xc_sq(x: XC) -> f32 { return dot(x.a, x.a) + dot(x.b, x.b); }
+fn xc_mul(x: XC, g0: vec4<f32>, g1: vec4<f32>, g2: vec4<f32>, g3: vec4<f32>) -> XC { return XC(x.a * g0, x.b * g1); }

@@ -11,6 +11,10 @@
 //   xq(xo, c, n)   the activations its columns c .. c + QCOLS - 1 multiply: xin[xo + c ..], 0 at or past n
 //   qfma(a, w, x)  a + w ⊙ x;   qsum(a) Σ a;   qdot(w, x) Σ w ⊙ x
 //   wvals(q)       the word's values for kernels that reuse them across tokens (moe_*_union), × cmul() exact
+//   xt(a, b, c)    the activations a word at column c multiplies, from workgroup memory: a, b are the 8 staged
+//                  values from column c - c % 4 on (the tiled kernels, grouped_tiled.wgsl)
+//   qfma4(a, w, x0, x1, x2, x3)  a + (w · x0, w · x1, w · x2, w · x3): one word against 4 tokens, one fma per
+//                  (column, token) in column order (the tiled kernels)
 //   CW, CWORDS, XC, xc_full(at), xc_tail(xo, c, n), cdot(q, x), CMUL
 //                  the same for one chunk CW of CWORDS words (the wide kernels' load): cdot(q, x) · CMUL is the
 //                  chunk's unscaled dot (CMUL folds a decoder's constant factor into the scale)
@@ -35,6 +39,9 @@ fn xq(xo: u32, c: u32, n: u32) -> WQ { return x4(xo, c, n); }
 fn qfma(a: WQ, w: WQ, x: WQ) -> WQ { return a + w * x; }
 fn qsum(a: WQ) -> f32 { return dot(a, vec4<f32>(1.0)); }
 fn qdot(w: WQ, x: WQ) -> f32 { return dot(w, x); }
+fn xt(a: vec4<f32>, b: vec4<f32>, c: u32) -> WQ { return a; }
+// #include "qfma4_vec4.wgsl"
+fn qfma4(a: vec4<f32>, w: WQ, x0: WQ, x1: WQ, x2: WQ, x3: WQ) -> vec4<f32> { return fma4(a, w, x0, x1, x2, x3); }
 
 // one 16-column chunk (a vec4<u32> of codes) and its x, in registers
 alias CW = vec4<u32>;

@@ -24,6 +24,11 @@ fn xq(xo: u32, c: u32, n: u32) -> WQ { return WQ(x4m(xo, c, n), x4m(xo, c + 4u, 
 fn qfma(a: WQ, w: WQ, x: WQ) -> WQ { return WQ(a[0] + w[0] * x[0], a[1] + w[1] * x[1]); }
 fn qsum(a: WQ) -> f32 { return dot(a[0] + a[1], vec4<f32>(1.0)); }
 fn qdot(w: WQ, x: WQ) -> f32 { return dot(w[0], x[0]) + dot(w[1], x[1]); }
+fn xt(a: vec4<f32>, b: vec4<f32>, c: u32) -> WQ { return WQ(a, b); }
+// #include "qfma4_vec4.wgsl"
+fn qfma4(a: vec4<f32>, w: WQ, x0: WQ, x1: WQ, x2: WQ, x3: WQ) -> vec4<f32> {
+  return fma4(fma4(a, w[0], x0[0], x1[0], x2[0], x3[0]), w[1], x0[1], x1[1], x2[1], x3[1]);
+}
 fn wvals(q: u32) -> WQ { return qvals(q); }
 
 // one 16-column chunk of x (2 words, half a scale group), in registers

@@ -4,10 +4,4 @@
 
 @group(0) @binding(0) var<storage, read> xin: array<f32>;
 @group(0) @binding(1) var<storage, read> ids: array<u32>;
-@group(0) @binding(2) var<storage, read> wts: array<f32>;
-@group(0) @binding(3) var<storage, read> codes: array<CW>;
-@group(0) @binding(4) var<storage, read> scales: array<f32>;
-@group(0) @binding(5) var<storage, read> shCodes: array<CW>;
-@group(0) @binding(6) var<storage, read> shScales: array<f32>;
-@group(0) @binding(7) var<storage, read_write> h: array<f32>;
-@group(0) @binding(8) var<uniform> p: Params;
+// #include "gateup_chunk_bindings.wgsl"

@@ -1,10 +1,10 @@
-// shaders/include/grouped.wgsl: what the grouped expert GEMMs (moe_gateup_grouped, moe_down_grouped) share, spliced
+// shaders/include/grouped.wgsl: what the grouped expert GEMMs (moe_gateup_grouped, moe_down_grouped and their tiled
+// twins moe_gateup_tiled, moe_down_tiled) share, spliced
 // after their format include: the block shape, one Params for both (each reads its half's row strides and scale
 // columns), the scale lookup, and which blocks of moe_align.wgsl's plan a dispatch computes and how many pairs
 // each holds. The kernel declares `plan: array<u32>` and `p: Params`.
 // #include "expert_scales.wgsl"
 
-const WG: u32 = 64u;
 const BM: u32 = 16u;
 const SENTINEL: u32 = 0xFFFFFFFFu;
 

@@ -1,5 +1,6 @@
 // shaders/include/rope_common.wgsl: what rope.wgsl (in place) and rope_copy.wgsl share: the Params, the
-// bindings 0-2 (dst, the (cos, sin) table, params) and the rotation of one pair by the table row of its position.
+// bindings 0-2 (dst, the (cos, sin) table, params) and the rotation of one pair by the table row of its position
+// (include/rope_rotate.wgsl).
 struct Params {
   pairs: u32,          // P = Dr / 2
   heads: u32,          // segments per token
@@ -19,13 +20,7 @@ struct Params {
 @group(0) @binding(1) var<storage, read> cs: array<f32>;
 @group(0) @binding(2) var<uniform> params: Params;
 
-// (a, b) rotated by θ of pair i at position pos0 + t
-fn rotate(a: f32, b: f32, t: u32, i: u32) -> vec2<f32> {
-  let at = ((params.pos0 + t) * params.pairs + i) * 2u;
-  let c = cs[at];
-  let s = cs[at + 1u];
-  return vec2<f32>(a * c - b * s, a * s + b * c);
-}
+// #include "rope_rotate.wgsl"
 
 // (t, h, i) of an invocation: token t = gid.y, segment h and pair i from gid.x; valid = gid.x < heads · pairs
 fn pair_of(gid: vec3<u32>) -> vec4<u32> {

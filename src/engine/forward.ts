@@ -9,7 +9,7 @@
  *     q  = q_b(RMSNorm(q_a(xn), q_a_layernorm))  | q_proj(xn)               [T, H·Dq]
  *     kv = kv_a(xn)                                                        [T, R + Dr]
  *     cache[p0+t, :R] = RMSNorm(kv[t, :R], kv_a_layernorm);  cache[p0+t, R:] = RoPE(kv[t, R:])
- *     RoPE(q[t, h, Dn:]) in place
+ *     RoPE(q[t, h, Dn:]) in place                  (these three: one dispatch, mla_kv_rope)
  *     o  = MLA(q, cache rows 0 .. p0+T-1, kv_b)  (ops/attention.ts mlaAttend, absorbed form)
  *     h += o_proj(o)                          (tap attn_out)
  *     xn = RMSNorm(h, post_attention_layernorm)   (tap moe.input)
@@ -17,7 +17,11 @@
  *     MoE:   logits = router(xn) (BF16 GEMV/GEMM); ids, w = moeRouter; f = moeExperts(xn, ids, w) + shared
  *     h += f                                   (taps ffn_out, hidden, moe.topk_idx, moe.topk_weight)
  *   z = RMSNorm(h, norm) (all rows, or the last row only) → logits = lm_head(z)
- * Without taps the residual adds are fused into o_proj / down / the MoE combine (accumulate into h).
+ * Without taps the residual adds are fused into o_proj / down / the MoE combine (accumulate into h), and an RMSNorm
+ * whose readers are all small decode GEMVs of the wide family runs as their prologue instead of a dispatch of its
+ * own (plan.normPrologueMaxLoads; input_layernorm into q_a / kv_a, q_a_layernorm into q_b, post_attention_layernorm
+ * into a dense layer's gate / up or into the router GEMV, which writes xn for the experts; the final norm into
+ * lm_head): docs/kernels.md "Fused decode dispatches".
  *
  * Legend: T tokens in the chunk, D hidden, H heads, Dn/Dr/Dv head dims, Dq = Dn + Dr, R kv_lora_rank,
  * Rq q_lora_rank, I intermediate, E experts, K experts per token, V vocab.
@@ -27,10 +31,10 @@ import type { Kernels } from '../gpu/kernels.js';
 import { chooseSplits, mlaAbsorbQ, mlaAbsorbV, mlaAttend, mlaAttention, type MlaGeometry, type MlaScratch } from '../gpu/ops/attention.js';
 import { addInPlace, swiglu } from '../gpu/ops/elementwise.js';
 import { embedTokens } from '../gpu/ops/embed.js';
-import { linear, type GemmVariant, type GemvVariant, type GpuLinear } from '../gpu/ops/linear.js';
+import { fusesNorm, linear, type GemmVariant, type GemvVariant, type GpuLinear, type LinearArgs } from '../gpu/ops/linear.js';
 import { moeExperts, moeRouter, usesDecodePath, type MoeGeometry, type MoeScratch, type MoeWeightBuffers } from '../gpu/ops/moe.js';
 import { rmsNorm } from '../gpu/ops/norm.js';
-import { ropeCopy, ropeInPlace, type GpuRopeTable } from '../gpu/ops/rope.js';
+import { mlaKvRope, type GpuRopeTable } from '../gpu/ops/rope.js';
 import type { ModelConfig } from '../model/config.js';
 import { tapNames } from '../model/taps.js';
 import type { KernelPlan } from '../gpu/plan.js';
@@ -241,8 +245,13 @@ export function* encodeChunkSteps(m: GpuModel, rec: Recorder, a: ChunkArgs): Gen
   // a batch is batch-invariant: one kernel for any number of rows (the plan's: the decode GEMV per row, or a GEMM)
   const perRow = batch !== undefined && m.plan.batchLinear === 'gemv-rows';
   const forceGemm = batch !== undefined && !perRow;
-  const lin = (wt: GpuLinear, x: GPUBuffer, y: GPUBuffer, accumulate = false, strides: { xStride?: number; yStride?: number } = {}) =>
-    linear(k, rec.pass, arena, { w: wt, x, y, tokens: T, accumulate, gemv: m.gemv, gemm: m.gemm, forceGemm, perRow, ...strides });
+  const lin = (wt: GpuLinear, x: GPUBuffer, y: GPUBuffer, accumulate = false, more: { xStride?: number; yStride?: number; norm?: LinearArgs['norm'] } = {}) =>
+    linear(k, rec.pass, arena, { w: wt, x, y, tokens: T, accumulate, gemv: m.gemv, gemm: m.gemm, forceGemm, perRow, ...more });
+  // An RMSNorm whose every reader is a small decode GEMV of the wide family runs as their NORM prologue instead of a
+  // dispatch of its own (plan.normPrologueMaxLoads; not in a taps run, which reads the normalised tensors back)
+  const fuseNorm = (nw: GPUBuffer, ...readers: GpuLinear[]) =>
+    !taps && nw.size >= Math.ceil(readers[0]!.cols / 4) * 16 &&
+    readers.every((r) => (r.rows * r.cols) / m.plan.gemvWide[r.format].rpt <= m.plan.normPrologueMaxLoads && fusesNorm({ w: r, tokens: T, gemv: m.gemv, forceGemm, perRow }));
   const segments: Segment[] = batch
     ? batch.caches.map((cache, t) => ({ cache, pos: batch.positions[t]!, t0: t, T: 1 }))
     : [{ cache: m.cache, pos: p0, t0: 0, T }];
@@ -256,26 +265,31 @@ export function* encodeChunkSteps(m: GpuModel, rec: Recorder, a: ChunkArgs): Gen
 
   for (const [i, lw] of w.layers.entries()) {
     // --- attention block
-    rmsNorm(k, rec.pass, arena, { x: s.h, weight: lw.inputNorm, y: s.xn, n: D, tokens: T, eps });
+    const inNorm = fuseNorm(lw.inputNorm, lw.qA ?? lw.q!, lw.kvA) ? { weight: lw.inputNorm, eps } : undefined;
+    const xIn = inNorm ? s.h : s.xn;
+    if (!inNorm) rmsNorm(k, rec.pass, arena, { x: s.h, weight: lw.inputNorm, y: s.xn, n: D, tokens: T, eps });
     if (lw.qA) {
       const Rq = lw.qA.rows;
-      lin(lw.qA, s.xn, s.qa!);
-      rmsNorm(k, rec.pass, arena, { x: s.qa!, weight: lw.qANorm!, y: s.qan!, n: Rq, tokens: T, eps });
-      lin(lw.qB!, s.qan!, q, false, { yStride: qStride });
+      lin(lw.qA, xIn, s.qa!, false, { norm: inNorm });
+      if (fuseNorm(lw.qANorm!, lw.qB!)) {
+        lin(lw.qB!, s.qa!, q, false, { yStride: qStride, norm: { weight: lw.qANorm!, eps } });
+      } else {
+        rmsNorm(k, rec.pass, arena, { x: s.qa!, weight: lw.qANorm!, y: s.qan!, n: Rq, tokens: T, eps });
+        lin(lw.qB!, s.qan!, q, false, { yStride: qStride });
+      }
     } else {
-      lin(lw.q!, s.xn, q, false, { yStride: qStride });
+      lin(lw.q!, xIn, q, false, { yStride: qStride, norm: inNorm });
     }
-    lin(lw.kvA, s.xn, s.kv);
+    lin(lw.kvA, xIn, s.kv, false, { norm: inNorm });
     const merged = batch?.latent ?? null;
     for (const sg of segments) {
       const cache = sg.cache.layers[i]!;
-      rmsNorm(k, rec.pass, arena, { x: s.kv, xOffset: sg.t0 * L, xStride: L, weight: lw.kvANorm, y: cache, yOffset: sg.pos * L, yStride: L, n: g.rank, tokens: sg.T, eps });
-      ropeCopy(k, rec.pass, arena, {
-        table: m.rope, tokens: sg.T, pos0: sg.pos, heads: 1,
-        src: { buf: s.kv, offset: sg.t0 * L + g.rank, tokenStride: L, headStride: 0 },
-        dst: { buf: cache, offset: sg.pos * L + g.rank, tokenStride: L, headStride: 0 },
+      // kv_a_layernorm and k_pe's RoPE into the cache row, q_pe's RoPE in place: one dispatch (mla_kv_rope.wgsl,
+      // bit-identical to rmsnorm + rope_copy + rope), per row of a batch (each row its own cache)
+      mlaKvRope(k, rec.pass, arena, {
+        table: m.rope, tokens: sg.T, pos0: sg.pos, kv: s.kv, kvOffset: sg.t0 * L, kvStride: L, norm: lw.kvANorm, eps, rank: g.rank,
+        cache, cacheOffset: sg.pos * L, cacheStride: L, heads: g.heads, q: { buf: q, offset: sg.t0 * qStride + g.nope, tokenStride: qStride, headStride: Dq },
       });
-      ropeInPlace(k, rec.pass, arena, { table: m.rope, tokens: sg.T, pos0: sg.pos, heads: g.heads, x: { buf: q, offset: sg.t0 * qStride + g.nope, tokenStride: qStride, headStride: Dq } });
       if (merged) continue;
       mlaAttend(k, rec.pass, arena, {
         q: rowSlice(q, sg.t0, qStride, sg.T), kvB: kvBBuffers(lw.kvB), cache: sg.cache.view(i), out: rowSlice(attn, sg.t0, attnStride, sg.T),
@@ -293,18 +307,25 @@ export function* encodeChunkSteps(m: GpuModel, rec: Recorder, a: ChunkArgs): Gen
     }
 
     // --- FFN block
-    rmsNorm(k, rec.pass, arena, { x: s.h, weight: lw.postNorm, y: s.xn, n: D, tokens: T, eps });
+    const postNorm = lw.mlp && fuseNorm(lw.postNorm, lw.mlp.gate, lw.mlp.up) ? { weight: lw.postNorm, eps } : undefined;
+    const routerNorm = lw.moe && fuseNorm(lw.postNorm, lw.moe.router) ? { weight: lw.postNorm, eps } : undefined;
+    if (!postNorm && !routerNorm) rmsNorm(k, rec.pass, arena, { x: s.h, weight: lw.postNorm, y: s.xn, n: D, tokens: T, eps });
     const out = fuse ? s.h : s.f;
     if (lw.mlp) {
-      lin(lw.mlp.gate, s.xn, s.gate);
-      lin(lw.mlp.up, s.xn, s.up);
+      lin(lw.mlp.gate, postNorm ? s.h : s.xn, s.gate, false, { norm: postNorm });
+      lin(lw.mlp.up, postNorm ? s.h : s.xn, s.up, false, { norm: postNorm });
       swiglu(k, rec.pass, arena, { gate: s.gate, up: s.up, out: s.act, n: T * lw.mlp.gate.rows });
       lin(lw.mlp.down, s.act, out, fuse);
     } else {
       const moe = lw.moe!;
       const mg = m.moe!;
       taps?.tap(tapNames.moeInput(i), s.xn, T, D, 'f32');
-      lin(moe.router, s.xn, s.routerLogits!);
+      if (routerNorm) {
+        // the post-attention norm as the router GEMV's prologue, xn written on the side for the experts
+        lin(moe.router, s.h, s.routerLogits!, false, { norm: { ...routerNorm, out: s.xn } });
+      } else {
+        lin(moe.router, s.xn, s.routerLogits!);
+      }
       moeRouter(k, rec.pass, arena, {
         logits: s.routerLogits!, bias: moe.bias, ids: s.ids!, weights: s.weights!, tokens: T,
         experts: mg.experts, topK: mg.topK, groups: c.n_group, topkGroups: c.topk_group,
@@ -316,7 +337,7 @@ export function* encodeChunkSteps(m: GpuModel, rec: Recorder, a: ChunkArgs): Gen
       // grouped kernels would make a row's sums depend on the others
       const decodeMax = batch ? T : m.moeDecodeMaxTokens;
       const variant = batch ? m.plan.moeBatch : m.plan.moeDecode;
-      const experts = { x: s.xn, weights: s.weights!, out, accumulate: fuse, tokens: T, scratch: s.moe!, variant, wide: m.plan.moeWide };
+      const experts = { x: s.xn, weights: s.weights!, out, accumulate: fuse, tokens: T, scratch: s.moe!, variant, wide: m.plan.moeWide, prefill: m.plan.moePrefill, tiled: m.plan.moeTiled };
       if (!m.offload) {
         moeExperts(k, rec.pass, arena, { ...experts, ids: s.ids!, geometry: mg, w: moe.experts }, decodeMax);
       } else {
@@ -351,6 +372,11 @@ export function* encodeChunkSteps(m: GpuModel, rec: Recorder, a: ChunkArgs): Gen
   // --- head
   if (a.logits === 'none' && !taps) return;
   const rows = a.logits === 'last' && !taps ? 1 : T;
+  if (a.logits === 'last' && !taps && fuseNorm(w.norm, w.lmHead) && fusesNorm({ w: w.lmHead, tokens: 1 })) {
+    // the final norm as lm_head's NORM prologue (the head's GEMV is the family's for BF16 / INT4 lm_head)
+    linear(k, rec.pass, arena, { w: w.lmHead, x: s.h, xOffset: (T - 1) * D, y: s.logits, tokens: 1, norm: { weight: w.norm, eps } });
+    return;
+  }
   rmsNorm(k, rec.pass, arena, { x: s.h, xOffset: (T - rows) * D, weight: w.norm, y: s.z, n: D, tokens: rows, eps });
   taps?.tap(tapNames.finalNorm, s.z, T, D, 'f32');
   if (a.logits === 'none') return;

@@ -12,7 +12,7 @@ import type { Kernels } from './kernels.js';
 import { adapterClass, type AdapterClass } from './ops/adapter-class.js';
 import type { LinearFormat, ExpertFormat } from './ops/fp8-layout.js';
 import type { GemmTiledTuning, GemmVariant, GemvVariant, GemvWideTuning } from './ops/linear.js';
-import type { MoeDecodeVariant, MoeWideTuning } from './ops/moe.js';
+import type { MoeDecodeVariant, MoePrefillVariant, MoeTiledTuning, MoeWideTuning } from './ops/moe.js';
 
 /** What the engine runs on one device for one model (planKernels). */
 export interface KernelPlan {
@@ -21,12 +21,19 @@ export interface KernelPlan {
   gemv: GemvVariant;
   /** fp8_gemv_wide family constants per weight format (gemvWideTuning) */
   gemvWide: Record<LinearFormat, GemvWideTuning>;
+  /** decode GEMVs with rows x cols / RPT (the norm-weight values their invocations load) of at most this take their
+   * input's RMSNorm as the fp8_gemv_wide NORM prologue instead of a separate rmsnorm dispatch; 0: never
+   * (chooseNormPrologue) */
+  normPrologueMaxLoads: number;
   /** prefills of at least this many tokens take the tiled GEMM (chooseGemm), with these constants at 64 tokens */
   gemmTiledFrom: number;
   gemmTiled: GemmTiledTuning;
   /** MoE decode-path kernels for FP8 experts (chooseMoeDecode) and the wide kernels' constants */
   moeDecode: MoeDecodeVariant;
   moeWide: MoeWideTuning;
+  /** MoE experts of a prefill chunk (the grouped path, above moeDecodeMaxTokens tokens): chooseMoePrefill, moeTiledTuning */
+  moePrefill: MoePrefillVariant;
+  moeTiled: MoeTiledTuning;
   /** MoE experts of a batched decode step (any number of rows, every format): chooseMoeBatch */
   moeBatch: MoeDecodeVariant;
   /** dense linears of a batched decode step: the decode GEMV per row, or a GEMM for any number of rows */
@@ -47,10 +54,13 @@ export function planKernels(k: Kernels, shapes: { hidden?: number; rank?: number
     adapter: adapterClass(k.gpu),
     gemv: chooseGemv(k, precision),
     gemvWide: { fp8: gemvWideTuning(k, 'fp8'), bf16: gemvWideTuning(k, 'bf16'), int4: gemvWideTuning(k, 'int4') },
+    normPrologueMaxLoads: chooseNormPrologue(k, chooseGemv(k, precision)),
     gemmTiledFrom: TILED_MIN_TOKENS,
     gemmTiled: gemmTiledTuning(k, 64),
     moeDecode: chooseMoeDecode(k, D),
     moeWide: moeWideTuning(k),
+    moePrefill: chooseMoePrefill(k),
+    moeTiled: moeTiledTuning(k),
     moeBatch: chooseMoeBatch(k, D),
     batchLinear: chooseBatchLinear(chooseGemv(k, precision)),
     attentionRows: { decode: attentionVariant(k.gpu, 1, R, L) === 'rows', prefill: attentionVariant(k.gpu, 2, R, L) === 'rows' },
@@ -64,8 +74,10 @@ export function describePlan(p: KernelPlan): string[] {
     `adapter class: ${p.adapter}`,
     `dense decode GEMV (FP8): ${p.gemv} (chooseGemv: wide on CPU adapters, 1.5-2.5x the f32 GEMV; subgroup on GPUs)`,
     `  fp8_gemv_wide: FP8 ${w(p.gemvWide.fp8, true)}; BF16 ${w(p.gemvWide.bf16)}; INT4 ${w(p.gemvWide.int4)} (gemvWideTuning)`,
+    `RMSNorm fused into the decode GEMV that reads it: ${p.normPrologueMaxLoads > 0 ? `rows x cols / RPT up to ${p.normPrologueMaxLoads}` : 'never'} (chooseNormPrologue: a separate rmsnorm dispatch costs more than the prologue only for small GEMVs)`,
     `prefill GEMM (FP8): fp8_gemm_tiled from ${p.gemmTiledFrom} tokens, rt ${p.gemmTiled.rt} x tq ${p.gemmTiled.tq}, wg ${p.gemmTiled.wg} (chooseGemm, gemmTiledTuning)`,
     `MoE experts by id: ${p.moeDecode}${p.moeDecode === 'wide' ? ` (rpt ${p.moeWide.rptGateUp}/${p.moeWide.rptDown}, wg ${p.moeWide.wg})` : ''} (chooseMoeDecode: wide on CPU adapters, 2.5-3.8x thread-per-row); grouped GEMMs above 4 tokens`,
+    `MoE experts of a prefill chunk: ${p.moePrefill}${p.moePrefill === 'tiled' ? ` (tq ${p.moeTiled.tq}, rt ${p.moeTiled.rt}, wg ${p.moeTiled.wg})` : ''} (chooseMoePrefill: tiled through workgroup memory, 2-3x the grouped kernels on lavapipe, 3-6x on SwiftShader)`,
     `dense linears of a batched decode step: ${p.batchLinear} (chooseBatchLinear: one kernel for any number of rows)`,
     `MoE experts of a batched decode step: ${p.moeBatch} (chooseMoeBatch: one variant for any number of rows)`,
     `MLA attention: decode ${p.attentionRows.decode ? 'rows' : 'tiled'}, prefill ${p.attentionRows.prefill ? 'rows' : 'tiled'} (preferRows)`,
@@ -111,6 +123,29 @@ export function gemvWideTuning(k: Kernels, format: LinearFormat = 'fp8'): GemvWi
   return { rpt: cls === 'llvmpipe' ? 4 : 2, f16bits: true, wg: 64 };
 }
 
+/**
+ * Which decode GEMVs take the RMSNorm of their input as a prologue (fp8_gemv_wide NORM: every invocation sums the
+ * squares of the x chunks it loads anyway and multiplies each chunk by the norm weight) instead of a separate rmsnorm
+ * dispatch: on the wide GEMV family, those whose rows x cols / RPT is at most the returned number. That quotient is
+ * what the prologue costs: each of the rows / RPT invocations loads the cols norm weights (activation loads bound
+ * these kernels on CPU adapters, docs/kernels.md §4; the sum of squares alone, or a constant in place of the loaded
+ * weight, cost nothing measurable); the saving is one dispatch. Measured interleaved (rmsnorm + fp8_gemv_wide
+ * against the fused GEMV, median ms per GEMV of 11 rounds, 2-core machine under another job's load; rows x cols
+ * [loads]; docs/benchmarks.md "Fused decode dispatches"):
+ *   lavapipe (RPT 4): 128x256 [8192] 0.054 -> 0.043, 80x256 [5120] 0.062 -> 0.042, 192x128 [6144] 0.058 -> 0.044,
+ *     BF16 32x256 [2048] 0.056 -> 0.037; 256x256 [16384] 0.082 -> 0.091, 512x256 [32768] 0.165 -> 0.199; Kimi
+ *     576x7168 4.8 -> 7.2: so 8192;
+ *   SwiftShader (FP8 RPT 2, BF16 RPT 4): 128x64 [4096] 0.228 -> 0.198, 48x32 [768] 0.098 -> 0.076, BF16 32x256 [2048]
+ *     0.150 -> 0.086; 80x256 [10240] 0.290 -> 0.292, 192x128 [12288] 0.341 -> 0.392, 128x256 [16384] 0.280 -> 0.300;
+ *     Kimi 576x7168 41 -> 53: so 4096 (other software adapters too);
+ *   never at Kimi widths (kv_a alone is 576x7168); GPUs (the subgroup GEMV has no prologue): 0.
+ */
+export function chooseNormPrologue(k: Kernels, gemv: GemvVariant): number {
+  const cls = adapterClass(k.gpu);
+  if (gemv !== 'wide' || cls === 'hardware') return 0;
+  return cls === 'llvmpipe' ? 8192 : 4096;
+}
+
 /** Prefills of at least this many tokens take the tiled GEMM (an 'f32' request, not a forced batch GEMM). */
 export const TILED_MIN_TOKENS = 2;
 
@@ -135,9 +170,12 @@ export function gemmTiledTuning(k: Kernels, T: number): GemmTiledTuning {
   // and rt 1 tq 1 2.1 %: the cost fell with rows per invocation (the x loads are shared by the rows), barely with
   // tokens. SwiftShader, 7168→512, interleaved: rt 8 tq 2 32.7 % (16 tokens) and 43.5 % (64) against
   // fp8_gemm's 11.8 / 10.8 %, rt 4 tq 2 32.2 % (docs/benchmarks.md "Prefill GEMM"). Hardware: not measured here;
-  // a 4 x 16 register tile is the usual GPU choice.
+  // a 4 x 16 register tile is the usual GPU choice. After x was staged as one vec4 per 4 columns of a token
+  // (lavapipe 2048→2048 x 128, alternating with the previous commit: 1.2x and 1.6x; SwiftShader 1024→1024 x 64:
+  // 0.96x and 1.65x), rt 8 tq 4 ran 1.2x, 1.4x (2048→2048 x 128) and 1.1x (7168→2048 x 64) faster than tq 2 on
+  // lavapipe, interleaved, as in the tiled MoE kernels (moeTiledTuning).
   const hw = adapterClass(k.gpu) === 'hardware';
-  const tq = hw ? 4 : 2;
+  const tq = 4;
   return { wg: 64, rt: hw ? 4 : 8, tq: Math.max(1, Math.min(tq, Math.ceil(T / 4))), f16bits: true };
 }
 
@@ -188,6 +226,33 @@ export function chooseMoeDecode(k: Kernels, hidden = 0): MoeDecodeVariant {
 export function moeWideTuning(k: Kernels): MoeWideTuning {
   void k; // the same on both measured CPU adapters (lavapipe, SwiftShader); GPUs do not run the wide kernels by default
   return { rptGateUp: 4, rptDown: 4, f16bits: true, wg: 64 };
+}
+
+/**
+ * The grouped path's expert kernels (prefill chunks: moe_align's blocks of up to 16 (token, slot) pairs of one
+ * expert) — the one place they are chosen: 'tiled' (moe_*_tiled.wgsl: RT weight rows per invocation against 4·TQ
+ * pairs whose activations are staged in workgroup memory 128 columns at a time) on every adapter. Measured
+ * interleaved against 'grouped' (moe_*_grouped.wgsl: a thread per weight row, activations read from the storage
+ * buffer at workgroup-uniform addresses), all experts of the shape used, 64 tokens, one process per line, the
+ * 2-core machine under another job's load (load average 3-4), GFLOP/s (docs/benchmarks.md "Prefill GEMM"):
+ *   lavapipe D2048 F1024 E8 K8: grouped 1.5-3.5; tiled tq 2 rt 4 6.2, tq 2 rt 8 9.2, tq 4 rt 8 5.3-11.1 (2.9-3.4x
+ *     grouped in the same run), wg 32 / 128 within noise of 64; rt 4 at tq 4 0.75x rt 8;
+ *   lavapipe Kimi D7168 F2048 E16 K8: grouped 1.5-2.5, tiled tq 2 rt 8 4.1, tq 4 rt 8 5.1-5.4 (2.1-3.3x);
+ *   SwiftShader D1024 F512 E8 K8: grouped 0.31, tiled tq 2 rt 4 1.26, tq 4 rt 8 1.76 (5.7x), tq 2 rt 8 0.83,
+ *     tq 4 rt 4 0.65.
+ * With the activations of the grouped kernels read from registers instead (an experiment, not a kernel: wrong
+ * sums), the tiled kernel at tq 2 rt 4 ran 17-24 GFLOP/s on lavapipe: the activation loads bound these kernels,
+ * and a taller register tile (rt 8) halves them per weight. GPUs: the same tiling, not measured here.
+ */
+export function chooseMoePrefill(k: Kernels): MoePrefillVariant {
+  void k; // every adapter class measured so far prefers it
+  return 'tiled';
+}
+
+/** moe_*_tiled's constants (see chooseMoePrefill for the measurements). */
+export function moeTiledTuning(k: Kernels): MoeTiledTuning {
+  void k;
+  return { tq: 4, rt: 8, wg: 64 };
 }
 
 /**

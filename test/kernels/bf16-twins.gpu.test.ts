@@ -13,7 +13,7 @@ import { attentionAbsorbed, attentionNaive, expandKv, ffn, type MlaShape } from 
 import type { FfnWeights, Matrix } from '../../src/model/cpu-weights.js';
 import { bf16RowStrideWords, bf16StackLayout, expertShards, packBf16Rows, packBf16Stack, type Bf16Matrix } from '../../src/gpu/ops/fp8-layout.js';
 import { createMlaScratch, fusedCacheView, mlaAbsorbQ, mlaAttend, type MlaGeometry } from '../../src/gpu/ops/attention.js';
-import { createMoeScratch, moeExpertsDecode, moeExpertsPrefill, type MoeGeometry, type MoeWeightBuffers } from '../../src/gpu/ops/moe.js';
+import { createMoeScratch, moeExpertsDecode, moeExpertsPrefill, type MoeGeometry, type MoePrefillVariant, type MoeWeightBuffers } from '../../src/gpu/ops/moe.js';
 import type { GpuContext } from '../../src/gpu/device.js';
 import { ShapeError } from '../../src/errors.js';
 import { expectClose, randInt, randn, rng, testAdapter, testGpu } from '../helpers/gpu.js';
@@ -230,7 +230,7 @@ function uploadLayer(gpu: GpuContext, l: Layer, cap = 0): MoeWeightBuffers {
 
 async function gpuExperts(
   l: Layer, x: Float32Array, ids: Uint32Array, wts: Float32Array, residual: Float32Array,
-  path: 'decode' | 'prefill', cap = 0, variant?: 'f32' | 'subgroup',
+  path: 'decode' | 'prefill', cap = 0, variant?: 'f32' | 'subgroup', prefill?: MoePrefillVariant,
 ): Promise<Float32Array> {
   const gpu = await testGpu();
   const h = harness(gpu);
@@ -239,7 +239,7 @@ async function gpuExperts(
   if (cap) expect(w.shards.length).toBe(Math.ceil(l.g.experts / cap));
   const scratch = createMoeScratch(gpu, l.g, T, path === 'prefill');
   const out = upload(gpu, residual);
-  const args = { x: upload(gpu, x), ids: upload(gpu, ids), weights: upload(gpu, wts), out, accumulate: true, tokens: T, geometry: l.g, w, scratch, variant };
+  const args = { x: upload(gpu, x), ids: upload(gpu, ids), weights: upload(gpu, wts), out, accumulate: true, tokens: T, geometry: l.g, w, scratch, variant, prefill };
   await runPass(h, (pass) => (path === 'decode' ? moeExpertsDecode : moeExpertsPrefill)(h.k, pass, h.arena, args));
   return readF32(gpu, out, T * l.g.hidden);
 }
@@ -280,7 +280,7 @@ describe(`BF16 MoE expert twins (${testAdapter()})`, () => {
     }
   });
 
-  it('prefill path (grouped by expert): a hot expert spans several blocks, shards, ragged and odd shapes', async () => {
+  it('prefill path (grouped by expert, grouped and tiled kernels): a hot expert spans several blocks, shards, ragged and odd shapes', async () => {
     for (const [g, T, seed, cap, hot] of [[RAGGED, 37, 20, 0, 3], [ODD, 23, 21, 2, 1], [ODD1, 18, 22, 2, 0], [WIDE, 9, 23, 0, -1], [TINY, 50, 24, 3, 7]] as const) {
       const l = layer(seed, g);
       const rand = rng(seed + 100);
@@ -288,8 +288,10 @@ describe(`BF16 MoE expert twins (${testAdapter()})`, () => {
       const residual = randn(rand, T * g.hidden);
       const { ids, wts } = randomRoutes(rand, T, g.experts, g.topK, hot);
       const want = cpuExperts(l, x, ids, wts, residual);
-      const got = await gpuExperts(l, x, ids, wts, residual, 'prefill', cap);
-      checkClose(got, want, TOL, `bf16 prefill ${JSON.stringify(g)} T=${T} cap=${cap}`);
+      const grouped = await gpuExperts(l, x, ids, wts, residual, 'prefill', cap, undefined, 'grouped');
+      checkClose(grouped, want, TOL, `bf16 prefill grouped ${JSON.stringify(g)} T=${T} cap=${cap}`);
+      const got = await gpuExperts(l, x, ids, wts, residual, 'prefill', cap, undefined, 'tiled');
+      checkClose(got, want, TOL, `bf16 prefill tiled ${JSON.stringify(g)} T=${T} cap=${cap}`);
       if (T <= 9) {
         // the two paths compute the same sums in a different order
         const dec = await gpuExperts(l, x, ids, wts, residual, 'decode', cap);

@@ -14,7 +14,7 @@ import type { FfnWeights, Matrix } from '../../src/model/cpu-weights.js';
 import { expertShards, int4StackLayout, packBf16Stack, packInt4Stack, type Bf16Matrix, type Int4Matrix } from '../../src/gpu/ops/fp8-layout.js';
 import {
   createMoeScratch, moeExpertsDecode, moeExpertsPrefill,
-  type MoeDecodeVariant, type MoeGeometry, type MoeWeightBuffers, type MoeWideTuning,
+  type MoeDecodeVariant, type MoeGeometry, type MoePrefillVariant, type MoeWeightBuffers, type MoeWideTuning,
 } from '../../src/gpu/ops/moe.js';
 import type { GpuContext } from '../../src/gpu/device.js';
 import type { WeightBuffers } from '../../src/gpu/ops/binding.js';
@@ -107,7 +107,7 @@ function uploadLayer(gpu: GpuContext, l: Layer, cap = 0): MoeWeightBuffers {
 
 async function gpuExperts(
   l: Layer, x: Float32Array, ids: Uint32Array, wts: Float32Array, residual: Float32Array,
-  path: 'decode' | 'prefill', cap = 0, variant?: MoeDecodeVariant, wide?: Partial<MoeWideTuning>,
+  path: 'decode' | 'prefill', cap = 0, variant?: MoeDecodeVariant, wide?: Partial<MoeWideTuning>, prefill?: MoePrefillVariant,
 ): Promise<Float32Array> {
   const gpu = await testGpu();
   const h = harness(gpu);
@@ -116,7 +116,7 @@ async function gpuExperts(
   const out = upload(gpu, residual);
   const args = {
     x: upload(gpu, x), ids: upload(gpu, ids), weights: upload(gpu, wts), out, accumulate: true,
-    tokens: T, geometry: l.g, w: uploadLayer(gpu, l, cap), scratch, variant, wide,
+    tokens: T, geometry: l.g, w: uploadLayer(gpu, l, cap), scratch, variant, wide, prefill,
   };
   await runPass(h, (pass) => (path === 'decode' ? moeExpertsDecode : moeExpertsPrefill)(h.k, pass, h.arena, args));
   return readF32(gpu, out, T * l.g.hidden);
@@ -183,7 +183,7 @@ describe(`INT4 MoE experts (${testAdapter()})`, () => {
     }
   }, 900_000);
 
-  it('prefill path (grouped by expert): a hot expert spans several blocks, shards, shared INT4 or BF16; equals the decode path', async () => {
+  it('prefill path (grouped by expert, grouped and tiled kernels): a hot expert spans several blocks, shards, shared INT4 or BF16; equals the decode path', async () => {
     const cases: Array<[MoeGeometry, number, number, number, number, 'int4' | 'bf16']> = [
       [RAGGED, 37, 20, 0, 3, 'bf16'], [ODD, 23, 21, 2, 1, 'int4'], [WIDE, 9, 22, 0, -1, 'int4'], [TINY, 50, 23, 3, 7, 'bf16'],
     ];
@@ -194,8 +194,10 @@ describe(`INT4 MoE experts (${testAdapter()})`, () => {
       const residual = randn(rand, T * g.hidden);
       const { ids, wts } = randomRoutes(rand, T, g.experts, g.topK, hot);
       const want = cpuExperts(l, x, ids, wts, residual);
-      const got = await gpuExperts(l, x, ids, wts, residual, 'prefill', cap);
-      checkClose(got, want, TOL, `int4 prefill ${JSON.stringify(g)} T=${T} cap=${cap} shared ${shf}`);
+      const grouped = await gpuExperts(l, x, ids, wts, residual, 'prefill', cap, undefined, undefined, 'grouped');
+      checkClose(grouped, want, TOL, `int4 prefill grouped ${JSON.stringify(g)} T=${T} cap=${cap} shared ${shf}`);
+      const got = await gpuExperts(l, x, ids, wts, residual, 'prefill', cap, undefined, undefined, 'tiled');
+      checkClose(got, want, TOL, `int4 prefill tiled ${JSON.stringify(g)} T=${T} cap=${cap} shared ${shf}`);
       if (T <= 9) {
         const dec = await gpuExperts(l, x, ids, wts, residual, 'decode', cap);
         expectClose(got, dec, { atol: 1e-5 * Math.max(1, maxAbs(want)), label: 'int4 prefill vs decode path' });
@@ -203,7 +205,7 @@ describe(`INT4 MoE experts (${testAdapter()})`, () => {
     }
   }, 900_000);
 
-  it('all 16 codes in every nibble position decode exactly, full and ragged tail words, every variant and the grouped path', async () => {
+  it('all 16 codes in every nibble position decode exactly, full and ragged tail words, every variant and both grouped-path kernels', async () => {
     // N = 136 = 4·32 + 8: the last 32-column group (and wide chunk) of a row holds one word. Tested columns: word 1
     // (columns 8..15, a full chunk) and word 16 (128..135, the ragged tail), every nibble position of each.
     // Expert 0: gate 1.0 at every tested column (u = 9, scale 1), up row f = code f % 16 at every tested column with
@@ -255,7 +257,8 @@ describe(`INT4 MoE experts (${testAdapter()})`, () => {
       ...DECODE.map(([variant, wide]): [string, () => Promise<Float32Array>] => [
         `decode ${variant} ${JSON.stringify(wide ?? {})}`, () => gpuExperts(l, x, ids, wts, zero, 'decode', 1, variant, wide),
       ]),
-      ['prefill (grouped)', () => gpuExperts(l, x, ids, wts, zero, 'prefill', 1)],
+      ['prefill (grouped)', () => gpuExperts(l, x, ids, wts, zero, 'prefill', 1, undefined, undefined, 'grouped')],
+      ['prefill (tiled)', () => gpuExperts(l, x, ids, wts, zero, 'prefill', 1, undefined, undefined, 'tiled')],
     ];
     for (const [label, run] of runs) {
       const got = await run();

@@ -10,7 +10,7 @@ import type { FfnWeights, Matrix } from '../../src/model/cpu-weights.js';
 import { expertShards, fp8StackLayout, packFp8Stack, type Fp8Matrix } from '../../src/gpu/ops/fp8-layout.js';
 import { decodeE4M3, dequantizeFp8Block } from '../../src/format/fp8.js';
 import {
-  createMoeScratch, moeExpertsDecode, moeExpertsPrefill, moeRouter, slotsPerToken,
+  createMoeScratch, moeExpertsDecode, moeExpertsPrefill, moeRouter, slotsPerToken, type MoePrefillVariant, type MoeTiledTuning,
   type MoeDecodeVariant, type MoeGeometry, type MoeWeightBuffers, type MoeWideTuning,
 } from '../../src/gpu/ops/moe.js';
 import type { GpuContext } from '../../src/gpu/device.js';
@@ -77,6 +77,7 @@ function uploadLayer(gpu: GpuContext, l: Layer, maxBindingBytes?: number): MoeWe
 async function gpuExperts(
   l: Layer, x: Float32Array, ids: Uint32Array, wts: Float32Array, residual: Float32Array,
   path: 'decode' | 'prefill', maxBindingBytes?: number, variant?: MoeDecodeVariant, wide?: Partial<MoeWideTuning>,
+  prefill?: { variant: MoePrefillVariant; tiled?: Partial<MoeTiledTuning> },
 ): Promise<Float32Array> {
   const gpu = await testGpu();
   const h = harness(gpu);
@@ -86,7 +87,7 @@ async function gpuExperts(
   const out = upload(gpu, residual);
   const args = {
     x: upload(gpu, x), ids: upload(gpu, ids), weights: upload(gpu, wts), out, accumulate: true,
-    tokens: T, geometry: l.g, w, scratch, variant, wide,
+    tokens: T, geometry: l.g, w, scratch, variant, wide, prefill: prefill?.variant, tiled: prefill?.tiled,
   };
   await runPass(h, (pass) => (path === 'decode' ? moeExpertsDecode : moeExpertsPrefill)(h.k, pass, h.arena, args));
   return readF32(gpu, out, T * l.g.hidden);
@@ -131,6 +132,9 @@ const WIDE_SWEEP: Array<Partial<MoeWideTuning>> = [
   { rptGateUp: 4, rptDown: 1, f16bits: false },
   { rptGateUp: 1, rptDown: 4, f16bits: false, wg: 16 },
 ];
+
+/** moe_*_tiled settings tested: every pair-quad count and rows per invocation, small and default workgroups. */
+const TILED_SWEEP: Array<Partial<MoeTiledTuning>> = [{ tq: 1, rt: 4, wg: 16 }, {}, { tq: 2, rt: 8, wg: 32 }];
 
 const TINY: MoeGeometry = { hidden: 64, experts: 8, topK: 2, inter: 32, sharedInter: 32 };
 const RAGGED: MoeGeometry = { hidden: 200, experts: 16, topK: 4, inter: 72, sharedInter: 144 }; // golden `ragged`
@@ -266,23 +270,32 @@ describe(`moe experts (${testAdapter()})`, () => {
       ...(await decodeVariants()).map((v): [MoeDecodeVariant, undefined] => [v, undefined]),
       ...WIDE_SWEEP.map((w): [MoeDecodeVariant, Partial<MoeWideTuning>] => ['wide', w]),
     ];
+    // the decode variants, and both kernels of the grouped (prefill) path on the same single token
+    const runs: Array<[string, (ids: Uint32Array) => Promise<Float32Array>]> = [
+      ...variants.map(([variant, wide]): [string, (ids: Uint32Array) => Promise<Float32Array>] => [
+        `${variant} ${JSON.stringify(wide)}`, (ids) => gpuExperts(l, x, ids, Float32Array.from([1]), zero, 'decode', cap, variant, wide),
+      ]),
+      ...(['grouped', 'tiled'] as const).map((v): [string, (ids: Uint32Array) => Promise<Float32Array>] => [
+        `prefill ${v}`, (ids) => gpuExperts(l, x, ids, Float32Array.from([1]), zero, 'prefill', cap, undefined, undefined, { variant: v }),
+      ]),
+    ];
     for (const e of [0, 1]) {
-      for (const [variant, wide] of variants) {
-        const got = await gpuExperts(l, x, Uint32Array.from([e]), Float32Array.from([1]), zero, 'decode', cap, variant, wide);
+      for (const [label, run] of runs) {
+        const got = await run(Uint32Array.from([e]));
         const unit = got[ONE]!;
         expect(unit, 'silu(1)').toBeCloseTo(1 / (1 + Math.exp(-1)), 5);
         for (let d = 0; d < N; d++) {
           const want = decodeE4M3(code(d)) * 2 ** -Math.floor(d / 128);
           const ratio = got[d]! / unit;
           if (Math.abs(ratio - want) > 2 ** -22 * Math.abs(want)) {
-            expect.fail(`expert ${e} ${variant} ${JSON.stringify(wide)}: code 0x${code(d).toString(16)} (row ${d}) gave ${ratio}, want ${want}`);
+            expect.fail(`expert ${e} ${label}: code 0x${code(d).toString(16)} (row ${d}) gave ${ratio}, want ${want}`);
           }
         }
       }
     }
   });
 
-  it('prefill path: grouped by expert (a hot expert spans several blocks), shards, ragged shapes', async () => {
+  it('prefill path: grouped by expert (a hot expert spans several blocks), shards, ragged shapes; grouped and tiled kernels', async () => {
     for (const [g, T, seed, cap, hot] of [[RAGGED, 37, 20, 0, 3], [ODD, 23, 21, 2, 1], [WIDE, 9, 22, 0, -1], [TINY, 50, 23, 3, 7]] as const) {
       const l = layer(seed, g);
       const rand = rng(seed + 100);
@@ -291,8 +304,13 @@ describe(`moe experts (${testAdapter()})`, () => {
       const { ids, wts } = randomRoutes(rand, T, g.experts, g.topK, hot);
       const want = cpuExperts(l, x, ids, wts, residual);
       const maxBinding = cap ? cap * 2 * fp8StackLayout(1, g.inter, g.hidden).codeBytes : undefined;
-      const got = await gpuExperts(l, x, ids, wts, residual, 'prefill', maxBinding);
-      checkClose(got, want, TOL, `prefill ${JSON.stringify(g)} T=${T} cap=${cap}`);
+      // the tiled kernels at every pair-quad count and two workgroup sizes (rows past the width, parts past a block's pairs)
+      for (const tiled of TILED_SWEEP) {
+        const got = await gpuExperts(l, x, ids, wts, residual, 'prefill', maxBinding, undefined, undefined, { variant: 'tiled', tiled });
+        checkClose(got, want, TOL, `tiled ${JSON.stringify(tiled)} ${JSON.stringify(g)} T=${T} cap=${cap}`);
+      }
+      const got = await gpuExperts(l, x, ids, wts, residual, 'prefill', maxBinding, undefined, undefined, { variant: 'grouped' });
+      checkClose(got, want, TOL, `grouped ${JSON.stringify(g)} T=${T} cap=${cap}`);
       // the two paths compute the same sums in a different order
       if (T <= 9) {
         const dec = await gpuExperts(l, x, ids, wts, residual, 'decode', maxBinding);

@@ -15,7 +15,9 @@
  *                  y = token; see linear): only routed experts need fast INT4 kernels (docs/model.md §13), a dense
  *                  INT4 linear is allowed but rare, so it has no GEMM of its own
  * and records one dispatch per row chunk of the weight (a weight larger than maxStorageBufferBindingSize is
- * uploaded as several buffers of whole rows, each bound on its own).
+ * uploaded as several buffers of whole rows, each bound on its own). Where the fp8_gemv_wide family runs
+ * (fusesNorm), `norm` RMSNorms the input rows on the fly (the kernel's NORM prologue; with `norm.out` the normalised
+ * rows are written on the side, XN): docs/kernels.md "Fused decode dispatches".
  *
  * Upload layout (shared with the attention/MoE kernels, fp8-layout.ts): row r of the codes starts at word
  * r·strideWords, strideWords = roundUp(⌈cols / 4⌉, 4) for FP8, roundUp(⌈cols / 2⌉, 4) for BF16 and
@@ -214,7 +216,7 @@ const GEMM_KERNEL: Record<Exclude<GemmVariant, 'tiled'>, string> = { f32: 'fp8_g
 export interface GemmTiledTuning {
   /** invocations per workgroup (along rows) */
   wg: number;
-  /** rows per invocation, 1..8 (rt·tq ≤ 16) */
+  /** rows per invocation, 1..8 */
   rt: number;
   /** token quads per invocation, 1..4 (4·tq tokens); fewer when T is smaller */
   tq: number;
@@ -251,6 +253,28 @@ export interface LinearArgs {
    * whatever the other rows. Only with `gemv` 'wide' for FP8 (BF16 and INT4 decode on the family anyway).
    */
   perRow?: boolean;
+  /**
+   * RMSNorm the input on the fly (fp8_gemv_wide's NORM prologue, docs/kernels.md "Fused decode dispatches"):
+   * y = W · RMSNorm(x, weight, eps) with x the raw rows. Only where the launch runs the fp8_gemv_wide family
+   * (fusesNorm); elsewhere a ShapeError: the caller keeps its rmsnorm dispatch.
+   */
+  norm?: {
+    weight: Buf;
+    eps: number;
+    /** also write the normalised rows here, in x's layout (xOffset, xStride); never x's or y's buffer */
+    out?: Buf;
+  };
+}
+
+/**
+ * Whether `linear` runs the fp8_gemv_wide family for these arguments (and so can take `norm`): INT4 at any T, BF16
+ * decode, FP8 decode with gemv 'wide', per-row batched GEMVs.
+ */
+export function fusesNorm(a: Pick<LinearArgs, 'w' | 'tokens' | 'gemv' | 'forceGemm' | 'perRow'>): boolean {
+  const gemm = a.tokens > 1 || a.forceGemm === true;
+  if (a.w.format === 'int4' || a.perRow) return true;
+  if (a.w.format === 'bf16') return !gemm;
+  return !gemm && a.gemv === 'wide';
 }
 
 /**
@@ -279,6 +303,15 @@ export function linear(k: Kernels, pass: GPUComputePassEncoder, arena: UniformAr
   if (a.perRow && w.format === 'fp8' && (a.gemv ?? 'f32') !== 'wide') {
     throw new ShapeError(`${name}: per-row GEMVs need the wide FP8 GEMV (gemv '${a.gemv ?? 'f32'}'); use forceGemm`, 'gemv');
   }
+  if (a.norm && !fusesNorm(a)) throw new ShapeError(`${name}: a fused RMSNorm needs the fp8_gemv_wide family (fusesNorm)`, 'norm');
+  // the kernel reads the norm weight as vec4: padded to whole vec4 with finite values (zeros)
+  if (a.norm) requireBytes(k.gpu, a.norm.weight, Math.ceil(w.cols / 4) * 16, name, 'norm.weight');
+  if (a.norm && !(a.norm.eps > 0)) throw new ShapeError(`${name}: eps must be > 0, got ${a.norm.eps}`, 'eps');
+  if (a.norm?.out) {
+    requireBytes(k.gpu, a.norm.out, (xOffset + (T - 1) * xStride + w.cols) * 4, name, 'norm.out');
+    const ob = bufferOf(a.norm.out);
+    if (ob === bufferOf(a.x) || ob === bufferOf(a.y)) throw new ShapeError(`${name}: norm.out must be a buffer distinct from x and y`, 'norm.out');
+  }
   const WG = 64;
   // every dense linear kernel takes these Params (shaders/include/linear.wgsl), per row chunk with its rows and rowStart
   const params: LinearParams = {
@@ -304,8 +337,8 @@ export function linear(k: Kernels, pass: GPUComputePassEncoder, arena: UniformAr
     if (tiled && w.strideWords % 4 !== 0) {
       throw new ShapeError(`${name}: fp8_gemm_tiled needs a stride of whole vec4 words`, 'strideWords', 4, w.strideWords);
     }
-    if (tiled && !(tiled.rt >= 1 && tiled.rt <= 8 && tiled.tq >= 1 && tiled.tq <= 4 && tiled.rt * tiled.tq <= 16)) {
-      throw new ShapeError(`${name}: fp8_gemm_tiled needs 1 ≤ rt ≤ 8, 1 ≤ tq ≤ 4 and rt·tq ≤ 16`, 'tiled', 4, Math.max(tiled.rt, tiled.tq));
+    if (tiled && !(tiled.rt >= 1 && tiled.rt <= 8 && tiled.tq >= 1 && tiled.tq <= 4)) {
+      throw new ShapeError(`${name}: fp8_gemm_tiled needs 1 ≤ rt ≤ 8 and 1 ≤ tq ≤ 4`, 'tiled', 4, Math.max(tiled.rt, tiled.tq));
     }
     const kernel = tiled ? 'fp8_gemm_tiled' : gemm ? GEMM_KERNEL[gv === 'f16' ? 'f16' : 'f32'] : GEMV_KERNEL[variant];
     const constants: Record<string, number> = tiled ? { WG: tiled.wg, RT: tiled.rt, TQ: tiled.tq, F16BITS: tiled.f16bits ? 1 : 0 } : { WG };
@@ -330,6 +363,22 @@ export function linear(k: Kernels, pass: GPUComputePassEncoder, arena: UniformAr
       });
     }
   }
+}
+
+function bufferOf(b: Buf): GPUBuffer {
+  return 'buffer' in b ? b.buffer : b;
+}
+
+const writable = new WeakMap<Kernels, GPUBuffer>();
+
+/** A 16-byte buffer for an unused writable binding (unusedBuffer is bound read-only in the same dispatch). */
+function unusedWritable(k: Kernels): GPUBuffer {
+  let b = writable.get(k);
+  if (!b) {
+    b = createBuffer(k.gpu, 16, 'unused.rw');
+    writable.set(k, b);
+  }
+  return b;
 }
 
 /** The Params of the dense linear kernels (shaders/include/linear.wgsl) but the row chunk's rows and rowStart. */
@@ -357,7 +406,10 @@ function gemvWide(k: Kernels, pass: GPUComputePassEncoder, arena: UniformArena, 
   if (!(Number.isInteger(wide.rpt) && wide.rpt >= 1 && wide.rpt <= 8)) throw new ShapeError(`${name}: ${kernel} needs 1 ≤ rpt ≤ 8`, 'rpt', 8, wide.rpt);
   // F16BITS is an override of the FP8 instance only (format_fp8.wgsl)
   const constants: Record<string, number> = w.format === 'fp8' ? { WG: wide.wg, RPT: wide.rpt, F16BITS: wide.f16bits ? 1 : 0 } : { WG: wide.wg, RPT: wide.rpt };
+  if (a.norm) Object.assign(constants, { NORM: 1, EPS: a.norm.eps, XN: a.norm.out ? 1 : 0 });
   const scales = w.scales ?? unusedBuffer(k);
+  const nw = a.norm?.weight ?? unusedBuffer(k);
+  const xn = a.norm?.out ?? unusedWritable(k);
   const { T, xOffset, yOffset, xStride, yStride } = params;
   const maxT = k.gpu.limits.maxComputeWorkgroupsPerDimension || 65535;
   for (const c of w.chunks) {
@@ -365,7 +417,7 @@ function gemvWide(k: Kernels, pass: GPUComputePassEncoder, arena: UniformArena, 
       const n = Math.min(maxT, T - t0);
       k.run(pass, arena, kernel, {
         constants,
-        bind: { w: c.codes, scale: scales, xin: a.x, y: a.y },
+        bind: { w: c.codes, scale: scales, xin: a.x, y: a.y, nw, xn },
         params: { ...params, rows: c.rows, rowStart: c.rowStart, xOffset: xOffset + t0 * xStride, yOffset: yOffset + t0 * yStride, T: n },
         grid: [Math.ceil(c.rows / (wide.wg * wide.rpt)), n],
       });

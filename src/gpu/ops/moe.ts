@@ -48,7 +48,10 @@
  *                       thread runs one weight row over the block's pairs, 4 at a time, so each expert's rows
  *                       are read once per block, not once per token) → moe_down_grouped → moe_combine.
  *                       4 dispatches + 2 per extra shard. Only the valid pairs of a block are computed (a
- *                       Kimi K2 256-token chunk averages ~5 tokens per expert).
+ *                       Kimi K2 256-token chunk averages ~5 tokens per expert). `prefill: 'tiled'` (the plan's
+ *                       choice, chooseMoePrefill) runs moe_gateup_tiled / moe_down_tiled instead: the same
+ *                       contract and grids, RT weight rows per invocation against 4·TQ of a block's pairs whose
+ *                       activations are staged in workgroup memory (2-6x the grouped kernels on CPU adapters).
  *   moeExperts          picks one of the two by T (decode path for T ≤ 4: measured faster there on lavapipe;
  *                       grouped from T = 32 up: 0.77 s vs 1.26 s for D 2048, F 512, 64 experts).
  * No launcher submits or reads back; all of them record into the caller's compute pass.
@@ -63,7 +66,7 @@ import type { Kernels } from '../kernels.js';
 import { expertRowStrideWords, scaleColumns, stackLayout, type ExpertFormat } from './fp8-layout.js';
 import { requireBytes, requireInt, weightFormat, type Buf, type WeightBuffers } from './binding.js';
 import { unusedBuffer } from './unused.js';
-import { decodeVariantFor, moeWideTuning } from '../plan.js';
+import { chooseMoePrefill, decodeVariantFor, moeTiledTuning, moeWideTuning } from '../plan.js';
 
 export interface MoeGeometry {
   hidden: number; // D
@@ -210,6 +213,27 @@ export interface MoeExpertsArgs {
   tokenRange?: { t0: number; count: number };
   includeShared?: boolean;
   combine?: boolean;
+  /**
+   * Grouped-path kernels: 'grouped' (moe_*_grouped.wgsl: a thread per weight row, x read from the storage buffer) or
+   * 'tiled' (moe_*_tiled.wgsl: RT weight rows per thread, the block's x rows staged in workgroup memory). Default:
+   * chooseMoePrefill (gpu/plan.ts); the engine passes the plan's.
+   */
+  prefill?: MoePrefillVariant;
+  /** moe_*_tiled constants (default moeTiledTuning). */
+  tiled?: Partial<MoeTiledTuning>;
+}
+
+/** Which kernels serve the grouped (prefill) path's experts. */
+export type MoePrefillVariant = 'grouped' | 'tiled';
+
+/** Override constants of moe_gateup_tiled / moe_down_tiled. */
+export interface MoeTiledTuning {
+  /** pair quads per workgroup (1, 2 or 4: 4, 8 or 16 of a block's 16 pairs) */
+  tq: number;
+  /** weight rows per invocation, 4 or 8 (gate/up: rt / 2 rows of gate and of up; down: rt rows) */
+  rt: number;
+  /** invocations per workgroup */
+  wg: number;
 }
 
 /** Which kernels serve the decode path's experts. */
@@ -457,13 +481,21 @@ export function moeExpertsPrefill(k: Kernels, pass: GPUComputePassEncoder, arena
   if (a.tokenRange) throw new ShapeError('moe_experts_prefill: waves of the grouped path select experts (ids), not tokens', 'tokenRange');
   const sh = a.includeShared === false ? null : a.w.shared;
   const pb = s0.maxBlocks; // offset of the sorted pairs in `plan`
+  const tiled = (a.prefill ?? chooseMoePrefill(k)) === 'tiled' ? checkTiled({ ...moeTiledTuning(k), ...a.tiled }) : null;
+  // the indirect grids' y: row tiles (x the parts of a block for the tiled kernels)
+  const parts = tiled ? MOE_BLOCK_M / (4 * tiled.tq) : 1;
+  const rowsGU = tiled ? (tiled.rt / 2) * tiled.wg : GROUPED_ROWS;
+  const rowsDown = tiled ? tiled.rt * tiled.wg : GROUPED_ROWS;
+  const gateUpKernel = tiled ? 'moe_gateup_tiled' : 'moe_gateup_grouped';
+  const downKernel = tiled ? 'moe_down_tiled' : 'moe_down_grouped';
+  const constants = tiled ? { TQ: tiled.tq, RT: tiled.rt, WG: tiled.wg } : undefined;
 
   k.run(pass, arena, 'moe_align', {
     constants: { WG: 256, MAX_E1: Math.ceil((g.experts + 1) / 64) * 64 },
     bind: { ids: a.ids, plan: s0.plan, args: s0.indirect },
     params: {
       T: c.T, K: g.topK, E: g.experts, hasShared: sh ? 1 : 0, BM: MOE_BLOCK_M,
-      tilesGU: Math.ceil(c.Fmax / GROUPED_ROWS), tilesDown: Math.ceil(g.hidden / GROUPED_ROWS), pb, Ks: c.Ks,
+      tilesGU: Math.ceil(c.Fmax / rowsGU) * parts, tilesDown: Math.ceil(g.hidden / rowsDown) * parts, pb, Ks: c.Ks,
     },
     grid: [1],
   });
@@ -474,7 +506,8 @@ export function moeExpertsPrefill(k: Kernels, pass: GPUComputePassEncoder, arena
   for (const grp of groups) {
     const f = grp.fg;
     for (const d of dispatchesOf(grp)) {
-      k.run(pass, arena, kernelFor('moe_gateup_grouped', f.format), {
+      k.run(pass, arena, kernelFor(gateUpKernel, f.format), {
+        constants,
         bind: { xin: a.x, plan: s0.plan, wts: a.weights, ...stackBindings(k, d.gateUp, d.doShared ? grp.shared?.gateUp : undefined), h: s0.hidden },
         params: { ...shape, e0: d.first, e1: d.end, doShared: d.doShared, ...grouped(f) },
         grid: { indirect: s0.indirect, offset: 0 },
@@ -484,7 +517,8 @@ export function moeExpertsPrefill(k: Kernels, pass: GPUComputePassEncoder, arena
   for (const grp of groups) {
     const f = grp.fg;
     for (const d of dispatchesOf(grp)) {
-      k.run(pass, arena, kernelFor('moe_down_grouped', f.format), {
+      k.run(pass, arena, kernelFor(downKernel, f.format), {
+        constants,
         bind: { xin: s0.hidden, plan: s0.plan, ...stackBindings(k, d.down, d.doShared ? grp.shared?.down : undefined), y: s0.y },
         params: { ...shape, e0: d.first, e1: d.end, doShared: d.doShared, ...grouped(f) },
         grid: { indirect: s0.indirect, offset: 16 },
@@ -499,6 +533,13 @@ export function moeExpertsPrefill(k: Kernels, pass: GPUComputePassEncoder, arena
     params: { T: c.T, D: g.hidden, Ks: c.Ks, accumulate: a.accumulate ? 1 : 0, t0: 0 },
     grid: [Math.ceil(g.hidden / WG), c.T],
   });
+}
+
+function checkTiled(t: MoeTiledTuning): MoeTiledTuning {
+  if (![1, 2, 4].includes(t.tq)) throw new ShapeError(`moe_experts_prefill: tiled tq must be 1, 2 or 4, got ${t.tq}`, 'tq', [1, 2, 4], t.tq);
+  if (t.rt !== 4 && t.rt !== 8) throw new ShapeError(`moe_experts_prefill: tiled rt must be 4 or 8, got ${t.rt}`, 'rt', [4, 8], t.rt);
+  requireInt(t.wg, 1, 'moe_experts_prefill', 'tiled wg', 256);
+  return t;
 }
 
 /** The launch groups of a wave that skips the shared expert (a shared-only group drops out). */

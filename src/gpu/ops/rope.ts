@@ -5,6 +5,9 @@
  *   ropeInPlace  rotates `heads` segments of Dr values per token inside one buffer (q_pe inside q)
  *   ropeCopy     reads segments from `src` and writes the rotated values to `dst` (k_pe into the latent cache;
  *                shaders/rope_copy.wgsl)
+ *   mlaKvRope    MLA's key/query tail in one dispatch (shaders/mla_kv_rope.wgsl): kv_a_layernorm of the latent part
+ *                of kv_a's output into the cache, k_pe rotated into the cache, q_pe rotated in place; bit-identical to
+ *                rmsNorm + ropeCopy + ropeInPlace of the same chunk
  */
 import { ShapeError } from '../../errors.js';
 import { createBuffer, writeBuffer, type UniformArena } from '../buffers.js';
@@ -91,5 +94,56 @@ export function ropeCopy(k: Kernels, pass: GPUComputePassEncoder, arena: Uniform
       srcOffset: a.src.offset, srcTokenStride: a.src.tokenStride, srcHeadStride: a.src.headStride,
     },
     grid: [Math.ceil((a.heads * a.table.pairs) / WG), a.tokens],
+  });
+}
+
+export interface MlaKvRopeArgs extends Omit<RopeArgs, 'heads'> {
+  /** kv_a's output [T, kvStride] at kvOffset: [c (R) | k_pe (Dr)] per token; never the same buffer as cache or q */
+  kv: Buf;
+  kvOffset: number;
+  kvStride: number;
+  /** kv_a_layernorm's weight [R] */
+  norm: Buf;
+  eps: number;
+  /** R: latent columns of a kv row */
+  rank: number;
+  /** the cache rows of positions pos0 .. pos0+T-1: [T, cacheStride] at cacheOffset */
+  cache: Buf;
+  cacheOffset: number;
+  cacheStride: number;
+  /** q's rope segments (rotated in place): token t, head h at offset + t·tokenStride + h·headStride */
+  q: RopeSegments;
+  heads: number;
+}
+
+/**
+ * One dispatch for MLA's key/query tail of a chunk (shaders/mla_kv_rope.wgsl): cache[t, :R] = RMSNorm(kv[t, :R]),
+ * cache[t, R:] = RoPE(kv[t, R:]), RoPE(q_pe) in place. Replaces rmsNorm + ropeCopy + ropeInPlace (bit-identical).
+ */
+export function mlaKvRope(k: Kernels, pass: GPUComputePassEncoder, arena: UniformArena, a: MlaKvRopeArgs): void {
+  const name = 'mla_kv_rope';
+  const dr = 2 * a.table.pairs;
+  requireInt(a.rank, 1, name, 'rank');
+  if (a.kvStride < a.rank + dr || a.cacheStride < a.rank + dr) {
+    throw new ShapeError(`${name}: strides (kv ${a.kvStride}, cache ${a.cacheStride}) must be >= R + Dr = ${a.rank + dr}`, 'stride', a.rank + dr, [a.kvStride, a.cacheStride]);
+  }
+  if (!(a.eps > 0)) throw new ShapeError(`${name}: eps must be > 0, got ${a.eps}`, 'eps');
+  check(k, a, { buf: a.kv, offset: a.kvOffset + a.rank, tokenStride: a.kvStride, headStride: 0 }, 'kv', name);
+  check(k, a, { buf: a.cache, offset: a.cacheOffset + a.rank, tokenStride: a.cacheStride, headStride: 0 }, 'cache', name);
+  check(k, a, a.q, 'q', name);
+  requireBytes(k.gpu, a.norm, a.rank * 4, name, 'norm');
+  const buf = (b: Buf) => ('buffer' in b ? b.buffer : b);
+  const kvb = buf(a.kv);
+  if (kvb === buf(a.cache) || kvb === buf(a.q.buf) || buf(a.cache) === buf(a.q.buf)) {
+    throw new ShapeError(`${name}: kv, cache and q must be three different buffers (WebGPU forbids aliasing a writable binding)`, 'cache');
+  }
+  k.run(pass, arena, name, {
+    constants: { WG: 64 },
+    bind: { src: a.kv, weight: a.norm, cache: a.cache, q: a.q.buf, cs: a.table.buffer },
+    params: {
+      rank: a.rank, pairs: a.table.pairs, heads: a.heads, pos0: a.pos0, kvOffset: a.kvOffset, kvStride: a.kvStride,
+      cacheOffset: a.cacheOffset, cacheStride: a.cacheStride, qOffset: a.q.offset, qTokenStride: a.q.tokenStride, qHeadStride: a.q.headStride, eps: a.eps,
+    },
+    grid: [a.tokens],
   });
 }
