@@ -14,7 +14,7 @@
 //   1  w       array<u32>  [H·(Dn+Dv), rowStride] kv_b_proj codes, padded rows (ops/fp8-layout.ts)
 //   2  scale   array<f32>  FP8 [⌈H(Dn+Dv)/128⌉, scaleCols]; BF16 any 16 bytes (not read)
 //   3  out     array<f32>  [T, H, R + Dr]         qLat, written
-//   4  params  uniform     Params
+//   4  params  uniform     Params (include/kvb_params.wgsl; p0 .. scale unused)
 // Workgroup: WG threads (override, default 64), thread = one 4-column group × TT tokens (parameter, ≤ 8).
 // Dispatch: (⌈⌈R/4⌉ / WG⌉, H, ⌈T / TT⌉).
 // CPU counterpart: model/reference.ts attentionAbsorbed (the q̃ loop; BF16 on bf16ArrayToF32(kv_b)).

@@ -14,7 +14,7 @@
 //   1  w       array<u32>  [H·(Dn+Dv), rowStride] kv_b_proj codes, padded rows (ops/fp8-layout.ts)
 //   2  scale   array<f32>  FP8 [⌈H(Dn+Dv)/128⌉, scaleCols]; BF16 any 16 bytes (not read)
 //   3  out     array<f32>  [T, H·Dv]              written (the o_proj input)
-//   4  params  uniform     Params (Dr unused)
+//   4  params  uniform     Params (include/kvb_params.wgsl; Dr, p0 .. scale unused)
 // Workgroup: WG threads (override, default 64), thread = one row j × TT tokens (parameter, ≤ 8), no barriers.
 // Dispatch: (⌈Dv / WG⌉, H, ⌈T / TT⌉).
 // CPU counterpart: model/reference.ts attentionAbsorbed (the W_UV ō product; BF16 on bf16ArrayToF32(kv_b)).

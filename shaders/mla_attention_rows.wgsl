@@ -18,18 +18,13 @@
 //   4  outML   array<f32>  split: [splits, T·H, 2] (m, l); no split: unused
 //   5  params  uniform     Params (include/mla_attention_io.wgsl; rpt, BM, BN unused)
 // Workgroup: WG invocations (override, default 16), one row each. Dispatch: (⌈T·H / WG⌉, splits).
-// L ≤ 640, R ≤ 512.
+// L ≤ 640, R ≤ 512 (the walk over the keys: include/mla_rows_walk.wgsl, shared with mla_attend_rows.wgsl).
 // CPU counterpart: model/reference.ts attentionAbsorbed (up to the W_UV product).
 
 override WG: u32 = 16u;
 
-// private arrays: their size drives compile time (lavapipe ~0.9 s at 1152 + 1024 floats), so they fit
-// kv_lora_rank 512 + rope 64 (DeepSeek-V3, Kimi K2) and a little more; larger shapes use mla_attention.wgsl
-const MAX_L: u32 = 640u;
-const MAX_R: u32 = 512u;
-const NEG: f32 = -3.0e38;
-
 // #include "mla_attention_io.wgsl"
+// #include "mla_rows_walk.wgsl"
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -46,25 +41,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
   var q: array<f32, MAX_L>;
   for (var c = 0u; c < L; c++) { q[c] = qLat[row * L + c] * p.scale; }
   var acc: array<f32, MAX_R>;
-  for (var c = 0u; c < R; c++) { acc[c] = 0.0; }
-  var m = NEG;
-  var l = 0.0;
-  for (var j = j0; j < j1; j++) {
-    let co = j * p.cStride;
-    let po = j * p.peStride + p.peOffset;
-    var d = 0.0;
-    for (var c = 0u; c < R; c++) { d += q[c] * cacheC[co + c]; }
-    for (var c = 0u; c < Dr; c++) { d += q[R + c] * cachePe[po + c]; }
-    if (d > m) {
-      let al = exp(m - d);
-      l *= al;
-      for (var c = 0u; c < R; c++) { acc[c] *= al; }
-      m = d;
-    }
-    let pv = exp(d - m);
-    l += pv;
-    for (var c = 0u; c < R; c++) { acc[c] += pv * cacheC[co + c]; }
-  }
+  let ml = walk_keys(&q, &acc, j0, j1, R, Dr);
+  let m = ml.x;
+  let l = ml.y;
 
   if (p.split != 0u) {
     outML[(s * rows + row) * 2u] = m;

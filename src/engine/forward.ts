@@ -10,7 +10,8 @@
  *     kv = kv_a(xn)                                                        [T, R + Dr]
  *     cache[p0+t, :R] = RMSNorm(kv[t, :R], kv_a_layernorm);  cache[p0+t, R:] = RoPE(kv[t, R:])
  *     RoPE(q[t, h, Dn:]) in place                  (these three: one dispatch, mla_kv_rope)
- *     o  = MLA(q, cache rows 0 .. p0+T-1, kv_b)  (ops/attention.ts mlaAttend, absorbed form)
+ *     o  = MLA(q, cache rows 0 .. p0+T-1, kv_b)  (ops/attention.ts mlaAttend, absorbed form; one token without
+ *          a key split: one dispatch, mla_attend_rows, where plan.attendRows)
  *     h += o_proj(o)                          (tap attn_out)
  *     xn = RMSNorm(h, post_attention_layernorm)   (tap moe.input)
  *     dense: f = down(silu(gate(xn)) ⊙ up(xn))
@@ -294,7 +295,7 @@ export function* encodeChunkSteps(m: GpuModel, rec: Recorder, a: ChunkArgs): Gen
       mlaAttend(k, rec.pass, arena, {
         q: rowSlice(q, sg.t0, qStride, sg.T), kvB: kvBBuffers(lw.kvB), cache: sg.cache.view(i), out: rowSlice(attn, sg.t0, attnStride, sg.T),
         tokens: sg.T, startPos: sg.pos, geometry: g, scale: c.derived.softmaxScale, scratch: sg.T === 1 ? s.mlaDecode : s.mla,
-        tuning: { variant: attentionRows(m.plan, sg.T) },
+        tuning: { variant: attentionRows(m.plan, sg.T) }, fused: sg.T === 1 && m.plan.attendRows,
       });
     }
     if (merged) attendRowsMerged(m, rec, lw.kvB, i, segments, q, attn, merged);

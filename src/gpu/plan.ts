@@ -40,6 +40,8 @@ export interface KernelPlan {
   batchLinear: BatchLinear;
   /** mla_attention_rows (true) or the tiled kernel, for one-token decode and for prefill (preferRows) */
   attentionRows: { decode: boolean; prefill: boolean };
+  /** one-token decode without a key split runs the whole absorbed attention in one dispatch, mla_attend_rows (chooseAttendRows) */
+  attendRows: boolean;
 }
 
 /**
@@ -64,6 +66,7 @@ export function planKernels(k: Kernels, shapes: { hidden?: number; rank?: number
     moeBatch: chooseMoeBatch(k, D),
     batchLinear: chooseBatchLinear(chooseGemv(k, precision)),
     attentionRows: { decode: attentionVariant(k.gpu, 1, R, L) === 'rows', prefill: attentionVariant(k.gpu, 2, R, L) === 'rows' },
+    attendRows: chooseAttendRows(k.gpu, R, L),
   };
 }
 
@@ -81,6 +84,7 @@ export function describePlan(p: KernelPlan): string[] {
     `dense linears of a batched decode step: ${p.batchLinear} (chooseBatchLinear: one kernel for any number of rows)`,
     `MoE experts of a batched decode step: ${p.moeBatch} (chooseMoeBatch: one variant for any number of rows)`,
     `MLA attention: decode ${p.attentionRows.decode ? 'rows' : 'tiled'}, prefill ${p.attentionRows.prefill ? 'rows' : 'tiled'} (preferRows)`,
+    `MLA attention of one token without a key split: ${p.attendRows ? 'one dispatch (mla_attend_rows)' : 'absorb_q, attention, absorb_v'} (chooseAttendRows)`,
   ];
 }
 
@@ -320,4 +324,17 @@ export const MLA_ROWS_MAX_L = 640;
 /** The attention kernel for T query tokens over a latent of rank R and row width L = R + Dr (preferRows within the bounds). */
 export function attentionVariant(gpu: GpuContext, T: number, R: number, L: number): 'rows' | 'tiled' {
   return preferRows(gpu, T) && R <= MLA_ROWS_MAX_R && L <= MLA_ROWS_MAX_L ? 'rows' : 'tiled';
+}
+
+/**
+ * Whether one-token decode without a key split runs mla_attend_rows (absorb_q, the rows walk and absorb_v in one
+ * dispatch) instead of three: wherever the rows variant is the decode kernel. Measured (docs/benchmarks.md "Fused
+ * decode dispatches", fused vs unfused, interleaved, per attention at no split): lavapipe 0.13 vs 0.38 ms
+ * (`small` heads, 41 keys) and 63 vs 107 ms (Kimi K2: 64 heads, R 512, 201 keys); SwiftShader 1.2 vs 3.1 ms and
+ * 438 vs 646 ms. The serial absorb products per invocation (R·(Dn + Dv) weights per head) cost less than the two
+ * dispatches and the qLat / oLat round trips even at Kimi widths. GPUs keep the tiled kernel and the three
+ * dispatches (rows share cache tiles there; a per-row serial absorb would waste the device).
+ */
+export function chooseAttendRows(gpu: GpuContext, R: number, L: number): boolean {
+  return attentionVariant(gpu, 1, R, L) === 'rows';
 }

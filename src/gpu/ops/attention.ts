@@ -194,7 +194,7 @@ export function mlaAbsorbQ(
   k.run(pass, arena, name, {
     constants: { WG },
     bind: { xin: a.q, w: a.kvB.codes, scale: kvBScales(k, a.kvB), out: a.qLat },
-    params: { T, H: g.heads, Dn: g.nope, Dr: g.rope, Dv: g.v, R: g.rank, rowStride, scaleCols, TT },
+    params: { T, H: g.heads, Dn: g.nope, Dr: g.rope, Dv: g.v, R: g.rank, rowStride, scaleCols, TT, p0: 0, cStride: 0, peStride: 0, peOffset: 0, scale: 0 },
     grid: [Math.max(1, Math.ceil(Math.ceil(g.rank / 4) / WG)), g.heads, Math.ceil(T / TT)],
   });
 }
@@ -218,7 +218,7 @@ export function mlaAbsorbV(
   k.run(pass, arena, name, {
     constants: { WG },
     bind: { xin: a.oLat, w: a.kvB.codes, scale: kvBScales(k, a.kvB), out: a.out },
-    params: { T, H: g.heads, Dn: g.nope, Dr: g.rope, Dv: g.v, R: g.rank, rowStride, scaleCols, TT },
+    params: { T, H: g.heads, Dn: g.nope, Dr: g.rope, Dv: g.v, R: g.rank, rowStride, scaleCols, TT, p0: 0, cStride: 0, peStride: 0, peOffset: 0, scale: 0 },
     grid: [Math.ceil(g.v / WG), g.heads, Math.ceil(T / TT)],
   });
 }
@@ -326,18 +326,67 @@ export interface MlaAttendArgs {
   /** default: chooseSplits(T, S, geometry, scratch.maxSplits) */
   splits?: number;
   tuning?: MlaAttentionTuning;
+  /** one dispatch (mla_attend_rows) when the chunk has no key split (plan.ts chooseAttendRows; default false) */
+  fused?: boolean;
 }
 
-/** The whole absorbed attention of one layer: absorb_q → attention (→ reduce) → absorb_v. */
+/**
+ * The whole absorbed attention of one layer: absorb_q → attention (→ reduce) → absorb_v, or with `fused` and no key
+ * split the one dispatch of mlaAttendRows.
+ */
 export function mlaAttend(k: Kernels, pass: GPUComputePassEncoder, arena: UniformArena, a: MlaAttendArgs): void {
   const s = a.scratch;
   if (a.tokens > s.maxTokens) throw new ShapeError(`mla: ${a.tokens} tokens exceed the scratch's ${s.maxTokens}`, 'tokens', s.maxTokens, a.tokens);
   const S = a.startPos + a.tokens;
   const splits = a.splits ?? chooseSplits(a.tokens, S, a.geometry, s.maxSplits);
+  if (a.fused && splits === 1) {
+    mlaAttendRows(k, pass, arena, a);
+    return;
+  }
   mlaAbsorbQ(k, pass, arena, { q: a.q, kvB: a.kvB, qLat: s.qLat, tokens: a.tokens, geometry: a.geometry });
   mlaAttention(k, pass, arena, {
     qLat: s.qLat, cache: a.cache, oLat: s.oLat, tokens: a.tokens, startPos: a.startPos, geometry: a.geometry,
     scale: a.scale, splits, partO: s.partO ?? undefined, partML: s.partML ?? undefined, tuning: a.tuning,
   });
   mlaAbsorbV(k, pass, arena, { oLat: s.oLat, kvB: a.kvB, out: a.out, tokens: a.tokens, geometry: a.geometry });
+}
+
+/**
+ * The whole absorbed attention of T query tokens in one dispatch (mla_attend_rows, BF16 kv_b: mla_attend_rows_bf16):
+ * one invocation per (t, h) row runs absorb_q, the walk over keys 0 .. p0+t (no split) and absorb_v. The same
+ * results as mlaAbsorbQ → mlaAttention (rows variant, one split) → mlaAbsorbV up to f32 rounding.
+ */
+export function mlaAttendRows(
+  k: Kernels, pass: GPUComputePassEncoder, arena: UniformArena,
+  a: { q: Buf; kvB: KvBWeight; cache: LatentCacheView; out: Buf; tokens: number; startPos: number; geometry: MlaGeometry; scale: number },
+): void {
+  const bf16 = weightFormat(a.kvB) === 'bf16';
+  const name = bf16 ? 'mla_attend_rows_bf16' : 'mla_attend_rows';
+  const g = a.geometry;
+  checkGeometry(g, name);
+  requireInt(a.tokens, 1, name, 'tokens');
+  requireInt(a.startPos, 0, name, 'startPos');
+  const T = a.tokens;
+  const R = g.rank;
+  const L = R + g.rope;
+  const S = a.startPos + T;
+  if (R > MLA_ROWS_MAX_R || L > MLA_ROWS_MAX_L) {
+    throw new ShapeError(`${name}: R = ${R}, R + Dr = ${L} exceed ${MLA_ROWS_MAX_R}, ${MLA_ROWS_MAX_L}; use the unfused kernels`, 'geometry');
+  }
+  const c = a.cache;
+  requireBytes(k.gpu, a.q, T * g.heads * (g.nope + g.rope) * 4, name, 'q');
+  requireBytes(k.gpu, a.out, T * g.heads * g.v * 4, name, 'out');
+  requireBytes(k.gpu, c.c, ((S - 1) * c.cStride + R) * 4, name, 'cache.c');
+  requireBytes(k.gpu, c.pe, ((S - 1) * c.peStride + c.peOffset + g.rope) * 4, name, 'cache.pe');
+  const { rowStride, scaleCols } = checkKvB(k.gpu, a.kvB, g, name);
+  const WG = 16;
+  k.run(pass, arena, name, {
+    constants: { WG },
+    bind: { xin: a.q, cacheC: c.c, cachePe: c.pe, w: a.kvB.codes, scale: kvBScales(k, a.kvB), out: a.out },
+    params: {
+      T, H: g.heads, Dn: g.nope, Dr: g.rope, Dv: g.v, R, rowStride, scaleCols, TT: 1,
+      p0: a.startPos, cStride: c.cStride, peStride: c.peStride, peOffset: c.peOffset, scale: a.scale,
+    },
+    grid: [Math.ceil((T * g.heads) / WG)],
+  });
 }
