@@ -337,6 +337,12 @@ describe(`linear kernels (${testAdapter()})`, () => {
     const x = f32Buffer(gpu, 12, 'x'); // 48 bytes (padded to 64): fewer than 16 cols
     const y = f32Buffer(gpu, 8, 'y');
     await expect(record(gpu, (r) => linear(r.k, r.pass, r.arena, { w: gw, x, y, tokens: 1 }))).rejects.toBeInstanceOf(ShapeError);
+    // fp8_gemm_tiled constants outside its register tile (rows 1-8, token quads 1-4) are refused by name
+    const xs = f32Buffer(gpu, 64, 'x16');
+    const ys = f32Buffer(gpu, 64, 'y16');
+    for (const tiled of [{ rt: 9 }, { tq: 5 }, { rt: 0 }]) {
+      await expect(record(gpu, (r) => linear(r.k, r.pass, r.arena, { w: gw, x: xs, y: ys, tokens: 4, gemm: 'tiled', tiled }))).rejects.toThrow(/fp8_gemm_tiled needs 1 ≤ rt ≤ 8 and 1 ≤ tq ≤ 4/);
+    }
     destroyLinear(gw);
   });
 });

@@ -366,7 +366,7 @@ describe(`moe experts (${testAdapter()})`, () => {
 });
 
 describe(`moe launchers reject bad shapes (${testAdapter()})`, () => {
-  it('shards that do not cover the experts, missing shared weights, too many tokens', async () => {
+  it('shards that do not cover the experts, missing shared weights, too many tokens, tiled constants out of range', async () => {
     const { ShapeError } = await import('../../src/errors.js');
     const gpu = await testGpu();
     const h = harness(gpu);
@@ -381,6 +381,11 @@ describe(`moe launchers reject bad shapes (${testAdapter()})`, () => {
     expect(() => moeExpertsDecode(h.k, pass, h.arena, { ...base, w: { ...w, shared: null } })).toThrow(/shared/);
     expect(() => moeExpertsDecode(h.k, pass, h.arena, { ...base, tokens: 3 })).toThrow(ShapeError);
     expect(() => moeExpertsPrefill(h.k, pass, h.arena, base)).toThrow(/grouped/);
+    // the tiled grouped kernels' constants: pair quads 1, 2 or 4 (a block's 16 pairs in whole parts), 4 or 8 rows
+    const grouped = { ...base, scratch: createMoeScratch(gpu, TINY, 2, true) };
+    expect(() => moeExpertsPrefill(h.k, pass, h.arena, { ...grouped, prefill: 'tiled', tiled: { tq: 3 } })).toThrow(/tq must be 1, 2 or 4/);
+    expect(() => moeExpertsPrefill(h.k, pass, h.arena, { ...grouped, prefill: 'tiled', tiled: { rt: 6 } })).toThrow(/rt must be 4 or 8/);
+    expect(() => moeExpertsPrefill(h.k, pass, h.arena, { ...grouped, prefill: 'tiled', tiled: { wg: 0 } })).toThrow(ShapeError);
     pass.end();
   });
 });
