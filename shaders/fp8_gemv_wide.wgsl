@@ -21,8 +21,10 @@
 // The ragged last chunk of a row multiplies x masked to 0 past `cols` (padding codes are 0 too). Rows past
 // `rows` recompute the last row and are not written. The FP8 instance sums in exactly the order of the FP8-only
 // kernel it replaced (bit-identical outputs).
-// Prefill through this kernel (INT4 dense linears, T > 1) is the GEMV per token row: grid y = token, each token
-// row computed alone (so a row's result does not depend on T: batch-invariant).
+// Several tokens (INT4 dense prefill, batched decode rows): TB tokens per invocation (override, 1..8; grid y =
+// ⌈T / TB⌉): each row's chunk is decoded once (cdec) and dotted with each token's x chunk (cdotd). A token's sums
+// take exactly the one-token kernel's operations in its order (cdot = cdotd ∘ cdec), so a row's result depends on
+// neither T nor TB: batch-invariant, bit-identical to the one-token GEMV (test/kernels/linear.gpu.test.ts).
 // NORM (override, default false): the input is RMSNorm'ed on the fly (docs/model.md §4.2), replacing the rmsnorm
 // dispatch before the GEMV (docs/kernels.md "Fused decode dispatches"):
 //   y[.. r] (+)= inv_t · Σ_c W[rowStart + r, c] · (nw[c] · xin[xo + c]),  inv_t = 1 / sqrt(Σ_c xin[xo + c]² / cols + EPS)
@@ -38,12 +40,12 @@
 //   1  scale   array<f32>  FP8 [⌈R/128⌉, scaleCols], INT4 [R, scaleCols], BF16 any 16 bytes (R = all rows)
 //   2  xin     array<f32>  [T, xStride] at xOffset   input rows (cols used per token)
 //   3  y       array<f32>  [T, yStride] at yOffset   output rows; chunk row r is column rowStart + r
-//   4  params  uniform     Params (include/linear.wgsl; T unused: grid y is the token)
+//   4  params  uniform     Params (include/linear.wgsl; T: the tokens of this launch)
 //   5  nw      array<vec4<f32>>  [⌈cols / 4⌉]          NORM: the RMSNorm weight, padded to whole vec4; otherwise any
 //                                                       16 bytes, not read
 //   6  xn      array<f32>  [T, xStride] at xOffset    XN: the normalised rows (written); otherwise any 16 bytes
-// Workgroup: WG threads (override, default 64), RPT consecutive rows per thread, no barriers.
-// Dispatch: (⌈rows / (WG · RPT)⌉, T).
+// Workgroup: WG threads (override, default 64), RPT consecutive rows x TB tokens per thread, no barriers.
+// Dispatch: (⌈rows / (WG · RPT)⌉, ⌈T / TB⌉).
 // CPU counterpart: src/model/reference.ts matVec on the dequantised weight: dequantizeFp8Block (src/format/fp8.ts),
 // bf16ArrayToF32, dequantizeInt4 (src/format/int4.ts); NORM: of reference.ts rmsNorm(x, nw, EPS).
 // #formats fp8 bf16 int4
@@ -53,6 +55,7 @@ override RPT: u32 = 4u;        // rows per invocation, 1..8
 override NORM: bool = false;   // RMSNorm the input row on the fly (nw, EPS)
 override EPS: f32 = 1e-6;      // NORM: the norm's epsilon
 override XN: bool = false;     // NORM: also write the normalised rows to xn
+override TB: u32 = 1u;         // tokens per invocation, 1..8
 
 // #include "linear.wgsl"
 
@@ -67,17 +70,34 @@ override XN: bool = false;     // NORM: also write the normalised rows to xn
 // #include "format.wgsl"
 // #include "wide_rows.wgsl"
 
-// chunk k of the RPT rows (chunk offsets bl: rows 0-3, bh: rows 4-7) against one chunk of x, into the partial
-// dots pl (rows 0-3) and ph (rows 4-7)
-fn step(bl: vec4<u32>, bh: vec4<u32>, k: u32, xc: XC, pl: ptr<function, vec4<f32>>, ph: ptr<function, vec4<f32>>) {
-  (*pl).x += cdot(w[bl.x + k], xc);
-  if (RPT > 1u) { (*pl).y += cdot(w[bl.y + k], xc); }
-  if (RPT > 2u) { (*pl).z += cdot(w[bl.z + k], xc); }
-  if (RPT > 3u) { (*pl).w += cdot(w[bl.w + k], xc); }
-  if (RPT > 4u) { (*ph).x += cdot(w[bh.x + k], xc); }
-  if (RPT > 5u) { (*ph).y += cdot(w[bh.y + k], xc); }
-  if (RPT > 6u) { (*ph).z += cdot(w[bh.z + k], xc); }
-  if (RPT > 7u) { (*ph).w += cdot(w[bh.w + k], xc); }
+// chunk k (column c) of the RPT rows (chunk offsets bl: rows 0-3, bh: rows 4-7) against the invocation's nt tokens
+// (x at xo[i]), into their partial dots pl[i] (rows 0-3) and ph[i] (rows 4-7): each row's codes are decoded once
+// (cdec) and dotted with every token's x chunk (cdotd), each token's sum in the order of the one-token kernel
+fn step(bl: vec4<u32>, bh: vec4<u32>, k: u32, c: u32, full: bool, nt: u32, xo: ptr<function, array<u32, 8>>,
+        ss: ptr<function, array<f32, 8>>, pl: ptr<function, array<vec4<f32>, 8>>, ph: ptr<function, array<vec4<f32>, 8>>) {
+  let d0 = cdec(w[bl.x + k]);
+  var d1 = d0; var d2 = d0; var d3 = d0; var d4 = d0; var d5 = d0; var d6 = d0; var d7 = d0;
+  if (RPT > 1u) { d1 = cdec(w[bl.y + k]); }
+  if (RPT > 2u) { d2 = cdec(w[bl.z + k]); }
+  if (RPT > 3u) { d3 = cdec(w[bl.w + k]); }
+  if (RPT > 4u) { d4 = cdec(w[bh.x + k]); }
+  if (RPT > 5u) { d5 = cdec(w[bh.y + k]); }
+  if (RPT > 6u) { d6 = cdec(w[bh.z + k]); }
+  if (RPT > 7u) { d7 = cdec(w[bh.w + k]); }
+  for (var i = 0u; i < TB; i++) {
+    if (i >= nt) { break; }
+    var si = (*ss)[i];
+    let xc = xload((*xo)[i], c, full, &si);
+    (*ss)[i] = si;
+    (*pl)[i].x += cdotd(d0, xc);
+    if (RPT > 1u) { (*pl)[i].y += cdotd(d1, xc); }
+    if (RPT > 2u) { (*pl)[i].z += cdotd(d2, xc); }
+    if (RPT > 3u) { (*pl)[i].w += cdotd(d3, xc); }
+    if (RPT > 4u) { (*ph)[i].x += cdotd(d4, xc); }
+    if (RPT > 5u) { (*ph)[i].y += cdotd(d5, xc); }
+    if (RPT > 6u) { (*ph)[i].z += cdotd(d6, xc); }
+    if (RPT > 7u) { (*ph)[i].w += cdotd(d7, xc); }
+  }
 }
 
 // NORM: nw[b .. b + 3] (b a multiple of 4; nw padded to whole vec4 with finite values). The tail chunk's lanes past
@@ -114,8 +134,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
   if (r0 >= params.rows) {
     return;
   }
-  let t = wid.y;
-  let xo = params.xOffset + t * params.xStride;
+  let t0 = wid.y * TB;               // the invocation's first token
+  let nt = min(TB, params.T - t0);   // its tokens (grid y = ⌈T / TB⌉: at least 1)
+  var xo = array<u32, 8>();
+  for (var i = 0u; i < TB; i++) {
+    xo[i] = params.xOffset + (t0 + i) * params.xStride;
+  }
   // rows past the end recompute the last row and are not written
   let last = params.rows - 1u;
   let sv = params.stride / CWORDS; // chunks per row
@@ -133,53 +157,61 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
   let s7 = srow(g + min(r0 + 7u, last), sc);
   let mul = cmul();
   let ch = chunks(params.cols); // (chunks whose columns all exist, all chunks, chunks per scale block)
-  var ss = 0.0; // NORM: Σ x²
-  var al = vec4<f32>(0.0); // rows 0-3
-  var ah = vec4<f32>(0.0); // rows 4-7
+  var ss = array<f32, 8>();         // NORM: Σ x² per token
+  var al = array<vec4<f32>, 8>();   // rows 0-3 per token
+  var ah = array<vec4<f32>, 8>();   // rows 4-7 per token
   for (var k0 = 0u; k0 < ch.y; k0 += ch.z) {
     let kend = min(k0 + ch.z, ch.x);
-    var pl = vec4<f32>(0.0);
-    var ph = vec4<f32>(0.0);
+    // explicitly zeroed: each block's partial dots start at 0 (a declaration without initializer in a loop body
+    // was not re-zeroed per iteration on lavapipe and SwiftShader)
+    var pl = array<vec4<f32>, 8>();
+    var ph = array<vec4<f32>, 8>();
     for (var k = k0; k < kend; k++) {
-      step(bl, bh, k, xload(xo, CCOLS * k, true, &ss), &pl, &ph);
+      step(bl, bh, k, CCOLS * k, true, nt, &xo, &ss, &pl, &ph);
     }
     if (kend < min(k0 + ch.z, ch.y)) {
       // the last, partial chunk (always in the last block): padding codes are 0, x masked to 0 past cols
-      step(bl, bh, ch.x, xload(xo, CCOLS * ch.x, false, &ss), &pl, &ph);
+      step(bl, bh, ch.x, CCOLS * ch.x, false, nt, &xo, &ss, &pl, &ph);
     }
-    if (HAS_SCALES) {
-      let kb = k0 / ch.z;
-      al.x += pl.x * (scale[s0 + kb] * mul);
-      if (RPT > 1u) { al.y += pl.y * (scale[s1 + kb] * mul); }
-      if (RPT > 2u) { al.z += pl.z * (scale[s2 + kb] * mul); }
-      if (RPT > 3u) { al.w += pl.w * (scale[s3 + kb] * mul); }
-      if (RPT > 4u) { ah.x += ph.x * (scale[s4 + kb] * mul); }
-      if (RPT > 5u) { ah.y += ph.y * (scale[s5 + kb] * mul); }
-      if (RPT > 6u) { ah.z += ph.z * (scale[s6 + kb] * mul); }
-      if (RPT > 7u) { ah.w += ph.w * (scale[s7 + kb] * mul); }
-    } else {
-      al += pl;
-      ah += ph;
-    }
-  }
-  if (NORM) {
-    let inv = 1.0 / sqrt(ss / f32(params.cols) + EPS);
-    al *= inv;
-    ah *= inv;
-    if (XN && wid.x == 0u) {
-      let owners = min(WG, (params.rows + RPT - 1u) / RPT); // invocations of workgroup 0 that own rows (did not return)
-      for (var c = lid; c < params.cols; c += owners) {
-        xn[xo + c] = nw[c / 4u][c % 4u] * (xin[xo + c] * inv);
+    for (var i = 0u; i < TB; i++) {
+      if (i >= nt) { break; }
+      if (HAS_SCALES) {
+        let kb = k0 / ch.z;
+        al[i].x += pl[i].x * (scale[s0 + kb] * mul);
+        if (RPT > 1u) { al[i].y += pl[i].y * (scale[s1 + kb] * mul); }
+        if (RPT > 2u) { al[i].z += pl[i].z * (scale[s2 + kb] * mul); }
+        if (RPT > 3u) { al[i].w += pl[i].w * (scale[s3 + kb] * mul); }
+        if (RPT > 4u) { ah[i].x += ph[i].x * (scale[s4 + kb] * mul); }
+        if (RPT > 5u) { ah[i].y += ph[i].y * (scale[s5 + kb] * mul); }
+        if (RPT > 6u) { ah[i].z += ph[i].z * (scale[s6 + kb] * mul); }
+        if (RPT > 7u) { ah[i].w += ph[i].w * (scale[s7 + kb] * mul); }
+      } else {
+        al[i] += pl[i];
+        ah[i] += ph[i];
       }
     }
   }
-  let o = params.yOffset + t * params.yStride + g + r0;
-  put(o, al.x);
-  if (RPT > 1u && r0 + 1u < params.rows) { put(o + 1u, al.y); }
-  if (RPT > 2u && r0 + 2u < params.rows) { put(o + 2u, al.z); }
-  if (RPT > 3u && r0 + 3u < params.rows) { put(o + 3u, al.w); }
-  if (RPT > 4u && r0 + 4u < params.rows) { put(o + 4u, ah.x); }
-  if (RPT > 5u && r0 + 5u < params.rows) { put(o + 5u, ah.y); }
-  if (RPT > 6u && r0 + 6u < params.rows) { put(o + 6u, ah.z); }
-  if (RPT > 7u && r0 + 7u < params.rows) { put(o + 7u, ah.w); }
+  for (var i = 0u; i < TB; i++) {
+    if (i >= nt) { break; }
+    if (NORM) {
+      let inv = 1.0 / sqrt(ss[i] / f32(params.cols) + EPS);
+      al[i] *= inv;
+      ah[i] *= inv;
+      if (XN && wid.x == 0u) {
+        let owners = min(WG, (params.rows + RPT - 1u) / RPT); // invocations of workgroup 0 that own rows (did not return)
+        for (var c = lid; c < params.cols; c += owners) {
+          xn[xo[i] + c] = nw[c / 4u][c % 4u] * (xin[xo[i] + c] * inv);
+        }
+      }
+    }
+    let o = params.yOffset + (t0 + i) * params.yStride + g + r0;
+    put(o, al[i].x);
+    if (RPT > 1u && r0 + 1u < params.rows) { put(o + 1u, al[i].y); }
+    if (RPT > 2u && r0 + 2u < params.rows) { put(o + 2u, al[i].z); }
+    if (RPT > 3u && r0 + 3u < params.rows) { put(o + 3u, al[i].w); }
+    if (RPT > 4u && r0 + 4u < params.rows) { put(o + 4u, ah[i].x); }
+    if (RPT > 5u && r0 + 5u < params.rows) { put(o + 5u, ah[i].y); }
+    if (RPT > 6u && r0 + 6u < params.rows) { put(o + 6u, ah[i].z); }
+    if (RPT > 7u && r0 + 7u < params.rows) { put(o + 7u, ah[i].w); }
+  }
 }

@@ -22,7 +22,7 @@ override F16BITS: bool = true; // engine decode (true) or the f32 bit trick (fal
 // #include "e4m3.wgsl"
 // #include "decode4.wgsl"
 
-// Σ_j code_j(q) · xv[j] over the 4 codes of q (F16BITS: / 256), exactly as format_fp8.wgsl dot4
+// Σ_j code_j(q) · xv[j] over the 4 codes of q (F16BITS: / 256), exactly as format_fp8.wgsl dot4d(dec4(q), xv)
 fn dot4(q: u32, xv: vec4<f32>) -> f32 {
   if (F16BITS) {
     let ev = unpack2x16float(((q << 7u) & 0x3F803F80u) | ((q << 8u) & 0x80008000u)); // codes 0, 2

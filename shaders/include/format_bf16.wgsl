@@ -33,7 +33,11 @@ const CWORDS: u32 = 4u;
 struct XC { a: vec4<f32>, b: vec4<f32> }
 fn xc_full(at: u32) -> XC { return XC(x4(at, 0u, 4u), x4(at + 4u, 0u, 4u)); }
 fn xc_tail(xo: u32, c: u32, n: u32) -> XC { return XC(x4m(xo, c, n), x4m(xo, c + 4u, n)); }
-fn cdot(q: CW, x: XC) -> f32 { return dot(bf16x4(q.x, q.y), x.a) + dot(bf16x4(q.z, q.w), x.b); }
+// a chunk decoded once (cdec) and dotted with one token's x (cdotd): cdot(q, x) = cdotd(cdec(q), x) (as format_fp8.wgsl)
+struct CD { a: vec4<f32>, b: vec4<f32> }
+fn cdec(q: CW) -> CD { return CD(bf16x4(q.x, q.y), bf16x4(q.z, q.w)); }
+fn cdotd(d: CD, x: XC) -> f32 { return dot(d.a, x.a) + dot(d.b, x.b); }
+fn cdot(q: CW, x: XC) -> f32 { return cdotd(cdec(q), x); }
 // the fused RMSNorm of fp8_gemv_wide (NORM, as xc16.wgsl): Σ x² over a chunk, the chunk times g0, g1 (g2, g3 unused)
 fn xc_sq(x: XC) -> f32 { return dot(x.a, x.a) + dot(x.b, x.b); }
 fn xc_mul(x: XC, g0: vec4<f32>, g1: vec4<f32>, g2: vec4<f32>, g3: vec4<f32>) -> XC { return XC(x.a * g0, x.b * g1); }

@@ -18,6 +18,8 @@
 //   CW, CWORDS, XC, xc_full(at), xc_tail(xo, c, n), cdot(q, x), CMUL
 //                  the same for one chunk CW of CWORDS words (the wide kernels' load): cdot(q, x) · CMUL is the
 //                  chunk's unscaled dot (CMUL folds a decoder's constant factor into the scale)
+//   CD, cdec(q), cdotd(d, x)  a chunk decoded once and dotted with one token's x: cdot(q, x) is cdotd(cdec(q), x)
+//                  (fp8_gemv_wide's TB tokens per invocation reuse one decode)
 // FP8: the scalar path decodes with the f32 bit trick (docs/kernels.md §3.1 (A)); the chunk path, when F16BITS (override,
 // default true), two codes per 32-bit op through f16 bit patterns + unpack2x16float (§3.1 B): the f16 value is the
 // E4M3 value / 256, exact (subnormals included), so CMUL = 256.
@@ -49,26 +51,37 @@ const CWORDS: u32 = 4u;
 // #include "xc16.wgsl"
 fn cmul() -> f32 { return select(1.0, CMUL, F16BITS); }
 
-// Σ_j code_j(q) · xv[j] over the 4 codes of q; F16BITS: the sum / 256
-fn dot4(q: u32, xv: vec4<f32>) -> f32 {
+// the 4 codes of q decoded for dot4d; F16BITS: the f16 pairs (codes 0, 2, codes 1, 3) / 256, else the values
+fn dec4(q: u32) -> vec4<f32> {
   if (F16BITS) {
     let ev = unpack2x16float(((q << 7u) & 0x3F803F80u) | ((q << 8u) & 0x80008000u)); // codes 0, 2
     let od = unpack2x16float(((q >> 1u) & 0x3F803F80u) | (q & 0x80008000u));        // codes 1, 3
-    return dot(ev, xv.xz) + dot(od, xv.yw);
+    return vec4<f32>(ev, od);
   }
-  return dot(fp8x4(q), xv);
+  return fp8x4(q);
+}
+
+// Σ_j code_j · xv[j] over 4 codes decoded by dec4; F16BITS: the sum / 256
+fn dot4d(d: vec4<f32>, xv: vec4<f32>) -> f32 {
+  if (F16BITS) {
+    return dot(d.xy, xv.xz) + dot(d.zw, xv.yw);
+  }
+  return dot(d, xv);
 }
 
 // the 4 codes of q for reuse (rowdot4.wgsl); F16BITS: the values / 256 (cmul() restores them)
 fn wvals(q: u32) -> WQ {
   if (F16BITS) {
-    let ev = unpack2x16float(((q << 7u) & 0x3F803F80u) | ((q << 8u) & 0x80008000u)); // codes 0, 2
-    let od = unpack2x16float(((q >> 1u) & 0x3F803F80u) | (q & 0x80008000u));        // codes 1, 3
-    return vec4<f32>(ev.x, od.x, ev.y, od.y);
+    return dec4(q).xzyw;
   }
   return fp8x4(q);
 }
 
-fn cdot(q: CW, x: XC) -> f32 {
-  return (dot4(q.x, x.a) + dot4(q.y, x.b)) + (dot4(q.z, x.c) + dot4(q.w, x.d));
+// a chunk decoded once (cdec) and dotted with one token's x (cdotd): cdot(q, x) = cdotd(cdec(q), x), the same
+// operations in the same order, so a kernel that reuses cdec across tokens (fp8_gemv_wide TB > 1) computes each
+// token's sums exactly as the one-token kernel does
+fn cdec(q: CW) -> CD { return CD(dec4(q.x), dec4(q.y), dec4(q.z), dec4(q.w)); }
+fn cdotd(d: CD, x: XC) -> f32 {
+  return (dot4d(d.a, x.a) + dot4d(d.b, x.b)) + (dot4d(d.c, x.c) + dot4d(d.d, x.d));
 }
+fn cdot(q: CW, x: XC) -> f32 { return cdotd(cdec(q), x); }

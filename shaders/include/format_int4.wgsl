@@ -36,4 +36,8 @@ alias CW = vec2<u32>;
 const CWORDS: u32 = 2u;
 // #include "xc16.wgsl"
 
-fn cdot(q: CW, x: XC) -> f32 { return udot8(q.x, x.a, x.b) + udot8(q.y, x.c, x.d); }
+// a chunk decoded once (cdec) and dotted with one token's x (cdotd): cdot(q, x) = cdotd(cdec(q), x), the same
+// operations in the same order (as format_fp8.wgsl)
+fn cdec(q: CW) -> CD { let a = int4x8(q.x); let b = int4x8(q.y); return CD(a[0], a[1], b[0], b[1]); }
+fn cdotd(d: CD, x: XC) -> f32 { return (dot(d.a, x.a) + dot(d.b, x.b)) + (dot(d.c, x.c) + dot(d.d, x.d)); }
+fn cdot(q: CW, x: XC) -> f32 { return cdotd(cdec(q), x); }

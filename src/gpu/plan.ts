@@ -72,7 +72,7 @@ export function planKernels(k: Kernels, shapes: { hidden?: number; rank?: number
 
 /** The plan as lines for people (`webmoe doctor --model`), each with the rule that chose it. */
 export function describePlan(p: KernelPlan): string[] {
-  const w = (t: GemvWideTuning, fp8 = false) => `rpt ${t.rpt}, wg ${t.wg}${fp8 && t.f16bits ? ', f16-bit decode' : ''}`;
+  const w = (t: GemvWideTuning, fp8 = false) => `rpt ${t.rpt}, wg ${t.wg}, up to ${t.tb} tokens per invocation${fp8 && t.f16bits ? ', f16-bit decode' : ''}`;
   return [
     `adapter class: ${p.adapter}`,
     `dense decode GEMV (FP8): ${p.gemv} (chooseGemv: wide on CPU adapters, 1.5-2.5x the f32 GEMV; subgroup on GPUs)`,
@@ -121,11 +121,21 @@ export function chooseGemv(k: Kernels, precision: 'f32' | 'f16' = 'f32'): GemvVa
  */
 export function gemvWideTuning(k: Kernels, format: LinearFormat = 'fp8'): GemvWideTuning {
   const cls = adapterClass(k.gpu);
-  if (format !== 'fp8') return { rpt: cls === 'hardware' ? 1 : 4, f16bits: true, wg: 64 };
+  if (format !== 'fp8') return { rpt: cls === 'hardware' ? 1 : 4, f16bits: true, wg: 64, tb: GEMV_TOKENS_PER_INVOCATION };
   // lavapipe: 4-8 rows per invocation ran alike (3.0-3.2 GB/s at 7168→2048 and 7168→576) and 2 rows ~1.6x
   // slower; SwiftShader: 2 rows best at kv_a (13.7 ms vs 15.9 at 4), equal at 7168→2048 (docs/benchmarks.md)
-  return { rpt: cls === 'llvmpipe' ? 4 : 2, f16bits: true, wg: 64 };
+  return { rpt: cls === 'llvmpipe' ? 4 : 2, f16bits: true, wg: 64, tb: GEMV_TOKENS_PER_INVOCATION };
 }
+
+/**
+ * Tokens per invocation of the fp8_gemv_wide family when a launch has several (batched decode rows, INT4 prefill):
+ * each weight chunk is decoded once for up to this many tokens. Measured on lavapipe, 8 batched rows, RPT 4,
+ * interleaved (.scratch tbsweep, ms per launch, 3 rounds): 256→512 TB 1 0.90-1.07, TB 2 0.70-0.86, TB 4 0.93-1.11,
+ * TB 8 0.57-0.89; 7168→2048 TB 1 66-96, TB 4 67-84, TB 8 58-65. RPT 2 or 1 with TB 8 ran 1.5-2.5x slower than RPT 4
+ * (each invocation's accumulators, RPT x TB, spill on a CPU adapter either way; fewer rows only add x loads).
+ * GPUs: not measured.
+ */
+const GEMV_TOKENS_PER_INVOCATION = 8;
 
 /**
  * Which decode GEMVs take the RMSNorm of their input as a prologue (fp8_gemv_wide NORM: every invocation sums the

@@ -14,7 +14,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { DeviceError, ShapeError } from '../../src/errors.js';
 import { dequantizeFp8Block, quantizeFp8Block } from '../../src/format/fp8.js';
 import type { GpuContext } from '../../src/gpu/device.js';
-import { destroyLinear, linear, uploadLinear, type GemmTiledTuning, type GemmVariant, type GemvVariant, type GemvWideTuning, type GpuLinear } from '../../src/gpu/ops/linear.js';
+import { destroyLinear, linear, uploadLinear, type GemmTiledTuning, type GemmVariant, type GemvVariant, type GemvWideTuning, type GpuLinear, type LinearArgs } from '../../src/gpu/ops/linear.js';
 import { chooseGemm } from '../../src/gpu/plan.js';
 import type { LinearWeight } from '../../src/model/checkpoint.js';
 import { compareClose, randInt, randn, rng, testAdapter, testGpu } from '../helpers/gpu.js';
@@ -46,6 +46,7 @@ interface RunOpts {
   perRow?: boolean;
   wide?: Partial<GemvWideTuning>;
   tiled?: Partial<GemmTiledTuning>;
+  norm?: LinearArgs['norm'];
 }
 
 async function runLinear(gpu: GpuContext, gw: GpuLinear, x: Float32Array, T: number, opts: RunOpts = {}): Promise<Float32Array> {
@@ -311,22 +312,37 @@ describe(`linear kernels (${testAdapter()})`, () => {
     }
   });
 
-  it('per-row GEMVs (batched decode rows): each of T rows equals the one-token GEMV bit for bit; other GEMVs are refused', async () => {
+  it('per-row GEMVs (batched decode rows): each of T rows equals the one-token GEMV bit for bit, for every tokens-per-invocation count; other GEMVs are refused', async () => {
     const gpu = await testGpu();
     const rand = rng(77);
     for (const c of [fp8Case(rand, 70, 300), bf16Case(rand, 33, 130)]) {
       const gw = uploadLinear(gpu, 'rows', c.w);
-      const T = 3;
+      // T = 7 is no multiple of TB 2, 4 or 8: the last invocation of a column computes fewer tokens
+      const T = 7;
       const x = randn(rand, T * c.w.cols);
-      const all = await runLinear(gpu, gw, x, T, { gemv: 'wide', perRow: true });
+      const nw = randn(rand, Math.ceil(c.w.cols / 4) * 4);
+      const nwBuf = f32Buffer(gpu, nw, 'nw');
+      const ones: Float32Array[] = [];
+      const normed: Float32Array[] = [];
       for (let t = 0; t < T; t++) {
-        const one = await runLinear(gpu, gw, x.slice(t * c.w.cols, (t + 1) * c.w.cols), 1, { gemv: 'wide' });
-        expect(new Uint32Array(all.slice(t * c.w.rows, (t + 1) * c.w.rows).buffer), `${c.w.format} row ${t}`).toEqual(new Uint32Array(one.buffer));
+        const xt = x.slice(t * c.w.cols, (t + 1) * c.w.cols);
+        ones.push(await runLinear(gpu, gw, xt, 1, { gemv: 'wide' }));
+        normed.push(await runLinear(gpu, gw, xt, 1, { gemv: 'wide', norm: { weight: nwBuf, eps: 1e-6 } }));
+      }
+      // every TB for the plain GEMV; the prologue (per-token sums of squares) at the engine's TB (pipelines are slow to build)
+      const cases = [...[1, 2, 4, 8].map((tb) => ({ tb, what: 'plain', norm: undefined, want: ones })), { tb: 8, what: 'RMSNorm prologue', norm: { weight: nwBuf, eps: 1e-6 }, want: normed }];
+      for (const { tb, what, norm, want } of cases) {
+        const all = await runLinear(gpu, gw, x, T, { gemv: 'wide', perRow: true, wide: { tb }, norm });
+        for (let t = 0; t < T; t++) {
+          expect(new Uint32Array(all.slice(t * c.w.rows, (t + 1) * c.w.rows).buffer), `${c.w.format} ${what} tb ${tb} row ${t}`).toEqual(new Uint32Array(want[t]!.buffer));
+        }
       }
       if (c.w.format === 'fp8') {
         await expect(runLinear(gpu, gw, x, T, { gemv: 'f32', perRow: true })).rejects.toThrow(/per-row GEMVs need the wide FP8 GEMV/);
         await expect(runLinear(gpu, gw, x, T, { gemv: 'f32', perRow: true })).rejects.toBeInstanceOf(ShapeError);
+        await expect(runLinear(gpu, gw, x, T, { gemv: 'wide', perRow: true, wide: { tb: 9 } })).rejects.toThrow(/needs 1 ≤ tb ≤ 8/);
       }
+      nwBuf.destroy();
       destroyLinear(gw);
     }
   });

@@ -200,6 +200,18 @@ export interface GemvWideTuning {
   f16bits: boolean;
   /** threads per workgroup */
   wg: number;
+  /**
+   * most tokens per invocation when T > 1 (batched decode rows, INT4 prefill), 1..8: each weight chunk decoded once
+   * for them (TB, shaders/fp8_gemv_wide.wgsl); a token's sums are those of the one-token GEMV whatever TB
+   */
+  tb: number;
+}
+
+/** Tokens per invocation of fp8_gemv_wide for T tokens: a power of two up to `most`, so few pipelines serve any T. */
+export function gemvTokensPerInvocation(T: number, most: number): number {
+  let tb = 1;
+  while (tb < T && tb * 2 <= most) tb *= 2;
+  return tb;
 }
 
 const GEMV_KERNEL: Record<GemvVariant, string> = { f32: 'fp8_gemv', subgroup: 'fp8_gemv_subgroup', f16: 'fp8_gemv_f16', wide: 'fp8_gemv_wide' };
@@ -404,14 +416,16 @@ function gemvWide(k: Kernels, pass: GPUComputePassEncoder, arena: UniformArena, 
   const wide = { ...gemvWideTuning(k, w.format), ...a.wide };
   if (w.strideWords % 4 !== 0) throw new ShapeError(`${name}: ${kernel} needs a stride of whole vec4 words`, 'strideWords', 4, w.strideWords);
   if (!(Number.isInteger(wide.rpt) && wide.rpt >= 1 && wide.rpt <= 8)) throw new ShapeError(`${name}: ${kernel} needs 1 ≤ rpt ≤ 8`, 'rpt', 8, wide.rpt);
+  if (!(Number.isInteger(wide.tb) && wide.tb >= 1 && wide.tb <= 8)) throw new ShapeError(`${name}: ${kernel} needs 1 ≤ tb ≤ 8`, 'tb', 8, wide.tb);
+  const TB = gemvTokensPerInvocation(params.T, wide.tb);
   // F16BITS is an override of the FP8 instance only (format_fp8.wgsl)
-  const constants: Record<string, number> = w.format === 'fp8' ? { WG: wide.wg, RPT: wide.rpt, F16BITS: wide.f16bits ? 1 : 0 } : { WG: wide.wg, RPT: wide.rpt };
+  const constants: Record<string, number> = w.format === 'fp8' ? { WG: wide.wg, RPT: wide.rpt, F16BITS: wide.f16bits ? 1 : 0, TB } : { WG: wide.wg, RPT: wide.rpt, TB };
   if (a.norm) Object.assign(constants, { NORM: 1, EPS: a.norm.eps, XN: a.norm.out ? 1 : 0 });
   const scales = w.scales ?? unusedBuffer(k);
   const nw = a.norm?.weight ?? unusedBuffer(k);
   const xn = a.norm?.out ?? unusedWritable(k);
   const { T, xOffset, yOffset, xStride, yStride } = params;
-  const maxT = k.gpu.limits.maxComputeWorkgroupsPerDimension || 65535;
+  const maxT = (k.gpu.limits.maxComputeWorkgroupsPerDimension || 65535) * TB;
   for (const c of w.chunks) {
     for (let t0 = 0; t0 < T; t0 += maxT) {
       const n = Math.min(maxT, T - t0);
@@ -419,7 +433,7 @@ function gemvWide(k: Kernels, pass: GPUComputePassEncoder, arena: UniformArena, 
         constants,
         bind: { w: c.codes, scale: scales, xin: a.x, y: a.y, nw, xn },
         params: { ...params, rows: c.rows, rowStart: c.rowStart, xOffset: xOffset + t0 * xStride, yOffset: yOffset + t0 * yStride, T: n },
-        grid: [Math.ceil(c.rows / (wide.wg * wide.rpt)), n],
+        grid: [Math.ceil(c.rows / (wide.wg * wide.rpt)), Math.ceil(n / TB)],
       });
     }
   }
