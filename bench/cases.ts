@@ -14,12 +14,13 @@ import { createBuffer, UniformArena } from '../src/gpu/buffers.js';
 import type { GpuContext } from '../src/gpu/device.js';
 import { expertShards, fp8StackLayout, int4StackLayout } from '../src/gpu/ops/fp8-layout.js';
 import { chooseSplits, createMlaScratch, fusedCacheView, mlaAttention, type MlaAttentionTuning, type MlaScratch } from '../src/gpu/ops/attention.js';
-import { createMoeScratch, moeExpertsDecode, moeExpertsPrefill, moeRouter, type ExpertShardBuffers } from '../src/gpu/ops/moe.js';
+import { createMoeScratch, moeExpertsDecode, moeExpertsPrefill, moeRouter, type ExpertShardBuffers, type MoeSubgroupTuning } from '../src/gpu/ops/moe.js';
 import { randomBf16Buffer, randomF32Buffer, randomFp8Stack, randomInt4Stack, rng, zeroBuffer } from './data.js';
 import { naiveExperts, naiveFp8Gemm, naiveFp8Gemv, naiveMlaDecode, naiveRouter, type EncodedOp, type ExpertShard } from './naive.js';
 import { optimisedFp8Gemm, optimisedFp8Gemv, optimisedRouterLogits } from './optimised.js';
 import { arenaOp, chain, pipelinesOf, requireKernels, type BenchVariant, type CaseContext } from './op.js';
-import { chooseMoeDecode } from '../src/gpu/plan.js';
+import { chooseMoeDecode, decodeSplitRule, decodeVariantFor, moeSubgroupTuning } from '../src/gpu/plan.js';
+import { adapterClass } from '../src/gpu/ops/adapter-class.js';
 
 export type { BenchVariant, CaseContext } from './op.js';
 
@@ -131,14 +132,15 @@ function mlaShape(shape: string, heads: number, rank: number, rope: number, toke
         },
         ...(['tiled', 'rows'] as const).map((variant): BenchVariant => {
           const kernel = variant === 'rows' ? 'mla_attention_rows' : 'mla_attention';
-          const splits = chooseSplits(1, tokens, geometry, 16);
+          const rule = decodeSplitRule(gpu);
+          const splits = chooseSplits(1, tokens, geometry, rule.maxSplits, rule);
           const record = (pass: GPUComputePassEncoder, arena: UniformArena, tuning?: MlaAttentionTuning) =>
             mlaAttention(kernels, pass, arena, {
               qLat: q, cache: fusedCacheView(cache, geometry), oLat: out, tokens: 1, startPos: tokens - 1, geometry, scale,
               splits, partO: scratch.partO ?? undefined, partML: scratch.partML ?? undefined, tuning,
             });
-          // the engine's decode scratch (session.ts DECODE_SPLITS); created once per shape
-          const scratch = mlaScratch ?? (mlaScratch = createMlaScratch(gpu, geometry, 1, 16));
+          // the engine's decode scratch (plan.ts decodeSplitRule); created once per shape
+          const scratch = mlaScratch ?? (mlaScratch = createMlaScratch(gpu, geometry, 1, rule.maxSplits));
           for (const b of [scratch.qLat, scratch.oLat, scratch.partO, scratch.partML]) if (b) pool.track(b);
           const probe = new UniformArena(gpu, 1 << 16, 'bench probe');
           pool.track(probe.buffer);
@@ -211,6 +213,19 @@ function routerShape(shape: string, r: { tokens: number; hidden: number; experts
 // Routed experts for one decode token (SwiGLU, ids on the GPU), FP8 and the INT4 instances of the same kernel
 // families (Kimi K2-Thinking / K2.5 routed experts) on the same shape, timed interleaved
 
+/** moe_*_id_subgroup constants the bench sweeps on GPUs: (threads, gate/up rows, down rows per workgroup). */
+const SUBGROUP_SWEEP: MoeSubgroupTuning[] = [
+  { wg: 64, rpwGateUp: 16, rpwDown: 16 },
+  { wg: 64, rpwGateUp: 2, rpwDown: 2 },
+  { wg: 128, rpwGateUp: 4, rpwDown: 4 },
+  { wg: 256, rpwGateUp: 8, rpwDown: 8 },
+  { wg: 256, rpwGateUp: 16, rpwDown: 8 },
+];
+
+function sameTuning(a: MoeSubgroupTuning, b: MoeSubgroupTuning): boolean {
+  return a.wg === b.wg && a.rpwGateUp === b.rpwGateUp && a.rpwDown === b.rpwDown;
+}
+
 function expertShape(shape: string, D: number, F: number, E: number, K: number, tier: BenchShape['tier']): BenchShape {
   return {
     kernel: 'moe_experts',
@@ -248,7 +263,12 @@ function expertShape(shape: string, D: number, F: number, E: number, K: number, 
         [g.codes, g.scales, d.codes, d.scales].forEach((bf) => pool.track(bf));
         return { first: s.first, count: s.count, gateUp: { format: 'int4', ...g }, down: { format: 'int4', ...d } };
       });
-      const int4Default = chooseMoeDecode(kernels, D) === 'subgroup' ? 'wide' : chooseMoeDecode(kernels, D);
+      const int4Default = decodeVariantFor(kernels, 'int4', D);
+      // the subgroup kernels at the plan's constants; on GPUs also a sweep of them (moeSubgroupTuning picks from it)
+      const sweep = adapterClass(gpu) === 'hardware' ? SUBGROUP_SWEEP : [moeSubgroupTuning(kernels)];
+      const fp8Variants: Array<{ variant: 'f32' | 'wide' | 'subgroup'; subgroup?: MoeSubgroupTuning }> = [
+        { variant: 'f32' }, { variant: 'wide' }, ...sweep.map((subgroup) => ({ variant: 'subgroup' as const, subgroup })),
+      ];
       const int4Variants = (['f32', 'wide'] as const).map((variant): BenchVariant => {
         const names = variant === 'f32' ? ['moe_gateup_id_int4', 'moe_down_id_int4'] : ['moe_gateup_id_wide_int4', 'moe_down_id_wide_int4'];
         return {
@@ -276,12 +296,13 @@ function expertShape(shape: string, D: number, F: number, E: number, K: number, 
           impl: 'moe_gateup_id_naive + moe_down_id_naive',
           build: () => naiveExperts(gpu, kernels, { x, ids: idsBuf, weights, out, h: pool.track(zeroBuffer(gpu, 'h', K * F * 4)), shards: naiveShards }, { hidden: D, inter: F, topk: K }),
         },
-        ...(['f32', 'wide', 'subgroup'] as const).map((variant): BenchVariant => {
+        ...fp8Variants.map(({ variant, subgroup }): BenchVariant => {
           const names = variant === 'f32' ? ['moe_gateup_id', 'moe_down_id'] : [`moe_gateup_id_${variant}`, `moe_down_id_${variant}`];
+          const tuned = subgroup ? ` (wg ${subgroup.wg}, rpw ${subgroup.rpwGateUp}/${subgroup.rpwDown})` : '';
           return {
             variant: 'optimised',
-            impl: names.join(' + '),
-            engineDefault: variant === chooseMoeDecode(kernels, D),
+            impl: names.join(' + ') + tuned,
+            engineDefault: variant === chooseMoeDecode(kernels, D) && (!subgroup || sameTuning(subgroup, moeSubgroupTuning(kernels))),
             format: 'fp8',
             build: () => {
               requireKernels({ gpu, kernels }, ...names);
@@ -290,7 +311,7 @@ function expertShape(shape: string, D: number, F: number, E: number, K: number, 
               pool.track(scratch.hidden);
               return arenaOp(gpu, 2 * shards.length, (pass, arena) =>
                 moeExpertsDecode(kernels, pass, arena, {
-                  x, ids: idsBuf, weights, out, accumulate: false, tokens: 1, geometry, w: { shards: optShards, shared: null }, scratch, variant,
+                  x, ids: idsBuf, weights, out, accumulate: false, tokens: 1, geometry, w: { shards: optShards, shared: null }, scratch, variant, subgroup,
                 }),
               );
             },

@@ -9,7 +9,8 @@ import type { Kernels } from '../src/gpu/kernels.js';
 import { linear, rowStrideWords, type GemmVariant, type GemvVariant, type GpuLinear } from '../src/gpu/ops/linear.js';
 import { arenaOp, requireKernels, type BenchVariant } from './op.js';
 import type { Fp8GemvBuffers } from './naive.js';
-import { chooseGemm, chooseGemv } from '../src/gpu/plan.js';
+import { chooseGemm, chooseGemv, gemvSubgroupWg, tiledGemmFrom } from '../src/gpu/plan.js';
+import { adapterClass } from '../src/gpu/ops/adapter-class.js';
 
 interface Ctx {
   gpu: GpuContext;
@@ -26,26 +27,33 @@ const GEMM_KERNELS: Record<GemmVariant, string> = { f32: 'fp8_gemm', f16: 'fp8_g
 
 type OptimisedVariant = BenchVariant;
 
+/** fp8_gemv_subgroup's threads per workgroup that the bench sweeps on GPUs (gemvSubgroupWg picks from it). */
+const SUBGROUP_WG_SWEEP = [64, 128, 256];
+
 export function optimisedFp8Gemv(ctx: Ctx, b: Fp8GemvBuffers, rows: number, cols: number): OptimisedVariant[] {
   const chosen = chooseGemv(ctx.kernels);
-  const variants: GemvVariant[] = ['wide', 'f32', 'subgroup', 'f16'];
+  const planWg = gemvSubgroupWg(ctx.kernels);
+  const sweep = adapterClass(ctx.gpu) === 'hardware' ? SUBGROUP_WG_SWEEP : [planWg];
+  const variants: Array<{ v: GemvVariant; wg?: number }> = [
+    { v: 'wide' }, { v: 'f32' }, ...sweep.map((wg) => ({ v: 'subgroup' as const, wg })), { v: 'f16' },
+  ];
   return variants
-    .filter((v) => v === 'f32' || v === 'wide' || ctx.kernels.available(GEMV_KERNELS[v]))
-    .map((v) => ({
+    .filter(({ v }) => v === 'f32' || v === 'wide' || ctx.kernels.available(GEMV_KERNELS[v]))
+    .map(({ v, wg }) => ({
       variant: 'optimised' as const,
-      impl: GEMV_KERNELS[v],
-      engineDefault: v === chosen,
+      impl: GEMV_KERNELS[v] + (wg !== undefined && sweep.length > 1 ? ` (wg ${wg})` : ''),
+      engineDefault: v === chosen && (wg === undefined || wg === planWg),
       build: () => {
         requireKernels(ctx, GEMV_KERNELS[v]);
         const w = asLinear('bench gemv', 'fp8', rows, cols, b.w, b.scale);
-        return arenaOp(ctx.gpu, 1, (pass, arena) => linear(ctx.kernels, pass, arena, { w, x: b.x, y: b.y, tokens: 1, gemv: v }));
+        return arenaOp(ctx.gpu, 1, (pass, arena) => linear(ctx.kernels, pass, arena, { w, x: b.x, y: b.y, tokens: 1, gemv: v, subgroupWg: wg }));
       },
     }));
 }
 
 export function optimisedFp8Gemm(ctx: Ctx, b: Fp8GemvBuffers, rows: number, cols: number, tokens: number): OptimisedVariant[] {
   const variants: GemmVariant[] = ['tiled', 'f32', 'f16'];
-  const chosen = chooseGemm('f32', tokens, false);
+  const chosen = chooseGemm('f32', tokens, false, tiledGemmFrom(ctx.kernels));
   return variants
     .filter((v) => v !== 'f16' || ctx.kernels.available(GEMM_KERNELS[v]))
     .map((v) => ({
@@ -60,19 +68,23 @@ export function optimisedFp8Gemm(ctx: Ctx, b: Fp8GemvBuffers, rows: number, cols
     }));
 }
 
-/** Router logits with the engine's BF16 linear (fp8_gemv_wide_bf16 for one token, bf16_gemm for more). */
+/**
+ * Router logits with the engine's BF16 linear: for one token fp8_gemv_subgroup_bf16 where the FP8 GEMV is the
+ * subgroup one (GPUs), else fp8_gemv_wide_bf16 (both are timed where both exist); bf16_gemm for more tokens.
+ */
 export function optimisedRouterLogits(ctx: Ctx, b: { x: GPUBuffer; gate: GPUBuffer; logits: GPUBuffer }, hidden: number, experts: number, tokens: number): OptimisedVariant[] {
-  const kernel = tokens > 1 ? 'bf16_gemm' : 'fp8_gemv_wide_bf16';
-  return [
-    {
-      variant: 'optimised',
-      impl: kernel,
-      engineDefault: true,
-      build: () => {
-        requireKernels(ctx, kernel);
-        const w = asLinear('bench router gate', 'bf16', experts, hidden, b.gate, null);
-        return arenaOp(ctx.gpu, 1, (pass, arena) => linear(ctx.kernels, pass, arena, { w, x: b.x, y: b.logits, tokens }));
-      },
+  const chosen = chooseGemv(ctx.kernels);
+  const options: Array<{ kernel: string; gemv?: GemvVariant }> = tokens > 1
+    ? [{ kernel: 'bf16_gemm' }]
+    : [{ kernel: 'fp8_gemv_wide_bf16', gemv: 'wide' as const }, ...(ctx.kernels.available('fp8_gemv_subgroup_bf16') ? [{ kernel: 'fp8_gemv_subgroup_bf16', gemv: 'subgroup' as const }] : [])];
+  return options.map(({ kernel, gemv }) => ({
+    variant: 'optimised' as const,
+    impl: kernel,
+    engineDefault: tokens > 1 || gemv === (chosen === 'subgroup' ? 'subgroup' : 'wide'),
+    build: () => {
+      requireKernels(ctx, kernel);
+      const w = asLinear('bench router gate', 'bf16', experts, hidden, b.gate, null);
+      return arenaOp(ctx.gpu, 1, (pass, arena) => linear(ctx.kernels, pass, arena, { w, x: b.x, y: b.logits, tokens, gemv }));
     },
-  ];
+  }));
 }

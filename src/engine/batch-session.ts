@@ -10,7 +10,7 @@
  *
  * Legend: B rows in a step (at most S = maxSequences), V vocab, H heads, Dq = Dn + Dr, Dv value head dim.
  */
-import type { KernelPlan } from '../gpu/plan.js';
+import { decodeSplitRule, type KernelPlan } from '../gpu/plan.js';
 import { ContextOverflowError, DeviceError, InputError } from '../errors.js';
 import { createBuffer, UniformArena } from '../gpu/buffers.js';
 import type { GpuContext } from '../gpu/device.js';
@@ -19,7 +19,7 @@ import { createMlaScratch } from '../gpu/ops/attention.js';
 import { latentRowsAligned, Recorder, type BatchRows } from './forward.js';
 import { expertSourceFor, recordChunk, type OffloadStats } from './expert-offload.js';
 import { checkSampledToken } from './sampler.js';
-import { attachOffload, checkSampling, checkSessionOptions, DECODE_SPLITS, GpuSession, pickToken, type SessionOptions } from './session.js';
+import { attachOffload, checkSampling, checkSessionOptions, GpuSession, pickToken, type SessionOptions } from './session.js';
 import type { StepSampling } from './types.js';
 import { uploadWeights, type GpuWeights } from './weights-gpu.js';
 
@@ -104,7 +104,7 @@ export class BatchSession {
     const g = first.model.mla;
     if (S > first.chunk) throw new DeviceError(`a batch of ${S} rows does not fit a prefill chunk of ${first.chunk} tokens (maxStorageBufferBindingSize)`, { limit: 'chunk', value: first.chunk, required: S });
     // aligned latent rows: absorb over all rows at once, q and attn contiguous; else rows padded for per-row bindings
-    const latent = latentRowsAligned(g) ? createMlaScratch(gpu, g, S, DECODE_SPLITS) : null;
+    const latent = latentRowsAligned(g) ? createMlaScratch(gpu, g, S, decodeSplitRule(gpu).maxSplits) : null;
     if (latent) for (const b of [latent.qLat, latent.oLat, latent.partO, latent.partML]) if (b) this.own.push(b);
     const qStride = latent ? g.heads * (g.nope + g.rope) : padTo(g.heads * (g.nope + g.rope), ROW_ALIGN_FLOATS);
     const attnStride = latent ? g.heads * g.v : padTo(g.heads * g.v, ROW_ALIGN_FLOATS);

@@ -403,7 +403,7 @@ function attendRowsMerged(m: GpuModel, rec: Recorder, kvBw: GpuLinear, layer: nu
     mlaAttention(k, rec.pass, rec.arena, {
       qLat: rowSlice(sc.qLat, r.t0, g.heads * L, 1), cache: r.cache.view(layer), oLat: rowSlice(sc.oLat, r.t0, g.heads * g.rank, 1),
       tokens: 1, startPos: r.pos, geometry: g, scale: m.config.derived.softmaxScale,
-      splits: chooseSplits(1, r.pos + 1, g, sc.maxSplits), partO: sc.partO ?? undefined, partML: sc.partML ?? undefined,
+      splits: chooseSplits(1, r.pos + 1, g, sc.maxSplits, m.plan.decodeSplits), partO: sc.partO ?? undefined, partML: sc.partML ?? undefined,
       tuning: { variant: attentionRows(m.plan, 1) },
     });
   }

@@ -39,12 +39,15 @@ export interface OffloadPlan {
 }
 
 const ARENA_BYTES = 4 << 20;
-const DECODE_SPLITS = 16;
 
-/** The plan of `gpuMemory` bytes for `c` at context `ctxSize` (default as the session's). */
+/**
+ * The plan of `gpuMemory` bytes for `c` at context `ctxSize` (default as the session's); `decodeSplits` is the
+ * device's decode key-split count (plan.ts decodeSplitRule; default 16, the CPU adapters' rule: a GPU's 64 adds
+ * 48·H·(R + 2) floats, 6 MiB at Kimi K2 widths).
+ */
 export function planOffload(
   c: ModelConfig,
-  opts: { gpuMemory: number; ctxSize?: number; chunkSize?: number; format?: ExpertFormat; maxBinding?: number },
+  opts: { gpuMemory: number; ctxSize?: number; chunkSize?: number; format?: ExpertFormat; maxBinding?: number; decodeSplits?: number },
 ): OffloadPlan {
   if (!Number.isFinite(opts.gpuMemory) || opts.gpuMemory <= 0) throw new InputError(`--gpu-memory must be a positive number of MiB, got ${opts.gpuMemory / 2 ** 20}`, 'gpuMemory');
   const moeLayers = c.derived.moeLayers.filter(Boolean).length;
@@ -60,7 +63,7 @@ export function planOffload(
   const routedStored = moeLayers * E * shape.total;
   const residentWeights = Math.max(0, all.total - routedStored);
   const kvCache = c.num_hidden_layers * ctx * (c.kv_lora_rank + c.qk_rope_head_dim) * 4;
-  const scratch = scratchBytes(c, ctx, Tc) + offloadFixedBytes(c, Tc);
+  const scratch = scratchBytes(c, ctx, Tc, opts.decodeSplits ?? 16) + offloadFixedBytes(c, Tc);
   const fixed = residentWeights + kvCache + scratch;
   const perLayer = (S: number) => slotBytes(shape, c, S, maxBinding);
   let S = 0;
@@ -93,7 +96,7 @@ export function streamedPerToken(p: OffloadPlan, hitRate: number): number {
 }
 
 /** The activation and scratch buffers of one session (session.ts GpuSession's constructor), in bytes. */
-function scratchBytes(c: ModelConfig, ctx: number, Tc: number): number {
+function scratchBytes(c: ModelConfig, ctx: number, Tc: number, splits: number): number {
   const d = c.derived;
   const D = c.hidden_size;
   const H = c.num_attention_heads;
@@ -113,7 +116,7 @@ function scratchBytes(c: ModelConfig, ctx: number, Tc: number): number {
     moe ? Tc * (c.n_routed_experts + 2 * K) : 0, // router logits, ids, weights
     Tc * c.vocab_size, // logits
     Tc * H * (Lat + R), // prefill attention scratch
-    H * (Lat + R) + DECODE_SPLITS * H * (R + 2), // decode attention scratch
+    H * (Lat + R) + splits * H * (R + 2), // decode attention scratch (plan.ts decodeSplitRule)
     moe ? Tc * Ks * Fmax : 0, // moe.hidden
     moe ? Tc * Ks * D : 0, // moe.y (grouped path, by-expert decode)
     ctx * c.qk_rope_head_dim, // RoPE cos/sin

@@ -16,7 +16,7 @@ import type { GpuContext } from '../gpu/device.js';
 import { Kernels } from '../gpu/kernels.js';
 import { attentionTileFloats, createMlaScratch, type MlaGeometry } from '../gpu/ops/attention.js';
 import type { GemmVariant } from '../gpu/ops/linear.js';
-import { planKernels } from '../gpu/plan.js';
+import { decodeSplitRule, planKernels } from '../gpu/plan.js';
 import { createMoeScratch, MOE_MAX_EXPERTS, MOE_MAX_GROUPS, MOE_MAX_TOPK, slotsPerToken, type MoeGeometry } from '../gpu/ops/moe.js';
 import { sampleToken, type PickArgs } from '../gpu/ops/sample.js';
 import { uploadRopeTable } from '../gpu/ops/rope.js';
@@ -57,8 +57,6 @@ export interface SessionOptions {
 const MAP_READ = 0x0001;
 const COPY_DST = 0x0008;
 const STORAGE_RW = 0x0080 | 0x0008 | 0x0004;
-/** Split-KV parts of a one-token decode attention (also batch-session.ts's per-row attention). */
-export const DECODE_SPLITS = 16;
 const ARENA_BYTES = 4 << 20;
 
 /** Uploads `ckpt` to `gpu` and returns a session ready to prefill. */
@@ -280,7 +278,7 @@ export class GpuSession implements InferenceSession {
       const d = c.derived;
       const I = Math.max(c.intermediate_size, 1);
       const mlaScratch = createMlaScratch(gpu, mla, Tc, 1);
-      const mlaDecode = createMlaScratch(gpu, mla, 1, DECODE_SPLITS);
+      const mlaDecode = createMlaScratch(gpu, mla, 1, decodeSplitRule(gpu).maxSplits);
       const moeScratch = moe ? createMoeScratch(gpu, moe, Tc, Tc > 4) : null;
       for (const b of [mlaScratch.qLat, mlaScratch.oLat, mlaDecode.qLat, mlaDecode.oLat, mlaDecode.partO, mlaDecode.partML]) if (b) this.scratch.push(b);
       if (moeScratch) for (const b of [moeScratch.hidden, moeScratch.y, moeScratch.plan, moeScratch.indirect]) if (b) this.scratch.push(b);

@@ -12,7 +12,7 @@ import type { Kernels } from './kernels.js';
 import { adapterClass, type AdapterClass } from './ops/adapter-class.js';
 import type { LinearFormat, ExpertFormat } from './ops/fp8-layout.js';
 import type { GemmTiledTuning, GemmVariant, GemvVariant, GemvWideTuning } from './ops/linear.js';
-import type { MoeDecodeVariant, MoePrefillVariant, MoeTiledTuning, MoeWideTuning } from './ops/moe.js';
+import type { MoeDecodeVariant, MoePrefillVariant, MoeSubgroupTuning, MoeTiledTuning, MoeWideTuning } from './ops/moe.js';
 
 /** What the engine runs on one device for one model (planKernels). */
 export interface KernelPlan {
@@ -31,6 +31,8 @@ export interface KernelPlan {
   /** MoE decode-path kernels for FP8 experts (chooseMoeDecode) and the wide kernels' constants */
   moeDecode: MoeDecodeVariant;
   moeWide: MoeWideTuning;
+  /** the subgroup kernels' constants (moeSubgroupTuning) */
+  moeSubgroup: MoeSubgroupTuning;
   /** MoE experts of a prefill chunk (the grouped path, above moeDecodeMaxTokens tokens): chooseMoePrefill, moeTiledTuning */
   moePrefill: MoePrefillVariant;
   moeTiled: MoeTiledTuning;
@@ -42,6 +44,8 @@ export interface KernelPlan {
   attentionRows: { decode: boolean; prefill: boolean };
   /** one-token decode without a key split runs the whole absorbed attention in one dispatch, mla_attend_rows (chooseAttendRows) */
   attendRows: boolean;
+  /** the key split of one-token decode attention (decodeSplitRule) */
+  decodeSplits: DecodeSplitRule;
 }
 
 /**
@@ -57,16 +61,18 @@ export function planKernels(k: Kernels, shapes: { hidden?: number; rank?: number
     gemv: chooseGemv(k, precision),
     gemvWide: { fp8: gemvWideTuning(k, 'fp8'), bf16: gemvWideTuning(k, 'bf16'), int4: gemvWideTuning(k, 'int4') },
     normPrologueMaxLoads: chooseNormPrologue(k, chooseGemv(k, precision)),
-    gemmTiledFrom: TILED_MIN_TOKENS,
+    gemmTiledFrom: tiledGemmFrom(k),
     gemmTiled: gemmTiledTuning(k, 64),
     moeDecode: chooseMoeDecode(k, D),
     moeWide: moeWideTuning(k),
+    moeSubgroup: moeSubgroupTuning(k),
     moePrefill: chooseMoePrefill(k),
     moeTiled: moeTiledTuning(k),
     moeBatch: chooseMoeBatch(k, D),
     batchLinear: chooseBatchLinear(chooseGemv(k, precision)),
     attentionRows: { decode: attentionVariant(k.gpu, 1, R, L) === 'rows', prefill: attentionVariant(k.gpu, 2, R, L) === 'rows' },
     attendRows: chooseAttendRows(k.gpu, R, L),
+    decodeSplits: decodeSplitRule(k.gpu),
   };
 }
 
@@ -79,12 +85,13 @@ export function describePlan(p: KernelPlan): string[] {
     `  fp8_gemv_wide: FP8 ${w(p.gemvWide.fp8, true)}; BF16 ${w(p.gemvWide.bf16)}; INT4 ${w(p.gemvWide.int4)} (gemvWideTuning)`,
     `RMSNorm fused into the decode GEMV that reads it: ${p.normPrologueMaxLoads > 0 ? `rows x cols / RPT up to ${p.normPrologueMaxLoads}` : 'never'} (chooseNormPrologue: a separate rmsnorm dispatch costs more than the prologue only for small GEMVs)`,
     `prefill GEMM (FP8): fp8_gemm_tiled from ${p.gemmTiledFrom} tokens, rt ${p.gemmTiled.rt} x tq ${p.gemmTiled.tq}, wg ${p.gemmTiled.wg} (chooseGemm, gemmTiledTuning)`,
-    `MoE experts by id: ${p.moeDecode}${p.moeDecode === 'wide' ? ` (rpt ${p.moeWide.rptGateUp}/${p.moeWide.rptDown}, wg ${p.moeWide.wg})` : ''} (chooseMoeDecode: wide on CPU adapters, 2.5-3.8x thread-per-row); grouped GEMMs above 4 tokens`,
+    `MoE experts by id: ${p.moeDecode}${p.moeDecode === 'wide' ? ` (rpt ${p.moeWide.rptGateUp}/${p.moeWide.rptDown}, wg ${p.moeWide.wg})` : ''}${p.moeDecode === 'subgroup' ? ` (wg ${p.moeSubgroup.wg}, ${p.moeSubgroup.rpwGateUp}/${p.moeSubgroup.rpwDown} rows per workgroup)` : ''} (chooseMoeDecode: wide on CPU adapters, 2.5-3.8x thread-per-row); grouped GEMMs above 4 tokens`,
     `MoE experts of a prefill chunk: ${p.moePrefill}${p.moePrefill === 'tiled' ? ` (tq ${p.moeTiled.tq}, rt ${p.moeTiled.rt}, wg ${p.moeTiled.wg})` : ''} (chooseMoePrefill: tiled through workgroup memory, 2-3x the grouped kernels on lavapipe, 3-6x on SwiftShader)`,
     `dense linears of a batched decode step: ${p.batchLinear} (chooseBatchLinear: one kernel for any number of rows)`,
     `MoE experts of a batched decode step: ${p.moeBatch} (chooseMoeBatch: one variant for any number of rows)`,
     `MLA attention: decode ${p.attentionRows.decode ? 'rows' : 'tiled'}, prefill ${p.attentionRows.prefill ? 'rows' : 'tiled'} (preferRows)`,
     `MLA attention of one token without a key split: ${p.attendRows ? 'one dispatch (mla_attend_rows)' : 'absorb_q, attention, absorb_v'} (chooseAttendRows)`,
+    `decode attention key split: up to ${p.decodeSplits.maxSplits} splits of at least ${p.decodeSplits.minChunk} keys, up to ${p.decodeSplits.targetWorkgroups} workgroups (decodeSplitRule)`,
   ];
 }
 
@@ -99,7 +106,9 @@ export function describePlan(p: KernelPlan): string[] {
  *     f32 GEMV (7168→2048: 4.7 vs 10.4 ms; kv_a 7168→576: 1.3 vs 3.0 ms) and faster than fp8_gemv_subgroup
  *     on every shape; on SwiftShader 1.5x faster than f32 (60 vs 91 ms, 13.7 vs 21.1 ms), the subgroup GEMV
  *     being 1.7-1.9x slower than f32 there;
- *   - GPUs with `subgroups` of at most 64 lanes: 'subgroup' (coalesced loads; not measured here);
+ *   - GPUs with `subgroups` of at most 64 lanes: 'subgroup' (coalesced loads). Measured on an NVIDIA H200
+ *     (docs/benchmarks/hardware-h200.html, Kimi widths): 3.2-6.8x fp8_gemv_wide and 5.5-13x fp8_gemv (q_a
+ *     7168→1536: 0.024 vs 0.163 and 0.310 ms; o_proj 8192→7168: 0.060 vs 0.267 and 0.418 ms);
  *   - otherwise the barrier-free 'f32'.
  */
 export function chooseGemv(k: Kernels, precision: 'f32' | 'f16' = 'f32'): GemvVariant {
@@ -160,8 +169,29 @@ export function chooseNormPrologue(k: Kernels, gemv: GemvVariant): number {
   return cls === 'llvmpipe' ? 8192 : 4096;
 }
 
-/** Prefills of at least this many tokens take the tiled GEMM (an 'f32' request, not a forced batch GEMM). */
+/**
+ * Threads per workgroup of fp8_gemv_subgroup (4 rows per workgroup; the threads stride along the rows): 64, or on
+ * GPUs GEMV_SUBGROUP_WG_GPU, chosen from the sweep in the hardware bench (bench/optimised.ts optimisedFp8Gemv,
+ * docs/benchmarks/hardware-h200.html).
+ */
+export function gemvSubgroupWg(k: Kernels): number {
+  return adapterClass(k.gpu) === 'hardware' ? GEMV_SUBGROUP_WG_GPU : 64;
+}
+export const GEMV_SUBGROUP_WG_GPU = 64;
+
+/** Prefills of at least this many tokens take the tiled GEMM (an 'f32' request, not a forced batch GEMM) on CPU adapters. */
 export const TILED_MIN_TOKENS = 2;
+
+/**
+ * From how many tokens a prefill linear takes fp8_gemm_tiled on this device: TILED_MIN_TOKENS on CPU adapters;
+ * 128 on GPUs. Measured on an NVIDIA H200 (Dawn/Vulkan, docs/benchmarks/hardware-h200.html, kimi expert gate/up
+ * 7168->2048): the tiled kernel ran 0.63 ms at 16, 64, 128 and 256 tokens alike (its grid of row blocks is too
+ * small to fill 132 SMs), fp8_gemm 0.47, 0.58, 0.88 and 1.69 ms: fp8_gemm wins up to 64 tokens, the tiled one
+ * from 128.
+ */
+export function tiledGemmFrom(k: Kernels): number {
+  return adapterClass(k.gpu) === 'hardware' ? 128 : TILED_MIN_TOKENS;
+}
 
 /**
  * The FP8 GEMM for a linear of T tokens — the one place the prefill GEMM is chosen:
@@ -169,12 +199,13 @@ export const TILED_MIN_TOKENS = 2;
  *   - a forced GEMM (BatchSession's batched decode rows, `forceGemm`) keeps fp8_gemm whatever the row count:
  *     batch invariance needs one kernel for 1..S rows, and the tiled kernel's token tile would waste most of
  *     its work on a handful of rows;
- *   - otherwise, from TILED_MIN_TOKENS tokens on, 'tiled' (fp8_gemm_tiled) on every adapter. Measured
+ *   - otherwise, from `tiledFrom` tokens on (tiledGemmFrom: 2 on CPU adapters, 128 on GPUs), 'tiled'
+ *     (fp8_gemm_tiled). Measured
  *     interleaved at Kimi width 7168→2048 (docs/benchmarks.md "Prefill GEMM"): see gemmTiledTuning.
  */
-export function chooseGemm(requested: GemmVariant, T: number, forced: boolean): GemmVariant {
+export function chooseGemm(requested: GemmVariant, T: number, forced: boolean, tiledFrom = TILED_MIN_TOKENS): GemmVariant {
   if (requested !== 'f32' || forced) return requested;
-  return T >= TILED_MIN_TOKENS ? 'tiled' : 'f32';
+  return T >= tiledFrom ? 'tiled' : 'f32';
 }
 
 /** fp8_gemm_tiled's constants for this device and T tokens (see chooseGemm for the measurements). */
@@ -227,7 +258,7 @@ function preferSubgroups(k: Kernels, hidden = 0): boolean {
  *         3.5x the subgroup median), 2/4 2520.
  *     So 4 rows per thread in both kernels on both adapters (toy widths: within noise of 2);
  *   - otherwise (GPUs): preferSubgroups.
- * The FP8 choice; INT4 stacks take it too (subgroup -> wide: INT4 has no subgroup kernels), BF16 stacks run the
+ * The FP8 choice; INT4 stacks take it too (subgroup -> f32: INT4 has no subgroup kernels), BF16 stacks run the
  * thread-per-row instances unless wide is asked for (decodeVariantFor).
  */
 export function chooseMoeDecode(k: Kernels, hidden = 0): MoeDecodeVariant {
@@ -235,6 +266,16 @@ export function chooseMoeDecode(k: Kernels, hidden = 0): MoeDecodeVariant {
   if (cls !== 'hardware' && k.available('moe_gateup_id_wide') && k.available('moe_down_id_wide')) return 'wide';
   return preferSubgroups(k, hidden) ? 'subgroup' : 'f32';
 }
+
+/**
+ * moe_*_id_subgroup's constants for this device. CPU adapters (SwiftShader at Kimi widths, the one CPU adapter
+ * that runs them): 64 threads, 16 rows per workgroup, as measured in chooseMoeDecode. GPUs: SUBGROUP_TUNING_GPU,
+ * chosen from the sweep in the hardware bench (bench/cases.ts expertShape, docs/benchmarks/hardware-h200.html).
+ */
+export function moeSubgroupTuning(k: Kernels): MoeSubgroupTuning {
+  return adapterClass(k.gpu) === 'hardware' ? SUBGROUP_TUNING_GPU : { wg: 64, rpwGateUp: 16, rpwDown: 16 };
+}
+export const SUBGROUP_TUNING_GPU: Readonly<MoeSubgroupTuning> = { wg: 64, rpwGateUp: 16, rpwDown: 16 };
 
 /** moe_*_id_wide's constants for this device (see chooseMoeDecode for the measurements). */
 export function moeWideTuning(k: Kernels): MoeWideTuning {
@@ -306,13 +347,40 @@ export function decodeVariantFor(k: Kernels, format: ExpertFormat, hidden: numbe
   if (format === 'fp8') return asked ?? chooseMoeDecode(k, hidden);
   // BF16: the thread-per-row kernels unless the wide ones are asked for; INT4: as FP8, wide for subgroup
   if (format === 'bf16') return asked === 'wide' ? 'wide' : 'f32';
+  // INT4 has no subgroup kernels: on GPUs the thread-per-row ones. Measured on an NVIDIA H200
+  // (docs/benchmarks/hardware-h200.html, kimi D7168 F2048 top-8): moe_*_id_int4 1.30 ms, moe_*_id_wide_int4 2.15 ms
   const v = asked ?? chooseMoeDecode(k, hidden);
-  return v === 'subgroup' ? 'wide' : v;
+  return v === 'subgroup' ? 'f32' : v;
 }
 
 
 // ------------------------------------------------------------------------------------------------------------
 // MLA attention
+
+/** How a one-token decode attention splits its keys (flash-decoding; chooseSplits in ops/attention.ts). */
+export interface DecodeSplitRule {
+  /** splits the decode scratch holds (partO: maxSplits x heads x R floats per row) */
+  maxSplits: number;
+  /** keys per split at least */
+  minChunk: number;
+  /** split until row blocks x splits reaches this many workgroups */
+  targetWorkgroups: number;
+}
+
+/**
+ * The decode key split for this device — the one place it is chosen:
+ *   - CPU adapters: at most 16 splits of at least 256 keys, up to 32 workgroups (two cores need few workgroups;
+ *     each split adds a partial to merge);
+ *   - GPUs: up to 64 splits of at least 32 keys, up to 256 workgroups. Measured on an NVIDIA H200
+ *     (docs/benchmarks/hardware-h200.html, mla_decode kimi H8 512+64): one workgroup of mla_attention walks its
+ *     keys at ~10 µs per key (2.74 ms over 256 keys unsplit, 2.75 ms over 4096 in 16 splits of 256, 25.4 ms over
+ *     32768 in 16 splits): the time follows the keys per workgroup, so the keys are spread over many workgroups.
+ */
+export function decodeSplitRule(gpu: GpuContext): DecodeSplitRule {
+  return adapterClass(gpu) === 'hardware' ? GPU_DECODE_SPLITS : CPU_DECODE_SPLITS;
+}
+export const CPU_DECODE_SPLITS: Readonly<DecodeSplitRule> = { maxSplits: 16, minChunk: 256, targetWorkgroups: 32 };
+export const GPU_DECODE_SPLITS: Readonly<DecodeSplitRule> = { maxSplits: 64, minChunk: 32, targetWorkgroups: 256 };
 
 /**
  * Whether mla_attention_rows is the default (within its R ≤ 512, R + Dr ≤ 640 limits) — the one place it is

@@ -24,12 +24,12 @@ import { DeviceError, FormatError, ShapeError } from '../../src/errors.js';
 import { bf16ArrayToF32, f32ArrayToBf16 } from '../../src/format/fp8.js';
 import { dequantizeInt4, quantizeInt4 } from '../../src/format/int4.js';
 import type { GpuContext } from '../../src/gpu/device.js';
-import { destroyLinear, gemvWideKernel, linear, uploadLinear, type GpuLinear } from '../../src/gpu/ops/linear.js';
+import { destroyLinear, gemvSubgroupKernel, gemvWideKernel, linear, uploadLinear, type GpuLinear } from '../../src/gpu/ops/linear.js';
 import { int4RowStrideWords } from '../../src/gpu/ops/fp8-layout.js';
 import type { Int4Weight } from '../../src/model/checkpoint.js';
 import { compareClose, randInt, randn, rng, testAdapter, testGpu } from '../helpers/gpu.js';
 import { bf16Case, linearReference } from './linear-cases.js';
-import { f32Buffer, readF32, record } from './ops-harness.js';
+import { f32Buffer, kernels, readF32, record } from './ops-harness.js';
 
 const U = 2 ** -24;
 const gamma = (d: number): number => (d * U) / (1 - d * U);
@@ -92,6 +92,8 @@ interface Io {
   accumulate?: boolean;
   forceGemm?: boolean;
   wide?: { rpt?: number; wg?: number };
+  gemv?: 'subgroup';
+  subgroupWg?: number;
 }
 
 /** Runs linear() with x / y laid out per `io` (NaN outside the token rows of x; 1 everywhere in y first). */
@@ -104,7 +106,7 @@ async function run(gpu: GpuContext, gw: GpuLinear, x: Float32Array, io: Io): Pro
   const ylen = yOffset + T * yStride + 1;
   const xb = f32Buffer(gpu, xp, 'x');
   const yb = f32Buffer(gpu, new Float32Array(ylen).fill(1), 'y');
-  await record(gpu, (r) => linear(r.k, r.pass, r.arena, { w: gw, x: xb, xOffset, xStride, y: yb, yOffset, yStride, tokens: T, accumulate, forceGemm: io.forceGemm, wide: io.wide }));
+  await record(gpu, (r) => linear(r.k, r.pass, r.arena, { w: gw, x: xb, xOffset, xStride, y: yb, yOffset, yStride, tokens: T, accumulate, forceGemm: io.forceGemm, wide: io.wide, gemv: io.gemv, subgroupWg: io.subgroupWg }));
   const y = await readF32(gpu, yb, ylen);
   xb.destroy();
   yb.destroy();
@@ -120,6 +122,58 @@ function expectUntouched(y: Float32Array, rows: number, T: number, yOffset: numb
     if (o < 0 || o >= T * yStride || o % yStride >= rows) expect(y[i], `${label} y[${i}]`).toBe(1);
   }
 }
+
+/**
+ * BF16 and INT4 decode GEMVs through the subgroup family (fp8_gemv_subgroup_bf16 / _int4: what GPUs run, gpu/plan.ts
+ * chooseGemv), wherever the adapter has `subgroups`. Tolerance: each word's partial dot takes at most 9 roundings
+ * (INT4: 8 products, 7 adds, the group scale; BF16: 2 products, 1 add), and the words' partials are summed by the
+ * lanes, the subgroup and the workgroup in some tree: whatever its shape, a partial passes through at most
+ * words − 1 adds, so d ≤ 9 + ⌈cols / QCOLS⌉ and we allow 2·γ_d as above.
+ */
+describe(`dense BF16 and INT4 decode through the subgroup GEMV family (${testAdapter()})`, () => {
+  // no afterAll: the describes below share these devices and destroy them
+  const sgRtol = (cols: number, qcols: number): number => 2 * gamma(9 + Math.ceil(cols / qcols));
+
+  for (let seed = 0; seed < 2; seed++) {
+    it(`int4 and bf16: random ragged shapes, 64/128/256 threads, offsets, accumulate, a binding-cap split (seed ${seed})`, async (ctx) => {
+      const gpu = await testGpu();
+      if (!kernels(gpu).available(gemvSubgroupKernel('bf16'))) ctx.skip(); // no `subgroups` on this adapter
+      const rand = rng(700 + seed);
+      for (const fmt of ['int4', 'bf16'] as const) {
+        const rows = randInt(rand, 1, 300);
+        const cols = fmt === 'int4' ? 32 * randInt(rand, 1, 30) : randInt(rand, 1, 1100);
+        const c = fmt === 'int4' ? quantInt4(rand, rows, cols) : bf16Case(rand, rows, cols);
+        const gw = uploadLinear(gpu, `${fmt} subgroup`, c.w);
+        const x = randn(rand, cols);
+        const ref = linearReference(c.dense, rows, cols, x, 1);
+        const rtol = sgRtol(cols, fmt === 'int4' ? 8 : 2);
+        for (const wg of [64, 128, 256]) {
+          const label = `${gemvSubgroupKernel(fmt)} wg ${wg} [${rows}, ${cols}]`;
+          const r = await run(gpu, gw, x, { T: 1, xOffset: 3, yOffset: 2, accumulate: true, gemv: 'subgroup', subgroupWg: wg });
+          expectWithin(r.got, ref.y.map((v) => v + 1), ref.m.map((v) => v + 1), rtol, label);
+          expectUntouched(r.y, rows, 1, r.yOffset, r.yStride, label);
+        }
+        destroyLinear(gw);
+      }
+    });
+  }
+
+  it('an INT4 weight split into row chunks under a 64 KiB cap (scales indexed by global row) matches the reference', async (ctx) => {
+    const cap = 64 << 10;
+    const gpu = await testGpu({ maxBindingSizeCap: cap });
+    if (!kernels(gpu).available(gemvSubgroupKernel('int4'))) ctx.skip();
+    const rand = rng(808);
+    const rows = 400; // 400 x 512 B of codes (1024 columns): 4 chunks; scales 50 KiB
+    const cols = 1024;
+    const c = quantInt4(rand, rows, cols);
+    const gw = uploadLinear(gpu, 'int4 subgroup split', c.w);
+    expect(gw.chunks.length).toBeGreaterThan(1);
+    const x = randn(rand, cols);
+    const ref = linearReference(c.dense, rows, cols, x, 1);
+    expectWithin((await run(gpu, gw, x, { T: 1, gemv: 'subgroup' })).got, ref.y, ref.m, sgRtol(cols, 8), 'int4 subgroup split');
+    destroyLinear(gw);
+  });
+});
 
 describe(`dense INT4 and BF16 linears through the fp8_gemv_wide family (${testAdapter()})`, () => {
   afterAll(async () => (await testGpu()).destroy());

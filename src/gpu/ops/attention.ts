@@ -49,7 +49,7 @@ import type { Kernels } from '../kernels.js';
 import { bf16RowStrideWords, fp8RowStrideWords, scaleGrid } from './fp8-layout.js';
 import { requireBytes, requireInt, weightFormat, type Buf, type WeightBuffers } from './binding.js';
 import { unusedBuffer } from './unused.js';
-import { attentionVariant, MLA_ROWS_MAX_L, MLA_ROWS_MAX_R } from '../plan.js';
+import { attentionVariant, decodeSplitRule, MLA_ROWS_MAX_L, MLA_ROWS_MAX_R, type DecodeSplitRule } from '../plan.js';
 
 /** Attention geometry (same field names as model/reference.ts MlaShape, minus the scale). */
 export interface MlaGeometry {
@@ -136,7 +136,8 @@ const MAX_TT = 8; // tokens per thread in the absorb kernels
  * Number of key splits for a chunk: split only when the row blocks alone cannot fill the device and the
  * cache is long (flash-decoding). `minChunk` keys per split at least.
  */
-export function chooseSplits(T: number, S: number, g: MlaGeometry, maxSplits: number, minChunk = 256, targetWorkgroups = 32): number {
+export function chooseSplits(T: number, S: number, g: MlaGeometry, maxSplits: number, rule: Omit<DecodeSplitRule, 'maxSplits'> = { minChunk: 256, targetWorkgroups: 32 }): number {
+  const { minChunk, targetWorkgroups } = rule;
   const rowBlocks = Math.ceil((T * g.heads) / Math.min(8, T * g.heads));
   if (rowBlocks >= targetWorkgroups) return 1;
   const want = Math.ceil(targetWorkgroups / rowBlocks);
@@ -323,7 +324,7 @@ export interface MlaAttendArgs {
   geometry: MlaGeometry;
   scale: number;
   scratch: MlaScratch;
-  /** default: chooseSplits(T, S, geometry, scratch.maxSplits) */
+  /** default: chooseSplits(T, S, geometry, scratch.maxSplits, decodeSplitRule) */
   splits?: number;
   tuning?: MlaAttentionTuning;
   /** one dispatch (mla_attend_rows) when the chunk has no key split (plan.ts chooseAttendRows; default false) */
@@ -338,7 +339,7 @@ export function mlaAttend(k: Kernels, pass: GPUComputePassEncoder, arena: Unifor
   const s = a.scratch;
   if (a.tokens > s.maxTokens) throw new ShapeError(`mla: ${a.tokens} tokens exceed the scratch's ${s.maxTokens}`, 'tokens', s.maxTokens, a.tokens);
   const S = a.startPos + a.tokens;
-  const splits = a.splits ?? chooseSplits(a.tokens, S, a.geometry, s.maxSplits);
+  const splits = a.splits ?? chooseSplits(a.tokens, S, a.geometry, s.maxSplits, decodeSplitRule(k.gpu));
   if (a.fused && splits === 1) {
     mlaAttendRows(k, pass, arena, a);
     return;

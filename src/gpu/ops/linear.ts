@@ -8,12 +8,14 @@
  *   FP8,  T > 1  → a GEMM: fp8_gemm_tiled (register tile of RT rows x 4·TQ tokens per invocation, vec4 loads,
  *                  unpack2x16float decode) — see chooseGemm; fp8_gemm (one row x 4 tokens per thread) for forced
  *                  GEMMs (batched decode rows); fp8_gemm_f16 (opt-in f16 precision)
- *   BF16, T = 1  → fp8_gemv_wide_bf16 (the BF16 instance of the fp8_gemv_wide family, on every adapter: 2-3x
- *                  faster than the thread-per-row bf16_gemv it replaced on lavapipe, 2-5x on SwiftShader; gemvWideTuning)
+ *   BF16, T = 1  → fp8_gemv_wide_bf16 (the BF16 instance of the fp8_gemv_wide family, on CPU adapters: 2-3x
+ *                  faster than the thread-per-row bf16_gemv it replaced on lavapipe, 2-5x on SwiftShader; gemvWideTuning),
+ *                  fp8_gemv_subgroup_bf16 where the FP8 GEMV is the subgroup one (GPUs) and no norm is fused
  *   BF16, T > 1  → bf16_gemm (and forced GEMMs)
  *   INT4, any T  → fp8_gemv_wide_int4 (the INT4 instance of the family), prefill as the GEMV per token row (grid
  *                  y = token; see linear): only routed experts need fast INT4 kernels (docs/model.md §13), a dense
- *                  INT4 linear is allowed but rare, so it has no GEMM of its own
+ *                  INT4 linear is allowed but rare, so it has no GEMM of its own; fp8_gemv_subgroup_int4 for one
+ *                  token as BF16
  * and records one dispatch per row chunk of the weight (a weight larger than maxStorageBufferBindingSize is
  * uploaded as several buffers of whole rows, each bound on its own). Where the fp8_gemv_wide family runs
  * (fusesNorm), `norm` RMSNorms the input rows on the fly (the kernel's NORM prologue; with `norm.out` the normalised
@@ -37,7 +39,7 @@ import { adapterClass } from './adapter-class.js';
 import { requireBytes, requireInt, type Buf } from './binding.js';
 import { INT4_GROUP, linearRowStrideWords, scaleColumns, type LinearFormat } from './fp8-layout.js';
 import { unusedBuffer } from './unused.js';
-import { chooseGemm, gemmTiledTuning, gemvWideTuning } from '../plan.js';
+import { chooseGemm, gemmTiledTuning, gemvSubgroupWg, gemvWideTuning, tiledGemmFrom } from '../plan.js';
 
 export type { LinearFormat, WeightFormat } from './fp8-layout.js';
 
@@ -249,7 +251,8 @@ export interface LinearArgs {
   tokens: number;
   /** y += x @ W^T instead of y = (default false). */
   accumulate?: boolean;
-  /** FP8 GEMV kernel for T = 1 (default 'f32'; BF16 and INT4 always run their fp8_gemv_wide instance). */
+  /** FP8 GEMV kernel for T = 1 (default 'f32'); BF16 and INT4 run their fp8_gemv_subgroup instance for 'subgroup'
+   * (without a fused norm), else their fp8_gemv_wide instance. */
   gemv?: GemvVariant;
   /** fp8_gemv_wide family constants (default gemvWideTuning; f16bits applies to FP8 only). */
   wide?: Partial<GemvWideTuning>;
@@ -257,6 +260,8 @@ export interface LinearArgs {
   gemm?: GemmVariant;
   /** fp8_gemm_tiled constants (default gemmTiledTuning). */
   tiled?: Partial<GemmTiledTuning>;
+  /** threads per workgroup of fp8_gemv_subgroup (default gemvSubgroupWg) */
+  subgroupWg?: number;
   /** Force the GEMM kernel even for T = 1 (batched decode rows, tests); INT4 has no GEMM: the GEMV per row. */
   forceGemm?: boolean;
   /**
@@ -330,6 +335,11 @@ export function linear(k: Kernels, pass: GPUComputePassEncoder, arena: UniformAr
     cols: w.cols, stride: w.strideWords, xOffset, yOffset, scaleCols: scaleColumns(w.format, w.cols), accumulate: a.accumulate ? 1 : 0,
     T, xStride, yStride,
   };
+  if (w.format !== 'fp8' && !gemm && !a.perRow && !a.norm && a.gemv === 'subgroup' && k.available(gemvSubgroupKernel(w.format))) {
+    // GPUs: BF16 and INT4 decode GEMVs through the subgroup family too (the wide family keeps the fused norm)
+    gemvSubgroup(k, pass, arena, a, name, params);
+    return;
+  }
   if (w.format === 'int4' || (w.format === 'bf16' && !gemm) || a.perRow) {
     // The GEMV family for INT4 (any T) and BF16 decode. INT4 prefill (T > 1, and forced GEMMs: batched decode
     // rows) is the GEMV per token row, grid y = token: correct and batch-invariant (each row alone), but it reads
@@ -340,10 +350,14 @@ export function linear(k: Kernels, pass: GPUComputePassEncoder, arena: UniformAr
   }
   if (w.format === 'fp8') {
     const variant = a.gemv ?? 'f32';
-    const gv = chooseGemm(a.gemm ?? 'f32', T, a.forceGemm === true);
+    const gv = chooseGemm(a.gemm ?? 'f32', T, a.forceGemm === true, tiledGemmFrom(k));
     const tiled = gemm && gv === 'tiled' ? { ...gemmTiledTuning(k, T), ...a.tiled } : null;
     if (!gemm && variant === 'wide') {
       gemvWide(k, pass, arena, a, name, params);
+      return;
+    }
+    if (!gemm && variant === 'subgroup') {
+      gemvSubgroup(k, pass, arena, a, name, params);
       return;
     }
     if (tiled && w.strideWords % 4 !== 0) {
@@ -410,6 +424,28 @@ interface LinearParams {
  * The fp8_gemv_wide family (FP8 'wide' decode, BF16 decode, INT4 any T): one dispatch per row chunk and per run of
  * at most maxComputeWorkgroupsPerDimension tokens (grid y = token).
  */
+/** The subgroup GEMV family's instance for a weight format (shaders/fp8_gemv_subgroup.wgsl `// #formats fp8 bf16 int4`). */
+export function gemvSubgroupKernel(format: LinearFormat): string {
+  return format === 'fp8' ? 'fp8_gemv_subgroup' : `fp8_gemv_subgroup_${format}`;
+}
+
+/** One token through the subgroup family: 4 rows per workgroup, a.subgroupWg (default gemvSubgroupWg) threads. */
+function gemvSubgroup(k: Kernels, pass: GPUComputePassEncoder, arena: UniformArena, a: LinearArgs, name: string, params: LinearParams): void {
+  const w = a.w;
+  const kernel = gemvSubgroupKernel(w.format);
+  const WG = a.subgroupWg ?? gemvSubgroupWg(k);
+  if (!(Number.isInteger(WG) && WG >= 1 && WG <= 256)) throw new ShapeError(`${name}: ${kernel} takes 1..256 threads per workgroup`, 'subgroupWg', 256, WG);
+  const scales = w.scales ?? unusedBuffer(k);
+  for (const c of w.chunks) {
+    k.run(pass, arena, kernel, {
+      constants: { WG },
+      bind: { w: c.codes, scale: scales, xin: a.x, y: a.y },
+      params: { ...params, rows: c.rows, rowStart: c.rowStart },
+      grid: [Math.ceil(c.rows / 4)],
+    });
+  }
+}
+
 function gemvWide(k: Kernels, pass: GPUComputePassEncoder, arena: UniformArena, a: LinearArgs, name: string, params: LinearParams): void {
   const w = a.w;
   const kernel = gemvWideKernel(w.format);

@@ -66,7 +66,7 @@ import type { Kernels } from '../kernels.js';
 import { expertRowStrideWords, scaleColumns, stackLayout, type ExpertFormat } from './fp8-layout.js';
 import { requireBytes, requireInt, weightFormat, type Buf, type WeightBuffers } from './binding.js';
 import { unusedBuffer } from './unused.js';
-import { chooseMoePrefill, decodeVariantFor, moeTiledTuning, moeWideTuning } from '../plan.js';
+import { chooseMoePrefill, decodeVariantFor, moeSubgroupTuning, moeTiledTuning, moeWideTuning } from '../plan.js';
 
 export interface MoeGeometry {
   hidden: number; // D
@@ -202,6 +202,8 @@ export interface MoeExpertsArgs {
   variant?: MoeDecodeVariant;
   /** moe_*_id_wide constants (default moeWideTuning). */
   wide?: Partial<MoeWideTuning>;
+  /** moe_*_id_subgroup constants (default moeSubgroupTuning). */
+  subgroup?: Partial<MoeSubgroupTuning>;
   /**
    * Expert offloading's waves (engine/expert-offload.ts), which keep every row's numbers those of one full launch:
    *   decode path: only tokens t0 .. t0 + count - 1 (default all): their rows, computed exactly as in a launch
@@ -240,6 +242,16 @@ export interface MoeTiledTuning {
 export type MoeDecodeVariant = 'f32' | 'subgroup' | 'wide' | 'union';
 
 /** Override constants of moe_gateup_id_wide / moe_down_id_wide (tests and sweeps; the engine uses moeWideTuning). */
+/** Override constants of moe_gateup_id_subgroup / moe_down_id_subgroup (a subgroup per weight row). */
+export interface MoeSubgroupTuning {
+  /** threads per workgroup (a multiple of the subgroup size) */
+  wg: number;
+  /** weight rows per workgroup of the gate/up kernel (each a gate and an up row) and of the down kernel; a
+   * workgroup's subgroups take its rows in turns, so wg / subgroup size rows run at once */
+  rpwGateUp: number;
+  rpwDown: number;
+}
+
 export interface MoeWideTuning {
   /** rows per thread of moe_gateup_id_wide (1, 2 or 4; each row is a gate row and an up row) */
   rptGateUp: number;
@@ -384,23 +396,25 @@ export function moeExpertsDecode(k: Kernels, pass: GPUComputePassEncoder, arena:
     if (wide && !([1, 2, 4].includes(wide.rptGateUp) && [1, 2, 4].includes(wide.rptDown))) {
       throw new ShapeError('moe_experts_decode: the wide kernels take 1, 2 or 4 rows per thread', 'wide', 4, Math.max(wide.rptGateUp, wide.rptDown));
     }
-    const sub = variant === 'subgroup';
-    const WG = wide ? wide.wg : 64;
-    const RPW = 16; // rows per workgroup of the subgroup kernels
+    const sub = variant === 'subgroup' ? { ...moeSubgroupTuning(k), ...a.subgroup } : null;
+    if (sub && !(sub.wg >= 1 && sub.wg <= 1024 && sub.rpwGateUp >= 1 && sub.rpwDown >= 1)) {
+      throw new ShapeError('moe_experts_decode: the subgroup kernels take 1..1024 threads and at least 1 row per workgroup', 'subgroup');
+    }
+    const WG = sub ? sub.wg : wide ? wide.wg : 64;
     const f16: Record<string, number> = wide && grp.fg.format === 'fp8' ? { F16BITS: wide.f16bits ? 1 : 0 } : {};
     // the kernel instance and its override constants
-    const kernel = (stem: string, rpt: number): { name: string; constants: Record<string, number> } => sub
-      ? { name: `${stem}_subgroup`, constants: { WG, RPW } }
+    const kernel = (stem: string, rpt: number, rpw: number): { name: string; constants: Record<string, number> } => sub
+      ? { name: `${stem}_subgroup`, constants: { WG, RPW: rpw } }
       : wide
         ? { name: kernelFor(`${stem}_wide`, grp.fg.format), constants: { WG, RPT: rpt, ...f16 } }
         : { name: kernelFor(stem, grp.fg.format), constants: { WG } };
     return {
       grp,
       // rows per workgroup of each kernel
-      guRows: sub ? RPW : wide ? WG * wide.rptGateUp : WG,
-      dnRows: sub ? RPW : wide ? WG * wide.rptDown : WG,
-      gu: kernel('moe_gateup_id', wide?.rptGateUp ?? 1),
-      dn: kernel('moe_down_id', wide?.rptDown ?? 1),
+      guRows: sub ? sub.rpwGateUp : wide ? WG * wide.rptGateUp : WG,
+      dnRows: sub ? sub.rpwDown : wide ? WG * wide.rptDown : WG,
+      gu: kernel('moe_gateup_id', wide?.rptGateUp ?? 1, sub?.rpwGateUp ?? 0),
+      dn: kernel('moe_down_id', wide?.rptDown ?? 1, sub?.rpwDown ?? 0),
     };
   });
   const shape = { T: c.T, D: g.hidden, K: g.topK, F: g.inter, Fs: g.sharedInter, Fmax: c.Fmax, Ks: c.Ks, t0 };
