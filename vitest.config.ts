@@ -12,6 +12,11 @@ const gpuTests = ['test/**/*.gpu.test.ts'];
 export default defineConfig({
   test: {
     pool: 'forks',
+    // two test files at a time on the 2-core machine (vitest's default here is one: cores - 1). GPU tests keep
+    // lavapipe's threads busy only in bursts (compiles, uploads and CPU references run between dispatches), so two
+    // files overlap well; no test asserts a time, and every file makes its own devices, servers (port 0) and folders
+    maxWorkers: 2,
+    minWorkers: 1,
     testTimeout: 120_000,
     hookTimeout: 120_000,
     projects: [

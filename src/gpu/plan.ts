@@ -126,7 +126,8 @@ export function chooseGemv(k: Kernels, precision: 'f32' | 'f16' = 'f32'): GemvVa
  * 2-core machine under other jobs' load (medians of 7 rounds on lavapipe, 5 on SwiftShader, ms per dispatch;
  * docs/kernels.md §4): BF16 7168→2048 lavapipe rpt 4 22.2, rpt 2 26.3, rpt 1 54.6 vs bf16_gemv 67.8; SwiftShader
  * 82.6 / 112.5 / 168.8 vs 292.6; INT4 7168→2048 lavapipe rpt 4 19.6 vs rpt 2 27.5, SwiftShader 210 vs 302. GPUs: one
- * row per invocation (the thread-per-row layout bf16_gemv had; not measured here).
+ * row per invocation; there the family serves only GEMVs with a fused norm (the subgroup family takes the rest,
+ * linear.ts): on the H200 the BF16 router row Kimi E384 ran 0.342 ms (16 GB/s) through this kernel.
  */
 export function gemvWideTuning(k: Kernels, format: LinearFormat = 'fp8'): GemvWideTuning {
   const cls = adapterClass(k.gpu);
@@ -214,8 +215,9 @@ export function gemmTiledTuning(k: Kernels, T: number): GemmTiledTuning {
   // rt 8 tq 1 12.4 %, rt 4 tq 4 10.2 %, fp8_gemm 4.6 %; before x went through workgroup memory rt 4 tq 4 ran 7 %
   // and rt 1 tq 1 2.1 %: the cost fell with rows per invocation (the x loads are shared by the rows), barely with
   // tokens. SwiftShader, 7168→512, interleaved: rt 8 tq 2 32.7 % (16 tokens) and 43.5 % (64) against
-  // fp8_gemm's 11.8 / 10.8 %, rt 4 tq 2 32.2 % (docs/benchmarks.md "Prefill GEMM"). Hardware: not measured here;
-  // a 4 x 16 register tile is the usual GPU choice. After x was staged as one vec4 per 4 columns of a token
+  // fp8_gemm's 11.8 / 10.8 %, rt 4 tq 2 32.2 % (docs/benchmarks.md "Prefill GEMM"). Hardware: rt 4 tq 4, the
+  // usual 4 x 16 register tile; on the H200 it ran 0.63 ms flat from 16 to 256 tokens and 45.6 % of the FMA ceiling
+  // at 512 (tiledGemmFrom); other constants not measured there yet. After x was staged as one vec4 per 4 columns of a token
   // (lavapipe 2048→2048 x 128, alternating with the previous commit: 1.2x and 1.6x; SwiftShader 1024→1024 x 64:
   // 0.96x and 1.65x), rt 8 tq 4 ran 1.2x, 1.4x (2048→2048 x 128) and 1.1x (7168→2048 x 64) faster than tq 2 on
   // lavapipe, interleaved, as in the tiled MoE kernels (moeTiledTuning).
@@ -297,7 +299,9 @@ export function moeWideTuning(k: Kernels): MoeWideTuning {
  *     tq 4 rt 4 0.65.
  * With the activations of the grouped kernels read from registers instead (an experiment, not a kernel: wrong
  * sums), the tiled kernel at tq 2 rt 4 ran 17-24 GFLOP/s on lavapipe: the activation loads bound these kernels,
- * and a taller register tile (rt 8) halves them per weight. GPUs: the same tiling, not measured here.
+ * and a taller register tile (rt 8) halves them per weight. GPUs: the same tiling; on the H200 (hardware-h200.html)
+ * the tiled path ran Kimi D7168 F2048 E16 K8 x 64 tokens in 3.29 ms (29 % of the FMA ceiling) against 11.97 ms for
+ * the grouped kernels (3.6x) and 27.7 ms for the by-id decode kernels over the same tokens.
  */
 export function chooseMoePrefill(k: Kernels): MoePrefillVariant {
   void k; // every adapter class measured so far prefers it
