@@ -11,6 +11,7 @@
  * Legend: E routed experts, K experts per token, S slots per layer, L MoE layers, Tc prefill chunk.
  */
 import { InputError } from '../errors.js';
+import { CPU_DECODE_SPLITS } from '../gpu/plan.js';
 import type { ExpertFormat } from '../gpu/ops/fp8-layout.js';
 import type { ModelConfig } from '../model/config.js';
 import { gpuBytes } from '../model/inspect.js';
@@ -63,7 +64,7 @@ export function planOffload(
   const routedStored = moeLayers * E * shape.total;
   const residentWeights = Math.max(0, all.total - routedStored);
   const kvCache = c.num_hidden_layers * ctx * (c.kv_lora_rank + c.qk_rope_head_dim) * 4;
-  const scratch = scratchBytes(c, ctx, Tc, opts.decodeSplits ?? 16) + offloadFixedBytes(c, Tc);
+  const scratch = scratchBytes(c, ctx, Tc, opts.decodeSplits ?? CPU_DECODE_SPLITS.maxSplits) + offloadFixedBytes(c, Tc);
   const fixed = residentWeights + kvCache + scratch;
   const perLayer = (S: number) => slotBytes(shape, c, S, maxBinding);
   let S = 0;

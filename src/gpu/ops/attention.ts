@@ -49,7 +49,7 @@ import type { Kernels } from '../kernels.js';
 import { bf16RowStrideWords, fp8RowStrideWords, scaleGrid } from './fp8-layout.js';
 import { requireBytes, requireInt, weightFormat, type Buf, type WeightBuffers } from './binding.js';
 import { unusedBuffer } from './unused.js';
-import { attentionVariant, decodeSplitRule, MLA_ROWS_MAX_L, MLA_ROWS_MAX_R, type DecodeSplitRule } from '../plan.js';
+import { attentionVariant, CPU_DECODE_SPLITS, decodeSplitRule, MLA_ROWS_MAX_L, MLA_ROWS_MAX_R, type DecodeSplitRule } from '../plan.js';
 
 /** Attention geometry (same field names as model/reference.ts MlaShape, minus the scale). */
 export interface MlaGeometry {
@@ -134,9 +134,10 @@ const MAX_TT = 8; // tokens per thread in the absorb kernels
 
 /**
  * Number of key splits for a chunk: split only when the row blocks alone cannot fill the device and the
- * cache is long (flash-decoding). `minChunk` keys per split at least.
+ * cache is long (flash-decoding). `rule.minChunk` keys per split at least, until row blocks x splits reaches
+ * `rule.targetWorkgroups` (plan.ts decodeSplitRule; default the CPU adapters' rule).
  */
-export function chooseSplits(T: number, S: number, g: MlaGeometry, maxSplits: number, rule: Omit<DecodeSplitRule, 'maxSplits'> = { minChunk: 256, targetWorkgroups: 32 }): number {
+export function chooseSplits(T: number, S: number, g: MlaGeometry, maxSplits: number, rule: Omit<DecodeSplitRule, 'maxSplits'> = CPU_DECODE_SPLITS): number {
   const { minChunk, targetWorkgroups } = rule;
   const rowBlocks = Math.ceil((T * g.heads) / Math.min(8, T * g.heads));
   if (rowBlocks >= targetWorkgroups) return 1;
