@@ -27,6 +27,23 @@ class RoleBackend implements ChatBackend {
   inFlight = 0;
   maxInFlight = 0;
   private calls = 0;
+  private subAgentStarts = 0;
+  private release: () => void = () => {};
+  private bothStarted = new Promise<void>((r) => (this.release = r));
+
+  /**
+   * The sub-agents' first requests meet here before either is answered, so "at once" does not depend on how the
+   * machine schedules them (a fixed delay did, under load). Were the swarm to run its sub-agents one after another,
+   * the second request would never arrive while the first waits: after 10 s the first goes on alone and
+   * maxInFlight stays 1, which the test's assertion reports.
+   */
+  private async meetSubAgents(): Promise<void> {
+    if (++this.subAgentStarts === 2) this.release();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.bothStarted, new Promise<void>((r) => (timer = setTimeout(r, 10_000)))]);
+    clearTimeout(timer);
+  }
+
   async *chat(req: ChatRequest): AsyncGenerator<ChatChunk> {
     this.inFlight++;
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
@@ -46,6 +63,7 @@ class RoleBackend implements ChatBackend {
         } else yield { type: 'text', text: 'merged both' };
       } else {
         const [file, word] = first.startsWith('write a.txt') ? ['a.txt', 'A'] : ['b.txt', 'B'];
+        if (toolResults === 0) await this.meetSubAgents();
         if (toolResults === 0) yield call('write_file', { path: file, content: word });
         else yield { type: 'text', text: `wrote ${file}` };
       }
