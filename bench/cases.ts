@@ -19,7 +19,7 @@ import { randomBf16Buffer, randomF32Buffer, randomFp8Stack, randomInt4Stack, rng
 import { naiveExperts, naiveFp8Gemm, naiveFp8Gemv, naiveMlaDecode, naiveRouter, type EncodedOp, type ExpertShard } from './naive.js';
 import { optimisedFp8Gemm, optimisedFp8Gemv, optimisedRouterLogits } from './optimised.js';
 import { arenaOp, chain, pipelinesOf, requireKernels, type BenchVariant, type CaseContext } from './op.js';
-import { chooseMoeDecode, decodeSplitRule, decodeVariantFor, moeSubgroupTuning } from '../src/gpu/plan.js';
+import { chooseMoeDecode, decodeSplitRule, decodeVariantFor, MOE_SUBGROUP_TUNING } from '../src/gpu/plan.js';
 import { adapterClass } from '../src/gpu/ops/adapter-class.js';
 
 export type { BenchVariant, CaseContext } from './op.js';
@@ -213,9 +213,9 @@ function routerShape(shape: string, r: { tokens: number; hidden: number; experts
 // Routed experts for one decode token (SwiGLU, ids on the GPU), FP8 and the INT4 instances of the same kernel
 // families (Kimi K2-Thinking / K2.5 routed experts) on the same shape, timed interleaved
 
-/** moe_*_id_subgroup constants the bench sweeps on GPUs: (threads, gate/up rows, down rows per workgroup). */
+/** moe_*_id_subgroup constants the bench sweeps on GPUs, the engine's first: (threads, gate/up rows, down rows per workgroup). */
 const SUBGROUP_SWEEP: MoeSubgroupTuning[] = [
-  { wg: 64, rpwGateUp: 16, rpwDown: 16 },
+  MOE_SUBGROUP_TUNING,
   { wg: 64, rpwGateUp: 2, rpwDown: 2 },
   { wg: 128, rpwGateUp: 4, rpwDown: 4 },
   { wg: 256, rpwGateUp: 8, rpwDown: 8 },
@@ -264,8 +264,8 @@ function expertShape(shape: string, D: number, F: number, E: number, K: number, 
         return { first: s.first, count: s.count, gateUp: { format: 'int4', ...g }, down: { format: 'int4', ...d } };
       });
       const int4Default = decodeVariantFor(kernels, 'int4', D);
-      // the subgroup kernels at the plan's constants; on GPUs also a sweep of them (moeSubgroupTuning picks from it)
-      const sweep = adapterClass(gpu) === 'hardware' ? SUBGROUP_SWEEP : [moeSubgroupTuning(kernels)];
+      // the subgroup kernels at the plan's constants; on GPUs a sweep of them (MOE_SUBGROUP_TUNING is its first entry)
+      const sweep = adapterClass(gpu) === 'hardware' ? SUBGROUP_SWEEP : [MOE_SUBGROUP_TUNING];
       const fp8Variants: Array<{ variant: 'f32' | 'wide' | 'subgroup'; subgroup?: MoeSubgroupTuning }> = [
         { variant: 'f32' }, { variant: 'wide' }, ...sweep.map((subgroup) => ({ variant: 'subgroup' as const, subgroup })),
       ];
@@ -302,7 +302,7 @@ function expertShape(shape: string, D: number, F: number, E: number, K: number, 
           return {
             variant: 'optimised',
             impl: names.join(' + ') + tuned,
-            engineDefault: variant === chooseMoeDecode(kernels, D) && (!subgroup || sameTuning(subgroup, moeSubgroupTuning(kernels))),
+            engineDefault: variant === chooseMoeDecode(kernels, D) && (!subgroup || sameTuning(subgroup, MOE_SUBGROUP_TUNING)),
             format: 'fp8',
             build: () => {
               requireKernels({ gpu, kernels }, ...names);

@@ -9,7 +9,7 @@ import type { Kernels } from '../src/gpu/kernels.js';
 import { linear, rowStrideWords, type GemmVariant, type GemvVariant, type GpuLinear } from '../src/gpu/ops/linear.js';
 import { arenaOp, requireKernels, type BenchVariant } from './op.js';
 import type { Fp8GemvBuffers } from './naive.js';
-import { chooseGemm, chooseGemv, gemvSubgroupWg, tiledGemmFrom } from '../src/gpu/plan.js';
+import { chooseGemm, chooseGemv, GEMV_SUBGROUP_WG, tiledGemmFrom } from '../src/gpu/plan.js';
 import { adapterClass } from '../src/gpu/ops/adapter-class.js';
 
 interface Ctx {
@@ -27,12 +27,12 @@ const GEMM_KERNELS: Record<GemmVariant, string> = { f32: 'fp8_gemm', f16: 'fp8_g
 
 type OptimisedVariant = BenchVariant;
 
-/** fp8_gemv_subgroup's threads per workgroup that the bench sweeps on GPUs (gemvSubgroupWg picks from it). */
+/** fp8_gemv_subgroup's threads per workgroup that the bench sweeps on GPUs (the engine runs GEMV_SUBGROUP_WG). */
 const SUBGROUP_WG_SWEEP = [64, 128, 256];
 
 export function optimisedFp8Gemv(ctx: Ctx, b: Fp8GemvBuffers, rows: number, cols: number): OptimisedVariant[] {
   const chosen = chooseGemv(ctx.kernels);
-  const planWg = gemvSubgroupWg(ctx.kernels);
+  const planWg = GEMV_SUBGROUP_WG;
   const sweep = adapterClass(ctx.gpu) === 'hardware' ? SUBGROUP_WG_SWEEP : [planWg];
   const variants: Array<{ v: GemvVariant; wg?: number }> = [
     { v: 'wide' }, { v: 'f32' }, ...sweep.map((wg) => ({ v: 'subgroup' as const, wg })), { v: 'f16' },

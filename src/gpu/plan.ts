@@ -31,7 +31,7 @@ export interface KernelPlan {
   /** MoE decode-path kernels for FP8 experts (chooseMoeDecode) and the wide kernels' constants */
   moeDecode: MoeDecodeVariant;
   moeWide: MoeWideTuning;
-  /** the subgroup kernels' constants (moeSubgroupTuning) */
+  /** the subgroup kernels' constants (MOE_SUBGROUP_TUNING) */
   moeSubgroup: MoeSubgroupTuning;
   /** MoE experts of a prefill chunk (the grouped path, above moeDecodeMaxTokens tokens): chooseMoePrefill, moeTiledTuning */
   moePrefill: MoePrefillVariant;
@@ -65,7 +65,7 @@ export function planKernels(k: Kernels, shapes: { hidden?: number; rank?: number
     gemmTiled: gemmTiledTuning(k, 64),
     moeDecode: chooseMoeDecode(k, D),
     moeWide: moeWideTuning(k),
-    moeSubgroup: moeSubgroupTuning(k),
+    moeSubgroup: { ...MOE_SUBGROUP_TUNING },
     moePrefill: chooseMoePrefill(k),
     moeTiled: moeTiledTuning(k),
     moeBatch: chooseMoeBatch(k, D),
@@ -114,10 +114,16 @@ export function describePlan(p: KernelPlan): string[] {
 export function chooseGemv(k: Kernels, precision: 'f32' | 'f16' = 'f32'): GemvVariant {
   if (precision === 'f16' && k.available('fp8_gemv_f16')) return 'f16';
   if (adapterClass(k.gpu) !== 'hardware') return 'wide';
-  // fp8_gemv_subgroup runs 64 threads per workgroup: it needs subgroups of at most 64 lanes
-  const maxLanes = k.gpu.info.subgroupMaxSize ?? 64;
-  if (maxLanes <= 64 && k.available('fp8_gemv_subgroup')) return 'subgroup';
+  if (subgroupsFit(k) && k.available('fp8_gemv_subgroup')) return 'subgroup';
   return 'f32';
+}
+
+/**
+ * Whether the subgroup kernels' 64-thread workgroups (GEMV_SUBGROUP_WG, MOE_SUBGROUP_TUNING) hold whole subgroups
+ * here: subgroups of at most 64 lanes (binding.ts requireSubgroupWorkgroup refuses anything else).
+ */
+function subgroupsFit(k: Kernels): boolean {
+  return (k.gpu.info.subgroupMaxSize ?? 64) <= 64;
 }
 
 /**
@@ -171,14 +177,11 @@ export function chooseNormPrologue(k: Kernels, gemv: GemvVariant): number {
 }
 
 /**
- * Threads per workgroup of fp8_gemv_subgroup (4 rows per workgroup; the threads stride along the rows): 64, or on
- * GPUs GEMV_SUBGROUP_WG_GPU, chosen from the sweep in the hardware bench (bench/optimised.ts optimisedFp8Gemv,
- * docs/benchmarks/hardware-h200.html).
+ * Threads per workgroup of fp8_gemv_subgroup (4 rows per workgroup; the threads stride along the rows): 64, the one
+ * value measured on the H200 (docs/benchmarks/hardware-h200.html). The hardware bench sweeps 64, 128 and 256
+ * (bench/optimised.ts optimisedFp8Gemv); a GPU run that finds a better one makes this a per-adapter choice.
  */
-export function gemvSubgroupWg(k: Kernels): number {
-  return adapterClass(k.gpu) === 'hardware' ? GEMV_SUBGROUP_WG_GPU : 64;
-}
-export const GEMV_SUBGROUP_WG_GPU = 64;
+export const GEMV_SUBGROUP_WG = 64;
 
 /** Prefills of at least this many tokens take the tiled GEMM (an 'f32' request, not a forced batch GEMM) on CPU adapters. */
 export const TILED_MIN_TOKENS = 2;
@@ -242,7 +245,7 @@ export function gemmTiledTuning(k: Kernels, T: number): GemmTiledTuning {
  * `hidden` is the geometry's D (omitted: the toy-width choice).
  */
 function preferSubgroups(k: Kernels, hidden = 0): boolean {
-  if (!k.available('moe_gateup_id_subgroup') || !k.available('moe_down_id_subgroup')) return false;
+  if (!subgroupsFit(k) || !k.available('moe_gateup_id_subgroup') || !k.available('moe_down_id_subgroup')) return false;
   const cls = adapterClass(k.gpu);
   return cls === 'hardware' || (cls === 'swiftshader' && hidden >= 2048);
 }
@@ -270,14 +273,12 @@ export function chooseMoeDecode(k: Kernels, hidden = 0): MoeDecodeVariant {
 }
 
 /**
- * moe_*_id_subgroup's constants for this device. CPU adapters (SwiftShader at Kimi widths, the one CPU adapter
- * that runs them): 64 threads, 16 rows per workgroup, as measured in chooseMoeDecode. GPUs: SUBGROUP_TUNING_GPU,
- * chosen from the sweep in the hardware bench (bench/cases.ts expertShape, docs/benchmarks/hardware-h200.html).
+ * moe_*_id_subgroup's constants: 64 threads, 16 rows per workgroup, the values measured on SwiftShader at Kimi
+ * widths (chooseMoeDecode) and on the H200 (docs/benchmarks/hardware-h200.html: 0.83 ms for Kimi D7168 F2048
+ * top-8, the down kernel at ~163 GB/s against gate/up's ~590). The hardware bench sweeps other constants
+ * (bench/cases.ts SUBGROUP_SWEEP); a GPU run that finds better ones makes this a per-adapter choice.
  */
-export function moeSubgroupTuning(k: Kernels): MoeSubgroupTuning {
-  return adapterClass(k.gpu) === 'hardware' ? SUBGROUP_TUNING_GPU : { wg: 64, rpwGateUp: 16, rpwDown: 16 };
-}
-export const SUBGROUP_TUNING_GPU: Readonly<MoeSubgroupTuning> = { wg: 64, rpwGateUp: 16, rpwDown: 16 };
+export const MOE_SUBGROUP_TUNING: Readonly<MoeSubgroupTuning> = { wg: 64, rpwGateUp: 16, rpwDown: 16 };
 
 /** moe_*_id_wide's constants for this device (see chooseMoeDecode for the measurements). */
 export function moeWideTuning(k: Kernels): MoeWideTuning {

@@ -359,6 +359,10 @@ describe(`linear kernels (${testAdapter()})`, () => {
     for (const tiled of [{ rt: 9 }, { tq: 5 }, { rt: 0 }]) {
       await expect(record(gpu, (r) => linear(r.k, r.pass, r.arena, { w: gw, x: xs, y: ys, tokens: 4, gemm: 'tiled', tiled }))).rejects.toThrow(/fp8_gemm_tiled needs 1 ≤ rt ≤ 8 and 1 ≤ tq ≤ 4/);
     }
+    // the subgroup GEMV's workgroup: whole subgroups (fewer threads than a subgroup would combine nothing), ≤ 256
+    for (const subgroupWg of [7, 512, 1.5]) {
+      await expect(record(gpu, (r) => linear(r.k, r.pass, r.arena, { w: gw, x: xs, y: ys, tokens: 1, gemv: 'subgroup', subgroupWg }))).rejects.toThrow(/fp8_gemv_subgroup: subgroupWg = .* must be/);
+    }
     destroyLinear(gw);
   });
 });

@@ -366,7 +366,7 @@ describe(`moe experts (${testAdapter()})`, () => {
 });
 
 describe(`moe launchers reject bad shapes (${testAdapter()})`, () => {
-  it('shards that do not cover the experts, missing shared weights, too many tokens, tiled constants out of range', async () => {
+  it('shards that do not cover the experts, missing shared weights, too many tokens, tiled and subgroup constants out of range', async () => {
     const { ShapeError } = await import('../../src/errors.js');
     const gpu = await testGpu();
     const h = harness(gpu);
@@ -386,6 +386,13 @@ describe(`moe launchers reject bad shapes (${testAdapter()})`, () => {
     expect(() => moeExpertsPrefill(h.k, pass, h.arena, { ...grouped, prefill: 'tiled', tiled: { tq: 3 } })).toThrow(/tq must be 1, 2 or 4/);
     expect(() => moeExpertsPrefill(h.k, pass, h.arena, { ...grouped, prefill: 'tiled', tiled: { rt: 6 } })).toThrow(/rt must be 4 or 8/);
     expect(() => moeExpertsPrefill(h.k, pass, h.arena, { ...grouped, prefill: 'tiled', tiled: { wg: 0 } })).toThrow(ShapeError);
+    // the subgroup kernels' constants: whole subgroups per workgroup (fewer threads than a subgroup would leave
+    // moe_down_id_subgroup's row loop without a step), at least one row per workgroup; refused on any adapter
+    for (const subgroup of [{ wg: 7 }, { wg: 2048 }, { wg: Number.NaN }]) {
+      expect(() => moeExpertsDecode(h.k, pass, h.arena, { ...base, variant: 'subgroup', subgroup })).toThrow(/subgroup\.wg = .* must be/);
+    }
+    expect(() => moeExpertsDecode(h.k, pass, h.arena, { ...base, variant: 'subgroup', subgroup: { rpwDown: 0 } })).toThrow(/subgroup\.rpwDown = 0/);
+    expect(() => moeExpertsDecode(h.k, pass, h.arena, { ...base, variant: 'subgroup', subgroup: { rpwGateUp: 1.5 } })).toThrow(ShapeError);
     pass.end();
   });
 });

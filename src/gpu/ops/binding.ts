@@ -39,6 +39,18 @@ export function requireInt(value: number, min: number, kernel: string, arg: stri
   }
 }
 
+/**
+ * The workgroup size of a kernel that combines whole subgroups (fp8_gemv_subgroup, moe_*_id_subgroup): an integer in
+ * [lanes, max] and a multiple of the adapter's largest subgroup (`lanes`: subgroupMaxSize, 64 where the adapter does
+ * not say). Fewer threads than a subgroup would make WG / subgroup_size zero: the GEMV's combine would sum nothing
+ * and moe_down_id_subgroup's row loop would never advance (a GPU hang).
+ */
+export function requireSubgroupWorkgroup(gpu: GpuContext, wg: number, max: number, kernel: string, arg: string): void {
+  const lanes = gpu.info.subgroupMaxSize ?? 64;
+  requireInt(wg, lanes, kernel, arg, max);
+  if (wg % lanes !== 0) throw new ShapeError(`${kernel}: ${arg} = ${wg} must be a multiple of the adapter's subgroup size ${lanes}`, arg, `a multiple of ${lanes}`, wg);
+}
+
 /** An FP8 matrix (or stack of matrices) on the GPU in the layout of fp8-layout.ts. */
 export interface Fp8Buffers {
   format?: 'fp8';

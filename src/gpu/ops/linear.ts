@@ -36,10 +36,10 @@ import { createBuffer, writeBuffer, type UniformArena } from '../buffers.js';
 import type { GpuContext } from '../device.js';
 import type { Kernels } from '../kernels.js';
 import { adapterClass } from './adapter-class.js';
-import { requireBytes, requireInt, type Buf } from './binding.js';
+import { requireBytes, requireInt, requireSubgroupWorkgroup, type Buf } from './binding.js';
 import { INT4_GROUP, linearRowStrideWords, scaleColumns, type LinearFormat } from './fp8-layout.js';
 import { unusedBuffer } from './unused.js';
-import { chooseGemm, gemmTiledTuning, gemvSubgroupWg, gemvWideTuning, tiledGemmFrom } from '../plan.js';
+import { chooseGemm, gemmTiledTuning, GEMV_SUBGROUP_WG, gemvWideTuning, tiledGemmFrom } from '../plan.js';
 
 export type { LinearFormat, WeightFormat } from './fp8-layout.js';
 
@@ -260,7 +260,7 @@ export interface LinearArgs {
   gemm?: GemmVariant;
   /** fp8_gemm_tiled constants (default gemmTiledTuning). */
   tiled?: Partial<GemmTiledTuning>;
-  /** threads per workgroup of fp8_gemv_subgroup (default gemvSubgroupWg) */
+  /** threads per workgroup of fp8_gemv_subgroup (default GEMV_SUBGROUP_WG, plan.ts) */
   subgroupWg?: number;
   /** Force the GEMM kernel even for T = 1 (batched decode rows, tests); INT4 has no GEMM: the GEMV per row. */
   forceGemm?: boolean;
@@ -335,8 +335,9 @@ export function linear(k: Kernels, pass: GPUComputePassEncoder, arena: UniformAr
     cols: w.cols, stride: w.strideWords, xOffset, yOffset, scaleCols: scaleColumns(w.format, w.cols), accumulate: a.accumulate ? 1 : 0,
     T, xStride, yStride,
   };
-  if (w.format !== 'fp8' && !gemm && !a.perRow && !a.norm && a.gemv === 'subgroup' && k.available(gemvSubgroupKernel(w.format))) {
-    // GPUs: BF16 and INT4 decode GEMVs through the subgroup family too (the wide family keeps the fused norm)
+  if (!gemm && !a.perRow && !a.norm && a.gemv === 'subgroup' && (w.format === 'fp8' || k.available(gemvSubgroupKernel(w.format)))) {
+    // GPUs: the decode GEMV of every format through the subgroup family (the wide family keeps the fused norm and
+    // the per-row GEMVs; FP8 refuses those with 'subgroup' above)
     gemvSubgroup(k, pass, arena, a, name, params);
     return;
   }
@@ -354,10 +355,6 @@ export function linear(k: Kernels, pass: GPUComputePassEncoder, arena: UniformAr
     const tiled = gemm && gv === 'tiled' ? { ...gemmTiledTuning(k, T), ...a.tiled } : null;
     if (!gemm && variant === 'wide') {
       gemvWide(k, pass, arena, a, name, params);
-      return;
-    }
-    if (!gemm && variant === 'subgroup') {
-      gemvSubgroup(k, pass, arena, a, name, params);
       return;
     }
     if (tiled && w.strideWords % 4 !== 0) {
@@ -429,12 +426,12 @@ export function gemvSubgroupKernel(format: LinearFormat): string {
   return format === 'fp8' ? 'fp8_gemv_subgroup' : `fp8_gemv_subgroup_${format}`;
 }
 
-/** One token through the subgroup family: 4 rows per workgroup, a.subgroupWg (default gemvSubgroupWg) threads. */
+/** One token through the subgroup family: 4 rows per workgroup, a.subgroupWg (default GEMV_SUBGROUP_WG) threads. */
 function gemvSubgroup(k: Kernels, pass: GPUComputePassEncoder, arena: UniformArena, a: LinearArgs, name: string, params: LinearParams): void {
   const w = a.w;
   const kernel = gemvSubgroupKernel(w.format);
-  const WG = a.subgroupWg ?? gemvSubgroupWg(k);
-  if (!(Number.isInteger(WG) && WG >= 1 && WG <= 256)) throw new ShapeError(`${name}: ${kernel} takes 1..256 threads per workgroup`, 'subgroupWg', 256, WG);
+  const WG = a.subgroupWg ?? GEMV_SUBGROUP_WG;
+  requireSubgroupWorkgroup(k.gpu, WG, 256, `${name}: ${kernel}`, 'subgroupWg');
   const scales = w.scales ?? unusedBuffer(k);
   for (const c of w.chunks) {
     k.run(pass, arena, kernel, {

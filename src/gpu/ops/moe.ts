@@ -64,9 +64,9 @@ import { createBuffer, STORAGE, type UniformArena } from '../buffers.js';
 import type { GpuContext } from '../device.js';
 import type { Kernels } from '../kernels.js';
 import { expertRowStrideWords, scaleColumns, stackLayout, type ExpertFormat } from './fp8-layout.js';
-import { requireBytes, requireInt, weightFormat, type Buf, type WeightBuffers } from './binding.js';
+import { requireBytes, requireInt, requireSubgroupWorkgroup, weightFormat, type Buf, type WeightBuffers } from './binding.js';
 import { unusedBuffer } from './unused.js';
-import { chooseMoePrefill, decodeVariantFor, moeSubgroupTuning, moeTiledTuning, moeWideTuning } from '../plan.js';
+import { chooseMoePrefill, decodeVariantFor, MOE_SUBGROUP_TUNING, moeTiledTuning, moeWideTuning } from '../plan.js';
 
 export interface MoeGeometry {
   hidden: number; // D
@@ -202,7 +202,7 @@ export interface MoeExpertsArgs {
   variant?: MoeDecodeVariant;
   /** moe_*_id_wide constants (default moeWideTuning). */
   wide?: Partial<MoeWideTuning>;
-  /** moe_*_id_subgroup constants (default moeSubgroupTuning). */
+  /** moe_*_id_subgroup constants (default MOE_SUBGROUP_TUNING, plan.ts). */
   subgroup?: Partial<MoeSubgroupTuning>;
   /**
    * Expert offloading's waves (engine/expert-offload.ts), which keep every row's numbers those of one full launch:
@@ -396,9 +396,11 @@ export function moeExpertsDecode(k: Kernels, pass: GPUComputePassEncoder, arena:
     if (wide && !([1, 2, 4].includes(wide.rptGateUp) && [1, 2, 4].includes(wide.rptDown))) {
       throw new ShapeError('moe_experts_decode: the wide kernels take 1, 2 or 4 rows per thread', 'wide', 4, Math.max(wide.rptGateUp, wide.rptDown));
     }
-    const sub = variant === 'subgroup' ? { ...moeSubgroupTuning(k), ...a.subgroup } : null;
-    if (sub && !(sub.wg >= 1 && sub.wg <= 1024 && sub.rpwGateUp >= 1 && sub.rpwDown >= 1)) {
-      throw new ShapeError('moe_experts_decode: the subgroup kernels take 1..1024 threads and at least 1 row per workgroup', 'subgroup');
+    const sub = variant === 'subgroup' ? { ...MOE_SUBGROUP_TUNING, ...a.subgroup } : null;
+    if (sub) {
+      requireSubgroupWorkgroup(k.gpu, sub.wg, 1024, 'moe_experts_decode', 'subgroup.wg');
+      requireInt(sub.rpwGateUp, 1, 'moe_experts_decode', 'subgroup.rpwGateUp', 1024);
+      requireInt(sub.rpwDown, 1, 'moe_experts_decode', 'subgroup.rpwDown', 1024);
     }
     const WG = sub ? sub.wg : wide ? wide.wg : 64;
     const f16: Record<string, number> = wide && grp.fg.format === 'fp8' ? { F16BITS: wide.f16bits ? 1 : 0 } : {};
