@@ -15,7 +15,8 @@
  */
 import type { GpuContext } from '../src/gpu/device.js';
 import type { Checkpoint } from '../src/model/checkpoint.js';
-import type { InferenceSession, StepSampling } from '../src/engine/types.js';
+import type { DoneEvent, InferenceSession, StepSampling } from '../src/engine/types.js';
+import { generate } from '../src/engine/generate.js';
 import type { Ceilings } from './ceilings.js';
 import { median } from './harness.js';
 import { captureWork, profileDispatches, timeSequence, type KernelTime } from './profile.js';
@@ -48,6 +49,9 @@ export interface SessionTimings {
   stepMs: number[];
   tokens: number[];
   submissionsPerStep?: number;
+  /** decode tokens/s of generate() over the same prompt and token count (see E2eRow.generate_decode_tokens_per_s) */
+  generateTokensPerS?: number;
+  generateSameTokens?: boolean;
   dispatchesPerStep?: number;
   /** Isolated GPU time of the step's dispatches, per kernel (profile.ts). */
   profile?: KernelTime[];
@@ -101,8 +105,23 @@ export async function timeSession(session: InferenceSession, prompt: number[], o
       out.profile = await profileDispatches(gpu, c!.dispatches);
     }
   }
+  // the same decode through generate(), as a user runs it: pipelined where the session offers decodeNext
+  // (median of `repeats` generations: one generation's rate is a single sample, not a median of steps)
+  const rates: number[] = [];
+  out.generateSameTokens = true;
+  for (let r = 0; r < Math.max(1, opts.repeats); r++) {
+    const gen = await generationOf(session, prompt, opts.decodeTokens + 1);
+    rates.push(gen.stats.decodeTokensPerSecond);
+    out.generateSameTokens &&= gen.tokens.length === tokens.length && gen.tokens.every((t, i) => t === tokens[i]);
+  }
+  out.generateTokensPerS = median(rates);
   session.reset();
   return out;
+}
+
+async function generationOf(session: InferenceSession, prompt: number[], maxTokens: number): Promise<DoneEvent> {
+  for await (const ev of generate(session, undefined, prompt, { maxTokens, temperature: 0, ignoreEos: true })) if (ev.type === 'done') return ev;
+  throw new Error('generate() ended without its done event');
 }
 
 /** The report row of one (model, backend) timing. */
@@ -138,6 +157,8 @@ export function e2eRow(
     method,
   };
   if (t.submissionsPerStep !== undefined) row.submissions_per_decode_step = t.submissionsPerStep;
+  if (t.generateTokensPerS !== undefined) row.generate_decode_tokens_per_s = t.generateTokensPerS;
+  if (t.generateSameTokens !== undefined) row.generate_same_tokens = t.generateSameTokens;
   if (t.profile) row.profile = t.profile;
   if (t.kernelMs !== undefined) row.kernel_ms = t.kernelMs;
   if (t.dispatchesPerStep !== undefined) {

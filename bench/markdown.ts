@@ -55,9 +55,9 @@ export function formatMarkdown(r: BenchReport): string {
     parts.push(
       '',
       table(
-        ['model', 'backend', 'TTFT ms', 'prefill tok/s', 'decode tok/s', 'step ms', 'roofline ms', '% roofline', 'submits / dispatches per step', 'GPU ms per step'],
+        ['model', 'backend', 'TTFT ms', 'prefill tok/s', 'decode tok/s', 'generate tok/s', 'step ms', 'roofline ms', '% roofline', 'submits / dispatches per step', 'GPU ms per step'],
         r.e2e.map((e) => [
-          e.model, e.backend, f(e.ttft_ms, 1), f(e.prefill_tokens_per_s, 0), f(e.decode_tokens_per_s, 1), f(e.decode_step_ms, 2), f(e.roofline_ms, 3), pct(e.fraction_of_roofline),
+          e.model, e.backend, f(e.ttft_ms, 1), f(e.prefill_tokens_per_s, 0), f(e.decode_tokens_per_s, 1), f(e.generate_decode_tokens_per_s, 1), f(e.decode_step_ms, 2), f(e.roofline_ms, 3), pct(e.fraction_of_roofline),
           e.submissions_per_decode_step !== undefined ? `${e.submissions_per_decode_step} / ${e.dispatches_per_decode_step ?? '–'}` : '–',
           f(e.kernel_ms, 2),
         ]),

@@ -88,7 +88,7 @@ function kernelSection(rep: BenchReport): string {
 function e2eSection(rep: BenchReport): string {
   if (!rep.e2e.length) return '';
   const rows = rep.e2e.map((r) => [
-    esc(r.model), esc(r.backend), String(r.prompt_tokens), String(r.decode_tokens), f(r.ttft_ms, 1), f(r.prefill_tokens_per_s, 1), f(r.decode_tokens_per_s, 1),
+    esc(r.model), esc(r.backend), String(r.prompt_tokens), String(r.decode_tokens), f(r.ttft_ms, 1), f(r.prefill_tokens_per_s, 1), f(r.decode_tokens_per_s, 1), f(r.generate_decode_tokens_per_s, 1),
     f(r.decode_step_ms, 3), f(r.step_bytes.total / 1e6, 3), f(r.roofline_ms, 4), pct(r.fraction_of_roofline),
     r.submissions_per_decode_step !== undefined ? String(r.submissions_per_decode_step) : '–',
     r.dispatches_per_decode_step !== undefined ? String(r.dispatches_per_decode_step) : '–', f(r.fixed_cost_ms, 2), (r.targets ?? []).map(targetCell).join(' '),
@@ -98,7 +98,7 @@ function e2eSection(rep: BenchReport): string {
   const roof = rep.e2e.map((r) => ({ label: `${r.model} (${r.backend})`, value: r.fraction_of_roofline, text: pct(r.fraction_of_roofline), color: r.backend === 'webgpu' ? colorFor(r.model, models) : '#bbb' }));
   return [
     '<h2>End to end</h2>',
-    table(['model', 'backend', 'prompt', 'decoded', 'TTFT ms', 'prefill tok/s', 'decode tok/s', 'step ms', 'step MB', 'roofline ms', '% roofline', 'submits/step', 'dispatches/step', 'fixed ms', 'targets'], rows, 2),
+    table(['model', 'backend', 'prompt', 'decoded', 'TTFT ms', 'prefill tok/s', 'decode tok/s', 'generate tok/s', 'step ms', 'step MB', 'roofline ms', '% roofline', 'submits/step', 'dispatches/step', 'fixed ms', 'targets'], rows, 2),
     '<p class="note">fixed ms = dispatches × the measured per-dispatch cost + submissions × the measured submit-and-wait: what a step costs before it moves a byte.</p>',
     '<h3>Decode tokens/s</h3>',
     barChartSvg(bars),

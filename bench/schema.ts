@@ -108,6 +108,14 @@ export interface E2eRow {
   decode_tokens_per_s: number;
   /** Median time of one decode step (ms). */
   decode_step_ms: number;
+  /**
+   * Decode tokens/s through generate() (greedy, the same number of tokens after the same prompt): pipelined steps
+   * where the session offers them (decodeNext: the next step submitted before this one is read back), one step at a
+   * time otherwise. What a user of generate() gets; decode_tokens_per_s times each step alone.
+   */
+  generate_decode_tokens_per_s?: number;
+  /** generate()'s tokens equal the timed steps' tokens (greedy both) */
+  generate_same_tokens?: boolean;
   step_bytes: StepBytes;
   /** step_bytes.total / ceilings.bandwidth_gbps, ms */
   roofline_ms: number;

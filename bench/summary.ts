@@ -37,10 +37,10 @@ export function formatSummary(r: BenchReport): string {
   }
   if (r.e2e.length) {
     lines.push('', 'end to end');
-    const rows = [['model', 'backend', 'prompt', 'decoded', 'TTFT ms', 'prefill tok/s', 'decode tok/s', 'step ms', 'roofline ms', '%roofline', 'submits/step', 'dispatches/step', 'fixed ms']];
+    const rows = [['model', 'backend', 'prompt', 'decoded', 'TTFT ms', 'prefill tok/s', 'decode tok/s', 'generate tok/s', 'step ms', 'roofline ms', '%roofline', 'submits/step', 'dispatches/step', 'fixed ms']];
     for (const e of r.e2e) {
       rows.push([
-        e.model, e.backend, String(e.prompt_tokens), String(e.decode_tokens), f(e.ttft_ms, 1), f(e.prefill_tokens_per_s, 1), f(e.decode_tokens_per_s, 1), f(e.decode_step_ms, 3),
+        e.model, e.backend, String(e.prompt_tokens), String(e.decode_tokens), f(e.ttft_ms, 1), f(e.prefill_tokens_per_s, 1), f(e.decode_tokens_per_s, 1), f(e.generate_decode_tokens_per_s, 1), f(e.decode_step_ms, 3),
         f(e.roofline_ms, 4), pct(e.fraction_of_roofline), e.submissions_per_decode_step !== undefined ? String(e.submissions_per_decode_step) : '-',
         e.dispatches_per_decode_step !== undefined ? String(e.dispatches_per_decode_step) : '-', f(e.fixed_cost_ms, 2),
       ]);

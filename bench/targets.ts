@@ -5,6 +5,7 @@
  *                        shape, same run, interleaved samples)
  *   decode_roofline      a decode step of the `small` toy >= 50 % of its roofline (bytes / bandwidth)
  *   one_submission       one queue submission per decode step
+ *   decode_vs_cpu        (issue 13) the `small` toy decodes through generate() >= 2x as fast as the CPU reference
  *   int4_experts_vs_fp8  (issue 14) the INT4 by-id expert kernels the engine runs take <= 0.75x the time of the FP8
  *                        ones on the same Kimi-width shape (same run, interleaved samples)
  * An unmet target carries `limited_by`: what this run's own numbers say keeps it from being met.
@@ -121,6 +122,19 @@ export function e2eTargets(rows: E2eRow[]): TargetCheck[] {
           `the step must read ${(r.step_bytes.total / 1e6).toFixed(2)} MB (${r.roofline_ms.toFixed(3)} ms at the streaming-read ceiling) ` +
           `but takes ${r.decode_step_ms.toFixed(3)} ms${fixed}; the rest is kernel time far below the ceilings at toy widths ` +
           `(small GEMVs leave most of a CPU adapter idle)`;
+      }
+      mine.push(t);
+    }
+    const cpu = rows.find((c) => c.model === r.model && c.backend === 'cpu-reference');
+    if (r.model === 'small' && cpu?.generate_decode_tokens_per_s && r.generate_decode_tokens_per_s !== undefined) {
+      const ratio = r.generate_decode_tokens_per_s / cpu.generate_decode_tokens_per_s;
+      const t: TargetCheck = { id: 'decode_vs_cpu', description: `'${r.model}' decodes (generate) >= 2x as fast as the CPU reference`, value: ratio, threshold: 2, met: ratio >= 2 };
+      if (!t.met) {
+        const hostMs = r.kernel_ms !== undefined ? r.decode_step_ms - r.kernel_ms : undefined;
+        t.limited_by =
+          `generate() decodes ${r.generate_decode_tokens_per_s.toFixed(1)} tok/s against the reference's ${cpu.generate_decode_tokens_per_s.toFixed(1)}; ` +
+          (r.kernel_ms !== undefined ? `a step's GPU work alone takes ${r.kernel_ms.toFixed(2)} ms (${(1000 / r.kernel_ms).toFixed(0)} tok/s if the host cost were hidden entirely)` : 'no GPU time measured') +
+          (hostMs !== undefined && hostMs > 0 ? `, and a step timed alone spends ${hostMs.toFixed(2)} ms more on the host (recording, submit, readback), which pipelining overlaps with the next step` : '');
       }
       mine.push(t);
     }

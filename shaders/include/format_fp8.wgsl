@@ -69,7 +69,7 @@ fn dot4d(d: vec4<f32>, xv: vec4<f32>) -> f32 {
   return dot(d, xv);
 }
 
-// the 4 codes of q for reuse (rowdot4.wgsl); F16BITS: the values / 256 (cmul() restores them)
+// the 4 codes of q for reuse (grouped_tiled.wgsl); F16BITS: the values / 256 (cmul() restores them)
 fn wvals(q: u32) -> WQ {
   if (F16BITS) {
     return dec4(q).xzyw;

@@ -31,6 +31,7 @@ export function registerDoctor(program: Command): void {
         const a = report.adapter;
         const lines = [
           `adapter:  ${a.description || a.device || a.vendor} (${a.vendor}, ${a.architecture}) — ${a.software ? 'software (CPU)' : 'hardware'}, driver ${a.driver}`,
+          ...(a.lavapipeThreads !== undefined ? [`threads:  lavapipe computes on ${a.lavapipeThreads === 0 ? 'its queue thread (LP_NUM_THREADS=0)' : `${a.lavapipeThreads} pool threads (LP_NUM_THREADS)`}; set LP_NUM_THREADS to override`] : []),
           `features: ${report.features.join(', ')}`,
           'limits:',
           ...Object.entries(report.limits).map(([k, v]) => `  ${k.padEnd(36)} ${v}`),

@@ -612,11 +612,17 @@ export function bindResidentSlots(weights: GpuWeights, o: ExpertOffload): void {
  * to the caller, as in the one-go case).
  */
 export async function recordChunk(m: GpuModel, rec: Recorder, arena: UniformArena, a: ChunkArgs, offload: ExpertOffload | null): Promise<void> {
+  if (!offload) return recordResidentChunk(m, rec, a);
   const steps = encodeChunkSteps(m, rec, a);
-  for (let r = steps.next(); !r.done; ) {
-    if (!offload) throw new Error('recordChunk: the model stops for experts but the session has no offloader');
-    r = steps.next(await offload.serve(r.value, rec, arena));
-  }
+  for (let r = steps.next(); !r.done; ) r = steps.next(await offload.serve(r.value, rec, arena));
+}
+
+/**
+ * recordChunk without offloading, synchronously: nothing stops for experts, so the chunk is recorded before this
+ * returns (a pipelined decode step is submitted before its caller can start the next one).
+ */
+export function recordResidentChunk(m: GpuModel, rec: Recorder, a: ChunkArgs): void {
+  if (!encodeChunkSteps(m, rec, a).next().done) throw new Error('recordChunk: the model stops for experts but the session has no offloader');
 }
 
 /** `after` minus `before` (two stats() of one offloader): the counters of what ran in between. */

@@ -25,11 +25,11 @@ import type { Checkpoint } from '../model/checkpoint.js';
 import type { ModelConfig } from '../model/config.js';
 import type { TapMap } from '../model/taps.js';
 import { Recorder, type Activations, type GpuModel, type TapSink } from './forward.js';
-import { bindResidentSlots, ExpertOffload, expertSourceFor, offloadFixedBytes, recordChunk, slotBytes, type OffloadOptions, type OffloadStats } from './expert-offload.js';
+import { bindResidentSlots, ExpertOffload, expertSourceFor, offloadFixedBytes, recordChunk, recordResidentChunk, slotBytes, type OffloadOptions, type OffloadStats } from './expert-offload.js';
 import type { ExpertShape, ExpertSource } from '../offload/expert-source.js';
 import { LatentKvCache } from './kv-cache.js';
 import { checkSampledToken } from './sampler.js';
-import type { InferenceSession, LoadProgress, StepSampling } from './types.js';
+import { PIPELINE_DEPTH, type InferenceSession, type LoadProgress, type StepSampling } from './types.js';
 import { uploadWeights, type GpuWeights } from './weights-gpu.js';
 
 export type Precision = 'f32' | 'f16';
@@ -58,6 +58,7 @@ const MAP_READ = 0x0001;
 const COPY_DST = 0x0008;
 const STORAGE_RW = 0x0080 | 0x0008 | 0x0004;
 const ARENA_BYTES = 4 << 20;
+
 
 /** Uploads `ckpt` to `gpu` and returns a session ready to prefill. */
 export async function createSession(gpu: GpuContext, ckpt: Checkpoint, opts: SessionOptions = {}): Promise<GpuSession> {
@@ -234,8 +235,15 @@ export class GpuSession implements InferenceSession {
   private readonly scratch: GPUBuffer[] = [];
   private readonly probs: GPUBuffer;
   private readonly picked: GPUBuffer;
-  private readonly tokenReadback: GPUBuffer;
-  private busy = false;
+  /** two, used in turn: a pipelined step reads its token back while the next one is already submitted */
+  private readonly tokenReadbacks: GPUBuffer[];
+  private nextReadback = 0;
+  /** a step is being recorded (recording is never interleaved) */
+  private recording = false;
+  /** submitted steps whose results are not read back yet (at most 1, or PIPELINE_DEPTH with decodeNext) */
+  private inFlight = 0;
+  /** the token sampled by the last submitted step is on the GPU at tokens[pos] (decodeNext can run) */
+  private chainReady = false;
   /** Expert offloading, when the session was created with a budget. */
   offload: ExpertOffload | null = null;
   private offloadSource: ExpertSource | null = null;
@@ -263,7 +271,7 @@ export class GpuSession implements InferenceSession {
         throw new InputError(`a session shares scratch only with one of the same context (${ctx}) and chunk (${this.chunk})`, 'scratchOf');
       }
       this.model = { ...scratchOf.model, cache: new LatentKvCache(gpu, c.num_hidden_layers, ctx, mla), moeDecodeMaxTokens };
-      [this.probs, this.picked, this.tokenReadback, this.arena] = [scratchOf.probs, scratchOf.picked, scratchOf.tokenReadback, scratchOf.arena];
+      [this.probs, this.picked, this.tokenReadbacks, this.arena] = [scratchOf.probs, scratchOf.picked, scratchOf.tokenReadbacks, scratchOf.arena];
       return;
     }
     const Tc = this.chunk;
@@ -313,7 +321,7 @@ export class GpuSession implements InferenceSession {
       this.model = { config: c, kernels, weights, cache, rope, act, mla, moe, gemv: plan.gemv, gemm, plan, moeDecodeMaxTokens };
       this.probs = buf(c.vocab_size, 'sample.probs');
       this.picked = buf(4, 'sample.token');
-      this.tokenReadback = buf(4, 'sample.readback', MAP_READ | COPY_DST);
+      this.tokenReadbacks = [buf(4, 'sample.readback.0', MAP_READ | COPY_DST), buf(4, 'sample.readback.1', MAP_READ | COPY_DST)];
       this.arena = new UniformArena(gpu, arenaBytes, 'session.uniforms');
       this.scratch.push(this.arena.buffer);
     } catch (err) {
@@ -328,7 +336,46 @@ export class GpuSession implements InferenceSession {
   }
 
   reset(): void {
+    this.requireIdle('reset');
     this.pos = 0;
+    this.chainReady = false;
+  }
+
+  /**
+   * Drops the last `n` tokens from the cache (their rows are overwritten by what comes next): what a pipelined
+   * generation calls for the steps it submitted ahead and then did not need (a stop token, a stop string, an abort).
+   */
+  rewind(n: number): void {
+    this.requireIdle('rewind');
+    if (!Number.isInteger(n) || n < 0 || n > this.pos) throw new InputError(`cannot rewind ${n} tokens: the cache holds ${this.pos}`, 'tokens');
+    this.pos -= n;
+    this.chainReady = false;
+  }
+
+  /**
+   * Whether decodeNext can run now: the last submitted step sampled a token and left it on the GPU, and the session
+   * has no expert offloading (whose steps wait on the host for the router's choices while they are recorded).
+   */
+  get canDecodeNext(): boolean {
+    return this.chainReady && this.offload === null && this.pos < this.contextSize;
+  }
+
+  /**
+   * Pipelined decode: appends the token that the last submitted step sampled, read by the GPU where that step left
+   * it (tokens[pos]), and samples the next. It does not wait for the earlier step's readback, so up to
+   * PIPELINE_DEPTH steps can be submitted before the first is read back: the host records step k + 1 while the
+   * device runs step k (generate.ts; docs/benchmarks.md "Pipelined decode"). Results are identical to decode()
+   * with the same tokens and sampling.
+   */
+  decodeNext(sampling: StepSampling): Promise<number> {
+    if (!this.canDecodeNext) {
+      return Promise.reject(new InputError('decodeNext needs a token sampled on the GPU by the previous step (prefill or decode with sampling first; not with expert offloading)', 'session'));
+    }
+    return this.step(null, { sampling }) as Promise<number>;
+  }
+
+  private requireIdle(what: string): void {
+    if (this.recording || this.inFlight > 0) throw new InputError(`${what}: a step is still running on this session (await it first)`, 'session');
   }
 
   /** For batch-session.ts: a batched step appended `n` tokens to this session's cache. */
@@ -381,25 +428,35 @@ export class GpuSession implements InferenceSession {
    * Appends `tokens` to the cache: one submission (see the header), then one readback of the sampled token
    * (`sampling` given) or of the logits [T, V]. Taps, when asked for, are read back after it.
    */
-  private async step(tokens: number[], a: { sampling?: StepSampling; taps?: TapMap }): Promise<number | Float32Array> {
+  /**
+   * `tokens` null: one token, the one the previous step sampled, already at tokens[pos] on the GPU (decodeNext).
+   * The position advances when the step is submitted; the readback follows.
+   */
+  private async step(tokens: number[] | null, a: { sampling?: StepSampling; taps?: TapMap }): Promise<number | Float32Array> {
     if (this.disposed) throw new DeviceError('the session was disposed', { reason: 'disposed' });
-    if (this.busy) throw new InputError('a step is already running on this session (await it first)', 'session');
-    const n = tokens.length;
+    const chained = tokens === null;
+    if (this.recording || (chained ? this.inFlight >= PIPELINE_DEPTH : this.inFlight > 0)) {
+      throw new InputError('a step is already running on this session (await it first)', 'session');
+    }
+    const n = tokens?.length ?? 1;
     const V = this.vocabSize;
     if (n === 0) throw new InputError('no tokens given: need at least one token id', 'tokens');
-    for (const id of tokens) {
+    for (const id of tokens ?? []) {
       if (!Number.isInteger(id) || id < 0 || id >= V) throw new InputError(`token id ${id} is outside the vocabulary (vocab_size ${V}: ids 0..${V - 1})`, 'tokens');
     }
     if (this.pos + n > this.contextSize) throw new ContextOverflowError(this.pos + n, this.contextSize, this.pos > 0 ? 'context' : 'prompt');
     if (a.sampling) checkSampling(a.sampling);
     this.gpu.check();
-    this.busy = true;
+    this.recording = true;
     const dev = this.gpu.device;
     const m = this.model;
+    const p0 = this.pos;
     let logitsOut: GPUBuffer | null = null;
+    let submitted = false;
     const taps = a.taps ? new TapCollector(this.gpu, n) : null;
+    const tokenReadback = this.tokenReadbacks[this.nextReadback]!;
     try {
-      dev.queue.writeBuffer(m.act.tokens, this.pos * 4, Uint32Array.from(tokens));
+      if (tokens) dev.queue.writeBuffer(m.act.tokens, p0 * 4, Uint32Array.from(tokens));
       if (!a.sampling) logitsOut = createBuffer(this.gpu, n * V * 4, 'logits.readback', MAP_READ | COPY_DST);
       this.arena.reset();
       let rec = new Recorder(m.kernels, this.arena, 'step');
@@ -416,34 +473,52 @@ export class GpuSession implements InferenceSession {
         }
         const before = used(this.arena);
         taps?.begin(s);
-        await recordChunk(m, rec, this.arena, { T, p0: this.pos + s, logits: a.sampling ? (last ? 'last' : 'none') : 'all', taps: taps?.sink(rec) }, this.offload);
+        const args = { T, p0: p0 + s, logits: a.sampling ? (last ? 'last' : 'none') : 'all', taps: taps?.sink(rec) } as const;
+        // without offloading the chunk records synchronously (see decodeNext)
+        if (this.offload) await recordChunk(m, rec, this.arena, args, this.offload);
+        else recordResidentChunk(m, rec, args);
         if (logitsOut) rec.copy(m.act.logits, 0, logitsOut, s * V * 4, T * V * 4);
         lastUse = used(this.arena) - before;
       }
       if (a.sampling) {
         pickToken(m.kernels, rec.pass, this.arena, { logits: m.act.logits, vocab: V, out: this.picked, probs: this.probs }, a.sampling);
-        rec.copy(this.picked, 0, this.tokenReadback, 0, 4);
+        rec.copy(this.picked, 0, tokenReadback, 0, 4);
+        // the sampled token is also the next step's input, where decodeNext finds it (the last slot has no next)
+        if (p0 + n < this.contextSize) rec.copy(this.picked, 0, m.act.tokens, (p0 + n) * 4, 4);
       }
       this.arena.flush();
       dev.queue.submit([rec.finish()]);
-      const target = logitsOut ?? this.tokenReadback;
+      submitted = true;
+      this.pos = p0 + n;
+      this.chainReady = a.sampling !== undefined && p0 + n < this.contextSize;
+      if (!logitsOut) this.nextReadback ^= 1;
+      this.inFlight++;
+      this.recording = false;
+      const target = logitsOut ?? tokenReadback;
       await mapRead(this.gpu, target);
       let result: number | Float32Array;
       if (logitsOut) {
         // the buffer is padded to 16 bytes: read exactly [n, V]
         result = new Float32Array(logitsOut.getMappedRange(0, n * V * 4).slice(0));
       } else {
-        result = new Uint32Array(this.tokenReadback.getMappedRange(0, 4))[0]!;
+        result = new Uint32Array(tokenReadback.getMappedRange(0, 4))[0]!;
       }
       target.unmap();
-      if (typeof result === 'number') result = checkSampledToken(result, V, this.pos + n - 1);
+      if (typeof result === 'number') result = checkSampledToken(result, V, p0 + n - 1);
       if (taps && a.taps) await taps.read(a.taps);
-      this.pos += n;
       return result;
+    } catch (err) {
+      // a step that failed adds nothing to the cache, unless later steps were already submitted after it
+      if (this.pos === p0 + n) {
+        this.pos = p0;
+        this.chainReady = false;
+      }
+      throw err;
     } finally {
+      if (submitted) this.inFlight--;
+      this.recording = false;
       logitsOut?.destroy();
       taps?.destroy();
-      this.busy = false;
     }
   }
 }

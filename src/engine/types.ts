@@ -87,6 +87,12 @@ export interface StepSampling {
  * A model loaded on a device with its latent KV cache: what `generate` drives. The GPU engine (src/engine/)
  * implements it; each call is one queue submission with one readback (the sampled token, or logits when asked).
  */
+/**
+ * Steps decodeNext may have submitted and not yet read back: one running on the device while the host records
+ * the next (docs/benchmarks.md "Pipelined decode"); a stop found in step k wastes the steps submitted after it.
+ */
+export const PIPELINE_DEPTH = 2;
+
 export interface InferenceSession {
   readonly contextSize: number;
   /** Tokens currently in the KV cache. */
@@ -98,6 +104,14 @@ export interface InferenceSession {
   prefill(tokens: number[], sampling: StepSampling): Promise<number>;
   /** Appends one token and samples the next. */
   decode(token: number, sampling: StepSampling): Promise<number>;
+  /**
+   * Pipelined decode (optional; the WebGPU session): appends the token the last submitted step sampled, without the
+   * host having read it back, so the next step can be submitted while the device still runs this one. Only while
+   * `canDecodeNext`; `rewind` drops the tokens of steps submitted ahead and not needed. generate.ts uses it.
+   */
+  decodeNext?(sampling: StepSampling): Promise<number>;
+  readonly canDecodeNext?: boolean;
+  rewind?(tokens: number): void;
   /** Appends tokens and returns their logits [tokens.length, vocab] (for `webmoe logits` and tests). */
   forwardLogits(tokens: number[]): Promise<Float32Array>;
   /** Bytes of GPU memory this session holds (weights + cache + scratch). */

@@ -48,6 +48,8 @@ export interface AdapterDescription {
   driver: AdapterChoice | 'browser';
   subgroupMinSize?: number;
   subgroupMaxSize?: number;
+  /** Node on lavapipe: its compute pool's threads (LP_NUM_THREADS, node-adapter.ts lavapipeThreads; 0: inline) */
+  lavapipeThreads?: number;
 }
 
 export interface GpuOptions {
@@ -89,7 +91,9 @@ export async function createGpu(options: GpuOptions = {}): Promise<GpuContext> {
   // Node: load Dawn and choose the Vulkan driver (kept out of browser bundles by the dynamic import)
   const nodeAdapter = await import(/* @vite-ignore */ './node-adapter.js');
   const { gpu: nodeGpu, instance, driver } = await nodeAdapter.nodeGpu(options.adapter);
-  return createOnGpu(nodeGpu, instance, driver, options);
+  const ctx = await createOnGpu(nodeGpu, instance, driver, options);
+  if (/llvmpipe|lavapipe/i.test(`${ctx.info.device} ${ctx.info.description} ${ctx.info.architecture}`)) ctx.info.lavapipeThreads = nodeAdapter.lavapipeThreadsInUse();
+  return ctx;
 }
 
 async function createOnGpu(gpu: GPU, instance: unknown, driver: AdapterChoice | 'browser', options: GpuOptions): Promise<GpuContext> {

@@ -8,7 +8,7 @@
  * VK_ICD_FILENAMES when Dawn creates its instance, so it is set just before `create()`.
  */
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, unlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isMainThread } from 'node:worker_threads';
 import { DeviceError, InputError } from '../errors.js';
@@ -33,9 +33,33 @@ export function resolveAdapterChoice(choice?: string): AdapterChoice {
   return value as AdapterChoice;
 }
 
+/**
+ * Threads of lavapipe's compute pool for a machine with `cores` logical CPUs: Mesa reads LP_NUM_THREADS when the
+ * Vulkan instance is created (default: every core), and webmoe sets it before Dawn creates one unless the user did.
+ * Why fewer than every core: Dawn's Node binding waits for the GPU by polling on the JS thread (a setImmediate tick
+ * until the mapAsync resolves), so that thread keeps one core busy through every step, and a dispatch waits for the
+ * slowest of the pool's threads, which the poller preempts. So cores - 1 pool threads; and none when that leaves one
+ * (lavapipe then runs the dispatches on its queue thread: the same core, without a hand-off per dispatch).
+ * Measured on the 2-vCPU development machine (docs/benchmarks.md "lavapipe's threads"; median of 128 decode steps of
+ * `small`, twice each): 2 pool threads (Mesa's default) 5.5-7.2 ms, 1 thread 4.7-5.0, none 4.0-4.1; the bench's fixed
+ * cost per dispatch 13-18 µs with a pool, 0.3 µs without; k2-layer decode 284 / 275 / 294 ms per step (within noise:
+ * two processes of pure arithmetic ran 1.7x slower than one there, so its two vCPUs share one core's throughput).
+ */
+export function lavapipeThreads(cores = availableParallelism()): number {
+  const free = cores - 1;
+  return free <= 1 ? 0 : free;
+}
+
+/** The compute threads lavapipe runs with in this process (LP_NUM_THREADS as set before the first instance). */
+export function lavapipeThreadsInUse(): number {
+  return Number(process.env.LP_NUM_THREADS);
+}
+
 async function dawn(icd: string | null): Promise<GPU> {
   const { create } = await import('webgpu');
   if (icd) process.env.VK_ICD_FILENAMES = icd;
+  // only llvmpipe reads it; a value the user set wins (see lavapipeThreads)
+  if (process.env.LP_NUM_THREADS === undefined) process.env.LP_NUM_THREADS = String(lavapipeThreads());
   const gpu = create([]) as GPU;
   instances.push(gpu);
   // the instance discovers its adapters on the first request, synchronously, and that is when Dawn logs

@@ -318,11 +318,13 @@ export function moeTiledTuning(k: Kernels): MoeTiledTuning {
 /**
  * The expert kernels of a batched decode step: one variant for every number of rows (batch invariance,
  * docs/batching.md), so the choice never depends on the batch. The decode path's own choice (chooseMoeDecode:
- * 'wide' on CPU adapters). Not 'union' (moe_*_union: each selected expert's rows read and decoded once per step
- * for all rows that chose it): measured interleaved on lavapipe (bench row "moe_experts_prefill small ... x 8
- * tokens", docs/batching.md), it ran 2.7-3.3x slower than the wide kernels per (token, slot) at 1 and 8 tokens,
- * at toy and at Kimi widths: CPU adapters are bound by decode and activation loads per row, not by weight bytes,
- * and the union kernel reuses an activation load over 2 rows where the wide one reuses it over 8.
+ * 'wide' on CPU adapters). Not 'union' (moe_*_union: each selected expert's rows read and decoded once per group of
+ * up to 4 rows that chose it, bit-identical to the wide kernels with the same constants): measured interleaved on
+ * lavapipe (bench row "moe_experts_prefill small D256 F128 K8 of 32 x 8 tokens", 2026-12-04) 3.21 ms against the
+ * wide kernels' 3.17: a CPU adapter's expert kernels are bound by the multiply-adds and activation loads of each
+ * (token, row), which grouping does not reduce, not by weight bytes or their decode (the first union kernels, one
+ * row per thread, ran 2.7-3.3x slower). GPUs run the subgroup kernels, which the union ones do not reproduce bit for
+ * bit.
  */
 export function chooseMoeBatch(k: Kernels, hidden: number): MoeDecodeVariant {
   return chooseMoeDecode(k, hidden);

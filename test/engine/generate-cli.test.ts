@@ -78,7 +78,7 @@ describe('webmoe generate (CPU backend)', () => {
 
   it('runs as a process: one JSON line on stdout, exit 0; a typed error is one line on stderr, exit 2', () => {
     const bin = join(import.meta.dirname, '..', '..', 'bin', 'webmoe.js');
-    const ok = spawnSync(process.execPath, [bin, 'generate', '--backend', 'cpu', '--model', join(GOLDEN, 'tiny'), '--prompt-tokens', '5,6', '--max-tokens', '3', '--json'], { encoding: 'utf8' });
+    const ok = spawnSync(process.execPath, [bin, 'generate', '--backend', 'cpu', '--model', join(GOLDEN, 'tiny'), '--prompt-tokens', '5,6', '--max-tokens', '3', '--ignore-eos', '--json'], { encoding: 'utf8' });
     expect(ok.status).toBe(0);
     expect(ok.stdout.trim().split('\n')).toHaveLength(1);
     expect(JSON.parse(ok.stdout).tokens).toHaveLength(3);

@@ -10,7 +10,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadTextModel, type TextModel } from '../../src/engine/text-model.js';
-import type { DoneEvent, GenerationEvent } from '../../src/engine/types.js';
+import { generate, type GenerateRunOptions } from '../../src/engine/generate.js';
+import { PIPELINE_DEPTH, type DoneEvent, type GenerationEvent, type InferenceSession } from '../../src/engine/types.js';
 import type { GpuContext } from '../../src/gpu/device.js';
 import { folderFiles } from '../../src/model/node-checkpoint.js';
 import { SHARED_DIR } from '../format/shared-paths.js';
@@ -102,10 +103,13 @@ describe('sampling and cancellation on WebGPU (golden small)', () => {
   it('an abort between steps submits nothing more; an abort during a step stops after it', async () => {
     const session = model.session;
     const decode = session.decode.bind(session);
+    const decodeNext = session.decodeNext!.bind(session);
     let decodes = 0;
     session.decode = (t, s) => (decodes++, decode(t, s));
+    session.decodeNext = (s) => (decodes++, decodeNext(s));
     try {
-      // (a) aborted by the consumer right after token 3: no further decode
+      // (a) aborted by the consumer right after token 3: nothing submitted after it beyond the steps already
+      // running ahead (PIPELINE_DEPTH), which are dropped and rewound out of the cache
       const ac = new AbortController();
       let d: DoneEvent | undefined;
       for await (const ev of model.generate(g.prompt, { maxTokens: 32, temperature: 0, ignoreEos: true, signal: ac.signal })) {
@@ -114,7 +118,8 @@ describe('sampling and cancellation on WebGPU (golden small)', () => {
       }
       expect(d!.stats.finishReason).toBe('abort');
       expect(d!.tokens).toEqual(g.greedy.slice(0, 4));
-      expect(decodes).toBe(3);
+      expect(decodes).toBe(3 + PIPELINE_DEPTH);
+      expect(session.position).toBe(g.prompt.length + 3);
 
       // (b) aborted while a decode is in flight: that step completes, its token is dropped, nothing follows
       decodes = 0;
@@ -134,13 +139,46 @@ describe('sampling and cancellation on WebGPU (golden small)', () => {
       const d2 = events.at(-1) as DoneEvent;
       expect(d2.stats.finishReason).toBe('abort');
       expect(d2.tokens.length).toBeLessThanOrEqual(tokensAtAbort + 1);
-      expect(decodes).toBeLessThanOrEqual(d2.tokens.length);
+      expect(decodes).toBeLessThanOrEqual(d2.tokens.length + PIPELINE_DEPTH);
+      expect(session.position).toBe(g.prompt.length + d2.tokens.length); // the step whose token the abort dropped stays
       expect(d2.tokens).toEqual(g.greedy.slice(0, d2.tokens.length));
     } finally {
       session.decode = decode;
+      session.decodeNext = decodeNext;
     }
     // the session is still usable after an abort
     expect((await done(model.generate(g.prompt, { maxTokens: 4, temperature: 0, ignoreEos: true }))).tokens).toEqual(g.greedy.slice(0, 4));
+  });
+
+  it('pipelined decode (decodeNext) gives the tokens of one step at a time; a stop rewinds the steps submitted ahead', async () => {
+    const session = model.session;
+    // the same session seen without decodeNext: generate() runs one host-fed step at a time
+    const plain: InferenceSession = {
+      get contextSize() { return session.contextSize; },
+      get position() { return session.position; },
+      get vocabSize() { return session.vocabSize; },
+      reset: () => session.reset(),
+      prefill: (t, s) => session.prefill(t, s),
+      decode: (t, s) => session.decode(t, s),
+      forwardLogits: (t) => session.forwardLogits(t),
+      gpuBytes: () => session.gpuBytes(),
+      dispose: () => session.dispose(),
+    };
+    const run = async (sess: InferenceSession, opts: GenerateRunOptions) => {
+      const d = await done(generate(sess, model.tokenizer, g.prompt, { eosTokenIds: [], ...opts }));
+      return { tokens: d.tokens, text: d.text, reason: d.stats.finishReason, position: session.position };
+    };
+    for (const opts of [{ maxTokens: 20, temperature: 0 }, { maxTokens: 20, temperature: 1, topP: 0.9, seed: 5 }]) {
+      const piped = await run(session, opts);
+      expect(piped).toEqual(await run(plain, opts));
+      expect(piped.tokens).toHaveLength(20);
+      expect(piped.position).toBe(g.prompt.length + 19); // the limit is known in advance: no step wasted
+    }
+    // a stop token at index 6: the two steps already submitted after it are dropped
+    const at = g.greedy.findIndex((t, i) => i >= 6 && g.greedy.indexOf(t) === i);
+    const stop = await run(session, { maxTokens: 32, temperature: 0, stopTokens: [g.greedy[at]!] });
+    expect(stop).toEqual(await run(plain, { maxTokens: 32, temperature: 0, stopTokens: [g.greedy[at]!] }));
+    expect(stop).toMatchObject({ tokens: g.greedy.slice(0, at), reason: 'stop', position: g.prompt.length + at });
   });
 
   it('closing after an abort frees every buffer exactly once, and closing again frees nothing', async () => {

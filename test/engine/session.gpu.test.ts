@@ -164,6 +164,35 @@ describe(`GPU engine: steps, submissions, taps (${testAdapter()})`, () => {
     }
   });
 
+  it('decodeNext appends the token the last step sampled on the GPU: the tokens of decode(), two steps ahead at most, rewind drops them', async () => {
+    s.reset();
+    expect(s.canDecodeNext).toBe(false); // nothing sampled yet
+    await expect(s.decodeNext(GREEDY)).rejects.toThrow(InputError);
+    const P = fx.prompt.length;
+    const first = await s.prefill(fx.prompt, GREEDY);
+    expect(s.canDecodeNext).toBe(true);
+    // two steps submitted before either is read back; the second reads the first's token on the GPU
+    const a = s.decodeNext(GREEDY);
+    const b = s.decodeNext(GREEDY);
+    expect(s.position).toBe(P + 2); // counted when submitted
+    await expect(s.decodeNext(GREEDY)).rejects.toThrow(/already running/); // a third would exceed PIPELINE_DEPTH
+    await expect(s.decode(first, GREEDY)).rejects.toThrow(/already running/); // a host token would race them
+    expect(() => s.rewind(1)).toThrow(/still running/);
+    expect([first, await a, await b]).toEqual(fx.greedy.slice(0, 3));
+    // sampled steps: the same draws give the same tokens as host-fed decode()
+    const smp: StepSampling = { temperature: 0.9, topK: 20, topP: 0.95, uniform: 0.37 };
+    const piped = [await s.decodeNext(smp), await s.decodeNext({ ...smp, uniform: 0.81 })];
+    s.rewind(2);
+    expect(s.position).toBe(P + 2);
+    expect(s.canDecodeNext).toBe(false); // the token at the new end was not sampled by the last step
+    const fed = [await s.decode(await b, smp)];
+    fed.push(await s.decode(fed[0]!, { ...smp, uniform: 0.81 }));
+    expect(fed).toEqual(piped);
+    expect(() => s.rewind(P + 10)).toThrow(InputError);
+    await s.forwardLogits([first]);
+    expect(s.canDecodeNext).toBe(false); // logits steps sample nothing
+  });
+
   it('samples on the GPU by the rule of sampler.ts (temperature, top-k, top-p, uniform)', async () => {
     const prompt = fx.prompt.slice(0, 4); // short: keeps SwiftShader's run brief
     s.reset();

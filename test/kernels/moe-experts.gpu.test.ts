@@ -188,11 +188,14 @@ describe(`moe experts (${testAdapter()})`, () => {
       for (const wide of WIDE_SWEEP) {
         const got = await gpuExperts(l, x, ids, wts, residual, 'decode', maxBinding, 'wide', wide);
         checkClose(got, want, TOL, `decode wide ${JSON.stringify(wide)} ${JSON.stringify(g)} T=${T} cap=${cap}`);
+        // the by-expert kernels with the same constants give the same bits (batched rows equal solo decode steps)
+        const byExpert = await gpuExperts(l, x, ids, wts, residual, 'decode', maxBinding, 'union', wide);
+        expect(new Uint32Array(byExpert.buffer), `union = wide ${JSON.stringify(wide)} ${JSON.stringify(g)} cap=${cap}`).toEqual(new Uint32Array(got.buffer));
       }
     }
   });
 
-  it('by expert (union): hot experts in groups of 4 and a remainder, shards, token waves; a token alone gives its bits', async () => {
+  it('by expert (union): hot experts in groups of 4 and a remainder, shards, token waves; a token alone, and the by-id wide kernels, give its bits', async () => {
     // T = 9 tokens; ids drawn from few experts so that one expert serves 5-9 tokens (groups of 4, 4, 1), others 1-3
     for (const [g, seed, cap] of [[RAGGED, 40, 0], [ODD, 41, 2], [WIDE, 42, 1]] as const) {
       const T = 9;
@@ -214,6 +217,9 @@ describe(`moe experts (${testAdapter()})`, () => {
       const maxBinding = cap ? cap * 2 * fp8StackLayout(1, g.inter, g.hidden).codeBytes : undefined;
       const got = await gpuExperts(l, x, ids, wts, residual, 'decode', maxBinding, 'union');
       checkClose(got, want, TOL, `union ${JSON.stringify(g)} T=${T} cap=${cap}`);
+      // the by-id wide kernels (the one-token decode path, same default constants) give the same bits
+      const byId = await gpuExperts(l, x, ids, wts, residual, 'decode', maxBinding, 'wide');
+      expect(new Uint32Array(got.buffer)).toEqual(new Uint32Array(byId.buffer));
       // batch invariance: token t run alone (its x, ids, weights, residual) gives bit-identical outputs
       const D = g.hidden;
       for (const t of [0, 4, 8]) {

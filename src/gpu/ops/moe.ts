@@ -379,6 +379,14 @@ function dispatchesOf(grp: LaunchGroup): Array<{ first: number; end: number; gat
   return grp.shards.map((s, i) => ({ first: s.first, end: s.first + s.count, gateUp: s.gateUp, down: s.down, doShared: i === 0 && grp.shared ? 1 : 0 }));
 }
 
+/** The wide and by-expert kernels' constants, checked: 1, 2 or 4 rows per thread. */
+function checkWide(w: MoeWideTuning): MoeWideTuning {
+  if (!([1, 2, 4].includes(w.rptGateUp) && [1, 2, 4].includes(w.rptDown))) {
+    throw new ShapeError('moe_experts_decode: the wide and by-expert kernels take 1, 2 or 4 rows per thread', 'wide', 4, Math.max(w.rptGateUp, w.rptDown));
+  }
+  return w;
+}
+
 /** Decode / small-T experts: one SwiGLU dispatch and one down dispatch per shard, expert ids read on the GPU. */
 export function moeExpertsDecode(k: Kernels, pass: GPUComputePassEncoder, arena: UniformArena, a: MoeExpertsArgs): void {
   const c = checkExperts(k, a, 'moe_experts_decode');
@@ -392,10 +400,7 @@ export function moeExpertsDecode(k: Kernels, pass: GPUComputePassEncoder, arena:
   }
   const plans = c.groups.map((grp) => {
     const variant = decodeVariantFor(k, grp.fg.format, g.hidden, a.variant);
-    const wide = variant === 'wide' ? { ...moeWideTuning(k), ...a.wide } : null;
-    if (wide && !([1, 2, 4].includes(wide.rptGateUp) && [1, 2, 4].includes(wide.rptDown))) {
-      throw new ShapeError('moe_experts_decode: the wide kernels take 1, 2 or 4 rows per thread', 'wide', 4, Math.max(wide.rptGateUp, wide.rptDown));
-    }
+    const wide = variant === 'wide' ? checkWide({ ...moeWideTuning(k), ...a.wide }) : null;
     const sub = variant === 'subgroup' ? { ...MOE_SUBGROUP_TUNING, ...a.subgroup } : null;
     if (sub) {
       requireSubgroupWorkgroup(k.gpu, sub.wg, 1024, 'moe_experts_decode', 'subgroup.wg');
@@ -447,41 +452,47 @@ export function moeExpertsDecode(k: Kernels, pass: GPUComputePassEncoder, arena:
 }
 
 /**
- * The decode path by expert (variant 'union'): per launch group and shard, moe_gateup_union then moe_down_union
- * over the shard's experts (and the shared one), each expert's rows read once for all tokens t0 .. t0 + Tw - 1
- * that chose it, the per-slot outputs in scratch.y; then moe_combine sums the slots in order (+ the residual).
+ * The decode path by expert (variant 'union'): per launch group and shard, moe_gateup_union, moe_down_union over the
+ * shard's experts (and the shared one), each expert's rows read and decoded once per group of up to 4 of the tokens
+ * t0 .. t0 + Tw - 1 that chose it, the per-slot outputs in scratch.y; then moe_combine (byShard) adds the shard's
+ * slots in order (+ the residual). Each kernel repeats, per token, the operations of the by-id wide kernels with the
+ * same constants (moeWideTuning), and the combines add the terms in moe_down_id_wide's order, shard by shard: the
+ * result equals the 'wide' path bit for bit, whatever tokens share a step.
  */
 function moeExpertsUnion(k: Kernels, pass: GPUComputePassEncoder, arena: UniformArena, a: MoeExpertsArgs, c: Checked, t0: number, Tw: number): void {
   const g = a.geometry;
   const y = a.scratch.y;
   requireBytes(k.gpu, y, c.T * c.Ks * g.hidden * 4, 'moe_experts_decode', 'scratch.y');
-  const WG = 64;
+  const wide = checkWide({ ...moeWideTuning(k), ...a.wide });
+  const WG = wide.wg;
   // T: one past the last token of the dispatch (the by-expert kernels scan ids of tokens t0 .. T - 1)
   const shape = { T: t0 + Tw, D: g.hidden, K: g.topK, F: g.inter, Fs: g.sharedInter, Fmax: c.Fmax, Ks: c.Ks, t0 };
+  let n = 0;
   for (const grp of c.groups) {
     const f = grp.fg;
+    const f16: Record<string, number> = f.format === 'fp8' ? { F16BITS: wide.f16bits ? 1 : 0 } : {};
     for (const d of dispatchesOf(grp)) {
       const experts = d.end - d.first + d.doShared;
       k.run(pass, arena, kernelFor('moe_gateup_union', f.format), {
-        constants: { WG },
+        constants: { WG, RPT: wide.rptGateUp, ...f16 },
         bind: { xin: a.x, ids: a.ids, wts: a.weights, ...stackBindings(k, d.gateUp, d.doShared ? grp.shared?.gateUp : undefined), h: a.scratch.hidden },
         params: { ...shape, e0: d.first, e1: d.end, doShared: d.doShared, rsD: f.rsD, scD: f.scD },
-        grid: [Math.ceil(c.Fmax / WG), experts],
+        grid: [Math.ceil(c.Fmax / (WG * wide.rptGateUp)), experts],
       });
       k.run(pass, arena, kernelFor('moe_down_union', f.format), {
-        constants: { WG },
+        constants: { WG, RPT: wide.rptDown, ...f16 },
         bind: { xin: a.scratch.hidden, ids: a.ids, ...stackBindings(k, d.down, d.doShared ? grp.shared?.down : undefined), out: y },
         params: { ...shape, e0: d.first, e1: d.end, doShared: d.doShared, accumulate: 0, rsF: f.rsF, rsFs: f.rsFs, scF: f.scF, scFs: f.scFs },
-        grid: [Math.ceil(g.hidden / WG), experts],
+        grid: [Math.ceil(g.hidden / (WG * wide.rptDown)), experts],
+      });
+      k.run(pass, arena, 'moe_combine', {
+        constants: { WG: 64 },
+        bind: { y, out: a.out, ids: a.ids },
+        params: { T: c.T, D: g.hidden, Ks: c.Ks, accumulate: n++ > 0 || a.accumulate ? 1 : 0, t0, byShard: 1, K: g.topK, e0: d.first, e1: d.end, doShared: d.doShared },
+        grid: [Math.ceil(g.hidden / 64), Tw],
       });
     }
   }
-  k.run(pass, arena, 'moe_combine', {
-    constants: { WG },
-    bind: { y, out: a.out },
-    params: { T: c.T, D: g.hidden, Ks: c.Ks, accumulate: a.accumulate ? 1 : 0, t0 },
-    grid: [Math.ceil(g.hidden / WG), Tw],
-  });
 }
 
 /** Prefill experts: tokens grouped by expert on the GPU, grouped GEMMs over indirect grids, then the combine. */
@@ -545,8 +556,8 @@ export function moeExpertsPrefill(k: Kernels, pass: GPUComputePassEncoder, arena
   const WG = 64;
   k.run(pass, arena, 'moe_combine', {
     constants: { WG },
-    bind: { y: s0.y, out: a.out },
-    params: { T: c.T, D: g.hidden, Ks: c.Ks, accumulate: a.accumulate ? 1 : 0, t0: 0 },
+    bind: { y: s0.y, out: a.out, ids: a.ids },
+    params: { T: c.T, D: g.hidden, Ks: c.Ks, accumulate: a.accumulate ? 1 : 0, t0: 0, byShard: 0, K: g.topK, e0: 0, e1: 0, doShared: 0 },
     grid: [Math.ceil(g.hidden / WG), c.T],
   });
 }
