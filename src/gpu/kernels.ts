@@ -106,7 +106,11 @@ export class Kernels {
 
   /** The cached compute pipeline for a kernel and its override constants (workgroup sizes, tiles). */
   pipeline(name: string, constants: OverrideConstants = {}, entryPoint = 'main'): GPUComputePipeline {
-    const key = `${name}|${entryPoint}|${Object.entries(constants).sort().map(([k, v]) => `${k}=${v}`).join(',')}`;
+    // (built by hand: this runs for every dispatch of every step, and the entries/sort/map/join chain allocated)
+    let key = `${name}|${entryPoint}`;
+    const names = Object.keys(constants);
+    if (names.length > 1) names.sort();
+    for (const c of names) key += `|${c}=${constants[c]}`;
     let p = this.pipelines.get(key);
     if (!p) {
       p = this.gpu.device.createComputePipeline({

@@ -11,9 +11,21 @@ import type { GpuContext } from '../device.js';
 
 export type AdapterClass = 'llvmpipe' | 'swiftshader' | 'software' | 'hardware';
 
+// per adapter description: the launchers ask on every call (~35 times a decode step), and the regexes allocated
+const classes = new WeakMap<GpuContext['info'], AdapterClass>();
+
 export function adapterClass(gpu: GpuContext): AdapterClass {
-  if (!gpu.info.software) return 'hardware';
-  const text = `${gpu.info.vendor} ${gpu.info.architecture} ${gpu.info.device} ${gpu.info.description}`;
+  let c = classes.get(gpu.info);
+  if (c === undefined) {
+    c = classify(gpu.info);
+    classes.set(gpu.info, c);
+  }
+  return c;
+}
+
+function classify(info: GpuContext['info']): AdapterClass {
+  if (!info.software) return 'hardware';
+  const text = `${info.vendor} ${info.architecture} ${info.device} ${info.description}`;
   if (/llvmpipe|lavapipe/i.test(text)) return 'llvmpipe';
   if (/swiftshader/i.test(text)) return 'swiftshader';
   return 'software';
