@@ -118,9 +118,10 @@ export function e2eTargets(rows: E2eRow[]): TargetCheck[] {
             ? `; its ${r.dispatches_per_decode_step} dispatches and ${r.submissions_per_decode_step ?? 1} submission cost ~${r.fixed_cost_ms.toFixed(2)} ms ` +
               `at the measured per-dispatch and submit-and-wait costs (${pct(r.fixed_cost_ms / r.decode_step_ms)} of the step) before any byte moves`
             : '';
+        const gpuMs = r.kernel_ms !== undefined ? `; ${r.kernel_ms.toFixed(3)} ms of it is GPU work, the rest the host's recording, submit and readback` : '';
         t.limited_by =
           `the step must read ${(r.step_bytes.total / 1e6).toFixed(2)} MB (${r.roofline_ms.toFixed(3)} ms at the streaming-read ceiling) ` +
-          `but takes ${r.decode_step_ms.toFixed(3)} ms${fixed}; the rest is kernel time far below the ceilings at toy widths ` +
+          `but takes ${r.decode_step_ms.toFixed(3)} ms${fixed}${gpuMs}; the kernel time is far below the ceilings at toy widths ` +
           `(small GEMVs leave most of a CPU adapter idle)`;
       }
       mine.push(t);
