@@ -235,7 +235,7 @@ export class GpuSession implements InferenceSession {
   private readonly scratch: GPUBuffer[] = [];
   private readonly probs: GPUBuffer;
   private readonly picked: GPUBuffer;
-  /** two, used in turn: a pipelined step reads its token back while the next one is already submitted */
+  /** PIPELINE_DEPTH of them, used in turn: a pipelined step reads its token back while the next ones are submitted */
   private readonly tokenReadbacks: GPUBuffer[];
   private nextReadback = 0;
   /** a step is being recorded (recording is never interleaved) */
@@ -321,7 +321,7 @@ export class GpuSession implements InferenceSession {
       this.model = { config: c, kernels, weights, cache, rope, act, mla, moe, gemv: plan.gemv, gemm, plan, moeDecodeMaxTokens };
       this.probs = buf(c.vocab_size, 'sample.probs');
       this.picked = buf(4, 'sample.token');
-      this.tokenReadbacks = [buf(4, 'sample.readback.0', MAP_READ | COPY_DST), buf(4, 'sample.readback.1', MAP_READ | COPY_DST)];
+      this.tokenReadbacks = Array.from({ length: PIPELINE_DEPTH }, (_, i) => buf(4, `sample.readback.${i}`, MAP_READ | COPY_DST));
       this.arena = new UniformArena(gpu, arenaBytes, 'session.uniforms');
       this.scratch.push(this.arena.buffer);
     } catch (err) {
@@ -491,7 +491,7 @@ export class GpuSession implements InferenceSession {
       submitted = true;
       this.pos = p0 + n;
       this.chainReady = a.sampling !== undefined && p0 + n < this.contextSize;
-      if (!logitsOut) this.nextReadback ^= 1;
+      if (!logitsOut) this.nextReadback = (this.nextReadback + 1) % this.tokenReadbacks.length;
       this.inFlight++;
       this.recording = false;
       const target = logitsOut ?? tokenReadback;
