@@ -31,7 +31,7 @@ export function registerDoctor(program: Command): void {
         const a = report.adapter;
         const lines = [
           `adapter:  ${a.description || a.device || a.vendor} (${a.vendor}, ${a.architecture}) — ${a.software ? 'software (CPU)' : 'hardware'}, driver ${a.driver}`,
-          ...(a.lavapipeThreads !== undefined ? [`threads:  lavapipe computes on ${a.lavapipeThreads === 0 ? 'its queue thread (LP_NUM_THREADS=0)' : `${a.lavapipeThreads} pool threads (LP_NUM_THREADS)`}; set LP_NUM_THREADS to override`] : []),
+          ...(a.lavapipeThreads !== undefined ? [`threads:  ${threadsLine(a.lavapipeThreads)}`] : []),
           `features: ${report.features.join(', ')}`,
           'limits:',
           ...Object.entries(report.limits).map(([k, v]) => `  ${k.padEnd(36)} ${v}`),
@@ -43,6 +43,12 @@ export function registerDoctor(program: Command): void {
       }
       if (!report.ok) throw new DoctorError(report.error ?? 'kernel check failed');
     });
+}
+
+/** doctor's line on lavapipe's compute threads (node-adapter.ts lavapipeThreads). */
+function threadsLine(n: number | string): string {
+  if (typeof n === 'string') return `LP_NUM_THREADS='${n}' is not a whole number >= 0 (Mesa reads a leading number if there is one, else uses every core); set a whole number, or unset it for webmoe's choice`;
+  return `lavapipe computes on ${n === 0 ? 'its queue thread (LP_NUM_THREADS=0)' : `${n} pool threads (LP_NUM_THREADS)`}; set LP_NUM_THREADS to override`;
 }
 
 /** The shapes the kernel plan depends on, from a checkpoint folder's config.json (or a config file). */

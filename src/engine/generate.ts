@@ -160,14 +160,13 @@ export async function* generate(
         finishReason = 'abort';
         break;
       }
-      if (ahead.length > 0) {
-        next = await ahead.shift()!;
-        if (!stopIds.has(next)) submitAhead();
-      } else {
-        next = await session.decode(next, step());
+      if (ahead.length === 0) {
+        // nothing submitted ahead (no decodeNext here, e.g. expert offloading): one host-fed step
+        ahead.push(session.decode(next, step()));
         requested++;
-        if (!stopIds.has(next)) submitAhead();
       }
+      next = await ahead.shift()!;
+      if (!stopIds.has(next)) submitAhead();
     }
   } finally {
     await dropAhead(session, ahead);

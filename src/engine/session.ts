@@ -357,7 +357,7 @@ export class GpuSession implements InferenceSession {
    * has no expert offloading (whose steps wait on the host for the router's choices while they are recorded).
    */
   get canDecodeNext(): boolean {
-    return this.chainReady && this.offload === null && this.pos < this.contextSize;
+    return this.chainReady && this.offload === null; // chainReady: the step that set it left a slot after it
   }
 
   /**

@@ -11,6 +11,7 @@
  * lives, or the process crashes when it is garbage-collected. `GpuContext.instance` holds it.
  */
 import { DeviceError } from '../errors.js';
+import { adapterClass } from './ops/adapter-class.js';
 
 export type AdapterChoice = 'auto' | 'hardware' | 'lavapipe' | 'swiftshader';
 export const ADAPTER_CHOICES: readonly AdapterChoice[] = ['auto', 'hardware', 'lavapipe', 'swiftshader'];
@@ -48,8 +49,11 @@ export interface AdapterDescription {
   driver: AdapterChoice | 'browser';
   subgroupMinSize?: number;
   subgroupMaxSize?: number;
-  /** Node on lavapipe: its compute pool's threads (LP_NUM_THREADS, node-adapter.ts lavapipeThreads; 0: inline) */
-  lavapipeThreads?: number;
+  /**
+   * Node on lavapipe: its compute pool's threads (LP_NUM_THREADS, node-adapter.ts lavapipeThreads; 0: inline), or
+   * the user's LP_NUM_THREADS as given when it is not a thread count (Mesa then keeps its own default)
+   */
+  lavapipeThreads?: number | string;
 }
 
 export interface GpuOptions {
@@ -92,7 +96,7 @@ export async function createGpu(options: GpuOptions = {}): Promise<GpuContext> {
   const nodeAdapter = await import(/* @vite-ignore */ './node-adapter.js');
   const { gpu: nodeGpu, instance, driver } = await nodeAdapter.nodeGpu(options.adapter);
   const ctx = await createOnGpu(nodeGpu, instance, driver, options);
-  if (/llvmpipe|lavapipe/i.test(`${ctx.info.device} ${ctx.info.description} ${ctx.info.architecture}`)) ctx.info.lavapipeThreads = nodeAdapter.lavapipeThreadsInUse();
+  if (adapterClass(ctx) === 'llvmpipe') ctx.info.lavapipeThreads = nodeAdapter.lavapipeThreadsInUse();
   return ctx;
 }
 

@@ -50,9 +50,13 @@ export function lavapipeThreads(cores = availableParallelism()): number {
   return free <= 1 ? 0 : free;
 }
 
-/** The compute threads lavapipe runs with in this process (LP_NUM_THREADS as set before the first instance). */
-export function lavapipeThreadsInUse(): number {
-  return Number(process.env.LP_NUM_THREADS);
+/**
+ * The compute threads lavapipe runs with in this process (LP_NUM_THREADS as set before the first instance), or the
+ * user's value as given when it is not a whole number >= 0.
+ */
+export function lavapipeThreadsInUse(): number | string {
+  const v = process.env.LP_NUM_THREADS ?? '';
+  return /^\d+$/.test(v.trim()) ? Number(v) : v;
 }
 
 async function dawn(icd: string | null): Promise<GPU> {

@@ -24,10 +24,12 @@ describe('lavapipe compute threads', () => {
     expect(lavapipeThreads(16)).toBe(15);
   });
 
-  it.skipIf(!findIcd('lavapipe'))("doctor reports the machine's default, and a LP_NUM_THREADS the user set wins", () => {
+  it.skipIf(!findIcd('lavapipe'))("doctor reports the machine's default, a LP_NUM_THREADS the user set wins, and one that is no number is named", () => {
     const def = doctorThreadsLine({ LP_NUM_THREADS: undefined });
     const n = lavapipeThreads();
     expect(def).toContain(n === 0 ? 'its queue thread (LP_NUM_THREADS=0)' : `${n} pool threads`);
     expect(doctorThreadsLine({ LP_NUM_THREADS: '3' })).toContain('3 pool threads');
+    // a value that is no thread count is reported as given, with what to do, and doctor still works
+    expect(doctorThreadsLine({ LP_NUM_THREADS: 'many' })).toMatch(/LP_NUM_THREADS='many' is not a whole number >= 0.*set a whole number/);
   });
 });
