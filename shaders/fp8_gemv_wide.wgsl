@@ -25,15 +25,23 @@
 // ⌈T / TB⌉): each row's chunk is decoded once (cdec) and dotted with each token's x chunk (cdotd). A token's sums
 // take exactly the one-token kernel's operations in its order (cdot = cdotd ∘ cdec), so a row's result depends on
 // neither T nor TB: batch-invariant, bit-identical to the one-token GEMV (test/kernels/linear.gpu.test.ts).
-// NORM (override, default false): the input is RMSNorm'ed on the fly (docs/model.md §4.2), replacing the rmsnorm
-// dispatch before the GEMV (docs/kernels.md "Fused decode dispatches"):
-//   y[.. r] (+)= inv_t · Σ_c W[rowStart + r, c] · (nw[c] · xin[xo + c]),  inv_t = 1 / sqrt(Σ_c xin[xo + c]² / cols + EPS)
-// every invocation sums the squares of the x chunks it loads anyway (no barrier, no extra x loads) and multiplies
-// each chunk by the norm weight before the dots; its RPT sums are scaled by inv_t at the end.
+// XS (override, default false): the workgroup first stages its tokens' x rows in workgroup memory (xs, XSN vec4s:
+// ⌈cols / 16⌉ · 4 per token, zero past cols; one barrier) and every chunk's x is read from there. On lavapipe a
+// storage-buffer load at a workgroup-uniform address inside a loop is a per-lane gather with a bounds check, and
+// those loads bound this kernel: XS ran 1.25-1.4x faster at toy widths (docs/benchmarks.md "x through workgroup
+// memory"); the values read are the same, so XS changes no result bit.
+// NORM (override, default false; needs XS): the input rows are RMSNorm'ed on the fly (docs/model.md §4.2),
+// replacing the rmsnorm dispatch before the GEMV (docs/kernels.md "Fused decode dispatches"), with the XS barrier
+// as its only one:
+//   y[.. r] (+)= inv_t · Σ_c W[rowStart + r, c] · xs[t, c],  xs[t, c] = nw[c] · xin[xo + c]
+//   inv_t = 1 / sqrt(Σ_c xin[xo + c]² / cols + EPS)
+// Σ x²: each invocation sums the squares of the columns c ≡ lid (mod WG) into xss[t, lid] while staging, and after
+// the barrier every invocation adds the WG partials in order: include/rms_inv.wgsl's sums in its order, so inv_t is
+// rmsnorm.wgsl's factor bit for bit (WG 64 both); the product differs from rmsnorm + GEMV by where inv_t multiplies.
 // XN (override, with NORM): the normalised rows are also written, in xin's layout, for the other readers of the
-// norm (the MoE experts read what the router GEMV normalises): workgroup (0, t)'s invocations that own rows write
-//   xn[xo + c] = nw[c] · (xin[xo + c] · inv_t)   c < cols   (strided over those invocations; each row chunk's dispatch
-// writes the same values)
+// norm (the MoE experts read what the router GEMV normalises): workgroup (0, t)'s invocations write
+//   xn[xo + c] = nw[c] · (xin[xo + c] · inv_t)   c < cols   (rmsnorm.wgsl's values; each row chunk's dispatch
+//                                                            writes the same ones)
 //
 // Bindings (group 0):
 //   0  w       array<CW>   [rows, stride / CWORDS]   codes of one row chunk; stride (u32 words) a multiple of 4
@@ -41,10 +49,11 @@
 //   2  xin     array<f32>  [T, xStride] at xOffset   input rows (cols used per token)
 //   3  y       array<f32>  [T, yStride] at yOffset   output rows; chunk row r is column rowStart + r
 //   4  params  uniform     Params (include/linear.wgsl; T: the tokens of this launch)
-//   5  nw      array<vec4<f32>>  [⌈cols / 4⌉]          NORM: the RMSNorm weight, padded to whole vec4; otherwise any
-//                                                       16 bytes, not read
+//   5  nw      array<vec4<f32>>  [⌈cols / 4⌉]          NORM: the RMSNorm weight (a vec4 past its end reads finite
+//                                                       values or 0, robust access); otherwise any 16 bytes, not read
 //   6  xn      array<f32>  [T, xStride] at xOffset    XN: the normalised rows (written); otherwise any 16 bytes
-// Workgroup: WG threads (override, default 64), RPT consecutive rows x TB tokens per thread, no barriers.
+// Workgroup: WG threads (override, default 64), RPT consecutive rows x TB tokens per thread; one barrier under XS, in
+// uniform control flow before any invocation returns, none otherwise.
 // Dispatch: (⌈rows / (WG · RPT)⌉, ⌈T / TB⌉).
 // CPU counterpart: src/model/reference.ts matVec on the dequantised weight: dequantizeFp8Block (src/format/fp8.ts),
 // bf16ArrayToF32, dequantizeInt4 (src/format/int4.ts); NORM: of reference.ts rmsNorm(x, nw, EPS).
@@ -56,6 +65,9 @@ override NORM: bool = false;   // RMSNorm the input row on the fly (nw, EPS)
 override EPS: f32 = 1e-6;      // NORM: the norm's epsilon
 override XN: bool = false;     // NORM: also write the normalised rows to xn
 override TB: u32 = 1u;         // tokens per invocation, 1..8
+override XS: bool = false;     // x staged in workgroup memory
+override XSN: u32 = 1u;        // XS: capacity of xs in vec4s (≥ TB · ⌈cols / 16⌉ · 4)
+override XSS: u32 = 1u;        // NORM: capacity of xss (≥ TB · WG)
 
 // #include "linear.wgsl"
 
@@ -70,11 +82,60 @@ override TB: u32 = 1u;         // tokens per invocation, 1..8
 // #include "format.wgsl"
 // #include "wide_rows.wgsl"
 
+var<workgroup> xs: array<vec4<f32>, XSN>; // XS: [TB, xsRow()] the tokens' x rows (NORM: times nw), 0 past cols
+var<workgroup> xss: array<f32, XSS>;      // NORM: [TB, WG] per-invocation partial sums of x²
+
+// vec4s per token row of xs: whole 16-column chunks (a chunk's loads never cross into the next row)
+fn xsRow() -> u32 {
+  return ((params.cols + 15u) / 16u) * 4u;
+}
+
+// XS: the workgroup's tokens' x rows into xs (NORM: times nw, their partial Σ x² into xss), one barrier; NORM:
+// returns each token's inv_t (XN: the normalised rows written to xn by workgroup x = 0). Every invocation calls it,
+// in uniform control flow.
+fn stage(nt: u32, xo: ptr<function, array<u32, 8>>, lid: u32, wx: u32) -> array<f32, 8> {
+  let xr = xsRow();
+  let n = params.cols;
+  for (var i = 0u; i < TB; i++) {
+    if (i >= nt) { break; }
+    let o = (*xo)[i];
+    if (NORM) {
+      var ss = 0.0;
+      for (var c = lid; c < n; c += WG) {
+        let v = xin[o + c];
+        ss += v * v;
+      }
+      xss[i * WG + lid] = ss;
+    }
+    for (var v = lid; v < xr; v += WG) {
+      var x = x4m(o, v * 4u, n);
+      if (NORM) { x *= nw[v]; } // columns past cols: x is 0, whatever nw reads there
+      xs[i * xr + v] = x;
+    }
+  }
+  workgroupBarrier();
+  var inv = array<f32, 8>();
+  if (NORM) {
+    for (var i = 0u; i < TB; i++) {
+      if (i >= nt) { break; }
+      var total = 0.0;
+      for (var j = 0u; j < WG; j++) { total += xss[i * WG + j]; }
+      inv[i] = 1.0 / sqrt(total / f32(n) + EPS);
+      if (XN && wx == 0u) {
+        let o = (*xo)[i];
+        for (var c = lid; c < n; c += WG) { xn[o + c] = nw[c / 4u][c % 4u] * (xin[o + c] * inv[i]); }
+      }
+    }
+  }
+  return inv;
+}
+
 // chunk k (column c) of the RPT rows (chunk offsets bl: rows 0-3, bh: rows 4-7) against the invocation's nt tokens
-// (x at xo[i]), into their partial dots pl[i] (rows 0-3) and ph[i] (rows 4-7): each row's codes are decoded once
-// (cdec) and dotted with every token's x chunk (cdotd), each token's sum in the order of the one-token kernel
+// (x at xo[i], or row i of xs), into their partial dots pl[i] (rows 0-3) and ph[i] (rows 4-7): each row's codes are
+// decoded once (cdec) and dotted with every token's x chunk (cdotd), each token's sum in the order of the one-token
+// kernel
 fn step(bl: vec4<u32>, bh: vec4<u32>, k: u32, c: u32, full: bool, nt: u32, xo: ptr<function, array<u32, 8>>,
-        ss: ptr<function, array<f32, 8>>, pl: ptr<function, array<vec4<f32>, 8>>, ph: ptr<function, array<vec4<f32>, 8>>) {
+        pl: ptr<function, array<vec4<f32>, 8>>, ph: ptr<function, array<vec4<f32>, 8>>) {
   let d0 = cdec(w[bl.x + k]);
   var d1 = d0; var d2 = d0; var d3 = d0; var d4 = d0; var d5 = d0; var d6 = d0; var d7 = d0;
   if (RPT > 1u) { d1 = cdec(w[bl.y + k]); }
@@ -86,9 +147,7 @@ fn step(bl: vec4<u32>, bh: vec4<u32>, k: u32, c: u32, full: bool, nt: u32, xo: p
   if (RPT > 7u) { d7 = cdec(w[bh.w + k]); }
   for (var i = 0u; i < TB; i++) {
     if (i >= nt) { break; }
-    var si = (*ss)[i];
-    let xc = xload((*xo)[i], c, full, &si);
-    (*ss)[i] = si;
+    let xc = xload(i, (*xo)[i], c, full);
     (*pl)[i].x += cdotd(d0, xc);
     if (RPT > 1u) { (*pl)[i].y += cdotd(d1, xc); }
     if (RPT > 2u) { (*pl)[i].z += cdotd(d2, xc); }
@@ -100,29 +159,15 @@ fn step(bl: vec4<u32>, bh: vec4<u32>, k: u32, c: u32, full: bool, nt: u32, xo: p
   }
 }
 
-// NORM: nw[b .. b + 3] (b a multiple of 4; nw padded to whole vec4 with finite values). The tail chunk's lanes past
-// cols multiply x = 0, whatever they read (a vec4 past the buffer's end reads, by WebGPU's robust access, values of
-// the buffer or 0: finite)
-fn nw4(b: u32) -> vec4<f32> {
-  return nw[b / 4u];
-}
-
-// the x chunk at column c (xc_full / xc_tail), normalised by nw under NORM, its Σ x² added to *ss
-fn xload(xo: u32, c: u32, full: bool, ss: ptr<function, f32>) -> XC {
-  var xc: XC;
-  if (full) { xc = xc_full(xo + c); } else { xc = xc_tail(xo, c, params.cols); }
-  if (NORM) {
-    *ss += xc_sq(xc);
-    // the norm weights of the chunk (an 8-column chunk uses g0, g1)
-    var g2 = vec4<f32>(0.0);
-    var g3 = vec4<f32>(0.0);
-    if (CCOLS > 8u) {
-      g2 = nw4(c + 8u);
-      g3 = nw4(c + 12u);
-    }
-    xc = xc_mul(xc, nw4(c), nw4(c + 4u), g2, g3);
+// token i's x chunk at column c: from xs (XS; an 8-column chunk takes the first two vec4s), else from xin
+// (xc_full / xc_tail, masked to 0 past cols)
+fn xload(i: u32, xo: u32, c: u32, full: bool) -> XC {
+  if (XS) {
+    let v = i * xsRow() + c / 4u;
+    return xc4(xs[v], xs[v + 1u], xs[v + 2u], xs[v + 3u]);
   }
-  return xc;
+  if (full) { return xc_full(xo + c); }
+  return xc_tail(xo, c, params.cols);
 }
 
 @compute @workgroup_size(WG)
@@ -130,15 +175,17 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
   _ = &scale; // one binding layout for every format (BF16 reads no scales)
   _ = &nw;    // and with or without NORM, XN
   _ = &xn;
-  let r0 = gid.x * RPT;
-  if (r0 >= params.rows) {
-    return;
-  }
   let t0 = wid.y * TB;               // the invocation's first token
   let nt = min(TB, params.T - t0);   // its tokens (grid y = ⌈T / TB⌉: at least 1)
   var xo = array<u32, 8>();
   for (var i = 0u; i < TB; i++) {
     xo[i] = params.xOffset + (t0 + i) * params.xStride;
+  }
+  var inv = array<f32, 8>(); // NORM: each token's 1 / rms
+  if (XS) { inv = stage(nt, &xo, lid, wid.x); }
+  let r0 = gid.x * RPT;
+  if (r0 >= params.rows) {
+    return;
   }
   // rows past the end recompute the last row and are not written
   let last = params.rows - 1u;
@@ -157,7 +204,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
   let s7 = srow(g + min(r0 + 7u, last), sc);
   let mul = cmul();
   let ch = chunks(params.cols); // (chunks whose columns all exist, all chunks, chunks per scale block)
-  var ss = array<f32, 8>();         // NORM: Σ x² per token
   var al = array<vec4<f32>, 8>();   // rows 0-3 per token
   var ah = array<vec4<f32>, 8>();   // rows 4-7 per token
   for (var k0 = 0u; k0 < ch.y; k0 += ch.z) {
@@ -167,11 +213,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
     var pl = array<vec4<f32>, 8>();
     var ph = array<vec4<f32>, 8>();
     for (var k = k0; k < kend; k++) {
-      step(bl, bh, k, CCOLS * k, true, nt, &xo, &ss, &pl, &ph);
+      step(bl, bh, k, CCOLS * k, true, nt, &xo, &pl, &ph);
     }
     if (kend < min(k0 + ch.z, ch.y)) {
       // the last, partial chunk (always in the last block): padding codes are 0, x masked to 0 past cols
-      step(bl, bh, ch.x, CCOLS * ch.x, false, nt, &xo, &ss, &pl, &ph);
+      step(bl, bh, ch.x, CCOLS * ch.x, false, nt, &xo, &pl, &ph);
     }
     for (var i = 0u; i < TB; i++) {
       if (i >= nt) { break; }
@@ -194,15 +240,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
   for (var i = 0u; i < TB; i++) {
     if (i >= nt) { break; }
     if (NORM) {
-      let inv = 1.0 / sqrt(ss[i] / f32(params.cols) + EPS);
-      al[i] *= inv;
-      ah[i] *= inv;
-      if (XN && wid.x == 0u) {
-        let owners = min(WG, (params.rows + RPT - 1u) / RPT); // invocations of workgroup 0 that own rows (did not return)
-        for (var c = lid; c < params.cols; c += owners) {
-          xn[xo[i] + c] = nw[c / 4u][c % 4u] * (xin[xo[i] + c] * inv);
-        }
-      }
+      al[i] *= inv[i];
+      ah[i] *= inv[i];
     }
     let o = params.yOffset + (t0 + i) * params.yStride + g + r0;
     put(o, al[i].x);

@@ -44,6 +44,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read> cs: array<f32>;
 @group(0) @binding(5) var<uniform> params: Params;
 
+fn rms_src(i: u32) -> f32 { return src[i]; }
 // #include "rms_inv.wgsl"
 // #include "rope_rotate.wgsl"
 

@@ -30,6 +30,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
 @group(0) @binding(3) var<uniform> params: Params;
 
+fn rms_src(i: u32) -> f32 { return src[i]; }
 // #include "rms_inv.wgsl"
 
 @compute @workgroup_size(WG)

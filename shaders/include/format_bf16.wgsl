@@ -38,6 +38,5 @@ struct CD { a: vec4<f32>, b: vec4<f32> }
 fn cdec(q: CW) -> CD { return CD(bf16x4(q.x, q.y), bf16x4(q.z, q.w)); }
 fn cdotd(d: CD, x: XC) -> f32 { return dot(d.a, x.a) + dot(d.b, x.b); }
 fn cdot(q: CW, x: XC) -> f32 { return cdotd(cdec(q), x); }
-// the fused RMSNorm of fp8_gemv_wide (NORM, as xc16.wgsl): Σ x² over a chunk, the chunk times g0, g1 (g2, g3 unused)
-fn xc_sq(x: XC) -> f32 { return dot(x.a, x.a) + dot(x.b, x.b); }
-fn xc_mul(x: XC, g0: vec4<f32>, g1: vec4<f32>, g2: vec4<f32>, g3: vec4<f32>) -> XC { return XC(x.a * g0, x.b * g1); }
+// a chunk from the first two of four vec4s (fp8_gemv_wide XS, as xc16.wgsl)
+fn xc4(a: vec4<f32>, b: vec4<f32>, c: vec4<f32>, d: vec4<f32>) -> XC { return XC(a, b); }

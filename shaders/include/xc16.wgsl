@@ -5,6 +5,5 @@ struct XC { a: vec4<f32>, b: vec4<f32>, c: vec4<f32>, d: vec4<f32> }
 struct CD { a: vec4<f32>, b: vec4<f32>, c: vec4<f32>, d: vec4<f32> }
 fn xc_full(at: u32) -> XC { return XC(x4(at, 0u, 4u), x4(at + 4u, 0u, 4u), x4(at + 8u, 0u, 4u), x4(at + 12u, 0u, 4u)); }
 fn xc_tail(xo: u32, c: u32, n: u32) -> XC { return XC(x4m(xo, c, n), x4m(xo, c + 4u, n), x4m(xo, c + 8u, n), x4m(xo, c + 12u, n)); }
-// the fused RMSNorm of fp8_gemv_wide (NORM): Σ x² over a chunk, and the chunk times the norm weight g0..g3
-fn xc_sq(x: XC) -> f32 { return (dot(x.a, x.a) + dot(x.b, x.b)) + (dot(x.c, x.c) + dot(x.d, x.d)); }
-fn xc_mul(x: XC, g0: vec4<f32>, g1: vec4<f32>, g2: vec4<f32>, g3: vec4<f32>) -> XC { return XC(x.a * g0, x.b * g1, x.c * g2, x.d * g3); }
+// a chunk from four vec4s (fp8_gemv_wide XS: x staged in workgroup memory)
+fn xc4(a: vec4<f32>, b: vec4<f32>, c: vec4<f32>, d: vec4<f32>) -> XC { return XC(a, b, c, d); }

@@ -19,8 +19,8 @@
  *     h += f                                   (taps ffn_out, hidden, moe.topk_idx, moe.topk_weight)
  *   z = RMSNorm(h, norm) (all rows, or the last row only) → logits = lm_head(z)
  * Without taps the residual adds are fused into o_proj / down / the MoE combine (accumulate into h), and an RMSNorm
- * whose readers are all small decode GEMVs of the wide family runs as their prologue instead of a dispatch of its
- * own (plan.normPrologueMaxLoads; input_layernorm into q_a / kv_a, q_a_layernorm into q_b, post_attention_layernorm
+ * whose readers are all decode GEMVs of the wide family with their x rows staged in workgroup memory runs as their
+ * prologue instead of a dispatch of its own (plan.normPrologue; input_layernorm into q_a / kv_a, q_a_layernorm into q_b, post_attention_layernorm
  * into a dense layer's gate / up or into the router GEMV, which writes xn for the experts; the final norm into
  * lm_head): docs/kernels.md "Fused decode dispatches".
  *
@@ -48,7 +48,7 @@ export interface Activations {
   tokens: GPUBuffer; // u32 [ctx]: token id at each position
   h: GPUBuffer; // [T, D] residual stream
   xn: GPUBuffer; // [T, D] normalised input of a block
-  qa: GPUBuffer | null; // [T, Rq]
+  qa: GPUBuffer | null; // [T, W] q_a and kv_a stacked (weights-gpu.ts StackedLatentProj; W ≤ stackedLatentWidth), or [T, Rq]
   qan: GPUBuffer | null; // [T, Rq]
   q: GPUBuffer; // [T, H·Dq]
   kv: GPUBuffer; // [T, R + Dr]
@@ -249,10 +249,11 @@ export function* encodeChunkSteps(m: GpuModel, rec: Recorder, a: ChunkArgs): Gen
   const lin = (wt: GpuLinear, x: GPUBuffer, y: GPUBuffer, accumulate = false, more: { xStride?: number; yStride?: number; norm?: LinearArgs['norm'] } = {}) =>
     linear(k, rec.pass, arena, { w: wt, x, y, tokens: T, accumulate, gemv: m.gemv, gemm: m.gemm, forceGemm, perRow, ...more });
   // An RMSNorm whose every reader is a small decode GEMV of the wide family runs as their NORM prologue instead of a
-  // dispatch of its own (plan.normPrologueMaxLoads; not in a taps run, which reads the normalised tensors back)
+  // dispatch of its own (plan.normPrologue, where the GEMV stages its x rows in workgroup memory; not in a taps run,
+  // which reads the normalised tensors back)
   const fuseNorm = (nw: GPUBuffer, ...readers: GpuLinear[]) =>
     !taps && nw.size >= Math.ceil(readers[0]!.cols / 4) * 16 &&
-    readers.every((r) => (r.rows * r.cols) / m.plan.gemvWide[r.format].rpt <= m.plan.normPrologueMaxLoads && fusesNorm({ w: r, tokens: T, gemv: m.gemv, forceGemm, perRow }));
+    m.plan.normPrologue && readers.every((r) => fusesNorm(k, { w: r, tokens: T, gemv: m.gemv, forceGemm, perRow }));
   const segments: Segment[] = batch
     ? batch.caches.map((cache, t) => ({ cache, pos: batch.positions[t]!, t0: t, T: 1 }))
     : [{ cache: m.cache, pos: p0, t0: 0, T }];
@@ -266,29 +267,35 @@ export function* encodeChunkSteps(m: GpuModel, rec: Recorder, a: ChunkArgs): Gen
 
   for (const [i, lw] of w.layers.entries()) {
     // --- attention block
-    const inNorm = fuseNorm(lw.inputNorm, lw.qA ?? lw.q!, lw.kvA) ? { weight: lw.inputNorm, eps } : undefined;
+    const stacked = lw.qkvA;
+    const inNorm = fuseNorm(lw.inputNorm, ...(stacked ? [stacked.w] : [lw.qA ?? lw.q!, lw.kvA!])) ? { weight: lw.inputNorm, eps } : undefined;
     const xIn = inNorm ? s.h : s.xn;
     if (!inNorm) rmsNorm(k, rec.pass, arena, { x: s.h, weight: lw.inputNorm, y: s.xn, n: D, tokens: T, eps });
-    if (lw.qA) {
-      const Rq = lw.qA.rows;
-      lin(lw.qA, xIn, s.qa!, false, { norm: inNorm });
+    // the kv_a output rows [T, R + Dr] (with a stride when stacked with q_a)
+    let kv = { buf: s.kv, offset: 0, stride: L };
+    if (stacked || lw.qA) {
+      // q_a (and kv_a, stacked: one GEMV) → s.qa; q_b of RMSNorm(q_a) → q
+      const W = stacked ? stacked.w.rows : lw.qA!.rows;
+      const Rq = stacked ? stacked.qRows : W;
+      lin(stacked?.w ?? lw.qA!, xIn, s.qa!, false, { norm: inNorm });
       if (fuseNorm(lw.qANorm!, lw.qB!)) {
-        lin(lw.qB!, s.qa!, q, false, { yStride: qStride, norm: { weight: lw.qANorm!, eps } });
+        lin(lw.qB!, s.qa!, q, false, { xStride: W, yStride: qStride, norm: { weight: lw.qANorm!, eps } });
       } else {
-        rmsNorm(k, rec.pass, arena, { x: s.qa!, weight: lw.qANorm!, y: s.qan!, n: Rq, tokens: T, eps });
+        rmsNorm(k, rec.pass, arena, { x: s.qa!, xStride: W, weight: lw.qANorm!, y: s.qan!, n: Rq, tokens: T, eps });
         lin(lw.qB!, s.qan!, q, false, { yStride: qStride });
       }
+      if (stacked) kv = { buf: s.qa!, offset: stacked.kvRow, stride: W };
     } else {
       lin(lw.q!, xIn, q, false, { yStride: qStride, norm: inNorm });
     }
-    lin(lw.kvA, xIn, s.kv, false, { norm: inNorm });
+    if (!stacked) lin(lw.kvA!, xIn, s.kv, false, { norm: inNorm });
     const merged = batch?.latent ?? null;
     for (const sg of segments) {
       const cache = sg.cache.layers[i]!;
       // kv_a_layernorm and k_pe's RoPE into the cache row, q_pe's RoPE in place: one dispatch (mla_kv_rope.wgsl,
       // bit-identical to rmsnorm + rope_copy + rope), per row of a batch (each row its own cache)
       mlaKvRope(k, rec.pass, arena, {
-        table: m.rope, tokens: sg.T, pos0: sg.pos, kv: s.kv, kvOffset: sg.t0 * L, kvStride: L, norm: lw.kvANorm, eps, rank: g.rank,
+        table: m.rope, tokens: sg.T, pos0: sg.pos, kv: kv.buf, kvOffset: sg.t0 * kv.stride + kv.offset, kvStride: kv.stride, norm: lw.kvANorm, eps, rank: g.rank,
         cache, cacheOffset: sg.pos * L, cacheStride: L, heads: g.heads, q: { buf: q, offset: sg.t0 * qStride + g.nope, tokenStride: qStride, headStride: Dq },
       });
       if (merged) continue;
@@ -309,8 +316,12 @@ export function* encodeChunkSteps(m: GpuModel, rec: Recorder, a: ChunkArgs): Gen
 
     // --- FFN block
     const postNorm = lw.mlp && fuseNorm(lw.postNorm, lw.mlp.gate, lw.mlp.up) ? { weight: lw.postNorm, eps } : undefined;
-    const routerNorm = lw.moe && fuseNorm(lw.postNorm, lw.moe.router) ? { weight: lw.postNorm, eps } : undefined;
-    if (!postNorm && !routerNorm) rmsNorm(k, rec.pass, arena, { x: s.h, weight: lw.postNorm, y: s.xn, n: D, tokens: T, eps });
+    // a decode step (or batched decode rows) routes in one dispatch where the plan says so: the post-attention
+    // norm and the gate GEMV inside moe_router (GATE), which writes xn for the experts; never in a taps run
+    const router = lw.moe?.router;
+    const routerGate = !taps && m.plan.routerGate && (T === 1 || batch !== undefined) && router?.format === 'bf16' && router.chunks.length === 1;
+    const routerNorm = lw.moe && !routerGate && fuseNorm(lw.postNorm, lw.moe.router) ? { weight: lw.postNorm, eps } : undefined;
+    if (!postNorm && !routerNorm && !routerGate) rmsNorm(k, rec.pass, arena, { x: s.h, weight: lw.postNorm, y: s.xn, n: D, tokens: T, eps });
     const out = fuse ? s.h : s.f;
     if (lw.mlp) {
       lin(lw.mlp.gate, postNorm ? s.h : s.xn, s.gate, false, { norm: postNorm });
@@ -324,13 +335,14 @@ export function* encodeChunkSteps(m: GpuModel, rec: Recorder, a: ChunkArgs): Gen
       if (routerNorm) {
         // the post-attention norm as the router GEMV's prologue, xn written on the side for the experts
         lin(moe.router, s.h, s.routerLogits!, false, { norm: { ...routerNorm, out: s.xn } });
-      } else {
+      } else if (!routerGate) {
         lin(moe.router, s.xn, s.routerLogits!);
       }
       moeRouter(k, rec.pass, arena, {
         logits: s.routerLogits!, bias: moe.bias, ids: s.ids!, weights: s.weights!, tokens: T,
         experts: mg.experts, topK: mg.topK, groups: c.n_group, topkGroups: c.topk_group,
         normTopkProb: c.norm_topk_prob, scaling: c.routed_scaling_factor,
+        gate: routerGate ? { h: s.h, codes: moe.router.chunks[0]!.codes, strideWords: moe.router.strideWords, norm: lw.postNorm, eps, xn: s.xn, hidden: D } : undefined,
       });
       taps?.tap(tapNames.moeTopkIdx(i), s.ids!, T, mg.topK, 'u32');
       taps?.tap(tapNames.moeTopkWeight(i), s.weights!, T, mg.topK, 'f32');
@@ -373,7 +385,7 @@ export function* encodeChunkSteps(m: GpuModel, rec: Recorder, a: ChunkArgs): Gen
   // --- head
   if (a.logits === 'none' && !taps) return;
   const rows = a.logits === 'last' && !taps ? 1 : T;
-  if (a.logits === 'last' && !taps && fuseNorm(w.norm, w.lmHead) && fusesNorm({ w: w.lmHead, tokens: 1 })) {
+  if (a.logits === 'last' && !taps && fuseNorm(w.norm, w.lmHead) && fusesNorm(k, { w: w.lmHead, tokens: 1 })) {
     // the final norm as lm_head's NORM prologue (the head's GEMV is the family's for BF16 / INT4 lm_head)
     linear(k, rec.pass, arena, { w: w.lmHead, x: s.h, xOffset: (T - 1) * D, y: s.logits, tokens: 1, norm: { weight: w.norm, eps } });
     return;

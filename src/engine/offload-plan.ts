@@ -14,6 +14,7 @@ import { InputError } from '../errors.js';
 import { CPU_DECODE_SPLITS } from '../gpu/plan.js';
 import type { ExpertFormat } from '../gpu/ops/fp8-layout.js';
 import type { ModelConfig } from '../model/config.js';
+import { stackedLatentWidth } from './weights-gpu.js';
 import { gpuBytes } from '../model/inspect.js';
 import { expertShape } from '../offload/expert-source.js';
 import { offloadFixedBytes, slotBytes } from './expert-offload.js';
@@ -111,7 +112,7 @@ function scratchBytes(c: ModelConfig, ctx: number, Tc: number, splits: number): 
   const floats = [
     ctx, // tokens
     5 * Tc * D, // h, xn, attn_out, ffn_out, final_norm
-    c.q_lora_rank ? 2 * Tc * c.q_lora_rank : 0,
+    c.q_lora_rank ? Tc * stackedLatentWidth(c) + Tc * c.q_lora_rank : 0, // qa (q_a and kv_a stacked), qan
     Tc * d.qWidth + Tc * d.kvAWidth + Tc * d.oWidth,
     3 * Tc * I, // gate, up, swiglu
     moe ? Tc * (c.n_routed_experts + 2 * K) : 0, // router logits, ids, weights

@@ -30,7 +30,7 @@ import type { ExpertShape, ExpertSource } from '../offload/expert-source.js';
 import { LatentKvCache } from './kv-cache.js';
 import { checkSampledToken } from './sampler.js';
 import { PIPELINE_DEPTH, type InferenceSession, type LoadProgress, type StepSampling } from './types.js';
-import { uploadWeights, type GpuWeights } from './weights-gpu.js';
+import { stackedLatentWidth, uploadWeights, type GpuWeights } from './weights-gpu.js';
 
 export type Precision = 'f32' | 'f16';
 
@@ -218,7 +218,7 @@ export function kernelsFor(gpu: GpuContext): Kernels {
 /** Widest per-token row of any activation buffer, in floats (sizes the prefill chunk). */
 function widestRow(c: ModelConfig, g: MlaGeometry, mg: MoeGeometry | null): number {
   const d = c.derived;
-  const widths = [c.hidden_size, c.q_lora_rank ?? 0, d.qWidth, d.kvAWidth, d.oWidth, c.intermediate_size, c.vocab_size, g.heads * (g.rank + g.rope)];
+  const widths = [c.hidden_size, stackedLatentWidth(c), d.qWidth, d.kvAWidth, d.oWidth, c.intermediate_size, c.vocab_size, g.heads * (g.rank + g.rope)];
   if (mg) widths.push(mg.experts, slotsPerToken(mg) * Math.max(mg.inter, mg.sharedInter), slotsPerToken(mg) * mg.hidden);
   return Math.max(...widths);
 }
@@ -295,7 +295,7 @@ export class GpuSession implements InferenceSession {
         tokens: buf(ctx, 'act.tokens'),
         h: buf(Tc * c.hidden_size, 'act.h'),
         xn: buf(Tc * c.hidden_size, 'act.xn'),
-        qa: c.q_lora_rank ? buf(Tc * c.q_lora_rank, 'act.qa') : null,
+        qa: c.q_lora_rank ? buf(Tc * stackedLatentWidth(c), 'act.qa') : null,
         qan: c.q_lora_rank ? buf(Tc * c.q_lora_rank, 'act.qan') : null,
         q: buf(Tc * d.qWidth, 'act.q'),
         kv: buf(Tc * d.kvAWidth, 'act.kv'),

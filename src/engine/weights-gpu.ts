@@ -3,7 +3,8 @@
  * BF16 stays BF16 (also the linear weights of checkpoints without quantization_config: 2 codes per u32, read by
  * the BF16 GEMV/GEMM and the `_bf16` instances of the attention / expert kernel families), norms and the router bias become f32 (tiny). Each tensor is read into JS memory once and
  * written to its GPU buffer(s) straight away (row re-layout for unaligned rows goes through a bounded staging
- * block), so the peak JS memory is one tensor, never a second full copy.
+ * block), so the peak JS memory is one tensor, never a second full copy (one exception: a layer's q_a_proj is held
+ * until its kv_a_proj_with_mqa is read, and the two are stacked into one matrix, `qkvA`: StackedLatentProj).
  *
  * The loader walks the weight tree (model/weights.ts weightGroups) with the checkpoint's checked leaves
  * (model/checkpoint.ts leafAt) and writes no tensor name: a leaf goes where its position says (role, layer,
@@ -30,11 +31,12 @@ import { createBuffer, writeBuffer } from '../gpu/buffers.js';
 import type { GpuContext } from '../gpu/device.js';
 import type { WeightBuffers } from '../gpu/ops/binding.js';
 import { expertShards, INT4_GROUP, scaleColumns, stackLayout, type ExpertFormat, type Fp8StackLayout } from '../gpu/ops/fp8-layout.js';
-import { destroyLinear, rowStrideWords, rowsPerChunk, uploadLinear, type GpuLinear, type HostLinear } from '../gpu/ops/linear.js';
+import { destroyLinear, rowStrideWords, rowsPerChunk, stackLinears, uploadLinear, type GpuLinear, type HostLinear } from '../gpu/ops/linear.js';
 import type { ExpertShardBuffers, MoeWeightBuffers } from '../gpu/ops/moe.js';
 import { leafAt, oneFormat, readF32, readStoredLinear, type Checkpoint } from '../model/checkpoint.js';
 import { storedBytes, weightGroups, type CheckedTensor, type WeightSpec } from '../model/weights.js';
 import { packStack } from '../offload/expert-source.js';
+import type { ModelConfig } from '../model/config.js';
 import type { LoadProgress } from './types.js';
 
 export interface GpuFfn {
@@ -57,17 +59,41 @@ export interface GpuMoe {
  */
 export interface GpuLayer {
   inputNorm: GPUBuffer; // f32 [D]
-  qA: GpuLinear | null; // [Rq, D]
+  qA: GpuLinear | null; // [Rq, D]; null when stacked into qkvA
   qANorm: GPUBuffer | null; // f32 [Rq]
   qB: GpuLinear | null; // [H·Dq, Rq]
   q: GpuLinear | null; // [H·Dq, D] when q_lora_rank is null
-  kvA: GpuLinear; // [R + Dr, D]
+  kvA: GpuLinear | null; // [R + Dr, D]; null when stacked into qkvA
+  /** q_a_proj and kv_a_proj_with_mqa stacked into one matrix (uploadWeights; null where the model has no q_lora_rank) */
+  qkvA: StackedLatentProj | null;
   kvANorm: GPUBuffer; // f32 [R]
   kvB: GpuLinear; // [H·(Dn+Dv), R], one chunk
   o: GpuLinear; // [D, H·Dv]
   postNorm: GPUBuffer; // f32 [D]
   mlp: GpuFfn | null;
   moe: GpuMoe | null;
+}
+
+/**
+ * q_a_proj [Rq, D] and kv_a_proj_with_mqa [R + Dr, D] stacked into one matrix `w` [kvRow + R + Dr, D]: both read the
+ * layer's normalised hidden state, so one GEMV (one dispatch, one pass over x and its RMSNorm prologue) computes
+ * both; output row t holds q_a at columns [0, Rq) and kv_a at [kvRow, kvRow + R + Dr) (ops/linear.ts stackLinears:
+ * FP8 puts kv_a at a whole 128-row scale block, zero rows between).
+ */
+export interface StackedLatentProj {
+  w: GpuLinear;
+  /** q_lora_rank: q_a's rows */
+  qRows: number;
+  /** where kv_a's rows start */
+  kvRow: number;
+}
+
+/**
+ * Floats per token of the stacked q_a / kv_a output (act.qa) at most, whatever the format (FP8 pads q_a to whole
+ * 128-row blocks; BF16 and INT4 stack without padding); 0 without q_lora_rank.
+ */
+export function stackedLatentWidth(c: ModelConfig): number {
+  return c.q_lora_rank ? Math.ceil(c.q_lora_rank / 128) * 128 + c.derived.kvAWidth : 0;
 }
 
 export interface GpuWeights {
@@ -97,7 +123,7 @@ function emptyGpuLayer(moe: boolean): GpuLayer {
   const mlp: Unplaced<GpuFfn> = { gate: null, up: null, down: null };
   const moeParts: Unplaced<GpuMoe> = { router: null, bias: null, experts: { shards: [], shared: null } };
   const layer: Unplaced<GpuLayer> = {
-    inputNorm: null, qA: null, qANorm: null, qB: null, q: null, kvA: null, kvANorm: null, kvB: null, o: null, postNorm: null,
+    inputNorm: null, qA: null, qANorm: null, qB: null, q: null, kvA: null, qkvA: null, kvANorm: null, kvB: null, o: null, postNorm: null,
     mlp: moe ? null : (mlp as GpuFfn),
     moe: moe ? (moeParts as GpuMoe) : null,
   };
@@ -271,6 +297,7 @@ export async function uploadWeights(gpu: GpuContext, ckpt: Checkpoint, onProgres
   try {
     const globals: Unplaced<GpuGlobals> = { embed: null, norm: null, lmHead: null };
     const layers = c.derived.moeLayers.map((moe) => emptyGpuLayer(moe));
+    let pendingQA: { leaf: CheckedTensor; host: HostLinear } | null = null;
     for (const step of plan.steps) {
       if (step.kind === 'experts') {
         const g = step.group;
@@ -283,6 +310,34 @@ export async function uploadWeights(gpu: GpuContext, ckpt: Checkpoint, onProgres
       }
       const leaf = step.leaf;
       const s = leaf.spec;
+      if (s.slot === 'qA') {
+        // held until the layer's kv_a_proj_with_mqa arrives (the next linear of the layer): the two are stacked
+        pendingQA = { leaf, host: await readMatrix(ckpt, leaf) };
+        done(leaf);
+        continue;
+      }
+      if (s.slot === 'kvA' && pendingQA) {
+        const qa = pendingQA;
+        pendingQA = null;
+        const kv = await readMatrix(ckpt, leaf);
+        const stacked = stackLinears(qa.host, kv);
+        const layer = layers[s.layer]!;
+        if (stacked && fitsOneChunk(gpu, stacked.w)) {
+          const w = uploadLinear(gpu, `model.layers.${s.layer}.self_attn.qkv_a_proj`, stacked.w);
+          linears.push(w);
+          bytes += w.bytes;
+          layer.qkvA = { w, qRows: qa.host.rows, kvRow: stacked.bRow };
+        } else {
+          for (const [l, host] of [[qa.leaf, qa.host], [leaf, kv]] as const) {
+            const w = uploadLinear(gpu, l.spec.name, host);
+            linears.push(w);
+            bytes += w.bytes;
+            place(globals, layers, l.spec, w);
+          }
+        }
+        done(leaf);
+        continue;
+      }
       let value: GpuLinear | GPUBuffer;
       if (s.shape.length === 2) {
         // a matrix as stored: FP8, BF16 or INT4 (GpuLinear 'int4', run by fp8_gemv_wide_int4, ops/linear.ts)
@@ -301,11 +356,18 @@ export async function uploadWeights(gpu: GpuContext, ckpt: Checkpoint, onProgres
       place(globals, layers, s, value);
       done(leaf);
     }
+    if (pendingQA) throw new Error(`'${pendingQA.leaf.spec.name}' has no kv_a_proj_with_mqa after it to be stacked with`);
     return { ...(globals as GpuGlobals), layers, bytes, destroy: destroyAll };
   } catch (err) {
     destroyAll();
     throw err;
   }
+}
+
+/** Whether a stacked matrix fits one storage binding (else its two parts are uploaded apart, each chunked as needed). */
+function fitsOneChunk(gpu: GpuContext, w: HostLinear): boolean {
+  const limit = Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
+  return w.rows * rowStrideWords(w.format, w.cols) * 4 <= limit;
 }
 
 /** A 2-D leaf as the host holds it: a linear as stored, or a BF16 matrix (embed, lm_head, router). */

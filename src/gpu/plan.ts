@@ -13,6 +13,7 @@ import { adapterClass, type AdapterClass } from './ops/adapter-class.js';
 import type { LinearFormat, ExpertFormat } from './ops/fp8-layout.js';
 import type { GemmTiledTuning, GemmVariant, GemvVariant, GemvWideTuning } from './ops/linear.js';
 import type { MoeDecodeVariant, MoePrefillVariant, MoeSubgroupTuning, MoeTiledTuning, MoeWideTuning } from './ops/moe.js';
+import { MOE_ROUTER_GATE_MAX_HIDDEN } from './ops/moe.js';
 
 /** What the engine runs on one device for one model (planKernels). */
 export interface KernelPlan {
@@ -21,10 +22,9 @@ export interface KernelPlan {
   gemv: GemvVariant;
   /** fp8_gemv_wide family constants per weight format (gemvWideTuning) */
   gemvWide: Record<LinearFormat, GemvWideTuning>;
-  /** decode GEMVs with rows x cols / RPT (the norm-weight values their invocations load) of at most this take their
-   * input's RMSNorm as the fp8_gemv_wide NORM prologue instead of a separate rmsnorm dispatch; 0: never
-   * (chooseNormPrologue) */
-  normPrologueMaxLoads: number;
+  /** decode GEMVs that stage x in workgroup memory take their input's RMSNorm as the fp8_gemv_wide NORM prologue
+   * instead of a separate rmsnorm dispatch (chooseNormPrologue) */
+  normPrologue: boolean;
   /** prefills of at least this many tokens take the tiled GEMM (chooseGemm), with these constants at 64 tokens */
   gemmTiledFrom: number;
   gemmTiled: GemmTiledTuning;
@@ -46,6 +46,8 @@ export interface KernelPlan {
   attendRows: boolean;
   /** the key split of one-token decode attention (decodeSplitRule) */
   decodeSplits: DecodeSplitRule;
+  /** decode and batched decode rows route in one dispatch: the gate GEMV and its RMSNorm inside moe_router (chooseRouterGate) */
+  routerGate: boolean;
 }
 
 /**
@@ -60,7 +62,7 @@ export function planKernels(k: Kernels, shapes: { hidden?: number; rank?: number
     adapter: adapterClass(k.gpu),
     gemv: chooseGemv(k, precision),
     gemvWide: { fp8: gemvWideTuning(k, 'fp8'), bf16: gemvWideTuning(k, 'bf16'), int4: gemvWideTuning(k, 'int4') },
-    normPrologueMaxLoads: chooseNormPrologue(k, chooseGemv(k, precision)),
+    normPrologue: chooseNormPrologue(k, chooseGemv(k, precision)),
     gemmTiledFrom: tiledGemmFrom(k),
     gemmTiled: gemmTiledTuning(k, 64),
     moeDecode: chooseMoeDecode(k, D),
@@ -73,17 +75,18 @@ export function planKernels(k: Kernels, shapes: { hidden?: number; rank?: number
     attentionRows: { decode: attentionVariant(k.gpu, 1, R, L) === 'rows', prefill: attentionVariant(k.gpu, 2, R, L) === 'rows' },
     attendRows: chooseAttendRows(k.gpu, R, L),
     decodeSplits: decodeSplitRule(k.gpu),
+    routerGate: chooseRouterGate(k, D),
   };
 }
 
 /** The plan as lines for people (`webmoe doctor --model`), each with the rule that chose it. */
 export function describePlan(p: KernelPlan): string[] {
-  const w = (t: GemvWideTuning, fp8 = false) => `rpt ${t.rpt}, wg ${t.wg}, up to ${t.tb} tokens per invocation${fp8 && t.f16bits ? ', f16-bit decode' : ''}`;
+  const w = (t: GemvWideTuning, fp8 = false) => `rpt ${t.rpt}, wg ${t.wg}, up to ${t.tb} tokens per invocation${fp8 && t.f16bits ? ', f16-bit decode' : ''}${t.xs ? ', x staged in workgroup memory' : ''}`;
   return [
     `adapter class: ${p.adapter}`,
     `dense decode GEMV (FP8): ${p.gemv} (chooseGemv: wide on CPU adapters, 1.5-2.5x the f32 GEMV; subgroup on GPUs)`,
     `  fp8_gemv_wide: FP8 ${w(p.gemvWide.fp8, true)}; BF16 ${w(p.gemvWide.bf16)}; INT4 ${w(p.gemvWide.int4)} (gemvWideTuning)`,
-    `RMSNorm fused into the decode GEMV that reads it: ${p.normPrologueMaxLoads > 0 ? `rows x cols / RPT up to ${p.normPrologueMaxLoads}` : 'never'} (chooseNormPrologue: a separate rmsnorm dispatch costs more than the prologue only for small GEMVs)`,
+    `RMSNorm fused into the decode GEMV that reads it: ${p.normPrologue ? 'where the GEMV stages its x rows in workgroup memory' : 'never'} (chooseNormPrologue)`,
     `prefill GEMM (FP8): fp8_gemm_tiled from ${p.gemmTiledFrom} tokens, rt ${p.gemmTiled.rt} x tq ${p.gemmTiled.tq}, wg ${p.gemmTiled.wg} (chooseGemm, gemmTiledTuning)`,
     `MoE experts by id: ${p.moeDecode}${p.moeDecode === 'wide' ? ` (rpt ${p.moeWide.rptGateUp}/${p.moeWide.rptDown}, wg ${p.moeWide.wg})` : ''}${p.moeDecode === 'subgroup' ? ` (wg ${p.moeSubgroup.wg}, ${p.moeSubgroup.rpwGateUp}/${p.moeSubgroup.rpwDown} rows per workgroup)` : ''} (chooseMoeDecode: wide on CPU adapters, 2.5-3.8x thread-per-row); grouped GEMMs above 4 tokens`,
     `MoE experts of a prefill chunk: ${p.moePrefill}${p.moePrefill === 'tiled' ? ` (tq ${p.moeTiled.tq}, rt ${p.moeTiled.rt}, wg ${p.moeTiled.wg})` : ''} (chooseMoePrefill: tiled through workgroup memory, 2-3x the grouped kernels on lavapipe, 3-6x on SwiftShader)`,
@@ -92,6 +95,7 @@ export function describePlan(p: KernelPlan): string[] {
     `MLA attention: decode ${p.attentionRows.decode ? 'rows' : 'tiled'}, prefill ${p.attentionRows.prefill ? 'rows' : 'tiled'} (preferRows)`,
     `MLA attention of one token without a key split: ${p.attendRows ? 'one dispatch (mla_attend_rows)' : 'absorb_q, attention, absorb_v'} (chooseAttendRows)`,
     `decode attention key split: up to ${p.decodeSplits.maxSplits} splits of at least ${p.decodeSplits.minChunk} keys, up to ${p.decodeSplits.targetWorkgroups} workgroups (decodeSplitRule)`,
+    `MoE routing of a decode step: ${p.routerGate ? 'one dispatch (gate GEMV and RMSNorm inside moe_router)' : 'gate GEMV, then moe_router'} (chooseRouterGate)`,
   ];
 }
 
@@ -137,10 +141,12 @@ function subgroupsFit(k: Kernels): boolean {
  */
 export function gemvWideTuning(k: Kernels, format: LinearFormat = 'fp8'): GemvWideTuning {
   const cls = adapterClass(k.gpu);
-  if (format !== 'fp8') return { rpt: cls === 'hardware' ? 1 : 4, f16bits: true, wg: 64, tb: GEMV_TOKENS_PER_INVOCATION };
+  // x staged in workgroup memory on CPU adapters: see GEMV_STAGED_X
+  const xs = cls !== 'hardware';
+  if (format !== 'fp8') return { rpt: cls === 'hardware' ? 1 : 4, f16bits: true, wg: 64, tb: GEMV_TOKENS_PER_INVOCATION, xs };
   // lavapipe: 4-8 rows per invocation ran alike (3.0-3.2 GB/s at 7168→2048 and 7168→576) and 2 rows ~1.6x
   // slower; SwiftShader: 2 rows best at kv_a (13.7 ms vs 15.9 at 4), equal at 7168→2048 (docs/benchmarks.md)
-  return { rpt: cls === 'llvmpipe' ? 4 : 2, f16bits: true, wg: 64, tb: GEMV_TOKENS_PER_INVOCATION };
+  return { rpt: cls === 'llvmpipe' ? 4 : 2, f16bits: true, wg: 64, tb: GEMV_TOKENS_PER_INVOCATION, xs };
 }
 
 /**
@@ -154,26 +160,14 @@ export function gemvWideTuning(k: Kernels, format: LinearFormat = 'fp8'): GemvWi
 const GEMV_TOKENS_PER_INVOCATION = 8;
 
 /**
- * Which decode GEMVs take the RMSNorm of their input as a prologue (fp8_gemv_wide NORM: every invocation sums the
- * squares of the x chunks it loads anyway and multiplies each chunk by the norm weight) instead of a separate rmsnorm
- * dispatch: on the wide GEMV family, those whose rows x cols / RPT is at most the returned number. That quotient is
- * what the prologue costs: each of the rows / RPT invocations loads the cols norm weights (activation loads bound
- * these kernels on CPU adapters, docs/kernels.md §4; the sum of squares alone, or a constant in place of the loaded
- * weight, cost nothing measurable); the saving is one dispatch. Measured interleaved (rmsnorm + fp8_gemv_wide
- * against the fused GEMV, median ms per GEMV of 11 rounds, 2-core machine under another job's load; rows x cols
- * [loads]; docs/benchmarks.md "Fused decode dispatches"):
- *   lavapipe (RPT 4): 128x256 [8192] 0.054 -> 0.043, 80x256 [5120] 0.062 -> 0.042, 192x128 [6144] 0.058 -> 0.044,
- *     BF16 32x256 [2048] 0.056 -> 0.037; 256x256 [16384] 0.082 -> 0.091, 512x256 [32768] 0.165 -> 0.199; Kimi
- *     576x7168 4.8 -> 7.2: so 8192;
- *   SwiftShader (FP8 RPT 2, BF16 RPT 4): 128x64 [4096] 0.228 -> 0.198, 48x32 [768] 0.098 -> 0.076, BF16 32x256 [2048]
- *     0.150 -> 0.086; 80x256 [10240] 0.290 -> 0.292, 192x128 [12288] 0.341 -> 0.392, 128x256 [16384] 0.280 -> 0.300;
- *     Kimi 576x7168 41 -> 53: so 4096 (other software adapters too);
- *   never at Kimi widths (kv_a alone is 576x7168); GPUs (the subgroup GEMV has no prologue): 0.
+ * Whether decode GEMVs take the RMSNorm of their input as a prologue (fp8_gemv_wide NORM: the workgroup normalises
+ * its tokens' x rows on their way into workgroup memory, include/rms_inv.wgsl, bit-identical to the rmsnorm kernel)
+ * instead of a separate rmsnorm dispatch, wherever the GEMV stages x (linear.ts fusesNorm: GemvWideTuning.xs and x
+ * rows that fit workgroup memory). The prologue costs each workgroup one pass over x and two barriers; the saving is
+ * one dispatch. Measured: see NORM_PROLOGUE_MEASURED. GPUs (the subgroup GEMV stages nothing): never.
  */
-export function chooseNormPrologue(k: Kernels, gemv: GemvVariant): number {
-  const cls = adapterClass(k.gpu);
-  if (gemv !== 'wide' || cls === 'hardware') return 0;
-  return cls === 'llvmpipe' ? 8192 : 4096;
+export function chooseNormPrologue(k: Kernels, gemv: GemvVariant): boolean {
+  return gemv === 'wide' && adapterClass(k.gpu) !== 'hardware';
 }
 
 /**
@@ -360,6 +354,17 @@ export function decodeVariantFor(k: Kernels, format: ExpertFormat, hidden: numbe
   return v === 'subgroup' ? 'f32' : v;
 }
 
+
+/**
+ * Whether a decode step's MoE routing is one dispatch (moe_router GATE: the post-attention RMSNorm, the BF16 gate
+ * GEMV and the selection in one workgroup per token) rather than the gate GEMV (with or without its norm prologue)
+ * and then moe_router. Only up to MOE_ROUTER_GATE_MAX_HIDDEN (the workgroup copy of xn); one workgroup computes all
+ * E logits of its token, so on a GPU it would leave the chip idle at Kimi widths and is not chosen there (GPUs: not
+ * measured). Measured on CPU adapters: see docs/benchmarks.md "Fused decode dispatches".
+ */
+export function chooseRouterGate(k: Kernels, hidden: number): boolean {
+  return adapterClass(k.gpu) !== 'hardware' && hidden > 0 && hidden <= MOE_ROUTER_GATE_MAX_HIDDEN;
+}
 
 // ------------------------------------------------------------------------------------------------------------
 // MLA attention

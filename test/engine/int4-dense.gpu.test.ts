@@ -61,7 +61,14 @@ describe(`GPU engine on a checkpoint with INT4 dense linears (${testAdapter()})`
     const w = s.model.weights;
     const dense = w.layers[0]!;
     const moe = w.layers[1]!;
-    for (const l of [dense.qA!, dense.qB!, dense.kvA, dense.o, dense.mlp!.gate, dense.mlp!.up, dense.mlp!.down, moe.qA!, moe.qB!, moe.kvA, moe.o]) {
+    // q_a and kv_a are stacked into one INT4 matrix (weights-gpu.ts StackedLatentProj: INT4 stacks without padding)
+    for (const l of [dense, moe]) {
+      expect(l.qA).toBeNull();
+      expect(l.kvA).toBeNull();
+      expect(l.qkvA!.kvRow).toBe(ckpt.config.q_lora_rank);
+      expect(l.qkvA!.w.rows).toBe(ckpt.config.q_lora_rank! + ckpt.config.derived.kvAWidth);
+    }
+    for (const l of [dense.qkvA!.w, dense.qB!, dense.o, dense.mlp!.gate, dense.mlp!.up, dense.mlp!.down, moe.qkvA!.w, moe.qB!, moe.o]) {
       expect(l.format, l.name).toBe('int4');
       expect(l.scales, l.name).not.toBeNull();
       // group scales widened to f32 [rows, ⌈cols/32⌉] (createBuffer pads to 16 bytes)

@@ -273,10 +273,36 @@ describe(`GPU engine under a 64 KiB binding cap (${testAdapter()})`, () => {
       expect(w.lmHead.chunks.length).toBeGreaterThan(1);
       expect(w.layers[0]!.mlp!.gate.chunks.length).toBeGreaterThan(1); // 512 x 256 FP8 = 128 KiB
       expect(w.layers[1]!.moe!.experts.shards.length).toBeGreaterThan(1); // 32 experts x 64 KiB gate_up
+      // q_a [128, 256] over kv_a [80, 256] FP8: 52 KiB stacked, one binding
+      for (const l of w.layers) expect([l.qA, l.kvA, l.qkvA?.kvRow, l.qkvA?.w.rows, l.qkvA?.w.chunks.length]).toEqual([null, null, 128, 208, 1]);
       const T = 9; // 2 chunks: the 64 KiB cap limits a chunk to 7 tokens (MoE scratch [T, K+1, D])
       expect(s.chunk).toBeLessThan(T);
       const got = await s.forwardLogits(fx.prompt.slice(0, T));
       expect(compareRows(got, fx.logits.subarray(0, T * fx.V), fx.V, 2e-3).failures).toEqual([]);
+    } finally {
+      s.dispose();
+    }
+  });
+});
+
+describe(`GPU engine under an 8 KiB binding cap (${testAdapter()})`, () => {
+  const cap = 8 << 10;
+  afterAll(async () => (await testGpu({ maxBindingSizeCap: cap })).destroy());
+
+  it('uploads q_a and kv_a apart where their stacked matrix would need two bindings, and still matches the fixture', async () => {
+    const gpu = await testGpu({ maxBindingSizeCap: cap });
+    const fx = loadFixture('tiny');
+    const s = await session(gpu, 'tiny', { ctxSize: 48 });
+    try {
+      // stacked: (128 + 40) rows x 64 FP8 = 10.5 KiB > 8 KiB; apart: 2 KiB and 2.5 KiB
+      for (const l of s.model.weights.layers) expect([l.qkvA, l.qA?.rows, l.kvA?.rows]).toEqual([null, 32, 40]);
+      const T = 5;
+      const got = await s.forwardLogits(fx.prompt.slice(0, T));
+      expect(compareRows(got, fx.logits.subarray(0, T * fx.V), fx.V, 2e-3).failures).toEqual([]);
+      s.reset();
+      const out = [await s.prefill(fx.prompt, GREEDY)];
+      while (out.length < fx.greedy.length) out.push(await s.decode(out[out.length - 1]!, GREEDY));
+      expect(out).toEqual(fx.greedy);
     } finally {
       s.dispose();
     }

@@ -8,7 +8,8 @@
  *   the fp8_gemv_wide family with its NORM prologue (linear with `norm`): y = W · RMSNorm(x, nw, eps) for FP8, BF16 and
  *     INT4 weights, ragged rows and columns, token rows with offsets and strides, accumulate, several rows per
  *     invocation, and row chunks under a binding cap; against an f64 product with reference.ts rmsNorm; with XN
- *     (norm.out) the normalised rows written on the side against reference.ts rmsNorm.
+ *     (norm.out) the normalised rows written on the side against reference.ts rmsNorm. x staged in workgroup memory
+ *     (XS) changes no bit; a NORM row's bits do not depend on the rows beside it.
  *
  * Tolerances:
  *   norm: f32 sum of squares (≤ 700 terms) vs f64, one division / sqrt / two products: rtol 1e-5 + atol 1e-6
@@ -145,15 +146,57 @@ describe(`fused decode kernels (${testAdapter()})`, () => {
     }
   });
 
+  it('fp8_gemv_wide XS (x staged in workgroup memory) changes no bit; with NORM a batched row equals its one-token launch bit for bit (FP8, BF16, INT4)', async () => {
+    const gpu = await testGpu();
+    const rand = rng(250);
+    const bits = (v: Float32Array) => Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+    for (const fmt of ['fp8', 'bf16', 'int4'] as const) {
+      const rows = randInt(rand, 1, 200);
+      const cols = randInt(rand, 1, 500);
+      const c = weightCase(rand, fmt, rows, cols);
+      const gw = uploadLinear(gpu, fmt, c.w);
+      const T = 5;
+      const x = randn(rand, T * cols, 3);
+      const nwt = Float32Array.from(randn(rand, cols, 0.1), (v) => 1 + v);
+      const [xb, nb] = [f32Buffer(gpu, x, 'x'), f32Buffer(gpu, padded(nwt), 'nw')];
+      const run = async (tokens: number, xOffset: number, opts: { xs: boolean; norm: boolean }): Promise<Float32Array> => {
+        const yb = f32Buffer(gpu, tokens * rows, 'y');
+        await record(gpu, (r) => linear(r.k, r.pass, r.arena, {
+          w: gw, x: xb, xOffset, y: yb, tokens, gemv: 'wide', perRow: tokens > 1, wide: { xs: opts.xs }, norm: opts.norm ? { weight: nb, eps: 1e-6 } : undefined,
+        }));
+        const y = await readF32(gpu, yb, tokens * rows);
+        yb.destroy();
+        return y;
+      };
+      const label = `${fmt} [${rows}, ${cols}]`;
+      for (const tokens of [1, T]) {
+        expect(bits(await run(tokens, 0, { xs: true, norm: false })).equals(bits(await run(tokens, 0, { xs: false, norm: false }))), `${label} T ${tokens}: XS`).toBe(true);
+      }
+      const batched = await run(T, 0, { xs: true, norm: true });
+      for (let t = 0; t < T; t++) {
+        const one = await run(1, t * cols, { xs: true, norm: true });
+        expect(bits(batched.subarray(t * rows, (t + 1) * rows)).equals(bits(one)), `${label}: NORM row ${t} of ${T} vs alone`).toBe(true);
+      }
+      for (const b of [xb, nb]) b.destroy();
+      destroyLinear(gw);
+    }
+  });
+
   it('fusesNorm: the family only (FP8 wide decode, BF16 decode, INT4, per-row); elsewhere linear refuses a norm', async () => {
     const gpu = await testGpu();
     const rand = rng(300);
     const c = weightCase(rand, 'fp8', 8, 16);
     const gw = uploadLinear(gpu, 'fp8', c.w);
-    expect(fusesNorm({ w: gw, tokens: 1, gemv: 'wide' })).toBe(true);
-    expect(fusesNorm({ w: gw, tokens: 1, gemv: 'f32' })).toBe(false);
-    expect(fusesNorm({ w: gw, tokens: 2, gemv: 'wide' })).toBe(false);
-    expect(fusesNorm({ w: gw, tokens: 2, gemv: 'wide', perRow: true })).toBe(true);
+    const k = kernels(gpu);
+    expect(fusesNorm(k, { w: gw, tokens: 1, gemv: 'wide' })).toBe(true);
+    expect(fusesNorm(k, { w: gw, tokens: 1, gemv: 'f32' })).toBe(false);
+    expect(fusesNorm(k, { w: gw, tokens: 2, gemv: 'wide' })).toBe(false);
+    expect(fusesNorm(k, { w: gw, tokens: 2, gemv: 'wide', perRow: true })).toBe(true);
+    // the prologue needs x staged in workgroup memory: not without XS, nor for rows too wide for it
+    expect(fusesNorm(k, { w: gw, tokens: 1, gemv: 'wide', wide: { xs: false } })).toBe(false);
+    const wideRows = uploadLinear(gpu, 'wide', weightCase(rand, 'bf16', 2, 8192).w);
+    expect(fusesNorm(k, { w: wideRows, tokens: 1, gemv: 'wide' })).toBe(false);
+    destroyLinear(wideRows);
     const x = f32Buffer(gpu, 32);
     const y = f32Buffer(gpu, 16);
     const nw = f32Buffer(gpu, 16);
@@ -170,8 +213,10 @@ describe(`fused decode kernels under a 64 KiB binding cap (${testAdapter()})`, (
   it('fp8_gemv_wide NORM + XN over row chunks (FP8, BF16, INT4)', async () => {
     const gpu = await testGpu({ maxBindingSizeCap: cap });
     const rand = rng(400);
-    const rows = 301; // FP8 rows of 1040 B (1030 cols): 3 chunks; BF16 2064 B: 6 chunks; INT4 528 B: 2 chunks
-    const cols = 1030;
+    // 430 columns: x rows that fit workgroup memory at 8 tokens per invocation (fusesNorm); FP8 rows of 432 B: 3
+    // chunks of 128 rows; BF16 864 B: 5 chunks; INT4 224 B: 2 chunks
+    const rows = 301;
+    const cols = 430;
     for (const fmt of ['fp8', 'bf16', 'int4'] as const) {
       const c = weightCase(rand, fmt, rows, cols);
       const gw = uploadLinear(gpu, fmt, c.w);

@@ -12,9 +12,10 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { DeviceError, ShapeError } from '../../src/errors.js';
-import { dequantizeFp8Block, quantizeFp8Block } from '../../src/format/fp8.js';
+import { bf16ArrayToF32, dequantizeFp8Block, quantizeFp8Block } from '../../src/format/fp8.js';
+import { quantizeInt4 } from '../../src/format/int4.js';
 import type { GpuContext } from '../../src/gpu/device.js';
-import { destroyLinear, linear, uploadLinear, type GemmTiledTuning, type GemmVariant, type GemvVariant, type GemvWideTuning, type GpuLinear, type LinearArgs } from '../../src/gpu/ops/linear.js';
+import { destroyLinear, linear, stackLinears, uploadLinear, type GemmTiledTuning, type HostLinear, type GemmVariant, type GemvVariant, type GemvWideTuning, type GpuLinear, type LinearArgs } from '../../src/gpu/ops/linear.js';
 import { chooseGemm } from '../../src/gpu/plan.js';
 import type { LinearWeight } from '../../src/model/checkpoint.js';
 import { compareClose, randInt, randn, rng, testAdapter, testGpu } from '../helpers/gpu.js';
@@ -345,6 +346,42 @@ describe(`linear kernels (${testAdapter()})`, () => {
       nwBuf.destroy();
       destroyLinear(gw);
     }
+  });
+
+  it('stacked linears (q_a over kv_a): each part of the stacked GEMV and GEMM equals its own matrix bit for bit, FP8 padding rows 0; parts that cannot share a matrix are refused', async () => {
+    const gpu = await testGpu();
+    const rand = rng(91);
+    const int4Case = (rows: number, cols: number): HostLinear => {
+      const q = quantizeInt4(randn(rand, rows * cols, 0.5), rows, cols);
+      return { format: 'int4', rows, cols, groupSize: 32, data: q.packed, scale: bf16ArrayToF32(q.scale) };
+    };
+    // FP8 rows 96 (not a whole 128-row block: b starts at row 128), BF16 / INT4 stacked without padding
+    const pairs: Array<[HostLinear, HostLinear, number]> = [
+      [fp8Case(rand, 96, 300).w, fp8Case(rand, 80, 300).w, 128],
+      [fp8Case(rand, 256, 130).w, fp8Case(rand, 40, 130).w, 256],
+      [bf16Case(rand, 33, 130).w, bf16Case(rand, 20, 130).w, 33],
+      [int4Case(40, 96), int4Case(24, 96), 40],
+    ];
+    for (const [a, b, bRow] of pairs) {
+      const st = stackLinears(a, b)!;
+      expect(st.bRow, a.format).toBe(bRow);
+      expect(st.w.rows).toBe(bRow + b.rows);
+      const [ga, gb, gs] = [uploadLinear(gpu, 'a', a), uploadLinear(gpu, 'b', b), uploadLinear(gpu, 'ab', st.w)];
+      for (const T of [1, 5]) {
+        const x = randn(rand, T * a.cols);
+        const [ya, yb, ys] = [await runLinear(gpu, ga, x, T), await runLinear(gpu, gb, x, T), await runLinear(gpu, gs, x, T)];
+        for (let t = 0; t < T; t++) {
+          const row = ys.subarray(t * st.w.rows, (t + 1) * st.w.rows);
+          const bits = (v: Float32Array) => Array.from(new Uint32Array(v.slice().buffer));
+          expect(bits(row.subarray(0, a.rows)), `${a.format} T ${T} a`).toEqual(bits(ya.subarray(t * a.rows, (t + 1) * a.rows)));
+          expect(bits(row.subarray(bRow)), `${a.format} T ${T} b`).toEqual(bits(yb.subarray(t * b.rows, (t + 1) * b.rows)));
+          expect(Array.from(row.subarray(a.rows, bRow)).every((v) => v === 0), `${a.format} padding rows`).toBe(true);
+        }
+      }
+      for (const w of [ga, gb, gs]) destroyLinear(w);
+    }
+    expect(stackLinears(fp8Case(rand, 8, 64).w, bf16Case(rand, 8, 64).w)).toBeNull(); // formats differ
+    expect(stackLinears(fp8Case(rand, 8, 64).w, fp8Case(rand, 8, 65).w)).toBeNull(); // columns differ
   });
 
   it('rejects wrong shapes with ShapeError before encoding', async () => {

@@ -2,6 +2,9 @@
 import { describe, expect, it } from 'vitest';
 import { moeRoute, type RouterConfig } from '../../src/model/router.js';
 import { moeRouter } from '../../src/gpu/ops/moe.js';
+import { uploadLinear } from '../../src/gpu/ops/linear.js';
+import { bf16ArrayToF32, f32ArrayToBf16 } from '../../src/format/fp8.js';
+import { rmsNorm } from '../../src/model/reference.js';
 import { ShapeError } from '../../src/errors.js';
 import { expectClose, randInt, randn, rng, testAdapter, testGpu } from '../helpers/gpu.js';
 import { harness, readF32, readU32, runPass, upload, zeros } from './moe-mla-harness.js';
@@ -150,6 +153,60 @@ describe(`moe_router (${testAdapter()})`, () => {
     }
   });
 
+  it('GATE: the RMSNorm and the BF16 gate GEMV inside the router (decode routing in one dispatch) match rmsNorm, the f64 logits and moeRoute; xn is written', async () => {
+    const gpu = await testGpu();
+    const h = harness(gpu);
+    const rand = rng(4321);
+    const eps = 1e-6;
+    // D odd (the last word's high half is padding), D a multiple of 64, Kimi-toy widths, the largest D taken
+    const shapes = [
+      { D: 63, E: 16, K: 4, G: 4, TG: 2 },
+      { D: 256, E: 32, K: 8, G: 1, TG: 1 },
+      { D: 384, E: 64, K: 8, G: 1, TG: 1 },
+      { D: 2048, E: 72, K: 6, G: 8, TG: 3 },
+    ];
+    for (const sh of shapes) {
+      const T = randInt(rand, 1, 5);
+      const c: Case = { ...sh, T, norm: rand() < 0.7, scaling: 1 + 2 * rand(), logits: new Float32Array(T * sh.E), bias: new Float32Array(sh.E) };
+      c.bias.set(Array.from({ length: sh.E }, () => 0.1 * rand()));
+      const wBits = f32ArrayToBf16(randn(rand, sh.E * sh.D, 1 / Math.sqrt(sh.D)));
+      const wDense = bf16ArrayToF32(wBits);
+      const nw = Float32Array.from(randn(rand, sh.D, 0.3), (v) => 1 + v);
+      const hid = new Float32Array(T * sh.D);
+      const xnWant = new Float64Array(T * sh.D);
+      for (let t = 0; t < T; t++) {
+        // re-draw a token whose selection margins (f64 logits) are below 1e-4: f32 vs f64 could then legitimately differ
+        for (;;) {
+          const row = randn(rand, sh.D, 2);
+          const xn = rmsNorm(Float64Array.from(row), nw, eps);
+          const logits = Float64Array.from({ length: sh.E }, (_, e) => xn.reduce((acc, v, j) => acc + wDense[e * sh.D + j]! * v, 0));
+          if (margin(logits, c.bias, c) < 1e-4) continue;
+          hid.set(row, t * sh.D);
+          xnWant.set(xn, t * sh.D);
+          c.logits.set(logits, t * sh.E);
+          break;
+        }
+      }
+      const gw = uploadLinear(gpu, 'gate', { format: 'bf16', rows: sh.E, cols: sh.D, data: wBits });
+      const [hb, nwb, ids, weights, xn] = [upload(gpu, hid), upload(gpu, nw), zeros(gpu, T * c.K * 4), zeros(gpu, T * c.K * 4), zeros(gpu, T * sh.D * 4)];
+      const bias = upload(gpu, c.bias);
+      await runPass(h, (pass) =>
+        moeRouter(h.k, pass, h.arena, {
+          logits: zeros(gpu, 16), bias, ids, weights, tokens: T, experts: c.E, topK: c.K, groups: c.G, topkGroups: c.TG, normTopkProb: c.norm, scaling: c.scaling,
+          gate: { h: hb, codes: gw.chunks[0]!.codes, strideWords: gw.strideWords, norm: nwb, eps, xn, hidden: sh.D },
+        }),
+      );
+      const label = `GATE D=${sh.D} E=${sh.E} K=${sh.K} G=${sh.G} TG=${sh.TG} T=${T} (seed 4321)`;
+      const want = cpuRoute(c); // moeRoute on the f64 logits
+      expect([...(await readU32(gpu, ids, T * c.K))], label).toEqual(want.ids);
+      // f32 sigmoid of f32 logits (D-term sums in f32: |Δlogit| ≲ D·2^-24·Σ|w·x|) vs f64
+      expectClose(await readF32(gpu, weights, T * c.K), want.weights, { atol: 1e-5, rtol: 1e-5, label: `${label} weights` });
+      // xn = nw · (h · inv) in f32: a few roundings of each value, and the D-term Σ h² in f32
+      expectClose(await readF32(gpu, xn, T * sh.D), xnWant, { atol: 1e-6, rtol: 1e-5, label: `${label} xn` });
+      gw.chunks[0]!.codes.destroy();
+    }
+  });
+
   it('rejects shapes it cannot route', async () => {
     const gpu = await testGpu();
     const h = harness(gpu);
@@ -160,6 +217,10 @@ describe(`moe_router (${testAdapter()})`, () => {
     expect(() => moeRouter(h.k, pass, h.arena, { ...base, experts: 10, topK: 2, groups: 3, topkGroups: 1 })).toThrow(ShapeError);
     expect(() => moeRouter(h.k, pass, h.arena, { ...base, experts: 16, topK: 9, groups: 4, topkGroups: 2 })).toThrow(ShapeError);
     expect(() => moeRouter(h.k, pass, h.arena, { ...base, experts: 600, topK: 2, groups: 1, topkGroups: 1 })).toThrow(ShapeError);
+    // GATE: a hidden size past the workgroup copy of xn; gate rows too short for D
+    const gate = { h: b, codes: b, strideWords: 1025, norm: b, eps: 1e-6, xn: b, hidden: 2049 };
+    expect(() => moeRouter(h.k, pass, h.arena, { ...base, experts: 8, topK: 2, groups: 1, topkGroups: 1, gate })).toThrow(/hidden/);
+    expect(() => moeRouter(h.k, pass, h.arena, { ...base, experts: 8, topK: 2, groups: 1, topkGroups: 1, gate: { ...gate, hidden: 64, strideWords: 16 } })).toThrow(ShapeError);
     pass.end();
   });
 });

@@ -38,7 +38,7 @@ import type { Kernels } from '../kernels.js';
 import { adapterClass } from './adapter-class.js';
 import { requireBytes, requireInt, requireSubgroupWorkgroup, type Buf } from './binding.js';
 import { INT4_GROUP, linearRowStrideWords, scaleColumns, type LinearFormat } from './fp8-layout.js';
-import { unusedBuffer } from './unused.js';
+import { unusedBuffer, unusedWritable } from './unused.js';
 import { chooseGemm, gemmTiledTuning, GEMV_SUBGROUP_WG, gemvWideTuning, tiledGemmFrom } from '../plan.js';
 
 export type { LinearFormat, WeightFormat } from './fp8-layout.js';
@@ -53,6 +53,53 @@ export type HostLinear =
   | { format: 'fp8'; rows: number; cols: number; data: Uint8Array; scale: Float32Array }
   | { format: 'bf16'; rows: number; cols: number; data: Uint16Array }
   | { format: 'int4'; rows: number; cols: number; groupSize: number; data: Uint32Array; scale: Float32Array };
+
+/**
+ * Two host linears that read the same input, stacked into one [bRow + b.rows, cols] matrix so one GEMV (or GEMM)
+ * computes both: rows [0, a.rows) are a's, rows [bRow, bRow + b.rows) b's, rows between are zero codes (zero
+ * scales). FP8 puts b at a whole 128-row scale block (bRow = a.rows rounded up to 128: a block's one scale cannot
+ * serve rows of both matrices); BF16 and INT4 (per-row group scales) stack b right after a. Every row's numbers are
+ * exactly those of its own matrix (the same codes, scales and column order). Null when the two cannot share a matrix
+ * (formats, column counts or INT4 group sizes differ).
+ */
+export function stackLinears(a: HostLinear, b: HostLinear): { w: HostLinear; bRow: number } | null {
+  if (a.format !== b.format || a.cols !== b.cols) return null;
+  const cols = a.cols;
+  if (a.format === 'fp8' && b.format === 'fp8') {
+    const bRow = Math.ceil(a.rows / 128) * 128;
+    const rows = bRow + b.rows;
+    const data = new Uint8Array(rows * cols);
+    data.set(a.data, 0);
+    data.set(b.data, bRow * cols);
+    const sc = Math.ceil(cols / 128);
+    const scale = new Float32Array(Math.ceil(rows / 128) * sc);
+    scale.set(a.scale, 0);
+    scale.set(b.scale, (bRow / 128) * sc);
+    return { w: { format: 'fp8', rows, cols, data, scale }, bRow };
+  }
+  if (a.format === 'bf16' && b.format === 'bf16') {
+    const data = new Uint16Array((a.rows + b.rows) * cols);
+    data.set(a.data, 0);
+    data.set(b.data, a.rows * cols);
+    return { w: { format: 'bf16', rows: a.rows + b.rows, cols, data }, bRow: a.rows };
+  }
+  if (a.format === 'int4' && b.format === 'int4' && a.groupSize === b.groupSize) {
+    const concat = <T extends Uint32Array | Float32Array>(x: T, y: T, out: T): T => {
+      out.set(x, 0);
+      out.set(y, x.length);
+      return out;
+    };
+    return {
+      w: {
+        format: 'int4', rows: a.rows + b.rows, cols, groupSize: a.groupSize,
+        data: concat(a.data, b.data, new Uint32Array(a.data.length + b.data.length)),
+        scale: concat(a.scale, b.scale, new Float32Array(a.scale.length + b.scale.length)),
+      },
+      bRow: a.rows,
+    };
+  }
+  return null;
+}
 
 /** A contiguous range of rows held by one buffer. */
 export interface RowChunk {
@@ -207,6 +254,11 @@ export interface GemvWideTuning {
    * for them (TB, shaders/fp8_gemv_wide.wgsl); a token's sums are those of the one-token GEMV whatever TB
    */
   tb: number;
+  /**
+   * stage the tokens' x rows in workgroup memory (XS, shaders/fp8_gemv_wide.wgsl) where they fit; the
+   * fused RMSNorm (`norm`) needs it
+   */
+  xs: boolean;
 }
 
 /** Tokens per invocation of fp8_gemv_wide for T tokens: a power of two up to `most`, so few pipelines serve any T. */
@@ -283,11 +335,44 @@ export interface LinearArgs {
   };
 }
 
+/** vec4s of fp8_gemv_wide's staged x rows (xs) for TB tokens of `cols` columns: whole 16-column chunks per row. */
+function xsVec4(cols: number, TB: number): number {
+  return TB * Math.ceil(cols / 16) * 4;
+}
+
+/** The most vec4s fp8_gemv_wide's xs may hold beside NORM's partial sums (xss: TB·WG floats) in the device's workgroup memory. */
+function xsCapacity(k: Kernels, wg: number, TB: number, norm: boolean): number {
+  return Math.floor((k.gpu.limits.maxComputeWorkgroupStorageSize - (norm ? 4 * TB * wg : 4) - 16) / 16);
+}
+
+type WideLaunch = Pick<LinearArgs, 'w' | 'tokens' | 'wide'>;
+
 /**
- * Whether `linear` runs the fp8_gemv_wide family for these arguments (and so can take `norm`): INT4 at any T, BF16
- * decode, FP8 decode with gemv 'wide', per-row batched GEMVs.
+ * fp8_gemv_wide's xs capacity in vec4s for this launch (XSN), or 0 where the tuning or the size leaves x unstaged: a
+ * power of two (fewer pipelines: one per size class, not per column count) within the device's workgroup memory.
  */
-export function fusesNorm(a: Pick<LinearArgs, 'w' | 'tokens' | 'gemv' | 'forceGemm' | 'perRow'>): boolean {
+function stagedVec4(k: Kernels, a: WideLaunch, norm: boolean): number {
+  const wide = { ...gemvWideTuning(k, a.w.format), ...a.wide };
+  const TB = gemvTokensPerInvocation(a.tokens, wide.tb);
+  const need = xsVec4(a.w.cols, TB);
+  const cap = xsCapacity(k, wide.wg, TB, norm);
+  if (!wide.xs || need > cap) return 0;
+  return Math.min(cap, 2 ** Math.ceil(Math.log2(Math.max(need, 16))));
+}
+
+/**
+ * Whether `linear` runs the fp8_gemv_wide family for these arguments with x staged in workgroup memory (and so can
+ * take `norm`): INT4 at any T, BF16 decode, FP8 decode with gemv 'wide', per-row batched GEMVs, whose x rows fit
+ * workgroup memory at the tuning's most tokens per invocation (GemvWideTuning.xs, .tb). The answer does not depend
+ * on `tokens`: a batched decode row and a one-token decode fuse the same norms, so their numbers stay the same.
+ */
+export function fusesNorm(k: Kernels, a: Pick<LinearArgs, 'w' | 'tokens' | 'gemv' | 'forceGemm' | 'perRow' | 'wide'>): boolean {
+  const wide = { ...gemvWideTuning(k, a.w.format), ...a.wide };
+  return runsWideFamily(a) && wide.xs && xsVec4(a.w.cols, wide.tb) <= xsCapacity(k, wide.wg, wide.tb, true);
+}
+
+/** Whether `linear` runs the fp8_gemv_wide family for these arguments: see fusesNorm. */
+function runsWideFamily(a: Pick<LinearArgs, 'w' | 'tokens' | 'gemv' | 'forceGemm' | 'perRow'>): boolean {
   const gemm = a.tokens > 1 || a.forceGemm === true;
   if (a.w.format === 'int4' || a.perRow) return true;
   if (a.w.format === 'bf16') return !gemm;
@@ -320,7 +405,7 @@ export function linear(k: Kernels, pass: GPUComputePassEncoder, arena: UniformAr
   if (a.perRow && w.format === 'fp8' && (a.gemv ?? 'f32') !== 'wide') {
     throw new ShapeError(`${name}: per-row GEMVs need the wide FP8 GEMV (gemv '${a.gemv ?? 'f32'}'); use forceGemm`, 'gemv');
   }
-  if (a.norm && !fusesNorm(a)) throw new ShapeError(`${name}: a fused RMSNorm needs the fp8_gemv_wide family (fusesNorm)`, 'norm');
+  if (a.norm && !fusesNorm(k, a)) throw new ShapeError(`${name}: a fused RMSNorm needs the fp8_gemv_wide family with x staged in workgroup memory (fusesNorm: ${w.cols} columns x ${a.tokens} tokens)`, 'norm');
   // the kernel reads the norm weight as vec4: padded to whole vec4 with finite values (zeros)
   if (a.norm) requireBytes(k.gpu, a.norm.weight, Math.ceil(w.cols / 4) * 16, name, 'norm.weight');
   if (a.norm && !(a.norm.eps > 0)) throw new ShapeError(`${name}: eps must be > 0, got ${a.norm.eps}`, 'eps');
@@ -392,18 +477,6 @@ function bufferOf(b: Buf): GPUBuffer {
   return 'buffer' in b ? b.buffer : b;
 }
 
-const writable = new WeakMap<Kernels, GPUBuffer>();
-
-/** A 16-byte buffer for an unused writable binding (unusedBuffer is bound read-only in the same dispatch). */
-function unusedWritable(k: Kernels): GPUBuffer {
-  let b = writable.get(k);
-  if (!b) {
-    b = createBuffer(k.gpu, 16, 'unused.rw');
-    writable.set(k, b);
-  }
-  return b;
-}
-
 /** The Params of the dense linear kernels (shaders/include/linear.wgsl) but the row chunk's rows and rowStart. */
 interface LinearParams {
   cols: number;
@@ -453,7 +526,12 @@ function gemvWide(k: Kernels, pass: GPUComputePassEncoder, arena: UniformArena, 
   const TB = gemvTokensPerInvocation(params.T, wide.tb);
   // F16BITS is an override of the FP8 instance only (format_fp8.wgsl)
   const constants: Record<string, number> = w.format === 'fp8' ? { WG: wide.wg, RPT: wide.rpt, F16BITS: wide.f16bits ? 1 : 0, TB } : { WG: wide.wg, RPT: wide.rpt, TB };
-  if (a.norm) Object.assign(constants, { NORM: 1, EPS: a.norm.eps, XN: a.norm.out ? 1 : 0 });
+  const xsn = stagedVec4(k, a, a.norm !== undefined);
+  if (xsn > 0) Object.assign(constants, { XS: 1, XSN: xsn });
+  if (a.norm) {
+    if (xsn === 0) throw new ShapeError(`${name}: a fused RMSNorm needs x staged in workgroup memory`, 'norm');
+    Object.assign(constants, { NORM: 1, EPS: a.norm.eps, XN: a.norm.out ? 1 : 0, XSS: TB * wide.wg });
+  }
   const scales = w.scales ?? unusedBuffer(k);
   const nw = a.norm?.weight ?? unusedBuffer(k);
   const xn = a.norm?.out ?? unusedWritable(k);

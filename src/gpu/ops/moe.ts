@@ -65,7 +65,7 @@ import type { GpuContext } from '../device.js';
 import type { Kernels } from '../kernels.js';
 import { expertRowStrideWords, scaleColumns, stackLayout, type ExpertFormat } from './fp8-layout.js';
 import { requireBytes, requireInt, requireSubgroupWorkgroup, weightFormat, type Buf, type WeightBuffers } from './binding.js';
-import { unusedBuffer } from './unused.js';
+import { unusedBuffer, unusedWritable } from './unused.js';
 import { chooseMoePrefill, decodeVariantFor, MOE_SUBGROUP_TUNING, moeTiledTuning, moeWideTuning } from '../plan.js';
 
 export interface MoeGeometry {
@@ -117,7 +117,26 @@ export interface MoeRouterArgs {
   topkGroups: number; // TG (topk_group)
   normTopkProb: boolean;
   scaling: number; // routed_scaling_factor
+  /**
+   * The gate GEMV and its RMSNorm in the router's dispatch (moe_router.wgsl GATE): `logits` is then not read, the
+   * logits are computed from `h` and the BF16 gate weight, and the normalised rows are written to `xn`.
+   */
+  gate?: MoeRouterGate;
 }
+
+/** moe_router's GATE inputs: see MoeRouterArgs.gate. */
+export interface MoeRouterGate {
+  h: Buf; // [T, D] f32, the residual stream
+  codes: GPUBuffer; // BF16 [E, strideWords · 2] (ops/linear.ts upload layout, one chunk)
+  strideWords: number;
+  norm: GPUBuffer; // f32 [D] post_attention_layernorm
+  eps: number;
+  xn: Buf; // [T, D] f32 (written)
+  hidden: number; // D
+}
+
+/** Largest hidden size moe_router's GATE takes: its workgroup copy of xn (4 bytes a value) within 16 KiB of workgroup memory with the router's own arrays. */
+export const MOE_ROUTER_GATE_MAX_HIDDEN = 2048;
 
 export function moeRouter(k: Kernels, pass: GPUComputePassEncoder, arena: UniformArena, a: MoeRouterArgs): void {
   const name = 'moe_router';
@@ -128,16 +147,30 @@ export function moeRouter(k: Kernels, pass: GPUComputePassEncoder, arena: Unifor
   requireInt(TG, 1, name, 'topkGroups', G);
   if (E % G !== 0 || (G > 1 && E / G < 2)) throw new ShapeError(`${name}: ${E} experts do not split into ${G} groups of ≥ 2`, 'groups', G, E);
   requireInt(K, 1, name, 'topK', Math.min(MOE_MAX_TOPK, (TG * E) / G));
-  requireBytes(k.gpu, a.logits, T * E * 4, name, 'logits');
+  const g = a.gate;
+  if (!g) requireBytes(k.gpu, a.logits, T * E * 4, name, 'logits');
   requireBytes(k.gpu, a.bias, E * 4, name, 'bias');
   requireBytes(k.gpu, a.ids, T * K * 4, name, 'ids');
   requireBytes(k.gpu, a.weights, T * K * 4, name, 'weights');
   const WG = 64;
-  // workgroup arrays sized to E (SwiftShader's compile time grows with array sizes)
+  const spare = unusedBuffer(k);
+  let gate = { h: spare as Buf, gate: spare as Buf, nw: spare as Buf, xn: unusedWritable(k) as Buf };
+  let D = 0;
+  if (g) {
+    D = g.hidden;
+    requireInt(D, 1, name, 'hidden', MOE_ROUTER_GATE_MAX_HIDDEN);
+    if (g.strideWords < Math.ceil(D / 2)) throw new ShapeError(`${name}: gate rows of ${g.strideWords} words cannot hold ${D} BF16 codes`, 'strideWords', Math.ceil(D / 2), g.strideWords);
+    requireBytes(k.gpu, g.h, T * D * 4, name, 'h');
+    requireBytes(k.gpu, g.codes, E * g.strideWords * 4, name, 'gate');
+    requireBytes(k.gpu, g.norm, D * 4, name, 'nw');
+    requireBytes(k.gpu, g.xn, T * D * 4, name, 'xn');
+    gate = { h: g.h, gate: g.codes, nw: g.norm, xn: g.xn };
+  }
+  // workgroup arrays sized to E and D (SwiftShader's compile time grows with array sizes)
   k.run(pass, arena, name, {
-    constants: { WG, MAX_E: Math.ceil(E / 64) * 64 },
-    bind: { logits: a.logits, bias: a.bias, ids: a.ids, weights: a.weights },
-    params: { T, E, K, G, TG, norm: a.normTopkProb ? 1 : 0, scaling: a.scaling },
+    constants: { WG, MAX_E: Math.ceil(E / 64) * 64, ...(g ? { GATE: 1, MAX_D: Math.ceil(D / 64) * 64, EPS: g.eps } : {}) },
+    bind: { logits: g ? spare : a.logits, bias: a.bias, ids: a.ids, weights: a.weights, ...gate },
+    params: { T, E, K, G, TG, norm: a.normTopkProb ? 1 : 0, scaling: a.scaling, D, gStride: g?.strideWords ?? 0 },
     grid: [T],
   });
 }

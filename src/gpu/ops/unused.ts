@@ -15,3 +15,15 @@ export function unusedBuffer(k: Kernels): GPUBuffer {
   }
   return b;
 }
+
+const writable = new WeakMap<Kernels, GPUBuffer>();
+
+/** A 16-byte buffer for an unused writable binding (unusedBuffer may be bound read-only in the same dispatch). */
+export function unusedWritable(k: Kernels): GPUBuffer {
+  let b = writable.get(k);
+  if (!b) {
+    b = createBuffer(k.gpu, 16, 'unused.rw');
+    writable.set(k, b);
+  }
+  return b;
+}
