@@ -9,6 +9,9 @@
 // A kernel family: moe_down_id_wide (FP8), _bf16, _int4. Each output row is owned by one thread, which loops over
 // the slots in a fixed order: deterministic, no atomics. Rows past D recompute the last row and are not written.
 // h past F (Fs) in a slot's row is masked to 0 (it is scratch of other widths).
+// XS (override, default false): the workgroup's token's Ks slot rows of h are staged in workgroup memory first (xs,
+// XSN vec4s, ⌈Fmax / 16⌉ · 4 per slot, masked to 0 past the slot's width; one barrier before any invocation
+// returns) and every chunk reads them there, as moe_gateup_id_wide's XS: the same values, no result bit changes.
 //
 // Bindings (group 0), as moe_down_id.wgsl with the codes viewed as chunks CW:
 //   0  xin       array<f32>        [T, Ks, Fmax]            h
@@ -19,17 +22,37 @@
 //   5  shScales  array<f32>        [smat(D, scFs)]
 //   6  out       array<f32>        [T, D]                    read (accumulate) and written
 //   7  params    uniform           Params (as moe_down_id.wgsl)
-// Workgroup: WG threads (override, default 64), RPT rows each, no barriers. Dispatch: (⌈D / (WG · RPT)⌉, Tw): tokens t0 .. t0 + Tw - 1.
+// Workgroup: WG threads (override, default 64), RPT rows each; one barrier under XS, none otherwise. Dispatch: (⌈D / (WG · RPT)⌉, Tw): tokens t0 .. t0 + Tw - 1.
 // CPU counterpart: model/reference.ts moe (Σ_k w_k · down_e(…) + shared).
 // #formats fp8 bf16 int4
 
 override WG: u32 = 64u;
 override RPT: u32 = 2u;         // rows per invocation: 1, 2 or 4
+override XS: bool = false;      // the token's slot rows of h staged in workgroup memory
+override XSN: u32 = 1u;         // XS: capacity of xs in vec4s (≥ Ks · ⌈Fmax / 16⌉ · 4 + 4)
 
 // #include "down_wide_io.wgsl"
 
 // #include "format.wgsl"
 // #include "wide_rows.wgsl"
+
+var<workgroup> xs: array<vec4<f32>, XSN>; // XS: [Ks, ⌈Fmax / 16⌉ · 4] the token's slot rows, 0 past their widths
+
+// vec4s per slot row of xs
+fn xsRow() -> u32 {
+  return ((p.Fmax + 15u) / 16u) * 4u;
+}
+
+// chunk k of slot `slot`'s row (at xo in xin, `cols` wide): from xs (XS; an 8-column chunk takes the first two
+// vec4s), else from xin (masked past cols)
+fn xget(slot: u32, xo: u32, k: u32, full: bool, cols: u32) -> XC {
+  if (XS) {
+    let v = slot * xsRow() + k * (CCOLS / 4u);
+    return xc4(xs[v], xs[v + 1u], xs[v + 2u], xs[v + 3u]);
+  }
+  if (full) { return xc_full(xo + CCOLS * k); }
+  return xc_tail(xo, CCOLS * k, cols);
+}
 
 // #each SUF W S: routed codes scales; shared shCodes shScales
 // RPT rows at b (+ o), chunk k of each, against one chunk of h
@@ -43,18 +66,18 @@ fn step_$SUF(b: u32, o: vec3<u32>, k: u32, x: XC, acc: ptr<function, vec4<f32>>)
 }
 
 // s: the first row's scale row, so: the other rows' scale-row offsets
-fn dot_$SUF(b: u32, s: u32, o: vec3<u32>, so: vec3<u32>, xo: u32, cols: u32) -> vec4<f32> {
+fn dot_$SUF(b: u32, s: u32, o: vec3<u32>, so: vec3<u32>, slot: u32, xo: u32, cols: u32) -> vec4<f32> {
   let ch = chunks(cols);
   var acc = vec4<f32>(0.0);
   for (var k0 = 0u; k0 < ch.y; k0 += ch.z) {
     let kend = min(k0 + ch.z, ch.x);
     var part = vec4<f32>(0.0);
     for (var k = k0; k < kend; k++) {
-      step_$SUF(b, o, k, xc_full(xo + CCOLS * k), &part);
+      step_$SUF(b, o, k, xget(slot, xo, k, true, cols), &part);
     }
     if (kend < min(k0 + ch.z, ch.y)) {
       // the last, partial chunk (always in the last block): h masked to 0 past cols
-      step_$SUF(b, o, ch.x, xc_tail(xo, CCOLS * ch.x, cols), &part);
+      step_$SUF(b, o, ch.x, xget(slot, xo, ch.x, false, cols), &part);
     }
     let kb = k0 / ch.z;
     if (HAS_SCALES) {
@@ -68,11 +91,19 @@ fn dot_$SUF(b: u32, s: u32, o: vec3<u32>, so: vec3<u32>, xo: u32, cols: u32) -> 
 // #end
 
 @compute @workgroup_size(WG)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   _ = &scales; // one binding layout for every format (BF16 reads no scales)
   _ = &shScales;
   let d0 = gid.x * RPT;
   let t = wid.y + p.t0;
+  if (XS) {
+    let xr = xsRow();
+    for (var v = lid; v < p.Ks * xr; v += WG) {
+      let slot = v / xr;
+      xs[v] = x4m((t * p.Ks + slot) * p.Fmax, (v % xr) * 4u, select(p.F, p.Fs, slot == p.K));
+    }
+    workgroupBarrier();
+  }
   if (d0 >= p.D) { return; }
   let oo = t * p.D + d0;
   let nr = p.D - d0; // valid rows from d0
@@ -92,12 +123,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
     let e = ids[t * p.K + k];
     if (e >= p.e0 && e < p.e1) {
       let m = e - p.e0;
-      acc += dot_routed(m * mw + d0 * rsv, m * ms + srow(d0, p.scF), o, so, (t * p.Ks + k) * p.Fmax, p.F);
+      acc += dot_routed(m * mw + d0 * rsv, m * ms + srow(d0, p.scF), o, so, k, (t * p.Ks + k) * p.Fmax, p.F);
     }
   }
   if (p.doShared != 0u) {
     let rsvs = p.rsFs / CWORDS;
-    acc += dot_shared(d0 * rsvs, srow(d0, p.scFs), rowOffsets(nr, rsvs), scaleRowOffsets(d0, nr, p.scFs), (t * p.Ks + p.K) * p.Fmax, p.Fs);
+    acc += dot_shared(d0 * rsvs, srow(d0, p.scFs), rowOffsets(nr, rsvs), scaleRowOffsets(d0, nr, p.scFs), p.K, (t * p.Ks + p.K) * p.Fmax, p.Fs);
   }
   out[oo] = acc.x;
   if (RPT > 1u && nr > 1u) { out[oo + 1u] = acc.y; }

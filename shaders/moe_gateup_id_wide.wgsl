@@ -12,6 +12,10 @@
 // A kernel family: moe_gateup_id_wide (FP8), _bf16, _int4. Each row has its own scale lookup (FP8: RPT divides
 // 128, so a thread's rows share one scale row). Rows past F (or Fs) recompute the last row and are not written;
 // the ragged last chunk of a row multiplies x masked to 0 past D.
+// XS (override, default false): the workgroup's token row x_t is staged in workgroup memory first (xs, XSN vec4s,
+// ⌈D / 16⌉ · 4 used, 0 past D; one barrier before any invocation returns) and every chunk reads it there, as
+// fp8_gemv_wide's XS (on lavapipe a storage load at a workgroup-uniform address in a loop is a per-lane gather):
+// the same values, so no result bit changes.
 //
 // Bindings (group 0), as moe_gateup_id.wgsl with the codes viewed as chunks CW:
 //   0  xin       array<f32>        [T, D]
@@ -23,13 +27,15 @@
 //   6  shScales  array<f32>        stack [2, smat(Fs, scD)]
 //   7  h         array<f32>        [T, Ks, Fmax]                   written
 //   8  params    uniform           Params (as moe_gateup_id.wgsl)
-// Workgroup: WG threads (override, default 64), RPT rows each, no barriers.
+// Workgroup: WG threads (override, default 64), RPT rows each; one barrier under XS, none otherwise.
 // Dispatch: (⌈Fmax / (WG · RPT)⌉, K or Ks slots, Tw): tokens t0 .. t0 + Tw - 1 (Tw = T, t0 = 0 unless offloading runs waves).
 // CPU counterpart: model/reference.ts moe (silu(gate·x) ⊙ up·x per selected expert, × its weight).
 // #formats fp8 bf16 int4
 
 override WG: u32 = 64u;
 override RPT: u32 = 2u;         // rows per invocation: 1, 2 or 4
+override XS: bool = false;      // x_t staged in workgroup memory
+override XSN: u32 = 1u;         // XS: capacity of xs in vec4s (≥ ⌈D / 16⌉ · 4 + 4)
 
 // #include "gateup_wide_io.wgsl"
 
@@ -37,6 +43,18 @@ override RPT: u32 = 2u;         // rows per invocation: 1, 2 or 4
 // #include "wide_rows.wgsl"
 
 struct GU { g: vec4<f32>, u: vec4<f32> }
+
+var<workgroup> xs: array<vec4<f32>, XSN>; // XS: x_t, 0 past D
+
+// chunk k of x_t: from xs (XS; an 8-column chunk takes the first two vec4s), else from xin (masked past D)
+fn xget(xo: u32, k: u32, full: bool) -> XC {
+  if (XS) {
+    let v = k * (CCOLS / 4u);
+    return xc4(xs[v], xs[v + 1u], xs[v + 2u], xs[v + 3u]);
+  }
+  if (full) { return xc_full(xo + CCOLS * k); }
+  return xc_tail(xo, CCOLS * k, p.D);
+}
 
 // #each SUF W S: routed codes scales; shared shCodes shScales
 // 2·RPT rows of one chunk: gate rows at gb (+ o), up rows at ub (+ o), chunk k of each row
@@ -65,11 +83,11 @@ fn gu_$SUF(gb: u32, ub: u32, gs: u32, us: u32, o: vec3<u32>, so: vec3<u32>, xo: 
     var pg = vec4<f32>(0.0);
     var pu = vec4<f32>(0.0);
     for (var k = k0; k < kend; k++) {
-      step_$SUF(gb, ub, o, k, xc_full(xo + CCOLS * k), &pg, &pu);
+      step_$SUF(gb, ub, o, k, xget(xo, k, true), &pg, &pu);
     }
     if (kend < min(k0 + ch.z, ch.y)) {
       // the last, partial chunk (always in the last block): x masked to 0 past D
-      step_$SUF(gb, ub, o, ch.x, xc_tail(xo, CCOLS * ch.x, p.D), &pg, &pu);
+      step_$SUF(gb, ub, o, ch.x, xget(xo, ch.x, false), &pg, &pu);
     }
     let kb = k0 / ch.z;
     if (HAS_SCALES) {
@@ -85,13 +103,17 @@ fn gu_$SUF(gb: u32, ub: u32, gs: u32, us: u32, o: vec3<u32>, so: vec3<u32>, xo: 
 // #end
 
 @compute @workgroup_size(WG)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   _ = &scales; // one binding layout for every format (BF16 reads no scales)
   _ = &shScales;
   let f0 = gid.x * RPT;
   let k = wid.y;
   let t = wid.z + p.t0;
   let xo = t * p.D;
+  if (XS) {
+    for (var v = lid; v < ((p.D + 15u) / 16u) * 4u; v += WG) { xs[v] = x4m(xo, v * 4u, p.D); }
+    workgroupBarrier();
+  }
   let rsv = p.rsD / CWORDS;
   var r: GU;
   var wt = 1.0;

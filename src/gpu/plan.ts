@@ -277,7 +277,7 @@ export const MOE_SUBGROUP_TUNING: Readonly<MoeSubgroupTuning> = { wg: 64, rpwGat
 /** moe_*_id_wide's constants for this device (see chooseMoeDecode for the measurements). */
 export function moeWideTuning(k: Kernels): MoeWideTuning {
   void k; // the same on both measured CPU adapters (lavapipe, SwiftShader); GPUs do not run the wide kernels by default
-  return { rptGateUp: 4, rptDown: 4, f16bits: true, wg: 64 };
+  return { rptGateUp: 4, rptDown: 4, f16bits: true, wg: 64, xs: true };
 }
 
 /**

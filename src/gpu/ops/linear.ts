@@ -38,6 +38,7 @@ import type { Kernels } from '../kernels.js';
 import { adapterClass } from './adapter-class.js';
 import { requireBytes, requireInt, requireSubgroupWorkgroup, type Buf } from './binding.js';
 import { INT4_GROUP, linearRowStrideWords, scaleColumns, type LinearFormat } from './fp8-layout.js';
+import { stagedCapacity, stagedRowVec4 } from './staging.js';
 import { unusedBuffer, unusedWritable } from './unused.js';
 import { chooseGemm, gemmTiledTuning, GEMV_SUBGROUP_WG, gemvWideTuning, tiledGemmFrom } from '../plan.js';
 
@@ -335,29 +336,18 @@ export interface LinearArgs {
   };
 }
 
-/** vec4s of fp8_gemv_wide's staged x rows (xs) for TB tokens of `cols` columns: whole 16-column chunks per row. */
-function xsVec4(cols: number, TB: number): number {
-  return TB * Math.ceil(cols / 16) * 4;
-}
-
-/** The most vec4s fp8_gemv_wide's xs may hold beside NORM's partial sums (xss: TB·WG floats) in the device's workgroup memory. */
-function xsCapacity(k: Kernels, wg: number, TB: number, norm: boolean): number {
-  return Math.floor((k.gpu.limits.maxComputeWorkgroupStorageSize - (norm ? 4 * TB * wg : 4) - 16) / 16);
+/** Bytes of fp8_gemv_wide's workgroup arrays beside xs: NORM's partial sums (xss, TB·WG floats). */
+function xssBytes(wg: number, TB: number, norm: boolean): number {
+  return norm ? 4 * TB * wg : 4;
 }
 
 type WideLaunch = Pick<LinearArgs, 'w' | 'tokens' | 'wide'>;
 
-/**
- * fp8_gemv_wide's xs capacity in vec4s for this launch (XSN), or 0 where the tuning or the size leaves x unstaged: a
- * power of two (fewer pipelines: one per size class, not per column count) within the device's workgroup memory.
- */
+/** fp8_gemv_wide's xs capacity in vec4s for this launch (XSN), or 0 where the tuning or the size leaves x unstaged. */
 function stagedVec4(k: Kernels, a: WideLaunch, norm: boolean): number {
   const wide = { ...gemvWideTuning(k, a.w.format), ...a.wide };
   const TB = gemvTokensPerInvocation(a.tokens, wide.tb);
-  const need = xsVec4(a.w.cols, TB);
-  const cap = xsCapacity(k, wide.wg, TB, norm);
-  if (!wide.xs || need > cap) return 0;
-  return Math.min(cap, 2 ** Math.ceil(Math.log2(Math.max(need, 16))));
+  return wide.xs ? stagedCapacity(k, stagedRowVec4(a.w.cols, TB), xssBytes(wide.wg, TB, norm)) : 0;
 }
 
 /**
@@ -368,7 +358,7 @@ function stagedVec4(k: Kernels, a: WideLaunch, norm: boolean): number {
  */
 export function fusesNorm(k: Kernels, a: Pick<LinearArgs, 'w' | 'tokens' | 'gemv' | 'forceGemm' | 'perRow' | 'wide'>): boolean {
   const wide = { ...gemvWideTuning(k, a.w.format), ...a.wide };
-  return runsWideFamily(a) && wide.xs && xsVec4(a.w.cols, wide.tb) <= xsCapacity(k, wide.wg, wide.tb, true);
+  return runsWideFamily(a) && wide.xs && stagedCapacity(k, stagedRowVec4(a.w.cols, wide.tb), xssBytes(wide.wg, wide.tb, true)) > 0;
 }
 
 /** Whether `linear` runs the fp8_gemv_wide family for these arguments: see fusesNorm. */

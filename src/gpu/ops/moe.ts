@@ -65,6 +65,7 @@ import type { GpuContext } from '../device.js';
 import type { Kernels } from '../kernels.js';
 import { expertRowStrideWords, scaleColumns, stackLayout, type ExpertFormat } from './fp8-layout.js';
 import { requireBytes, requireInt, requireSubgroupWorkgroup, weightFormat, type Buf, type WeightBuffers } from './binding.js';
+import { stagedCapacity, stagedRowVec4 } from './staging.js';
 import { unusedBuffer, unusedWritable } from './unused.js';
 import { chooseMoePrefill, decodeVariantFor, MOE_SUBGROUP_TUNING, moeTiledTuning, moeWideTuning } from '../plan.js';
 
@@ -294,6 +295,8 @@ export interface MoeWideTuning {
   f16bits: boolean;
   /** threads per workgroup */
   wg: number;
+  /** moe_gateup_id_wide stages the token's x row in workgroup memory where it fits (XS) */
+  xs: boolean;
 }
 
 /** Row strides and scale columns of one format's stacks (the kernels' rsD / scD / rsF / scF / rsFs / scFs). */
@@ -442,11 +445,19 @@ export function moeExpertsDecode(k: Kernels, pass: GPUComputePassEncoder, arena:
     }
     const WG = sub ? sub.wg : wide ? wide.wg : 64;
     const f16: Record<string, number> = wide && grp.fg.format === 'fp8' ? { F16BITS: wide.f16bits ? 1 : 0 } : {};
+    // the gate/up kernel's staged x row, the down kernel's staged slot rows of h (no result bit changes: XS in
+    // moe_gateup_id_wide.wgsl, moe_down_id_wide.wgsl)
+    const staged = (need: number): Record<string, number> => {
+      const xsn = wide?.xs ? stagedCapacity(k, need, 0) : 0;
+      return xsn > 0 ? { XS: 1, XSN: xsn } : {};
+    };
+    const xsGateUp = staged(stagedRowVec4(g.hidden));
+    const xsDown = staged(stagedRowVec4(c.Fmax, c.Ks));
     // the kernel instance and its override constants
     const kernel = (stem: string, rpt: number, rpw: number): { name: string; constants: Record<string, number> } => sub
       ? { name: `${stem}_subgroup`, constants: { WG, RPW: rpw } }
       : wide
-        ? { name: kernelFor(`${stem}_wide`, grp.fg.format), constants: { WG, RPT: rpt, ...f16 } }
+        ? { name: kernelFor(`${stem}_wide`, grp.fg.format), constants: { WG, RPT: rpt, ...f16, ...(stem === 'moe_gateup_id' ? xsGateUp : xsDown) } }
         : { name: kernelFor(stem, grp.fg.format), constants: { WG } };
     return {
       grp,
