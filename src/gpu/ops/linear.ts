@@ -343,22 +343,31 @@ function xssBytes(wg: number, TB: number, norm: boolean): number {
 
 type WideLaunch = Pick<LinearArgs, 'w' | 'tokens' | 'wide'>;
 
-/** fp8_gemv_wide's xs capacity in vec4s for this launch (XSN), or 0 where the tuning or the size leaves x unstaged. */
-function stagedVec4(k: Kernels, a: WideLaunch, norm: boolean): number {
+/**
+ * fp8_gemv_wide's tokens per invocation (TB) and xs capacity in vec4s (XSN, 0: x unstaged) for this launch. Where
+ * the tuning stages x, TB halves until the rows fit workgroup memory (TB changes no result bit, XS neither), so x
+ * is staged whenever one token's row fits.
+ */
+function wideLaunch(k: Kernels, a: WideLaunch, norm: boolean): { TB: number; xsn: number } {
   const wide = { ...gemvWideTuning(k, a.w.format), ...a.wide };
-  const TB = gemvTokensPerInvocation(a.tokens, wide.tb);
-  return wide.xs ? stagedCapacity(k, stagedRowVec4(a.w.cols, TB), xssBytes(wide.wg, TB, norm)) : 0;
+  let TB = gemvTokensPerInvocation(a.tokens, wide.tb);
+  if (!wide.xs) return { TB, xsn: 0 };
+  for (;;) {
+    const xsn = stagedCapacity(k, stagedRowVec4(a.w.cols, TB), xssBytes(wide.wg, TB, norm));
+    if (xsn > 0 || TB === 1) return { TB, xsn };
+    TB /= 2;
+  }
 }
 
 /**
  * Whether `linear` runs the fp8_gemv_wide family for these arguments with x staged in workgroup memory (and so can
- * take `norm`): INT4 at any T, BF16 decode, FP8 decode with gemv 'wide', per-row batched GEMVs, whose x rows fit
- * workgroup memory at the tuning's most tokens per invocation (GemvWideTuning.xs, .tb). The answer does not depend
- * on `tokens`: a batched decode row and a one-token decode fuse the same norms, so their numbers stay the same.
+ * take `norm`): INT4 at any T, BF16 decode, FP8 decode with gemv 'wide', per-row batched GEMVs, whose x row (one
+ * token's: the launch lowers its tokens per invocation until its rows fit) fits workgroup memory
+ * (GemvWideTuning.xs). The answer does not depend on `tokens`: a batched decode row and a one-token decode fuse the
+ * same norms, so their numbers stay the same.
  */
 export function fusesNorm(k: Kernels, a: Pick<LinearArgs, 'w' | 'tokens' | 'gemv' | 'forceGemm' | 'perRow' | 'wide'>): boolean {
-  const wide = { ...gemvWideTuning(k, a.w.format), ...a.wide };
-  return runsWideFamily(a) && wide.xs && stagedCapacity(k, stagedRowVec4(a.w.cols, wide.tb), xssBytes(wide.wg, wide.tb, true)) > 0;
+  return runsWideFamily(a) && wideLaunch(k, { ...a, tokens: 1 }, true).xsn > 0;
 }
 
 /** Whether `linear` runs the fp8_gemv_wide family for these arguments: see fusesNorm. */
@@ -513,10 +522,9 @@ function gemvWide(k: Kernels, pass: GPUComputePassEncoder, arena: UniformArena, 
   if (w.strideWords % 4 !== 0) throw new ShapeError(`${name}: ${kernel} needs a stride of whole vec4 words`, 'strideWords', 4, w.strideWords);
   if (!(Number.isInteger(wide.rpt) && wide.rpt >= 1 && wide.rpt <= 8)) throw new ShapeError(`${name}: ${kernel} needs 1 ≤ rpt ≤ 8`, 'rpt', 8, wide.rpt);
   if (!(Number.isInteger(wide.tb) && wide.tb >= 1 && wide.tb <= 8)) throw new ShapeError(`${name}: ${kernel} needs 1 ≤ tb ≤ 8`, 'tb', 8, wide.tb);
-  const TB = gemvTokensPerInvocation(params.T, wide.tb);
+  const { TB, xsn } = wideLaunch(k, a, a.norm !== undefined);
   // F16BITS is an override of the FP8 instance only (format_fp8.wgsl)
   const constants: Record<string, number> = w.format === 'fp8' ? { WG: wide.wg, RPT: wide.rpt, F16BITS: wide.f16bits ? 1 : 0, TB } : { WG: wide.wg, RPT: wide.rpt, TB };
-  const xsn = stagedVec4(k, a, a.norm !== undefined);
   if (xsn > 0) Object.assign(constants, { XS: 1, XSN: xsn });
   if (a.norm) {
     if (xsn === 0) throw new ShapeError(`${name}: a fused RMSNorm needs x staged in workgroup memory`, 'norm');
