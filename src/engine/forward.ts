@@ -33,7 +33,7 @@ import { chooseSplits, mlaAbsorbQ, mlaAbsorbV, mlaAttend, mlaAttention, type Mla
 import { addInPlace, swiglu } from '../gpu/ops/elementwise.js';
 import { embedTokens } from '../gpu/ops/embed.js';
 import { fusesNorm, linear, type GemmVariant, type GemvVariant, type GpuLinear, type LinearArgs } from '../gpu/ops/linear.js';
-import { moeExperts, moeRouter, usesDecodePath, type MoeGeometry, type MoeScratch, type MoeWeightBuffers } from '../gpu/ops/moe.js';
+import { moeExperts, moeRouter, routerGateFits, usesDecodePath, type MoeGeometry, type MoeScratch, type MoeWeightBuffers } from '../gpu/ops/moe.js';
 import { rmsNorm } from '../gpu/ops/norm.js';
 import { mlaKvRope, type GpuRopeTable } from '../gpu/ops/rope.js';
 import type { ModelConfig } from '../model/config.js';
@@ -319,7 +319,8 @@ export function* encodeChunkSteps(m: GpuModel, rec: Recorder, a: ChunkArgs): Gen
     // a decode step (or batched decode rows) routes in one dispatch where the plan says so: the post-attention
     // norm and the gate GEMV inside moe_router (GATE), which writes xn for the experts; never in a taps run
     const router = lw.moe?.router;
-    const routerGate = !taps && m.plan.routerGate && (T === 1 || batch !== undefined) && router?.format === 'bf16' && router.chunks.length === 1;
+    const routerGate = !taps && m.plan.routerGate && (T === 1 || batch !== undefined) && router?.format === 'bf16' && router.chunks.length === 1 &&
+      routerGateFits(k, D, router.rows);
     const routerNorm = lw.moe && !routerGate && fuseNorm(lw.postNorm, lw.moe.router) ? { weight: lw.postNorm, eps } : undefined;
     if (!postNorm && !routerNorm && !routerGate) rmsNorm(k, rec.pass, arena, { x: s.h, weight: lw.postNorm, y: s.xn, n: D, tokens: T, eps });
     const out = fuse ? s.h : s.f;

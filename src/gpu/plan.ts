@@ -13,7 +13,6 @@ import { adapterClass, type AdapterClass } from './ops/adapter-class.js';
 import type { LinearFormat, ExpertFormat } from './ops/fp8-layout.js';
 import type { GemmTiledTuning, GemmVariant, GemvVariant, GemvWideTuning } from './ops/linear.js';
 import type { MoeDecodeVariant, MoePrefillVariant, MoeSubgroupTuning, MoeTiledTuning, MoeWideTuning } from './ops/moe.js';
-import { MOE_ROUTER_GATE_MAX_HIDDEN } from './ops/moe.js';
 
 /** What the engine runs on one device for one model (planKernels). */
 export interface KernelPlan {
@@ -75,7 +74,7 @@ export function planKernels(k: Kernels, shapes: { hidden?: number; rank?: number
     attentionRows: { decode: attentionVariant(k.gpu, 1, R, L) === 'rows', prefill: attentionVariant(k.gpu, 2, R, L) === 'rows' },
     attendRows: chooseAttendRows(k.gpu, R, L),
     decodeSplits: decodeSplitRule(k.gpu),
-    routerGate: chooseRouterGate(k, D),
+    routerGate: chooseRouterGate(k),
   };
 }
 
@@ -357,13 +356,14 @@ export function decodeVariantFor(k: Kernels, format: ExpertFormat, hidden: numbe
 
 /**
  * Whether a decode step's MoE routing is one dispatch (moe_router GATE: the post-attention RMSNorm, the BF16 gate
- * GEMV and the selection in one workgroup per token) rather than the gate GEMV (with or without its norm prologue)
- * and then moe_router. Only up to MOE_ROUTER_GATE_MAX_HIDDEN (the workgroup copy of xn); one workgroup computes all
- * E logits of its token, so on a GPU it would leave the chip idle at Kimi widths and is not chosen there (GPUs: not
- * measured). Measured on CPU adapters: see docs/benchmarks.md "Fused decode dispatches".
+ * GEMV and the selection in one workgroup per token) rather than the gate GEMV (with its norm prologue) and then
+ * moe_router, where the hidden row fits the router's workgroup memory (ops/moe.ts routerGateFits: up to hidden ~7200
+ * with Kimi's 384 experts in 32 KiB). CPU adapters: measured (benchmarks.md "x through workgroup memory"); GPUs: not
+ * chosen (one workgroup computes all E logits of its token, which would leave a GPU idle at Kimi widths; not
+ * measured).
  */
-export function chooseRouterGate(k: Kernels, hidden: number): boolean {
-  return adapterClass(k.gpu) !== 'hardware' && hidden > 0 && hidden <= MOE_ROUTER_GATE_MAX_HIDDEN;
+export function chooseRouterGate(k: Kernels): boolean {
+  return adapterClass(k.gpu) !== 'hardware';
 }
 
 // ------------------------------------------------------------------------------------------------------------

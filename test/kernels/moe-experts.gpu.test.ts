@@ -192,6 +192,13 @@ describe(`moe experts (${testAdapter()})`, () => {
         const byExpert = await gpuExperts(l, x, ids, wts, residual, 'decode', maxBinding, 'union', wide);
         expect(new Uint32Array(byExpert.buffer), `union = wide ${JSON.stringify(wide)} ${JSON.stringify(g)} cap=${cap}`).toEqual(new Uint32Array(got.buffer));
       }
+      // activations staged in workgroup memory (the default), one slot row at a time (the down kernel at Kimi
+      // widths), or read from the storage buffer: the same bits
+      const staged = await gpuExperts(l, x, ids, wts, residual, 'decode', maxBinding, 'wide');
+      for (const xs of [false, 'slot'] as const) {
+        const other = await gpuExperts(l, x, ids, wts, residual, 'decode', maxBinding, 'wide', { xs });
+        expect(new Uint32Array(other.buffer), `xs ${xs} = staged ${JSON.stringify(g)} T=${T} cap=${cap}`).toEqual(new Uint32Array(staged.buffer));
+      }
     }
   });
 

@@ -217,9 +217,10 @@ describe(`moe_router (${testAdapter()})`, () => {
     expect(() => moeRouter(h.k, pass, h.arena, { ...base, experts: 10, topK: 2, groups: 3, topkGroups: 1 })).toThrow(ShapeError);
     expect(() => moeRouter(h.k, pass, h.arena, { ...base, experts: 16, topK: 9, groups: 4, topkGroups: 2 })).toThrow(ShapeError);
     expect(() => moeRouter(h.k, pass, h.arena, { ...base, experts: 600, topK: 2, groups: 1, topkGroups: 1 })).toThrow(ShapeError);
-    // GATE: a hidden size past the workgroup copy of xn; gate rows too short for D
-    const gate = { h: b, codes: b, strideWords: 1025, norm: b, eps: 1e-6, xn: b, hidden: 2049 };
-    expect(() => moeRouter(h.k, pass, h.arena, { ...base, experts: 8, topK: 2, groups: 1, topkGroups: 1, gate })).toThrow(/hidden/);
+    // GATE: a hidden size whose workgroup copy of xn exceeds the device's workgroup memory; gate rows too short for D
+    const D = gpu.limits.maxComputeWorkgroupStorageSize / 4;
+    const gate = { h: b, codes: b, strideWords: D / 2, norm: b, eps: 1e-6, xn: b, hidden: D };
+    expect(() => moeRouter(h.k, pass, h.arena, { ...base, experts: 8, topK: 2, groups: 1, topkGroups: 1, gate })).toThrow(/workgroup memory for hidden/);
     expect(() => moeRouter(h.k, pass, h.arena, { ...base, experts: 8, topK: 2, groups: 1, topkGroups: 1, gate: { ...gate, hidden: 64, strideWords: 16 } })).toThrow(ShapeError);
     pass.end();
   });

@@ -136,8 +136,16 @@ export interface MoeRouterGate {
   hidden: number; // D
 }
 
-/** Largest hidden size moe_router's GATE takes: its workgroup copy of xn (4 bytes a value) within 16 KiB of workgroup memory with the router's own arrays. */
-export const MOE_ROUTER_GATE_MAX_HIDDEN = 2048;
+/** Workgroup memory moe_router uses for E experts (score, biased: MAX_E each; gscore, gkeep, sel; rms_inv's) and, with GATE, a hidden size D (xs: MAX_D). */
+function routerWorkgroupBytes(E: number, D: number, wg: number): number {
+  const roundUp64 = (n: number) => Math.ceil(n / 64) * 64;
+  return 4 * (2 * roundUp64(E) + 2 * MOE_MAX_GROUPS + MOE_MAX_TOPK + wg + 1 + (D > 0 ? roundUp64(D) : 0));
+}
+
+/** Whether moe_router's GATE takes hidden size D with E experts here: its workgroup copy of xn fits the device's workgroup memory. */
+export function routerGateFits(k: Kernels, hidden: number, experts: number): boolean {
+  return routerWorkgroupBytes(experts, hidden, 64) <= k.gpu.limits.maxComputeWorkgroupStorageSize;
+}
 
 export function moeRouter(k: Kernels, pass: GPUComputePassEncoder, arena: UniformArena, a: MoeRouterArgs): void {
   const name = 'moe_router';
@@ -159,7 +167,10 @@ export function moeRouter(k: Kernels, pass: GPUComputePassEncoder, arena: Unifor
   let D = 0;
   if (g) {
     D = g.hidden;
-    requireInt(D, 1, name, 'hidden', MOE_ROUTER_GATE_MAX_HIDDEN);
+    requireInt(D, 1, name, 'hidden');
+    if (!routerGateFits(k, D, E)) {
+      throw new ShapeError(`${name}: GATE needs ${routerWorkgroupBytes(E, D, WG)} bytes of workgroup memory for hidden ${D} and ${E} experts, more than maxComputeWorkgroupStorageSize ${k.gpu.limits.maxComputeWorkgroupStorageSize}; route with the gate GEMV first`, 'hidden');
+    }
     if (g.strideWords < Math.ceil(D / 2)) throw new ShapeError(`${name}: gate rows of ${g.strideWords} words cannot hold ${D} BF16 codes`, 'strideWords', Math.ceil(D / 2), g.strideWords);
     requireBytes(k.gpu, g.h, T * D * 4, name, 'h');
     requireBytes(k.gpu, g.codes, E * g.strideWords * 4, name, 'gate');
@@ -295,8 +306,12 @@ export interface MoeWideTuning {
   f16bits: boolean;
   /** threads per workgroup */
   wg: number;
-  /** moe_gateup_id_wide stages the token's x row in workgroup memory where it fits (XS) */
-  xs: boolean;
+  /**
+   * the wide kernels stage their activation rows in workgroup memory where they fit (XS): moe_gateup_id_wide the
+   * token's x row, moe_down_id_wide its slot rows of h, all at once or, where they do not fit, one at a time
+   * (XSLOT; 'slot' asks for that everywhere: tests)
+   */
+  xs: boolean | 'slot';
 }
 
 /** Row strides and scale columns of one format's stacks (the kernels' rsD / scD / rsF / scF / rsFs / scFs). */
@@ -452,7 +467,10 @@ export function moeExpertsDecode(k: Kernels, pass: GPUComputePassEncoder, arena:
       return xsn > 0 ? { XS: 1, XSN: xsn } : {};
     };
     const xsGateUp = staged(stagedRowVec4(g.hidden));
-    const xsDown = staged(stagedRowVec4(c.Fmax, c.Ks));
+    // the down kernel: all slot rows at once, else one at a time (XSLOT)
+    const allSlots = staged(stagedRowVec4(c.Fmax, c.Ks));
+    const oneSlot = staged(stagedRowVec4(c.Fmax));
+    const xsDown = 'XS' in allSlots && wide?.xs !== 'slot' ? allSlots : 'XS' in oneSlot ? { ...oneSlot, XSLOT: 1 } : {};
     // the kernel instance and its override constants
     const kernel = (stem: string, rpt: number, rpw: number): { name: string; constants: Record<string, number> } => sub
       ? { name: `${stem}_subgroup`, constants: { WG, RPW: rpw } }
