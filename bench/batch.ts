@@ -1,8 +1,9 @@
 /**
  * `webmoe bench batch`: what concurrent streams cost, ratios within one run.
  *   engine   aggregate decode tokens/s of B streams in batched steps (BatchSession.step, sequences prefilled
- *            first, decode steps only) for B = 1, 2, 4, 8, against the single-stream rate of the ordinary session
- *            (GpuSession.decode); targets: >= 3x at 4 streams and >= 5x at 8 on the `small` toy
+ *            first, decode steps only) for B = 1, 2, 4, 8, against the single-stream rate of the ordinary session;
+ *            both pipelined as generate() and the scheduler run them (PIPELINE_DEPTH steps in flight, tokens read
+ *            on the GPU), and both one step at a time; targets: >= 3x at 4 streams and >= 5x at 8 on `small`
  *   bytes    why: the weights a step reads once whatever B (dense, attention, router, shared expert, lm_head)
  *            and the routed experts, read per (token, slot) by the by-id kernels today (a union-of-experts kernel
  *            would read E·(1 - (1 - K/E)^B) experts per layer: printed beside it)
@@ -20,24 +21,29 @@ import { createBatchSession, type BatchSession } from '../src/engine/batch-sessi
 import { createSession } from '../src/engine/session.js';
 import { BatchScheduler } from '../src/engine/scheduler.js';
 import { generate } from '../src/engine/generate.js';
+import { PIPELINE_DEPTH } from '../src/engine/types.js';
 import { benchPrompt, GREEDY } from './e2e.js';
 import { median } from './harness.js';
 
 export interface BatchRow {
   model: string;
   streams: number;
+  /** mean step time with PIPELINE_DEPTH steps in flight (as the scheduler runs them) */
   stepMs: number;
   tokensPerSecond: number;
-  /** aggregate tokens/s over the single-stream rate of the ordinary session */
+  /** aggregate tokens/s over the single-stream rate of the ordinary session, both pipelined (as generate() runs) */
   speedup: number;
   target?: number;
+  /** the same with one step at a time (host-fed tokens, each step read back before the next is recorded) */
+  oneAtATime: { stepMs: number; tokensPerSecond: number; speedup: number };
 }
 
 export interface BatchReport {
   schema: 'webmoe-bench-batch/1';
   adapter: string;
   rows: BatchRow[];
-  singleStream: Array<{ model: string; tokensPerSecond: number }>;
+  /** tokensPerSecond: pipelined, as generate() runs an ordinary session; and one step at a time */
+  singleStream: Array<{ model: string; tokensPerSecond: number; oneAtATimeTokensPerSecond: number }>;
   bytes: Array<{ model: string; streams: number; sharedBytes: number; expertBytesById: number; expertBytesUnion: number }>;
   join: Array<{ model: string; ttftAloneMs: number; ttftWhileThreeDecodeMs: number; ratio: number; target: number }>;
   server: Array<ServerRow>;
@@ -74,14 +80,23 @@ export async function runBatchBench(
   for (const { name, ckpt } of models) {
     opts.onProgress?.(`${name}: single stream`);
     const single = await singleStreamRate(gpu, ckpt, steps);
-    report.singleStream.push({ model: name, tokensPerSecond: single });
+    report.singleStream.push({ model: name, tokensPerSecond: single.pipelined, oneAtATimeTokensPerSecond: single.oneAtATime });
     const batch = await createBatchSession(gpu, ckpt, { ctxSize: 128, maxSequences: 8 });
     try {
       for (const B of STREAMS) {
         opts.onProgress?.(`${name}: ${B} streams`);
         const ms = await batchStepMs(batch, B, steps);
-        const tps = (B / ms) * 1000;
-        report.rows.push({ model: name, streams: B, stepMs: ms, tokensPerSecond: tps, speedup: tps / single, target: TARGETS[B] });
+        const tps = (B / ms.pipelined) * 1000;
+        const tps1 = (B / ms.oneAtATime) * 1000;
+        report.rows.push({
+          model: name,
+          streams: B,
+          stepMs: ms.pipelined,
+          tokensPerSecond: tps,
+          speedup: tps / single.pipelined,
+          target: TARGETS[B],
+          oneAtATime: { stepMs: ms.oneAtATime, tokensPerSecond: tps1, speedup: tps1 / single.oneAtATime },
+        });
         report.bytes.push({ model: name, streams: B, ...stepBytes(ckpt, B) });
       }
       opts.onProgress?.(`${name}: a request joining 3 decoding streams`);
@@ -168,7 +183,11 @@ async function serverRun(gpu: GpuContext, name: string, files: CheckpointFiles):
   }
 }
 
-async function singleStreamRate(gpu: GpuContext, ckpt: Checkpoint, steps: number): Promise<number> {
+/**
+ * Decode tokens/s of one stream on an ordinary session, as generate() runs it: PIPELINE_DEPTH steps in flight,
+ * each reading the token its predecessor sampled on the GPU (decodeNext); and the same one step at a time.
+ */
+async function singleStreamRate(gpu: GpuContext, ckpt: Checkpoint, steps: number): Promise<{ pipelined: number; oneAtATime: number }> {
   const s = await createSession(gpu, ckpt, { ctxSize: 128 });
   try {
     let t = await s.prefill(benchPrompt(s.vocabSize, 8), GREEDY);
@@ -179,14 +198,35 @@ async function singleStreamRate(gpu: GpuContext, ckpt: Checkpoint, steps: number
       t = await s.decode(t, GREEDY);
       times.push(performance.now() - t0);
     }
-    return 1000 / median(times);
+    const ms = await pipelinedMs(steps, () => s.decodeNext(GREEDY));
+    return { pipelined: 1000 / ms, oneAtATime: 1000 / median(times) };
   } finally {
     s.dispose();
   }
 }
 
-/** Median time of a batched step of B streams (each prefilled with its own 8-token prompt first). */
-async function batchStepMs(batch: BatchSession, B: number, steps: number): Promise<number> {
+/** Mean time per step of `steps` steps with PIPELINE_DEPTH of them in flight (after 3 untimed ones). */
+async function pipelinedMs(steps: number, submit: () => Promise<unknown>): Promise<number> {
+  const run = async (n: number) => {
+    const ahead: Array<Promise<unknown>> = [];
+    for (let i = 0; i < n; i++) {
+      if (ahead.length === PIPELINE_DEPTH) await ahead.shift();
+      ahead.push(submit());
+    }
+    await Promise.all(ahead);
+  };
+  await run(3);
+  const t0 = performance.now();
+  await run(steps);
+  return (performance.now() - t0) / steps;
+}
+
+/**
+ * Time of a batched step of B streams (each prefilled with its own 8-token prompt first): pipelined (each step's
+ * rows read their tokens on the GPU, PIPELINE_DEPTH steps in flight, as the scheduler runs them) and one at a time
+ * (median, host-fed tokens).
+ */
+async function batchStepMs(batch: BatchSession, B: number, steps: number): Promise<{ pipelined: number; oneAtATime: number }> {
   const ids: number[] = [];
   const last: number[] = [];
   try {
@@ -205,7 +245,8 @@ async function batchStepMs(batch: BatchSession, B: number, steps: number): Promi
       await step();
       times.push(performance.now() - t0);
     }
-    return median(times);
+    const pipelined = await pipelinedMs(steps, () => batch.step(ids.map((sequence) => ({ sequence, sampling: GREEDY }))));
+    return { pipelined, oneAtATime: median(times) };
   } finally {
     for (const id of ids) batch.closeSequence(id);
   }
@@ -267,14 +308,14 @@ function stepBytes(ckpt: Checkpoint, B: number): { sharedBytes: number; expertBy
 export function formatBatchSummary(r: BatchReport): string {
   const lines = [`webmoe bench batch on ${r.adapter}`];
   for (const s of r.singleStream) {
-    lines.push(`${s.model}: single stream (ordinary session) ${s.tokensPerSecond.toFixed(1)} tok/s`);
+    lines.push(`${s.model}: single stream (ordinary session, pipelined as generate() runs it) ${s.tokensPerSecond.toFixed(1)} tok/s (one step at a time ${s.oneAtATimeTokensPerSecond.toFixed(1)})`);
     for (const row of r.rows.filter((x) => x.model === s.model)) {
       const b = r.bytes.find((x) => x.model === s.model && x.streams === row.streams)!;
       const mib = (n: number) => (n / 2 ** 20).toFixed(2);
       lines.push(
         `  ${row.streams} streams: step ${row.stepMs.toFixed(1)} ms, ${row.tokensPerSecond.toFixed(1)} tok/s = ${row.speedup.toFixed(2)}x single` +
           (row.target ? ` (target >= ${row.target}x: ${row.speedup >= row.target ? 'met' : 'NOT met'})` : '') +
-          `; reads ${mib(b.sharedBytes)} MiB shared + ${mib(b.expertBytesById)} MiB experts by id (union would be ${mib(b.expertBytesUnion)})`,
+          `; one step at a time ${row.oneAtATime.stepMs.toFixed(1)} ms = ${row.oneAtATime.speedup.toFixed(2)}x single; reads ${mib(b.sharedBytes)} MiB shared + ${mib(b.expertBytesById)} MiB experts by id (union would be ${mib(b.expertBytesUnion)})`,
       );
     }
     const j = r.join.find((x) => x.model === s.model);
@@ -284,7 +325,7 @@ export function formatBatchSummary(r: BatchReport): string {
     const within = (a: number, b: number) => Math.abs(a - b) <= 0.05 * b;
     lines.push(
       `${s.model} through serve: 4 chat requests of 48 tokens one after another ${s.sequentialMs.toFixed(0)} ms, at once ${s.concurrentMs.toFixed(0)} ms = ${s.speedup.toFixed(2)}x sooner (target >= ${s.target}x: ${s.speedup >= s.target ? "met" : "NOT met"}), ${s.rowsPerStep.toFixed(2)} rows per batched step`,
-      `  16 streaming clients at once, twice: ${s.burstCorrect}/${s.burstClients} answers equal their solo answers both times; RSS ${s.rssBeforeMiB.toFixed(0)} -> ${s.rssAfterMiB.toFixed(0)} MiB after the first burst (target within 5 %: ${within(s.rssAfterMiB, s.rssBeforeMiB) ? 'met' : 'NOT met'}), -> ${s.rssAfterSecondMiB.toFixed(0)} MiB after the second (${within(s.rssAfterSecondMiB, s.rssAfterMiB) ? 'no growth beyond 5 %' : 'GROWS'}); GPU ${(s.gpuBytesBefore / 2 ** 20).toFixed(1)} -> ${(s.gpuBytesAfter / 2 ** 20).toFixed(1)} MiB (${within(s.gpuBytesAfter, s.gpuBytesBefore) ? 'met' : 'NOT met'})`,
+      `  16 streaming clients at once, twice: ${s.burstCorrect}/${s.burstClients} answers equal their solo answers both times; RSS ${s.rssBeforeMiB.toFixed(0)} -> ${s.rssAfterMiB.toFixed(0)} MiB after the first burst (target within 5 %: ${within(s.rssAfterMiB, s.rssBeforeMiB) ? 'met' : 'NOT met'}), -> ${s.rssAfterSecondMiB.toFixed(0)} MiB after the second (${within(s.rssAfterSecondMiB, s.rssAfterMiB) ? 'within 5 %' : s.rssAfterSecondMiB > s.rssAfterMiB ? 'GROWS' : 'shrinks'}); GPU ${(s.gpuBytesBefore / 2 ** 20).toFixed(1)} -> ${(s.gpuBytesAfter / 2 ** 20).toFixed(1)} MiB (${within(s.gpuBytesAfter, s.gpuBytesBefore) ? 'met' : 'NOT met'})`,
     );
   }
   return lines.join('\n');

@@ -8,6 +8,13 @@
  * Batch invariance: a step uses the same kernels for any number of rows (GEMM for one row too, experts by id),
  * and none reduces across rows, so a sequence's tokens are identical whether it runs alone or beside others.
  *
+ * Pipelining: a step is recorded and submitted in call order, but its readback is not waited for before the next
+ * call is recorded, so up to PIPELINE_DEPTH steps run on the device while the host records the next. A row may
+ * leave out its token: the step then reads the token that the sequence's previous step sampled, where that step
+ * left it on the GPU (picked[sequence]), so a caller can submit step k + 1 before step k's tokens are read back
+ * (the scheduler's lanes do, as generate() does with GpuSession.decodeNext). Prefill, fork and logits calls still
+ * wait for their own readback before anything after them is recorded.
+ *
  * Legend: B rows in a step (at most S = maxSequences), V vocab, H heads, Dq = Dn + Dr, Dv value head dim.
  */
 import { decodeSplitRule, type KernelPlan } from '../gpu/plan.js';
@@ -20,7 +27,7 @@ import { latentRowsAligned, Recorder, type BatchRows } from './forward.js';
 import { expertSourceFor, recordChunk, type OffloadStats } from './expert-offload.js';
 import { checkSampledToken } from './sampler.js';
 import { attachOffload, checkSampling, checkSessionOptions, GpuSession, pickToken, type SessionOptions } from './session.js';
-import type { StepSampling } from './types.js';
+import { PIPELINE_DEPTH, type StepSampling } from './types.js';
 import { uploadWeights, type GpuWeights } from './weights-gpu.js';
 
 export interface BatchSessionOptions extends SessionOptions {
@@ -31,7 +38,11 @@ export interface BatchSessionOptions extends SessionOptions {
 /** One row of a batched step: the next token of an open sequence and how to pick the one after it. */
 export interface BatchRow {
   sequence: number;
-  token: number;
+  /**
+   * The row's input token. Left out: the token the sequence's previous step sampled, read on the GPU where that
+   * step left it (canContinue(sequence) says whether there is one), without waiting for its readback.
+   */
+  token?: number;
   sampling: StepSampling;
 }
 
@@ -83,9 +94,20 @@ export class BatchSession {
   private readonly open = new Set<number>();
   private readonly arena: UniformArena;
   private readonly rows: BatchRows;
-  private readonly picked: GPUBuffer; // u32 [S]
+  /** u32 [S]: the token each sequence's last sampled step picked, at the sequence's index */
+  private readonly picked: GPUBuffer;
   private readonly probs: GPUBuffer; // [V]
-  private readonly readback: GPUBuffer; // u32 [S]
+  /** u32 [S] each, PIPELINE_DEPTH of them: the readbacks of the steps in flight, and the free ones */
+  private readonly freeReadbacks: GPUBuffer[] = [];
+  private readonly inFlight: Array<Promise<unknown>> = [];
+  /** sequences whose last submitted step sampled a token that is still at picked[sequence] */
+  private readonly chained = new Set<number>();
+  /** the same as callers see it: sequences whose last call was a sampled step (submitted or not yet) */
+  private readonly callChained = new Set<number>();
+  /** per sequence: steps called and not yet recorded (positions count recorded ones) */
+  private readonly queued = new Map<number, number>();
+  /** sequences whose step failed while later steps that read its sample on the GPU were in flight: their error */
+  private readonly poisoned = new Map<number, unknown>();
   private readonly own: GPUBuffer[] = [];
   private tail: Promise<unknown> = Promise.resolve();
   private disposed = false;
@@ -116,7 +138,7 @@ export class BatchSession {
     this.rows = { caches: [], positions: [], q: buf(S * qStride * 4, 'batch.q'), qStride, attn: buf(S * attnStride * 4, 'batch.attn'), attnStride, latent };
     this.picked = buf(S * 4, 'batch.picked');
     this.probs = buf(this.vocabSize * 4, 'batch.probs');
-    this.readback = buf(S * 4, 'batch.readback', MAP_READ | COPY_DST);
+    for (let i = 0; i < PIPELINE_DEPTH; i++) this.freeReadbacks.push(buf(S * 4, `batch.readback.${i}`, MAP_READ | COPY_DST));
     this.arena = new UniformArena(gpu, ARENA_BYTES, 'batch.uniforms');
     this.own.push(this.arena.buffer);
   }
@@ -133,6 +155,8 @@ export class BatchSession {
       if (!this.open.has(i)) {
         this.open.add(i);
         this.seqs[i]!.reset();
+        this.unchain(i);
+        this.queued.delete(i);
         return i;
       }
     }
@@ -142,6 +166,32 @@ export class BatchSession {
   closeSequence(id: number): void {
     this.check(id);
     this.open.delete(id);
+    this.unchain(id);
+  }
+
+  /**
+   * Whether a step may leave out sequence `id`'s token (BatchRow.token): the last step submitted for it sampled a
+   * token (no prefill, fork or rewind since), it has room for one more, and the session has no expert offloading
+   * (whose steps read the router's choices back while they are recorded).
+   */
+  canContinue(id: number): boolean {
+    this.check(id);
+    return this.callChained.has(id) && this.seqs[id]!.offload === null && this.seqs[id]!.position + this.queuedSteps(id) < this.contextSize;
+  }
+
+  private queuedSteps(id: number): number {
+    return this.queued.get(id) ?? 0;
+  }
+
+  /**
+   * Drops the last `n` tokens of sequence `id` (steps submitted ahead and not needed: a stop token, an abort).
+   * Await those steps first.
+   */
+  rewind(id: number, n: number): void {
+    this.check(id);
+    if (this.queuedSteps(id) > 0) throw new InputError(`rewind: sequence ${id} has steps not yet run (await them first)`, 'sequence');
+    this.seqs[id]!.rewind(n);
+    this.unchain(id);
   }
 
   /** Tokens in sequence `id`'s cache. */
@@ -153,13 +203,21 @@ export class BatchSession {
   /** Appends a prompt to sequence `id` and returns the token sampled after it (one submission). */
   prefill(id: number, tokens: number[], sampling: StepSampling): Promise<number> {
     this.check(id);
-    return this.serial(() => this.seqs[id]!.prefill(tokens, sampling));
+    this.callChained.delete(id);
+    return this.serial(() => {
+      this.unchain(id);
+      return this.seqs[id]!.prefill(tokens, sampling);
+    });
   }
 
   /** Logits [T, V] of `tokens` appended to sequence `id` (tests and `logits`). */
   forwardLogits(id: number, tokens: number[]): Promise<Float32Array> {
     this.check(id);
-    return this.serial(() => this.seqs[id]!.forwardLogits(tokens));
+    this.callChained.delete(id);
+    return this.serial(() => {
+      this.unchain(id);
+      return this.seqs[id]!.forwardLogits(tokens);
+    });
   }
 
   /**
@@ -170,6 +228,7 @@ export class BatchSession {
     this.check(src);
     this.check(dst);
     if (src === dst) throw new InputError('fork: source and destination are the same sequence', 'sequence');
+    this.callChained.delete(dst);
     if (this.seqs[dst]!.position !== 0) throw new InputError(`fork: sequence ${dst} is not empty`, 'sequence');
     if (!Number.isInteger(rows) || rows < 0 || rows > this.seqs[src]!.position) {
       throw new InputError(`fork: ${rows} rows, but sequence ${src} holds ${this.seqs[src]!.position}`, 'rows');
@@ -183,20 +242,40 @@ export class BatchSession {
       if (bytes > 0) from.layers.forEach((b, i) => enc.copyBufferToBuffer(b, 0, to.layers[i]!, 0, bytes));
       this.gpu.device.queue.submit([enc.finish()]);
       this.seqs[dst]!.advance(rows);
+      this.unchain(dst);
     });
   }
 
-  /** Decodes one token of each row's sequence in one submission; returns the sampled ids in row order. */
+  /**
+   * Decodes one token of each row's sequence in one submission; returns the sampled ids in row order. Steps are
+   * recorded and submitted in call order; a call does not wait for the readback of the steps before it (see the
+   * header), so a caller may have several in flight.
+   */
   step(rows: readonly BatchRow[]): Promise<number[]> {
-    this.validate(rows);
-    return this.serial(async () => (await this.record(rows, false)) as number[]);
+    this.validate(rows, 'call');
+    for (const r of rows) {
+      this.queued.set(r.sequence, this.queuedSteps(r.sequence) + 1);
+      this.callChained.add(r.sequence);
+    }
+    return this.serial(() => {
+      for (const r of rows) {
+        const q = this.queuedSteps(r.sequence) - 1;
+        if (q > 0) this.queued.set(r.sequence, q);
+        else this.queued.delete(r.sequence);
+      }
+      return this.submitStep(rows);
+    }).then((s) => s.done);
   }
 
   /** As step, but returns the logits [B, V] of the rows instead of sampling (tests, `logits`). */
-  stepLogits(rows: ReadonlyArray<Omit<BatchRow, 'sampling'>>): Promise<Float32Array> {
+  stepLogits(rows: ReadonlyArray<Omit<BatchRow, 'sampling'> & { token: number }>): Promise<Float32Array> {
     const full = rows.map((r) => ({ ...r, sampling: { temperature: 0, topK: 0, topP: 1, uniform: 0 } }));
-    this.validate(full);
-    return this.serial(async () => (await this.record(full, true)) as Float32Array);
+    this.validate(full, 'call');
+    for (const r of full) this.callChained.delete(r.sequence);
+    return this.serial(() => {
+      this.validate(full, 'record');
+      return this.recordLogits(full);
+    });
   }
 
   /** Cumulative expert-offloading counters (all sequences share the slots); null without offloading. */
@@ -217,7 +296,11 @@ export class BatchSession {
     for (const b of this.own) b.destroy();
   }
 
-  private validate(rows: readonly BatchRow[]): void {
+  /**
+   * 'call': as the caller sees the sequence (steps called before count as run); 'record': as it is now that the
+   * steps before have been recorded.
+   */
+  private validate(rows: readonly BatchRow[], when: 'call' | 'record'): void {
     this.live();
     if (rows.length === 0) throw new InputError('a batched step needs at least one row', 'rows');
     const seen = new Set<number>();
@@ -225,23 +308,35 @@ export class BatchSession {
       this.check(r.sequence);
       if (seen.has(r.sequence)) throw new InputError(`sequence ${r.sequence} appears twice in one step`, 'rows');
       seen.add(r.sequence);
-      if (!Number.isInteger(r.token) || r.token < 0 || r.token >= this.vocabSize) {
+      if (r.token === undefined) {
+        const ready = when === 'call' ? this.canContinue(r.sequence) : this.chained.has(r.sequence) && this.seqs[r.sequence]!.offload === null;
+        if (!ready) {
+          throw new InputError(`sequence ${r.sequence} has no token sampled on the GPU to continue from (after a prefill, fork or rewind, or with expert offloading, give the row its token)`, 'token');
+        }
+      } else if (!Number.isInteger(r.token) || r.token < 0 || r.token >= this.vocabSize) {
         throw new InputError(`token id ${r.token} is outside the vocabulary (vocab_size ${this.vocabSize}: ids 0..${this.vocabSize - 1})`, 'tokens');
       }
-      const pos = this.seqs[r.sequence]!.position;
+      const pos = this.seqs[r.sequence]!.position + (when === 'call' ? this.queuedSteps(r.sequence) : 0);
       if (pos + 1 > this.contextSize) throw new ContextOverflowError(pos + 1, this.contextSize, `sequence ${r.sequence}`);
       checkSampling(r.sampling);
     }
   }
 
-  private async record(rows: readonly BatchRow[], wantLogits: boolean): Promise<number[] | Float32Array> {
+  private unchain(id: number): void {
+    this.chained.delete(id);
+    this.callChained.delete(id);
+    this.poisoned.delete(id);
+  }
+
+  /**
+   * Records the forward pass of a batched step into a new Recorder: host-given tokens go to tokens[0 .. B-1] of
+   * the first sequence's buffer (a step reads only what it writes there), a row without one gets its sequence's
+   * last sample copied there on the GPU.
+   */
+  private async recordForward(rows: readonly BatchRow[]): Promise<{ rec: Recorder; batch: BatchRows }> {
     this.gpu.check();
-    const B = rows.length;
-    const V = this.vocabSize;
     const m = this.seqs[0]!.model;
-    const dev = this.gpu.device;
-    // ids go to tokens[0 .. B-1] of the first sequence's buffer: a step reads only what it writes there
-    dev.queue.writeBuffer(m.act.tokens, 0, Uint32Array.from(rows.map((r) => r.token)));
+    this.gpu.device.queue.writeBuffer(m.act.tokens, 0, Uint32Array.from(rows.map((r) => r.token ?? 0)));
     const batch: BatchRows = {
       ...this.rows,
       caches: rows.map((r) => this.seqs[r.sequence]!.model.cache),
@@ -249,37 +344,113 @@ export class BatchSession {
     };
     this.arena.reset();
     const rec = new Recorder(m.kernels, this.arena, 'batch-step');
-    await recordChunk(m, rec, this.arena, { T: B, p0: 0, logits: 'all', batch }, this.seqs[0]!.offload);
-    const target = wantLogits ? createBuffer(this.gpu, B * V * 4, 'batch.logits.readback', MAP_READ | COPY_DST) : this.readback;
+    rows.forEach((r, b) => {
+      if (r.token === undefined) rec.copy(this.picked, r.sequence * 4, m.act.tokens, b * 4, 4);
+    });
+    await recordChunk(m, rec, this.arena, { T: rows.length, p0: 0, logits: 'all', batch }, this.seqs[0]!.offload);
+    return { rec, batch };
+  }
+
+  /**
+   * Records and submits one sampled step; `done` reads its tokens back. The positions advance at submission (the
+   * next step is recorded after them); a step that fails takes its rows back out, and so does every later step in
+   * flight that read one of its samples on the GPU.
+   */
+  private async submitStep(rows: readonly BatchRow[]): Promise<{ done: Promise<number[]> }> {
+    this.validate(rows, 'record'); // again: what ran since the call (a failed step, a prefill) may have changed
+    const readback = await this.takeReadback();
+    let submitted = false;
     try {
-      if (wantLogits) {
-        rec.copy(m.act.logits, 0, target, 0, B * V * 4);
-      } else {
-        rows.forEach((r, b) => {
-          pickToken(m.kernels, rec.pass, this.arena, { logits: m.act.logits, logitsOffset: b * V, vocab: V, out: this.picked, outIndex: b, probs: this.probs }, r.sampling);
-        });
-        rec.copy(this.picked, 0, this.readback, 0, B * 4);
-      }
+      const m = this.seqs[0]!.model;
+      const V = this.vocabSize;
+      const { rec, batch } = await this.recordForward(rows);
+      rows.forEach((r, b) => {
+        pickToken(m.kernels, rec.pass, this.arena, { logits: m.act.logits, logitsOffset: b * V, vocab: V, out: this.picked, outIndex: r.sequence, probs: this.probs }, r.sampling);
+      });
+      rec.copy(this.picked, 0, readback, 0, this.maxSequences * 4);
       this.arena.flush();
-      dev.queue.submit([rec.finish()]);
+      this.gpu.device.queue.submit([rec.finish()]);
+      submitted = true;
+      const readsChain = rows.filter((r) => r.token === undefined).map((r) => r.sequence);
+      for (const r of rows) {
+        this.seqs[r.sequence]!.advance(1);
+        this.chained.add(r.sequence);
+        if (r.token !== undefined) this.poisoned.delete(r.sequence);
+      }
+      const done = this.readTokens(rows, batch.positions, readback, readsChain);
+      const settled = done.then(
+        () => undefined,
+        () => undefined,
+      );
+      this.inFlight.push(settled);
+      void settled.then(() => {
+        this.inFlight.splice(this.inFlight.indexOf(settled), 1);
+        this.freeReadbacks.push(readback);
+      });
+      return { done };
+    } finally {
+      if (!submitted) this.freeReadbacks.push(readback);
+    }
+  }
+
+  /** A free readback buffer, after the oldest step in flight is read back when all are in use. */
+  private async takeReadback(): Promise<GPUBuffer> {
+    while (this.freeReadbacks.length === 0) await this.inFlight[0];
+    return this.freeReadbacks.pop()!;
+  }
+
+  private async readTokens(rows: readonly BatchRow[], positions: readonly number[], readback: GPUBuffer, readsChain: number[]): Promise<number[]> {
+    try {
+      try {
+        await readback.mapAsync(MAP_READ);
+      } catch (err) {
+        this.gpu.check();
+        throw new DeviceError(`readback failed: ${(err as Error).message}`, { reason: 'map' });
+      }
+      const raw = new Uint32Array(readback.getMappedRange(0, this.maxSequences * 4).slice(0));
+      readback.unmap();
+      // a sample this step read on the GPU came from a step that failed: its rows are as wrong
+      for (const s of readsChain) if (this.poisoned.has(s)) throw this.poisoned.get(s);
+      return rows.map((r, b) => checkSampledToken(raw[r.sequence]!, this.vocabSize, positions[b]));
+    } catch (err) {
+      for (const r of rows) {
+        if (!this.open.has(r.sequence)) continue;
+        const seq = this.seqs[r.sequence]!;
+        if (seq.position > 0) seq.rewind(1);
+        this.chained.delete(r.sequence);
+        this.callChained.delete(r.sequence);
+        this.poisoned.set(r.sequence, err);
+      }
+      throw err;
+    }
+  }
+
+  /** Records one step that returns the logits [B, V] of its rows (no sampling); waits for them. */
+  private async recordLogits(rows: readonly BatchRow[]): Promise<Float32Array> {
+    const B = rows.length;
+    const V = this.vocabSize;
+    const m = this.seqs[0]!.model;
+    const { rec } = await this.recordForward(rows);
+    const target = createBuffer(this.gpu, B * V * 4, 'batch.logits.readback', MAP_READ | COPY_DST);
+    try {
+      rec.copy(m.act.logits, 0, target, 0, B * V * 4);
+      this.arena.flush();
+      this.gpu.device.queue.submit([rec.finish()]);
       try {
         await target.mapAsync(MAP_READ);
       } catch (err) {
         this.gpu.check();
         throw new DeviceError(`readback failed: ${(err as Error).message}`, { reason: 'map' });
       }
-      let out: number[] | Float32Array;
-      if (wantLogits) {
-        out = new Float32Array(target.getMappedRange(0, B * V * 4).slice(0));
-      } else {
-        const raw = Array.from(new Uint32Array(target.getMappedRange(0, B * 4)));
-        out = raw.map((id, b) => checkSampledToken(id, V, batch.positions[b]));
-      }
+      const out = new Float32Array(target.getMappedRange(0, B * V * 4).slice(0));
       target.unmap();
-      for (const r of rows) this.seqs[r.sequence]!.advance(1);
+      for (const r of rows) {
+        this.seqs[r.sequence]!.advance(1);
+        this.unchain(r.sequence);
+      }
       return out;
     } finally {
-      if (wantLogits) target.destroy();
+      target.destroy();
     }
   }
 

@@ -11,12 +11,16 @@
  *   - A step runs once every running lane has asked for its next token, or at the next macrotask (a consumer
  *     that is slow to ask does not hold the others back).
  *   - Fairness: sequences are handed out first come first served, and every step includes every lane that asked.
+ *   - Pipelining: up to PIPELINE_DEPTH steps are in flight; a lane may ask for its next token before the last one
+ *     is read back (decodeNext: the step reads the lane's last sample on the GPU), as generate() does on a single
+ *     session, so the host records step k + 1 while the device runs step k. A lane's requests run in order, one
+ *     per step.
  *
  * Telemetry: steps, rows per step, queue waits (`stats()`).
  */
 import { AbortError, BusyError, InputError } from '../errors.js';
 import type { BatchSession } from './batch-session.js';
-import type { InferenceSession, StepSampling } from './types.js';
+import { PIPELINE_DEPTH, type InferenceSession, type StepSampling } from './types.js';
 
 export interface SchedulerOptions {
   /** Lanes that may wait for a sequence before new ones are refused (default 64). */
@@ -43,7 +47,8 @@ export interface SchedulerStats {
 
 interface PendingRow {
   sequence: number;
-  token: number;
+  /** undefined: the sequence's last sample, on the GPU (BatchRow.token) */
+  token?: number;
   sampling: StepSampling;
   resolve: (id: number) => void;
   reject: (err: unknown) => void;
@@ -61,10 +66,12 @@ export class BatchScheduler {
   readonly maxQueue: number;
   readonly prefillChunk: number;
   private readonly waiters: Waiter[] = [];
-  private readonly pending = new Map<number, PendingRow>();
+  /** each sequence's requests not yet in a step, in order */
+  private readonly pending = new Map<number, PendingRow[]>();
   /** sequences whose lane is between prefill and release (they may ask for a step) */
   private readonly decoding = new Set<number>();
-  private stepping = false;
+  /** steps submitted (or queued on the batch) and not yet read back */
+  private inFlight = 0;
   private scheduled = false;
   /** @internal */
   readonly counters = { steps: 0, rows: 0, batchSizes: [] as number[], prefillTokens: 0, queued: 0, queueWaitMs: 0 };
@@ -140,15 +147,24 @@ export class BatchScheduler {
     this.decoding.add(sequence);
   }
 
-  /** @internal the next token of `sequence`, from the next batched step. */
-  decode(sequence: number, token: number, sampling: StepSampling): Promise<number> {
+  /**
+   * @internal the next token of `sequence` from a batched step after those it already asked for; `token`
+   * undefined: the token its last step samples, read on the GPU (Lane.decodeNext).
+   */
+  decode(sequence: number, token: number | undefined, sampling: StepSampling): Promise<number> {
     return new Promise<number>((resolve, reject) => {
-      if (this.pending.has(sequence)) return reject(new InputError(`sequence ${sequence} already has a step pending`, 'sequence'));
-      this.pending.set(sequence, { sequence, token, sampling, resolve, reject });
+      const queue = this.pending.get(sequence) ?? [];
+      queue.push({ sequence, token, sampling, resolve, reject });
+      this.pending.set(sequence, queue);
       // everyone who can ask has asked: run now; else give the others until the next macrotask
-      if ([...this.decoding].every((s) => this.pending.has(s))) void this.flush();
+      if (this.allAsked()) this.flush();
       else this.kick();
     });
+  }
+
+  private allAsked(): boolean {
+    for (const s of this.decoding) if (!this.pending.has(s)) return false;
+    return true;
   }
 
   private kick(): void {
@@ -156,26 +172,42 @@ export class BatchScheduler {
     this.scheduled = true;
     nextMacrotask(() => {
       this.scheduled = false;
-      void this.flush();
+      this.flush();
     });
   }
 
-  private async flush(): Promise<void> {
-    if (this.stepping || this.pending.size === 0) return;
-    this.stepping = true;
-    const rows = [...this.pending.values()].sort((a, b) => a.sequence - b.sequence);
-    this.pending.clear();
-    try {
-      const ids = await this.batch.step(rows);
+  /** Hands steps to the batch while requests wait and fewer than PIPELINE_DEPTH steps are in flight. */
+  private flush(): void {
+    while (this.inFlight < PIPELINE_DEPTH && this.pending.size > 0) {
+      // each sequence's oldest request; its later ones wait for later steps
+      const rows: PendingRow[] = [];
+      for (const [s, queue] of this.pending) {
+        rows.push(queue.shift()!);
+        if (queue.length === 0) this.pending.delete(s);
+      }
+      rows.sort((a, b) => a.sequence - b.sequence);
+      this.inFlight++;
       this.counters.steps++;
       this.counters.rows += rows.length;
       this.counters.batchSizes[rows.length] = (this.counters.batchSizes[rows.length] ?? 0) + 1;
-      rows.forEach((r, i) => r.resolve(ids[i]!));
-    } catch (err) {
-      for (const r of rows) r.reject(err);
-    } finally {
-      this.stepping = false;
-      this.kick();
+      let step: Promise<number[]>;
+      try {
+        step = this.batch.step(rows);
+      } catch (err) {
+        step = Promise.reject(err); // validation: this step's rows fail, the others go on
+      }
+      step.then(
+        (ids) => rows.forEach((r, i) => r.resolve(ids[i]!)),
+        (err: unknown) => rows.forEach((r) => r.reject(err)),
+      ).finally(() => {
+        this.inFlight--;
+        this.kick();
+      });
+      // more steps now only where every decoding lane has asked again (a lane asks ahead with decodeNext)
+      if (!this.allAsked()) {
+        this.kick();
+        return;
+      }
     }
   }
 }
@@ -214,6 +246,10 @@ class PromptShare {
 export class Lane implements InferenceSession {
   private sequence: number | null = null;
   private released = false;
+  /** the lane's last request was a decode step, whose sample the next step can read on the GPU */
+  private chain = false;
+  /** decode requests not yet settled */
+  private unsettled = 0;
 
   /** `onDispose`: what dispose() does after releasing (the model's own lane frees the whole batch). */
   constructor(
@@ -247,6 +283,7 @@ export class Lane implements InferenceSession {
   async prefill(tokens: number[], sampling: StepSampling): Promise<number> {
     if (this.released) throw new InputError('this lane was released', 'lane');
     if (tokens.length === 0) throw new InputError('no tokens given: need at least one token id', 'tokens');
+    this.chain = false;
     const share = this.share;
     this.share = undefined; // a later prefill on this lane (after reset) is its own
     if (share && tokens.length >= 2) return this.prefillShared(share, tokens, sampling);
@@ -296,7 +333,47 @@ export class Lane implements InferenceSession {
 
   decode(token: number, sampling: StepSampling): Promise<number> {
     if (this.sequence === null) return Promise.reject(new InputError('decode before prefill: this lane holds no sequence', 'lane'));
-    return this.scheduler.decode(this.sequence, token, sampling);
+    return this.track(this.scheduler.decode(this.sequence, token, sampling));
+  }
+
+  /**
+   * Whether decodeNext can run: the lane's last request sampled a token (a decode, not a prefill), and the
+   * sequence has room for the steps asked so far plus one. Expert offloading: never (BatchSession.canContinue).
+   */
+  get canDecodeNext(): boolean {
+    const s = this.sequence;
+    if (s === null || !this.chain || this.scheduler.batch.offloadStats() !== null) return false;
+    return this.scheduler.batch.position(s) + this.unsettled < this.contextSize;
+  }
+
+  /** The next token after the one the lane's last step samples, read on the GPU (see the header). */
+  decodeNext(sampling: StepSampling): Promise<number> {
+    if (!this.canDecodeNext) return Promise.reject(new InputError('decodeNext needs a token sampled by this lane\'s previous decode step', 'lane'));
+    return this.track(this.scheduler.decode(this.sequence!, undefined, sampling));
+  }
+
+  /** Drops the last `n` tokens (steps asked ahead and not needed); await them first. */
+  rewind(n: number): void {
+    if (this.sequence === null) throw new InputError('rewind: this lane holds no sequence', 'lane');
+    this.scheduler.batch.rewind(this.sequence, n);
+    this.chain = false;
+  }
+
+  /** Counts a request until it settles; after one, the lane's last sample is on the GPU (until a failure). */
+  private track(p: Promise<number>): Promise<number> {
+    this.unsettled++;
+    this.chain = true;
+    return p.then(
+      (id) => {
+        this.unsettled--;
+        return id;
+      },
+      (err: unknown) => {
+        this.unsettled--;
+        this.chain = false;
+        throw err;
+      },
+    );
   }
 
   async forwardLogits(tokens: number[]): Promise<Float32Array> {
@@ -311,6 +388,7 @@ export class Lane implements InferenceSession {
   /** Gives the sequence back (idempotent). */
   release(): void {
     this.released = true;
+    this.chain = false;
     // a shared-prompt lane that never prefilled must not keep the first lane waiting for its copy
     this.share?.done();
     this.share = undefined;

@@ -4,6 +4,8 @@
  *     (batch invariance), and the golden prompt's stream equals the fixture's greedy continuation;
  *   - with the plan's per-row GEMVs (CPU adapters) a batched row is bit-identical to a one-token decode of the
  *     ordinary engine;
+ *   - pipelined steps (rows without a token read the sequence's last sample on the GPU, two steps in flight, a
+ *     sequence leaving) produce the tokens of host-fed steps; after a prefill or a rewind a row needs its token;
  *   - bad use is a typed error: a full session, a row for a closed or repeated sequence, a step past the context.
  */
 import { readFileSync } from 'node:fs';
@@ -122,6 +124,45 @@ describe('batched decode', () => {
     const V = session.vocabSize;
     prompts.forEach((_, i) => expect(together.subarray(i * V, (i + 1) * V), `row ${i}`).toEqual(single[i]));
     for (const id of ids) session.closeSequence(id);
+  });
+
+  it('pipelined steps (rows without tokens read their last sample on the GPU, two in flight) equal the host-fed steps', async () => {
+    const reqs = REQUESTS.slice(0, 2);
+    const expected = await Promise.all(reqs.map(solo));
+    const ids = reqs.map(() => session.openSequence());
+    try {
+      const firsts = await Promise.all(reqs.map((r, i) => session.prefill(ids[i]!, r.prompt, GREEDY)));
+      // after a prefill the sample is on the host only: a row must give its token
+      expect(session.canContinue(ids[0]!)).toBe(false);
+      expect(() => session.step([{ sequence: ids[0]!, sampling: GREEDY }])).toThrow(/no token sampled on the GPU/);
+      const outs = firsts.map((t) => [t]);
+      const seconds = await session.step(ids.map((sequence, i) => ({ sequence, token: firsts[i]!, sampling: GREEDY })));
+      seconds.forEach((t, i) => outs[i]!.push(t));
+      // PIPELINE_DEPTH (2) steps submitted before the first is read back; the shorter request leaves early
+      const steps = Math.max(...reqs.map((r) => r.tokens)) - 2;
+      const inFlight: Array<{ rows: number[]; done: Promise<number[]> }> = [];
+      for (let k = 0; k < steps || inFlight.length > 0; k++) {
+        if (k < steps) {
+          const rows = reqs.flatMap((r, i) => (outs[i]!.length + inFlight.filter((f) => f.rows.includes(i)).length < r.tokens ? [i] : []));
+          if (rows.length > 0) {
+            expect(rows.every((i) => session.canContinue(ids[i]!))).toBe(true);
+            inFlight.push({ rows, done: session.step(rows.map((i) => ({ sequence: ids[i]!, sampling: GREEDY }))) });
+          }
+        }
+        if (inFlight.length === 2 || k >= steps) {
+          const f = inFlight.shift()!;
+          (await f.done).forEach((t, b) => outs[f.rows[b]!]!.push(t));
+        }
+      }
+      expect(outs).toEqual(expected);
+      // a rewind (steps asked ahead and not needed) takes the chain away until a host-fed step
+      const pos = session.position(ids[0]!);
+      session.rewind(ids[0]!, 1);
+      expect(session.position(ids[0]!)).toBe(pos - 1);
+      expect(session.canContinue(ids[0]!)).toBe(false);
+    } finally {
+      ids.forEach((id) => session.closeSequence(id));
+    }
   });
 
   it('typed errors: a full session, a closed or repeated sequence, a step past the context', async () => {
