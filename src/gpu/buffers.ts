@@ -76,18 +76,36 @@ export class UniformArena {
     this.align = Math.max(256, gpu.limits.minUniformBufferOffsetAlignment || 256);
     this.buffer = createBuffer(gpu, capacity, label, 0x0040 | 0x0008); // UNIFORM | COPY_DST
     this.mirror = new ArrayBuffer(capacity);
+    this.view = new DataView(this.mirror);
   }
 
   /** Reserves a slot and fills it from 32-bit words (u32 / i32 / f32 chosen per field by the caller's view). */
   alloc(bytes: number, fill: (view: DataView) => void): GPUBufferBinding {
+    const { offset, size } = this.reserve(bytes);
+    fill(new DataView(this.mirror, offset, size));
+    return { buffer: this.buffer, offset, size };
+  }
+
+  /**
+   * As alloc, for the per-dispatch path (Kernels.run): reserves a slot and returns its offset; the caller fills it
+   * through `view` (the whole mirror) and binds the arena's buffer at that offset, so a dispatch allocates no
+   * view, closure or binding object.
+   */
+  slot(bytes: number): number {
+    return this.reserve(bytes).offset;
+  }
+
+  /** The whole CPU mirror (slot() callers write their words at the slot's offset). */
+  readonly view: DataView;
+
+  private reserve(bytes: number): { offset: number; size: number } {
     const size = Math.ceil(bytes / 16) * 16;
     if (this.used + size > this.capacity) {
       throw new DeviceError(`uniform arena full (${this.capacity} bytes): too many dispatches in one submission`, { reason: 'arena' });
     }
     const offset = this.used;
-    fill(new DataView(this.mirror, offset, size));
     this.used = Math.ceil((offset + size) / this.align) * this.align;
-    return { buffer: this.buffer, offset, size };
+    return { offset, size };
   }
 
   /** Writes the slots used so far to the GPU (call before submit). */

@@ -110,11 +110,12 @@ export function checkArguments(c: KernelContract, bind: Readonly<Record<string, 
 }
 
 /** Writes `params` into `view` in the struct's order (u32 / i32 / f32, little-endian; padding 0). */
-export function packParams(fields: readonly ParamField[], params: ParamValues, view: DataView): void {
-  fields.forEach((f, i) => {
+export function packParams(fields: readonly ParamField[], params: ParamValues, view: DataView, offset = 0): void {
+  for (let i = 0; i < fields.length; i++) {
+    const f = fields[i]!;
     const v = params[f.name] ?? 0;
-    if (f.type === 'f32') view.setFloat32(i * 4, v, true);
-    else if (f.type === 'i32') view.setInt32(i * 4, v, true);
-    else view.setUint32(i * 4, v >>> 0, true);
-  });
+    if (f.type === 'f32') view.setFloat32(offset + i * 4, v, true);
+    else if (f.type === 'i32') view.setInt32(offset + i * 4, v, true);
+    else view.setUint32(offset + i * 4, v >>> 0, true);
+  }
 }

@@ -67,14 +67,16 @@ const BIND_GROUP_CACHE_MAX = 8192;
 export class Kernels {
   private readonly modules = new Map<string, GPUShaderModule>();
   private readonly pipelines = new Map<string, GPUComputePipeline>();
+  /** the same pipelines keyed by the constants in the caller's order (no sort per dispatch) */
+  private readonly pipelinesByCall = new Map<string, GPUComputePipeline>();
   // Bind groups are immutable, so one (pipeline, resources) pair can be reused across steps: an engine step
   // rebinds the same weights, activations and uniform-arena slots every time, and createBindGroup was ~85% of
   // the JS cost of recording a decode step (measured: 2.2 ms -> 0.33 ms for 55 dispatches on lavapipe).
   private readonly bindGroups = new Map<string, GPUBindGroup>();
   private readonly ids = new WeakMap<object, number>();
   private readonly contracts = new Map<string, KernelContract>();
-  /** (pipeline, binding names, param names) signatures already checked against the contract */
-  private readonly checked = new Set<string>();
+  /** per pipeline: the binding and Params names (in order) already checked against the contract */
+  private readonly checked = new Map<GPUComputePipeline, Array<{ bind: string[]; params: string[] }>>();
   private nextId = 1;
 
   constructor(readonly gpu: GpuContext) {}
@@ -106,20 +108,24 @@ export class Kernels {
 
   /** The cached compute pipeline for a kernel and its override constants (workgroup sizes, tiles). */
   pipeline(name: string, constants: OverrideConstants = {}, entryPoint = 'main'): GPUComputePipeline {
-    // (built by hand: this runs for every dispatch of every step, and the entries/sort/map/join chain allocated)
+    // (built by hand: this runs for every dispatch of every step; the constants in the caller's order first, the
+    // sorted key only on a miss, so one pipeline serves every order)
     let key = `${name}|${entryPoint}`;
-    const names = Object.keys(constants);
-    if (names.length > 1) names.sort();
-    for (const c of names) key += `|${c}=${constants[c]}`;
-    let p = this.pipelines.get(key);
+    for (const c in constants) key += `|${c}=${constants[c]}`;
+    let p = this.pipelinesByCall.get(key);
+    if (p) return p;
+    let sorted = `${name}|${entryPoint}`;
+    for (const c of Object.keys(constants).sort()) sorted += `|${c}=${constants[c]}`;
+    p = this.pipelines.get(sorted);
     if (!p) {
       p = this.gpu.device.createComputePipeline({
         label: name,
         layout: 'auto',
         compute: { module: this.module(name), entryPoint, constants },
       });
-      this.pipelines.set(key, p);
+      this.pipelines.set(sorted, p);
     }
+    this.pipelinesByCall.set(key, p);
     return p;
   }
 
@@ -180,21 +186,44 @@ export class Kernels {
    * Params are packed into `arena` in the struct's order, and the grid is direct (`[x, y, z]`) or indirect.
    */
   run(pass: GPUComputePassEncoder, arena: UniformArena, name: string, a: RunArgs): void {
+    // (the per-dispatch path of every step: it builds the bind group's cache key directly and packs the Params
+    // into the arena's mirror in place, allocating only the key string; measured in docs/benchmarks.md "Pipelined
+    // batched steps")
     const pipe = this.pipeline(name, a.constants);
     const c = this.contract(name);
-    const sig = `${this.idOf(pipe)}|${Object.keys(a.bind).join(',')}|${a.params ? Object.keys(a.params).join(',') : ''}`;
-    if (!this.checked.has(sig)) {
-      checkArguments(c, a.bind, a.params);
-      this.checked.add(sig);
-    }
-    let uniform: GPUBufferBinding | undefined;
+    this.checkOnce(pipe, c, a);
+    let uOffset = 0;
+    let uSize = 0;
     if (c.params) {
-      const fields = c.params;
-      const values = a.params ?? {};
-      uniform = arena.alloc(Math.ceil(fields.length / 4) * 16, (v) => packParams(fields, values, v));
+      uSize = Math.ceil(c.params.length / 4) * 16;
+      uOffset = arena.slot(uSize);
+      packParams(c.params, a.params ?? {}, arena.view, uOffset);
     }
-    const resources = c.bindings.map((b) => (b.kind === 'uniform' ? uniform! : a.bind[b.name]!));
-    this.encodeGrid(pass, pipe, this.bindGroup(pipe, resources), a.grid);
+    let key = `${this.idOf(pipe)}:0`; // bindGroup()'s key for the same resources
+    for (const b of c.bindings) {
+      if (b.kind === 'uniform') {
+        key += `|${this.idOf(arena.buffer)}@${uOffset}+${uSize}`;
+      } else {
+        const r = a.bind[b.name]!;
+        key += 'buffer' in r ? `|${this.idOf(r.buffer)}@${r.offset ?? 0}+${r.size ?? -1}` : `|${this.idOf(r)}`;
+      }
+    }
+    let bg = this.bindGroups.get(key);
+    if (!bg) {
+      const uniform: GPUBufferBinding = { buffer: arena.buffer, offset: uOffset, size: uSize };
+      bg = this.bindGroup(pipe, c.bindings.map((b) => (b.kind === 'uniform' ? uniform : a.bind[b.name]!)));
+    }
+    this.encodeGrid(pass, pipe, bg, a.grid);
+  }
+
+  /** The contract check of run(), once per pipeline and set of binding and Params names (in their order). */
+  private checkOnce(pipe: GPUComputePipeline, c: KernelContract, a: RunArgs): void {
+    const seen = this.checked.get(pipe);
+    if (seen?.some((names) => sameNames(names.bind, a.bind) && sameNames(names.params, a.params))) return;
+    checkArguments(c, a.bind, a.params);
+    const names = { bind: Object.keys(a.bind), params: a.params ? Object.keys(a.params) : [] };
+    if (seen) seen.push(names);
+    else this.checked.set(pipe, [names]);
   }
 
   /**
@@ -244,4 +273,15 @@ export class Kernels {
     const info = await m.getCompilationInfo();
     return [...info.messages];
   }
+}
+
+/** Whether `obj`'s own keys are exactly `names`, in order (no allocation: run() calls it per dispatch). */
+function sameNames(names: readonly string[], obj: object | undefined): boolean {
+  if (!obj) return names.length === 0;
+  let i = 0;
+  for (const k in obj) {
+    if (names[i] !== k) return false;
+    i++;
+  }
+  return i === names.length;
 }
