@@ -83,6 +83,7 @@ export async function runBatchBench(
     report.singleStream.push({ model: name, tokensPerSecond: single.pipelined, oneAtATimeTokensPerSecond: single.oneAtATime });
     const batch = await createBatchSession(gpu, ckpt, { ctxSize: 128, maxSequences: 8 });
     try {
+      await batch.warmUp(); // as loadTextModel does: no pipeline compiles inside the timed steps
       for (const B of STREAMS) {
         opts.onProgress?.(`${name}: ${B} streams`);
         const ms = await batchStepMs(batch, B, steps);
@@ -205,7 +206,10 @@ async function singleStreamRate(gpu: GpuContext, ckpt: Checkpoint, steps: number
   }
 }
 
-/** Mean time per step of `steps` steps with PIPELINE_DEPTH of them in flight (after 3 untimed ones). */
+/**
+ * Time per step with PIPELINE_DEPTH steps in flight: the median over 3 runs of `steps` steps of each run's mean
+ * (after 3 untimed steps). `submit` must not run past the context: 3 + 3·steps steps.
+ */
 async function pipelinedMs(steps: number, submit: () => Promise<unknown>): Promise<number> {
   const run = async (n: number) => {
     const ahead: Array<Promise<unknown>> = [];
@@ -216,9 +220,13 @@ async function pipelinedMs(steps: number, submit: () => Promise<unknown>): Promi
     await Promise.all(ahead);
   };
   await run(3);
-  const t0 = performance.now();
-  await run(steps);
-  return (performance.now() - t0) / steps;
+  const means: number[] = [];
+  for (let r = 0; r < 3; r++) {
+    const t0 = performance.now();
+    await run(steps);
+    means.push((performance.now() - t0) / steps);
+  }
+  return median(means);
 }
 
 /**

@@ -148,10 +148,20 @@ export class BatchSession {
     return this.open.size;
   }
 
-  /** Claims a free sequence (its cache empty); an InputError when all `maxSequences` are open. */
-  openSequence(): number {
+  /** Whether sequence `id` is free (not open). */
+  isFree(id: number): boolean {
+    return Number.isInteger(id) && id >= 0 && id < this.seqs.length && !this.open.has(id);
+  }
+
+  /**
+   * Claims a free sequence (position 0; its cache rows keep what they held, see resume), `prefer` when it is
+   * free; an InputError when all `maxSequences` are open.
+   */
+  openSequence(prefer?: number): number {
     this.live();
-    for (let i = 0; i < this.seqs.length; i++) {
+    const order = prefer !== undefined && this.isFree(prefer) ? [prefer] : [];
+    for (let i = 0; i < this.seqs.length; i++) order.push(i);
+    for (const i of order) {
       if (!this.open.has(i)) {
         this.open.add(i);
         this.seqs[i]!.reset();
@@ -161,6 +171,17 @@ export class BatchSession {
       }
     }
     throw new InputError(`all ${this.seqs.length} sequences are in use (raise --max-sequences or wait for one to finish)`, 'maxSequences');
+  }
+
+  /**
+   * Takes the first `rows` rows of a just opened sequence's cache as they are, without computing them: what its
+   * last user left there (the scheduler's prefix reuse, which knows which tokens those rows hold).
+   */
+  resume(id: number, rows: number): void {
+    this.check(id);
+    if (this.seqs[id]!.position !== 0 || this.queuedSteps(id) > 0) throw new InputError(`resume: sequence ${id} is not freshly opened`, 'sequence');
+    if (!Number.isInteger(rows) || rows < 0 || rows > this.contextSize) throw new InputError(`resume: ${rows} rows, but a sequence holds ${this.contextSize}`, 'rows');
+    this.seqs[id]!.advance(rows);
   }
 
   closeSequence(id: number): void {
@@ -275,6 +296,35 @@ export class BatchSession {
     return this.serial(() => {
       this.validate(full, 'record');
       return this.recordLogits(full);
+    });
+  }
+
+  /**
+   * Compiles the pipelines that batched steps of 1 .. maxSequences rows use, by recording one step of each size
+   * that is never submitted: several kernels take their rows per invocation as a pipeline constant (fp8_gemv_wide's
+   * TB), and compiling one on lavapipe takes 50-150 ms, which the first step of each new batch size would
+   * otherwise add for every running stream (docs/batching.md "Warm pipelines"). Returns the pipelines compiled.
+   * Without offloading only (an offloaded step reads the router's choices back while it is recorded).
+   */
+  warmUp(): Promise<number> {
+    this.live();
+    return this.serial(async () => {
+      const m = this.seqs[0]!.model;
+      if (this.seqs[0]!.offload) return 0;
+      const before = m.kernels.pipelineCount;
+      const V = this.vocabSize;
+      for (let B = 1; B <= this.maxSequences; B++) {
+        const batch: BatchRows = { ...this.rows, caches: Array.from({ length: B }, () => m.cache), positions: new Array<number>(B).fill(0) };
+        this.arena.reset();
+        const rec = new Recorder(m.kernels, this.arena, 'batch-warm-up');
+        await recordChunk(m, rec, this.arena, { T: B, p0: 0, logits: 'all', batch }, null);
+        for (let b = 0; b < B; b++) {
+          pickToken(m.kernels, rec.pass, this.arena, { logits: m.act.logits, logitsOffset: b * V, vocab: V, out: this.picked, outIndex: b, probs: this.probs }, { temperature: 0, topK: 0, topP: 1, uniform: 0 });
+        }
+        rec.finish(); // dropped: never submitted
+      }
+      this.arena.reset();
+      return m.kernels.pipelineCount - before;
     });
   }
 

@@ -11,6 +11,12 @@
  *   - A step runs once every running lane has asked for its next token, or at the next macrotask (a consumer
  *     that is slow to ask does not hold the others back).
  *   - Fairness: sequences are handed out first come first served, and every step includes every lane that asked.
+ *   - Prefix reuse: the prompt rows a sequence prefilled from position 0 in whole chunks stay in its cache after it
+ *     is released, and the scheduler remembers their tokens. A new prompt that begins with some of them starts
+ *     from those rows instead of computing them: a free sequence holding the longest such prefix is claimed as
+ *     it is, or a running one's rows are copied (BatchSession.fork). Only whole chunks are reused and the rest is
+ *     prefilled in the same chunks a fresh prefill would run, so every row is the one a fresh prefill computes,
+ *     bit for bit (chat prompts share their template: most of their prefill).
  *   - Pipelining: up to PIPELINE_DEPTH steps are in flight; a lane may ask for its next token before the last one
  *     is read back (decodeNext: the step reads the lane's last sample on the GPU), as generate() does on a single
  *     session, so the host records step k + 1 while the device runs step k. A lane's requests run in order, one
@@ -27,6 +33,8 @@ export interface SchedulerOptions {
   maxQueue?: number;
   /** Prompt tokens per prefill submission (default 64). */
   prefillChunk?: number;
+  /** Reuse the cache rows of earlier prompts with the same beginning (default true; see the header). */
+  prefixReuse?: boolean;
 }
 
 export interface SchedulerStats {
@@ -35,8 +43,10 @@ export interface SchedulerStats {
   rows: number;
   /** steps by batch size: batchSizes[b] = steps with b rows */
   batchSizes: number[];
-  /** Prompt tokens prefilled (a shared prompt's prefix counts once). */
+  /** Prompt tokens prefilled (a shared prompt's prefix counts once; reused rows do not count). */
   prefillTokens: number;
+  /** Prompt tokens whose rows were reused from an earlier prompt with the same beginning (prefix reuse). */
+  reusedTokens: number;
   /** Lanes that had to wait for a sequence, and their total wait. */
   queued: number;
   queueWaitMs: number;
@@ -65,6 +75,7 @@ const nextMacrotask: (f: () => void) => void = typeof setImmediate === 'function
 export class BatchScheduler {
   readonly maxQueue: number;
   readonly prefillChunk: number;
+  readonly prefixReuse: boolean;
   private readonly waiters: Waiter[] = [];
   /** each sequence's requests not yet in a step, in order */
   private readonly pending = new Map<number, PendingRow[]>();
@@ -74,11 +85,18 @@ export class BatchScheduler {
   private inFlight = 0;
   private scheduled = false;
   /** @internal */
-  readonly counters = { steps: 0, rows: 0, batchSizes: [] as number[], prefillTokens: 0, queued: 0, queueWaitMs: 0 };
+  readonly counters = { steps: 0, rows: 0, batchSizes: [] as number[], prefillTokens: 0, reusedTokens: 0, queued: 0, queueWaitMs: 0 };
+  /**
+   * Prefix reuse (see the header): per sequence, the tokens of its cache rows [0, n·prefillChunk) that a prefill
+   * from position 0 computed in whole chunks (they stay valid while the sequence is free, and while it runs:
+   * decode steps write past them)
+   */
+  private readonly prefixes = new Map<number, number[]>();
 
   constructor(readonly batch: BatchSession, opts: SchedulerOptions = {}) {
     this.maxQueue = opts.maxQueue ?? 64;
     this.prefillChunk = opts.prefillChunk ?? 64;
+    this.prefixReuse = opts.prefixReuse ?? true;
     if (!Number.isInteger(this.maxQueue) || this.maxQueue < 0) throw new InputError(`--max-queue must be an integer >= 0, got ${this.maxQueue}`, 'maxQueue');
     if (!Number.isInteger(this.prefillChunk) || this.prefillChunk < 1) throw new InputError(`prefillChunk must be a positive integer, got ${this.prefillChunk}`, 'prefillChunk');
   }
@@ -105,10 +123,13 @@ export class BatchScheduler {
     return { ...this.counters, batchSizes: [...this.counters.batchSizes], waiting: this.waiters.length, running: this.batch.active };
   }
 
-  /** @internal a free sequence, now or when one is released (FIFO). */
-  acquire(signal?: AbortSignal): Promise<number> {
+  /**
+   * @internal a free sequence, now or when one is released (FIFO); with the prompt `tokens`, the free sequence
+   * whose kept prefix serves it best, else one that keeps none, else the one whose prefix helps the fewest tokens.
+   */
+  acquire(signal?: AbortSignal, tokens?: readonly number[]): Promise<number> {
     if (signal?.aborted) return Promise.reject(new AbortError('cancelled while waiting for a free sequence'));
-    if (this.waiters.length === 0 && this.batch.active < this.batch.maxSequences) return Promise.resolve(this.batch.openSequence());
+    if (this.waiters.length === 0 && this.batch.active < this.batch.maxSequences) return Promise.resolve(this.batch.openSequence(this.preferredFree(tokens)));
     if (this.waiters.length >= this.maxQueue) {
       return Promise.reject(new BusyError(`${this.batch.maxSequences} sequences are running and ${this.waiters.length} requests are waiting (--max-queue ${this.maxQueue}); retry later`));
     }
@@ -128,6 +149,66 @@ export class BatchScheduler {
         { once: true },
       );
     });
+  }
+
+  private preferredFree(tokens?: readonly number[]): number | undefined {
+    let best: number | undefined;
+    let bestScore = -1;
+    for (let i = 0; i < this.batch.maxSequences; i++) {
+      if (!this.batch.isFree(i)) continue;
+      const kept = this.prefixes.get(i);
+      // a sequence that keeps nothing costs nothing to take; one whose rows the prompt reuses is best of all
+      const score = kept === undefined ? 0.5 : tokens ? this.reusable(kept, tokens) : 0;
+      if (score > bestScore) [best, bestScore] = [i, score];
+    }
+    return best;
+  }
+
+  /** Rows of `kept` that a prompt `tokens` can take: whole chunks of their common prefix, leaving one to prefill. */
+  private reusable(kept: readonly number[], tokens: readonly number[]): number {
+    const n = Math.min(kept.length, tokens.length - 1);
+    let i = 0;
+    while (i < n && kept[i] === tokens[i]) i++;
+    return i - (i % this.prefillChunk);
+  }
+
+  /**
+   * @internal Sequence `seq`, just acquired for the prompt `tokens`, takes the longest kept prefix: its own rows
+   * (resume) or a copy of a running sequence's (fork, queued before anything that could overwrite them). Returns
+   * the rows it starts from (a multiple of prefillChunk; 0: none).
+   */
+  reusePrefix(seq: number, tokens: readonly number[]): number {
+    let from = seq;
+    let rows = this.prefixes.has(seq) ? this.reusable(this.prefixes.get(seq)!, tokens) : 0;
+    for (const [other, kept] of this.prefixes) {
+      if (other === seq || this.batch.isFree(other)) continue; // a free one is only taken whole (acquire)
+      const r = this.reusable(kept, tokens);
+      if (r > rows) [from, rows] = [other, r];
+    }
+    this.prefixes.delete(seq); // its rows past `rows` are about to change
+    if (rows === 0) return 0;
+    try {
+      if (from === seq) this.batch.resume(seq, rows);
+      else void this.batch.fork(from, seq, rows).catch(() => undefined); // (queued: the prefill after it reports errors)
+    } catch {
+      return 0; // (not expected: the bookkeeping above keeps both valid) computing the rows is always right
+    }
+    this.prefixes.set(seq, tokens.slice(0, rows));
+    this.counters.reusedTokens += rows;
+    return rows;
+  }
+
+  /** @internal the prompt rows `seq` now holds, prefilled from 0 in whole chunks (see prefixes). */
+  keepPrefix(seq: number, tokens: readonly number[]): void {
+    if (!this.prefixReuse) return;
+    const whole = tokens.length - (tokens.length % this.prefillChunk);
+    if (whole > 0) this.prefixes.set(seq, tokens.slice(0, whole));
+    else this.prefixes.delete(seq);
+  }
+
+  /** @internal `seq`'s rows are about to hold something else. */
+  forgetPrefix(seq: number): void {
+    this.prefixes.delete(seq);
   }
 
   /** @internal gives the sequence to the longest-waiting lane, or frees it. */
@@ -288,22 +369,27 @@ export class Lane implements InferenceSession {
     this.share = undefined; // a later prefill on this lane (after reset) is its own
     if (share && tokens.length >= 2) return this.prefillShared(share, tokens, sampling);
     share?.done();
-    if (this.sequence === null) this.sequence = await this.scheduler.acquire(this.signal);
+    if (this.sequence === null) this.sequence = await this.scheduler.acquire(this.signal, tokens);
     const next = await this.prefillChunks(this.sequence, tokens, sampling);
     this.scheduler.markDecoding(this.sequence);
     return next;
   }
 
-  /** Prefills `tokens` in chunks; the running lanes' steps are queued between them. Returns the last sample. */
+  /**
+   * Prefills `tokens` into the just acquired `seq` in chunks from position 0 (the rows of a kept prefix are taken
+   * instead of computed); the running lanes' steps are queued between them. Returns the last sample.
+   */
   private async prefillChunks(seq: number, tokens: number[], sampling: StepSampling): Promise<number> {
     const C = this.scheduler.prefillChunk;
     let next = -1;
-    for (let s = 0; s < tokens.length; s += C) {
+    const reused = this.scheduler.reusePrefix(seq, tokens);
+    for (let s = reused; s < tokens.length; s += C) {
       if (this.signal?.aborted) throw new AbortError();
       const chunk = tokens.slice(s, s + C);
       next = await this.scheduler.batch.prefill(seq, chunk, sampling);
       this.scheduler.counters.prefillTokens += chunk.length;
     }
+    this.scheduler.keepPrefix(seq, tokens);
     return next;
   }
 
@@ -311,7 +397,7 @@ export class Lane implements InferenceSession {
   private async prefillShared(share: PromptShare, tokens: number[], sampling: StepSampling): Promise<number> {
     const head = tokens.slice(0, -1);
     const { owner, sequence } = share.prefix(async () => {
-      this.sequence = await this.scheduler.acquire(this.signal);
+      this.sequence = await this.scheduler.acquire(this.signal, head);
       await this.prefillChunks(this.sequence, head, sampling);
       return this.sequence;
     });
@@ -322,6 +408,7 @@ export class Lane implements InferenceSession {
       try {
         const mine = await this.scheduler.acquire(this.signal);
         this.sequence = mine;
+        this.scheduler.forgetPrefix(mine);
         await this.scheduler.batch.fork(await sequence, mine, head.length);
       } finally {
         share.done();
@@ -378,6 +465,7 @@ export class Lane implements InferenceSession {
 
   async forwardLogits(tokens: number[]): Promise<Float32Array> {
     if (this.sequence === null) this.sequence = await this.scheduler.acquire(this.signal);
+    this.scheduler.forgetPrefix(this.sequence);
     return this.scheduler.batch.forwardLogits(this.sequence, tokens);
   }
 

@@ -164,6 +164,12 @@ export async function loadTextModel(files: CheckpointFiles, opts: LoadTextModelO
       const { createBatchSession } = await import('./batch-session.js');
       const { BatchScheduler } = await import('./scheduler.js');
       const batch = await createBatchSession(opts.gpu!, ckpt, { ctxSize: opts.ctxSize, precision: opts.precision, maxSequences: opts.maxSequences, offload: opts.offload });
+      try {
+        await batch.warmUp(); // the pipelines of every batch size now, not in the middle of the first bursts
+      } catch (err) {
+        batch.dispose();
+        throw err;
+      }
       phase = 'ready';
       loaded = total;
       report();

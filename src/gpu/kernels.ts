@@ -81,6 +81,11 @@ export class Kernels {
 
   constructor(readonly gpu: GpuContext) {}
 
+  /** Compute pipelines created so far. */
+  get pipelineCount(): number {
+    return this.pipelines.size;
+  }
+
   /** True when the kernel exists and the device has every feature it enables. */
   available(name: string): boolean {
     const src = sourceOf(name);

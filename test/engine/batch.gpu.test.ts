@@ -6,6 +6,7 @@
  *     ordinary engine;
  *   - pipelined steps (rows without a token read the sequence's last sample on the GPU, two steps in flight, a
  *     sequence leaving) produce the tokens of host-fed steps; after a prefill or a rewind a row needs its token;
+ *   - warm-up (BatchSession.warmUp) leaves no pipeline for the steps of any batch size to compile;
  *   - bad use is a typed error: a full session, a row for a closed or repeated sequence, a step past the context.
  */
 import { readFileSync } from 'node:fs';
@@ -79,6 +80,22 @@ async function together(reqs: Request[]): Promise<number[][]> {
 }
 
 describe('batched decode', () => {
+  it('warm-up compiles the pipelines of every batch size: the steps after it compile none', async () => {
+    const kernels = (session as unknown as { seqs: Array<{ model: { kernels: { pipelineCount: number } } }> }).seqs[0]!.model.kernels;
+    const before = kernels.pipelineCount;
+    const compiled = await session.warmUp();
+    expect(kernels.pipelineCount - before).toBe(compiled);
+    const ids = [0, 1, 2].map(() => session.openSequence());
+    try {
+      const firsts = await Promise.all(ids.map((id, i) => session.prefill(id, REQUESTS[i]!.prompt, GREEDY)));
+      const afterPrefill = kernels.pipelineCount;
+      for (let B = 1; B <= ids.length; B++) await session.step(ids.slice(0, B).map((sequence, i) => ({ sequence, token: firsts[i]!, sampling: GREEDY })));
+      expect(kernels.pipelineCount).toBe(afterPrefill);
+    } finally {
+      ids.forEach((id) => session.closeSequence(id));
+    }
+  });
+
   it('streams joining and leaving mid-run equal their solo runs; the golden stream equals the fixture', async () => {
     const alone: number[][] = [];
     for (const r of REQUESTS) alone.push(await solo(r));
