@@ -327,7 +327,7 @@ function expertShape(shape: string, D: number, F: number, E: number, K: number, 
 // Routed experts for a prefill chunk: tokens grouped by expert (align + grouped GEMMs + combine) against the
 // per-token decode path over the same tokens. Bytes: each selected expert's weights once + activations.
 
-function expertPrefillShape(shape: string, D: number, F: number, E: number, K: number, T: number, tier: BenchShape['tier']): BenchShape {
+export function expertPrefillShape(shape: string, D: number, F: number, E: number, K: number, T: number, tier: BenchShape['tier']): BenchShape {
   const rand = rng(E * 13 + K * 7 + T);
   const ids = new Uint32Array(T * K);
   for (let t = 0; t < T; t++) {

@@ -18,7 +18,7 @@ interface Ctx {
 }
 
 /** A GpuLinear over buffers the bench created (one chunk: the bench shapes fit one binding). */
-function asLinear(name: string, format: 'fp8' | 'bf16', rows: number, cols: number, codes: GPUBuffer, scales: GPUBuffer | null): GpuLinear {
+export function asLinear(name: string, format: 'fp8' | 'bf16', rows: number, cols: number, codes: GPUBuffer, scales: GPUBuffer | null): GpuLinear {
   return { name, format, rows, cols, strideWords: rowStrideWords(format, cols), chunks: [{ rowStart: 0, rows, codes }], scales, bytes: codes.size + (scales?.size ?? 0) };
 }
 
@@ -54,7 +54,7 @@ export function optimisedFp8Gemv(ctx: Ctx, b: Fp8GemvBuffers, rows: number, cols
 export function optimisedFp8Gemm(ctx: Ctx, b: Fp8GemvBuffers, rows: number, cols: number, tokens: number): OptimisedVariant[] {
   const variants: GemmVariant[] = ['tiled', 'f32', 'f16'];
   const chosen = chooseGemm('f32', tokens, false, tiledGemmFrom(ctx.kernels));
-  return variants
+  const gemms = variants
     .filter((v) => v !== 'f16' || ctx.kernels.available(GEMM_KERNELS[v]))
     .map((v) => ({
       variant: 'optimised' as const,
@@ -66,6 +66,18 @@ export function optimisedFp8Gemm(ctx: Ctx, b: Fp8GemvBuffers, rows: number, cols
         return arenaOp(ctx.gpu, 1, (pass, arena) => linear(ctx.kernels, pass, arena, { w, x: b.x, y: b.y, tokens, gemm: v, forceGemm: true }));
       },
     }));
+  // the decode GEMV over the token rows (TB rows per invocation, batched decode's 'gemv-rows'): the candidate
+  // for short prefill chunks on CPU adapters
+  const rowsVariant: OptimisedVariant = {
+    variant: 'optimised',
+    impl: 'fp8_gemv_wide (per row)',
+    build: () => {
+      requireKernels(ctx, 'fp8_gemv_wide');
+      const w = asLinear('bench gemm', 'fp8', rows, cols, b.w, b.scale);
+      return arenaOp(ctx.gpu, 1, (pass, arena) => linear(ctx.kernels, pass, arena, { w, x: b.x, y: b.y, tokens, gemv: 'wide', perRow: true }));
+    },
+  };
+  return ctx.kernels.available('fp8_gemv_wide') ? [...gemms, rowsVariant] : gemms;
 }
 
 /**

@@ -66,7 +66,7 @@ export async function createBatchSession(gpu: GpuContext, ckpt: Checkpoint, opts
     const chunk = Math.max(opts.chunkSize ?? 128, S);
     // one set of activations for all sequences: their calls never overlap (BatchSession.serial)
     for (let i = 0; i < S; i++) {
-      seqs.push(new GpuSession(gpu, kernels, c, weights, ctx, precision, chunk, opts.moeDecodeMaxTokens ?? 4, opts.uniformArenaBytes ?? ARENA_BYTES, false, seqs[0]));
+      seqs.push(new GpuSession(gpu, kernels, c, weights, ctx, precision, chunk, opts.moeDecodeMaxTokens, opts.uniformArenaBytes ?? ARENA_BYTES, false, seqs[0]));
     }
     const batch = new BatchSession(gpu, weights, seqs);
     if (off && source) {

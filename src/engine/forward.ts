@@ -244,16 +244,19 @@ export function* encodeChunkSteps(m: GpuModel, rec: Recorder, a: ChunkArgs): Gen
   const fuse = taps === undefined; // residual adds fused into o_proj / down / MoE combine
   const batch = a.batch;
   // a batch is batch-invariant: one kernel for any number of rows (the plan's: the decode GEMV per row, or a GEMM)
-  const perRow = batch !== undefined && m.plan.batchLinear === 'gemv-rows';
-  const forceGemm = batch !== undefined && !perRow;
+  const batchPerRow = batch !== undefined && m.plan.batchLinear === 'gemv-rows';
+  const forceGemm = batch !== undefined && !batchPerRow;
+  // a prefill chunk's narrow FP8 linears may run the decode GEMV per row too, where the plan measured it faster
+  const perRowFor = (wt: GpuLinear): boolean =>
+    batchPerRow || (batch === undefined && T > 1 && wt.format === 'fp8' && m.gemv === 'wide' && wt.cols <= m.plan.prefillGemvMaxCols);
   const lin = (wt: GpuLinear, x: GPUBuffer, y: GPUBuffer, accumulate = false, more: { xStride?: number; yStride?: number; norm?: LinearArgs['norm'] } = {}) =>
-    linear(k, rec.pass, arena, { w: wt, x, y, tokens: T, accumulate, gemv: m.gemv, gemm: m.gemm, forceGemm, perRow, ...more });
+    linear(k, rec.pass, arena, { w: wt, x, y, tokens: T, accumulate, gemv: m.gemv, gemm: m.gemm, forceGemm, perRow: perRowFor(wt), ...more });
   // An RMSNorm whose every reader is a small decode GEMV of the wide family runs as their NORM prologue instead of a
   // dispatch of its own (plan.normPrologue, where the GEMV stages its x rows in workgroup memory; not in a taps run,
   // which reads the normalised tensors back)
   const fuseNorm = (nw: GPUBuffer, ...readers: GpuLinear[]) =>
     !taps && nw.size >= Math.ceil(readers[0]!.cols / 4) * 16 &&
-    m.plan.normPrologue && readers.every((r) => fusesNorm(k, { w: r, tokens: T, gemv: m.gemv, forceGemm, perRow }));
+    m.plan.normPrologue && readers.every((r) => fusesNorm(k, { w: r, tokens: T, gemv: m.gemv, forceGemm, perRow: perRowFor(r) }));
   const segments: Segment[] = batch
     ? batch.caches.map((cache, t) => ({ cache, pos: batch.positions[t]!, t0: t, T: 1 }))
     : [{ cache: m.cache, pos: p0, t0: 0, T }];
@@ -397,7 +400,7 @@ export function* encodeChunkSteps(m: GpuModel, rec: Recorder, a: ChunkArgs): Gen
   if (a.logits === 'last') {
     linear(k, rec.pass, arena, { w: w.lmHead, x: s.z, xOffset: (rows - 1) * D, y: s.logits, tokens: 1 });
   } else {
-    linear(k, rec.pass, arena, { w: w.lmHead, x: s.z, y: s.logits, tokens: T, forceGemm, perRow });
+    linear(k, rec.pass, arena, { w: w.lmHead, x: s.z, y: s.logits, tokens: T, forceGemm, perRow: batchPerRow });
   }
 }
 

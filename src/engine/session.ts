@@ -69,7 +69,7 @@ export async function createSession(gpu: GpuContext, ckpt: Checkpoint, opts: Ses
   const weights = await uploadWeights(gpu, ckpt, opts.onProgress, { routedExperts: !off });
   let session: GpuSession;
   try {
-    session = new GpuSession(gpu, kernels, c, weights, ctx, precision, opts.chunkSize ?? 128, opts.moeDecodeMaxTokens ?? 4, opts.uniformArenaBytes ?? ARENA_BYTES);
+    session = new GpuSession(gpu, kernels, c, weights, ctx, precision, opts.chunkSize ?? 128, opts.moeDecodeMaxTokens, opts.uniformArenaBytes ?? ARENA_BYTES);
   } catch (err) {
     weights.destroy();
     throw err;
@@ -95,7 +95,7 @@ export async function residentBytes(gpu: GpuContext, ckpt: Checkpoint, opts: Ses
   const weights = await uploadWeights(gpu, ckpt, undefined, { routedExperts: false });
   let s: GpuSession;
   try {
-    s = new GpuSession(gpu, kernels, ckpt.config, weights, ctx, precision, opts.chunkSize ?? 128, opts.moeDecodeMaxTokens ?? 4, opts.uniformArenaBytes ?? ARENA_BYTES);
+    s = new GpuSession(gpu, kernels, ckpt.config, weights, ctx, precision, opts.chunkSize ?? 128, opts.moeDecodeMaxTokens, opts.uniformArenaBytes ?? ARENA_BYTES);
   } catch (err) {
     weights.destroy();
     throw err;
@@ -254,7 +254,7 @@ export class GpuSession implements InferenceSession {
    * arena (same context size and chunk) and allocate only a KV cache: for sequences whose steps never overlap
    * (a BatchSession runs one call at a time), so S sequences hold one set of activations, not S.
    */
-  constructor(readonly gpu: GpuContext, kernels: Kernels, readonly config: ModelConfig, weights: GpuWeights, ctx: number, readonly precision: Precision, chunkSize: number, moeDecodeMaxTokens: number, arenaBytes: number, private readonly ownsWeights = true, scratchOf?: GpuSession) {
+  constructor(readonly gpu: GpuContext, kernels: Kernels, readonly config: ModelConfig, weights: GpuWeights, ctx: number, readonly precision: Precision, chunkSize: number, moeDecodeMaxTokens: number | undefined, arenaBytes: number, private readonly ownsWeights = true, scratchOf?: GpuSession) {
     const c = config;
     this.contextSize = ctx;
     this.vocabSize = c.vocab_size;
@@ -270,7 +270,7 @@ export class GpuSession implements InferenceSession {
       if (scratchOf.chunk !== this.chunk || scratchOf.contextSize !== ctx) {
         throw new InputError(`a session shares scratch only with one of the same context (${ctx}) and chunk (${this.chunk})`, 'scratchOf');
       }
-      this.model = { ...scratchOf.model, cache: new LatentKvCache(gpu, c.num_hidden_layers, ctx, mla), moeDecodeMaxTokens };
+      this.model = { ...scratchOf.model, cache: new LatentKvCache(gpu, c.num_hidden_layers, ctx, mla), moeDecodeMaxTokens: moeDecodeMaxTokens ?? scratchOf.model.plan.moeDecodeMaxTokens };
       [this.probs, this.picked, this.tokenReadbacks, this.arena] = [scratchOf.probs, scratchOf.picked, scratchOf.tokenReadbacks, scratchOf.arena];
       return;
     }
@@ -318,7 +318,7 @@ export class GpuSession implements InferenceSession {
       this.scratch.push(rope.buffer);
       const gemm: GemmVariant = precision === 'f16' ? 'f16' : 'f32';
       const plan = planKernels(kernels, { hidden: c.hidden_size, rank: c.kv_lora_rank, rope: c.qk_rope_head_dim }, precision);
-      this.model = { config: c, kernels, weights, cache, rope, act, mla, moe, gemv: plan.gemv, gemm, plan, moeDecodeMaxTokens };
+      this.model = { config: c, kernels, weights, cache, rope, act, mla, moe, gemv: plan.gemv, gemm, plan, moeDecodeMaxTokens: moeDecodeMaxTokens ?? plan.moeDecodeMaxTokens };
       this.probs = buf(c.vocab_size, 'sample.probs');
       this.picked = buf(4, 'sample.token');
       this.tokenReadbacks = Array.from({ length: PIPELINE_DEPTH }, (_, i) => buf(4, `sample.readback.${i}`, MAP_READ | COPY_DST));

@@ -32,6 +32,10 @@ export interface KernelPlan {
   moeWide: MoeWideTuning;
   /** the subgroup kernels' constants (MOE_SUBGROUP_TUNING) */
   moeSubgroup: MoeSubgroupTuning;
+  /** prefill chunks of at most this many tokens run the decode path's by-id expert kernels (choosePrefillByIdExperts) */
+  moeDecodeMaxTokens: number;
+  /** prefill linears (FP8) of at most this many columns run the decode GEMV per token row, not a GEMM; 0: none (choosePrefillGemvRows) */
+  prefillGemvMaxCols: number;
   /** MoE experts of a prefill chunk (the grouped path, above moeDecodeMaxTokens tokens): chooseMoePrefill, moeTiledTuning */
   moePrefill: MoePrefillVariant;
   moeTiled: MoeTiledTuning;
@@ -67,6 +71,8 @@ export function planKernels(k: Kernels, shapes: { hidden?: number; rank?: number
     moeDecode: chooseMoeDecode(k, D),
     moeWide: moeWideTuning(k),
     moeSubgroup: { ...MOE_SUBGROUP_TUNING },
+    moeDecodeMaxTokens: choosePrefillByIdExperts(k, D),
+    prefillGemvMaxCols: choosePrefillGemvRows(k, chooseGemv(k, precision)),
     moePrefill: chooseMoePrefill(k),
     moeTiled: moeTiledTuning(k),
     moeBatch: chooseMoeBatch(k, D),
@@ -86,8 +92,8 @@ export function describePlan(p: KernelPlan): string[] {
     `dense decode GEMV (FP8): ${p.gemv} (chooseGemv: wide on CPU adapters, 1.5-2.5x the f32 GEMV; subgroup on GPUs)`,
     `  fp8_gemv_wide: FP8 ${w(p.gemvWide.fp8, true)}; BF16 ${w(p.gemvWide.bf16)}; INT4 ${w(p.gemvWide.int4)} (gemvWideTuning)`,
     `RMSNorm fused into the decode GEMV that reads it: ${p.normPrologue ? 'where the GEMV stages its x rows in workgroup memory' : 'never'} (chooseNormPrologue)`,
-    `prefill GEMM (FP8): fp8_gemm_tiled from ${p.gemmTiledFrom} tokens, rt ${p.gemmTiled.rt} x tq ${p.gemmTiled.tq}, wg ${p.gemmTiled.wg} (chooseGemm, gemmTiledTuning)`,
-    `MoE experts by id: ${p.moeDecode}${p.moeDecode === 'wide' ? ` (rpt ${p.moeWide.rptGateUp}/${p.moeWide.rptDown}, wg ${p.moeWide.wg})` : ''}${p.moeDecode === 'subgroup' ? ` (wg ${p.moeSubgroup.wg}, ${p.moeSubgroup.rpwGateUp}/${p.moeSubgroup.rpwDown} rows per workgroup)` : ''} (chooseMoeDecode: wide on CPU adapters, 2.5-3.8x thread-per-row); grouped GEMMs above 4 tokens`,
+    `prefill GEMM (FP8): fp8_gemm_tiled from ${p.gemmTiledFrom} tokens, rt ${p.gemmTiled.rt} x tq ${p.gemmTiled.tq}, wg ${p.gemmTiled.wg} (chooseGemm, gemmTiledTuning)${p.prefillGemvMaxCols > 0 ? `; linears of up to ${p.prefillGemvMaxCols} columns: the decode GEMV per token row (choosePrefillGemvRows)` : ''}`,
+    `MoE experts by id: ${p.moeDecode}${p.moeDecode === 'wide' ? ` (rpt ${p.moeWide.rptGateUp}/${p.moeWide.rptDown}, wg ${p.moeWide.wg})` : ''}${p.moeDecode === 'subgroup' ? ` (wg ${p.moeSubgroup.wg}, ${p.moeSubgroup.rpwGateUp}/${p.moeSubgroup.rpwDown} rows per workgroup)` : ''} (chooseMoeDecode: wide on CPU adapters, 2.5-3.8x thread-per-row); grouped GEMMs above ${p.moeDecodeMaxTokens >= 1 << 16 ? 'no chunk: every prefill chunk by id' : `${p.moeDecodeMaxTokens} tokens`} (choosePrefillByIdExperts)`,
     `MoE experts of a prefill chunk: ${p.moePrefill}${p.moePrefill === 'tiled' ? ` (tq ${p.moeTiled.tq}, rt ${p.moeTiled.rt}, wg ${p.moeTiled.wg})` : ''} (chooseMoePrefill: tiled through workgroup memory, 2-3x the grouped kernels on lavapipe, 3-6x on SwiftShader)`,
     `dense linears of a batched decode step: ${p.batchLinear} (chooseBatchLinear: one kernel for any number of rows)`,
     `MoE experts of a batched decode step: ${p.moeBatch} (chooseMoeBatch: one variant for any number of rows)`,
@@ -300,6 +306,39 @@ export function moeWideTuning(k: Kernels): MoeWideTuning {
 export function chooseMoePrefill(k: Kernels): MoePrefillVariant {
   void k; // every adapter class measured so far prefers it
   return 'tiled';
+}
+
+/** Any prefill chunk (a chunk never holds more tokens than this). */
+const EVERY_CHUNK = 1 << 16;
+
+/**
+ * Up to how many tokens a prefill chunk's experts run the decode path's by-id kernels (moe_*_id_wide on CPU
+ * adapters) instead of the grouped path (moe_align + moe_*_tiled): measured on `moe_experts_prefill small D256
+ * F128 K8 of 32` (2026-12-05, docs/benchmarks.md "Short prefill chunks"):
+ *   lavapipe: 8 tokens wide 3.33 ms, tiled 10.0 ms (3.0x); 64 tokens wide 27.6, tiled 28.3 (a tie): the whole
+ *     chunk by id where the hidden size is that small (up to 1024: at Kimi widths the tiled kernels ran 5.1-5.4
+ *     GFLOP/s against the wide ones' ~3.5, chooseMoePrefill);
+ *   SwiftShader: 8 tokens wide 55 ms, tiled 131 ms (2.4x): 8 tokens there;
+ *   GPUs (and wider models): 4, the grouped path beyond, as measured before (the grouped path reads each expert
+ *     once per block of tokens).
+ */
+export function choosePrefillByIdExperts(k: Kernels, hidden: number): number {
+  const cls = adapterClass(k.gpu);
+  if (cls === 'hardware' || hidden > 1024) return 4;
+  return cls === 'swiftshader' ? 8 : EVERY_CHUNK;
+}
+
+/**
+ * The widest FP8 linear (columns) whose prefill runs the decode GEMV per token row (linear's perRow: TB rows per
+ * invocation) instead of a GEMM: 1024 on lavapipe, none elsewhere. Measured interleaved on lavapipe (2026-12-05,
+ * docs/benchmarks.md "Short prefill chunks"; tiled GEMM / GEMV rows, ms): 256->128 x 8 0.48 / 0.06, x 64 1.83 / 0.57
+ * (the tiled kernel's 512-row workgroup mostly idle there; at 8..32 threads per workgroup still 0.67 ms);
+ * 256->512 x 8 0.38 / 0.29, x 64 1.86 / 1.77; 512->512 x 64 4.19 / 4.02; 1024->512 x 8 1.27 / 1.14, x 64 8.74 /
+ * 8.98; 2048->1024 x 64 28.2 / 45.1; 4096->2048 x 16 35.5 / 67.5. SwiftShader (its barriers are cheap next to its
+ * per-row loads): 256->512 x 8 2.23 / 5.92, 1024->512 x 64 31.5 / 196: the GEMM. GPUs: the GEMM.
+ */
+export function choosePrefillGemvRows(k: Kernels, gemv: GemvVariant): number {
+  return adapterClass(k.gpu) === 'llvmpipe' && gemv === 'wide' ? 1024 : 0;
 }
 
 /** moe_*_tiled's constants (see chooseMoePrefill for the measurements). */

@@ -23,6 +23,11 @@ describe(`kernel plan (${testAdapter()})`, () => {
     expect(p.gemv).toBe('wide');
     expect(p.moeDecode).toBe('wide');
     expect(p.gemmTiledFrom).toBe(2);
+    // short prefill chunks at toy widths (docs/benchmarks.md "Short prefill chunks"): lavapipe runs narrow linears and
+    // every chunk's experts on the decode kernels, SwiftShader the experts of chunks up to 8 tokens
+    expect(p.prefillGemvMaxCols).toBe(testAdapter() === 'lavapipe' ? 1024 : 0);
+    expect(p.moeDecodeMaxTokens).toBe(testAdapter() === 'lavapipe' ? 1 << 16 : 8);
+    expect(planKernels(new Kernels(await testGpu()), { hidden: 7168, rank: 512, rope: 64 }).moeDecodeMaxTokens).toBe(4);
     expect(p.attentionRows.decode).toBe(true);
     expect(p.attentionRows.prefill).toBe(testAdapter() === 'lavapipe'); // SwiftShader: rows only for one token
     // a latent wider than the rows kernel's arrays takes the tiled kernel whatever the adapter

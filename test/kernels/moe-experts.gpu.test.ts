@@ -173,31 +173,48 @@ describe(`moe experts (${testAdapter()})`, () => {
     }
   });
 
-  it('wide kernels (every rows-per-thread, both decoders, workgroup sizes): ragged shapes, shards, shared expert', async () => {
-    // rows not a multiple of RPT (F 50, 130, 260), D with a ragged last vec4 word right after a full 128-column
-    // block (136: the tail is the only word of block 1), Fmax > F (masked h), shards of 1-3 experts
-    const EDGE: MoeGeometry = { hidden: 136, experts: 5, topK: 3, inter: 130, sharedInter: 70 };
-    for (const [g, T, seed, cap] of [[RAGGED, 3, 30, 0], [ODD, 2, 31, 2], [WIDE, 1, 32, 0], [EDGE, 2, 33, 1], [EDGE, 1, 34, 3]] as const) {
+  // rows not a multiple of RPT (F 50, 130, 260), D with a ragged last vec4 word right after a full 128-column
+  // block (136: the tail is the only word of block 1), Fmax > F (masked h), shards of 1-3 experts
+  const EDGE: MoeGeometry = { hidden: 136, experts: 5, topK: 3, inter: 130, sharedInter: 70 };
+  /** The wide kernels' cases (three tests over them: each its own time budget on a loaded machine). */
+  function wideCases() {
+    return ([[RAGGED, 3, 30, 0], [ODD, 2, 31, 2], [WIDE, 1, 32, 0], [EDGE, 2, 33, 1], [EDGE, 1, 34, 3]] as const).map(([g, T, seed, cap]) => {
       const l = layer(seed, g);
       const rand = rng(seed + 100);
       const x = randn(rand, T * g.hidden);
       const residual = randn(rand, T * g.hidden);
       const { ids, wts } = randomRoutes(rand, T, g.experts, g.topK);
-      const want = cpuExperts(l, x, ids, wts, residual);
       const maxBinding = cap ? cap * 2 * fp8StackLayout(1, g.inter, g.hidden).codeBytes : undefined;
-      for (const wide of WIDE_SWEEP) {
-        const got = await gpuExperts(l, x, ids, wts, residual, 'decode', maxBinding, 'wide', wide);
-        checkClose(got, want, TOL, `decode wide ${JSON.stringify(wide)} ${JSON.stringify(g)} T=${T} cap=${cap}`);
-        // the by-expert kernels with the same constants give the same bits (batched rows equal solo decode steps)
-        const byExpert = await gpuExperts(l, x, ids, wts, residual, 'decode', maxBinding, 'union', wide);
-        expect(new Uint32Array(byExpert.buffer), `union = wide ${JSON.stringify(wide)} ${JSON.stringify(g)} cap=${cap}`).toEqual(new Uint32Array(got.buffer));
+      const run = (variant: MoeDecodeVariant, wide?: Partial<MoeWideTuning>) => gpuExperts(l, x, ids, wts, residual, 'decode', maxBinding, variant, wide);
+      return { l, x, ids, wts, residual, run, name: `${JSON.stringify(g)} T=${T} cap=${cap}` };
+    });
+  }
+
+  it('wide kernels (every rows-per-thread, both decoders, workgroup sizes): ragged shapes, shards, shared expert', async () => {
+    for (const c of wideCases()) {
+      const want = cpuExperts(c.l, c.x, c.ids, c.wts, c.residual);
+      for (const wide of WIDE_SWEEP) checkClose(await c.run('wide', wide), want, TOL, `decode wide ${JSON.stringify(wide)} ${c.name}`);
+    }
+  });
+
+  it('the by-expert kernels with the wide kernels\' constants give their bits (batched rows equal solo decode steps)', async () => {
+    // each setting of the sweep on one of the cases (the by-expert pipelines compile slowly on lavapipe: 25 pairs
+    // took 150 s with a cold shader cache); the engine's constants on every shape: the 'by expert (union)' test
+    for (const [i, c] of wideCases().entries()) {
+      for (const wide of [WIDE_SWEEP[i % WIDE_SWEEP.length]!]) {
+        const byId = await c.run('wide', wide);
+        const byExpert = await c.run('union', wide);
+        expect(new Uint32Array(byExpert.buffer), `union = wide ${JSON.stringify(wide)} ${c.name}`).toEqual(new Uint32Array(byId.buffer));
       }
-      // activations staged in workgroup memory (the default), one slot row at a time (the down kernel at Kimi
-      // widths), or read from the storage buffer: the same bits
-      const staged = await gpuExperts(l, x, ids, wts, residual, 'decode', maxBinding, 'wide');
+    }
+  }, 600_000);
+
+  it('activations staged in workgroup memory (the default), one slot row at a time, or read from the storage buffer: the same bits', async () => {
+    for (const c of wideCases()) {
+      const staged = await c.run('wide');
       for (const xs of [false, 'slot'] as const) {
-        const other = await gpuExperts(l, x, ids, wts, residual, 'decode', maxBinding, 'wide', { xs });
-        expect(new Uint32Array(other.buffer), `xs ${xs} = staged ${JSON.stringify(g)} T=${T} cap=${cap}`).toEqual(new Uint32Array(staged.buffer));
+        const other = await c.run('wide', { xs });
+        expect(new Uint32Array(other.buffer), `xs ${xs} = staged ${c.name}`).toEqual(new Uint32Array(staged.buffer));
       }
     }
   });
