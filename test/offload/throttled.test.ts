@@ -41,16 +41,19 @@ function thrown(f: () => unknown): unknown {
 }
 
 /**
- * Issues `n` transfers of `bytes` at once; returns each one's deadline (freeAt right after it) and resolve time,
- * the time before the first issue (t0) and after the last (t1).
+ * Issues `n` transfers of `bytes` at once; returns each one's deadline (freeAt right after it), the time by which
+ * it was issued (read right after the call) and its resolve time, the time before the first issue (t0) and after
+ * the last (t1).
  */
-async function burst(link: PacedLink, n: number, bytes: number): Promise<{ t0: number; t1: number; deadlines: number[]; resolved: number[]; order: number[] }> {
+async function burst(link: PacedLink, n: number, bytes: number): Promise<{ t0: number; t1: number; deadlines: number[]; issuedBy: number[]; resolved: number[]; order: number[] }> {
   const deadlines: number[] = [];
+  const issuedBy: number[] = [];
   const resolved: number[] = [];
   const order: number[] = [];
   const t0 = performance.now();
   const all = Array.from({ length: n }, (_, i) => {
     const p = link.transfer(bytes);
+    issuedBy.push(performance.now());
     deadlines.push(link.freeAt);
     return p.then(() => {
       resolved[i] = performance.now();
@@ -59,7 +62,7 @@ async function burst(link: PacedLink, n: number, bytes: number): Promise<{ t0: n
   });
   const t1 = performance.now();
   await Promise.all(all);
-  return { t0, t1, deadlines, resolved, order };
+  return { t0, t1, deadlines, issuedBy, resolved, order };
 }
 
 describe('PacedLink: parameters', () => {
@@ -105,16 +108,25 @@ describe('PacedLink: the FIFO model', () => {
     // so the k-th (1-based) deadline is issue + k · 1.1765625 ms and the burst takes 20 · 1.1765625 = 23.53 ms
     const link = await openLink({ bytesPerSecond: 64 * MiB, latencyMs: 0.2 });
     const one = 0.2 + (64 * 1024 * 1000) / (64 * MiB);
-    const { t0, t1, deadlines, resolved, order } = await burst(link, 20, 64 * 1024);
+    const { t0, t1, deadlines, issuedBy, resolved, order } = await burst(link, 20, 64 * 1024);
     expect(order).toEqual(Array.from({ length: 20 }, (_, i) => i));
     deadlines.forEach((d, i) => {
       expect(resolved[i]!).toBeGreaterThanOrEqual(d);
-      if (i > 0) expect(d - deadlines[i - 1]!).toBeCloseTo(one, 9); // back to back: the link never idles in a burst
+      if (i === 0) return;
+      const gap = d - deadlines[i - 1]!;
+      // issued while the link was still busy: back to back, exactly one request later (the link never idles then);
+      // issued after it went idle (the issuing thread was descheduled on a loaded machine): it starts at its issue
+      if (issuedBy[i]! <= deadlines[i - 1]!) expect(gap).toBeCloseTo(one, 9);
+      else {
+        expect(gap).toBeGreaterThanOrEqual(one - 1e-9);
+        expect(gap).toBeLessThanOrEqual(issuedBy[i]! - deadlines[i - 1]! + one + 1e-9);
+      }
     });
     const total = resolved[19]! - t0;
     const model = 20 * one;
     expect(total).toBeGreaterThanOrEqual(model - 1e-6); // t0 is read before the first issue: no slack needed
-    expect(total).toBeLessThanOrEqual(3 * model); // generous: lateness does not accumulate (deadlines are absolute)
+    // no time bound from above (lateness depends on the machine's load); that lateness does not accumulate is what
+    // the absolute deadlines above say
     const s = link.stats;
     expect(s.requests).toBe(20);
     expect(s.bytes).toBe(20 * 64 * 1024);
