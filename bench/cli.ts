@@ -44,7 +44,7 @@ export async function benchAction(suiteArg: string, opts: BenchOpts): Promise<vo
 
 function parseSuite(s: string): Suite {
   if (s === 'kernels' || s === 'e2e' || s === 'all') return s;
-  throw new InputError(`unknown bench suite '${s}': use kernels, e2e, batch or all`, 'suite');
+  throw new InputError(`unknown bench suite '${s}': use kernels, e2e, batch, offload, page or all`, 'suite');
 }
 
 /** `webmoe bench batch`: concurrent streams (bench/batch.ts) on `small` (and k2-layer with --full), or --models. */

@@ -21,7 +21,8 @@ import type { Ceilings } from './ceilings.js';
 import { median } from './harness.js';
 import { captureWork, profileDispatches, timeSequence, type KernelTime } from './profile.js';
 import { decodeStepBytes } from './roofline.js';
-import { clamp01, type E2eRow } from './schema.js';
+import { clamp01, type E2eRow, type LayerDispatches } from './schema.js';
+import { HEAD_MARKER, parseLayerMarker } from '../src/engine/forward.js';
 import { rng } from './data.js';
 
 export const GREEDY: StepSampling = { temperature: 0, topK: 0, topP: 1, uniform: 0 };
@@ -53,6 +54,8 @@ export interface SessionTimings {
   generateTokensPerS?: number;
   generateSameTokens?: boolean;
   dispatchesPerStep?: number;
+  /** Dispatches per layer and outside the layers (from the engine's layer markers). */
+  layerDispatches?: { layers: LayerDispatches[]; outside: number };
   /** Isolated GPU time of the step's dispatches, per kernel (profile.ts). */
   profile?: KernelTime[];
   /** GPU time of the recorded steps (pass timestamps, median), or of a step's dispatches replayed as one sequence (ms). */
@@ -99,6 +102,7 @@ export async function timeSession(session: InferenceSession, prompt: number[], o
     }
     out.submissionsPerStep = c.submissions;
     out.dispatchesPerStep = c.dispatches.length;
+    out.layerDispatches = dispatchesByLayer(c.markers, c.dispatches.length);
     if (gpuMs.length) out.kernelMs = median(gpuMs);
     if (opts.profile) {
       out.kernelMs ??= await timeSequence(gpu, c!.dispatches);
@@ -117,6 +121,24 @@ export async function timeSession(session: InferenceSession, prompt: number[], o
   out.generateTokensPerS = median(rates);
   session.reset();
   return out;
+}
+
+/**
+ * Splits a step's dispatches at the engine's markers: each layer's run from its marker to the next marker, and the
+ * rest (before the first layer, from the head marker on) outside. Undefined when the step carries no layer marker.
+ */
+export function dispatchesByLayer(markers: ReadonlyArray<{ marker: string; at: number }>, total: number): SessionTimings['layerDispatches'] {
+  const layers: LayerDispatches[] = [];
+  let inLayers = 0;
+  for (const [i, m] of markers.entries()) {
+    const parsed = parseLayerMarker(m.marker);
+    if (!parsed) continue;
+    const end = markers.slice(i + 1).find((n) => parseLayerMarker(n.marker) || n.marker === HEAD_MARKER)?.at ?? total;
+    const n = end - m.at;
+    inLayers += n;
+    layers.push(parsed.moeShards === null ? { layer: parsed.layer, kind: 'dense', dispatches: n } : { layer: parsed.layer, kind: 'moe', shards: parsed.moeShards, dispatches: n });
+  }
+  return layers.length ? { layers, outside: total - inLayers } : undefined;
 }
 
 async function generationOf(session: InferenceSession, prompt: number[], maxTokens: number): Promise<DoneEvent> {
@@ -161,6 +183,10 @@ export function e2eRow(
   if (t.generateSameTokens !== undefined) row.generate_same_tokens = t.generateSameTokens;
   if (t.profile) row.profile = t.profile;
   if (t.kernelMs !== undefined) row.kernel_ms = t.kernelMs;
+  if (t.layerDispatches) {
+    row.dispatches_per_layer = t.layerDispatches.layers;
+    row.dispatches_outside_layers = t.layerDispatches.outside;
+  }
   if (t.dispatchesPerStep !== undefined) {
     row.dispatches_per_decode_step = t.dispatchesPerStep;
     // what a step costs before it moves a byte: its dispatches' fixed cost + one submit-and-wait

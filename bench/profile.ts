@@ -29,6 +29,8 @@ export interface CapturedWork<T> {
   result: T;
   submissions: number;
   dispatches: RecordedDispatch[];
+  /** The passes' debug markers (insertDebugMarker) in order, each with the number of dispatches recorded before it. */
+  markers: Array<{ marker: string; at: number }>;
   /**
    * GPU time of the work (ms): from timestamps added to each of its compute passes (where the device has
    * `timestamp-query` and the pass had none), the span from the first pass's begin to the last pass's end.
@@ -55,6 +57,7 @@ export async function captureWork<T>(gpu: GpuContext, fn: () => Promise<T>): Pro
   const createEncoder = device.createCommandEncoder;
   let submissions = 0;
   const dispatches: RecordedDispatch[] = [];
+  const markers: CapturedWork<T>['markers'] = [];
   const querySet = gpu.features.has('timestamp-query') ? device.createQuerySet({ type: 'timestamp', count: 2 * MAX_PASSES, label: 'bench step timestamps' }) : null;
   let passes = 0;
   const withTimestamps = (d?: GPUComputePassDescriptor): GPUComputePassDescriptor | undefined => {
@@ -86,6 +89,11 @@ export async function captureWork<T>(gpu: GpuContext, fn: () => Promise<T>): Pro
               if (pipeline) dispatches.push({ pipeline, groups: state(), grid: [x, y, z] });
               target.dispatchWorkgroups(x, y, z);
             };
+          case 'insertDebugMarker':
+            return (marker: string) => {
+              markers.push({ marker, at: dispatches.length });
+              target.insertDebugMarker(marker);
+            };
           case 'dispatchWorkgroupsIndirect':
             return (buffer: GPUBuffer, offset: number) => {
               if (pipeline) dispatches.push({ pipeline, groups: state(), indirect: { buffer, offset } });
@@ -116,7 +124,7 @@ export async function captureWork<T>(gpu: GpuContext, fn: () => Promise<T>): Pro
     const stepWallMs = performance.now() - t0;
     queue.submit = submit;
     device.createCommandEncoder = createEncoder;
-    const out: CapturedWork<T> = { result, submissions, dispatches, stepWallMs };
+    const out: CapturedWork<T> = { result, submissions, dispatches, markers, stepWallMs };
     if (querySet && passes > 0) out.gpuMs = await passSpanMs(gpu, querySet, passes);
     return out;
   } finally {

@@ -7,6 +7,7 @@
  */
 import { adapterName, type BenchReport, type KernelRow, type MoeTelemetry, type TargetCheck } from './schema.js';
 import { barChartSvg, colorFor, esc, fmtNum, histogramSvg, rooflineSvg, type RooflinePoint } from './svg.js';
+import { layerDispatchLine } from './summary.js';
 
 const CSS = `
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1100px;color:#222;padding:0 16px}
@@ -123,6 +124,8 @@ function profileSection(rep: BenchReport): string {
     const host = Math.max(0, step - gpuMs);
     bars.push({ label: 'host side (step - GPU time)', value: host, text: `${f(host, 3)} ms`, color: '#bbb' });
     parts.push(`<h4>${esc(r.model)}: ${f(gpuMs, 3)} ms of GPU time in a ${f(step, 3)} ms step (${r.dispatches_per_decode_step ?? '?'} dispatches)</h4>`, barChartSvg(bars, { max: Math.max(step, gpuMs) }));
+    const layers = layerDispatchLine(r);
+    if (layers) parts.push(`<p class="note">${esc(layers)}</p>`);
   }
   return parts.join('\n');
 }

@@ -83,7 +83,7 @@ export async function runBench(gpu: GpuContext, opts: RunOptions): Promise<Bench
     report.e2e = rows;
     report.telemetry = telemetry;
     report.skipped.push(...skipped);
-    report.targets.push(...e2eTargets(rows));
+    report.targets.push(...e2eTargets(rows, ceilings, report.adapter));
   }
   report.duration_s = (performance.now() - t0) / 1000;
   return report;

@@ -97,6 +97,14 @@ export interface StepBytes {
   total: number;
 }
 
+export interface LayerDispatches {
+  layer: number;
+  kind: 'dense' | 'moe';
+  /** MoE layers: shards the routed experts were split into to fit the binding limit (0 under expert offloading). */
+  shards?: number;
+  dispatches: number;
+}
+
 export interface E2eRow {
   model: string;
   /** 'webgpu' or 'cpu-reference' (the plain-TypeScript forward pass, the baseline). */
@@ -126,6 +134,13 @@ export interface E2eRow {
   submissions_per_decode_step?: number;
   /** Compute dispatches recorded per decode step (webgpu only). */
   dispatches_per_decode_step?: number;
+  /**
+   * The decode step's dispatches per layer, counted between the engine's layer markers (engine/forward.ts
+   * layerMarker; webgpu only): a MoE layer's routed-expert shard count comes with it.
+   */
+  dispatches_per_layer?: LayerDispatches[];
+  /** The step's dispatches before the first layer and from the head on (embedding, final norm, lm_head, sampling). */
+  dispatches_outside_layers?: number;
   /** dispatches × ceilings.dispatch_us + submissions × ceilings.submit_ms: the step's cost before any byte moves. */
   fixed_cost_ms?: number;
   /** One decode step's dispatches replayed alone: isolated GPU time and share per kernel, largest first (bench/profile.ts). */

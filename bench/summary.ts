@@ -3,7 +3,7 @@
  * speedup, the end-to-end rows, and every target (met or not, with what limits it) next to its figure.
  * Browser-safe.
  */
-import { adapterName, type BenchReport } from './schema.js';
+import { adapterName, type BenchReport, type E2eRow } from './schema.js';
 
 const f = (x: number | undefined, d = 2) => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(d));
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
@@ -50,6 +50,10 @@ export function formatSummary(r: BenchReport): string {
       const top = e.profile!.slice(0, 6).map((k) => `${k.kernel} ${pct(k.share)} (${k.dispatches}x)`).join(', ');
       lines.push(`  ${e.model} decode step: ${f(e.kernel_ms, 3)} ms GPU time of a ${f(e.decode_step_ms, 3)} ms step; by kernel: ${top}`);
     }
+    for (const e of r.e2e) {
+      const line = layerDispatchLine(e);
+      if (line) lines.push(`  ${e.model} ${line}`);
+    }
   }
   for (const t of r.telemetry) {
     lines.push('', `expert load: ${t.model} (${t.source}), ${t.tokens} tokens, ${t.experts} experts top-${t.topk}`);
@@ -66,4 +70,11 @@ export function formatSummary(r: BenchReport): string {
   }
   lines.push('', `took ${f(r.duration_s, 1)} s`);
   return lines.join('\n');
+}
+
+/** "dispatches per layer: 0 dense 7, 1 moe 8, ...; outside the layers 3" (undefined without per-layer counts). */
+export function layerDispatchLine(e: Pick<E2eRow, 'dispatches_per_layer' | 'dispatches_outside_layers'>): string | undefined {
+  if (!e.dispatches_per_layer) return undefined;
+  const layers = e.dispatches_per_layer.map((l) => `${l.layer} ${l.kind} ${l.dispatches}${l.kind === 'moe' && (l.shards ?? 1) > 1 ? ` (${l.shards} expert shards)` : ''}`);
+  return `dispatches per layer: ${layers.join(', ')}; outside the layers ${e.dispatches_outside_layers}`;
 }

@@ -40,7 +40,7 @@ export function registerBench(program: Command): void {
   program
     .command('bench')
     .description('benchmark kernels (against the measured streaming-read and FMA ceilings) and toy models end to end')
-    .argument('[suite]', 'kernels | e2e | batch (concurrent streams) | offload (expert offloading, issue #16) | all', 'all')
+    .argument('[suite]', 'kernels | e2e | batch (concurrent streams) | offload (expert offloading, issue #16) | page (the Kimi-style toy in headless Chromium) | all', 'all')
     .addOption(adapterOption())
     .option('--json <file>', 'write the JSON report (schema: docs/benchmarks.md)')
     .option('--html <file>', 'write the self-contained HTML report (roofline, bar charts, expert-load histograms)')
@@ -49,10 +49,10 @@ export function registerBench(program: Command): void {
     .option('--only <text,...>', 'only kernel shapes whose "kernel shape" contains one of these')
     .option('--models <name|dir,...>', `e2e checkpoints: toy names (${TOY_CONFIG_NAMES.join(', ')}) or checkpoint folders`, 'tiny,small,ragged,yarn')
     .option('--backends <list>', 'e2e backends: webgpu, cpu (the CPU reference)', 'webgpu,cpu')
-    .option('--repeats <n>', 'timed samples per kernel (median reported)', '7')
+    .option('--repeats <n>', 'timed samples per kernel (median reported; default 7); page: page loads per backend (default 3)')
     .option('--no-naive', 'skip the naive twins (no speedups)')
     .option('--wall', 'time with wall-clock even when the adapter has timestamp-query')
-    .option('--prompt-tokens <n>', 'e2e prompt length', '64')
+    .option('--prompt-tokens <n>', 'e2e prompt length (default 64; page: 48)')
     .option('--decode-tokens <n>', 'e2e decode steps (default 32); offload: timed steps per row (default 128)')
     .option('--stream-mib <n>', 'MiB streamed by the bandwidth ceiling (default 128, capped by the binding limit)')
     .option('--warmup-tokens <n>', 'offload: decode steps per row left out of the counts (default 32)')
@@ -63,17 +63,21 @@ export function registerBench(program: Command): void {
     .action(async (suite: string, opts: BenchCliOptions) => {
       if (opts.page && suite !== 'offload') throw new InputError(`--page is an option of 'bench offload', not of 'bench ${suite}'`, 'page');
       // variables: keep bench/ out of the src/ build
-      const path = opts.page ? '../../bench/offload-page.js' : suite === 'offload' ? '../../bench/offload.js' : '../../bench/cli.js';
+      const path = opts.page ? '../../bench/offload-page.js' : suite === 'offload' ? '../../bench/offload.js' : suite === 'page' ? '../../bench/page.js' : '../../bench/cli.js';
       let mod: {
         benchAction?(suite: string, opts: BenchCliOptions): Promise<void>;
         offloadAction?(opts: BenchCliOptions): Promise<void>;
         offloadPageAction?(opts: BenchCliOptions): Promise<void>;
+        pageAction?(opts: BenchCliOptions): Promise<void>;
       };
       try {
         mod = (await import(/* @vite-ignore */ path)) as typeof mod;
       } catch (err) {
         throw new WebmoeError('BENCH', `the benchmark suite (bench/) could not be loaded: run webmoe from a source checkout (${(err as Error).message})`);
       }
-      await (opts.page ? mod.offloadPageAction!(opts) : suite === 'offload' ? mod.offloadAction!(opts) : mod.benchAction!(suite, opts));
+      if (opts.page) await mod.offloadPageAction!(opts);
+      else if (suite === 'offload') await mod.offloadAction!(opts);
+      else if (suite === 'page') await mod.pageAction!(opts);
+      else await mod.benchAction!(suite, opts);
     });
 }

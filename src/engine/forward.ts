@@ -131,6 +131,22 @@ export interface ExpertWave {
   last: boolean;
 }
 
+/**
+ * Debug markers in the step's compute pass: one before each layer's dispatches and one before the head's. GPU
+ * debuggers show them; `webmoe bench` counts the dispatches between them (dispatches per layer, issue #13).
+ * A MoE layer's marker carries its routed-expert shard count (0 under expert offloading: slots, not shards).
+ */
+export function layerMarker(layer: number, moeShards: number | null): string {
+  return moeShards === null ? `layer ${layer} dense` : `layer ${layer} moe shards ${moeShards}`;
+}
+export const HEAD_MARKER = 'head';
+
+/** The layer marker's fields, or null for any other marker. */
+export function parseLayerMarker(marker: string): { layer: number; moeShards: number | null } | null {
+  const m = /^layer (\d+) (?:dense|moe shards (\d+))$/.exec(marker);
+  return m ? { layer: Number(m[1]), moeShards: m[2] === undefined ? null : Number(m[2]) } : null;
+}
+
 /** Where tapped tensors go: copies into a readback buffer, one region [rows, width] per tap name. */
 export interface TapSink {
   /** Records a copy of `rows` rows of `width` 32-bit values from `src` (contiguous at element 0) for `name`. */
@@ -269,6 +285,7 @@ export function* encodeChunkSteps(m: GpuModel, rec: Recorder, a: ChunkArgs): Gen
   taps?.tap(tapNames.embed, s.h, T, D, 'f32');
 
   for (const [i, lw] of w.layers.entries()) {
+    rec.pass.insertDebugMarker(layerMarker(i, lw.moe ? lw.moe.experts.shards.length : null));
     // --- attention block
     const stacked = lw.qkvA;
     const inNorm = fuseNorm(lw.inputNorm, ...(stacked ? [stacked.w] : [lw.qA ?? lw.q!, lw.kvA!])) ? { weight: lw.inputNorm, eps } : undefined;
@@ -387,6 +404,7 @@ export function* encodeChunkSteps(m: GpuModel, rec: Recorder, a: ChunkArgs): Gen
   }
 
   // --- head
+  rec.pass.insertDebugMarker(HEAD_MARKER);
   if (a.logits === 'none' && !taps) return;
   const rows = a.logits === 'last' && !taps ? 1 : T;
   if (a.logits === 'last' && !taps && fuseNorm(w.norm, w.lmHead) && fusesNorm(k, { w: w.lmHead, tokens: 1 })) {

@@ -5,7 +5,9 @@
  *
  * Named configs: `tiny`, `small`, `ragged`, `yarn` are the config.json of the golden fixtures of the same name
  * (test/fixtures/golden; their weights differ); `k2-layer` is one MoE layer at Kimi K2 widths (hidden 7168,
- * 16 routed experts top-8 + 1 shared, vocab 1024) for benchmarks.
+ * 16 routed experts top-8 + 1 shared, vocab 1024) for benchmarks; `kimi-toy` is issue #13's Kimi-style toy (hidden 384,
+ * 3 layers of which the first dense, 64 experts top-8 + 1 shared, YaRN factor 32 over 32 positions): the model of
+ * the browser decode targets (`webmoe bench page`).
  *
  * Weights (legend: D hidden, V vocab, E experts): linear W[out, in] ~ N(0, 1/in) so every projection keeps O(1)
  * activations; embed_tokens ~ N(0, 1); lm_head and router ~ N(0, 4/D) (logits and router scores of O(1), so the
@@ -24,7 +26,7 @@ import { configFormat, storedParts, weightSpecs, type LeafFormat, type WeightSpe
 
 type Json = Record<string, unknown>;
 
-export const TOY_CONFIG_NAMES = ['tiny', 'small', 'ragged', 'yarn', 'k2-layer'] as const;
+export const TOY_CONFIG_NAMES = ['tiny', 'small', 'ragged', 'yarn', 'k2-layer', 'kimi-toy'] as const;
 export type ToyName = (typeof TOY_CONFIG_NAMES)[number];
 
 /** The config.json of each named toy (the golden ones verbatim; bos/eos move to 256/257 when a tokenizer is written). */
@@ -91,6 +93,23 @@ const TOY_CONFIGS: Record<ToyName, Json> = {
       mscale_all_dim: 1.0,
     },
     max_position_embeddings: 131072, tie_word_embeddings: false, bos_token_id: 256, eos_token_id: 257,
+    num_nextn_predict_layers: 0, attention_bias: false, torch_dtype: 'bfloat16',
+    quantization_config: { quant_method: 'fp8', fmt: 'e4m3', activation_scheme: 'dynamic', weight_block_size: [128, 128] },
+  },
+  // Issue #13's Kimi-style toy: Kimi K2's shape rules (kimi_k2, n_group 1, scaling 2.827, YaRN with beta 1/1) at
+  // toy widths; moe_intermediate 96 is not a multiple of 128 (ragged FP8 blocks), as in the issue.
+  'kimi-toy': {
+    architectures: ['DeepseekV3ForCausalLM'], model_type: 'kimi_k2', vocab_size: 1024, hidden_size: 384,
+    intermediate_size: 768, moe_intermediate_size: 96, num_hidden_layers: 3, num_attention_heads: 4,
+    num_key_value_heads: 4, q_lora_rank: 192, kv_lora_rank: 128, qk_nope_head_dim: 64, qk_rope_head_dim: 32,
+    v_head_dim: 64, n_routed_experts: 64, n_shared_experts: 1, num_experts_per_tok: 8, n_group: 1, topk_group: 1,
+    first_k_dense_replace: 1, moe_layer_freq: 1, norm_topk_prob: true, routed_scaling_factor: 2.827,
+    scoring_func: 'sigmoid', topk_method: 'noaux_tc', hidden_act: 'silu', rms_norm_eps: 1e-6, rope_theta: 50000.0,
+    rope_scaling: {
+      type: 'yarn', factor: 32.0, original_max_position_embeddings: 32, beta_fast: 1.0, beta_slow: 1.0, mscale: 1.0,
+      mscale_all_dim: 1.0,
+    },
+    max_position_embeddings: 1024, tie_word_embeddings: false, bos_token_id: 256, eos_token_id: 257,
     num_nextn_predict_layers: 0, attention_bias: false, torch_dtype: 'bfloat16',
     quantization_config: { quant_method: 'fp8', fmt: 'e4m3', activation_scheme: 'dynamic', weight_block_size: [128, 128] },
   },

@@ -48,6 +48,13 @@ describe(`webmoe bench (${testAdapter()})`, () => {
     expect(gpuRow.submissions_per_decode_step).toBeGreaterThanOrEqual(1);
     expect(gpuRow.dispatches_per_decode_step).toBeGreaterThan(10);
     expect(gpuRow.profile!.reduce((n, k) => n + k.dispatches, 0)).toBe(gpuRow.dispatches_per_decode_step);
+    // the engine's layer markers split the step: tiny is a dense layer then a MoE layer (one expert shard)
+    expect(gpuRow.dispatches_per_layer!.map((l) => [l.layer, l.kind, l.shards])).toEqual([[0, 'dense', undefined], [1, 'moe', 1]]);
+    const inLayers = gpuRow.dispatches_per_layer!.reduce((n, l) => n + l.dispatches, 0);
+    expect(inLayers + gpuRow.dispatches_outside_layers!).toBe(gpuRow.dispatches_per_decode_step);
+    for (const l of gpuRow.dispatches_per_layer!) expect(l.dispatches).toBeGreaterThanOrEqual(5); // attention alone is several
+    expect(gpuRow.dispatches_outside_layers).toBeGreaterThanOrEqual(2); // embedding, lm_head (and sampling)
+    expect(report.targets.filter((t) => t.id === 'moe_layer_dispatches' || t.id === 'dispatches_outside_layers')).toHaveLength(2);
     expect(gpuRow.profile!.reduce((n, k) => n + k.share, 0)).toBeCloseTo(1, 9);
     expect(gpuRow.kernel_ms).toBeGreaterThan(0);
     expect(cpuRow.step_bytes).toEqual(gpuRow.step_bytes);
@@ -87,7 +94,7 @@ describe(`webmoe bench (${testAdapter()})`, () => {
     );
     expect(res.code).toBe(2);
     expect(res.stderr.trim().split('\n')).toHaveLength(1);
-    expect(res.stderr).toContain("unknown bench suite 'everything': use kernels, e2e, batch or all");
+    expect(res.stderr).toContain("unknown bench suite 'everything': use kernels, e2e, batch, offload, page or all");
   });
 
   it('rejects --page outside the offload suite with a one-line error', async () => {

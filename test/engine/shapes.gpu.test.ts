@@ -20,7 +20,7 @@ import { mulberry32 } from '../../src/random.js';
 import { memoryFiles, openCheckpoint } from '../../src/model/checkpoint.js';
 import { loadCpuWeights } from '../../src/model/cpu-weights.js';
 import { referenceForward } from '../../src/model/reference.js';
-import { makeToyCheckpointInMemory } from '../../src/model/toy.js';
+import { makeToyCheckpointInMemory, toyConfigJson } from '../../src/model/toy.js';
 import { compareRows } from '../model/reference-fixtures.js';
 import { testAdapter, testGpu } from '../helpers/gpu.js';
 import { describeConfig, fuzzCase, fuzzConfig, fuzzPrompt, sweepSeeds, type FuzzCase } from '../helpers/shape-fuzz.js';
@@ -124,6 +124,15 @@ describe(`GPU engine vs CPU reference on fuzzed shapes (${testAdapter()})`, () =
     if (process.env.WEBMOE_SHAPES) console.log(`seed ${seed}: max relative ${res.maxRel.toExponential(2)}`);
     if (res.failures.length) console.log(`FAIL ${where}\n  ${res.failures.join('\n  ')}`);
     expect(res.failures, where).toEqual([]);
+  });
+});
+
+describe(`the bench's named toys vs the CPU reference (${testAdapter()})`, () => {
+  // issue #13's Kimi-style toy (`webmoe bench page` times it): a 48-token prompt as the page does, in chunks of 32
+  it('kimi-toy', async () => {
+    const fc: FuzzCase = { seed: 13, config: toyConfigJson('kimi-toy'), promptLength: 48, chunkSize: 32, decodeSteps: 3, exactContext: false, moeDecodeMaxTokens: 8, taps: false, shards: 1 };
+    const res = await runCase(fc);
+    expect(res.failures).toEqual([]);
   });
 });
 

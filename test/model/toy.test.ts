@@ -18,12 +18,14 @@ import { golden, SHARED_DIR, sharedConfig } from '../format/shared-paths.js';
 import { makeToyCheckpointInMemory, Rng, TOY_CONFIG_NAMES, toyConfig, toyConfigJson, writeToyCheckpoint } from '../../src/model/toy.js';
 
 const SMALL_TOYS = ['tiny', 'small', 'ragged', 'yarn'] as const;
+/** Written and loaded like the small toys, but not a golden fixture. */
+const CHECKPOINT_TOYS = [...SMALL_TOYS, 'kimi-toy'] as const;
 const tmp = mkdtempSync(join(tmpdir(), 'webmoe-toy-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 const toys = new Map<string, Promise<{ ckpt: Checkpoint; data: Map<string, Uint8Array> }>>();
 /** Each small toy is generated once per file (seed 1). */
-function toy(name: (typeof SMALL_TOYS)[number]): Promise<{ ckpt: Checkpoint; data: Map<string, Uint8Array> }> {
+function toy(name: (typeof CHECKPOINT_TOYS)[number]): Promise<{ ckpt: Checkpoint; data: Map<string, Uint8Array> }> {
   let p = toys.get(name);
   if (!p) {
     p = makeToyCheckpointInMemory(name, { seed: 1 }).then(async (t) => ({ ckpt: await openCheckpoint(memoryFiles(name, t.data)), data: t.data }));
@@ -50,14 +52,32 @@ describe('toy configs', () => {
     expect(c.max_position_embeddings).toBe(c.rope_scaling!.factor * c.rope_scaling!.original_max_position_embeddings);
   });
 
+  it("kimi-toy is issue #13's Kimi-style toy: Kimi K2's rules at toy widths", () => {
+    const kimi = JSON.parse(readFileSync(sharedConfig('kimi-k2.json'), 'utf8')) as Record<string, unknown>;
+    const j = toyConfigJson('kimi-toy');
+    // what the issue fixes; everything else is Kimi K2's own value
+    const issue = {
+      hidden_size: 384, intermediate_size: 768, moe_intermediate_size: 96, num_hidden_layers: 3, first_k_dense_replace: 1,
+      num_attention_heads: 4, num_key_value_heads: 4, q_lora_rank: 192, kv_lora_rank: 128, qk_nope_head_dim: 64,
+      qk_rope_head_dim: 32, v_head_dim: 64, n_routed_experts: 64, num_experts_per_tok: 8, n_shared_experts: 1,
+      n_group: 1, topk_group: 1, vocab_size: 1024, max_position_embeddings: 1024, bos_token_id: 256, eos_token_id: 257,
+    };
+    const kimiScaling = kimi.rope_scaling as Record<string, unknown>;
+    expect(j).toEqual({ ...kimi, ...issue, rope_scaling: { ...kimiScaling, original_max_position_embeddings: 32 } });
+    const c = toyConfig('kimi-toy');
+    expect(c.derived.moeLayers).toEqual([false, true, true]);
+    expect(c.rope_scaling).toMatchObject({ factor: 32, beta_fast: 1, beta_slow: 1, mscale: 1, mscale_all_dim: 1 });
+    expect(c.routed_scaling_factor).toBe(2.827);
+  });
+
   it('lists every named config and refuses unknown names', () => {
-    expect([...TOY_CONFIG_NAMES]).toEqual(['tiny', 'small', 'ragged', 'yarn', 'k2-layer']);
+    expect([...TOY_CONFIG_NAMES]).toEqual(['tiny', 'small', 'ragged', 'yarn', 'k2-layer', 'kimi-toy']);
     expect(() => toyConfigJson('huge' as 'tiny')).toThrow(/unknown toy config 'huge'/);
   });
 });
 
 describe('toy checkpoints', () => {
-  for (const name of SMALL_TOYS) {
+  for (const name of CHECKPOINT_TOYS) {
     it(`${name}: writes, loads and validates (tokenizer iff vocab >= 259)`, async () => {
       const { ckpt, data } = await toy(name);
       expect(ckpt.unexpected).toEqual([]);

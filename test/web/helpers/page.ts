@@ -49,6 +49,8 @@ export interface RunResult {
   stats?: Record<string, unknown>;
   /** With `warmup=1`: the untimed first generation (`ttftMs`, `totalMs`, `pipelineCompileMs`). */
   warmup?: Record<string, number>;
+  /** The page's LoadedInfo (web/protocol.ts) */
+  loaded?: Record<string, unknown>;
   error?: string;
   /** How many times #output changed while generating (one per streamed token). */
   outputUpdates: number;
@@ -88,7 +90,7 @@ export async function waitForResult(page: Page, timeoutMs = 240_000): Promise<Ru
     const outputUpdates = (window as unknown as { __outputUpdates?: number }).__outputUpdates ?? 0;
     const loadLabel = document.getElementById('load-label')?.textContent ?? '';
     if (r.dataset.error !== undefined) return { error: r.dataset.error, outputUpdates, loadLabel };
-    const res = JSON.parse(r.textContent ?? '{}') as { tokens: number[]; stats: Record<string, unknown>; warmup?: Record<string, number> };
-    return { tokens: res.tokens, stats: res.stats, warmup: res.warmup, outputUpdates, loadLabel, error: undefined };
+    const res = JSON.parse(r.textContent ?? '{}') as { tokens: number[]; stats: Record<string, unknown>; warmup?: Record<string, number>; loaded?: Record<string, unknown> };
+    return { tokens: res.tokens, stats: res.stats, warmup: res.warmup, loaded: res.loaded, outputUpdates, loadLabel, error: undefined };
   });
 }
