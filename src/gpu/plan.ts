@@ -149,9 +149,12 @@ export function gemvWideTuning(k: Kernels, format: LinearFormat = 'fp8'): GemvWi
   // x staged in workgroup memory on CPU adapters: see GEMV_STAGED_X
   const xs = cls !== 'hardware';
   if (format !== 'fp8') return { rpt: cls === 'hardware' ? 1 : 4, f16bits: true, wg: 64, tb: GEMV_TOKENS_PER_INVOCATION, xs };
-  // lavapipe: 4-8 rows per invocation ran alike (3.0-3.2 GB/s at 7168→2048 and 7168→576) and 2 rows ~1.6x
-  // slower; SwiftShader: 2 rows best at kv_a (13.7 ms vs 15.9 at 4), equal at 7168→2048 (docs/benchmarks.md)
-  return { rpt: cls === 'llvmpipe' ? 4 : 2, f16bits: true, wg: 64, tb: GEMV_TOKENS_PER_INVOCATION, xs };
+  // lavapipe: 4-8 rows per invocation ran alike (3.0-3.2 GB/s at 7168→2048 and 7168→576; again on 2026-12-05 with
+  // x staged: 4 / 6 / 8 rows within noise from 384→352 to 2048→7168) and 2 rows ~1.6x slower. SwiftShader, with x
+  // staged (2026-12-05, interleaved, µs, 2 / 4 / 8 rows): 384→352 1122 / 957 / 834, 384→768 2434 / 1933 / 1625,
+  // 1024→512 4784 / 4483 / 3277, 2048→7168 128123 / 101843 / 70386, 7168→576 35717 / 24510 / 25100: 8 rows
+  // (docs/benchmarks.md "Fitted workgroups, 8 rows per GEMV thread on SwiftShader"; 2 rows led before x was staged)
+  return { rpt: cls === 'llvmpipe' ? 4 : cls === 'swiftshader' ? 8 : 2, f16bits: true, wg: 64, tb: GEMV_TOKENS_PER_INVOCATION, xs };
 }
 
 /**

@@ -430,6 +430,20 @@ function dispatchesOf(grp: LaunchGroup): Array<{ first: number; end: number; gat
   return grp.shards.map((s, i) => ({ first: s.first, end: s.first + s.count, gateUp: s.gateUp, down: s.down, doShared: i === 0 && grp.shared ? 1 : 0 }));
 }
 
+/**
+ * Threads per workgroup of a row-per-thread kernel over `rows` rows at `rpt` rows per thread: the plan's `wg`, or
+ * fewer (a multiple of 8, the CPU adapters' SIMD width) when the last workgroup would be mostly idle. Idle threads
+ * are not free: rows past the end recompute the last row (the kernels have no early return before their barrier),
+ * so a toy expert's gate/up (F = 96-128 rows) under 64 threads x 4 rows computed 256 rows, 2-2.7x its work. The
+ * same number of workgroups, each with fewer threads; no result bit changes (a row is one thread's sum, XS staging
+ * loops over any WG). Measured in docs/benchmarks.md "Fitted workgroups".
+ */
+export function fitRowWorkgroup(rows: number, rpt: number, wg: number): number {
+  const groups = Math.ceil(rows / (wg * rpt));
+  const threads = Math.ceil(rows / (groups * rpt));
+  return Math.min(wg, Math.max(8, Math.ceil(threads / 8) * 8));
+}
+
 /** The wide and by-expert kernels' constants, checked: 1, 2 or 4 rows per thread. */
 function checkWide(w: MoeWideTuning): MoeWideTuning {
   if (!([1, 2, 4].includes(w.rptGateUp) && [1, 2, 4].includes(w.rptDown))) {
@@ -471,19 +485,22 @@ export function moeExpertsDecode(k: Kernels, pass: GPUComputePassEncoder, arena:
     const allSlots = staged(stagedRowVec4(c.Fmax, c.Ks));
     const oneSlot = staged(stagedRowVec4(c.Fmax));
     const xsDown = 'XS' in allSlots && wide?.xs !== 'slot' ? allSlots : 'XS' in oneSlot ? { ...oneSlot, XSLOT: 1 } : {};
+    // the wide kernels' threads per workgroup, fitted to each kernel's rows (fitRowWorkgroup)
+    const wgGateUp = wide ? fitRowWorkgroup(c.Fmax, wide.rptGateUp, WG) : WG;
+    const wgDown = wide ? fitRowWorkgroup(g.hidden, wide.rptDown, WG) : WG;
     // the kernel instance and its override constants
-    const kernel = (stem: string, rpt: number, rpw: number): { name: string; constants: Record<string, number> } => sub
+    const kernel = (stem: string, rpt: number, rpw: number, wg: number): { name: string; constants: Record<string, number> } => sub
       ? { name: `${stem}_subgroup`, constants: { WG, RPW: rpw } }
       : wide
-        ? { name: kernelFor(`${stem}_wide`, grp.fg.format), constants: { WG, RPT: rpt, ...f16, ...(stem === 'moe_gateup_id' ? xsGateUp : xsDown) } }
+        ? { name: kernelFor(`${stem}_wide`, grp.fg.format), constants: { WG: wg, RPT: rpt, ...f16, ...(stem === 'moe_gateup_id' ? xsGateUp : xsDown) } }
         : { name: kernelFor(stem, grp.fg.format), constants: { WG } };
     return {
       grp,
       // rows per workgroup of each kernel
-      guRows: sub ? sub.rpwGateUp : wide ? WG * wide.rptGateUp : WG,
-      dnRows: sub ? sub.rpwDown : wide ? WG * wide.rptDown : WG,
-      gu: kernel('moe_gateup_id', wide?.rptGateUp ?? 1, sub?.rpwGateUp ?? 0),
-      dn: kernel('moe_down_id', wide?.rptDown ?? 1, sub?.rpwDown ?? 0),
+      guRows: sub ? sub.rpwGateUp : wide ? wgGateUp * wide.rptGateUp : WG,
+      dnRows: sub ? sub.rpwDown : wide ? wgDown * wide.rptDown : WG,
+      gu: kernel('moe_gateup_id', wide?.rptGateUp ?? 1, sub?.rpwGateUp ?? 0, wgGateUp),
+      dn: kernel('moe_down_id', wide?.rptDown ?? 1, sub?.rpwDown ?? 0, wgDown),
     };
   });
   const shape = { T: c.T, D: g.hidden, K: g.topK, F: g.inter, Fs: g.sharedInter, Fmax: c.Fmax, Ks: c.Ks, t0 };
@@ -526,7 +543,9 @@ function moeExpertsUnion(k: Kernels, pass: GPUComputePassEncoder, arena: Uniform
   const y = a.scratch.y;
   requireBytes(k.gpu, y, c.T * c.Ks * g.hidden * 4, 'moe_experts_decode', 'scratch.y');
   const wide = checkWide({ ...moeWideTuning(k), ...a.wide });
-  const WG = wide.wg;
+  // the by-id wide kernels' workgroups (fitRowWorkgroup), so the two paths keep the same constants
+  const wgGateUp = fitRowWorkgroup(c.Fmax, wide.rptGateUp, wide.wg);
+  const wgDown = fitRowWorkgroup(g.hidden, wide.rptDown, wide.wg);
   // T: one past the last token of the dispatch (the by-expert kernels scan ids of tokens t0 .. T - 1)
   const shape = { T: t0 + Tw, D: g.hidden, K: g.topK, F: g.inter, Fs: g.sharedInter, Fmax: c.Fmax, Ks: c.Ks, t0 };
   let n = 0;
@@ -536,16 +555,16 @@ function moeExpertsUnion(k: Kernels, pass: GPUComputePassEncoder, arena: Uniform
     for (const d of dispatchesOf(grp)) {
       const experts = d.end - d.first + d.doShared;
       k.run(pass, arena, kernelFor('moe_gateup_union', f.format), {
-        constants: { WG, RPT: wide.rptGateUp, ...f16 },
+        constants: { WG: wgGateUp, RPT: wide.rptGateUp, ...f16 },
         bind: { xin: a.x, ids: a.ids, wts: a.weights, ...stackBindings(k, d.gateUp, d.doShared ? grp.shared?.gateUp : undefined), h: a.scratch.hidden },
         params: { ...shape, e0: d.first, e1: d.end, doShared: d.doShared, rsD: f.rsD, scD: f.scD },
-        grid: [Math.ceil(c.Fmax / (WG * wide.rptGateUp)), experts],
+        grid: [Math.ceil(c.Fmax / (wgGateUp * wide.rptGateUp)), experts],
       });
       k.run(pass, arena, kernelFor('moe_down_union', f.format), {
-        constants: { WG, RPT: wide.rptDown, ...f16 },
+        constants: { WG: wgDown, RPT: wide.rptDown, ...f16 },
         bind: { xin: a.scratch.hidden, ids: a.ids, ...stackBindings(k, d.down, d.doShared ? grp.shared?.down : undefined), out: y },
         params: { ...shape, e0: d.first, e1: d.end, doShared: d.doShared, accumulate: 0, rsF: f.rsF, rsFs: f.rsFs, scF: f.scF, scFs: f.scFs },
-        grid: [Math.ceil(g.hidden / (WG * wide.rptDown)), experts],
+        grid: [Math.ceil(g.hidden / (wgDown * wide.rptDown)), experts],
       });
       k.run(pass, arena, 'moe_combine', {
         constants: { WG: 64 },
