@@ -20,6 +20,7 @@ import { renderHtml } from './report-html.js';
 import { validateReport, type BenchReport } from './schema.js';
 import { formatSummary } from './summary.js';
 import { formatMarkdown } from './markdown.js';
+import { intOption } from './options.js';
 
 type BenchOpts = BenchCliOptions;
 const DEFAULT_MODELS = 'tiny,small,ragged,yarn';
@@ -68,13 +69,6 @@ async function batchAction(opts: BenchOpts): Promise<void> {
   }
 }
 
-function positiveInt(v: string | undefined, what: string, fallback: number): number {
-  if (v === undefined) return fallback;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new InputError(`${what} must be a positive integer, got '${v}'`, what);
-  return n;
-}
-
 async function writeOut(file: string, text: string): Promise<void> {
   const path = resolve(file);
   await mkdir(dirname(path), { recursive: true });
@@ -117,11 +111,11 @@ async function run(gpu: GpuContext, suite: Suite, opts: BenchOpts): Promise<Benc
       full: opts.full,
       only: opts.only?.split(','),
       skipNaive: opts.naive === false,
-      timing: { repeats: positiveInt(opts.repeats, 'repeats', 7), method: opts.wall ? 'wall' : 'auto' },
+      timing: { repeats: intOption(opts.repeats, 'repeats', 7), method: opts.wall ? 'wall' : 'auto' },
       models,
       backends,
-      streamBytes: opts.streamMib !== undefined ? positiveInt(opts.streamMib, 'stream-mib', 128) * 2 ** 20 : undefined,
-      e2e: { promptTokens: positiveInt(opts.promptTokens, 'prompt-tokens', 64), decodeTokens: positiveInt(opts.decodeTokens, 'decode-tokens', 32) },
+      streamBytes: opts.streamMib !== undefined ? intOption(opts.streamMib, 'stream-mib', 128) * 2 ** 20 : undefined,
+      e2e: { promptTokens: intOption(opts.promptTokens, 'prompt-tokens', 64), decodeTokens: intOption(opts.decodeTokens, 'decode-tokens', 32) },
       onProgress: (d, t, l) => bar.update(d, t, `kernels: ${l}`),
       onE2eProgress: (d, t, l) => bar.update(d, t, `e2e: ${l}`),
     });

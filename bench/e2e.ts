@@ -128,17 +128,15 @@ export async function timeSession(session: InferenceSession, prompt: number[], o
  * rest (before the first layer, from the head marker on) outside. Undefined when the step carries no layer marker.
  */
 export function dispatchesByLayer(markers: ReadonlyArray<{ marker: string; at: number }>, total: number): SessionTimings['layerDispatches'] {
+  // the layer markers and the head marker bound the layers; other markers (a user's) split nothing
+  const bounds = markers.map((m) => ({ ...m, layer: parseLayerMarker(m.marker) })).filter((m) => m.layer || m.marker === HEAD_MARKER);
   const layers: LayerDispatches[] = [];
-  let inLayers = 0;
-  for (const [i, m] of markers.entries()) {
-    const parsed = parseLayerMarker(m.marker);
-    if (!parsed) continue;
-    const end = markers.slice(i + 1).find((n) => parseLayerMarker(n.marker) || n.marker === HEAD_MARKER)?.at ?? total;
-    const n = end - m.at;
-    inLayers += n;
-    layers.push(parsed.moeShards === null ? { layer: parsed.layer, kind: 'dense', dispatches: n } : { layer: parsed.layer, kind: 'moe', shards: parsed.moeShards, dispatches: n });
+  for (const [i, b] of bounds.entries()) {
+    if (!b.layer) continue;
+    const dispatches = (bounds[i + 1]?.at ?? total) - b.at;
+    layers.push(b.layer.moeShards === null ? { layer: b.layer.layer, kind: 'dense', dispatches } : { layer: b.layer.layer, kind: 'moe', shards: b.layer.moeShards, dispatches });
   }
-  return layers.length ? { layers, outside: total - inLayers } : undefined;
+  return layers.length ? { layers, outside: total - layers.reduce((n, l) => n + l.dispatches, 0) } : undefined;
 }
 
 async function generationOf(session: InferenceSession, prompt: number[], maxTokens: number): Promise<DoneEvent> {

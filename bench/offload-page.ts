@@ -49,6 +49,7 @@ import type { LoadedInfo, StepSnapshot } from '../web/protocol.js';
 import { buildPage, CHROMIUM, CHROMIUM_ARGS } from '../test/web/helpers/page.js';
 import { startStaticServer, type LoggedRequest, type StaticServer } from '../test/web/helpers/static-server.js';
 import { budgetFor, ensureFilesCheckpoint, writeBenchReport, toyLine, toySummary, type ExpertPathRates, type FilesRowOptions, type ToySummary } from './offload.js';
+import { intOption } from './options.js';
 
 export const OFFLOAD_PAGE_SCHEMA = 'webmoe-bench-offload-page/1';
 
@@ -519,17 +520,11 @@ export function formatOffloadPageSummary(r: OffloadPageReport): string {
  * with --json FILE; with --json - the JSON goes to stdout and the summary to stderr.
  */
 export async function offloadPageAction(opts: BenchCliOptions): Promise<void> {
-  const int = (v: string | undefined, what: string, fallback: number, min: number) => {
-    if (v === undefined) return fallback;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new InputError(`--${what} must be an integer >= ${min}, got '${v}'`, what);
-    return n;
-  };
   const t0 = performance.now();
   const report = await runOffloadPageBench({
     files: { dir: opts.offloadDir },
-    decodeTokens: int(opts.decodeTokens, 'decode-tokens', 6, 1),
-    warmupTokens: int(opts.warmupTokens, 'warmup-tokens', 1, 0),
+    decodeTokens: intOption(opts.decodeTokens, 'decode-tokens', 6, 1),
+    warmupTokens: intOption(opts.warmupTokens, 'warmup-tokens', 1, 0),
     adapter: opts.adapter === undefined || opts.adapter === 'auto' ? 'swiftshader' : opts.adapter,
     onProgress: (l) => process.stderr.write(`[offload page ${((performance.now() - t0) / 1000).toFixed(0)} s] ${l}\n`),
   });

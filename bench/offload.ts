@@ -67,6 +67,7 @@ import { parseTrace, syntheticTrace, traceStats, uniformTrace, type RoutingTrace
 import { simulate, type SimResult } from '../src/offload/simulate.js';
 import { GREEDY } from './e2e.js';
 import { median } from './harness.js';
+import { intOption } from './options.js';
 
 type Json = Record<string, unknown>;
 
@@ -1047,12 +1048,6 @@ export function formatOffloadSummary(r: OffloadReport): string {
  * WEBMOE_BENCH_QUICK=1) skips the files row.
  */
 export async function offloadAction(opts: BenchCliOptions): Promise<void> {
-  const int = (v: string | undefined, what: string, fallback: number, min = 1) => {
-    if (v === undefined) return fallback;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new InputError(`--${what} must be an integer >= ${min}, got '${v}'`, what);
-    return n;
-  };
   const recall = opts.recall === undefined ? undefined : Number(opts.recall);
   if (recall !== undefined && !(recall >= 0 && recall <= 1)) throw new InputError(`--recall must be in [0, 1], got '${opts.recall}'`, 'recall');
   const quick = opts.quick === true || process.env.WEBMOE_BENCH_QUICK === '1';
@@ -1060,8 +1055,8 @@ export async function offloadAction(opts: BenchCliOptions): Promise<void> {
   const t0 = performance.now();
   try {
     const report = await runOffloadBench(gpu, {
-      decodeTokens: int(opts.decodeTokens, 'decode-tokens', 128),
-      warmupTokens: int(opts.warmupTokens, 'warmup-tokens', 32, 0),
+      decodeTokens: intOption(opts.decodeTokens, 'decode-tokens', 128),
+      warmupTokens: intOption(opts.warmupTokens, 'warmup-tokens', 32, 0),
       recall,
       files: quick ? false : { dir: opts.offloadDir },
       onProgress: (l) => process.stderr.write(`[offload ${((performance.now() - t0) / 1000).toFixed(0)} s] ${l}\n`),

@@ -39,6 +39,7 @@ import { buildPage, openWatchedPage, startRig, waitForResult, type PageRig } fro
 import { measureCeilings } from './ceilings.js';
 import { benchPrompt } from './e2e.js';
 import { writeBenchReport } from './offload.js';
+import { intOption } from './options.js';
 import { decodeStepBytes } from './roofline.js';
 import type { StepBytes, TargetCheck } from './schema.js';
 
@@ -268,13 +269,6 @@ export function formatPageSummary(r: PageBenchReport): string {
   for (const t of r.targets) lines.push(`  target ${t.id}: ${t.met ? 'met' : 'NOT met'} (${f(t.value, 2)} vs ${t.threshold})${t.limited_by ? ` — ${t.limited_by}` : ''}`);
   lines.push(`  load average ${r.load_average.map((x) => x.toFixed(1)).join(' ')}; ${f(r.duration_s, 0)} s`);
   return lines.join('\n');
-}
-
-function intOption(v: string | undefined, what: string, fallback: number, min: number): number {
-  if (v === undefined) return fallback;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new InputError(`--${what} must be an integer >= ${min}, got '${v}'`, what);
-  return n;
 }
 
 /** `webmoe bench page` (src/cli/bench.ts). */

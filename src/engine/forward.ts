@@ -141,6 +141,17 @@ export function layerMarker(layer: number, moeShards: number | null): string {
 }
 export const HEAD_MARKER = 'head';
 
+/** Each layer's marker, built once per weights (the step records them per layer, per token). */
+const markerCache = new WeakMap<GpuWeights, string[]>();
+function layerMarkersOf(w: GpuWeights): string[] {
+  let list = markerCache.get(w);
+  if (!list) {
+    list = w.layers.map((lw, i) => layerMarker(i, lw.moe ? lw.moe.experts.shards.length : null));
+    markerCache.set(w, list);
+  }
+  return list;
+}
+
 /** The layer marker's fields, or null for any other marker. */
 export function parseLayerMarker(marker: string): { layer: number; moeShards: number | null } | null {
   const m = /^layer (\d+) (?:dense|moe shards (\d+))$/.exec(marker);
@@ -284,8 +295,9 @@ export function* encodeChunkSteps(m: GpuModel, rec: Recorder, a: ChunkArgs): Gen
   embedTokens(k, rec.pass, arena, { table: w.embed, tokens: s.tokens, tokOffset: batch ? 0 : p0, count: T, out: s.h });
   taps?.tap(tapNames.embed, s.h, T, D, 'f32');
 
+  const markers = layerMarkersOf(w);
   for (const [i, lw] of w.layers.entries()) {
-    rec.pass.insertDebugMarker(layerMarker(i, lw.moe ? lw.moe.experts.shards.length : null));
+    rec.pass.insertDebugMarker(markers[i]!);
     // --- attention block
     const stacked = lw.qkvA;
     const inNorm = fuseNorm(lw.inputNorm, ...(stacked ? [stacked.w] : [lw.qA ?? lw.q!, lw.kvA!])) ? { weight: lw.inputNorm, eps } : undefined;

@@ -2,6 +2,9 @@
  * `webmoe bench page` (bench/page.ts) without a browser: its targets (issue #13 item 4: <= 14 ms per token and a
  * <= 0.4 s prefill in the page) on hand-made rows, the floor in limited_by, and the report's checks.
  */
+import { execFile } from 'node:child_process';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { formatPageSummary, PAGE_BENCH_SCHEMA, PAGE_TARGETS, pageTargets, validatePageReport, type PageBackendRow, type PageBenchReport } from '../../bench/page.js';
 
@@ -38,3 +41,25 @@ describe('bench page targets', () => {
     expect(validatePageReport(nan)).toEqual(['webgpu: median ttft_ms = NaN']);
   });
 });
+
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+
+describe('bench page refuses bad options before starting anything', () => {
+  // each fails in Node before a checkpoint is written or Chromium starts: exit 2, one line on stderr
+  it.each([
+    [['--backends', 'webgpu,gpu'], "--backends: 'gpu' is not a page backend (webgpu, cpu)"],
+    [['--repeats', '0'], "--repeats must be an integer >= 1, got '0'"],
+    [['--decode-tokens', '1'], "--decode-tokens must be an integer >= 2, got '1'"],
+    [['--prompt-tokens', '1000'], "--prompt-tokens + --decode-tokens must leave 8 positions of kimi-toy's 1024"],
+  ])('%j', async (args, message) => {
+    const res = await new Promise<{ code: number; stderr: string }>((done) =>
+      execFile(process.execPath, ['--import', 'tsx', join(repo, 'src/cli.ts'), 'bench', 'page', ...args], { cwd: repo }, (err, _o, stderr) =>
+        done({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stderr }),
+      ),
+    );
+    expect(res.code).toBe(2);
+    expect(res.stderr.trim().split('\n')).toHaveLength(1);
+    expect(res.stderr).toContain(message);
+  });
+});
+

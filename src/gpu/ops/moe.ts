@@ -444,6 +444,11 @@ export function fitRowWorkgroup(rows: number, rpt: number, wg: number): number {
   return Math.min(wg, Math.max(8, Math.ceil(threads / 8) * 8));
 }
 
+/** The wide and by-expert kernels' threads per workgroup: gate/up over Fmax rows, down over the hidden rows. */
+function wideWorkgroups(Fmax: number, hidden: number, w: MoeWideTuning): { gateUp: number; down: number } {
+  return { gateUp: fitRowWorkgroup(Fmax, w.rptGateUp, w.wg), down: fitRowWorkgroup(hidden, w.rptDown, w.wg) };
+}
+
 /** The wide and by-expert kernels' constants, checked: 1, 2 or 4 rows per thread. */
 function checkWide(w: MoeWideTuning): MoeWideTuning {
   if (!([1, 2, 4].includes(w.rptGateUp) && [1, 2, 4].includes(w.rptDown))) {
@@ -486,8 +491,7 @@ export function moeExpertsDecode(k: Kernels, pass: GPUComputePassEncoder, arena:
     const oneSlot = staged(stagedRowVec4(c.Fmax));
     const xsDown = 'XS' in allSlots && wide?.xs !== 'slot' ? allSlots : 'XS' in oneSlot ? { ...oneSlot, XSLOT: 1 } : {};
     // the wide kernels' threads per workgroup, fitted to each kernel's rows (fitRowWorkgroup)
-    const wgGateUp = wide ? fitRowWorkgroup(c.Fmax, wide.rptGateUp, WG) : WG;
-    const wgDown = wide ? fitRowWorkgroup(g.hidden, wide.rptDown, WG) : WG;
+    const { gateUp: wgGateUp, down: wgDown } = wide ? wideWorkgroups(c.Fmax, g.hidden, wide) : { gateUp: WG, down: WG };
     // the kernel instance and its override constants
     const kernel = (stem: string, rpt: number, rpw: number, wg: number): { name: string; constants: Record<string, number> } => sub
       ? { name: `${stem}_subgroup`, constants: { WG, RPW: rpw } }
@@ -543,9 +547,8 @@ function moeExpertsUnion(k: Kernels, pass: GPUComputePassEncoder, arena: Uniform
   const y = a.scratch.y;
   requireBytes(k.gpu, y, c.T * c.Ks * g.hidden * 4, 'moe_experts_decode', 'scratch.y');
   const wide = checkWide({ ...moeWideTuning(k), ...a.wide });
-  // the by-id wide kernels' workgroups (fitRowWorkgroup), so the two paths keep the same constants
-  const wgGateUp = fitRowWorkgroup(c.Fmax, wide.rptGateUp, wide.wg);
-  const wgDown = fitRowWorkgroup(g.hidden, wide.rptDown, wide.wg);
+  // the by-id wide kernels' workgroups, so the two paths keep the same constants
+  const { gateUp: wgGateUp, down: wgDown } = wideWorkgroups(c.Fmax, g.hidden, wide);
   // T: one past the last token of the dispatch (the by-expert kernels scan ids of tokens t0 .. T - 1)
   const shape = { T: t0 + Tw, D: g.hidden, K: g.topK, F: g.inter, Fs: g.sharedInter, Fmax: c.Fmax, Ks: c.Ks, t0 };
   let n = 0;
